@@ -1,0 +1,31 @@
+"""kmeans_estimator: k-means as an Estimator on TensorFlow 2.16+.
+
+The successor of TensorFlow's removed `tf.compat.v1.estimator.experimental.
+KMeans`: switch by changing the import, keep your `model_dir`.
+"""
+
+from kmeans_estimator._core.kmeans import KMeans
+from kmeans_estimator.estimator import KMeansClustering
+from kmeans_estimator.hooks import SessionRunArgs
+from kmeans_estimator.hooks import SessionRunContext
+from kmeans_estimator.hooks import SessionRunHook
+from kmeans_estimator.hooks import SessionRunValues
+from kmeans_estimator.hooks import StopAtStepHook
+from kmeans_estimator.model_fn import EstimatorSpec
+from kmeans_estimator.model_fn import ModeKeys
+from kmeans_estimator.run_config import RunConfig
+
+__version__ = '0.1.0'
+
+__all__ = [
+    'EstimatorSpec',
+    'KMeans',
+    'KMeansClustering',
+    'ModeKeys',
+    'RunConfig',
+    'SessionRunArgs',
+    'SessionRunContext',
+    'SessionRunHook',
+    'SessionRunValues',
+    'StopAtStepHook',
+]

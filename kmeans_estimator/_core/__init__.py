@@ -1,0 +1,1 @@
+"""Pure TensorFlow k-means maths: no I/O, no absl, no model_dir."""

@@ -1,0 +1,35 @@
+"""The legacy vocabulary, defined once.
+
+These strings are part of the contract with users of TensorFlow's removed
+`KMeans` estimator: option values, prediction keys and checkpoint variable
+names. `KMeansClustering` and `KMeans` mirror them as class attributes.
+"""
+
+SQUARED_EUCLIDEAN_DISTANCE = 'squared_euclidean'
+COSINE_DISTANCE = 'cosine'
+DISTANCE_METRICS = (SQUARED_EUCLIDEAN_DISTANCE, COSINE_DISTANCE)
+
+RANDOM_INIT = 'random'
+KMEANS_PLUS_PLUS_INIT = 'kmeans_plus_plus'
+KMC2_INIT = 'kmc2'
+INIT_METHODS = (RANDOM_INIT, KMEANS_PLUS_PLUS_INIT, KMC2_INIT)
+
+# Prediction and evaluation keys.
+SCORE = 'score'
+CLUSTER_INDEX = 'cluster_index'
+ALL_DISTANCES = 'all_distances'
+PREDICT_KEYS = (ALL_DISTANCES, CLUSTER_INDEX)
+
+# Checkpoint variable names, as the legacy graph named them.
+CLUSTER_CENTERS_VAR_NAME = 'clusters'
+INITIALIZED_VAR_NAME = 'initialized'
+GLOBAL_STEP_VAR_NAME = 'global_step'
+# The legacy graph created the mini-batch counts without a name, so TF called
+# the variable 'Variable'; existing checkpoints depend on that.
+CLUSTER_COUNTS_VAR_NAME = 'Variable'
+UPDATED_CLUSTERS_VAR_NAME = 'clusters_updated'
+UPDATE_IN_STEPS_VAR_NAME = 'update_in_steps'
+
+# Largest number of point-to-center distances held at once when only the
+# nearest center is needed (16 MiB of float32).
+DEFAULT_CHUNK_ELEMENTS = 1 << 22

@@ -1,0 +1,117 @@
+"""Point-to-center distances, nearest centers, and per-cluster statistics.
+
+All functions take inputs already prepared for the metric: under the cosine
+metric the points are L2-normalised by the caller (`KMeans` does it once per
+batch), and the distance is 1 - x.c with the centers as stored.
+
+Whenever only the nearest center matters, points are processed in row chunks
+so that no more than `chunk_elements` distances exist at once: memory stays
+bounded by the chunk, not by n x k.
+"""
+
+import tensorflow as tf
+
+from kmeans_estimator._core import constants
+from kmeans_estimator._core import numerics
+
+
+def pairwise_distances(points, centers, distance_metric):
+  """Distances from every point to every center.
+
+  Squared Euclidean: |x|^2 - 2 x.c + |c|^2, clamped at 0 (rounding can make
+  the expansion slightly negative). Cosine: 1 - x.c for normalised x.
+
+  Args:
+    points: float Tensor of shape (n, d).
+    centers: float Tensor of shape (k, d), same dtype.
+    distance_metric: 'squared_euclidean' or 'cosine'.
+
+  Returns:
+    float Tensor of shape (n, k).
+  """
+  products = tf.matmul(points, centers, transpose_b=True)
+  if distance_metric == constants.COSINE_DISTANCE:
+    return 1.0 - products
+  point_norms = tf.reduce_sum(tf.square(points), axis=1, keepdims=True)
+  center_norms = tf.reduce_sum(tf.square(centers), axis=1)[tf.newaxis, :]
+  squared = point_norms - 2.0 * products + center_norms
+  return tf.maximum(squared, tf.zeros_like(squared))
+
+
+def _chunk_rows(num_centers, chunk_elements):
+  return tf.maximum(
+      tf.cast(chunk_elements, tf.int32) // tf.maximum(num_centers, 1), 1)
+
+
+def nearest_centers(points, centers, distance_metric,
+                    chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
+  """Index of and distance to the nearest center for every point.
+
+  Ties go to the lowest center index. Memory holds at most `chunk_elements`
+  distances at a time.
+
+  Args:
+    points: float Tensor of shape (n, d).
+    centers: float Tensor of shape (k, d).
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    chunk_elements: bound on the number of distances held at once.
+
+  Returns:
+    (indices, distances): int64 Tensor of shape (n,) and float Tensor of
+    shape (n,), the distance in the metric (squared for Euclidean).
+  """
+  n = tf.shape(points)[0]
+  rows = _chunk_rows(tf.shape(centers)[0], chunk_elements)
+  # At least one chunk, so that an empty batch yields empty results.
+  num_chunks = tf.maximum((n + rows - 1) // rows, 1)
+  index_parts = tf.TensorArray(tf.int64, size=num_chunks, infer_shape=False,
+                               element_shape=tf.TensorShape([None]))
+  distance_parts = tf.TensorArray(points.dtype, size=num_chunks,
+                                  infer_shape=False,
+                                  element_shape=tf.TensorShape([None]))
+
+  def body(i, index_parts, distance_parts):
+    chunk = points[i * rows:(i + 1) * rows]
+    distances = pairwise_distances(chunk, centers, distance_metric)
+    index = tf.argmin(distances, axis=1, output_type=tf.int64)
+    index_parts = index_parts.write(i, index)
+    distance_parts = distance_parts.write(
+        i, tf.gather(distances, index, axis=1, batch_dims=1))
+    return i + 1, index_parts, distance_parts
+
+  _, index_parts, distance_parts = tf.while_loop(
+      lambda i, *_: i < num_chunks, body,
+      (tf.constant(0), index_parts, distance_parts))
+  return index_parts.concat(), distance_parts.concat()
+
+
+def cluster_statistics(points, centers, distance_metric,
+                       chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
+  """Per-cluster sums and counts of the points nearest to each center.
+
+  These are the sufficient statistics of a Lloyd or mini-batch update; adding
+  them over batches (or replicas) gives the statistics of the union.
+
+  Args:
+    points: float Tensor of shape (n, d).
+    centers: float Tensor of shape (k, d).
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    chunk_elements: bound on the number of distances held at once.
+
+  Returns:
+    (sums, counts, loss): float Tensor of shape (k, d), the sum of the points
+    assigned to each center; float Tensor of shape (k,), their number; float
+    scalar, the sum over points of the distance to the nearest center.
+  """
+  indices, distances = nearest_centers(points, centers, distance_metric,
+                                       chunk_elements)
+  k = tf.shape(centers)[0]
+  sums = tf.math.unsorted_segment_sum(points, indices, k)
+  counts = tf.math.unsorted_segment_sum(
+      tf.ones_like(distances), indices, k)
+  return sums, counts, tf.reduce_sum(distances)
+
+
+def euclidean_distances(squared_distances):
+  """Euclidean distances from squared ones, safe against rounding below 0."""
+  return numerics.clamped_sqrt(squared_distances)

@@ -1,0 +1,414 @@
+"""`KMeans`: the k-means model as a `tf.Module`, the TF 2 form of the legacy
+graph-level `clustering_ops.KMeans`.
+
+The legacy class built a graph (`training_graph()` returned all_scores,
+cluster_idx, scores, cluster_centers_initialized, init_op and training_op).
+Here the same pieces are methods over fixed-shape variables:
+`initialize` (init_op), `train_step` / `full_batch_step` (training_op) and
+`infer` (all_scores, cluster_idx, scores). Every method works eagerly and
+inside a user's `tf.function`, so k-means can sit inside a larger model.
+The module performs no I/O: the estimator shell owns checkpoints and input.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from kmeans_estimator._core import constants
+from kmeans_estimator._core import distances as distances_lib
+from kmeans_estimator._core import initializers
+from kmeans_estimator._core import numerics
+from kmeans_estimator._core import options
+from kmeans_estimator._core import updates
+
+
+class KMeans(tf.Module):
+  """k-means clustering state and steps over fixed-shape variables.
+
+  Centers live in the variable `clusters` of shape (k, d). Points given to
+  any method are float Tensors of shape (n, d) (other numeric dtypes are cast
+  to `dtype`); under the cosine metric they are L2-normalised first (a zero
+  vector stays zero and is at distance 1 from every center).
+
+  Example:
+
+  ```python
+  km = KMeans(num_clusters=3, num_features=2, use_mini_batch=False,
+              random_seed=0)
+  km.initialize(points)             # may take several calls for small batches
+  for _ in range(10):
+    stats = km.full_batch_step(points)   # one Lloyd iteration
+  index, distance = km.nearest(points)
+  ```
+
+  Args:
+    num_clusters: positive int k.
+    num_features: int d, or None to take it from the first points seen.
+    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2', an array of shape
+      (k, d), or a callable f(points, k) returning up to k centers (called on
+      successive batches until k are chosen).
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    use_mini_batch: False for exact Lloyd steps (`full_batch_step`), True for
+      mini-batch steps (`train_step`).
+    mini_batch_steps_per_iteration: with mini-batch, the centers used for
+      assignment are refreshed from the updated copy every this many steps
+      (the legacy two-copy scheme); 1 updates them every step.
+    random_seed: int driving all randomness (stateless ops).
+    kmeans_plus_plus_num_retries: extra candidates per k-means++ center;
+      negative means 2 + log(k).
+    kmc2_chain_length: Markov chain length per center for 'kmc2'.
+    dtype: float dtype of the centers and the computation.
+    chunk_elements: the most point-to-center distances held at once when only
+      the nearest center is needed.
+    name: module name.
+  """
+
+  SQUARED_EUCLIDEAN_DISTANCE = constants.SQUARED_EUCLIDEAN_DISTANCE
+  COSINE_DISTANCE = constants.COSINE_DISTANCE
+  RANDOM_INIT = constants.RANDOM_INIT
+  KMEANS_PLUS_PLUS_INIT = constants.KMEANS_PLUS_PLUS_INIT
+  KMC2_INIT = constants.KMC2_INIT
+
+  def __init__(self,
+               num_clusters,
+               num_features=None,
+               initial_clusters=constants.RANDOM_INIT,
+               distance_metric=constants.SQUARED_EUCLIDEAN_DISTANCE,
+               use_mini_batch=False,
+               mini_batch_steps_per_iteration=1,
+               random_seed=0,
+               kmeans_plus_plus_num_retries=2,
+               kmc2_chain_length=200,
+               dtype=tf.float32,
+               chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
+               name=None):
+    super().__init__(name=name)
+    self.num_clusters = options.check_positive_int('num_clusters',
+                                                   num_clusters)
+    self.distance_metric = options.check_distance_metric(distance_metric)
+    self.use_mini_batch = bool(use_mini_batch)
+    self.mini_batch_steps_per_iteration = options.check_positive_int(
+        'mini_batch_steps_per_iteration', mini_batch_steps_per_iteration)
+    self.random_seed = options.check_int('random_seed', random_seed)
+    self.kmeans_plus_plus_num_retries = options.check_int(
+        'kmeans_plus_plus_num_retries', kmeans_plus_plus_num_retries)
+    self.kmc2_chain_length = options.check_positive_int('kmc2_chain_length',
+                                                        kmc2_chain_length)
+    self.dtype = tf.as_dtype(dtype)
+    if not self.dtype.is_floating:
+      raise TypeError('`dtype` must be a floating point dtype such as '
+                      f'tf.float32. Received: dtype={dtype!r}')
+    self.chunk_elements = options.check_positive_int('chunk_elements',
+                                                     chunk_elements)
+    self._given_centers = None
+    if isinstance(initial_clusters, str):
+      options.check_initial_clusters_name(initial_clusters)
+    elif not callable(initial_clusters):
+      given = np.asarray(initial_clusters)
+      if not np.issubdtype(given.dtype, np.number):
+        raise TypeError('`initial_clusters` must be numeric when given as an '
+                        f'array. Received: dtype {given.dtype}')
+      options.check_initial_centers_shape(given.shape, self.num_clusters,
+                                          num_features)
+      if not np.all(np.isfinite(given)):
+        raise ValueError('`initial_clusters` contains NaN or Inf values; give '
+                         'finite centers.')
+      self._given_centers = given
+      if num_features is None:
+        num_features = given.shape[1]
+    self.initial_clusters = initial_clusters
+    self.num_features = None
+    if num_features is not None:
+      self.build(options.check_positive_int('num_features', num_features))
+
+  # ---------------------------------------------------------------- state
+  @property
+  def built(self):
+    return self.num_features is not None
+
+  def build(self, num_features):
+    """Creates the variables for points of `num_features` dimensions."""
+    if self.built:
+      return
+    k, d = self.num_clusters, int(num_features)
+    self.num_features = d
+    with self.name_scope:
+      self.clusters = tf.Variable(
+          tf.zeros([k, d], self.dtype), trainable=False,
+          name=constants.CLUSTER_CENTERS_VAR_NAME)
+      self.initialized = tf.Variable(False, trainable=False,
+                                     name=constants.INITIALIZED_VAR_NAME)
+      # Centers chosen so far; initialisation may span several batches.
+      self.num_initialized = tf.Variable(0, dtype=tf.int32, trainable=False,
+                                         name='num_initialized')
+      self.cluster_counts = None
+      self.clusters_updated = None
+      self.update_in_steps = None
+      if self.use_mini_batch:
+        self.cluster_counts = tf.Variable(
+            tf.zeros([k], tf.int64), trainable=False,
+            name=constants.CLUSTER_COUNTS_VAR_NAME)
+        if self.mini_batch_steps_per_iteration > 1:
+          self.clusters_updated = tf.Variable(
+              tf.zeros([k, d], self.dtype), trainable=False,
+              name=constants.UPDATED_CLUSTERS_VAR_NAME)
+          self.update_in_steps = tf.Variable(
+              self.mini_batch_steps_per_iteration, dtype=tf.int64,
+              trainable=False, name=constants.UPDATE_IN_STEPS_VAR_NAME)
+    if self._given_centers is not None:
+      self._append_centers(self._prepare(self._given_centers))
+
+  def checkpoint_variables(self):
+    """The variables to save, by their legacy checkpoint names."""
+    named = {
+        constants.CLUSTER_CENTERS_VAR_NAME: self.clusters,
+        constants.INITIALIZED_VAR_NAME: self.initialized,
+    }
+    for variable, name in ((self.cluster_counts,
+                            constants.CLUSTER_COUNTS_VAR_NAME),
+                           (self.clusters_updated,
+                            constants.UPDATED_CLUSTERS_VAR_NAME),
+                           (self.update_in_steps,
+                            constants.UPDATE_IN_STEPS_VAR_NAME)):
+      if variable is not None:
+        named[name] = variable
+    return named
+
+  def reset(self):
+    """Returns to the untrained state (given initial centers are re-applied)."""
+    self.clusters.assign(tf.zeros_like(self.clusters))
+    self.initialized.assign(False)
+    self.num_initialized.assign(0)
+    if self.cluster_counts is not None:
+      self.cluster_counts.assign(tf.zeros_like(self.cluster_counts))
+    if self.update_in_steps is not None:
+      self.update_in_steps.assign(self.mini_batch_steps_per_iteration)
+      self.clusters_updated.assign(tf.zeros_like(self.clusters_updated))
+    if self._given_centers is not None:
+      self._append_centers(self._prepare(self._given_centers))
+
+  def restore(self, values):
+    """Assigns saved values (legacy name -> array) to the variables.
+
+    Names this model does not use are ignored, and a mini-batch state missing
+    from `values` (say, a full-batch checkpoint) starts fresh. A checkpoint
+    taken before initialisation finished restarts initialisation.
+    """
+    for name, variable in self.checkpoint_variables().items():
+      if name in values:
+        variable.assign(tf.cast(values[name], variable.dtype))
+    if constants.UPDATED_CLUSTERS_VAR_NAME not in values and (
+        self.clusters_updated is not None):
+      self.clusters_updated.assign(self.clusters)
+    initialized = bool(np.asarray(values.get(constants.INITIALIZED_VAR_NAME,
+                                             True)))
+    self.initialized.assign(initialized)
+    self.num_initialized.assign(self.num_clusters if initialized else 0)
+
+  def _prepare(self, points):
+    points = tf.cast(tf.convert_to_tensor(points), self.dtype)
+    if not self.built:
+      if points.shape.rank != 2 or points.shape[1] is None:
+        raise ValueError('`points` must have a known static shape (n, d) the '
+                         'first time KMeans sees them, or pass num_features. '
+                         f'Received: shape {points.shape}')
+      self.build(points.shape[1])
+    if self.distance_metric == constants.COSINE_DISTANCE:
+      points = numerics.safe_l2_normalize(points)
+    return points
+
+  def _seed(self, *path):
+    seed = tf.constant([self.random_seed & 0x7FFFFFFF, 0x6B6D], tf.int64)
+    for i in path:
+      seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
+    return seed
+
+  # -------------------------------------------------------- initialisation
+  def _append_centers(self, new):
+    """Writes `new` (m, d) centers after those chosen so far, up to k."""
+    start = self.num_initialized.read_value()
+    new = new[:self.num_clusters - start]
+    count = tf.shape(new)[0]
+    indices = start + tf.range(count)
+    self.clusters.scatter_nd_update(indices[:, tf.newaxis], new)
+    total = start + count
+    self.num_initialized.assign(total)
+    if self.clusters_updated is not None:
+      self.clusters_updated.assign(self.clusters)
+    done = total >= self.num_clusters
+    self.initialized.assign(done)
+    return done
+
+  def _choose_centers(self, points):
+    wanted = self.num_clusters - self.num_initialized
+    seed = self._seed(1, self.num_initialized)
+    method = self.initial_clusters
+    if callable(method):
+      chosen = self._prepare(method(points, self.num_clusters))
+    elif method == constants.RANDOM_INIT:
+      chosen = initializers.random_points(points, wanted, seed)
+    else:
+      n = tf.shape(points)[0]
+      if method == constants.KMEANS_PLUS_PLUS_INIT:
+        check = tf.debugging.assert_greater_equal(
+            n, self.num_clusters,
+            message=('kmeans_plus_plus needs at least num_clusters points in '
+                     'its first batch; use bigger batches or '
+                     "initial_clusters='random'"))
+      else:
+        check = tf.debugging.assert_greater(
+            n, 0, message='kmc2 needs at least one point in its first batch')
+      # Inside tf.function an Assert is not ordered before the variable
+      # writes; a data dependency makes a failed check write nothing.
+      with tf.control_dependencies([check]):
+        points = tf.identity(points)
+      if method == constants.KMEANS_PLUS_PLUS_INIT:
+        chosen = initializers.kmeans_plus_plus(
+            points, self.num_clusters, seed,
+            self.kmeans_plus_plus_num_retries, self.distance_metric)
+      else:
+        chosen = initializers.kmc2(points, self.num_clusters, seed,
+                                   self.kmc2_chain_length,
+                                   self.distance_metric)
+    return self._append_centers(chosen)
+
+  def initialize(self, points):
+    """Chooses initial centers from `points` unless already initialized.
+
+    'random' takes distinct points of the batch, and takes the rest from later
+    calls when the batch has fewer than k points; a callable is likewise
+    called on successive batches until k centers exist. 'kmeans_plus_plus'
+    (which needs at least k points) and 'kmc2' choose all k from one batch.
+
+    Args:
+      points: Tensor of shape (n, d).
+
+    Returns:
+      bool scalar Tensor: whether all k centers are now chosen.
+    """
+    points = self._prepare(points)
+    return tf.cond(self.initialized.read_value(),
+                   lambda: tf.constant(True),
+                   lambda: self._choose_centers(points))
+
+  # -------------------------------------------------------------- training
+  def _statistics(self, points, centers):
+    return distances_lib.cluster_statistics(points, centers,
+                                            self.distance_metric,
+                                            self.chunk_elements)
+
+  def full_batch_step(self, data):
+    """One exact Lloyd iteration over all of `data`.
+
+    Statistics are accumulated over every batch with the current centers, then
+    the centers move once: a finite dataset of batches gives exactly the step
+    that the concatenated tensor would. An empty cluster keeps its center.
+
+    Args:
+      data: Tensor of shape (n, d) (all the data), or a finite
+        `tf.data.Dataset` whose elements are such Tensors (batches).
+
+    Returns:
+      dict with 'loss' (sum of distances to the nearest center before the
+      update), 'num_points' (int64) and 'empty_clusters' (int32).
+    """
+    centers = self.clusters.read_value()
+    if isinstance(data, tf.data.Dataset):
+      k, d = self.num_clusters, self.num_features
+      initial = (tf.zeros([k, d], self.dtype), tf.zeros([k], self.dtype),
+                 tf.zeros([], self.dtype))
+
+      def add(state, batch):
+        stats = self._statistics(self._prepare(batch), centers)
+        return tuple(a + b for a, b in zip(state, stats))
+
+      sums, counts, loss = data.reduce(initial, add)
+    else:
+      sums, counts, loss = self._statistics(self._prepare(data), centers)
+    self.clusters.assign(
+        updates.lloyd_update(centers, sums, counts, self.distance_metric))
+    return self._stats(loss, counts)
+
+  def train_step(self, points):
+    """One mini-batch step on `points` (Tensor of shape (n, d)).
+
+    With `mini_batch_steps_per_iteration` N > 1, points are assigned with the
+    centers in `clusters` while the updates go to `clusters_updated`, which is
+    copied to `clusters` (and the counts reset) every N steps.
+
+    Returns:
+      dict with 'loss' (sum of distances to the nearest center for this
+      batch, before the update), 'num_points' and 'empty_clusters'.
+    """
+    points = self._prepare(points)
+    if self.update_in_steps is not None:
+      self._sync_updated_copy()
+      target = self.clusters_updated
+    else:
+      target = self.clusters
+    sums, counts, loss = self._statistics(points, self.clusters.read_value())
+    new_centers, new_counts = updates.mini_batch_update(
+        target.read_value(), self.cluster_counts.read_value(), sums, counts,
+        self.distance_metric)
+    target.assign(new_centers)
+    self.cluster_counts.assign(new_counts)
+    return self._stats(loss, counts)
+
+  def _sync_updated_copy(self):
+    def sync():
+      self.clusters.assign(self.clusters_updated)
+      self.cluster_counts.assign(tf.zeros_like(self.cluster_counts))
+      self.update_in_steps.assign(self.mini_batch_steps_per_iteration - 1)
+      return tf.constant(True)
+
+    def count_down():
+      self.update_in_steps.assign_sub(1)
+      return tf.constant(False)
+
+    return tf.cond(self.update_in_steps.read_value() <= 0, sync, count_down)
+
+  def step(self, data):
+    """`train_step` or `full_batch_step`, as `use_mini_batch` says."""
+    if self.use_mini_batch:
+      return self.train_step(data)
+    return self.full_batch_step(data)
+
+  @staticmethod
+  def _stats(loss, counts):
+    return {
+        'loss': loss,
+        'num_points': tf.cast(tf.reduce_sum(counts), tf.int64),
+        'empty_clusters': tf.reduce_sum(tf.cast(counts == 0, tf.int32)),
+    }
+
+  # ------------------------------------------------------------- inference
+  def all_distances(self, points):
+    """Distances from each point to each center: float Tensor (n, k).
+
+    Squared Euclidean distances, or 1 - cos under the cosine metric.
+    """
+    return distances_lib.pairwise_distances(self._prepare(points),
+                                            self.clusters,
+                                            self.distance_metric)
+
+  def nearest(self, points):
+    """(cluster_index int64 (n,), distance (n,)) in bounded memory."""
+    return distances_lib.nearest_centers(self._prepare(points),
+                                         self.clusters.read_value(),
+                                         self.distance_metric,
+                                         self.chunk_elements)
+
+  def infer(self, points):
+    """What the legacy training_graph inferred for a batch.
+
+    Returns:
+      (all_distances (n, k), cluster_index int64 (n,), distance to the
+      nearest center (n,)).
+    """
+    all_distances = self.all_distances(points)
+    index = tf.argmin(all_distances, axis=1, output_type=tf.int64)
+    return (all_distances, index,
+            tf.gather(all_distances, index, axis=1, batch_dims=1))
+
+  def loss(self, points):
+    """Sum over points of the distance to the nearest center (scalar)."""
+    return tf.reduce_sum(self.nearest(points)[1])

@@ -1,0 +1,69 @@
+"""Validation of k-means hyper-parameters, shared by `KMeans` and the shell.
+
+Pure Python checks on Python values; each error names the argument, what it
+received and what would be valid.
+"""
+
+import numbers
+
+from kmeans_estimator._core import constants
+
+
+def check_positive_int(name, value, allow_none=False):
+  """Returns `value` as an int, or raises if it is not a positive integer."""
+  if value is None and allow_none:
+    return None
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    raise TypeError(f'`{name}` must be a positive integer. '
+                    f'Received: {name}={value!r}')
+  if value < 1:
+    raise ValueError(f'`{name}` must be a positive integer. '
+                     f'Received: {name}={value!r}')
+  return int(value)
+
+
+def check_int(name, value):
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    raise TypeError(f'`{name}` must be an integer. Received: {name}={value!r}')
+  return int(value)
+
+
+def check_distance_metric(distance_metric):
+  if distance_metric not in constants.DISTANCE_METRICS:
+    raise ValueError(
+        f'`distance_metric` must be one of {list(constants.DISTANCE_METRICS)}.'
+        f' Received: distance_metric={distance_metric!r}')
+  return distance_metric
+
+
+def check_initial_clusters_name(initial_clusters):
+  """Checks a string `initial_clusters`; other kinds are checked elsewhere."""
+  if initial_clusters not in constants.INIT_METHODS:
+    raise ValueError(
+        f'`initial_clusters` must be one of {list(constants.INIT_METHODS)}, '
+        'an array of shape (num_clusters, d), or a callable f(inputs, k). '
+        f'Received: initial_clusters={initial_clusters!r}')
+  return initial_clusters
+
+
+def check_relative_tolerance(relative_tolerance):
+  if relative_tolerance is None:
+    return None
+  if (isinstance(relative_tolerance, bool) or
+      not isinstance(relative_tolerance, numbers.Real) or
+      not relative_tolerance >= 0):
+    raise ValueError('`relative_tolerance` must be None or a number >= 0. '
+                     f'Received: relative_tolerance={relative_tolerance!r}')
+  return float(relative_tolerance)
+
+
+def check_initial_centers_shape(shape, num_clusters, num_features=None):
+  """Checks the shape of explicitly given initial centers."""
+  if len(shape) != 2 or shape[0] != num_clusters or (
+      num_features is not None and shape[1] is not None and
+      shape[1] != num_features):
+    wanted = f'({num_clusters}, {num_features if num_features else "d"})'
+    raise ValueError(
+        f'`initial_clusters` must have shape {wanted} (num_clusters rows of '
+        f'the data\'s width). Received: initial_clusters with shape '
+        f'{tuple(shape)}')

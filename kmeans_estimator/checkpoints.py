@@ -1,0 +1,629 @@
+"""Name-based, atomic checkpoints in TensorFlow's V2 bundle format.
+
+The removed `tf.compat.v1.estimator.experimental.KMeans` stored its state in
+*name-based* checkpoints: a `model_dir/checkpoint` state file plus
+`model.ckpt-<step>.index` / `model.ckpt-<step>.data-00000-of-00001` bundles in
+which every variable is stored under its plain name (`clusters`,
+`global_step`, ...). Users read those with `tf.train.load_variable(model_dir,
+'clusters')`, `tf.train.list_variables` and `tf.train.latest_checkpoint`.
+`tf.train.Checkpoint` cannot produce that layout (it writes object-based keys
+such as `clusters/.ATTRIBUTES/VARIABLE_VALUE`), and `tf.compat.v1.train.Saver`
+needs graphs and sessions. This module therefore writes bundles directly with
+the eager `tf.raw_ops.SaveV2` op and reads them with the public
+`tf.train.load_checkpoint` reader, which keeps existing model directories of
+the legacy estimator readable and lets the legacy tooling read ours.
+
+Saving is atomic with respect to `tf.train.latest_checkpoint`: the bundle is
+first written under a temporary prefix, then the data file and the index file
+are renamed to their final names (in that order, because
+`tf.train.latest_checkpoint` only checks that the `.index` file exists), and
+only then is the `checkpoint` state file replaced by an atomic rename. A crash
+at any point therefore leaves the state file naming a complete checkpoint, or
+no checkpoint at all if none was ever completed.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from google.protobuf import text_encoding
+
+__all__ = [
+    'CheckpointWriteError',
+    'latest_checkpoint',
+    'list_checkpoint_variables',
+    'read_checkpoint',
+    'save_checkpoint',
+]
+
+# Name of the `CheckpointState` text proto file, as used by TensorFlow.
+_STATE_FILENAME = 'checkpoint'
+# Base name of the checkpoint prefixes, as used by the legacy estimator.
+_PREFIX_BASENAME = 'model.ckpt'
+# SaveV2 without sharding always writes exactly one data shard.
+_DATA_SUFFIX = '.data-00000-of-00001'
+_INDEX_SUFFIX = '.index'
+_DATA_SHARD_RE = re.compile(r'\.data-\d{5}-of-\d{5}$')
+
+# Exceptions that `tf.train.load_checkpoint` and `CheckpointReader` raise for
+# missing, truncated or corrupted bundles. Besides `tf.errors.OpError`, the
+# reader raises a bare `IndexError` ("Read less bytes than requested") for a
+# truncated data file.
+_READ_ERRORS = (tf.errors.OpError, IndexError, ValueError, RuntimeError,
+                OSError)
+# Exceptions that mean "the file system refused the write".
+_WRITE_ERRORS = (tf.errors.OpError, OSError)
+
+
+class CheckpointWriteError(OSError):
+  """Raised when a checkpoint cannot be written to `model_dir`.
+
+  It derives from `OSError` because the cause is always the file system: the
+  directory cannot be created, is not writable, is full, or a file that the
+  checkpoint needs is in the way. Previously saved checkpoints are left intact.
+  """
+
+
+def save_checkpoint(model_dir: str,
+                    global_step: int,
+                    tensors: Mapping[str, Any],
+                    keep_checkpoint_max: int | None = 5) -> str:
+  """Atomically writes a name-based checkpoint for `global_step`.
+
+  Writes `model_dir/model.ckpt-{global_step}.index` and
+  `model_dir/model.ckpt-{global_step}.data-00000-of-00001`, holding every entry
+  of `tensors` under exactly its name, and then records the new checkpoint as
+  the latest one in `model_dir/checkpoint`. Entries already listed in that
+  state file (for example by the legacy TF1 estimator) are kept, so training
+  can continue in an existing model directory.
+
+  The write is atomic: the bundle goes to a temporary prefix first, its data
+  and index files are renamed to the final names, and only then is the state
+  file replaced (itself through a temporary file and a rename). If the process
+  dies at any moment, `tf.train.latest_checkpoint(model_dir)` still names a
+  complete checkpoint. When `global_step` was already saved and is listed in
+  the state file, that entry is first removed from the state file so that the
+  files can be replaced without the state file ever naming a half-replaced
+  checkpoint; during that short window the previous entry (if any) is the
+  latest one.
+
+  Args:
+    model_dir: Directory to write to; created if it does not exist. Any path
+      or URL that `tf.io.gfile` understands.
+    global_step: Non-negative integer step; it names the checkpoint.
+    tensors: Mapping from variable name to value. Values may be numpy arrays,
+      Python scalars, `tf.Tensor`s or `tf.Variable`s of any dtype (including
+      bool, int64 and string) and any shape (including scalars). Values that
+      are not TensorFlow objects are converted with `np.asarray` first, so a
+      Python `int` is stored as int64 and a Python `float` as float64.
+    keep_checkpoint_max: Keep only this many of the newest checkpoints listed
+      in the state file, deleting the files of older ones (only those inside
+      `model_dir`) after the state file has been updated. `None` or `0` keeps
+      all of them.
+
+  Returns:
+    The checkpoint prefix, `os.path.join(model_dir, 'model.ckpt-<step>')`,
+    which is what `tf.train.latest_checkpoint(model_dir)` now returns.
+
+  Raises:
+    ValueError: If an argument is invalid.
+    TypeError: If a value cannot be stored in a checkpoint.
+    RuntimeError: If called while not executing eagerly.
+    CheckpointWriteError: If the file system refuses the write. Previously
+      saved checkpoints are intact and temporary files are removed.
+  """
+  model_dir = _validate_model_dir(model_dir)
+  step = _validate_global_step(global_step)
+  keep = _validate_keep_checkpoint_max(keep_checkpoint_max)
+  names, values = _prepare_tensors(tensors)
+  if not tf.executing_eagerly():
+    raise RuntimeError(
+        '`save_checkpoint` writes files immediately and must run eagerly, '
+        'not inside a `tf.function` or a TF1 graph. Call it from regular '
+        'Python code.')
+
+  _makedirs(model_dir)
+  prefix = os.path.join(model_dir, f'{_PREFIX_BASENAME}-{step}')
+  temp_prefix = f'{prefix}_temp_{uuid.uuid4().hex}'
+  state = _read_state(model_dir)
+
+  succeeded = False
+  dropped: list[str] = []
+  try:
+    with tf.device('/cpu:0'):
+      tf.raw_ops.SaveV2(
+          prefix=temp_prefix,
+          tensor_names=names,
+          shape_and_slices=[''] * len(names),
+          tensors=values)
+    if state.contains(prefix):
+      # The final files are about to be replaced one by one; make sure the
+      # state file never names them while they are inconsistent.
+      state = state.without(prefix)
+      _write_state_file(model_dir, state)
+    # Data first, so that an `.index` file (which TensorFlow tools take as
+    # the sign of a checkpoint) never refers to a missing data file.
+    tf.io.gfile.rename(temp_prefix + _DATA_SUFFIX, prefix + _DATA_SUFFIX,
+                       overwrite=True)
+    tf.io.gfile.rename(temp_prefix + _INDEX_SUFFIX, prefix + _INDEX_SUFFIX,
+                       overwrite=True)
+    state = state.with_latest(prefix, timestamp=time.time())
+    state, dropped = state.trimmed(keep, protect=prefix)
+    _write_state_file(model_dir, state)
+    succeeded = True
+  except _WRITE_ERRORS as e:
+    raise CheckpointWriteError(
+        f"Could not write checkpoint '{prefix}' to `model_dir` ({e}). Make "
+        'sure that `model_dir` is a directory this process can create and '
+        'write to, with enough free space, or pass another `model_dir`. '
+        "Checkpoints listed in its 'checkpoint' file are still complete. "
+        f"Received: model_dir='{model_dir}'") from e
+  finally:
+    if not succeeded:
+      _remove_files_with_prefix(model_dir, os.path.basename(temp_prefix))
+
+  for old_prefix in dropped:
+    _delete_checkpoint_files(model_dir, old_prefix)
+  logging.info('Saved checkpoint for step %d to %s.', step, prefix)
+  return prefix
+
+
+def latest_checkpoint(model_dir: str) -> str | None:
+  """Returns the prefix of the newest checkpoint in `model_dir`, if any.
+
+  This is `tf.train.latest_checkpoint`, so the answer is the same one that
+  users and TensorFlow tooling get: the `model_checkpoint_path` of the
+  `checkpoint` state file, provided its `.index` file exists.
+
+  Args:
+    model_dir: Directory holding the `checkpoint` state file.
+
+  Returns:
+    The checkpoint prefix, or `None` if `model_dir` does not exist, has no
+    (readable) state file, or the checkpoint it names is missing.
+  """
+  model_dir = _validate_model_dir(model_dir)
+  try:
+    return tf.train.latest_checkpoint(model_dir)
+  except ValueError as e:  # Raised for a state file without a latest entry.
+    logging.warning('Ignoring invalid checkpoint state in %s: %s', model_dir,
+                    e)
+    return None
+
+
+def read_checkpoint(path: str) -> dict[str, np.ndarray]:
+  """Reads every variable of a checkpoint into numpy arrays.
+
+  Args:
+    path: Either a model directory (its latest checkpoint is read) or a
+      checkpoint prefix such as `model_dir/model.ckpt-10`.
+
+  Returns:
+    A dict from variable name to numpy array. Scalars are 0-d arrays; string
+    tensors are arrays of `bytes`.
+
+  Raises:
+    ValueError: If `path` is a directory without a checkpoint, or if the
+      checkpoint is missing, truncated or corrupted.
+  """
+  prefix, reader = _open_reader(path)
+  try:
+    dtypes = reader.get_variable_to_dtype_map()
+    return {
+        name: np.asarray(reader.get_tensor(name)) for name in sorted(dtypes)
+    }
+  except _READ_ERRORS as e:
+    raise _corrupted_error(path, prefix, e) from e
+
+
+def list_checkpoint_variables(path: str) -> list[tuple[str, list[int]]]:
+  """Lists the names and shapes of the variables in a checkpoint.
+
+  Like `tf.train.list_variables`, but with the error handling of
+  `read_checkpoint`.
+
+  Args:
+    path: Either a model directory (its latest checkpoint is used) or a
+      checkpoint prefix.
+
+  Returns:
+    `(name, shape)` pairs sorted by name; `shape` is a list of ints.
+
+  Raises:
+    ValueError: If `path` is a directory without a checkpoint, or if the
+      checkpoint is missing or corrupted.
+  """
+  prefix, reader = _open_reader(path)
+  try:
+    shapes = reader.get_variable_to_shape_map()
+  except _READ_ERRORS as e:
+    raise _corrupted_error(path, prefix, e) from e
+  return [(name, list(shapes[name])) for name in sorted(shapes)]
+
+
+# ---------------------------------------------------------------------------
+# Reading helpers.
+# ---------------------------------------------------------------------------
+
+
+def _open_reader(path: str):
+  """Resolves `path` to a checkpoint prefix and opens a `CheckpointReader`."""
+  path = _validate_path(path)
+  prefix = path
+  if tf.io.gfile.isdir(path):
+    prefix = latest_checkpoint(path)
+    if prefix is None:
+      raise ValueError(
+          f"`model_dir` contains no checkpoint: its '{_STATE_FILENAME}' file "
+          'is missing, unreadable or names a checkpoint whose files are '
+          'gone. Train a model into it first, or pass the directory of a '
+          f"trained model. Received: model_dir='{path}'")
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+  except _READ_ERRORS as e:
+    raise _corrupted_error(path, prefix, e) from e
+  return prefix, reader
+
+
+def _corrupted_error(path: str, prefix: str,
+                     cause: BaseException) -> ValueError:
+  """Builds the `ValueError` for a checkpoint that cannot be read."""
+  return ValueError(
+      f"The checkpoint '{prefix}' is unreadable or corrupted "
+      f'({type(cause).__name__}: {cause}). Its .index or .data files are '
+      'missing, truncated or damaged. Restore them from a backup, delete this '
+      "checkpoint (and its entry in the 'checkpoint' file) to fall back to an "
+      f"older one, or retrain. Received: path='{path}'")
+
+
+# ---------------------------------------------------------------------------
+# Checkpoint state file.
+# ---------------------------------------------------------------------------
+
+
+class _State:
+  """In-memory view of a `CheckpointState` proto.
+
+  Attributes:
+    paths: `all_model_checkpoint_paths`, oldest first, as absolute (or
+      `model_dir`-joined) prefixes.
+    timestamps: `all_model_checkpoint_timestamps`, aligned with `paths`, or
+      `None` when the file did not have one per path (legacy files have none).
+    latest: `model_checkpoint_path`, or `None`.
+    last_preserved_timestamp: Kept verbatim from the existing file, or `None`.
+  """
+
+  def __init__(self, paths: list[str], timestamps: list[float] | None,
+               latest: str | None, last_preserved_timestamp: float | None):
+    self.paths = paths
+    self.timestamps = timestamps
+    self.latest = latest
+    self.last_preserved_timestamp = last_preserved_timestamp
+
+  def contains(self, prefix: str) -> bool:
+    """Whether the state file names `prefix` at all."""
+    key = _path_key(prefix)
+    return (any(_path_key(p) == key for p in self.paths) or
+            (self.latest is not None and _path_key(self.latest) == key))
+
+  def without(self, prefix: str) -> _State:
+    """Returns a copy that no longer lists `prefix`."""
+    key = _path_key(prefix)
+    keep = [i for i, p in enumerate(self.paths) if _path_key(p) != key]
+    paths = [self.paths[i] for i in keep]
+    timestamps = (None if self.timestamps is None else
+                  [self.timestamps[i] for i in keep])
+    latest = self.latest
+    if latest is None or _path_key(latest) == key:
+      latest = paths[-1] if paths else None
+    return _State(paths, timestamps, latest, self.last_preserved_timestamp)
+
+  def with_latest(self, prefix: str, timestamp: float) -> _State:
+    """Returns a copy with `prefix` appended as the newest checkpoint."""
+    state = self.without(prefix)
+    paths = state.paths + [prefix]
+    timestamps = (None if state.timestamps is None else
+                  state.timestamps + [timestamp])
+    return _State(paths, timestamps, prefix, state.last_preserved_timestamp)
+
+  def trimmed(self, keep: int, protect: str) -> tuple[_State, list[str]]:
+    """Keeps the newest `keep` paths (all if 0); returns (state, dropped)."""
+    if not keep or len(self.paths) <= keep:
+      return self, []
+    dropped = self.paths[:-keep]
+    paths = self.paths[-keep:]
+    timestamps = None if self.timestamps is None else self.timestamps[-keep:]
+    # Never delete files that a kept entry (or the new checkpoint) still uses.
+    kept_keys = {_path_key(p) for p in paths} | {_path_key(protect)}
+    dropped = [p for p in dropped if _path_key(p) not in kept_keys]
+    latest = self.latest
+    if latest is not None and _path_key(latest) not in kept_keys:
+      latest = paths[-1]
+    return (_State(paths, timestamps, latest, self.last_preserved_timestamp),
+            dropped)
+
+
+def _read_state(model_dir: str) -> _State:
+  """Reads `model_dir/checkpoint`; an unusable file yields an empty state.
+
+  A state file that cannot be parsed is not fatal: it is replaced by one that
+  lists only the new checkpoint (the old checkpoint files are left alone).
+  """
+  try:
+    proto = tf.train.get_checkpoint_state(model_dir)
+  except ValueError as e:  # A state file without `model_checkpoint_path`.
+    logging.warning('Ignoring invalid checkpoint state in %s: %s', model_dir,
+                    e)
+    proto = None
+  if proto is None:
+    return _State([], [], None, None)
+
+  paths: list[str] = []
+  timestamps: list[float] | None = []
+  raw_timestamps = list(proto.all_model_checkpoint_timestamps)
+  aligned = len(raw_timestamps) == len(proto.all_model_checkpoint_paths)
+  for i, path in enumerate(proto.all_model_checkpoint_paths):
+    key = _path_key(path)
+    # Drop duplicates, keeping the newest (last) occurrence.
+    later = [_path_key(p) for p in proto.all_model_checkpoint_paths[i + 1:]]
+    if key in later:
+      continue
+    paths.append(path)
+    if aligned:
+      timestamps.append(raw_timestamps[i])
+  if not aligned:
+    timestamps = None
+  latest = proto.model_checkpoint_path or None
+  if latest is not None and not any(
+      _path_key(p) == _path_key(latest) for p in paths):
+    # TensorFlow always lists the latest checkpoint last; repair if needed.
+    paths.append(latest)
+    timestamps = None
+  last_preserved = proto.last_preserved_timestamp or None
+  return _State(paths, timestamps, latest, last_preserved)
+
+
+def _format_state(model_dir: str, state: _State) -> str:
+  """Serializes `state` as a text-format `CheckpointState` proto.
+
+  Paths inside `model_dir` are written relative to it, like TensorFlow does,
+  so that the directory can be moved or copied as a whole.
+  """
+
+  def quote(path: str) -> str:
+    return '"' + text_encoding.CEscape(_relative_to(model_dir, path),
+                                       as_utf8=True) + '"'
+
+  lines = [f'model_checkpoint_path: {quote(state.latest)}']
+  lines += [f'all_model_checkpoint_paths: {quote(p)}' for p in state.paths]
+  if state.timestamps:
+    lines += [
+        f'all_model_checkpoint_timestamps: {_format_float(t)}'
+        for t in state.timestamps
+    ]
+  if state.last_preserved_timestamp:
+    lines.append('last_preserved_timestamp: '
+                 f'{_format_float(state.last_preserved_timestamp)}')
+  return '\n'.join(lines) + '\n'
+
+
+def _write_state_file(model_dir: str, state: _State) -> None:
+  """Atomically replaces `model_dir/checkpoint` with `state`.
+
+  The content is written to a temporary file that is then renamed over the
+  state file, so readers see either the old or the new state, never a partial
+  one. A state without any checkpoint removes the file instead, because
+  `tf.train.latest_checkpoint` raises on an empty `model_checkpoint_path`.
+  """
+  state_path = os.path.join(model_dir, _STATE_FILENAME)
+  if state.latest is None:
+    if tf.io.gfile.exists(state_path):
+      tf.io.gfile.remove(state_path)
+    return
+  temp_path = f'{state_path}.tmp{uuid.uuid4().hex}'
+  try:
+    with tf.io.gfile.GFile(temp_path, 'w') as f:
+      f.write(_format_state(model_dir, state))
+    tf.io.gfile.rename(temp_path, state_path, overwrite=True)
+  finally:
+    if tf.io.gfile.exists(temp_path):
+      _remove_quietly(temp_path)
+
+
+# ---------------------------------------------------------------------------
+# File helpers.
+# ---------------------------------------------------------------------------
+
+
+def _makedirs(model_dir: str) -> None:
+  """Creates `model_dir`, turning file system errors into a clear error."""
+  try:
+    tf.io.gfile.makedirs(model_dir)
+    is_dir = tf.io.gfile.isdir(model_dir)
+  except _WRITE_ERRORS as e:
+    raise CheckpointWriteError(
+        f'Could not create `model_dir` ({e}). Pass a directory that this '
+        'process can create and write to. Received: model_dir='
+        f"'{model_dir}'") from e
+  if not is_dir:
+    raise CheckpointWriteError(
+        '`model_dir` exists but is not a directory. Pass the path of a '
+        f"directory. Received: model_dir='{model_dir}'")
+
+
+def _delete_checkpoint_files(model_dir: str, prefix: str) -> None:
+  """Deletes the files of the checkpoint `prefix` if it lies in `model_dir`.
+
+  Checkpoints that the state file lists outside `model_dir` are only dropped
+  from the state file, never deleted: they may belong to someone else.
+  Failures are logged, not raised, since the new checkpoint is already safe.
+  """
+  directory, base = os.path.split(prefix)
+  if _path_key(directory) != _path_key(model_dir):
+    logging.info('Not deleting checkpoint %s: it is outside %s.', prefix,
+                 model_dir)
+    return
+  try:
+    names = tf.io.gfile.listdir(model_dir)
+  except _WRITE_ERRORS as e:
+    logging.warning('Could not list %s to delete old checkpoint %s: %s',
+                    model_dir, prefix, e)
+    return
+  for name in names:
+    if not name.startswith(base):
+      continue
+    rest = name[len(base):]
+    if rest in (_INDEX_SUFFIX, '.meta') or _DATA_SHARD_RE.fullmatch(rest):
+      _remove_quietly(os.path.join(model_dir, name))
+  logging.info('Deleted old checkpoint %s.', prefix)
+
+
+def _remove_files_with_prefix(model_dir: str, base: str) -> None:
+  """Best-effort removal of the temporary files of a failed save."""
+  try:
+    names = tf.io.gfile.listdir(model_dir)
+  except _WRITE_ERRORS as e:
+    logging.warning('Could not list %s to remove temporary files: %s',
+                    model_dir, e)
+    return
+  for name in names:
+    if name.startswith(base):
+      _remove_quietly(os.path.join(model_dir, name))
+
+
+def _remove_quietly(path: str) -> None:
+  """Removes a file, logging instead of raising on failure."""
+  try:
+    tf.io.gfile.remove(path)
+  except _WRITE_ERRORS as e:
+    logging.warning('Could not remove %s: %s', path, e)
+
+
+def _relative_to(model_dir: str, path: str) -> str:
+  """Returns `path` relative to `model_dir` if it lies directly inside it."""
+  directory, base = os.path.split(path)
+  if _path_key(directory) == _path_key(model_dir):
+    return base
+  return path
+
+
+def _path_key(path: str) -> str:
+  """Normalizes a path for comparisons (URLs are compared verbatim)."""
+  if '://' in path:
+    return path.rstrip('/')
+  return os.path.normpath(os.path.abspath(path))
+
+
+def _format_float(value: float) -> str:
+  """Formats a double for a text proto, without loss of precision."""
+  return repr(float(value))
+
+
+# ---------------------------------------------------------------------------
+# Argument validation.
+# ---------------------------------------------------------------------------
+
+
+def _validate_model_dir(model_dir: Any) -> str:
+  """Returns `model_dir` as a non-empty `str`."""
+  try:
+    model_dir = os.fspath(model_dir)
+  except TypeError:
+    model_dir = None
+  if not isinstance(model_dir, str) or not model_dir:
+    raise ValueError(
+        '`model_dir` must be a non-empty path string. Pass the directory '
+        f'that holds (or should hold) the checkpoints. Received: '
+        f'model_dir={model_dir!r}')
+  return model_dir
+
+
+def _validate_path(path: Any) -> str:
+  """Returns `path` as a non-empty `str`."""
+  try:
+    path = os.fspath(path)
+  except TypeError:
+    path = None
+  if not isinstance(path, str) or not path:
+    raise ValueError(
+        '`path` must be a model directory or a checkpoint prefix such as '
+        f"'model_dir/model.ckpt-10'. Received: path={path!r}")
+  return path
+
+
+def _validate_global_step(global_step: Any) -> int:
+  """Returns `global_step` as a non-negative Python int."""
+  step = None
+  if not isinstance(global_step, (bool, np.bool_)):
+    try:
+      step = operator.index(
+          global_step.numpy() if tf.is_tensor(global_step) else global_step)
+    except (TypeError, AttributeError, ValueError):
+      step = None
+  if step is None or step < 0:
+    raise ValueError(
+        '`global_step` must be a non-negative integer; it names the '
+        f'checkpoint. Received: global_step={global_step!r}')
+  return int(step)
+
+
+def _validate_keep_checkpoint_max(keep_checkpoint_max: Any) -> int:
+  """Returns `keep_checkpoint_max` as an int, 0 meaning "keep all"."""
+  if keep_checkpoint_max is None:
+    return 0
+  keep = None
+  if not isinstance(keep_checkpoint_max, (bool, np.bool_)):
+    try:
+      keep = operator.index(keep_checkpoint_max)
+    except TypeError:
+      keep = None
+  if keep is None or keep < 0:
+    raise ValueError(
+        '`keep_checkpoint_max` must be None, 0 (both keep every checkpoint) '
+        'or a positive number of checkpoints to keep. Received: '
+        f'keep_checkpoint_max={keep_checkpoint_max!r}')
+  return int(keep)
+
+
+def _prepare_tensors(tensors: Any) -> tuple[list[str], list[tf.Tensor]]:
+  """Validates `tensors` and converts it to sorted names and eager tensors."""
+  if not isinstance(tensors, Mapping) or not tensors:
+    raise ValueError(
+        '`tensors` must be a non-empty mapping from variable name to value. '
+        f'Received: tensors={tensors!r}')
+  names: list[str] = []
+  values: list[tf.Tensor] = []
+  for name in sorted(tensors, key=str):
+    if not isinstance(name, str) or not name:
+      raise ValueError(
+          'Every key of `tensors` must be a non-empty string; it is the '
+          f'variable name in the checkpoint. Received: key={name!r}')
+    value = tensors[name]
+    try:
+      if isinstance(value, tf.Variable) or tf.is_tensor(value):
+        tensor = tf.convert_to_tensor(value)
+      else:
+        tensor = tf.convert_to_tensor(np.asarray(value))
+    except (TypeError, ValueError) as e:
+      raise TypeError(
+          f"The value of `tensors['{name}']` cannot be stored in a "
+          f'checkpoint ({e}). Pass a numpy array, a number or a TensorFlow '
+          f'tensor or variable. Received: type={type(value).__name__}') from e
+    if tensor.dtype in (tf.resource, tf.variant):
+      raise TypeError(
+          f"The value of `tensors['{name}']` has dtype {tensor.dtype.name}, "
+          'which cannot be stored in a checkpoint. Pass the variable itself '
+          'or its value instead of a handle.')
+    names.append(name)
+    values.append(tensor)
+  return names, values
+

@@ -1,0 +1,665 @@
+"""`KMeansClustering`: the legacy KMeans Estimator's API over the `KMeans` core.
+
+A user of `tf.compat.v1.estimator.experimental.KMeans` switches by changing the
+import and keeps their `model_dir`. The estimator is a thin shell: it reads
+input, validates it once, restores and writes checkpoints, runs hooks, logs,
+and calls compiled steps of the pure `KMeans` core through `model_fn`.
+
+Where we differ from scikit-learn: `score` is positive (a sum of distances,
+not its negation), and `transform` returns Euclidean distances (not squared)
+under the squared Euclidean metric, as the legacy estimator did.
+"""
+
+import contextlib
+import random
+import tempfile
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from kmeans_estimator import checkpoints
+from kmeans_estimator import hooks as hooks_lib
+from kmeans_estimator import inputs
+from kmeans_estimator import model_fn as model_fn_lib
+from kmeans_estimator import run_config as run_config_lib
+from kmeans_estimator._core import constants
+from kmeans_estimator._core import distances as distances_lib
+from kmeans_estimator._core import kmeans as kmeans_lib
+from kmeans_estimator._core import options
+
+from tensorflow.core.framework import summary_pb2  # pylint: disable=g-bad-import-order
+
+ModeKeys = model_fn_lib.ModeKeys
+# What TensorBoard's scalars plugin expects on a scalar summary.
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars'),
+    data_class=summary_pb2.DATA_CLASS_SCALAR)
+EstimatorSpec = model_fn_lib.EstimatorSpec
+
+
+def _check_steps(steps, max_steps):
+  options.check_positive_int('steps', steps, allow_none=True)
+  options.check_positive_int('max_steps', max_steps, allow_none=True)
+  if steps is not None and max_steps is not None:
+    raise ValueError('Give `steps` or `max_steps`, not both. Received: '
+                     f'steps={steps!r}, max_steps={max_steps!r}')
+
+
+class KMeansClustering:
+  """An Estimator for k-means clustering, compatible with the legacy one.
+
+  Training data come from `input_fn`, which returns a `tf.data.Dataset` of
+  batches (float Tensors of shape (n, d) or dicts of features), a Tensor or
+  array of shape (n, d) (all the data), or a `(features, labels)` tuple.
+
+  What one training step is:
+  - Full batch (`use_mini_batch=False`): one exact Lloyd iteration over all
+    the data. A finite dataset of batches is streamed once per step
+    (per-cluster sums and counts are accumulated, then the centers move
+    once), so the data need not fit in memory. An endless dataset
+    (`cardinality() == INFINITE`, e.g. `from_tensors(points).repeat()`)
+    keeps the legacy meaning: each element is the whole data, one step each.
+  - Mini-batch: one update from one batch, x <- x + (s - m x) / (n + m).
+
+  How long `train` runs: until `steps` more steps, or `max_steps` in total
+  (counted from the saved `global_step`), or `relative_tolerance` is met
+  (|loss - previous| / (1 + |previous|) < tolerance), or a hook requests a
+  stop, or the input ends. Without `steps`/`max_steps`, finite input is read
+  once, as Estimator did: one step for a Tensor or array or for a full-batch
+  pass over a finite dataset, one step per batch in mini-batch mode. A Tensor
+  or array with `steps` is reused for every step.
+
+  Edge cases: an empty cluster keeps its center (never NaN, never the
+  origin); duplicate points are fine, and with fewer distinct points than k
+  some centers coincide and stay empty; under the cosine metric a zero vector
+  is at distance 1 from every center and does not move any center's
+  direction; NaN or Inf in the data is an error.
+
+  Example:
+
+  ```python
+  kmeans = KMeansClustering(num_clusters=5, use_mini_batch=False)
+  kmeans.train(lambda: points, steps=10)
+  centers = kmeans.cluster_centers()
+  indices = list(kmeans.predict_cluster_index(lambda: points))
+  ```
+
+  Args:
+    num_clusters: positive int k.
+    model_dir: where checkpoints and summaries go; None makes a fresh
+      temporary directory (logged).
+    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2', an array of shape
+      (k, d), or a callable f(inputs, k) returning up to k centers.
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    seed: int seed for initialisation; None uses `config.tf_random_seed`,
+      else a random one (logged).
+    use_mini_batch: mini-batch (True, the legacy default) or full-batch Lloyd.
+    mini_batch_steps_per_iteration: refresh the assignment centers every this
+      many mini-batch steps (legacy two-copy scheme).
+    kmeans_plus_plus_num_retries: extra k-means++ candidates per center;
+      negative means 2 + log(k).
+    relative_tolerance: stop when the relative change in loss falls below it.
+    config: a `RunConfig`.
+    feature_columns: names (or columns with `.key`) of the dict features to
+      use, in order; None uses all, in sorted key order.
+    kmc2_chain_length: Markov chain length per center for 'kmc2'.
+    dtype: float dtype of the computation (float32 unless asked otherwise).
+    run_eagerly: run steps eagerly instead of as compiled `tf.function`s
+      (for debugging).
+  """
+
+  SQUARED_EUCLIDEAN_DISTANCE = constants.SQUARED_EUCLIDEAN_DISTANCE
+  COSINE_DISTANCE = constants.COSINE_DISTANCE
+  RANDOM_INIT = constants.RANDOM_INIT
+  KMEANS_PLUS_PLUS_INIT = constants.KMEANS_PLUS_PLUS_INIT
+  KMC2_INIT = constants.KMC2_INIT
+  SCORE = constants.SCORE
+  CLUSTER_INDEX = constants.CLUSTER_INDEX
+  ALL_DISTANCES = constants.ALL_DISTANCES
+  CLUSTER_CENTERS_VAR_NAME = constants.CLUSTER_CENTERS_VAR_NAME
+
+  def __init__(self,
+               num_clusters,
+               model_dir=None,
+               initial_clusters=RANDOM_INIT,
+               distance_metric=SQUARED_EUCLIDEAN_DISTANCE,
+               seed=None,
+               use_mini_batch=True,
+               mini_batch_steps_per_iteration=1,
+               kmeans_plus_plus_num_retries=2,
+               relative_tolerance=None,
+               config=None,
+               feature_columns=None,
+               kmc2_chain_length=200,
+               dtype=tf.float32,
+               run_eagerly=False):
+    if config is None:
+      config = run_config_lib.RunConfig()
+    elif not isinstance(config, run_config_lib.RunConfig):
+      raise TypeError('`config` must be a kmeans_estimator.RunConfig. '
+                      f'Received: config={config!r}')
+    if model_dir is not None and config.model_dir is not None and (
+        str(model_dir) != config.model_dir):
+      raise ValueError(
+          '`model_dir` and `config.model_dir` differ; give one of them. '
+          f'Received: model_dir={model_dir!r}, config.model_dir='
+          f'{config.model_dir!r}')
+    model_dir = model_dir if model_dir is not None else config.model_dir
+    if model_dir is None:
+      model_dir = tempfile.mkdtemp(prefix='kmeans_estimator_')
+      logging.warning('Using temporary folder as model directory: %s',
+                      model_dir)
+    if seed is None:
+      seed = config.tf_random_seed
+    if seed is None:
+      seed = random.SystemRandom().randrange(2**31)
+      logging.info('No seed given; using seed %d.', seed)
+    self._relative_tolerance = options.check_relative_tolerance(
+        relative_tolerance)
+    if feature_columns is not None and isinstance(feature_columns, str):
+      feature_columns = [feature_columns]
+    self._feature_columns = (None if feature_columns is None else
+                             list(feature_columns))
+    # The core validates the k-means hyper-parameters (it is public too).
+    self._kmeans = kmeans_lib.KMeans(
+        num_clusters=num_clusters,
+        initial_clusters=initial_clusters,
+        distance_metric=distance_metric,
+        use_mini_batch=use_mini_batch,
+        mini_batch_steps_per_iteration=mini_batch_steps_per_iteration,
+        random_seed=seed,
+        kmeans_plus_plus_num_retries=kmeans_plus_plus_num_retries,
+        kmc2_chain_length=kmc2_chain_length,
+        dtype=dtype,
+        name='kmeans')
+    self._model_dir = str(model_dir)
+    self._config = config.replace(model_dir=self._model_dir)
+    self._seed = seed
+    self._run_eagerly = bool(run_eagerly)
+    self._compiled = {}
+    self._global_step = 0
+    self._summary_writer = None
+
+  # ------------------------------------------------------------ properties
+  @property
+  def model_dir(self):
+    return self._model_dir
+
+  @property
+  def config(self):
+    return self._config
+
+  @property
+  def num_clusters(self):
+    return self._kmeans.num_clusters
+
+  @property
+  def distance_metric(self):
+    return self._kmeans.distance_metric
+
+  # -------------------------------------------------------------- model_fn
+  def model_fn(self, features, labels, mode, config=None, params=None):  # pylint: disable=unused-argument
+    """Builds the `EstimatorSpec` for one batch; runs inside compiled steps.
+
+    Args:
+      features: float Tensor of shape (n, d); in full-batch TRAIN mode also a
+        finite dataset of such batches (one Lloyd step over all of them).
+      labels: ignored (k-means is unsupervised).
+      mode: a `ModeKeys` value.
+      config: the `RunConfig` (unused by the maths).
+      params: dict; 'predict_keys' selects the predictions to compute.
+
+    Returns:
+      `EstimatorSpec`.
+    """
+    km = self._kmeans
+    if mode == ModeKeys.TRAIN:
+      stats = km.step(features)
+      return EstimatorSpec(mode, loss=stats['loss'], train_op=stats)
+    if mode == ModeKeys.EVAL:
+      _, nearest = km.nearest(features)
+      loss = tf.reduce_sum(nearest)
+      return EstimatorSpec(
+          mode, loss=loss,
+          eval_metric_ops={constants.SCORE: loss,
+                           'num_points': tf.size(nearest, tf.int64)})
+    if mode == ModeKeys.PREDICT:
+      keys = (params or {}).get('predict_keys', constants.PREDICT_KEYS)
+      if constants.ALL_DISTANCES in keys:
+        all_distances, index, _ = km.infer(features)
+        predictions = {constants.ALL_DISTANCES: all_distances,
+                       constants.CLUSTER_INDEX: index}
+      else:
+        # Only the nearest center is needed: bounded-memory chunks.
+        predictions = {constants.CLUSTER_INDEX: km.nearest(features)[0]}
+      return EstimatorSpec(mode, predictions={k: predictions[k] for k in keys})
+    raise ValueError(f'`mode` must be one of {ModeKeys.TRAIN!r}, '
+                     f'{ModeKeys.EVAL!r}, {ModeKeys.PREDICT!r}. '
+                     f'Received: mode={mode!r}')
+
+  def _compile(self, name, fn):
+    """Wraps `fn` in `tf.function` once and caches it on the estimator."""
+    if name not in self._compiled:
+      self._compiled[name] = fn if self._run_eagerly else tf.function(
+          fn, reduce_retracing=True)
+    return self._compiled[name]
+
+  def _train_step(self, data):
+    return self._compile('train', lambda x: self.model_fn(
+        x, None, ModeKeys.TRAIN, self._config).train_op)(data)
+
+  def _initialize(self, batch):
+    return bool(self._compile('initialize', self._kmeans.initialize)(batch))
+
+  def _eval_batch(self, batch):
+    def fn(x):
+      spec = self.model_fn(x, None, ModeKeys.EVAL, self._config)
+      return spec.eval_metric_ops
+    return self._compile('eval', fn)(batch)
+
+  def _predict_batch(self, batch, keys):
+    def fn(x):
+      return self.model_fn(x, None, ModeKeys.PREDICT, self._config,
+                           {'predict_keys': keys}).predictions
+    return self._compile(('predict',) + keys, fn)(batch)
+
+  # ----------------------------------------------------------- checkpoints
+  def latest_checkpoint(self):
+    """Path of the newest checkpoint in `model_dir`, or None."""
+    return checkpoints.latest_checkpoint(self._model_dir)
+
+  def _restore(self, checkpoint_path=None, required=False):
+    """Loads the model state from a checkpoint (the latest by default).
+
+    Returns:
+      True if a checkpoint was loaded. Without one, the model is reset to its
+      untrained state (or, with `required`, a ValueError says to train).
+    """
+    path = checkpoint_path or self.latest_checkpoint()
+    if path is None:
+      if required:
+        raise ValueError(
+            f'No trained model in model_dir={self._model_dir!r}: call '
+            'train() first, or point model_dir at a trained model.')
+      if self._kmeans.built:
+        self._kmeans.reset()
+      self._global_step = 0
+      return False
+    values = checkpoints.read_checkpoint(path)
+    self._check_compatible(values, path)
+    self._kmeans.build(values[constants.CLUSTER_CENTERS_VAR_NAME].shape[1])
+    self._kmeans.restore(values)
+    self._global_step = int(values.get(constants.GLOBAL_STEP_VAR_NAME, 0))
+    return True
+
+  def _check_compatible(self, values, path):
+    if constants.CLUSTER_CENTERS_VAR_NAME not in values:
+      raise ValueError(f'The checkpoint {path!r} has no '
+                       f'{constants.CLUSTER_CENTERS_VAR_NAME!r} variable; it '
+                       'was not written by a k-means estimator.')
+    k, d = values[constants.CLUSTER_CENTERS_VAR_NAME].shape
+    if k != self.num_clusters:
+      raise ValueError(
+          f'model_dir={self._model_dir!r} holds a model with num_clusters={k}'
+          f' but this estimator has num_clusters={self.num_clusters}; use the'
+          ' same num_clusters or another model_dir.')
+    if self._kmeans.built and d != self._kmeans.num_features:
+      raise ValueError(
+          f'model_dir={self._model_dir!r} holds centers of dimension {d} but '
+          f'initial_clusters have dimension {self._kmeans.num_features}; use '
+          'matching data or another model_dir.')
+
+  def _save(self):
+    tensors = {name: variable.read_value() for name, variable in
+               self._kmeans.checkpoint_variables().items()}
+    tensors[constants.GLOBAL_STEP_VAR_NAME] = np.int64(self._global_step)
+    path = checkpoints.save_checkpoint(self._model_dir, self._global_step,
+                                       tensors,
+                                       self._config.keep_checkpoint_max)
+    logging.info('Saving checkpoints for %d into %s.', self._global_step,
+                 path)
+    return path
+
+  def get_variable_names(self):
+    """Names of the variables in the latest checkpoint."""
+    path = self._require_checkpoint()
+    return [name for name, _ in checkpoints.list_checkpoint_variables(path)]
+
+  def get_variable_value(self, name):
+    """Value of the variable `name` in the latest checkpoint (numpy)."""
+    values = checkpoints.read_checkpoint(self._require_checkpoint())
+    if name not in values:
+      raise ValueError(f'`name` must be one of {sorted(values)}. '
+                       f'Received: name={name!r}')
+    return values[name]
+
+  def _require_checkpoint(self):
+    path = self.latest_checkpoint()
+    if path is None:
+      raise ValueError(
+          f'No trained model in model_dir={self._model_dir!r}: call train() '
+          'first, or point model_dir at a trained model.')
+    return path
+
+  def cluster_centers(self):
+    """The cluster centers, float array of shape (k, d), from the checkpoint."""
+    return self.get_variable_value(constants.CLUSTER_CENTERS_VAR_NAME)
+
+  # ---------------------------------------------------------------- inputs
+  def _read(self, input_fn, mode):
+    raw = inputs.call_input_fn(input_fn, mode, self._config)
+    num_features = (self._kmeans.num_features if self._kmeans.built else
+                    None)
+    return inputs.read_points(raw, self._feature_columns, self._kmeans.dtype,
+                              num_features)
+
+  @contextlib.contextmanager
+  def _input_errors(self):
+    """Turns the input pipeline's runtime checks into ValueErrors."""
+    try:
+      yield
+    except tf.errors.InvalidArgumentError as error:
+      for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
+                     'kmeans_plus_plus needs'):
+        if marker in error.message:
+          detail = error.message[error.message.index(marker):].split('\n')[0]
+          raise ValueError(detail.replace('kmeans_estimator: ', '') +
+                           ' (found while reading the input_fn).') from None
+      raise
+
+  # ------------------------------------------------------------- training
+  def train(self, input_fn, hooks=None, steps=None, max_steps=None):
+    """Trains the model; see the class docstring for how long it runs.
+
+    Args:
+      input_fn: callable returning the training data (see the class doc).
+      hooks: `SessionRunHook`-like objects.
+      steps: train this many more steps.
+      max_steps: train until `global_step` reaches this.
+
+    Returns:
+      self.
+    """
+    _check_steps(steps, max_steps)
+    runner = hooks_lib.HookRunner(hooks)
+    self._restore()
+    if max_steps is not None and self._global_step >= max_steps:
+      logging.info('Skipping training since max_steps has already saved.')
+      return self
+    points = self._read(input_fn, ModeKeys.TRAIN)
+    if points.endless and steps is None and max_steps is None and (
+        self._relative_tolerance is None) and not runner:
+      raise ValueError(
+          'The input_fn returns an endless dataset, so training would never '
+          'stop; pass steps= or max_steps=, set relative_tolerance, or give '
+          'a hook that requests a stop.')
+    self._kmeans.build(points.num_features)
+    last_step = (self._global_step + steps if steps is not None else
+                 max_steps)
+    with self._input_errors():
+      self._initialize_centers(points)
+      self._train_loop(points, runner, last_step, finite_by_default=(
+          steps is None and max_steps is None))
+    return self
+
+  def _initialize_centers(self, points):
+    if bool(self._kmeans.initialized):
+      return
+    seen = 0
+    for batch in points.dataset:
+      n = int(batch.shape[0])
+      if n == 0:
+        continue
+      if (self._kmeans.initial_clusters == constants.KMEANS_PLUS_PLUS_INIT
+          and seen == 0 and n < self.num_clusters):
+        raise ValueError(
+            f'The first batch has {n} points but num_clusters='
+            f'{self.num_clusters}; kmeans_plus_plus needs at least '
+            'num_clusters points in its first batch, or use '
+            "initial_clusters='random'.")
+      seen += n
+      if self._initialize(batch):
+        return
+    raise ValueError(
+        f'The input has only {seen} points but num_clusters='
+        f'{self.num_clusters}; give at least num_clusters points, or lower '
+        'num_clusters.')
+
+  def _step_inputs(self, points, finite_by_default):
+    """Yields the argument of each training step, in order."""
+    if self._kmeans.use_mini_batch or points.endless:
+      if points.whole and not finite_by_default:
+        yield from points.dataset.repeat()
+      else:
+        yield from points.dataset
+      return
+    whole = next(iter(points.dataset)) if points.whole else points.dataset
+    while True:
+      yield whole
+      if finite_by_default:
+        return
+
+  def _train_loop(self, points, runner, last_step, finite_by_default):
+    config = self._config
+    runner.begin()
+    summaries = []
+    previous_loss = None
+    start_step, start_time = self._global_step, time.time()
+    last_log_step, last_log_time = start_step, start_time
+    last_save_time = start_time
+    for data in self._step_inputs(points, finite_by_default):
+      if last_step is not None and self._global_step >= last_step:
+        break
+      context = runner.before_run() if runner else None
+      stats = self._train_step(data)
+      self._global_step += 1
+      loss = float(stats['loss'])
+      step = self._global_step
+      if not np.isfinite(loss):
+        raise FloatingPointError(
+            f'The loss became {loss} at step {step}; the data likely '
+            'overflow float32 (magnitudes near 1e19 or more); rescale them '
+            'or use dtype=tf.float64.')
+      if (step - start_step) % config.save_summary_steps == 0 or (
+          step == start_step + 1):
+        summaries.append((step, loss))
+      stop = runner.after_run(context, {
+          'loss': loss, 'global_step': step,
+          'clusters': self._kmeans.clusters,
+          'num_points': stats['num_points'],
+          'empty_clusters': stats['empty_clusters']}) if runner else False
+      if step - last_log_step >= config.log_step_count_steps:
+        now = time.time()
+        logging.info('loss = %g, step = %d (%.3f steps/sec)', loss, step,
+                     (step - last_log_step) / max(now - last_log_time, 1e-9))
+        last_log_step, last_log_time = step, now
+      if self._relative_tolerance is not None and previous_loss is not None:
+        change = abs(loss - previous_loss) / (1 + abs(previous_loss))
+        if change < self._relative_tolerance:
+          logging.info('Loss relative change %g < relative_tolerance %g at '
+                       'step %d: stopping.', change,
+                       self._relative_tolerance, step)
+          stop = True
+      previous_loss = loss
+      if self._checkpoint_due(step, last_save_time):
+        self._save()
+        self._write_summaries(summaries)
+        summaries, last_save_time = [], time.time()
+      if stop:
+        break
+    runner.end()
+    if previous_loss is not None:
+      logging.info('Loss for final step: %g.', previous_loss)
+    self._save()
+    self._write_summaries(summaries)
+
+  def _checkpoint_due(self, step, last_save_time):
+    config = self._config
+    if config.save_checkpoints_steps is not None:
+      return step % config.save_checkpoints_steps == 0
+    if config.save_checkpoints_secs is not None:
+      return time.time() - last_save_time >= config.save_checkpoints_secs
+    return False
+
+  def _write_summaries(self, summaries):
+    """Writes buffered (step, loss) pairs as TensorBoard scalars 'loss'.
+
+    Summaries are buffered until a checkpoint is written, so that a run that
+    fails early leaves `model_dir` as it was.
+    """
+    if not summaries:
+      return
+    if self._summary_writer is None:
+      self._summary_writer = tf.summary.create_file_writer(self._model_dir)
+    writer = self._summary_writer
+    with writer.as_default():
+      for step, loss in summaries:
+        # tf.summary.scalar lives in the optional tensorboard package; this
+        # writes the same record with TensorFlow alone.
+        tf.summary.write('loss', tf.constant(loss, tf.float32), step=step,
+                         metadata=_SCALAR_METADATA)
+    writer.flush()
+
+  # ------------------------------------------------------------ evaluation
+  def evaluate(self, input_fn, steps=None, hooks=None, checkpoint_path=None,
+               name=None):
+    """Evaluates the model on the data of `input_fn`.
+
+    Args:
+      input_fn: callable returning the data.
+      steps: evaluate this many batches; None evaluates all (an endless
+        dataset needs `steps`).
+      hooks: `SessionRunHook`-like objects.
+      checkpoint_path: evaluate this checkpoint instead of the latest.
+      name: name of the evaluation (kept for API compatibility).
+
+    Returns:
+      dict: 'score' and 'loss' (the legacy figures: the mean over evaluated
+      batches of each batch's sum of distances to the nearest center),
+      'global_step', and over all evaluated points 'inertia' (the total sum),
+      'num_points' and 'mean_squared_distance' (inertia / num_points; the
+      mean distance under cosine).
+    """
+    del name
+    options.check_positive_int('steps', steps, allow_none=True)
+    runner = hooks_lib.HookRunner(hooks)
+    self._restore(checkpoint_path, required=True)
+    points = self._read(input_fn, ModeKeys.EVAL)
+    if points.endless and steps is None:
+      raise ValueError('The input_fn returns an endless dataset; pass steps= '
+                       'to evaluate a fixed number of batches.')
+    batch_sums, num_points = [], 0
+    runner.begin()
+    with self._input_errors():
+      for batch in points.dataset:
+        if steps is not None and len(batch_sums) >= steps:
+          break
+        context = runner.before_run() if runner else None
+        metrics = self._eval_batch(batch)
+        batch_sums.append(float(metrics[constants.SCORE]))
+        num_points += int(metrics['num_points'])
+        if runner and runner.after_run(context, {
+            'loss': batch_sums[-1], 'global_step': self._global_step,
+            'clusters': self._kmeans.clusters, 'num_points': num_points,
+            'empty_clusters': 0}):
+          break
+    runner.end()
+    if not batch_sums:
+      raise ValueError('The input_fn returned no data to evaluate.')
+    inertia = float(np.sum(batch_sums))
+    score = float(np.mean(batch_sums))
+    return {
+        constants.SCORE: score,
+        'loss': score,
+        'global_step': self._global_step,
+        'inertia': inertia,
+        'num_points': num_points,
+        'mean_squared_distance': inertia / max(num_points, 1),
+    }
+
+  def score(self, input_fn):
+    """The legacy score: the sum of distances to the nearest center over the
+    FIRST batch of `input_fn` only (all the data for a Tensor or array).
+
+    For a figure over all the data use `evaluate(input_fn)['inertia']`.
+    Unlike scikit-learn's `score`, this is positive.
+    """
+    return self.evaluate(input_fn, steps=1)[constants.SCORE]
+
+  # ------------------------------------------------------------ prediction
+  def predict(self, input_fn, predict_keys=None, hooks=None,
+              checkpoint_path=None, yield_single_examples=True):
+    """Yields predictions for every point, in input order.
+
+    Args:
+      input_fn: callable returning the data; prediction ends when it ends.
+      predict_keys: 'all_distances', 'cluster_index', or a list of them
+        (default both).
+      hooks: `SessionRunHook`-like objects.
+      checkpoint_path: predict with this checkpoint instead of the latest.
+      yield_single_examples: yield one dict per point (True) or per batch.
+
+    Yields:
+      dicts: 'all_distances' (k,) float (squared Euclidean, or 1 - cos),
+      'cluster_index' int64.
+    """
+    keys = self._predict_keys(predict_keys)
+    runner = hooks_lib.HookRunner(hooks)
+    self._restore(checkpoint_path, required=True)
+    points = self._read(input_fn, ModeKeys.PREDICT)
+    runner.begin()
+    with self._input_errors():
+      for batch in points.dataset:
+        context = runner.before_run() if runner else None
+        predictions = {key: value.numpy() for key, value in
+                       self._predict_batch(batch, keys).items()}
+        stop = runner.after_run(context, {
+            'loss': 0.0, 'global_step': self._global_step,
+            'clusters': self._kmeans.clusters,
+            'num_points': int(batch.shape[0]), 'empty_clusters': 0
+        }) if runner else False
+        if yield_single_examples:
+          for i in range(int(batch.shape[0])):
+            yield {key: value[i] for key, value in predictions.items()}
+        else:
+          yield predictions
+        if stop:
+          break
+    runner.end()
+
+  @staticmethod
+  def _predict_keys(predict_keys):
+    if predict_keys is None:
+      return constants.PREDICT_KEYS
+    if isinstance(predict_keys, str):
+      predict_keys = [predict_keys]
+    unknown = [key for key in predict_keys
+               if key not in constants.PREDICT_KEYS]
+    if unknown or not predict_keys:
+      raise ValueError(f'`predict_keys` must be a subset of '
+                       f'{list(constants.PREDICT_KEYS)}. '
+                       f'Received: predict_keys={predict_keys!r}')
+    return tuple(key for key in constants.PREDICT_KEYS
+                 if key in predict_keys)
+
+  def predict_cluster_index(self, input_fn):
+    """Yields the index of the nearest center for every point, in order."""
+    for prediction in self.predict(input_fn,
+                                   predict_keys=[constants.CLUSTER_INDEX]):
+      yield prediction[constants.CLUSTER_INDEX]
+
+  def transform(self, input_fn):
+    """Yields each point's distances to all centers, shape (k,), in order.
+
+    Under the squared Euclidean metric these are Euclidean distances (the
+    square root, as the legacy estimator and scikit-learn's `transform`
+    return); under cosine, 1 - cos.
+    """
+    for batch in self.predict(input_fn, predict_keys=[constants.ALL_DISTANCES],
+                              yield_single_examples=False):
+      distances = batch[constants.ALL_DISTANCES]
+      if self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE:
+        distances = distances_lib.euclidean_distances(distances).numpy()
+      yield from distances

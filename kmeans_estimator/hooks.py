@@ -1,0 +1,153 @@
+"""The legacy hook protocol (`SessionRunHook`) without sessions.
+
+Users' hooks keep their shape: `begin()`, `after_create_session(session,
+coord)`, `before_run(run_context)` returning `SessionRunArgs`, `after_run(
+run_context, run_values)` and `end(session)`, with
+`run_context.request_stop()` to stop training. There is no TF1 session in
+TF 2, so `session` and `coord` are None, and `SessionRunArgs.fetches` name
+values instead of graph tensors: any of 'loss', 'global_step', 'clusters'
+(also the legacy spelling 'cluster_centers'), 'num_points',
+'empty_clusters', in any nest of lists, tuples and dicts.
+`run_values.results` has the same structure, holding numpy values.
+"""
+
+import collections
+
+import tensorflow as tf
+
+
+class SessionRunArgs(
+    collections.namedtuple('SessionRunArgs',
+                           ['fetches', 'feed_dict', 'options'])):
+  """What a hook asks for before a step: names of values to fetch."""
+
+  def __new__(cls, fetches, feed_dict=None, options=None):
+    return super().__new__(cls, fetches, feed_dict, options)
+
+
+SessionRunValues = collections.namedtuple('SessionRunValues',
+                                          ['results', 'options',
+                                           'run_metadata'])
+
+
+class SessionRunContext:
+  """Passed to `before_run`/`after_run`; lets a hook stop training."""
+
+  def __init__(self, original_args=None, session=None):
+    self.original_args = original_args
+    self.session = session
+    self._stop_requested = False
+
+  @property
+  def stop_requested(self):
+    return self._stop_requested
+
+  def request_stop(self):
+    self._stop_requested = True
+
+
+class SessionRunHook:
+  """Base class for hooks that watch or stop training and evaluation."""
+
+  def begin(self):
+    pass
+
+  def after_create_session(self, session, coord):  # pylint: disable=unused-argument
+    pass
+
+  def before_run(self, run_context):  # pylint: disable=unused-argument
+    return None
+
+  def after_run(self, run_context, run_values):  # pylint: disable=unused-argument
+    pass
+
+  def end(self, session):  # pylint: disable=unused-argument
+    pass
+
+
+class StopAtStepHook(SessionRunHook):
+  """Stops training after `num_steps` more steps or at `last_step`."""
+
+  def __init__(self, num_steps=None, last_step=None):
+    if (num_steps is None) == (last_step is None):
+      raise ValueError('Exactly one of `num_steps` and `last_step` must be '
+                       f'given. Received: num_steps={num_steps!r}, '
+                       f'last_step={last_step!r}')
+    self._num_steps = num_steps
+    self._last_step = last_step
+
+  def before_run(self, run_context):
+    return SessionRunArgs('global_step')
+
+  def after_run(self, run_context, run_values):
+    step = int(run_values.results)
+    if self._last_step is None:
+      # The first step seen is the one just run.
+      self._last_step = step - 1 + self._num_steps
+    if step >= self._last_step:
+      run_context.request_stop()
+
+
+_ALIASES = {'cluster_centers': 'clusters'}
+
+
+def resolve_fetches(fetches, values):
+  """Replaces each fetch name in a nest by its value from `values`.
+
+  Raises:
+    ValueError: a fetch is not a known name (graph tensors cannot be fetched
+      in TF 2).
+  """
+  def lookup(name):
+    if not isinstance(name, str) or _ALIASES.get(name, name) not in values:
+      raise ValueError(
+          'A hook asked to fetch {!r}; hooks can fetch only the names {} '
+          '(TF 2 has no graph tensors to fetch).'.format(
+              name, sorted(set(values) | set(_ALIASES))))
+    value = values[_ALIASES.get(name, name)]
+    return value.numpy() if hasattr(value, 'numpy') else value
+
+  return tf.nest.map_structure(lookup, fetches)
+
+
+class HookRunner:
+  """Drives a list of hooks around training or evaluation steps."""
+
+  def __init__(self, hooks):
+    self._hooks = list(hooks or ())
+    for hook in self._hooks:
+      if not isinstance(hook, SessionRunHook) and not all(
+          hasattr(hook, name) for name in ('begin', 'before_run', 'after_run',
+                                           'end')):
+        raise TypeError('`hooks` must be SessionRunHook-like objects with '
+                        'begin, before_run, after_run and end. Received: '
+                        f'{hook!r}')
+    self._requests = []
+
+  def __bool__(self):
+    return bool(self._hooks)
+
+  def begin(self):
+    for hook in self._hooks:
+      hook.begin()
+    for hook in self._hooks:
+      if hasattr(hook, 'after_create_session'):
+        hook.after_create_session(None, None)
+
+  def before_run(self):
+    context = SessionRunContext()
+    self._requests = [hook.before_run(context) for hook in self._hooks]
+    return context
+
+  def after_run(self, context, values):
+    """Calls after_run with the fetched values; returns True to stop."""
+    for hook, request in zip(self._hooks, self._requests):
+      results = None
+      if request is not None and request.fetches is not None:
+        results = resolve_fetches(request.fetches, values)
+      hook.after_run(context, SessionRunValues(results, None, None))
+    return context.stop_requested
+
+  def end(self):
+    for hook in self._hooks:
+      hook.end(None)

@@ -1,0 +1,437 @@
+"""Tests for kmeans_estimator._core.distances and ._core.updates.
+
+Three kinds of evidence: toy cases computed by hand; a numpy oracle swept
+over dtype x metric x mode (full-batch Lloyd update, mini-batch update); and
+invariants (chunked equals unchunked, ties go to the lowest index, empty
+clusters keep their centers, cosine centers stay unit length).
+
+The functions here take points already prepared for the metric: under the
+cosine metric the caller L2-normalises the points and the distance is
+1 - x_hat . c with the centers as given.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kmeans_estimator._core import distances
+from kmeans_estimator._core import updates
+
+SQ = 'squared_euclidean'
+COS = 'cosine'
+METRICS = (SQ, COS)
+DTYPES = (np.float32, np.float64)
+MODES = ('full_batch', 'mini_batch')
+
+
+# ------------------------------------------------------------ numpy oracle
+def np_normalize(x):
+  x = np.asarray(x, np.float64)
+  norms = np.linalg.norm(x, axis=1, keepdims=True)
+  return np.where(norms > 0, x / np.where(norms > 0, norms, 1.), 0.)
+
+
+def np_pairwise(points, centers, metric):
+  """Distances in float64; points must already be prepared for `metric`."""
+  x = np.asarray(points, np.float64)
+  c = np.asarray(centers, np.float64)
+  if metric == COS:
+    return 1. - x @ c.T
+  return ((x[:, None, :] - c[None, :, :])**2).sum(-1)
+
+
+def np_statistics(points, centers, metric):
+  d = np_pairwise(points, centers, metric)
+  labels = np.argmin(d, axis=1)
+  k = len(centers)
+  x = np.asarray(points, np.float64)
+  sums = np.zeros((k, x.shape[1]))
+  np.add.at(sums, labels, x)
+  counts = np.bincount(labels, minlength=k).astype(np.float64)
+  return labels, d, sums, counts, d[np.arange(len(x)), labels].sum()
+
+
+def np_lloyd(centers, sums, counts, metric):
+  c = np.asarray(centers, np.float64)
+  moved = counts > 0
+  new = np.where(moved[:, None], sums / np.where(moved, counts, 1.)[:, None],
+                 c)
+  if metric == COS:
+    new = np.where(moved[:, None], np_normalize(new), c)
+  return new
+
+
+def np_mini_batch(centers, counts, batch_sums, batch_counts, metric):
+  # x <- x + (s - m x) / (n + m), n the count before the batch.
+  c = np.asarray(centers, np.float64)
+  totals = counts + batch_counts
+  step = (batch_sums - batch_counts[:, None] * c) / np.where(
+      totals > 0, totals, 1.)[:, None]
+  new = c + np.where(totals[:, None] > 0, step, 0.)
+  moved = batch_counts > 0
+  if metric == COS:
+    new = np.where(moved[:, None], np_normalize(new), c)
+  return new, counts + batch_counts.astype(np.int64)
+
+
+def tol(dtype):
+  return dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(
+      rtol=1e-11, atol=1e-11)
+
+
+def make_data(seed, dtype, metric, n=60, k=5, d=4):
+  """Random points and centers with a clear nearest center for every point."""
+  rng = np.random.default_rng(seed)
+  points = rng.normal(size=(n, d)).astype(dtype)
+  centers = rng.normal(size=(k, d)).astype(dtype)
+  if metric == COS:
+    points = np_normalize(points).astype(dtype)
+    # Centers as stored: not necessarily unit length for the raw function.
+    centers = (centers * rng.uniform(0.5, 2., size=(k, 1))).astype(dtype)
+  dist = np.sort(np_pairwise(points, centers, metric), axis=1)
+  # The oracle's labels are only comparable where no near-tie exists; the
+  # seeds used here give margins well above float32 rounding.
+  assert np.min(dist[:, 1] - dist[:, 0]) > 1e-4
+  return points, centers
+
+
+# ----------------------------------------------------------- toy cases
+def test_four_points_on_a_line_hand_checked():
+  points = tf.constant([[0.], [1.], [4.], [5.]])
+  centers = tf.constant([[0.], [5.]])
+  index, dist = distances.nearest_centers(points, centers, SQ)
+  np.testing.assert_array_equal(index.numpy(), [0, 0, 1, 1])
+  np.testing.assert_array_equal(dist.numpy(), [0., 1., 1., 0.])
+  np.testing.assert_array_equal(
+      distances.pairwise_distances(points, centers, SQ).numpy(),
+      [[0., 25.], [1., 16.], [16., 1.], [25., 0.]])
+  sums, counts, loss = distances.cluster_statistics(points, centers, SQ)
+  np.testing.assert_array_equal(sums.numpy(), [[1.], [9.]])
+  np.testing.assert_array_equal(counts.numpy(), [2., 2.])
+  assert loss.numpy() == 2.
+  # One Lloyd step by hand: (0 + 1) / 2 and (4 + 5) / 2.
+  new = updates.lloyd_update(centers, sums, counts, SQ)
+  np.testing.assert_array_equal(new.numpy(), [[.5], [4.5]])
+  # The loss after the step: every point is 0.5 from its center.
+  _, _, loss_after = distances.cluster_statistics(points, new, SQ)
+  assert loss_after.numpy() == 1.
+
+
+def test_lloyd_step_hand_checked_2d():
+  points = tf.constant([[0., 0.], [2., 0.], [0., 2.], [10., 10.], [12., 10.]])
+  centers = tf.constant([[1., 1.], [9., 9.], [-50., -50.]])
+  sums, counts, loss = distances.cluster_statistics(points, centers, SQ)
+  np.testing.assert_array_equal(counts.numpy(), [3., 2., 0.])
+  np.testing.assert_array_equal(sums.numpy(), [[2., 2.], [22., 20.], [0., 0.]])
+  # 2 + 2 + 2 (cluster 0), 2 + 10 (cluster 1).
+  assert loss.numpy() == 18.
+  new = updates.lloyd_update(centers, sums, counts, SQ).numpy()
+  np.testing.assert_allclose(new, [[2 / 3, 2 / 3], [11., 10.], [-50., -50.]],
+                             rtol=1e-6)
+
+
+def test_cosine_toy_hand_checked():
+  # Points as the core passes them: normalised. Centers as stored.
+  points = tf.constant([[1., 0.], [0., 1.], [-1., 0.]])
+  centers = tf.constant([[1., 0.], [0., 2.]])
+  got = distances.pairwise_distances(points, centers, COS).numpy()
+  np.testing.assert_array_equal(got, [[0., 1.], [1., -1.], [2., 1.]])
+  index, dist = distances.nearest_centers(points, centers, COS)
+  np.testing.assert_array_equal(index.numpy(), [0, 1, 1])
+  np.testing.assert_array_equal(dist.numpy(), [0., -1., 1.])
+
+
+def test_mini_batch_step_hand_checked():
+  # x <- x + (s - m x) / (n + m), n = count before the batch.
+  centers = tf.constant([[2., 2.], [10., 10.], [7., -7.]])
+  counts = tf.constant([2, 0, 5], tf.int64)
+  # Cluster 0: n=2, batch points (1, 1) and (3, 1): s=(4, 2), m=2.
+  # Cluster 1: n=0, one batch point (12, 8): becomes the batch mean.
+  # Cluster 2: m=0: unchanged, count unchanged.
+  batch_sums = tf.constant([[4., 2.], [12., 8.], [0., 0.]])
+  batch_counts = tf.constant([2., 1., 0.])
+  new, new_counts = updates.mini_batch_update(centers, counts, batch_sums,
+                                              batch_counts, SQ)
+  # (2, 2) + ((4, 2) - 2 (2, 2)) / 4 = (2, 1.5).
+  np.testing.assert_array_equal(new.numpy(), [[2., 1.5], [12., 8.], [7., -7.]])
+  np.testing.assert_array_equal(new_counts.numpy(), [4, 1, 5])
+  assert new_counts.dtype == tf.int64
+
+
+def test_mini_batch_step_with_zero_count_is_mean_of_batch():
+  centers = tf.constant([[100., -100.]])
+  new, new_counts = updates.mini_batch_update(
+      centers, tf.constant([0], tf.int64), tf.constant([[3., 6.]]),
+      tf.constant([3.]), SQ)
+  np.testing.assert_array_equal(new.numpy(), [[1., 2.]])
+  np.testing.assert_array_equal(new_counts.numpy(), [3])
+
+
+def test_mini_batch_step_with_empty_batch_is_unchanged():
+  centers = tf.constant([[1., 2.], [3., 4.]])
+  counts = tf.constant([0, 7], tf.int64)
+  new, new_counts = updates.mini_batch_update(centers, counts,
+                                              tf.zeros([2, 2]), tf.zeros([2]),
+                                              SQ)
+  np.testing.assert_array_equal(new.numpy(), centers.numpy())
+  np.testing.assert_array_equal(new_counts.numpy(), [0, 7])
+
+
+def test_mini_batch_sequence_of_single_points_is_running_mean():
+  # With one cluster, the rule gives the exact running mean of all points.
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(10, 3))
+  centers = tf.constant(rng.normal(size=(1, 3)))
+  counts = tf.zeros([1], tf.int64)
+  for i in range(10):
+    centers, counts = updates.mini_batch_update(
+        centers, counts, tf.constant(x[i:i + 1]), tf.constant([1.], tf.float64),
+        SQ)
+    np.testing.assert_allclose(centers.numpy()[0], x[:i + 1].mean(0),
+                               rtol=1e-12)
+  assert counts.numpy()[0] == 10
+
+
+# ------------------------------------------------------------- ties
+@pytest.mark.parametrize('chunk_elements', [1, 2, 1 << 22])
+def test_ties_go_to_lowest_index(chunk_elements):
+  # Exact ties: 0 is at distance 1 from -1 and 1; duplicated centers.
+  points = tf.constant([[0.], [1.], [3.], [-1.]])
+  centers = tf.constant([[-1.], [1.], [1.], [5.], [-1.]])
+  index, dist = distances.nearest_centers(points, centers, SQ,
+                                          chunk_elements=chunk_elements)
+  np.testing.assert_array_equal(index.numpy(), [0, 1, 1, 0])
+  np.testing.assert_array_equal(dist.numpy(), [1., 0., 4., 0.])
+
+
+def test_ties_go_to_lowest_index_cosine():
+  points = tf.constant([[1., 0.], [0., 0.]])
+  centers = tf.constant([[0., 1.], [0., -1.], [1., 0.], [1., 0.]])
+  index, dist = distances.nearest_centers(points, centers, COS)
+  np.testing.assert_array_equal(index.numpy(), [2, 0])
+  np.testing.assert_array_equal(dist.numpy(), [0., 1.])
+
+
+# ------------------------------------------------------ numpy oracle sweep
+@pytest.mark.parametrize('seed', range(3))
+@pytest.mark.parametrize('metric', METRICS)
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_pairwise_distances_match_numpy(dtype, metric, seed):
+  points, centers = make_data(seed, dtype, metric)
+  got = distances.pairwise_distances(tf.constant(points), tf.constant(centers),
+                                     metric)
+  assert got.dtype == dtype
+  assert got.shape == (len(points), len(centers))
+  np.testing.assert_allclose(got.numpy(), np_pairwise(points, centers, metric),
+                             **tol(dtype))
+
+
+@pytest.mark.parametrize('seed', range(3))
+@pytest.mark.parametrize('metric', METRICS)
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_nearest_centers_match_numpy(dtype, metric, seed):
+  points, centers = make_data(seed, dtype, metric)
+  index, dist = distances.nearest_centers(tf.constant(points),
+                                          tf.constant(centers), metric)
+  assert index.dtype == tf.int64 and dist.dtype == dtype
+  want = np_pairwise(points, centers, metric)
+  rows = np.arange(len(points))
+  # The chosen distance is the minimum, to float tolerance...
+  np.testing.assert_allclose(dist.numpy(), want.min(1), **tol(dtype))
+  np.testing.assert_allclose(want[rows, index.numpy()], want.min(1),
+                             **tol(dtype))
+  # ...and with clear margins the index is numpy's.
+  np.testing.assert_array_equal(index.numpy(), want.argmin(1))
+
+
+@pytest.mark.parametrize('seed', range(3))
+@pytest.mark.parametrize('metric', METRICS)
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_cluster_statistics_match_numpy(dtype, metric, seed):
+  points, centers = make_data(seed, dtype, metric)
+  sums, counts, loss = distances.cluster_statistics(
+      tf.constant(points), tf.constant(centers), metric)
+  _, _, want_sums, want_counts, want_loss = np_statistics(points, centers,
+                                                          metric)
+  assert sums.dtype == counts.dtype == loss.dtype == dtype
+  np.testing.assert_allclose(sums.numpy(), want_sums, **tol(dtype))
+  np.testing.assert_array_equal(counts.numpy(), want_counts)
+  np.testing.assert_allclose(loss.numpy(), want_loss, **tol(dtype))
+
+
+@pytest.mark.parametrize('seed', range(3))
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('metric', METRICS)
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_update_matches_numpy(dtype, metric, mode, seed):
+  """Statistics then update, against the numpy oracle, in either mode."""
+  rng = np.random.default_rng(100 + seed)
+  points, centers = make_data(seed, dtype, metric)
+  if metric == COS:
+    centers = np_normalize(centers).astype(dtype)
+  # A far-away center that receives no points.
+  centers[-1] = -1e3 if metric == SQ else np_normalize(
+      -np.ones((1, centers.shape[1])))[0]
+  sums, counts, _ = distances.cluster_statistics(tf.constant(points),
+                                                 tf.constant(centers), metric)
+  _, _, want_sums, want_counts, _ = np_statistics(points, centers, metric)
+  if mode == 'full_batch':
+    got = updates.lloyd_update(tf.constant(centers), sums, counts, metric)
+    want = np_lloyd(centers, want_sums, want_counts, metric)
+  else:
+    old_counts = rng.integers(0, 4, size=len(centers)).astype(np.int64)
+    got, got_counts = updates.mini_batch_update(
+        tf.constant(centers), tf.constant(old_counts), sums, counts, metric)
+    want, want_new_counts = np_mini_batch(centers, old_counts, want_sums,
+                                          want_counts, metric)
+    np.testing.assert_array_equal(got_counts.numpy(), want_new_counts)
+  assert got.dtype == dtype
+  np.testing.assert_allclose(got.numpy(), want, **tol(dtype))
+  # The empty cluster kept its center exactly.
+  assert want_counts[-1] == 0
+  np.testing.assert_array_equal(got.numpy()[-1], centers[-1])
+
+
+@pytest.mark.parametrize('seed', range(4))
+@pytest.mark.parametrize('metric', METRICS)
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_mini_batch_update_matches_numpy_on_random_statistics(dtype, metric,
+                                                              seed):
+  rng = np.random.default_rng(seed)
+  k, d = 6, 3
+  centers = rng.normal(size=(k, d)).astype(dtype)
+  counts = rng.integers(0, 5, size=k).astype(np.int64)
+  batch_counts = rng.integers(0, 4, size=k).astype(dtype)
+  batch_counts[0], counts[0] = 0, 0  # n = m = 0
+  batch_counts[1], counts[1] = 2, 0  # n = 0: the mean of its batch points
+  batch_counts[2], counts[2] = 0, 3  # m = 0: unchanged
+  batch_sums = (rng.normal(size=(k, d)) * batch_counts[:, None]).astype(dtype)
+  got, got_counts = updates.mini_batch_update(
+      tf.constant(centers), tf.constant(counts), tf.constant(batch_sums),
+      tf.constant(batch_counts), metric)
+  want, want_counts = np_mini_batch(centers, counts, batch_sums, batch_counts,
+                                    metric)
+  np.testing.assert_allclose(got.numpy(), want, **tol(dtype))
+  np.testing.assert_array_equal(got_counts.numpy(), want_counts)
+  np.testing.assert_array_equal(got.numpy()[[0, 2]], centers[[0, 2]])
+  if metric == SQ:
+    np.testing.assert_allclose(got.numpy()[1], batch_sums[1] / 2,
+                               **tol(dtype))
+
+
+# ------------------------------------------------------------- chunking
+@pytest.mark.parametrize('n', [0, 1, 7, 13, 50])
+@pytest.mark.parametrize('chunk_elements', [1, 3, 8, 12, 1 << 22])
+@pytest.mark.parametrize('metric', METRICS)
+def test_chunked_nearest_centers_equal_unchunked(metric, chunk_elements, n):
+  # k = 4: chunk rows are 1, 1, 2, 3 and all; none divides 7, 13 or 50 evenly
+  # for every size.
+  rng = np.random.default_rng(n)
+  points = rng.normal(size=(n, 3)).astype(np.float32)
+  if metric == COS:
+    points = np_normalize(points).astype(np.float32)
+  centers = tf.constant(rng.normal(size=(4, 3)).astype(np.float32))
+  index, dist = distances.nearest_centers(tf.constant(points), centers, metric,
+                                          chunk_elements=chunk_elements)
+  want_index, want_dist = distances.nearest_centers(tf.constant(points),
+                                                    centers, metric)
+  assert index.shape == (n,) and dist.shape == (n,)
+  np.testing.assert_array_equal(index.numpy(), want_index.numpy())
+  np.testing.assert_allclose(dist.numpy(), want_dist.numpy(), rtol=1e-6,
+                             atol=1e-6)
+  sums, counts, loss = distances.cluster_statistics(
+      tf.constant(points), centers, metric, chunk_elements=chunk_elements)
+  want_sums, want_counts, want_loss = distances.cluster_statistics(
+      tf.constant(points), centers, metric)
+  np.testing.assert_allclose(sums.numpy(), want_sums.numpy(), rtol=1e-6,
+                             atol=1e-6)
+  np.testing.assert_array_equal(counts.numpy(), want_counts.numpy())
+  np.testing.assert_allclose(loss.numpy(), want_loss.numpy(), rtol=1e-6,
+                             atol=1e-6)
+
+
+@pytest.mark.parametrize('chunk_elements', [1, 5, 1 << 22])
+def test_empty_batch_returns_empty_results(chunk_elements):
+  points = tf.zeros([0, 3], tf.float64)
+  centers = tf.ones([2, 3], tf.float64)
+  index, dist = distances.nearest_centers(points, centers, SQ,
+                                          chunk_elements=chunk_elements)
+  assert index.shape == (0,) and index.dtype == tf.int64
+  assert dist.shape == (0,) and dist.dtype == tf.float64
+  sums, counts, loss = distances.cluster_statistics(
+      points, centers, SQ, chunk_elements=chunk_elements)
+  np.testing.assert_array_equal(sums.numpy(), np.zeros((2, 3)))
+  np.testing.assert_array_equal(counts.numpy(), [0., 0.])
+  assert loss.numpy() == 0.
+  # An empty batch moves nothing, in either mode.
+  np.testing.assert_array_equal(
+      updates.lloyd_update(centers, sums, counts, SQ).numpy(), centers.numpy())
+  new, _ = updates.mini_batch_update(centers, tf.zeros([2], tf.int64), sums,
+                                     counts, SQ)
+  np.testing.assert_array_equal(new.numpy(), centers.numpy())
+
+
+def test_chunked_nearest_centers_under_tf_function_with_unknown_n():
+  rng = np.random.default_rng(0)
+  centers = tf.constant(rng.normal(size=(4, 3)).astype(np.float32))
+
+  @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+  def nearest(points):
+    return distances.nearest_centers(points, centers, SQ, chunk_elements=12)
+
+  for n in (0, 5, 31):
+    points = tf.constant(rng.normal(size=(n, 3)).astype(np.float32))
+    got_index, got_dist = nearest(points)
+    want_index, want_dist = distances.nearest_centers(points, centers, SQ)
+    np.testing.assert_array_equal(got_index.numpy(), want_index.numpy())
+    np.testing.assert_allclose(got_dist.numpy(), want_dist.numpy(), rtol=1e-6)
+
+
+def test_statistics_add_over_batches():
+  """Sums of per-batch statistics equal the statistics of the union."""
+  rng = np.random.default_rng(1)
+  points = rng.normal(size=(41, 3))
+  centers = tf.constant(rng.normal(size=(5, 3)))
+  parts = [distances.cluster_statistics(tf.constant(p), centers, SQ)
+           for p in np.array_split(points, [10, 11, 30])]
+  whole = distances.cluster_statistics(tf.constant(points), centers, SQ)
+  for i in range(3):
+    np.testing.assert_allclose(sum(p[i].numpy() for p in parts),
+                               whole[i].numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------ edge-case policies
+@pytest.mark.parametrize('metric', METRICS)
+def test_empty_cluster_keeps_its_center(metric):
+  points = tf.constant([[1., 0.], [0.9, 0.1], [0., 1.]])
+  centers = np.array([[1., 0.], [0., 1.], [-0.6, -0.8]], np.float32)
+  sums, counts, _ = distances.cluster_statistics(points, tf.constant(centers),
+                                                 metric)
+  assert counts.numpy()[2] == 0
+  new = updates.lloyd_update(tf.constant(centers), sums, counts,
+                             metric).numpy()
+  assert np.all(np.isfinite(new))
+  # Not moved to the origin (the legacy sum / (count + eps) bug), not NaN.
+  np.testing.assert_array_equal(new[2], centers[2])
+  new_mb, _ = updates.mini_batch_update(tf.constant(centers),
+                                        tf.zeros([3], tf.int64), sums, counts,
+                                        metric)
+  np.testing.assert_array_equal(new_mb.numpy()[2], centers[2])
+
+
+@pytest.mark.parametrize('seed', range(3))
+@pytest.mark.parametrize('mode', MODES)
+def test_cosine_centers_stay_unit_length_after_updates(mode, seed):
+  rng = np.random.default_rng(seed)
+  centers = tf.constant(np_normalize(rng.normal(size=(4, 5))))
+  counts = tf.zeros([4], tf.int64)
+  for _ in range(5):
+    points = tf.constant(np_normalize(rng.normal(size=(30, 5)) + 0.5))
+    sums, batch_counts, _ = distances.cluster_statistics(points, centers, COS)
+    if mode == 'full_batch':
+      centers = updates.lloyd_update(centers, sums, batch_counts, COS)
+    else:
+      centers, counts = updates.mini_batch_update(centers, counts, sums,
+                                                  batch_counts, COS)
+    np.testing.assert_allclose(np.linalg.norm(centers.numpy(), axis=1), 1.,
+                               rtol=1e-12)
