@@ -1,7 +1,7 @@
 """kmeans_estimator: k-means as an Estimator on TensorFlow 2.16+.
 
-The successor of TensorFlow's removed `tf.compat.v1.estimator.experimental.
-KMeans`: switch by changing the import, keep your `model_dir`.
+The successor of the `KMeans` Estimator that TensorFlow 2.16 removed with
+`tf.estimator`: switch by changing the import, keep your `model_dir`.
 """
 
 from kmeans_estimator._core.kmeans import KMeans

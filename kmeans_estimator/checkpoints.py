@@ -1,13 +1,13 @@
 """Name-based, atomic checkpoints in TensorFlow's V2 bundle format.
 
-The removed `tf.compat.v1.estimator.experimental.KMeans` stored its state in
+The legacy `KMeans` Estimator stored its state in
 *name-based* checkpoints: a `model_dir/checkpoint` state file plus
 `model.ckpt-<step>.index` / `model.ckpt-<step>.data-00000-of-00001` bundles in
 which every variable is stored under its plain name (`clusters`,
 `global_step`, ...). Users read those with `tf.train.load_variable(model_dir,
 'clusters')`, `tf.train.list_variables` and `tf.train.latest_checkpoint`.
 `tf.train.Checkpoint` cannot produce that layout (it writes object-based keys
-such as `clusters/.ATTRIBUTES/VARIABLE_VALUE`), and `tf.compat.v1.train.Saver`
+such as `clusters/.ATTRIBUTES/VARIABLE_VALUE`), and TF1's `Saver`
 needs graphs and sessions. This module therefore writes bundles directly with
 the eager `tf.raw_ops.SaveV2` op and reads them with the public
 `tf.train.load_checkpoint` reader, which keeps existing model directories of

@@ -1,7 +1,7 @@
 """`KMeansClustering`: the legacy KMeans Estimator's API over the `KMeans` core.
 
-A user of `tf.compat.v1.estimator.experimental.KMeans` switches by changing the
-import and keeps their `model_dir`. The estimator is a thin shell: it reads
+A user of the legacy `KMeans` Estimator (removed in TensorFlow 2.16) switches by
+changing the import and keeps their `model_dir`. The estimator is a thin shell: it reads
 input, validates it once, restores and writes checkpoints, runs hooks, logs,
 and calls compiled steps of the pure `KMeans` core through `model_fn`.
 

@@ -79,20 +79,31 @@ def tol(dtype):
       rtol=1e-11, atol=1e-11)
 
 
-def make_data(seed, dtype, metric, n=60, k=5, d=4):
-  """Random points and centers with a clear nearest center for every point."""
+def make_data(seed, dtype, metric, n=60, k=5, d=4, empty_last=False):
+  """Random points and centers with a clear nearest center for every point.
+
+  Under cosine the points lie in the positive orthant, so that with
+  `empty_last` a center pointing the other way receives no points.
+  """
   rng = np.random.default_rng(seed)
-  points = rng.normal(size=(n, d)).astype(dtype)
-  centers = rng.normal(size=(k, d)).astype(dtype)
-  if metric == COS:
-    points = np_normalize(points).astype(dtype)
-    # Centers as stored: not necessarily unit length for the raw function.
-    centers = (centers * rng.uniform(0.5, 2., size=(k, 1))).astype(dtype)
-  dist = np.sort(np_pairwise(points, centers, metric), axis=1)
-  # The oracle's labels are only comparable where no near-tie exists; the
-  # seeds used here give margins well above float32 rounding.
-  assert np.min(dist[:, 1] - dist[:, 0]) > 1e-4
-  return points, centers
+  for _ in range(100):
+    points = rng.normal(size=(n, d))
+    centers = rng.normal(size=(k, d))
+    if metric == COS:
+      points = np_normalize(np.abs(points))
+      # Centers as stored: not necessarily unit length for the raw function.
+      centers = np.abs(centers) * rng.uniform(0.5, 2., size=(k, 1))
+      if empty_last:
+        centers[-1] = -1.
+    elif empty_last:
+      centers[-1] = -1e3
+    points, centers = points.astype(dtype), centers.astype(dtype)
+    dist = np.sort(np_pairwise(points, centers, metric), axis=1)
+    # The oracle's labels are only comparable where no near-tie exists:
+    # redraw until every margin is well above float32 rounding.
+    if np.min(dist[:, 1] - dist[:, 0]) > 1e-3:
+      return points, centers
+  raise AssertionError('no well-separated draw')
 
 
 # ----------------------------------------------------------- toy cases
@@ -266,12 +277,10 @@ def test_cluster_statistics_match_numpy(dtype, metric, seed):
 def test_update_matches_numpy(dtype, metric, mode, seed):
   """Statistics then update, against the numpy oracle, in either mode."""
   rng = np.random.default_rng(100 + seed)
-  points, centers = make_data(seed, dtype, metric)
+  # The last center is far away (or opposite) and receives no points.
+  points, centers = make_data(seed, dtype, metric, empty_last=True)
   if metric == COS:
     centers = np_normalize(centers).astype(dtype)
-  # A far-away center that receives no points.
-  centers[-1] = -1e3 if metric == SQ else np_normalize(
-      -np.ones((1, centers.shape[1])))[0]
   sums, counts, _ = distances.cluster_statistics(tf.constant(points),
                                                  tf.constant(centers), metric)
   _, _, want_sums, want_counts, _ = np_statistics(points, centers, metric)

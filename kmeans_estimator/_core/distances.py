@@ -2,7 +2,9 @@
 
 All functions take inputs already prepared for the metric: under the cosine
 metric the points are L2-normalised by the caller (`KMeans` does it once per
-batch), and the distance is 1 - x.c with the centers as stored.
+batch), and the distance is 1 - x.c / |c|: centers are normalised here, as the
+legacy inference did, so that centers that drifted from unit length (legacy
+mini-batch checkpoints) still give true cosine distances.
 
 Whenever only the nearest center matters, points are processed in row chunks
 so that no more than `chunk_elements` distances exist at once: memory stays
@@ -19,7 +21,8 @@ def pairwise_distances(points, centers, distance_metric):
   """Distances from every point to every center.
 
   Squared Euclidean: |x|^2 - 2 x.c + |c|^2, clamped at 0 (rounding can make
-  the expansion slightly negative). Cosine: 1 - x.c for normalised x.
+  the expansion slightly negative). Cosine: 1 - x.c / |c| for normalised x
+  (a zero center is at distance 1 from everything).
 
   Args:
     points: float Tensor of shape (n, d).
@@ -29,9 +32,10 @@ def pairwise_distances(points, centers, distance_metric):
   Returns:
     float Tensor of shape (n, k).
   """
-  products = tf.matmul(points, centers, transpose_b=True)
   if distance_metric == constants.COSINE_DISTANCE:
-    return 1.0 - products
+    return 1.0 - tf.matmul(points, numerics.safe_l2_normalize(centers),
+                           transpose_b=True)
+  products = tf.matmul(points, centers, transpose_b=True)
   point_norms = tf.reduce_sum(tf.square(points), axis=1, keepdims=True)
   center_norms = tf.reduce_sum(tf.square(centers), axis=1)[tf.newaxis, :]
   squared = point_norms - 2.0 * products + center_norms
