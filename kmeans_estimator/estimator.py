@@ -37,6 +37,8 @@ _SCALAR_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars'),
     data_class=summary_pb2.DATA_CLASS_SCALAR)
 EstimatorSpec = model_fn_lib.EstimatorSpec
+_NO_TRAINING_DATA = ('The input_fn returned no points to train on (an empty '
+                     'dataset); give it at least one batch of points.')
 
 
 def _check_steps(steps, max_steps):
@@ -348,10 +350,10 @@ class KMeansClustering:
     return self.get_variable_value(constants.CLUSTER_CENTERS_VAR_NAME)
 
   # ---------------------------------------------------------------- inputs
-  def _read(self, input_fn, mode):
+  def _read(self, input_fn, mode, check_width=True):
     raw = inputs.call_input_fn(input_fn, mode, self._config)
-    num_features = (self._kmeans.num_features if self._kmeans.built else
-                    None)
+    num_features = (self._kmeans.num_features
+                    if self._kmeans.built and check_width else None)
     return inputs.read_points(raw, self._feature_columns, self._kmeans.dtype,
                               num_features)
 
@@ -364,9 +366,11 @@ class KMeansClustering:
       for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
                      'kmeans_plus_plus needs'):
         if marker in error.message:
-          detail = error.message[error.message.index(marker):].split('\n')[0]
-          raise ValueError(detail.replace('kmeans_estimator: ', '') +
-                           ' (found while reading the input_fn).') from None
+          # TF appends its own words after ' : '; keep the check's message.
+          detail = error.message[error.message.index(marker):]
+          detail = detail.split('\n')[0].split(' : ')[0]
+          raise ValueError(f'{detail} (found while reading the input_fn).'
+                          ) from None
       raise
 
   # ------------------------------------------------------------- training
@@ -384,11 +388,20 @@ class KMeansClustering:
     """
     _check_steps(steps, max_steps)
     runner = hooks_lib.HookRunner(hooks)
-    self._restore()
+    restored = self._restore()
     if max_steps is not None and self._global_step >= max_steps:
       logging.info('Skipping training since max_steps has already saved.')
       return self
-    points = self._read(input_fn, ModeKeys.TRAIN)
+    # Without a checkpoint, centers given as an array fix the width.
+    init = self._kmeans.initial_clusters
+    given = not restored and not isinstance(init, str) and not callable(init)
+    points = self._read(input_fn, ModeKeys.TRAIN, check_width=not given)
+    if given and points.num_features != self._kmeans.num_features:
+      raise ValueError(
+          f'`initial_clusters` has shape ({self.num_clusters}, '
+          f'{self._kmeans.num_features}) but the input has '
+          f'{points.num_features} features per point; give initial_clusters '
+          f'of shape ({self.num_clusters}, {points.num_features}).')
     if points.endless and steps is None and max_steps is None and (
         self._relative_tolerance is None) and not runner:
       raise ValueError(
@@ -422,6 +435,8 @@ class KMeansClustering:
       seen += n
       if self._initialize(batch):
         return
+    if not seen:
+      raise ValueError(_NO_TRAINING_DATA)
     raise ValueError(
         f'The input has only {seen} points but num_clusters='
         f'{self.num_clusters}; give at least num_clusters points, or lower '
@@ -454,6 +469,8 @@ class KMeansClustering:
         break
       context = runner.before_run() if runner else None
       stats = self._train_step(data)
+      if not self._kmeans.use_mini_batch and int(stats['num_points']) == 0:
+        raise ValueError(_NO_TRAINING_DATA)
       self._global_step += 1
       loss = float(stats['loss'])
       step = self._global_step
@@ -489,6 +506,8 @@ class KMeansClustering:
         summaries, last_save_time = [], time.time()
       if stop:
         break
+    if self._global_step == start_step:  # The dataset had no batches.
+      raise ValueError(_NO_TRAINING_DATA)
     runner.end()
     if previous_loss is not None:
       logging.info('Loss for final step: %g.', previous_loss)

@@ -26,9 +26,9 @@ import tensorflow as tf
 # Marks the messages of the checks that run inside the input pipeline, so the
 # shell can turn TF's runtime error into a ValueError that names the input.
 NON_FINITE_MESSAGE = (
-    'kmeans_estimator: the input contains NaN or Inf values; remove or impute '
+    'The input contains NaN or Inf values; remove or impute '
     'them before clustering')
-WIDTH_MESSAGE = 'kmeans_estimator: rows of the wrong width'
+WIDTH_MESSAGE = 'The input has rows of the wrong width'
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,849 @@
+r"""Benchmarks kmeans_estimator against scikit-learn and a GEMM floor.
+
+Every backend clusters the same deterministic Gaussian blobs, side by side in
+one invocation, and is reported with the same figures:
+
+- `s/iter`: seconds per Lloyd iteration, the iteration time over the number of
+  iterations, with initialisation left out where it can be separated (for
+  mini-batch backends an "iteration" is one epoch over the data);
+- `iters`, `init s` and `fit s` (the whole fit, initialisation included);
+- `inertia`: the sum over ALL points of the squared distance to the nearest of
+  the backend's final centers, computed here in numpy float64 for every
+  backend alike (never the backend's own figure);
+- `predict pts/s`: points per second assigning all points with the fitted
+  model (median of `--repeats` warm calls);
+- `peak RSS`: `resource.getrusage` of the process that ran the backend; each
+  backend runs in a fresh subprocess (`--isolate`, the default), so this is
+  that backend's peak including the interpreter, its libraries and the data;
+- ratios of `s/iter` to scikit-learn's Lloyd and to the GEMM floor, the time
+  of the distance product plus argmin for the same shapes (one assignment
+  pass, TensorFlow, row chunks, inside a `tf.function`).
+
+Backends:
+  kmeans_estimator            `KMeansClustering(use_mini_batch=False,
+                              initial_clusters='kmeans_plus_plus')`, fixed
+                              `--max_iter` steps (no relative_tolerance).
+  kmeans_estimator_minibatch  the same with `use_mini_batch=True`, batches of
+                              `--batch_size`, `--max_iter` epochs.
+  kmeans_core                 the `KMeans` tf.Module alone (`initialize`,
+                              `full_batch_step`, `nearest` in tf.functions),
+                              to show what the estimator shell adds.
+  sklearn_lloyd, sklearn_elkan  `KMeans(algorithm=..., n_init=1, tol=0)`;
+                              k-means++ runs first through
+                              `sklearn.cluster.kmeans_plusplus` so that its
+                              time is separated, then `fit` starts from it
+                              (tol=0 still stops at strict convergence).
+  sklearn_minibatch           `MiniBatchKMeans(batch_size, tol=0,
+                              max_no_improvement=None)`, k-means++ on an
+                              `init_size = 3 * batch_size` sample, as sklearn.
+  gemm_floor                  the floor above, with the generating centers;
+                              its inertia is that of the true centers.
+
+Workloads (d / k / n): tiny 2/5/500, small 20/20/10000, medium 100/50/50000
+(the default set), large 100/500/500000 and stream 64/256/1000000 (the TF
+backends read `stream` through a tf.data pipeline of batches; scikit-learn
+and the floor get the array). No timing is asserted anywhere.
+
+Usage:
+  .venv/bin/python benchmarks/benchmark.py
+  .venv/bin/python benchmarks/benchmark.py --workloads=large --max_iter=10
+  .venv/bin/python benchmarks/benchmark.py --spread   # unseparated blobs
+"""
+
+import dataclasses
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+FLAGS = flags.FLAGS
+
+CENTER_RANGE = 500.0
+WIDTH = 20.0
+SPREAD_WIDTH = 250.0
+STREAM_BATCH = 65536
+# As kmeans_estimator's default: at most this many distances at once.
+CHUNK_ELEMENTS = 1 << 22
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+  name: str
+  d: int
+  k: int
+  n: int
+  streamed: bool = False
+
+
+WORKLOADS = {
+    w.name: w for w in (
+        Workload('tiny', d=2, k=5, n=500),
+        Workload('small', d=20, k=20, n=10_000),
+        Workload('medium', d=100, k=50, n=50_000),
+        Workload('large', d=100, k=500, n=500_000),
+        Workload('stream', d=64, k=256, n=1_000_000, streamed=True),
+    )
+}
+DEFAULT_WORKLOADS = ('tiny', 'small', 'medium')
+
+SKLEARN_BACKENDS = ('sklearn_lloyd', 'sklearn_elkan', 'sklearn_minibatch')
+TF_BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
+               'kmeans_core', 'gemm_floor')
+BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch', 'kmeans_core',
+            'sklearn_lloyd', 'sklearn_elkan', 'sklearn_minibatch',
+            'gemm_floor')
+REFERENCE = 'sklearn_lloyd'
+FLOOR = 'gemm_floor'
+
+
+def _define_flags():
+  """Defines the flags; only when run as a script, so importing is inert."""
+  flags.DEFINE_list('workloads', list(DEFAULT_WORKLOADS),
+                    f'Workloads to run, of {list(WORKLOADS)}.')
+  flags.DEFINE_list('backends', list(BACKENDS),
+                    f'Backends to run, of {list(BACKENDS)}.')
+  flags.DEFINE_integer('max_iter', 20,
+                       'Lloyd iterations (epochs for mini-batch backends).')
+  flags.DEFINE_string('out_dir', os.path.join(os.path.dirname(
+      os.path.abspath(__file__)), 'results'),
+                      'Where the markdown table and the JSON go.')
+  flags.DEFINE_integer('seed', 0, 'Seed of the data and of every backend.')
+  flags.DEFINE_bool('spread', False,
+                    f'Blob width {SPREAD_WIDTH} instead of {WIDTH}: '
+                    'unseparated clusters.')
+  flags.DEFINE_integer('batch_size', 1024, 'Mini-batch size.')
+  flags.DEFINE_integer('repeats', 5,
+                       'Timed repeats of the floor and of predict (median).')
+  flags.DEFINE_bool('isolate', True,
+                    'Run each (workload, backend) in a fresh subprocess, so '
+                    'that peak RSS is per backend.')
+  flags.DEFINE_string('worker_output', None,
+                      'Internal: run one (workload, backend) in this process '
+                      'and write its result to this JSON file.')
+
+
+# ------------------------------------------------------------------ data
+def make_blobs(workload, seed, spread=False):
+  """Deterministic Gaussian blobs.
+
+  Centers are uniform in [0, 500)^d; each point is a uniformly chosen center
+  plus normal offsets of width 20 (250 with `spread`).
+
+  Returns:
+    (points float32 (n, d), centers float64 (k, d)).
+  """
+  rng = np.random.default_rng(seed)
+  centers = rng.uniform(0.0, CENTER_RANGE, (workload.k, workload.d))
+  width = SPREAD_WIDTH if spread else WIDTH
+  points = np.empty((workload.n, workload.d), np.float32)
+  rows = 100_000  # Bounded float64 temporaries.
+  for start in range(0, workload.n, rows):
+    stop = min(start + rows, workload.n)
+    labels = rng.integers(0, workload.k, stop - start)
+    points[start:stop] = centers[labels] + rng.normal(
+        0.0, width, (stop - start, workload.d))
+  return points, centers
+
+
+def inertia(points, centers):
+  """Sum over all points of the squared distance to the nearest center.
+
+  numpy float64, in row chunks; identical for every backend.
+  """
+  centers = np.asarray(centers, np.float64)
+  center_norms = np.einsum('kd,kd->k', centers, centers)
+  rows = max(1, CHUNK_ELEMENTS // len(centers))
+  total = 0.0
+  for start in range(0, len(points), rows):
+    chunk = np.asarray(points[start:start + rows], np.float64)
+    squared = (np.einsum('nd,nd->n', chunk, chunk)[:, None] -
+               2.0 * chunk @ centers.T + center_norms[None, :])
+    total += float(np.maximum(squared.min(axis=1), 0.0).sum())
+  return total
+
+
+def _peak_rss_mb():
+  # ru_maxrss is in KiB on Linux; it is the process's peak so far (monotone).
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _median_time(fn, repeats):
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+# ------------------------------------------------------------ TF backends
+def _tf_dataset(points, batch_size, streamed):
+  """Batches of `points` as a tf.data pipeline (a generator when streamed)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not streamed:
+    return tf.data.Dataset.from_tensor_slices(points).batch(batch_size)
+
+  def batches():
+    for start in range(0, len(points), batch_size):
+      yield points[start:start + batch_size]
+
+  return tf.data.Dataset.from_generator(
+      batches, output_signature=tf.TensorSpec([None, points.shape[1]],
+                                              tf.float32))
+
+
+def _tf_device():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return 'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'
+
+
+class _StepTimer:
+  """A SessionRunHook-like timer: when training begins and each step ends."""
+
+  def __init__(self):
+    self.begin_time = None
+    self.step_times = []
+
+  def begin(self):
+    self.begin_time = time.perf_counter()
+
+  def before_run(self, run_context):  # pylint: disable=unused-argument
+    return None
+
+  def after_run(self, run_context, run_values):  # pylint: disable=unused-argument
+    self.step_times.append(time.perf_counter())
+
+  def end(self, session):  # pylint: disable=unused-argument
+    pass
+
+
+def _tracing_counts(estimator):
+  # Diagnostic only: the estimator's compiled steps are a private cache.
+  counts = {}
+  for name, fn in getattr(estimator, '_compiled', {}).items():
+    if hasattr(fn, 'experimental_get_tracing_count'):
+      key = name if isinstance(name, str) else '/'.join(name)
+      counts[key] = fn.experimental_get_tracing_count()
+  return counts
+
+
+def run_kmeans_estimator(workload, points, config, mini_batch):
+  """KMeansClustering, full batch or mini-batch, with a step-timing hook."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import kmeans_estimator  # pylint: disable=g-import-not-at-top
+  max_iter, seed = config['max_iter'], config['seed']
+  batch_size = config['batch_size']
+  n = len(points)
+  if mini_batch:
+    steps_per_epoch = math.ceil(n / batch_size)
+
+    def train_input_fn():
+      return _tf_dataset(points, batch_size, workload.streamed).repeat(
+          max_iter)
+  elif workload.streamed:
+    steps_per_epoch = 1
+
+    def train_input_fn():
+      return _tf_dataset(points, STREAM_BATCH, True)
+  else:
+    steps_per_epoch = 1
+
+    def train_input_fn():
+      return points
+
+  if workload.streamed:
+    def predict_input_fn():
+      return _tf_dataset(points, STREAM_BATCH, True)
+  else:
+    def predict_input_fn():
+      return points
+
+  timer = _StepTimer()
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as model_dir:
+    start = time.perf_counter()
+    estimator = kmeans_estimator.KMeansClustering(
+        num_clusters=workload.k, model_dir=model_dir,
+        initial_clusters=kmeans_estimator.KMeansClustering.KMEANS_PLUS_PLUS_INIT,
+        seed=seed, use_mini_batch=mini_batch)
+    # Full batch: `steps` Lloyd steps. Mini-batch: the finite dataset of
+    # max_iter epochs is read once, one step per batch.
+    estimator.train(train_input_fn, hooks=[timer],
+                    steps=None if mini_batch else max_iter)
+    fit_s = time.perf_counter() - start
+    centers = estimator.cluster_centers()
+
+    def predict():
+      for _ in estimator.predict(predict_input_fn,
+                                 predict_keys=['cluster_index'],
+                                 yield_single_examples=False):
+        pass
+
+    predict_start = time.perf_counter()
+    predict()
+    predict_first_s = time.perf_counter() - predict_start
+    predict_s = _median_time(predict, config['repeats'])
+    per_point_start = time.perf_counter()
+    for _ in estimator.predict_cluster_index(predict_input_fn):
+      pass
+    per_point_s = time.perf_counter() - per_point_start
+    traces = _tracing_counts(estimator)
+
+  steps = len(timer.step_times)
+  iterations = steps / steps_per_epoch
+  iter_total = timer.step_times[-1] - timer.begin_time
+  init_s = timer.begin_time - start
+  steady = None
+  if steps > 1:
+    steady = ((timer.step_times[-1] - timer.step_times[0]) / (steps - 1) *
+              steps_per_epoch)
+  return {
+      'centers': centers,
+      'iterations': iterations,
+      'steps': steps,
+      'init_s': init_s,
+      'iter_total_s': iter_total,
+      's_per_iter': iter_total / iterations,
+      's_per_iter_steady': steady,
+      'first_step_s': timer.step_times[0] - timer.begin_time,
+      'other_s': fit_s - init_s - iter_total,
+      'fit_s': fit_s,
+      'predict_s': predict_s,
+      'predict_first_s': predict_first_s,
+      'predict_cluster_index_points_per_s': n / per_point_s,
+      'traces': traces,
+      'device': _tf_device(),
+      'tf_threads': [tf.config.threading.get_intra_op_parallelism_threads(),
+                     tf.config.threading.get_inter_op_parallelism_threads()],
+  }
+
+
+def run_kmeans_core(workload, points, config):
+  """The `KMeans` tf.Module alone, each method in its own tf.function."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import kmeans_estimator  # pylint: disable=g-import-not-at-top
+  max_iter = config['max_iter']
+  start = time.perf_counter()
+  km = kmeans_estimator.KMeans(
+      num_clusters=workload.k, num_features=workload.d,
+      initial_clusters=kmeans_estimator.KMeans.KMEANS_PLUS_PLUS_INIT,
+      use_mini_batch=False, random_seed=config['seed'])
+  initialize = tf.function(km.initialize)
+  step = tf.function(km.full_batch_step)
+  nearest = tf.function(km.nearest)
+  if workload.streamed:
+    data = _tf_dataset(points, STREAM_BATCH, True)
+    first = next(iter(data))
+  else:
+    data = first = tf.constant(points)
+  bool(initialize(first))
+  init_s = time.perf_counter() - start
+  step_times = []
+  for _ in range(max_iter):
+    float(step(data)['loss'])
+    step_times.append(time.perf_counter())
+  fit_s = time.perf_counter() - start
+  iter_total = step_times[-1] - start - init_s
+
+  if workload.streamed:
+    def predict():
+      for batch in data:
+        nearest(batch)[0].numpy()
+  else:
+    def predict():
+      nearest(data)[0].numpy()
+
+  predict_start = time.perf_counter()
+  predict()
+  predict_first_s = time.perf_counter() - predict_start
+  predict_s = _median_time(predict, config['repeats'])
+  return {
+      'centers': km.clusters.numpy(),
+      'iterations': max_iter,
+      'init_s': init_s,
+      'iter_total_s': iter_total,
+      's_per_iter': iter_total / max_iter,
+      's_per_iter_steady': ((step_times[-1] - step_times[0]) / (max_iter - 1)
+                            if max_iter > 1 else None),
+      'first_step_s': step_times[0] - start - init_s,
+      'fit_s': fit_s,
+      'predict_s': predict_s,
+      'predict_first_s': predict_first_s,
+      'traces': {name: fn.experimental_get_tracing_count() for name, fn in
+                 (('initialize', initialize), ('step', step),
+                  ('nearest', nearest))},
+      'device': _tf_device(),
+  }
+
+
+def run_gemm_floor(workload, points, centers, config):
+  """Distance product plus argmin in row chunks: a lower bound per pass.
+
+  argmin_j |x - c_j|^2 = argmin_j (|c_j|^2 - 2 x.c_j): one matmul per chunk
+  of CHUNK_ELEMENTS / k rows, the chunks unrolled in one tf.function.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  n, k = len(points), len(centers)
+  rows = max(1, CHUNK_ELEMENTS // k)
+
+  @tf.function
+  def assign(x, c):
+    center_norms = tf.reduce_sum(tf.square(c), axis=1)[tf.newaxis, :]
+    parts = []
+    for start in range(0, n, rows):
+      products = tf.matmul(x[start:start + rows], c, transpose_b=True)
+      parts.append(tf.argmin(center_norms - 2.0 * products, axis=1))
+    return tf.concat(parts, axis=0)
+
+  x = tf.constant(points)
+  c = tf.constant(centers.astype(np.float32))
+  warm_start = time.perf_counter()
+  assign(x, c).numpy()
+  warmup_s = time.perf_counter() - warm_start
+  floor_s = _median_time(lambda: assign(x, c).numpy(), config['repeats'])
+  return {
+      'centers': centers,
+      'iterations': config['max_iter'],
+      'init_s': 0.0,
+      'iter_total_s': floor_s * config['max_iter'],
+      's_per_iter': floor_s,
+      'fit_s': floor_s * config['max_iter'],
+      'predict_s': floor_s,
+      'warmup_s': warmup_s,
+      'repeats': config['repeats'],
+      'device': _tf_device(),
+      'note': 'fit_s = max_iter x one assignment pass; centers = the '
+              'generating centers',
+  }
+
+
+# -------------------------------------------------------- sklearn backends
+def run_sklearn_kmeans(workload, points, config, algorithm):
+  """KMeans(algorithm) with k-means++ timed apart, then fit from it."""
+  from sklearn import cluster  # pylint: disable=g-import-not-at-top
+  del workload
+  seed = config['seed']
+  start = time.perf_counter()
+  initial, _ = cluster.kmeans_plusplus(points, config['k'],
+                                       random_state=seed)
+  init_s = time.perf_counter() - start
+  model = cluster.KMeans(n_clusters=len(initial), init=initial, n_init=1,
+                         max_iter=config['max_iter'], tol=0.0,
+                         algorithm=algorithm, random_state=seed)
+  fit_start = time.perf_counter()
+  model.fit(points)
+  iter_total = time.perf_counter() - fit_start
+  return _sklearn_result(model, points, config, init_s, iter_total,
+                         int(model.n_iter_))
+
+
+def run_sklearn_minibatch(workload, points, config):
+  """MiniBatchKMeans for max_iter epochs (no early stopping)."""
+  from sklearn import cluster  # pylint: disable=g-import-not-at-top
+  del workload
+  seed, batch_size, k = config['seed'], config['batch_size'], config['k']
+  start = time.perf_counter()
+  # sklearn's own default: k-means++ on init_size = 3 * batch_size points.
+  init_size = min(max(3 * batch_size, 3 * k), len(points))
+  rng = np.random.default_rng(seed)
+  sample = points[rng.choice(len(points), init_size, replace=False)]
+  initial, _ = cluster.kmeans_plusplus(sample, k, random_state=seed)
+  init_s = time.perf_counter() - start
+  model = cluster.MiniBatchKMeans(
+      n_clusters=k, init=initial, n_init=1, max_iter=config['max_iter'],
+      batch_size=batch_size, tol=0.0, max_no_improvement=None,
+      compute_labels=False, random_state=seed)
+  fit_start = time.perf_counter()
+  model.fit(points)
+  iter_total = time.perf_counter() - fit_start
+  result = _sklearn_result(model, points, config, init_s, iter_total,
+                           int(model.n_iter_))
+  result['steps'] = int(model.n_steps_)
+  return result
+
+
+def _sklearn_result(model, points, config, init_s, iter_total, iterations):
+  model.predict(points)  # Warm-up, as for the TF backends.
+  predict_s = _median_time(lambda: model.predict(points), config['repeats'])
+  return {
+      'centers': model.cluster_centers_,
+      'iterations': iterations,
+      'init_s': init_s,
+      'iter_total_s': iter_total,
+      's_per_iter': iter_total / max(iterations, 1),
+      'fit_s': init_s + iter_total,
+      'predict_s': predict_s,
+      'device': 'CPU',
+  }
+
+
+# ------------------------------------------------------------- one backend
+def _warm_up_library(backend):
+  """Pays the once-per-process costs (runtime and thread pool start-up).
+
+  Per-model costs stay in the figures: tf.function tracing, checkpoint I/O,
+  scikit-learn's input validation.
+  """
+  if backend in TF_BACKENDS:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.argmin(tf.matmul(tf.ones([64, 8]), tf.ones([8, 8])), axis=1).numpy()
+  elif backend in SKLEARN_BACKENDS:
+    from sklearn import cluster  # pylint: disable=g-import-not-at-top
+    points = np.random.default_rng(0).normal(size=(64, 2))
+    for model in (cluster.KMeans(2, n_init=1, max_iter=2, algorithm='lloyd'),
+                  cluster.KMeans(2, n_init=1, max_iter=2, algorithm='elkan'),
+                  cluster.MiniBatchKMeans(2, n_init=1, max_iter=2,
+                                          batch_size=16)):
+      model.fit(points).predict(points)
+
+
+def run_backend(workload_name, backend, config):
+  """Runs one backend on one workload in this process; returns its result."""
+  workload = WORKLOADS[workload_name]
+  points, true_centers = make_blobs(workload, config['seed'],
+                                    config['spread'])
+  config = dict(config, k=workload.k)
+  _warm_up_library(backend)
+  rss_before = _peak_rss_mb()
+  if backend == 'kmeans_estimator':
+    result = run_kmeans_estimator(workload, points, config, mini_batch=False)
+  elif backend == 'kmeans_estimator_minibatch':
+    result = run_kmeans_estimator(workload, points, config, mini_batch=True)
+  elif backend == 'kmeans_core':
+    result = run_kmeans_core(workload, points, config)
+  elif backend == 'sklearn_lloyd':
+    result = run_sklearn_kmeans(workload, points, config, 'lloyd')
+  elif backend == 'sklearn_elkan':
+    result = run_sklearn_kmeans(workload, points, config, 'elkan')
+  elif backend == 'sklearn_minibatch':
+    result = run_sklearn_minibatch(workload, points, config)
+  elif backend == FLOOR:
+    result = run_gemm_floor(workload, points, true_centers, config)
+  else:
+    raise ValueError(f'`backend` must be one of {list(BACKENDS)}. '
+                     f'Received: backend={backend!r}')
+  centers = result.pop('centers')
+  result.update(
+      workload=workload_name, backend=backend, status='ok',
+      inertia=inertia(points, centers),
+      predict_points_per_s=len(points) / result['predict_s'],
+      rss_before_fit_mb=rss_before, peak_rss_mb=_peak_rss_mb())
+  return result
+
+
+def _run_isolated(workload_name, backend, config):
+  """Runs `run_backend` in a fresh interpreter (for a per-backend peak RSS)."""
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as tmp:
+    output = os.path.join(tmp, 'result.json')
+    command = [
+        sys.executable, os.path.abspath(__file__),
+        f'--workloads={workload_name}', f'--backends={backend}',
+        f'--max_iter={config["max_iter"]}', f'--seed={config["seed"]}',
+        f'--spread={config["spread"]}',
+        f'--batch_size={config["batch_size"]}',
+        f'--repeats={config["repeats"]}', f'--worker_output={output}',
+    ]
+    env = dict(os.environ)
+    env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    start = time.perf_counter()
+    process = subprocess.run(command, capture_output=True, text=True, env=env,
+                             check=False)
+    wall = time.perf_counter() - start
+    if process.returncode != 0 or not os.path.exists(output):
+      tail = (process.stderr or process.stdout).strip().splitlines()[-15:]
+      raise RuntimeError(f'worker exited with {process.returncode}:\n' +
+                         '\n'.join(tail))
+    with open(output) as f:
+      result = json.load(f)
+  result['process_wall_s'] = wall
+  return result
+
+
+# ----------------------------------------------------------------- report
+def machine_description():
+  """CPU model, cores, memory and library versions (no heavy imports)."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          cpu = line.split(':', 1)[1].strip()
+          break
+  except OSError:
+    pass
+  memory_gb = None
+  try:
+    with open('/proc/meminfo') as f:
+      for line in f:
+        if line.startswith('MemTotal:'):
+          memory_gb = round(int(line.split()[1]) / 1024**2, 1)
+  except OSError:
+    pass
+  versions = {}
+  for package in ('tensorflow', 'numpy', 'scikit-learn', 'kmeans_estimator',
+                  'absl-py'):
+    try:
+      versions[package] = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+      versions[package] = None
+  commit = None
+  try:
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    commit = subprocess.run(['git', '-C', repo, 'rev-parse', '--short',
+                             'HEAD'], capture_output=True, text=True,
+                            check=True, timeout=10).stdout.strip()
+    dirty = subprocess.run(['git', '-C', repo, 'status', '--porcelain'],
+                           capture_output=True, text=True, check=True,
+                           timeout=10).stdout.strip()
+    commit += ' (uncommitted changes)' if dirty else ''
+  except (OSError, subprocess.SubprocessError):
+    pass
+  return {
+      'cpu': cpu,
+      'cpu_count': os.cpu_count(),
+      'usable_cores': (len(os.sched_getaffinity(0))
+                       if hasattr(os, 'sched_getaffinity') else None),
+      'memory_gb': memory_gb,
+      'python': platform.python_version(),
+      'platform': platform.platform(),
+      'versions': versions,
+      'git_commit': commit,
+  }
+
+
+def add_ratios(results):
+  """Adds each backend's ratios to sklearn Lloyd and to the GEMM floor."""
+  by_key = {(r['workload'], r['backend']): r for r in results
+            if r.get('status') == 'ok'}
+  for result in by_key.values():
+    reference = by_key.get((result['workload'], REFERENCE))
+    floor = by_key.get((result['workload'], FLOOR))
+    if reference:
+      result['s_per_iter_vs_sklearn_lloyd'] = (result['s_per_iter'] /
+                                               reference['s_per_iter'])
+      result['fit_s_vs_sklearn_lloyd'] = result['fit_s'] / reference['fit_s']
+      result['inertia_vs_sklearn_lloyd'] = (result['inertia'] /
+                                            reference['inertia'])
+    if floor:
+      result['s_per_iter_vs_floor'] = result['s_per_iter'] / floor['s_per_iter']
+
+
+def _fmt(value, spec='.3g'):
+  if value is None:
+    return '-'
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)
+  return format(value, spec)
+
+
+def _fmt_iters(result):
+  iterations = result['iterations']
+  return str(int(iterations)) if float(iterations).is_integer() else (
+      f'{iterations:.3g}')
+
+
+def markdown_report(report):
+  """The report as markdown: machine, settings, one table per workload."""
+  machine, config = report['machine'], report['config']
+  versions = ', '.join(f'{k} {v}' for k, v in machine['versions'].items()
+                       if v)
+  lines = [
+      '# kmeans_estimator benchmark',
+      '',
+      f'- machine: {machine["cpu"]}, {machine["usable_cores"]} usable of '
+      f'{machine["cpu_count"]} cores, {machine["memory_gb"]} GB; '
+      f'Python {machine["python"]}, {machine["platform"]}',
+      f'- versions: {versions}; git {machine["git_commit"]}',
+      f'- run: {report["date"]}, max_iter={config["max_iter"]}, '
+      f'seed={config["seed"]}, blob width '
+      f'{SPREAD_WIDTH if config["spread"] else WIDTH}, '
+      f'batch_size={config["batch_size"]}, repeats={config["repeats"]}, '
+      f'total {report["total_wall_s"]:.0f} s',
+      '- peak RSS: ' + (
+          'each backend ran in its own process, so it is that backend\'s '
+          'peak (interpreter, libraries and data included; TensorFlow alone '
+          'is several hundred MB).' if config['isolate'] else
+          'all backends ran in ONE process and getrusage is monotone: each '
+          'figure is the peak of everything run so far, not per backend.'),
+      '- s/iter: iteration time / iterations, init excluded (epochs for '
+      'mini-batch backends); fit s includes init; inertia: numpy float64 over '
+      'all points; floor: one distance-product + argmin pass.',
+      '',
+  ]
+  header = ('| backend | device | s/iter | iters | init s | fit s | inertia '
+            '| inertia / sk-lloyd | predict pts/s | peak RSS MB '
+            '| s/iter / sk-lloyd | s/iter / floor |')
+  for name in config['workloads']:
+    workload = WORKLOADS[name]
+    lines += [f'## {name}: d={workload.d}, k={workload.k}, n={workload.n}'
+              + (' (streamed through tf.data)' if workload.streamed else ''),
+              '', header, '|' + ' --- |' * (header.count('|') - 1)]
+    for result in report['results']:
+      if result['workload'] != name:
+        continue
+      if result.get('status') != 'ok':
+        lines.append(f'| {result["backend"]} | {result["status"]}: '
+                     f'{result.get("message", "")[:80]} |' + ' |' * 10)
+        continue
+      lines.append(
+          f'| {result["backend"]} | {result.get("device", "-")} '
+          f'| {_fmt(result["s_per_iter"])} | {_fmt_iters(result)} '
+          f'| {_fmt(result["init_s"])} | {_fmt(result["fit_s"])} '
+          f'| {_fmt(result["inertia"], ".6g")} '
+          f'| {_fmt(result.get("inertia_vs_sklearn_lloyd"), ".4f")} '
+          f'| {_fmt(result["predict_points_per_s"])} '
+          f'| {_fmt(result["peak_rss_mb"], ".0f")} '
+          f'| {_fmt(result.get("s_per_iter_vs_sklearn_lloyd"))} '
+          f'| {_fmt(result.get("s_per_iter_vs_floor"))} |')
+    lines.append('')
+  diagnostics = [r for r in report['results'] if r.get('status') == 'ok' and
+                 r.get('s_per_iter_steady') is not None]
+  if diagnostics:
+    lines += ['## Where kmeans_estimator\'s time goes', '',
+              '| workload | backend | init s | first step s | steady s/iter '
+              '| other s | predict first s | traces |',
+              '|' + ' --- |' * 8]
+    for r in diagnostics:
+      traces = ', '.join(f'{k}={v}' for k, v in r.get('traces', {}).items())
+      lines.append(
+          f'| {r["workload"]} | {r["backend"]} | {_fmt(r["init_s"])} '
+          f'| {_fmt(r.get("first_step_s"))} '
+          f'| {_fmt(r["s_per_iter_steady"])} | {_fmt(r.get("other_s"))} '
+          f'| {_fmt(r.get("predict_first_s"))} | {traces} |')
+    lines += ['', 'first step: the first training step, tf.function tracing '
+              'included; steady: per iteration after it; other: fit time '
+              'outside init and steps (checkpoint, summaries).', '']
+  return '\n'.join(lines)
+
+
+def check_names(workloads, backends):
+  """Raises ValueError naming the valid choices for unknown names."""
+  if not workloads or any(w not in WORKLOADS for w in workloads):
+    raise ValueError(f'`workloads` must be among {list(WORKLOADS)}. '
+                     f'Received: workloads={list(workloads)!r}')
+  if not backends or any(b not in BACKENDS for b in backends):
+    raise ValueError(f'`backends` must be among {list(BACKENDS)}. '
+                     f'Received: backends={list(backends)!r}')
+
+
+def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
+                   out_dir=None, seed=0, spread=False, batch_size=1024,
+                   repeats=5, isolate=True, verbose=True):
+  """Runs every backend on every workload; writes and returns the report.
+
+  Args:
+    workloads: names from WORKLOADS.
+    backends: names from BACKENDS; scikit-learn ones are skipped (with a
+      message) when scikit-learn is not installed.
+    max_iter: Lloyd iterations (epochs for the mini-batch backends).
+    out_dir: where `benchmark[_spread].md` and `.json` go; None writes nothing.
+    seed: seed of the data and of every backend.
+    spread: blob width 250 instead of 20.
+    batch_size: mini-batch size.
+    repeats: timed repeats for the floor and predict.
+    isolate: one subprocess per (workload, backend).
+    verbose: print progress and the table.
+
+  Returns:
+    dict with 'machine', 'config', 'date', 'total_wall_s', 'results' (one
+    dict per (workload, backend)) and 'markdown'.
+  """
+  workloads, backends = list(workloads), list(backends)
+  check_names(workloads, backends)
+  have_sklearn = importlib.util.find_spec('sklearn') is not None
+  if not have_sklearn and any(b in SKLEARN_BACKENDS for b in backends):
+    print('scikit-learn is not installed: skipping '
+          f'{[b for b in backends if b in SKLEARN_BACKENDS]} '
+          "(pip install 'kmeans_estimator[benchmark]').")
+  config = {'workloads': workloads, 'backends': backends,
+            'max_iter': max_iter, 'seed': seed, 'spread': spread,
+            'batch_size': batch_size, 'repeats': repeats, 'isolate': isolate}
+  results = []
+  start = time.perf_counter()
+  for name in workloads:
+    for backend in backends:
+      if backend in SKLEARN_BACKENDS and not have_sklearn:
+        results.append({'workload': name, 'backend': backend,
+                        'status': 'skipped',
+                        'message': 'scikit-learn is not installed'})
+        continue
+      try:
+        result = (_run_isolated(name, backend, config) if isolate else
+                  run_backend(name, backend, config))
+      except Exception as error:  # pylint: disable=broad-except
+        result = {'workload': name, 'backend': backend, 'status': 'error',
+                  'message': f'{type(error).__name__}: {error}'}
+      if verbose:
+        if result['status'] == 'ok':
+          print(f'{name:>7} {backend:<27} {result["s_per_iter"]:.3g} s/iter, '
+                f'{_fmt_iters(result)} iters, fit {result["fit_s"]:.3g} s, '
+                f'inertia {result["inertia"]:.6g}', flush=True)
+        else:
+          print(f'{name:>7} {backend:<27} {result["status"]}: '
+                f'{result["message"]}', flush=True)
+      results.append(result)
+  add_ratios(results)
+  report = {
+      'machine': machine_description(),
+      'config': config,
+      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
+          timespec='seconds'),
+      'total_wall_s': time.perf_counter() - start,
+      'results': results,
+  }
+  report['markdown'] = markdown_report(report)
+  if out_dir is not None:
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, 'benchmark_spread' if spread else 'benchmark')
+    with open(stem + '.json', 'w') as f:
+      json.dump({k: v for k, v in report.items() if k != 'markdown'}, f,
+                indent=1, sort_keys=True)
+      f.write('\n')
+    with open(stem + '.md', 'w') as f:
+      f.write(report['markdown'] + '\n')
+    if verbose:
+      print(f'\nWrote {stem}.md and {stem}.json')
+  if verbose:
+    print('\n' + report['markdown'])
+  return report
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  config = dict(max_iter=FLAGS.max_iter, seed=FLAGS.seed, spread=FLAGS.spread,
+                batch_size=FLAGS.batch_size, repeats=FLAGS.repeats)
+  for name in ('max_iter', 'batch_size', 'repeats'):
+    if config[name] < 1:
+      raise app.UsageError(f'--{name} must be a positive integer. '
+                           f'Received: --{name}={config[name]}')
+  if FLAGS.worker_output:
+    if len(FLAGS.workloads) != 1 or len(FLAGS.backends) != 1:
+      raise app.UsageError('--worker_output runs exactly one workload and '
+                           'one backend.')
+    result = run_backend(FLAGS.workloads[0], FLAGS.backends[0], config)
+    with open(FLAGS.worker_output, 'w') as f:
+      json.dump(result, f)
+    return
+  try:
+    check_names(FLAGS.workloads, FLAGS.backends)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from None
+  run_benchmarks(FLAGS.workloads, FLAGS.backends, out_dir=FLAGS.out_dir,
+                 isolate=FLAGS.isolate, **config)
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)

@@ -1,0 +1,442 @@
+"""Bad arguments and bad data: a clear error, and `model_dir` left as it was.
+
+Every error names what was wrong and what would be valid (the messages are
+matched), and a failed `train` writes nothing: a fresh `model_dir` is not
+created, and one holding an earlier checkpoint keeps its files byte for byte.
+Prediction generators are lazy, so they are consumed with `list(...)` inside
+`pytest.raises`.
+"""
+
+import pathlib
+import re
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kmeans_estimator import KMeansClustering
+from kmeans_estimator import RunConfig
+
+_K = 3
+_POINTS = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+_UNTRAINED = r'No trained model in model_dir=.*call train\(\) first'
+_NON_FINITE = r'The input contains NaN or Inf values; remove or impute them'
+
+
+def _estimator(model_dir, **kwargs):
+  kwargs = {'num_clusters': _K, 'use_mini_batch': False, 'seed': 0, **kwargs}
+  return KMeansClustering(model_dir=str(model_dir), **kwargs)
+
+
+def _snapshot(model_dir):
+  """{relative path: bytes} of every file under model_dir; None if absent."""
+  root = pathlib.Path(model_dir)
+  if not root.exists():
+    return None
+  return {str(p.relative_to(root)): p.read_bytes()
+          for p in sorted(root.rglob('*')) if p.is_file()}
+
+
+def _with(value, row=5, column=1):
+  points = _POINTS.copy()
+  points[row, column] = value
+  return points
+
+
+def _batches(points, batch_size=4):
+  return tf.data.Dataset.from_tensor_slices(points).batch(batch_size)
+
+
+def _consume(result):
+  """Runs a lazy prediction generator; other results pass through."""
+  return list(result) if hasattr(result, '__next__') else result
+
+
+@pytest.fixture(scope='module')
+def trained_dir(tmp_path_factory):
+  """A model_dir with a full-batch model trained for 2 steps on _POINTS."""
+  model_dir = tmp_path_factory.mktemp('trained') / 'model'
+  _estimator(model_dir).train(lambda: _POINTS, steps=2)
+  return model_dir
+
+
+@pytest.fixture(scope='module')
+def predictor(trained_dir):
+  """An estimator on the shared trained model_dir, for read-only calls."""
+  return _estimator(trained_dir)
+
+
+@pytest.fixture
+def trained_copy(trained_dir, tmp_path):
+  """A private copy of the trained model_dir."""
+  model_dir = tmp_path / 'model'
+  shutil.copytree(trained_dir, model_dir)
+  return model_dir
+
+
+# -------------------------------------------------------- constructor args
+@pytest.mark.parametrize('num_clusters,error', [
+    (0, ValueError), (-1, ValueError), (2.5, TypeError), ('3', TypeError),
+    (True, TypeError), (None, TypeError)])
+def test_num_clusters_must_be_a_positive_integer(num_clusters, error,
+                                                 tmp_path):
+  with pytest.raises(error, match=re.escape(
+      '`num_clusters` must be a positive integer. Received: '
+      f'num_clusters={num_clusters!r}')):
+    _estimator(tmp_path / 'model', num_clusters=num_clusters)
+  assert not (tmp_path / 'model').exists()
+
+
+@pytest.mark.parametrize('kwargs,error,match', [
+    ({'initial_clusters': 'kmeans++'}, ValueError,
+     r"`initial_clusters` must be one of \['random', 'kmeans_plus_plus', "
+     r"'kmc2'\].*Received: initial_clusters='kmeans\+\+'"),
+    ({'distance_metric': 'manhattan'}, ValueError,
+     r"`distance_metric` must be one of \['squared_euclidean', 'cosine'\]. "
+     r"Received: distance_metric='manhattan'"),
+    ({'initial_clusters': np.zeros((2, 3))}, ValueError,
+     r'`initial_clusters` must have shape \(3, d\).*Received: '
+     r'initial_clusters with shape \(2, 3\)'),
+    ({'initial_clusters': np.zeros(3)}, ValueError,
+     r'`initial_clusters` must have shape \(3, d\).*shape \(3,\)'),
+    ({'initial_clusters': np.array([[0., 0., np.nan]] * 3)}, ValueError,
+     r'`initial_clusters` contains NaN or Inf values; give finite centers'),
+    ({'initial_clusters': np.array([['a', 'b']] * 3)}, TypeError,
+     r'`initial_clusters` must be numeric'),
+    ({'relative_tolerance': -1}, ValueError,
+     r'`relative_tolerance` must be None or a number >= 0. Received: '
+     r'relative_tolerance=-1'),
+    ({'relative_tolerance': float('nan')}, ValueError,
+     r'`relative_tolerance` must be None or a number >= 0'),
+    ({'mini_batch_steps_per_iteration': 0}, ValueError,
+     r'`mini_batch_steps_per_iteration` must be a positive integer'),
+    ({'config': {'model_dir': 'x'}}, TypeError,
+     r'`config` must be a kmeans_estimator.RunConfig'),
+], ids=['unknown_init', 'unknown_metric', 'init_rows', 'init_rank',
+        'init_nan', 'init_strings', 'negative_tolerance', 'nan_tolerance',
+        'zero_steps_per_iteration', 'config_not_runconfig'])
+def test_bad_constructor_argument(kwargs, error, match, tmp_path):
+  with pytest.raises(error, match=match):
+    _estimator(tmp_path / 'model', **kwargs)
+  assert not (tmp_path / 'model').exists()
+
+
+def test_model_dir_and_config_model_dir_conflict(tmp_path):
+  config = RunConfig(model_dir=str(tmp_path / 'a'))
+  with pytest.raises(ValueError, match=(
+      r'`model_dir` and `config.model_dir` differ; give one of them.*'
+      r"config.model_dir='.*a'")):
+    _estimator(tmp_path / 'b', config=config)
+  assert not (tmp_path / 'a').exists() and not (tmp_path / 'b').exists()
+
+
+def test_runconfig_replace_rejects_an_unknown_field():
+  with pytest.raises(ValueError, match=(
+      r"RunConfig has no field\(s\) \['save_checkpoint_steps'\]; valid "
+      r"fields are \[.*'save_checkpoints_steps'")):
+    RunConfig().replace(save_checkpoint_steps=5)
+
+
+def test_runconfig_rejects_both_checkpoint_schedules():
+  match = (r'`save_checkpoints_steps` and `save_checkpoints_secs` cannot '
+           r'both be set; choose one. Received: save_checkpoints_steps=5, '
+           r'save_checkpoints_secs=10')
+  with pytest.raises(ValueError, match=match):
+    RunConfig(save_checkpoints_steps=5, save_checkpoints_secs=10)
+  with pytest.raises(ValueError, match=match):
+    RunConfig().replace(save_checkpoints_steps=5, save_checkpoints_secs=10)
+  # Asking for steps alone drops the default time-based schedule.
+  assert RunConfig(save_checkpoints_steps=5).save_checkpoints_secs is None
+
+
+def test_initial_clusters_of_another_width_than_the_data(tmp_path):
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, initial_clusters=np.zeros((_K, 4)))
+  with pytest.raises(ValueError, match=(
+      r'`initial_clusters` has shape \(3, 4\) but the input has 3 features '
+      r'per point; give initial_clusters of shape \(3, 3\)')):
+    km.train(lambda: _POINTS, steps=1)
+  assert not model_dir.exists()
+
+
+def test_initial_clusters_of_another_width_than_the_checkpoint(trained_copy):
+  before = _snapshot(trained_copy)
+  km = _estimator(trained_copy, initial_clusters=np.zeros((_K, 4)))
+  with pytest.raises(ValueError, match=(
+      r'holds centers of dimension 3 but initial_clusters have dimension 4')):
+    km.train(lambda: _POINTS[:, :1].repeat(4, axis=1), steps=1)
+  assert _snapshot(trained_copy) == before
+
+
+# ---------------------------------------------------------- steps arguments
+@pytest.mark.parametrize('kwargs,error,match', [
+    ({'steps': 0}, ValueError,
+     r'`steps` must be a positive integer. Received: steps=0'),
+    ({'steps': -2}, ValueError, r'`steps` must be a positive integer'),
+    ({'steps': 1.5}, TypeError, r'`steps` must be a positive integer'),
+    ({'max_steps': 0}, ValueError,
+     r'`max_steps` must be a positive integer. Received: max_steps=0'),
+    ({'steps': 1, 'max_steps': 5}, ValueError,
+     r'Give `steps` or `max_steps`, not both. Received: steps=1, '
+     r'max_steps=5'),
+], ids=['steps_0', 'steps_negative', 'steps_float', 'max_steps_0', 'both'])
+def test_bad_steps(kwargs, error, match, trained_copy, tmp_path):
+  before = _snapshot(trained_copy)
+  with pytest.raises(error, match=match):
+    _estimator(trained_copy).train(lambda: _POINTS, **kwargs)
+  assert _snapshot(trained_copy) == before
+  fresh = tmp_path / 'fresh'
+  with pytest.raises(error, match=match):
+    _estimator(fresh).train(lambda: _POINTS, **kwargs)
+  assert not fresh.exists()
+
+
+def test_evaluate_steps_must_be_positive(predictor):
+  with pytest.raises(ValueError, match=r'`steps` must be a positive integer'):
+    predictor.evaluate(lambda: _POINTS, steps=0)
+
+
+# ------------------------------------------------------------- bad data
+def _nan_in_third_batch():
+  return _batches(_with(np.nan, row=9))  # rows 8..11 are the third batch
+
+
+# id -> (input_fn, error, match)
+_BAD_DATA = {
+    'nan_array': (lambda: _with(np.nan), ValueError, _NON_FINITE),
+    'inf_tensor': (lambda: tf.constant(_with(np.inf)), ValueError,
+                   _NON_FINITE),
+    'nan_dict_feature': (lambda: {'a': _with(-np.inf)[:, :2],
+                                  'b': _POINTS[:, 2:]}, ValueError,
+                         _NON_FINITE),
+    'nan_third_batch': (_nan_in_third_batch, ValueError, _NON_FINITE),
+    'empty_array': (lambda: np.zeros((0, 3), np.float32), ValueError,
+                    r'The input_fn returned no points \(shape \(0, 3\)\); '
+                    r'give at least one row'),
+    'zero_width': (lambda: np.zeros((5, 0), np.float32), ValueError,
+                   r'The input has 0 features per point \(shape \(n, 0\)\); '
+                   r'each point needs at least one feature'),
+    'zero_width_dataset': (lambda: _batches(np.zeros((8, 0), np.float32)),
+                           ValueError, r'0 features per point'),
+    'rank_1': (lambda: _POINTS[:, 0], ValueError,
+               r'The features must be batches: 2-D tensors of shape '
+               r'\(n, d\). Received: shape \(40,\)'),
+    'unbatched_dataset': (
+        lambda: tf.data.Dataset.from_tensor_slices(_POINTS), ValueError,
+        r'2-D tensors of shape \(n, d\).*\.batch\(n\)'),
+    'strings': (lambda: np.array([['a', 'b', 'c']] * 5), TypeError,
+                r'the features must be numeric \(integer or float\)'),
+    'string_tensor': (lambda: tf.constant([['a', 'b', 'c']] * 5), TypeError,
+                      r'must be numeric \(integer or float\). Received: '
+                      r'dtype string'),
+    'string_dataset': (
+        lambda: _batches(tf.constant([['a', 'b', 'c']] * 8)), TypeError,
+        r'must be numeric \(integer or float\)'),
+    'dict_with_string': (
+        lambda: {'a': _POINTS[:, :2], 'b': np.array([['x']] * 40)}, TypeError,
+        r"feature 'b' must be numeric \(integer or float\)"),
+    'sparse': (lambda: tf.sparse.from_dense(_POINTS), TypeError,
+               r'must be a dense numeric tensor of shape \(n, d\). Received '
+               r'a SparseTensor; densify it'),
+    'ragged': (lambda: tf.ragged.constant([[1., 2., 3.], [4.]]), TypeError,
+               r'must be a dense numeric tensor.*Received a RaggedTensor'),
+    'wrong_width': (lambda: _POINTS[:, :2], ValueError,
+                    r'The input has 2 features per point but the model was '
+                    r'trained on 3; give points of width 3'),
+    'wrong_width_dataset': (lambda: _batches(_POINTS[:, :2]), ValueError,
+                            r'2 features per point.*trained on 3'),
+    'non_callable': (_POINTS, TypeError,
+                     r'`input_fn` must be a callable returning the data'),
+}
+# A fresh model learns its width from the data, so width is no error there.
+_FRESH_OK = {'wrong_width', 'wrong_width_dataset'}
+_READ_METHODS = ['evaluate', 'score', 'predict', 'transform',
+                 'predict_cluster_index']
+
+
+@pytest.mark.parametrize('case', sorted(set(_BAD_DATA) - _FRESH_OK))
+def test_bad_data_train_fresh_model_dir_stays_absent(case, tmp_path):
+  _, error, match = _BAD_DATA[case]
+  model_dir = tmp_path / 'model'
+  with pytest.raises(error, match=match):
+    _estimator(model_dir).train(_BAD_DATA[case][0], steps=1)
+  assert not model_dir.exists()
+
+
+@pytest.mark.parametrize('case', sorted(_BAD_DATA))
+def test_bad_data_train_keeps_the_earlier_checkpoint(case, trained_copy):
+  _, error, match = _BAD_DATA[case]
+  before = _snapshot(trained_copy)
+  km = _estimator(trained_copy)
+  with pytest.raises(error, match=match):
+    km.train(_BAD_DATA[case][0], steps=1)
+  assert _snapshot(trained_copy) == before
+  assert km.get_variable_value('global_step') == 2
+
+
+# `score` reads the first batch only (the legacy, documented figure), so a
+# NaN in the third batch is never seen by it.
+@pytest.mark.parametrize('case,method', [
+    (case, method) for case in sorted(_BAD_DATA) for method in _READ_METHODS
+    if (case, method) != ('nan_third_batch', 'score')])
+def test_bad_data_after_training(case, method, predictor, trained_dir):
+  _, error, match = _BAD_DATA[case]
+  before = _snapshot(trained_dir)
+  with pytest.raises(error, match=match):
+    _consume(getattr(predictor, method)(_BAD_DATA[case][0]))
+  assert _snapshot(trained_dir) == before
+
+
+def test_nan_in_a_later_batch_fails_score_when_it_is_the_first(predictor):
+  with pytest.raises(ValueError, match=_NON_FINITE):
+    predictor.score(lambda: _batches(_with(np.nan, row=1)))
+
+
+def test_nan_in_third_batch_full_batch_keeps_the_checkpointed_centers(
+    trained_copy):
+  centers = tf.train.load_variable(str(trained_copy), 'clusters')
+  before = _snapshot(trained_copy)
+  km = _estimator(trained_copy)
+  with pytest.raises(ValueError, match=_NON_FINITE):
+    km.train(_nan_in_third_batch, steps=3)
+  assert _snapshot(trained_copy) == before
+  np.testing.assert_array_equal(km.cluster_centers(), centers)
+  # The estimator is still usable, from the checkpointed state.
+  km.train(lambda: _batches(_POINTS), steps=1)
+  assert km.get_variable_value('global_step') == 3
+
+
+def test_nan_in_third_batch_mini_batch_writes_nothing(tmp_path):
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, use_mini_batch=True)
+  km.train(lambda: _batches(_POINTS), steps=2)
+  before = _snapshot(model_dir)
+  # Two good mini-batch steps run before the third batch fails: none is kept.
+  with pytest.raises(ValueError, match=_NON_FINITE):
+    km.train(_nan_in_third_batch)
+  assert _snapshot(model_dir) == before
+  assert km.get_variable_value('global_step') == 2
+
+
+# ------------------------------------------------------------ empty data
+def _empty_dataset():
+  return _batches(_POINTS).take(0)
+
+
+@pytest.mark.parametrize('mini_batch', [False, True],
+                         ids=['full_batch', 'mini_batch'])
+def test_empty_dataset_train(mini_batch, trained_copy, tmp_path):
+  fresh = tmp_path / 'fresh'
+  with pytest.raises(ValueError, match=(
+      r'The input_fn returned no points to train on \(an empty dataset\)')):
+    _estimator(fresh, use_mini_batch=mini_batch).train(_empty_dataset)
+  assert not fresh.exists()
+
+  before = _snapshot(trained_copy)
+  km = _estimator(trained_copy, use_mini_batch=mini_batch)
+  for kwargs in ({}, {'steps': 2}):
+    with pytest.raises(ValueError, match=(
+        r'The input_fn returned no points to train on \(an empty dataset\)')):
+      km.train(_empty_dataset, **kwargs)
+  assert _snapshot(trained_copy) == before
+  assert km.get_variable_value('global_step') == 2
+
+
+@pytest.mark.parametrize('method', ['evaluate', 'score'])
+def test_empty_dataset_evaluate(method, predictor):
+  with pytest.raises(ValueError,
+                     match=r'The input_fn returned no data to evaluate'):
+    getattr(predictor, method)(_empty_dataset)
+
+
+# ---------------------------------------------------------- initialisation
+@pytest.mark.parametrize('make_input', [
+    lambda: _batches(_POINTS, batch_size=2), lambda: _POINTS[:2]],
+                         ids=['dataset', 'array'])
+def test_kmeans_plus_plus_first_batch_smaller_than_k(make_input, tmp_path):
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, initial_clusters='kmeans_plus_plus')
+  with pytest.raises(ValueError, match=(
+      r'The first batch has 2 points but num_clusters=3; kmeans_plus_plus '
+      r'needs at least num_clusters points in its first batch')):
+    km.train(make_input, steps=1)
+  assert not model_dir.exists()
+
+
+@pytest.mark.parametrize('make_input', [
+    lambda: _POINTS, lambda: _batches(_POINTS, batch_size=16)],
+                         ids=['array', 'dataset'])
+def test_more_clusters_than_points_with_random_init(make_input, tmp_path):
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, num_clusters=50, initial_clusters='random')
+  with pytest.raises(ValueError, match=(
+      r'The input has only 40 points but num_clusters=50; give at least '
+      r'num_clusters points')):
+    km.train(make_input, steps=1)
+  assert not model_dir.exists()
+
+
+# ------------------------------------------------------- before training
+@pytest.mark.parametrize('call', [
+    lambda km: km.predict(lambda: _POINTS),
+    lambda km: km.predict_cluster_index(lambda: _POINTS),
+    lambda km: km.transform(lambda: _POINTS),
+    lambda km: km.score(lambda: _POINTS),
+    lambda km: km.evaluate(lambda: _POINTS),
+    lambda km: km.cluster_centers(),
+    lambda km: km.get_variable_value('clusters'),
+    lambda km: km.get_variable_names(),
+], ids=['predict', 'predict_cluster_index', 'transform', 'score', 'evaluate',
+        'cluster_centers', 'get_variable_value', 'get_variable_names'])
+def test_untrained_model_says_to_call_train_first(call, tmp_path):
+  model_dir = tmp_path / 'model'
+  with pytest.raises(ValueError, match=_UNTRAINED):
+    _consume(call(_estimator(model_dir)))
+  assert not model_dir.exists()
+
+
+def test_get_variable_value_unknown_name(predictor):
+  with pytest.raises(ValueError, match=(
+      r"`name` must be one of \['clusters', 'global_step', 'initialized'\]. "
+      r"Received: name='centers'")):
+    predictor.get_variable_value('centers')
+
+
+@pytest.mark.parametrize('predict_keys', [['scores'], 'scores', [],
+                                          ['cluster_index', 'probabilities']])
+def test_unknown_predict_keys(predict_keys, predictor):
+  with pytest.raises(ValueError, match=(
+      r"`predict_keys` must be a subset of \['all_distances', "
+      r"'cluster_index'\]. Received: predict_keys=")):
+    list(predictor.predict(lambda: _POINTS, predict_keys=predict_keys))
+
+
+# ------------------------------------------------------- stopping, hooks
+def _endless():
+  return tf.data.Dataset.from_tensors(_POINTS).repeat()
+
+
+def test_endless_dataset_without_a_stop(trained_copy, tmp_path):
+  match = (r'endless dataset, so training would never stop; pass steps= or '
+           r'max_steps=, set relative_tolerance, or give a hook')
+  fresh = tmp_path / 'fresh'
+  with pytest.raises(ValueError, match=match):
+    _estimator(fresh).train(_endless)
+  assert not fresh.exists()
+  before = _snapshot(trained_copy)
+  with pytest.raises(ValueError, match=match):
+    _estimator(trained_copy).train(_endless)
+  assert _snapshot(trained_copy) == before
+
+
+def test_endless_dataset_evaluate_needs_steps(predictor):
+  with pytest.raises(ValueError, match=r'endless dataset; pass steps='):
+    predictor.evaluate(_endless)
+
+
+def test_hooks_must_be_hook_like(trained_copy):
+  before = _snapshot(trained_copy)
+  with pytest.raises(TypeError, match=r'`hooks` must be SessionRunHook-like'):
+    _estimator(trained_copy).train(lambda: _POINTS, steps=1, hooks=[object()])
+  assert _snapshot(trained_copy) == before
