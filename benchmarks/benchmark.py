@@ -11,7 +11,9 @@ one invocation, and is reported with the same figures:
   the backend's final centers, computed here in numpy float64 for every
   backend alike (never the backend's own figure);
 - `predict pts/s`: points per second assigning all points with the fitted
-  model (median of `--repeats` warm calls);
+  model (median of at least `--repeats` warm calls; for the estimator
+  `predict(predict_keys=['cluster_index'], yield_single_examples=False)`,
+  while the per-point `predict_cluster_index` generator is in the JSON);
 - `peak RSS`: `resource.getrusage` of the process that ran the backend; each
   backend runs in a fresh subprocess (`--isolate`, the default), so this is
   that backend's peak including the interpreter, its libraries and the data;
@@ -19,10 +21,18 @@ one invocation, and is reported with the same figures:
   of the distance product plus argmin for the same shapes (one assignment
   pass, TensorFlow, row chunks, inside a `tf.function`).
 
+Each process first warms its library up with a trivial call, so once-per-
+process start-up is left out; per-model costs (tf.function tracing,
+checkpoints, input validation) stay in. The TF backends also report their
+first step (tracing included) and steady per-iteration time apart.
+
 Backends:
   kmeans_estimator            `KMeansClustering(use_mini_batch=False,
                               initial_clusters='kmeans_plus_plus')`, fixed
-                              `--max_iter` steps (no relative_tolerance).
+                              `--max_iter` steps (no relative_tolerance);
+                              k-means++ draws as many candidates per center
+                              as scikit-learn unless
+                              `--kmeans_plus_plus_num_retries` is given.
   kmeans_estimator_minibatch  the same with `use_mini_batch=True`, batches of
                               `--batch_size`, `--max_iter` epochs.
   kmeans_core                 the `KMeans` tf.Module alone (`initialize`,
@@ -53,7 +63,6 @@ Usage:
 import dataclasses
 import datetime
 import importlib.metadata
-import importlib.util
 import json
 import math
 import os
@@ -126,6 +135,11 @@ def _define_flags():
   flags.DEFINE_integer('batch_size', 1024, 'Mini-batch size.')
   flags.DEFINE_integer('repeats', 5,
                        'Timed repeats of the floor and of predict (median).')
+  flags.DEFINE_integer(
+      'kmeans_plus_plus_num_retries', None,
+      'kmeans_estimator\'s k-means++ retries; by default 1 + int(ln k), so '
+      'that it draws as many candidates per center as scikit-learn (the '
+      'estimator\'s own default is 2).')
   flags.DEFINE_bool('isolate', True,
                     'Run each (workload, backend) in a fresh subprocess, so '
                     'that peak RSS is per backend.')
@@ -179,9 +193,15 @@ def _peak_rss_mb():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _median_time(fn, repeats):
+def _median_time(fn, repeats, min_total_s=0.2, max_calls=1000):
+  """Median seconds of `fn()` over at least `repeats` calls.
+
+  Fast calls are repeated until `min_total_s` has passed (at most
+  `max_calls`), so that a median of sub-millisecond calls is not noise.
+  """
   times = []
-  for _ in range(repeats):
+  while len(times) < repeats or (sum(times) < min_total_s and
+                                 len(times) < max_calls):
     start = time.perf_counter()
     fn()
     times.append(time.perf_counter() - start)
@@ -202,6 +222,15 @@ def _tf_dataset(points, batch_size, streamed):
   return tf.data.Dataset.from_generator(
       batches, output_signature=tf.TensorSpec([None, points.shape[1]],
                                               tf.float32))
+
+
+def kmeans_plus_plus_retries(k, retries=None):
+  """kmeans_estimator's retries; None matches scikit-learn's candidates.
+
+  scikit-learn draws n_local_trials = 2 + int(ln k) candidates per center,
+  kmeans_estimator 1 + kmeans_plus_plus_num_retries (legacy default 2).
+  """
+  return 1 + int(math.log(k)) if retries is None else retries
 
 
 def _tf_device():
@@ -276,6 +305,8 @@ def run_kmeans_estimator(workload, points, config, mini_batch):
     estimator = kmeans_estimator.KMeansClustering(
         num_clusters=workload.k, model_dir=model_dir,
         initial_clusters=kmeans_estimator.KMeansClustering.KMEANS_PLUS_PLUS_INIT,
+        kmeans_plus_plus_num_retries=kmeans_plus_plus_retries(
+            workload.k, config['kmeans_plus_plus_num_retries']),
         seed=seed, use_mini_batch=mini_batch)
     # Full batch: `steps` Lloyd steps. Mini-batch: the finite dataset of
     # max_iter epochs is read once, one step per batch.
@@ -338,7 +369,9 @@ def run_kmeans_core(workload, points, config):
   km = kmeans_estimator.KMeans(
       num_clusters=workload.k, num_features=workload.d,
       initial_clusters=kmeans_estimator.KMeans.KMEANS_PLUS_PLUS_INIT,
-      use_mini_batch=False, random_seed=config['seed'])
+      use_mini_batch=False, random_seed=config['seed'],
+      kmeans_plus_plus_num_retries=kmeans_plus_plus_retries(
+          workload.k, config['kmeans_plus_plus_num_retries']))
   initialize = tf.function(km.initialize)
   step = tf.function(km.full_batch_step)
   nearest = tf.function(km.nearest)
@@ -554,6 +587,9 @@ def _run_isolated(workload_name, backend, config):
         f'--batch_size={config["batch_size"]}',
         f'--repeats={config["repeats"]}', f'--worker_output={output}',
     ]
+    if config['kmeans_plus_plus_num_retries'] is not None:
+      command.append('--kmeans_plus_plus_num_retries='
+                     f'{config["kmeans_plus_plus_num_retries"]}')
     env = dict(os.environ)
     env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     start = time.perf_counter()
@@ -619,6 +655,8 @@ def machine_description():
       'platform': platform.platform(),
       'versions': versions,
       'git_commit': commit,
+      'load_average': (list(os.getloadavg()) if hasattr(os, 'getloadavg')
+                       else None),
   }
 
 
@@ -647,6 +685,10 @@ def _fmt(value, spec='.3g'):
   return format(value, spec)
 
 
+def _fmt_load(load):
+  return '-' if not load else '/'.join(f'{x:.1f}' for x in load)
+
+
 def _fmt_iters(result):
   iterations = result['iterations']
   return str(int(iterations)) if float(iterations).is_integer() else (
@@ -656,6 +698,9 @@ def _fmt_iters(result):
 def markdown_report(report):
   """The report as markdown: machine, settings, one table per workload."""
   machine, config = report['machine'], report['config']
+  retries = config.get('kmeans_plus_plus_num_retries')
+  retries = ('1 + int(ln k) (as many candidates as scikit-learn)'
+             if retries is None else retries)
   versions = ', '.join(f'{k} {v}' for k, v in machine['versions'].items()
                        if v)
   lines = [
@@ -669,7 +714,11 @@ def markdown_report(report):
       f'seed={config["seed"]}, blob width '
       f'{SPREAD_WIDTH if config["spread"] else WIDTH}, '
       f'batch_size={config["batch_size"]}, repeats={config["repeats"]}, '
-      f'total {report["total_wall_s"]:.0f} s',
+      'kmeans_estimator k-means++ retries '
+      f'{retries}, total {report["total_wall_s"]:.0f} s; load average '
+      f'{_fmt_load(machine.get("load_average_before"))} before, '
+      f'{_fmt_load(machine.get("load_average"))} after (other processes '
+      'on the machine disturb the timings)',
       '- peak RSS: ' + (
           'each backend ran in its own process, so it is that backend\'s '
           'peak (interpreter, libraries and data included; TensorFlow alone '
@@ -682,7 +731,7 @@ def markdown_report(report):
       '',
   ]
   header = ('| backend | device | s/iter | iters | init s | fit s | inertia '
-            '| inertia / sk-lloyd | predict pts/s | peak RSS MB '
+            '| inertia / sk-lloyd | predict pts/s | peak RSS MB (before fit) '
             '| s/iter / sk-lloyd | s/iter / floor |')
   for name in config['workloads']:
     workload = WORKLOADS[name]
@@ -704,6 +753,7 @@ def markdown_report(report):
           f'| {_fmt(result.get("inertia_vs_sklearn_lloyd"), ".4f")} '
           f'| {_fmt(result["predict_points_per_s"])} '
           f'| {_fmt(result["peak_rss_mb"], ".0f")} '
+          f'({_fmt(result["rss_before_fit_mb"], ".0f")}) '
           f'| {_fmt(result.get("s_per_iter_vs_sklearn_lloyd"))} '
           f'| {_fmt(result.get("s_per_iter_vs_floor"))} |')
     lines.append('')
@@ -727,6 +777,15 @@ def markdown_report(report):
   return '\n'.join(lines)
 
 
+def sklearn_available():
+  """Whether scikit-learn (an optional benchmark dependency) imports."""
+  try:
+    import sklearn.cluster  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return False
+  return True
+
+
 def check_names(workloads, backends):
   """Raises ValueError naming the valid choices for unknown names."""
   if not workloads or any(w not in WORKLOADS for w in workloads):
@@ -739,7 +798,8 @@ def check_names(workloads, backends):
 
 def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
                    out_dir=None, seed=0, spread=False, batch_size=1024,
-                   repeats=5, isolate=True, verbose=True):
+                   repeats=5, kmeans_plus_plus_num_retries=None, isolate=True,
+                   verbose=True):
   """Runs every backend on every workload; writes and returns the report.
 
   Args:
@@ -751,7 +811,9 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
     seed: seed of the data and of every backend.
     spread: blob width 250 instead of 20.
     batch_size: mini-batch size.
-    repeats: timed repeats for the floor and predict.
+    repeats: timed repeats for the floor and predict (at least).
+    kmeans_plus_plus_num_retries: kmeans_estimator's k-means++ retries; None
+      draws as many candidates per center as scikit-learn (1 + int(ln k)).
     isolate: one subprocess per (workload, backend).
     verbose: print progress and the table.
 
@@ -761,15 +823,18 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
   """
   workloads, backends = list(workloads), list(backends)
   check_names(workloads, backends)
-  have_sklearn = importlib.util.find_spec('sklearn') is not None
+  have_sklearn = sklearn_available()
   if not have_sklearn and any(b in SKLEARN_BACKENDS for b in backends):
     print('scikit-learn is not installed: skipping '
           f'{[b for b in backends if b in SKLEARN_BACKENDS]} '
           "(pip install 'kmeans_estimator[benchmark]').")
   config = {'workloads': workloads, 'backends': backends,
             'max_iter': max_iter, 'seed': seed, 'spread': spread,
-            'batch_size': batch_size, 'repeats': repeats, 'isolate': isolate}
+            'batch_size': batch_size, 'repeats': repeats,
+            'kmeans_plus_plus_num_retries': kmeans_plus_plus_num_retries,
+            'isolate': isolate}
   results = []
+  load_before = list(os.getloadavg()) if hasattr(os, 'getloadavg') else None
   start = time.perf_counter()
   for name in workloads:
     for backend in backends:
@@ -794,8 +859,10 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
                 f'{result["message"]}', flush=True)
       results.append(result)
   add_ratios(results)
+  machine = machine_description()
+  machine['load_average_before'] = load_before
   report = {
-      'machine': machine_description(),
+      'machine': machine,
       'config': config,
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec='seconds'),
@@ -823,7 +890,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = dict(max_iter=FLAGS.max_iter, seed=FLAGS.seed, spread=FLAGS.spread,
-                batch_size=FLAGS.batch_size, repeats=FLAGS.repeats)
+                batch_size=FLAGS.batch_size, repeats=FLAGS.repeats,
+                kmeans_plus_plus_num_retries=(
+                    FLAGS.kmeans_plus_plus_num_retries))
   for name in ('max_iter', 'batch_size', 'repeats'):
     if config[name] < 1:
       raise app.UsageError(f'--{name} must be a positive integer. '

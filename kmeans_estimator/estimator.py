@@ -291,7 +291,6 @@ class KMeansClustering:
       return False
     values = checkpoints.read_checkpoint(path)
     self._check_compatible(values, path)
-    self._kmeans.build(values[constants.CLUSTER_CENTERS_VAR_NAME].shape[1])
     self._kmeans.restore(values)
     self._global_step = int(values.get(constants.GLOBAL_STEP_VAR_NAME, 0))
     return True

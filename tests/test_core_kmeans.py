@@ -453,6 +453,21 @@ def test_restore_full_batch_checkpoint_into_mini_batch_model():
   np.testing.assert_array_equal(km.cluster_counts.numpy(), [0, 0])
 
 
+@pytest.mark.parametrize('init', ['random', [[0., 0.], [5., 5.]]])
+def test_reset_returns_to_the_untrained_state(init):
+  points = np.array([[0., 1.], [1., 0.], [5., 6.], [6., 5.]], np.float32)
+  km = KMeans(2, num_features=2, initial_clusters=init, use_mini_batch=True,
+              mini_batch_steps_per_iteration=2)
+  fresh = {name: v.numpy() for name, v in km.checkpoint_variables().items()}
+  km.initialize(points)
+  for _ in range(3):
+    km.train_step(points)
+  km.reset()
+  for name, variable in km.checkpoint_variables().items():
+    np.testing.assert_array_equal(variable.numpy(), fresh[name], err_msg=name)
+  assert km.num_initialized.numpy() == (0 if init == 'random' else 2)
+
+
 # --------------------------------------------------- edge-case policies
 @pytest.mark.parametrize('mode', MODES)
 @pytest.mark.parametrize('metric', METRICS)
@@ -533,11 +548,9 @@ def test_zero_vectors_under_cosine_as_initial_centers():
     np.testing.assert_array_equal(km.all_distances(points).numpy(), 1.)
 
 
-@pytest.mark.parametrize('per_iteration', [1, 3])
-@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('mode, per_iteration', [
+    ('full_batch', 1), ('mini_batch', 1), ('mini_batch', 3)])
 def test_cosine_centers_stay_unit_length_after_updates(mode, per_iteration):
-  if mode == 'full_batch' and per_iteration > 1:
-    pytest.skip('steps per iteration only apply to mini-batch')
   rng = np.random.default_rng(0)
   points = rng.normal(size=(90, 4)) * rng.uniform(1e-3, 1e3, size=(90, 1))
   km = make(3, 'kmeans_plus_plus', COS, mode, num_features=4,
@@ -549,3 +562,31 @@ def test_cosine_centers_stay_unit_length_after_updates(mode, per_iteration):
       if variable is not None:
         np.testing.assert_allclose(np.linalg.norm(variable.numpy(), axis=1),
                                    1., rtol=1e-5)
+
+
+def test_restore_builds_an_unbuilt_model_from_the_saved_centers():
+  centers = np.array([[0., 1.], [2., 3.], [4., 5.]], np.float32)
+  km = kmeans.KMeans(3)
+  km.restore({'clusters': centers, 'initialized': True})
+  assert km.num_features == 2
+  np.testing.assert_array_equal(km.clusters.numpy(), centers)
+  np.testing.assert_array_equal(km.nearest(centers)[0].numpy(), [0, 1, 2])
+
+
+def test_kmeans_sits_inside_a_users_tf_function():
+  rng = np.random.default_rng(0)
+  points = rng.normal(size=(64, 3)).astype(np.float32)
+  km = kmeans.KMeans(4, num_features=3, use_mini_batch=False, random_seed=0,
+              initial_clusters='kmeans_plus_plus')
+
+  @tf.function
+  def model(x):
+    km.initialize(x)
+    loss = km.full_batch_step(x)['loss']
+    index, _ = km.nearest(x)
+    return loss, tf.one_hot(index, 4)
+
+  first, encoded = model(tf.constant(points))
+  second, _ = model(tf.constant(points))
+  assert encoded.shape == (64, 4)
+  assert float(second) <= float(first)

@@ -22,7 +22,7 @@ def pairwise_distances(points, centers, distance_metric):
 
   Squared Euclidean: |x|^2 - 2 x.c + |c|^2, clamped at 0 (rounding can make
   the expansion slightly negative). Cosine: 1 - x.c / |c| for normalised x
-  (a zero center is at distance 1 from everything).
+  (a zero center is at distance 1 from everything), also clamped at 0.
 
   Args:
     points: float Tensor of shape (n, d).
@@ -33,8 +33,9 @@ def pairwise_distances(points, centers, distance_metric):
     float Tensor of shape (n, k).
   """
   if distance_metric == constants.COSINE_DISTANCE:
-    return 1.0 - tf.matmul(points, numerics.safe_l2_normalize(centers),
-                           transpose_b=True)
+    cosine = 1.0 - tf.matmul(points, numerics.safe_l2_normalize(centers),
+                             transpose_b=True)
+    return tf.maximum(cosine, tf.zeros_like(cosine))
   products = tf.matmul(points, centers, transpose_b=True)
   point_norms = tf.reduce_sum(tf.square(points), axis=1, keepdims=True)
   center_norms = tf.reduce_sum(tf.square(centers), axis=1)[tf.newaxis, :]

@@ -193,6 +193,7 @@ class KMeans(tf.Module):
     from `values` (say, a full-batch checkpoint) starts fresh. A checkpoint
     taken before initialisation finished restarts initialisation.
     """
+    self.build(np.shape(values[constants.CLUSTER_CENTERS_VAR_NAME])[1])
     for name, variable in self.checkpoint_variables().items():
       if name in values:
         variable.assign(tf.cast(values[name], variable.dtype))
