@@ -312,7 +312,10 @@ class KMeansClustering:
           f'initial_clusters have dimension {self._kmeans.num_features}; use '
           'matching data or another model_dir.')
 
-  def _save(self):
+  def _save(self, listeners=()):
+    """Writes a checkpoint; returns True if a saving listener asks to stop."""
+    for listener in listeners:
+      listener.before_save(None, self._global_step)
     tensors = {name: variable.read_value() for name, variable in
                self._kmeans.checkpoint_variables().items()}
     tensors[constants.GLOBAL_STEP_VAR_NAME] = np.int64(self._global_step)
@@ -321,7 +324,8 @@ class KMeansClustering:
                                        self._config.keep_checkpoint_max)
     logging.info('Saving checkpoints for %d into %s.', self._global_step,
                  path)
-    return path
+    return any([bool(listener.after_save(None, self._global_step))
+                for listener in listeners])
 
   def get_variable_names(self):
     """Names of the variables in the latest checkpoint."""
@@ -373,7 +377,8 @@ class KMeansClustering:
       raise
 
   # ------------------------------------------------------------- training
-  def train(self, input_fn, hooks=None, steps=None, max_steps=None):
+  def train(self, input_fn, hooks=None, steps=None, max_steps=None,
+            saving_listeners=None):
     """Trains the model; see the class docstring for how long it runs.
 
     Args:
@@ -381,6 +386,10 @@ class KMeansClustering:
       hooks: `SessionRunHook`-like objects.
       steps: train this many more steps.
       max_steps: train until `global_step` reaches this.
+      saving_listeners: objects with Estimator's `CheckpointSaverListener`
+        methods (`begin()`, `before_save(session, global_step)`,
+        `after_save(session, global_step)` (True stops training),
+        `end(session, global_step)`); `session` is None.
 
     Returns:
       self.
@@ -412,8 +421,9 @@ class KMeansClustering:
                  max_steps)
     with self._input_errors():
       self._initialize_centers(points)
-      self._train_loop(points, runner, last_step, finite_by_default=(
-          steps is None and max_steps is None))
+      self._train_loop(points, runner, list(saving_listeners or ()),
+                       last_step,
+                       finite_by_default=steps is None and max_steps is None)
     return self
 
   def _initialize_centers(self, points):
@@ -455,14 +465,17 @@ class KMeansClustering:
       if finite_by_default:
         return
 
-  def _train_loop(self, points, runner, last_step, finite_by_default):
+  def _train_loop(self, points, runner, listeners, last_step,
+                  finite_by_default):
     config = self._config
     runner.begin()
+    for listener in listeners:
+      listener.begin()
     summaries = []
     previous_loss = None
     start_step, start_time = self._global_step, time.time()
     last_log_step, last_log_time = start_step, start_time
-    last_save_time = start_time
+    last_save_time, saved_step = start_time, None
     for data in self._step_inputs(points, finite_by_default):
       if last_step is not None and self._global_step >= last_step:
         break
@@ -486,7 +499,9 @@ class KMeansClustering:
           'clusters': self._kmeans.clusters,
           'num_points': stats['num_points'],
           'empty_clusters': stats['empty_clusters']}) if runner else False
-      if step - last_log_step >= config.log_step_count_steps:
+      if step == start_step + 1:
+        logging.info('loss = %g, step = %d', loss, step)
+      elif step - last_log_step >= config.log_step_count_steps:
         now = time.time()
         logging.info('loss = %g, step = %d (%.3f steps/sec)', loss, step,
                      (step - last_log_step) / max(now - last_log_time, 1e-9))
@@ -500,9 +515,9 @@ class KMeansClustering:
           stop = True
       previous_loss = loss
       if self._checkpoint_due(step, last_save_time):
-        self._save()
+        stop = self._save(listeners) or stop
         self._write_summaries(summaries)
-        summaries, last_save_time = [], time.time()
+        summaries, last_save_time, saved_step = [], time.time(), step
       if stop:
         break
     if self._global_step == start_step:  # The dataset had no batches.
@@ -510,8 +525,11 @@ class KMeansClustering:
     runner.end()
     if previous_loss is not None:
       logging.info('Loss for final step: %g.', previous_loss)
-    self._save()
+    if saved_step != self._global_step:
+      self._save(listeners)
     self._write_summaries(summaries)
+    for listener in listeners:
+      listener.end(None, self._global_step)
 
   def _checkpoint_due(self, step, last_save_time):
     config = self._config

@@ -545,3 +545,62 @@ def test_model_fn_returns_an_estimator_spec(tmp_path):
   assert float(spec.loss) == pytest.approx(
       inertia(points, kmeans.cluster_centers()), rel=1e-4)
   assert 'score' in spec.eval_metric_ops
+
+
+def test_run_config_is_immutable_and_replace_validates():
+  import dataclasses
+  config = RunConfig(keep_checkpoint_max=3)
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    config.keep_checkpoint_max = 4  # type: ignore[misc]
+  changed = config.replace(log_step_count_steps=7, tf_random_seed=1)
+  assert (changed.log_step_count_steps, changed.tf_random_seed,
+          changed.keep_checkpoint_max) == (7, 1, 3)
+  assert config.log_step_count_steps == 100
+  assert config.replace(save_checkpoints_secs=30).save_checkpoints_steps is None
+  with pytest.raises(ValueError, match='log_step_count_steps'):
+    config.replace(log_step_count_steps=0)
+
+
+def test_seed_falls_back_to_the_run_config_seed(tmp_path):
+  points, _ = blobs(seed=28, n=100)
+  results = []
+  for name in ('a', 'b'):
+    kmeans = KMeansClustering(
+        5, use_mini_batch=False, initial_clusters='kmeans_plus_plus',
+        config=RunConfig(model_dir=str(tmp_path / name), tf_random_seed=42))
+    kmeans.train(lambda: points, steps=1)
+    results.append(kmeans.cluster_centers())
+  np.testing.assert_array_equal(results[0], results[1])
+
+
+class _Listener:
+
+  def __init__(self, stop_at=None):
+    self.events = []
+    self.stop_at = stop_at
+
+  def begin(self):
+    self.events.append('begin')
+
+  def before_save(self, session, global_step_value):
+    self.events.append(('before_save', global_step_value))
+
+  def after_save(self, session, global_step_value):
+    self.events.append(('after_save', global_step_value))
+    return global_step_value == self.stop_at
+
+  def end(self, session, global_step_value):
+    self.events.append(('end', global_step_value))
+
+
+def test_saving_listeners_see_every_checkpoint_and_can_stop(tmp_path):
+  points, _ = blobs(seed=29, n=100)
+  kmeans = KMeansClustering(
+      5, use_mini_batch=False, seed=0,
+      config=RunConfig(model_dir=str(tmp_path), save_checkpoints_steps=2))
+  listener = _Listener(stop_at=4)
+  kmeans.train(lambda: points, steps=10, saving_listeners=[listener])
+  assert kmeans.get_variable_value('global_step') == 4
+  assert listener.events == [
+      'begin', ('before_save', 2), ('after_save', 2), ('before_save', 4),
+      ('after_save', 4), ('end', 4)]
