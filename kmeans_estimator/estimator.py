@@ -244,8 +244,11 @@ class KMeansClustering:
   def _compile(self, name, fn):
     """Wraps `fn` in `tf.function` once and caches it on the estimator."""
     if name not in self._compiled:
+      # The core writes its control flow with tf.cond / tf.while_loop /
+      # Dataset.reduce, so AutoGraph's source conversion (most of the
+      # tracing time) is not needed.
       self._compiled[name] = fn if self._run_eagerly else tf.function(
-          fn, reduce_retracing=True)
+          fn, reduce_retracing=True, autograph=False)
     return self._compiled[name]
 
   def _train_step(self, data):

@@ -178,14 +178,16 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
     raw = raw[0]
   if isinstance(raw, tf.data.Dataset):
     _check_element_spec(_features_of(raw.element_spec), feature_columns)
-    dataset = raw.map(
+    # Plain Python on Python values: no AutoGraph conversion needed.
+    no_autograph = tf.autograph.experimental.do_not_convert
+    dataset = raw.map(no_autograph(
         lambda *e: _combine(_features_of(e if len(e) > 1 else e[0]),
-                            feature_columns, dtype))
+                            feature_columns, dtype)))
     width = dataset.element_spec.shape[-1]
     if width is None:
       width = _first_width(dataset)
     _check_width(width, num_features)
-    dataset = dataset.map(lambda x: _checked(x, width))
+    dataset = dataset.map(no_autograph(lambda x: _checked(x, width)))
     endless = bool(raw.cardinality() == tf.data.INFINITE_CARDINALITY)
     return Points(dataset, int(width), endless, whole=False)
 

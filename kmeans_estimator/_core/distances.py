@@ -75,13 +75,25 @@ def nearest_centers(points, centers, distance_metric,
                                   infer_shape=False,
                                   element_shape=tf.TensorShape([None]))
 
+  # The argmin needs only what varies with the center: |c|^2 - 2 x.c
+  # (Euclidean) or -x.c / |c| (cosine); the point's own term is added to the
+  # winner alone. That saves an n x k pass over the expansion.
+  if distance_metric == constants.COSINE_DISTANCE:
+    scaled_centers = -numerics.safe_l2_normalize(centers)
+    offsets = tf.ones([1], points.dtype)
+  else:
+    scaled_centers = -2.0 * centers
+    offsets = tf.reduce_sum(tf.square(centers), axis=1)
+
   def body(i, index_parts, distance_parts):
     chunk = points[i * rows:(i + 1) * rows]
-    distances = pairwise_distances(chunk, centers, distance_metric)
-    index = tf.argmin(distances, axis=1, output_type=tf.int64)
+    scores = tf.matmul(chunk, scaled_centers, transpose_b=True) + offsets
+    index = tf.argmin(scores, axis=1, output_type=tf.int64)
+    best = tf.reduce_min(scores, axis=1)
+    if distance_metric != constants.COSINE_DISTANCE:
+      best += tf.reduce_sum(tf.square(chunk), axis=1)
     index_parts = index_parts.write(i, index)
-    distance_parts = distance_parts.write(
-        i, tf.gather(distances, index, axis=1, batch_dims=1))
+    distance_parts = distance_parts.write(i, tf.maximum(best, 0.0))
     return i + 1, index_parts, distance_parts
 
   _, index_parts, distance_parts = tf.while_loop(
