@@ -7,7 +7,6 @@ Prediction generators are lazy, so they are consumed with `list(...)` inside
 `pytest.raises`.
 """
 
-import pathlib
 import re
 import shutil
 
@@ -17,6 +16,8 @@ import tensorflow as tf
 
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import RunConfig
+
+import oracles
 
 _K = 3
 _POINTS = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
@@ -29,13 +30,7 @@ def _estimator(model_dir, **kwargs):
   return KMeansClustering(model_dir=str(model_dir), **kwargs)
 
 
-def _snapshot(model_dir):
-  """{relative path: bytes} of every file under model_dir; None if absent."""
-  root = pathlib.Path(model_dir)
-  if not root.exists():
-    return None
-  return {str(p.relative_to(root)): p.read_bytes()
-          for p in sorted(root.rglob('*')) if p.is_file()}
+_snapshot = oracles.snapshot
 
 
 def _with(value, row=5, column=1):

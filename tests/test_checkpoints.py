@@ -4,7 +4,6 @@ import json
 import os
 import pathlib
 import shutil
-import stat
 
 import numpy as np
 import pytest
@@ -12,8 +11,9 @@ import tensorflow as tf
 
 from kmeans_estimator import checkpoints
 
-_LEGACY_DIR = (pathlib.Path(__file__).parent / 'data' /
-               'legacy_estimator_model_dirs')
+import oracles
+
+_LEGACY_DIR = oracles.LEGACY_DIR
 _LEGACY_NAMES = ('euclidean_fullbatch', 'cosine_minibatch')
 _DATA = '.data-00000-of-00001'
 
@@ -38,13 +38,7 @@ def _state_proto(model_dir):
   return tf.train.get_checkpoint_state(str(model_dir))
 
 
-def _copy_legacy(name, tmp_path):
-  """Copies a legacy model dir to tmp_path, made writable for the test."""
-  dst = tmp_path / name
-  shutil.copytree(_LEGACY_DIR / name, dst)
-  for path in [dst, *dst.iterdir()]:
-    path.chmod(path.stat().st_mode | stat.S_IWUSR)
-  return dst
+_copy_legacy = oracles.copy_legacy
 
 
 # ---------------------------------------------------------------------------

@@ -18,6 +18,8 @@ import tensorflow as tf
 from kmeans_estimator._core import distances
 from kmeans_estimator._core import updates
 
+import oracles
+
 SQ = 'squared_euclidean'
 COS = 'cosine'
 METRICS = (SQ, COS)
@@ -26,19 +28,10 @@ MODES = ('full_batch', 'mini_batch')
 
 
 # ------------------------------------------------------------ numpy oracle
-def np_normalize(x):
-  x = np.asarray(x, np.float64)
-  norms = np.linalg.norm(x, axis=1, keepdims=True)
-  return np.where(norms > 0, x / np.where(norms > 0, norms, 1.), 0.)
+np_normalize = oracles.normalize
 
 
-def np_pairwise(points, centers, metric):
-  """Distances in float64; points must already be prepared for `metric`."""
-  x = np.asarray(points, np.float64)
-  c = np.asarray(centers, np.float64)
-  if metric == COS:
-    return 1. - x @ np_normalize(c).T
-  return ((x[:, None, :] - c[None, :, :])**2).sum(-1)
+np_pairwise = oracles.distances
 
 
 def np_statistics(points, centers, metric):

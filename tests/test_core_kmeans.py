@@ -15,6 +15,8 @@ import tensorflow as tf
 
 from kmeans_estimator._core import kmeans
 
+import oracles
+
 KMeans = kmeans.KMeans
 SQ = 'squared_euclidean'
 COS = 'cosine'
@@ -24,20 +26,10 @@ MODES = ('full_batch', 'mini_batch')
 
 
 # ------------------------------------------------------------ numpy oracle
-def np_normalize(x):
-  x = np.asarray(x, np.float64)
-  norms = np.linalg.norm(x, axis=1, keepdims=True)
-  return np.where(norms > 0, x / np.where(norms > 0, norms, 1.), 0.)
+np_normalize = oracles.normalize
 
 
-def np_distances(points, centers, metric):
-  """What `KMeans.all_distances` should return from raw points and stored
-  centers: under cosine, 1 - cos(x, c)."""
-  x = np.asarray(points, np.float64)
-  c = np.asarray(centers, np.float64)
-  if metric == COS:
-    return 1. - np_normalize(x) @ np_normalize(c).T
-  return ((x[:, None, :] - c[None, :, :])**2).sum(-1)
+np_distances = oracles.distances
 
 
 def np_step(centers, counts, points, metric, mode):

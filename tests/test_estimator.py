@@ -14,6 +14,8 @@ import kmeans_estimator
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import RunConfig
 
+import oracles
+
 TRUE_CENTERS = np.array([[50., 50.], [50., 450.], [450., 50.], [450., 450.],
                          [250., 250.]], np.float32)
 
@@ -25,24 +27,12 @@ def blobs(seed=0, n=500, width=20.0, centers=TRUE_CENTERS):
   return points.astype(np.float32), labels
 
 
-def sq_dist(points, centers):
-  points = np.asarray(points, np.float64)
-  centers = np.asarray(centers, np.float64)
-  return ((points[:, None, :] - centers[None, :, :])**2).sum(-1)
-
-
-def inertia(points, centers):
-  return sq_dist(points, centers).min(axis=1).sum()
+sq_dist = oracles.distances
+inertia = oracles.inertia
 
 
 def lloyd(points, centers, iterations):
-  centers = np.asarray(centers, np.float64).copy()
-  for _ in range(iterations):
-    index = sq_dist(points, centers).argmin(axis=1)
-    for j in range(len(centers)):
-      if np.any(index == j):
-        centers[j] = points[index == j].mean(axis=0)
-  return centers
+  return oracles.lloyd(points, centers, iterations)[0]
 
 
 def batched(points, batch_size):

@@ -8,9 +8,6 @@ test copies a fixture into `tmp_path` first, so the fixture is never written.
 
 import json
 import os
-import pathlib
-import shutil
-import stat
 
 import numpy as np
 import pytest
@@ -20,8 +17,9 @@ from kmeans_estimator import KMeansClustering
 from kmeans_estimator import SessionRunArgs
 from kmeans_estimator import SessionRunHook
 
-_LEGACY_DIR = (pathlib.Path(__file__).parent / 'data' /
-               'legacy_estimator_model_dirs')
+import oracles
+
+_LEGACY_DIR = oracles.LEGACY_DIR
 _EXPECTED = json.loads((_LEGACY_DIR / 'expected.json').read_text())
 _POINTS = np.load(_LEGACY_DIR / 'points.npy')
 
@@ -34,13 +32,7 @@ _IDS = [name for name, _, _ in _CASES]
 _LEGACY_STEP = 10
 
 
-def _copy_legacy(name, tmp_path):
-  """Copies a legacy model dir into tmp_path and makes it writable."""
-  dst = tmp_path / name
-  shutil.copytree(_LEGACY_DIR / name, dst)
-  for path in [dst, *dst.iterdir()]:
-    path.chmod(path.stat().st_mode | stat.S_IWUSR)
-  return dst
+_copy_legacy = oracles.copy_legacy
 
 
 def _estimator(model_dir, metric, mini_batch, num_clusters=5):
@@ -54,30 +46,10 @@ def _points():
   return _POINTS
 
 
-def _snapshot(model_dir):
-  """{relative path: bytes} of every file under model_dir."""
-  root = pathlib.Path(model_dir)
-  return {str(p.relative_to(root)): p.read_bytes()
-          for p in sorted(root.rglob('*')) if p.is_file()}
+_snapshot = oracles.snapshot
 
 
-def _numpy_lloyd(points, centers, iterations):
-  """Exact Lloyd iterations in float64; returns (centers, losses before each).
-
-  An empty cluster keeps its center.
-  """
-  points = points.astype(np.float64)
-  centers = centers.astype(np.float64).copy()
-  losses = []
-  for _ in range(iterations):
-    d2 = ((points[:, None, :] - centers[None, :, :])**2).sum(-1)
-    index = d2.argmin(1)
-    losses.append(d2[np.arange(len(points)), index].sum())
-    for j in range(len(centers)):
-      members = points[index == j]
-      if len(members):
-        centers[j] = members.mean(0)
-  return centers, losses
+_numpy_lloyd = oracles.lloyd
 
 
 class _LossHook(SessionRunHook):

@@ -1,0 +1,78 @@
+"""Shared test oracles: exact float64 numpy k-means, and the legacy model dirs.
+
+Every test module that needs a numpy reference takes it from here, so that a
+fix to an oracle reaches every test at once.
+"""
+
+import pathlib
+import shutil
+import stat
+
+import numpy as np
+
+SQUARED_EUCLIDEAN = 'squared_euclidean'
+COSINE = 'cosine'
+
+LEGACY_DIR = (pathlib.Path(__file__).parent / 'data' /
+              'legacy_estimator_model_dirs')
+
+
+def normalize(x):
+  """Rows scaled to unit L2 norm in float64; zero rows stay zero."""
+  x = np.asarray(x, np.float64)
+  norms = np.linalg.norm(x, axis=1, keepdims=True)
+  return np.where(norms > 0, x / np.where(norms > 0, norms, 1.), 0.)
+
+
+def distances(points, centers, metric=SQUARED_EUCLIDEAN):
+  """(n, k) float64 distances: squared Euclidean, or 1 - cos(x, c)."""
+  x = np.asarray(points, np.float64)
+  c = np.asarray(centers, np.float64)
+  if metric == COSINE:
+    return 1. - normalize(x) @ normalize(c).T
+  return ((x[:, None, :] - c[None, :, :])**2).sum(-1)
+
+
+def inertia(points, centers, metric=SQUARED_EUCLIDEAN):
+  """Sum over points of the distance to the nearest center."""
+  return distances(points, centers, metric).min(axis=1).sum()
+
+
+def lloyd(points, centers, iterations):
+  """Exact Lloyd iterations (squared Euclidean) in float64.
+
+  An empty cluster keeps its center.
+
+  Returns:
+    (centers after the iterations, losses before each iteration).
+  """
+  points = np.asarray(points, np.float64)
+  centers = np.asarray(centers, np.float64).copy()
+  losses = []
+  for _ in range(iterations):
+    d2 = distances(points, centers)
+    index = d2.argmin(1)
+    losses.append(d2[np.arange(len(points)), index].sum())
+    for j in range(len(centers)):
+      members = points[index == j]
+      if len(members):
+        centers[j] = members.mean(0)
+  return centers, losses
+
+
+def snapshot(model_dir):
+  """{relative path: bytes} of every file under model_dir; None if absent."""
+  root = pathlib.Path(model_dir)
+  if not root.exists():
+    return None
+  return {str(p.relative_to(root)): p.read_bytes()
+          for p in sorted(root.rglob('*')) if p.is_file()}
+
+
+def copy_legacy(name, tmp_path):
+  """Copies a legacy model dir into tmp_path and makes it writable."""
+  dst = pathlib.Path(tmp_path) / name
+  shutil.copytree(LEGACY_DIR / name, dst)
+  for path in [dst, *dst.iterdir()]:
+    path.chmod(path.stat().st_mode | stat.S_IWUSR)
+  return dst
