@@ -12,6 +12,10 @@ import numpy as np
 
 SQUARED_EUCLIDEAN = 'squared_euclidean'
 COSINE = 'cosine'
+# The sweep of the numpy-oracle tests: metric x dtype x mode.
+METRICS = (SQUARED_EUCLIDEAN, COSINE)
+DTYPES = (np.float32, np.float64)
+MODES = ('full_batch', 'mini_batch')
 
 LEGACY_DIR = (pathlib.Path(__file__).parent / 'data' /
               'legacy_estimator_model_dirs')

@@ -18,17 +18,13 @@ from kmeans_estimator._core import kmeans
 import oracles
 
 KMeans = kmeans.KMeans
-SQ = 'squared_euclidean'
-COS = 'cosine'
-METRICS = (SQ, COS)
-DTYPES = (np.float32, np.float64)
-MODES = ('full_batch', 'mini_batch')
+from oracles import COSINE as COS
+from oracles import DTYPES
+from oracles import METRICS
+from oracles import MODES
+from oracles import SQUARED_EUCLIDEAN as SQ
 
-
-# ------------------------------------------------------------ numpy oracle
 np_normalize = oracles.normalize
-
-
 np_distances = oracles.distances
 
 
