@@ -178,7 +178,6 @@ class KMeansClustering:
         name='kmeans')
     self._model_dir = str(model_dir)
     self._config = config.replace(model_dir=self._model_dir)
-    self._seed = seed
     self._run_eagerly = bool(run_eagerly)
     self._compiled = {}
     self._global_step = 0
