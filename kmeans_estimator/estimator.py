@@ -165,7 +165,7 @@ class KMeansClustering:
     self._feature_columns = (None if feature_columns is None else
                              list(feature_columns))
     # The core validates the k-means hyper-parameters (it is public too).
-    self._kmeans = kmeans_lib.KMeans(
+    self._core_args = dict(
         num_clusters=num_clusters,
         initial_clusters=initial_clusters,
         distance_metric=distance_metric,
@@ -176,6 +176,7 @@ class KMeansClustering:
         kmc2_chain_length=kmc2_chain_length,
         dtype=dtype,
         name='kmeans')
+    self._kmeans = kmeans_lib.KMeans(**self._core_args)
     self._model_dir = str(model_dir)
     self._config = config.replace(model_dir=self._model_dir)
     self._run_eagerly = bool(run_eagerly)
@@ -288,7 +289,10 @@ class KMeansClustering:
             f'No trained model in model_dir={self._model_dir!r}: call '
             'train() first, or point model_dir at a trained model.')
       if self._kmeans.built:
-        self._kmeans.reset()
+        # No model yet: nothing fixes the data width but given initial
+        # centers, so start from a fresh core (and fresh compiled steps).
+        self._kmeans = kmeans_lib.KMeans(**self._core_args)
+        self._compiled = {}
       self._global_step = 0
       return False
     values = checkpoints.read_checkpoint(path)
@@ -402,9 +406,9 @@ class KMeansClustering:
     if max_steps is not None and self._global_step >= max_steps:
       logging.info('Skipping training since max_steps has already saved.')
       return self
-    # Without a checkpoint, centers given as an array fix the width.
-    init = self._kmeans.initial_clusters
-    given = not restored and not isinstance(init, str) and not callable(init)
+    # Without a checkpoint only initial centers given as an array build the
+    # core, and they fix the width.
+    given = not restored and self._kmeans.built
     points = self._read(input_fn, ModeKeys.TRAIN, check_width=not given)
     if given and points.num_features != self._kmeans.num_features:
       raise ValueError(
@@ -496,11 +500,9 @@ class KMeansClustering:
       if (step - start_step) % config.save_summary_steps == 0 or (
           step == start_step + 1):
         summaries.append((step, loss))
-      stop = runner.after_run(context, {
-          'loss': loss, 'global_step': step,
-          'clusters': self._kmeans.clusters,
-          'num_points': stats['num_points'],
-          'empty_clusters': stats['empty_clusters']}) if runner else False
+      stop = runner.after_run(context, self._hook_values(
+          loss, stats['num_points'], stats['empty_clusters'])
+                             ) if runner else False
       if step == start_step + 1:
         logging.info('loss = %g, step = %d', loss, step)
       elif step - last_log_step >= config.log_step_count_steps:
@@ -532,6 +534,12 @@ class KMeansClustering:
     self._write_summaries(summaries)
     for listener in listeners:
       listener.end(None, self._global_step)
+
+  def _hook_values(self, loss, num_points, empty_clusters=0):
+    """The values hooks may fetch by name after a step (see `hooks`)."""
+    return {'loss': loss, 'global_step': self._global_step,
+            'clusters': self._kmeans.clusters, 'num_points': num_points,
+            'empty_clusters': empty_clusters}
 
   def _checkpoint_due(self, step, last_save_time):
     config = self._config
@@ -598,10 +606,8 @@ class KMeansClustering:
         metrics = self._eval_batch(batch)
         batch_sums.append(float(metrics[constants.SCORE]))
         num_points += int(metrics['num_points'])
-        if runner and runner.after_run(context, {
-            'loss': batch_sums[-1], 'global_step': self._global_step,
-            'clusters': self._kmeans.clusters, 'num_points': num_points,
-            'empty_clusters': 0}):
+        if runner and runner.after_run(
+            context, self._hook_values(batch_sums[-1], num_points)):
           break
     runner.end()
     if not batch_sums:
@@ -653,11 +659,8 @@ class KMeansClustering:
         context = runner.before_run() if runner else None
         predictions = {key: value.numpy() for key, value in
                        self._predict_batch(batch, keys).items()}
-        stop = runner.after_run(context, {
-            'loss': 0.0, 'global_step': self._global_step,
-            'clusters': self._kmeans.clusters,
-            'num_points': int(batch.shape[0]), 'empty_clusters': 0
-        }) if runner else False
+        stop = runner.after_run(context, self._hook_values(
+            0.0, int(batch.shape[0]))) if runner else False
         if yield_single_examples:
           for i in range(int(batch.shape[0])):
             yield {key: value[i] for key, value in predictions.items()}

@@ -594,3 +594,17 @@ def test_saving_listeners_see_every_checkpoint_and_can_stop(tmp_path):
   assert listener.events == [
       'begin', ('before_save', 2), ('after_save', 2), ('before_save', 4),
       ('after_save', 4), ('end', 4)]
+
+
+def test_a_failed_first_train_does_not_fix_the_data_width(tmp_path):
+  points, _ = blobs(seed=30, n=90)
+  bad = np.concatenate([points, points[:, :1]], axis=1)
+  bad[70] = np.nan
+  kmeans = KMeansClustering(3, model_dir=str(tmp_path), use_mini_batch=False,
+                            seed=0)
+  with pytest.raises(ValueError, match='NaN or Inf'):
+    kmeans.train(batched(bad, 30), steps=1)
+  assert not tmp_path.joinpath('checkpoint').exists()
+  # Nothing was trained, so 2-D data is as welcome as 3-D was.
+  kmeans.train(lambda: points, steps=2)
+  assert kmeans.cluster_centers().shape == (3, 2)
