@@ -307,6 +307,13 @@ class KMeansClustering:
                        f'{constants.CLUSTER_CENTERS_VAR_NAME!r} variable; it '
                        'was not written by a k-means estimator.')
     k, d = values[constants.CLUSTER_CENTERS_VAR_NAME].shape
+    metric = values.get(constants.DISTANCE_METRIC_VAR_NAME)
+    if metric is not None and metric.item().decode() != self.distance_metric:
+      raise ValueError(
+          f'model_dir={self._model_dir!r} holds a model trained with '
+          f'distance_metric={metric.item().decode()!r} but this estimator has '
+          f'distance_metric={self.distance_metric!r}; use the same '
+          'distance_metric or another model_dir.')
     if k != self.num_clusters:
       raise ValueError(
           f'model_dir={self._model_dir!r} holds a model with num_clusters={k}'
@@ -325,6 +332,8 @@ class KMeansClustering:
     tensors = {name: variable.read_value() for name, variable in
                self._kmeans.checkpoint_variables().items()}
     tensors[constants.GLOBAL_STEP_VAR_NAME] = np.int64(self._global_step)
+    tensors[constants.DISTANCE_METRIC_VAR_NAME] = np.bytes_(
+        self.distance_metric.encode())
     path = checkpoints.save_checkpoint(self._model_dir, self._global_step,
                                        tensors,
                                        self._config.keep_checkpoint_max)
@@ -377,7 +386,8 @@ class KMeansClustering:
         if marker in error.message:
           # TF appends its own words after ' : '; keep the check's message.
           detail = error.message[error.message.index(marker):]
-          detail = detail.split('\n')[0].split(' : ')[0]
+          for end in ('\n', ' : ', ']'):
+            detail = detail.split(end)[0]
           raise ValueError(f'{detail} (found while reading the input_fn).'
                           ) from None
       raise

@@ -100,7 +100,7 @@ def _to_tensor(value, what):
   return tf.convert_to_tensor(array)
 
 
-def _combine(features, feature_columns, dtype):
+def combine_features(features, feature_columns, dtype):
   """Features (a Tensor, array or dict of them) -> one float (n, d) Tensor."""
   if isinstance(features, dict):
     names = _feature_names(features, feature_columns)
@@ -144,12 +144,27 @@ def _features_of(element):
   return element
 
 
-def _checked(points, num_features):
-  checks = [tf.debugging.assert_all_finite(points, NON_FINITE_MESSAGE)]
+def check_points(points, num_features):
+  """`points` with runtime checks attached: finite values and, if given, width.
+
+  The checks are `Assert` ops, which run inside `tf.data` pipelines and
+  served SavedModels alike (and which TFLite drops rather than rejects).
+  A failure raises `tf.errors.InvalidArgumentError` carrying
+  `NON_FINITE_MESSAGE` or `WIDTH_MESSAGE`.
+
+  Args:
+    points: float Tensor of shape (n, d).
+    num_features: the width d the model expects, or None.
+
+  Returns:
+    `points`, after the checks.
+  """
+  checks = [tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(points)),
+                                [NON_FINITE_MESSAGE])]
   if num_features is not None:
-    checks.append(tf.debugging.assert_equal(
-        tf.shape(points)[1], num_features,
-        message=f'{WIDTH_MESSAGE}; expected {num_features} features'))
+    checks.append(tf.debugging.Assert(
+        tf.equal(tf.shape(points)[1], num_features),
+        [f'{WIDTH_MESSAGE}; expected {num_features} features']))
   with tf.control_dependencies(checks):
     return tf.identity(points)
 
@@ -181,17 +196,17 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
     # Plain Python on Python values: no AutoGraph conversion needed.
     no_autograph = tf.autograph.experimental.do_not_convert
     dataset = raw.map(no_autograph(
-        lambda *e: _combine(_features_of(e if len(e) > 1 else e[0]),
+        lambda *e: combine_features(_features_of(e if len(e) > 1 else e[0]),
                             feature_columns, dtype)))
     width = dataset.element_spec.shape[-1]
     if width is None:
       width = _first_width(dataset)
     _check_width(width, num_features)
-    dataset = dataset.map(no_autograph(lambda x: _checked(x, width)))
+    dataset = dataset.map(no_autograph(lambda x: check_points(x, width)))
     endless = bool(raw.cardinality() == tf.data.INFINITE_CARDINALITY)
     return Points(dataset, int(width), endless, whole=False)
 
-  points = _combine(raw, feature_columns, dtype)
+  points = combine_features(raw, feature_columns, dtype)
   if points.shape[0] == 0:
     raise ValueError('The input_fn returned no points (shape '
                      f'{tuple(points.shape)}); give at least one row.')

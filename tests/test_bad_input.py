@@ -393,8 +393,8 @@ def test_untrained_model_says_to_call_train_first(call, tmp_path):
 
 def test_get_variable_value_unknown_name(predictor):
   with pytest.raises(ValueError, match=(
-      r"`name` must be one of \['clusters', 'global_step', 'initialized'\]. "
-      r"Received: name='centers'")):
+      r"`name` must be one of \['clusters', 'distance_metric', 'global_step', "
+      r"'initialized'\]. Received: name='centers'")):
     predictor.get_variable_value('centers')
 
 

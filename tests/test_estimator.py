@@ -344,7 +344,7 @@ def test_checkpoints_use_the_legacy_names(tmp_path):
   names = dict(tf.train.list_variables(str(tmp_path)))
   assert names == {'clusters': [5, 2], 'initialized': [], 'global_step': [],
                    'Variable': [5], 'clusters_updated': [5, 2],
-                   'update_in_steps': []}
+                   'update_in_steps': [], 'distance_metric': []}
   np.testing.assert_array_equal(
       tf.train.load_variable(str(tmp_path),
                              KMeansClustering.CLUSTER_CENTERS_VAR_NAME),

@@ -24,6 +24,8 @@ PREDICT_KEYS = (ALL_DISTANCES, CLUSTER_INDEX)
 CLUSTER_CENTERS_VAR_NAME = 'clusters'
 INITIALIZED_VAR_NAME = 'initialized'
 GLOBAL_STEP_VAR_NAME = 'global_step'
+# Not in legacy checkpoints: the metric the centers were trained under.
+DISTANCE_METRIC_VAR_NAME = 'distance_metric'
 # The legacy graph created the mini-batch counts without a name, so TF called
 # the variable 'Variable'; existing checkpoints depend on that.
 CLUSTER_COUNTS_VAR_NAME = 'Variable'

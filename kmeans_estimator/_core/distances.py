@@ -44,6 +44,9 @@ def pairwise_distances(points, centers, distance_metric):
 
 
 def _chunk_rows(num_centers, chunk_elements):
+  """Rows per chunk: a Python int when k is static (a static loop shape)."""
+  if isinstance(num_centers, int):
+    return max(chunk_elements // max(num_centers, 1), 1)
   return tf.maximum(
       tf.cast(chunk_elements, tf.int32) // tf.maximum(num_centers, 1), 1)
 
@@ -65,16 +68,6 @@ def nearest_centers(points, centers, distance_metric,
     (indices, distances): int64 Tensor of shape (n,) and float Tensor of
     shape (n,), the distance in the metric (squared for Euclidean).
   """
-  n = tf.shape(points)[0]
-  rows = _chunk_rows(tf.shape(centers)[0], chunk_elements)
-  # At least one chunk, so that an empty batch yields empty results.
-  num_chunks = tf.maximum((n + rows - 1) // rows, 1)
-  index_parts = tf.TensorArray(tf.int64, size=num_chunks, infer_shape=False,
-                               element_shape=tf.TensorShape([None]))
-  distance_parts = tf.TensorArray(points.dtype, size=num_chunks,
-                                  infer_shape=False,
-                                  element_shape=tf.TensorShape([None]))
-
   # The argmin needs only what varies with the center: |c|^2 - 2 x.c
   # (Euclidean) or -x.c / |c| (cosine); the point's own term is added to the
   # winner alone. That saves an n x k pass over the expansion.
@@ -85,21 +78,53 @@ def nearest_centers(points, centers, distance_metric,
     scaled_centers = -2.0 * centers
     offsets = tf.reduce_sum(tf.square(centers), axis=1)
 
-  def body(i, index_parts, distance_parts):
-    chunk = points[i * rows:(i + 1) * rows]
+  def nearest(chunk):
     scores = tf.matmul(chunk, scaled_centers, transpose_b=True) + offsets
     index = tf.argmin(scores, axis=1, output_type=tf.int64)
     best = tf.reduce_min(scores, axis=1)
     if distance_metric != constants.COSINE_DISTANCE:
       best += tf.reduce_sum(tf.square(chunk), axis=1)
-    index_parts = index_parts.write(i, index)
-    distance_parts = distance_parts.write(i, tf.maximum(best, 0.0))
-    return i + 1, index_parts, distance_parts
+    return index, tf.maximum(best, 0.0)
+
+  rows = _chunk_rows(centers.shape[0] if centers.shape[0] is not None
+                     else tf.shape(centers)[0], chunk_elements)
+  static_n = points.shape[0]
+  if static_n is not None and isinstance(rows, int) and static_n <= rows:
+    return nearest(points)
+
+  # Every chunk has exactly `rows` rows, so the loop's shapes are static
+  # (TFLite converts it): the last chunk is the last `rows` points, which
+  # overlaps the one before it, and only a batch smaller than one chunk is
+  # padded (padding by zero rows costs no copy).
+  n = tf.shape(points)[0]
+  num_chunks = tf.maximum((n + rows - 1) // rows, 1)
+  last_start = tf.maximum(n - rows, 0)
+  element_shape = tf.TensorShape([rows if isinstance(rows, int) else None])
+  index_parts = tf.TensorArray(tf.int64, size=num_chunks,
+                               element_shape=element_shape)
+  distance_parts = tf.TensorArray(points.dtype, size=num_chunks,
+                                  element_shape=element_shape)
+
+  def body(i, index_parts, distance_parts):
+    start = tf.minimum(i * rows, last_start)
+    chunk = points[start:start + rows]
+    chunk = tf.pad(chunk, [[0, rows - tf.shape(chunk)[0]], [0, 0]])
+    index, best = nearest(chunk)
+    return (i + 1, index_parts.write(i, index),
+            distance_parts.write(i, best))
 
   _, index_parts, distance_parts = tf.while_loop(
       lambda i, *_: i < num_chunks, body,
       (tf.constant(0), index_parts, distance_parts))
-  return index_parts.concat(), distance_parts.concat()
+
+  # Chunks 0..m-2 in full, then the part of the last chunk past them.
+  head = (num_chunks - 1) * rows
+  def assemble(parts):
+    stacked = parts.stack()
+    return tf.concat([tf.reshape(stacked[:-1], [-1]),
+                      stacked[-1][head - last_start:n - last_start]], axis=0)
+
+  return assemble(index_parts), assemble(distance_parts)
 
 
 def cluster_statistics(points, centers, distance_metric,
