@@ -6,6 +6,9 @@ The successor of the `KMeans` Estimator that TensorFlow 2.16 removed with
 
 from kmeans_estimator._core.kmeans import KMeans
 from kmeans_estimator.estimator import KMeansClustering
+from kmeans_estimator.export import build_parsing_serving_input_receiver_fn
+from kmeans_estimator.export import build_raw_serving_input_receiver_fn
+from kmeans_estimator.export import ServingInputReceiver
 from kmeans_estimator.hooks import SessionRunArgs
 from kmeans_estimator.hooks import SessionRunContext
 from kmeans_estimator.hooks import SessionRunHook
@@ -23,9 +26,12 @@ __all__ = [
     'KMeansClustering',
     'ModeKeys',
     'RunConfig',
+    'ServingInputReceiver',
     'SessionRunArgs',
     'SessionRunContext',
     'SessionRunHook',
     'SessionRunValues',
     'StopAtStepHook',
+    'build_parsing_serving_input_receiver_fn',
+    'build_raw_serving_input_receiver_fn',
 ]

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from kmeans_estimator import checkpoints
+from kmeans_estimator import export as export_lib
 from kmeans_estimator import hooks as hooks_lib
 from kmeans_estimator import inputs
 from kmeans_estimator import model_fn as model_fn_lib
@@ -236,10 +237,32 @@ class KMeansClustering:
       else:
         # Only the nearest center is needed: bounded-memory chunks.
         predictions = {constants.CLUSTER_INDEX: km.nearest(features)[0]}
-      return EstimatorSpec(mode, predictions={k: predictions[k] for k in keys})
+      return EstimatorSpec(mode,
+                           predictions={k: predictions[k] for k in keys},
+                           export_outputs=self._export_outputs(predictions))
     raise ValueError(f'`mode` must be one of {ModeKeys.TRAIN!r}, '
                      f'{ModeKeys.EVAL!r}, {ModeKeys.PREDICT!r}. '
                      f'Received: mode={mode!r}')
+
+  def _export_outputs(self, predictions):
+    """What each serving signature returns, from the predictions made."""
+    outputs = {}
+    if constants.CLUSTER_INDEX in predictions:
+      outputs[export_lib.SERVING_DEFAULT] = predictions[
+          constants.CLUSTER_INDEX]
+      outputs[export_lib.CLUSTER_INDEX_SIGNATURE] = predictions[
+          constants.CLUSTER_INDEX]
+    if constants.ALL_DISTANCES in predictions:
+      distances = predictions[constants.ALL_DISTANCES]
+      outputs[export_lib.ALL_DISTANCES_SIGNATURE] = distances
+      outputs[export_lib.TRANSFORM_SIGNATURE] = self._transformed(distances)
+    return outputs
+
+  def _transformed(self, all_distances):
+    """`transform`'s distances: Euclidean (not squared), or 1 - cos."""
+    if self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE:
+      return distances_lib.euclidean_distances(all_distances)
+    return all_distances
 
   def _compile(self, name, fn):
     """Wraps `fn` in `tf.function` once and caches it on the estimator."""
@@ -710,7 +733,81 @@ class KMeansClustering:
     """
     for batch in self.predict(input_fn, predict_keys=[constants.ALL_DISTANCES],
                               yield_single_examples=False):
-      distances = batch[constants.ALL_DISTANCES]
-      if self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE:
-        distances = distances_lib.euclidean_distances(distances).numpy()
-      yield from distances
+      yield from np.asarray(self._transformed(batch[constants.ALL_DISTANCES]))
+
+  # ---------------------------------------------------------------- export
+  def export_saved_model(self, export_dir_base, serving_input_receiver_fn=None,
+                         assets_extra=None, as_text=False,
+                         checkpoint_path=None):
+    """Exports the model as a SavedModel for TensorFlow Serving and TFLite.
+
+    Writes a new directory `export_dir_base/<timestamp>` (never overwriting
+    an existing export; a failed export leaves nothing behind). The
+    SavedModel holds the centers as a variable, the metadata as variables
+    (`distance_metric`, `num_clusters`, `num_features`, `global_step`) and
+    five signatures, each returning one Tensor under the key 'output':
+    'serving_default' and 'cluster_index' (int64 (n,)), 'all_distances'
+    ((n, k), as `predict` gives them), 'transform' ((n, k), as `transform`
+    gives them) and 'cluster_centers' (no input; (k, d)). Served inputs with
+    NaN or Inf, or of the wrong width, fail with an InvalidArgumentError.
+
+    Example:
+
+    ```python
+    path = kmeans.export_saved_model('/tmp/exports')
+    served = tf.saved_model.load(path)
+    served.signatures['serving_default'](input=points)['output']
+    ```
+
+    Args:
+      export_dir_base: directory to create the timestamped export in.
+      serving_input_receiver_fn: None (one float32 input, 'input', of shape
+        (None, d)), or a callable returning a `ServingInputReceiver`, such as
+        `build_raw_serving_input_receiver_fn(...)` (one input per feature) or
+        `build_parsing_serving_input_receiver_fn(...)` (serialized
+        `tf.Example`s under 'examples').
+      assets_extra: dict of destination path inside `assets.extra/` ->
+        source file to copy there.
+      as_text: write saved_model.pbtxt instead of saved_model.pb.
+      checkpoint_path: export this checkpoint instead of the latest.
+
+    Returns:
+      The export directory as bytes, as the legacy method returned it.
+    """
+    assets_extra = export_lib.check_assets_extra(assets_extra)
+    self._restore(checkpoint_path, required=True)
+    num_features = self._kmeans.num_features
+    receiver = export_lib.receiver_from_fn(serving_input_receiver_fn,
+                                           num_features)
+
+    def outputs(features, signature_name):
+      points = inputs.combine_features(features, self._feature_columns,
+                                       self._kmeans.dtype)
+      width = points.shape[-1]
+      if width is not None and width != num_features:
+        raise ValueError(
+            f'The serving input receiver gives points of width {width} but '
+            f'the model was trained on width {num_features}; give it the '
+            'features the model was trained on.')
+      points = inputs.check_points(points, num_features)
+      keys = ((constants.CLUSTER_INDEX,) if signature_name in (
+          export_lib.SERVING_DEFAULT, export_lib.CLUSTER_INDEX_SIGNATURE)
+              else (constants.ALL_DISTANCES,))
+      spec = self.model_fn(points, None, ModeKeys.PREDICT, self._config,
+                           {'predict_keys': keys})
+      return spec.export_outputs[signature_name]
+
+    model = export_lib.ServingModel(self._kmeans.clusters,
+                                    self.distance_metric, self._global_step,
+                                    receiver, outputs)
+    export_dir = export_lib.write_saved_model(export_dir_base, model,
+                                              assets_extra, as_text)
+    return export_dir.encode()
+
+  def export_savedmodel(self, export_dir_base, serving_input_receiver_fn=None,
+                        assets_extra=None, as_text=False,
+                        checkpoint_path=None, strip_default_attrs=None):
+    """The legacy name of `export_saved_model` (`strip_default_attrs` unused)."""
+    del strip_default_attrs
+    return self.export_saved_model(export_dir_base, serving_input_receiver_fn,
+                                   assets_extra, as_text, checkpoint_path)

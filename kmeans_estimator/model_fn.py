@@ -1,7 +1,7 @@
 """`ModeKeys` and `EstimatorSpec`: what a `model_fn` returns, as in Estimator."""
 
 import dataclasses
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 
 class ModeKeys:
@@ -26,7 +26,9 @@ class EstimatorSpec:
       building the spec inside the compiled step runs the step).
     eval_metric_ops: in EVAL mode, dict of Tensors summed over batches by the
       evaluation loop ('score', 'num_points').
-    export_outputs: name -> callable(points) giving the signature's outputs.
+    export_outputs: in PREDICT mode, serving signature name -> the Tensor it
+      serves ('serving_default' and 'cluster_index' (n,), 'all_distances'
+      and 'transform' (n, k)), for the predictions that were asked for.
     training_hooks: hooks the model adds to training.
   """
 
@@ -35,5 +37,5 @@ class EstimatorSpec:
   loss: Any = None
   train_op: Any = None
   eval_metric_ops: Optional[Mapping[str, Any]] = None
-  export_outputs: Optional[Mapping[str, Callable[..., Any]]] = None
+  export_outputs: Optional[Mapping[str, Any]] = None
   training_hooks: Sequence[Any] = ()

@@ -6,8 +6,10 @@ import kmeans_estimator
 def test_all_lists_exactly_the_public_names():
   assert sorted(kmeans_estimator.__all__) == [
       'EstimatorSpec', 'KMeans', 'KMeansClustering', 'ModeKeys', 'RunConfig',
-      'SessionRunArgs', 'SessionRunContext', 'SessionRunHook',
-      'SessionRunValues', 'StopAtStepHook']
+      'ServingInputReceiver', 'SessionRunArgs', 'SessionRunContext',
+      'SessionRunHook', 'SessionRunValues', 'StopAtStepHook',
+      'build_parsing_serving_input_receiver_fn',
+      'build_raw_serving_input_receiver_fn']
   for name in kmeans_estimator.__all__:
     assert getattr(kmeans_estimator, name) is not None
 
