@@ -384,8 +384,8 @@ def test_empty_batch_returns_empty_results(chunk_elements):
 
 @pytest.mark.parametrize('unknown_k', [False, True])
 def test_chunked_nearest_centers_under_tf_function_with_unknown_n(unknown_k):
-  # Chunk rows are 3: n = 2 pads one chunk, n = 3 fills it exactly, 5 and 31
-  # end with a chunk that overlaps the one before it.
+  # Chunk rows are 3: n = 2 and 3 fit one chunk, 5 and 31 end with a chunk
+  # that overlaps the one before it.
   rng = np.random.default_rng(0)
   centers = tf.constant(rng.normal(size=(4, 3)).astype(np.float32))
   centers_spec = tf.TensorSpec([None if unknown_k else 4, 3], tf.float32)

@@ -88,43 +88,45 @@ def nearest_centers(points, centers, distance_metric,
 
   rows = _chunk_rows(centers.shape[0] if centers.shape[0] is not None
                      else tf.shape(centers)[0], chunk_elements)
+
+  def chunked(points):
+    # More than one chunk. Every chunk has exactly `rows` rows, so the
+    # loop's shapes are static (TFLite converts it): the last chunk is the
+    # last `rows` points, overlapping the one before it.
+    n = tf.shape(points)[0]
+    num_chunks = (n + rows - 1) // rows
+    last_start = n - rows
+    element_shape = tf.TensorShape([rows if isinstance(rows, int) else None])
+    index_parts = tf.TensorArray(tf.int64, size=num_chunks,
+                                 element_shape=element_shape)
+    distance_parts = tf.TensorArray(points.dtype, size=num_chunks,
+                                    element_shape=element_shape)
+
+    def body(i, index_parts, distance_parts):
+      start = tf.minimum(i * rows, last_start)
+      index, best = nearest(points[start:start + rows])
+      return (i + 1, index_parts.write(i, index),
+              distance_parts.write(i, best))
+
+    _, index_parts, distance_parts = tf.while_loop(
+        lambda i, *_: i < num_chunks, body,
+        (tf.constant(0), index_parts, distance_parts))
+
+    # Chunks 0..m-2 in full, then the part of the last chunk past them.
+    head = (num_chunks - 1) * rows
+
+    def assemble(parts):
+      stacked = parts.stack()
+      return tf.concat([tf.reshape(stacked[:-1], [-1]),
+                        stacked[-1][head - last_start:]], axis=0)
+
+    return assemble(index_parts), assemble(distance_parts)
+
   static_n = points.shape[0]
-  if static_n is not None and isinstance(rows, int) and static_n <= rows:
-    return nearest(points)
-
-  # Every chunk has exactly `rows` rows, so the loop's shapes are static
-  # (TFLite converts it): the last chunk is the last `rows` points, which
-  # overlaps the one before it, and only a batch smaller than one chunk is
-  # padded (padding by zero rows costs no copy).
-  n = tf.shape(points)[0]
-  num_chunks = tf.maximum((n + rows - 1) // rows, 1)
-  last_start = tf.maximum(n - rows, 0)
-  element_shape = tf.TensorShape([rows if isinstance(rows, int) else None])
-  index_parts = tf.TensorArray(tf.int64, size=num_chunks,
-                               element_shape=element_shape)
-  distance_parts = tf.TensorArray(points.dtype, size=num_chunks,
-                                  element_shape=element_shape)
-
-  def body(i, index_parts, distance_parts):
-    start = tf.minimum(i * rows, last_start)
-    chunk = points[start:start + rows]
-    chunk = tf.pad(chunk, [[0, rows - tf.shape(chunk)[0]], [0, 0]])
-    index, best = nearest(chunk)
-    return (i + 1, index_parts.write(i, index),
-            distance_parts.write(i, best))
-
-  _, index_parts, distance_parts = tf.while_loop(
-      lambda i, *_: i < num_chunks, body,
-      (tf.constant(0), index_parts, distance_parts))
-
-  # Chunks 0..m-2 in full, then the part of the last chunk past them.
-  head = (num_chunks - 1) * rows
-  def assemble(parts):
-    stacked = parts.stack()
-    return tf.concat([tf.reshape(stacked[:-1], [-1]),
-                      stacked[-1][head - last_start:n - last_start]], axis=0)
-
-  return assemble(index_parts), assemble(distance_parts)
+  if static_n is not None and isinstance(rows, int):
+    return nearest(points) if static_n <= rows else chunked(points)
+  return tf.cond(tf.shape(points)[0] <= rows, lambda: nearest(points),
+                 lambda: chunked(points))
 
 
 def cluster_statistics(points, centers, distance_metric,

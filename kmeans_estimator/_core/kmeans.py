@@ -131,29 +131,32 @@ class KMeans(tf.Module):
       return
     k, d = self.num_clusters, int(num_features)
     self.num_features = d
+
+    def variable(initial, name, dtype=None):
+      # Under a tf.distribute strategy every replica computes the same new
+      # value (statistics are all-reduced first); the first replica's is kept.
+      return tf.Variable(initial, dtype=dtype, trainable=False, name=name,
+                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
     with self.name_scope:
-      self.clusters = tf.Variable(
-          tf.zeros([k, d], self.dtype), trainable=False,
-          name=constants.CLUSTER_CENTERS_VAR_NAME)
-      self.initialized = tf.Variable(False, trainable=False,
-                                     name=constants.INITIALIZED_VAR_NAME)
+      self.clusters = variable(tf.zeros([k, d], self.dtype),
+                               constants.CLUSTER_CENTERS_VAR_NAME)
+      self.initialized = variable(False, constants.INITIALIZED_VAR_NAME)
       # Centers chosen so far; initialisation may span several batches.
-      self.num_initialized = tf.Variable(0, dtype=tf.int32, trainable=False,
-                                         name='num_initialized')
+      self.num_initialized = variable(0, 'num_initialized', tf.int32)
       self.cluster_counts = None
       self.clusters_updated = None
       self.update_in_steps = None
       if self.use_mini_batch:
-        self.cluster_counts = tf.Variable(
-            tf.zeros([k], tf.int64), trainable=False,
-            name=constants.CLUSTER_COUNTS_VAR_NAME)
+        self.cluster_counts = variable(tf.zeros([k], tf.int64),
+                                       constants.CLUSTER_COUNTS_VAR_NAME)
         if self.mini_batch_steps_per_iteration > 1:
-          self.clusters_updated = tf.Variable(
-              tf.zeros([k, d], self.dtype), trainable=False,
-              name=constants.UPDATED_CLUSTERS_VAR_NAME)
-          self.update_in_steps = tf.Variable(
-              self.mini_batch_steps_per_iteration, dtype=tf.int64,
-              trainable=False, name=constants.UPDATE_IN_STEPS_VAR_NAME)
+          self.clusters_updated = variable(
+              tf.zeros([k, d], self.dtype),
+              constants.UPDATED_CLUSTERS_VAR_NAME)
+          self.update_in_steps = variable(
+              self.mini_batch_steps_per_iteration,
+              constants.UPDATE_IN_STEPS_VAR_NAME, tf.int64)
     if self._given_centers is not None:
       self._append_centers(self._prepare(self._given_centers))
 
@@ -230,7 +233,8 @@ class KMeans(tf.Module):
     new = new[:self.num_clusters - start]
     count = tf.shape(new)[0]
     indices = start + tf.range(count)
-    self.clusters.scatter_nd_update(indices[:, tf.newaxis], new)
+    self.clusters.assign(tf.tensor_scatter_nd_update(
+        self.clusters.read_value(), indices[:, tf.newaxis], new))
     total = start + count
     self.num_initialized.assign(total)
     if self.clusters_updated is not None:
@@ -297,12 +301,59 @@ class KMeans(tf.Module):
                                             self.distance_metric,
                                             self.chunk_elements)
 
+  def statistics(self, data):
+    """Per-cluster statistics of `data` under the current centers.
+
+    Args:
+      data: Tensor of shape (n, d), or a finite `tf.data.Dataset` of such
+        Tensors (batches), whose statistics are summed.
+
+    Returns:
+      (sums (k, d), counts (k,), loss scalar), as in
+      `distances.cluster_statistics`; sums over batches add up exactly.
+    """
+    centers = self.clusters.read_value()
+    if isinstance(data, tf.data.Dataset):
+      k, d = self.num_clusters, self.num_features
+      initial = (tf.zeros([k, d], self.dtype), tf.zeros([k], self.dtype),
+                 tf.zeros([], self.dtype))
+
+      # A loop over an iterator in this function's own graph: control flow
+      # inside Dataset.reduce's function runs several times slower.
+      iterator = iter(data)
+
+      def add(batch, state):
+        stats = self._statistics(self._prepare(batch.get_value()), centers)
+        return (iterator.get_next_as_optional(),
+                tuple(a + b for a, b in zip(state, stats)))
+
+      return tf.while_loop(lambda batch, _: batch.has_value(), add,
+                           (iterator.get_next_as_optional(), initial))[1]
+    return self._statistics(self._prepare(data), centers)
+
+  def apply_full_batch(self, sums, counts, loss):
+    """Moves the centers by one Lloyd update from summed statistics.
+
+    Inside `strategy.run` the statistics are first summed over all replicas
+    (one all-reduce), so every replica moves the centers identically.
+
+    Returns:
+      dict with 'loss', 'num_points' (int64) and 'empty_clusters' (int32),
+      over all replicas.
+    """
+    sums, counts, loss = sum_over_replicas((sums, counts, loss))
+    self.clusters.assign(updates.lloyd_update(
+        self.clusters.read_value(), sums, counts, self.distance_metric))
+    return self._stats(loss, counts)
+
   def full_batch_step(self, data):
     """One exact Lloyd iteration over all of `data`.
 
     Statistics are accumulated over every batch with the current centers, then
     the centers move once: a finite dataset of batches gives exactly the step
     that the concatenated tensor would. An empty cluster keeps its center.
+    Inside `strategy.run` each replica passes its own share of the data and
+    the step covers their union.
 
     Args:
       data: Tensor of shape (n, d) (all the data), or a finite
@@ -312,29 +363,16 @@ class KMeans(tf.Module):
       dict with 'loss' (sum of distances to the nearest center before the
       update), 'num_points' (int64) and 'empty_clusters' (int32).
     """
-    centers = self.clusters.read_value()
-    if isinstance(data, tf.data.Dataset):
-      k, d = self.num_clusters, self.num_features
-      initial = (tf.zeros([k, d], self.dtype), tf.zeros([k], self.dtype),
-                 tf.zeros([], self.dtype))
-
-      def add(state, batch):
-        stats = self._statistics(self._prepare(batch), centers)
-        return tuple(a + b for a, b in zip(state, stats))
-
-      sums, counts, loss = data.reduce(initial, add)
-    else:
-      sums, counts, loss = self._statistics(self._prepare(data), centers)
-    self.clusters.assign(
-        updates.lloyd_update(centers, sums, counts, self.distance_metric))
-    return self._stats(loss, counts)
+    return self.apply_full_batch(*self.statistics(data))
 
   def train_step(self, points):
     """One mini-batch step on `points` (Tensor of shape (n, d)).
 
     With `mini_batch_steps_per_iteration` N > 1, points are assigned with the
     centers in `clusters` while the updates go to `clusters_updated`, which is
-    copied to `clusters` (and the counts reset) every N steps.
+    copied to `clusters` (and the counts reset) every N steps. Inside
+    `strategy.run` the step uses the global batch (the union of the replicas'
+    batches): statistics are all-reduced before the update.
 
     Returns:
       dict with 'loss' (sum of distances to the nearest center for this
@@ -346,13 +384,36 @@ class KMeans(tf.Module):
       target = self.clusters_updated
     else:
       target = self.clusters
-    sums, counts, loss = self._statistics(points, self.clusters.read_value())
+    sums, counts, loss = sum_over_replicas(
+        self._statistics(points, self.clusters.read_value()))
     new_centers, new_counts = updates.mini_batch_update(
         target.read_value(), self.cluster_counts.read_value(), sums, counts,
         self.distance_metric)
     target.assign(new_centers)
     self.cluster_counts.assign(new_counts)
     return self._stats(loss, counts)
+
+  def broadcast_state(self):
+    """Makes every replica's state the first replica's (inside strategy.run).
+
+    Used after restoring or initialising, so that workers that restored or
+    initialised differently (say, from their own shards) train identically.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+      return tf.constant(True)
+    first = tf.equal(context.replica_id_in_sync_group, 0)
+    for variable in [self.clusters, self.initialized, self.num_initialized,
+                     *(v for v in (self.cluster_counts, self.clusters_updated,
+                                   self.update_in_steps) if v is not None)]:
+      value = variable.read_value()
+      as_number = tf.cast(value, tf.float64 if value.dtype.is_integer or
+                          value.dtype == tf.bool else value.dtype)
+      summed = context.all_reduce(
+          tf.distribute.ReduceOp.SUM,
+          tf.where(first, as_number, tf.zeros_like(as_number)))
+      variable.assign(tf.cast(summed, value.dtype))
+    return tf.constant(True)
 
   def _sync_updated_copy(self):
     def sync():
@@ -413,3 +474,15 @@ class KMeans(tf.Module):
   def loss(self, points):
     """Sum over points of the distance to the nearest center (scalar)."""
     return tf.reduce_sum(self.nearest(points)[1])
+
+
+def sum_over_replicas(values):
+  """`values` summed over the replicas of the current tf.distribute strategy.
+
+  Identity outside `strategy.run` or with one replica; one all-reduce of the
+  whole structure otherwise.
+  """
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return values
+  return context.all_reduce(tf.distribute.ReduceOp.SUM, values)
