@@ -20,9 +20,11 @@ import numpy as np
 import tensorflow as tf
 
 from kmeans_estimator import checkpoints
+from kmeans_estimator import distribute as distribute_lib
 from kmeans_estimator import export as export_lib
 from kmeans_estimator import hooks as hooks_lib
 from kmeans_estimator import inputs
+from kmeans_estimator import locking
 from kmeans_estimator import model_fn as model_fn_lib
 from kmeans_estimator import run_config as run_config_lib
 from kmeans_estimator._core import constants
@@ -40,6 +42,28 @@ _SCALAR_METADATA = summary_pb2.SummaryMetadata(
 EstimatorSpec = model_fn_lib.EstimatorSpec
 _NO_TRAINING_DATA = ('The input_fn returned no points to train on (an empty '
                      'dataset); give it at least one batch of points.')
+
+
+# The message of the check that finite points gave finite distances.
+_OVERFLOW_MESSAGE = (
+    'The distances to the centers overflow: finite points gave Inf or NaN '
+    'distances, so their magnitudes are too large for the dtype (above about '
+    '1e19 in float32); rescale the data, or use dtype=tf.float64')
+
+
+def _after_overflow_check(distances, *outputs):
+  """`outputs`, computed only once `distances` are checked to be finite.
+
+  The points were checked to be finite when read, so a non-finite distance
+  means float overflow; the check raises InvalidArgumentError carrying
+  `_OVERFLOW_MESSAGE` (in `predict`, `evaluate` and served signatures alike)
+  instead of returning Inf or NaN distances and arbitrary cluster indices.
+  """
+  check = tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(distances)),
+                              [_OVERFLOW_MESSAGE])
+  with tf.control_dependencies([check]):
+    outputs = tuple(tf.identity(output) for output in outputs)
+  return outputs[0] if len(outputs) == 1 else outputs
 
 
 def _check_steps(steps, max_steps):
@@ -184,6 +208,7 @@ class KMeansClustering:
     self._compiled = {}
     self._global_step = 0
     self._summary_writer = None
+    self._core_strategy = None
 
   # ------------------------------------------------------------ properties
   @property
@@ -224,19 +249,25 @@ class KMeansClustering:
     if mode == ModeKeys.EVAL:
       _, nearest = km.nearest(features)
       loss = tf.reduce_sum(nearest)
+      loss = _after_overflow_check(loss, loss)
       return EstimatorSpec(
           mode, loss=loss,
           eval_metric_ops={constants.SCORE: loss,
-                           'num_points': tf.size(nearest, tf.int64)})
+                           'num_points': tf.size(nearest, tf.int64),
+                           'num_batches': tf.minimum(tf.size(nearest), 1)})
     if mode == ModeKeys.PREDICT:
       keys = (params or {}).get('predict_keys', constants.PREDICT_KEYS)
       if constants.ALL_DISTANCES in keys:
         all_distances, index, _ = km.infer(features)
+        all_distances, index = _after_overflow_check(all_distances,
+                                                     all_distances, index)
         predictions = {constants.ALL_DISTANCES: all_distances,
                        constants.CLUSTER_INDEX: index}
       else:
         # Only the nearest center is needed: bounded-memory chunks.
-        predictions = {constants.CLUSTER_INDEX: km.nearest(features)[0]}
+        index, nearest = km.nearest(features)
+        predictions = {
+            constants.CLUSTER_INDEX: _after_overflow_check(nearest, index)}
       return EstimatorSpec(mode,
                            predictions={k: predictions[k] for k in keys},
                            export_outputs=self._export_outputs(predictions))
@@ -318,7 +349,9 @@ class KMeansClustering:
         self._compiled = {}
       self._global_step = 0
       return False
-    values = checkpoints.read_checkpoint(path)
+    # Read by directory when we can: the read then starts over if a trainer
+    # replaces (and deletes) this checkpoint while we read it.
+    values = checkpoints.read_checkpoint(checkpoint_path or self._model_dir)
     self._check_compatible(values, path)
     self._kmeans.restore(values)
     self._global_step = int(values.get(constants.GLOBAL_STEP_VAR_NAME, 0))
@@ -329,7 +362,16 @@ class KMeansClustering:
       raise ValueError(f'The checkpoint {path!r} has no '
                        f'{constants.CLUSTER_CENTERS_VAR_NAME!r} variable; it '
                        'was not written by a k-means estimator.')
-    k, d = values[constants.CLUSTER_CENTERS_VAR_NAME].shape
+    centers = values[constants.CLUSTER_CENTERS_VAR_NAME]
+    if centers.ndim != 2 or centers.dtype.kind != 'f' or not np.all(
+        np.isfinite(centers)):
+      raise ValueError(
+          f'The checkpoint {path!r} holds invalid cluster centers (dtype '
+          f'{centers.dtype}, shape {centers.shape}; they must be finite '
+          'floats of shape (k, d)): it is damaged or was not written by a '
+          'k-means estimator. Restore model_dir from a backup, or retrain '
+          'into a new model_dir.')
+    k, d = centers.shape
     metric = values.get(constants.DISTANCE_METRIC_VAR_NAME)
     if metric is not None and metric.item().decode() != self.distance_metric:
       raise ValueError(
@@ -349,7 +391,12 @@ class KMeansClustering:
           'matching data or another model_dir.')
 
   def _save(self, listeners=()):
-    """Writes a checkpoint; returns True if a saving listener asks to stop."""
+    """Writes a checkpoint; returns True if a saving listener asks to stop.
+
+    In a distributed run only the chief writes.
+    """
+    if not distribute_lib.is_chief(self._core_strategy):
+      return False
     for listener in listeners:
       listener.before_save(None, self._global_step)
     tensors = {name: variable.read_value() for name, variable in
@@ -372,7 +419,8 @@ class KMeansClustering:
 
   def get_variable_value(self, name):
     """Value of the variable `name` in the latest checkpoint (numpy)."""
-    values = checkpoints.read_checkpoint(self._require_checkpoint())
+    self._require_checkpoint()
+    values = checkpoints.read_checkpoint(self._model_dir)
     if name not in values:
       raise ValueError(f'`name` must be one of {sorted(values)}. '
                        f'Received: name={name!r}')
@@ -400,10 +448,15 @@ class KMeansClustering:
 
   @contextlib.contextmanager
   def _input_errors(self):
-    """Turns the input pipeline's runtime checks into ValueErrors."""
+    """Turns the input pipeline's runtime checks into ValueErrors.
+
+    An overflow of the distances becomes a FloatingPointError.
+    """
     try:
       yield
     except tf.errors.InvalidArgumentError as error:
+      if _OVERFLOW_MESSAGE in error.message:
+        raise FloatingPointError(f'{_OVERFLOW_MESSAGE}.') from None
       for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
                      'kmeans_plus_plus needs'):
         if marker in error.message:
@@ -416,9 +469,24 @@ class KMeansClustering:
       raise
 
   # ------------------------------------------------------------- training
+  @locking.holds_model_dir_lock
   def train(self, input_fn, hooks=None, steps=None, max_steps=None,
             saving_listeners=None):
     """Trains the model; see the class docstring for how long it runs.
+
+    One trainer per model_dir: `train` holds an exclusive lock on
+    `model_dir` (a `flock` on `model_dir/.kmeans_estimator.lock`) from start
+    to end, so a second `train` into the same directory, from another
+    process or from this one, fails at once with
+    `locking.ModelDirLockedError` naming the directory and the holder. The
+    operating system drops the lock when its process ends, even by a crash
+    or SIGKILL, so a crash never leaves `model_dir` locked. Readers take no
+    lock: `predict`, `evaluate`, `cluster_centers`, `export_saved_model`
+    and `tf.train.load_variable(model_dir, 'clusters')` read the latest
+    complete checkpoint while a trainer writes (checkpoints are atomic). A
+    crash at any moment loses at most the steps since the last checkpoint;
+    the next `train` resumes from it. Under a `tf.distribute` strategy only
+    the chief takes the lock. URLs (`gs://...`) get no lock. See `locking`.
 
     Args:
       input_fn: callable returning the training data (see the class doc).
@@ -434,6 +502,13 @@ class KMeansClustering:
       self.
     """
     _check_steps(steps, max_steps)
+    strategy = self._config.train_distribute
+    with self._core_for(strategy):
+      return self._train(input_fn, hooks, steps, max_steps, saving_listeners,
+                         strategy)
+
+  def _train(self, input_fn, hooks, steps, max_steps, saving_listeners,
+             strategy):
     runner = hooks_lib.HookRunner(hooks)
     restored = self._restore()
     if max_steps is not None and self._global_step >= max_steps:
@@ -456,14 +531,52 @@ class KMeansClustering:
           'stop; pass steps= or max_steps=, set relative_tolerance, or give '
           'a hook that requests a stop.')
     self._kmeans.build(points.num_features)
-    last_step = (self._global_step + steps if steps is not None else
-                 max_steps)
+    finite_by_default = steps is None and max_steps is None
     with self._input_errors():
-      self._initialize_centers(points)
-      self._train_loop(points, runner, list(saving_listeners or ()),
-                       last_step,
-                       finite_by_default=steps is None and max_steps is None)
+      if strategy is None:
+        self._initialize_centers(points)
+        step_inputs = self._step_inputs(points, finite_by_default)
+        step_fn = self._train_step
+      else:
+        trainer = distribute_lib.Trainer(
+            strategy, self._kmeans, self._compile,
+            self._dataset_fn(input_fn, ModeKeys.TRAIN, points.num_features))
+        self._global_step = trainer.initialize(self._global_step)
+        step_inputs, step_fn = trainer.steps(points, finite_by_default)
+      last_step = (self._global_step + steps if steps is not None else
+                   max_steps)
+      self._train_loop(runner, list(saving_listeners or ()), last_step,
+                       step_inputs, step_fn)
     return self
+
+  def _dataset_fn(self, input_fn, mode, num_features):
+    """The per-pipeline dataset function of a distributed run."""
+    sharded_by_input_fn = inputs.takes_argument(input_fn, 'input_context')
+
+    def dataset_fn(input_context):
+      raw = inputs.call_input_fn(input_fn, mode, self._config,
+                                 input_context=input_context)
+      points = inputs.read_points(raw, self._feature_columns,
+                                  self._kmeans.dtype, num_features)
+      return distribute_lib.shard_points(points, input_context,
+                                         sharded_by_input_fn)
+    return dataset_fn
+
+  @contextlib.contextmanager
+  def _core_for(self, strategy):
+    """Runs the body with a core built in `strategy`'s scope (None: none).
+
+    A core built under another strategy is replaced by a fresh one; the
+    state comes back from the checkpoint, which every train() ends with.
+    """
+    scope = (strategy.scope() if strategy is not None else
+             contextlib.nullcontext())
+    with scope:
+      if strategy is not self._core_strategy:
+        self._kmeans = kmeans_lib.KMeans(**self._core_args)
+        self._compiled = {}
+        self._core_strategy = strategy
+      yield
 
   def _initialize_centers(self, points):
     if bool(self._kmeans.initialized):
@@ -504,8 +617,7 @@ class KMeansClustering:
       if finite_by_default:
         return
 
-  def _train_loop(self, points, runner, listeners, last_step,
-                  finite_by_default):
+  def _train_loop(self, runner, listeners, last_step, step_inputs, step_fn):
     config = self._config
     runner.begin()
     for listener in listeners:
@@ -515,11 +627,11 @@ class KMeansClustering:
     start_step, start_time = self._global_step, time.time()
     last_log_step, last_log_time = start_step, start_time
     last_save_time, saved_step = start_time, None
-    for data in self._step_inputs(points, finite_by_default):
+    for data in step_inputs:
       if last_step is not None and self._global_step >= last_step:
         break
       context = runner.before_run() if runner else None
-      stats = self._train_step(data)
+      stats = step_fn(data)
       if not self._kmeans.use_mini_batch and int(stats['num_points']) == 0:
         raise ValueError(_NO_TRAINING_DATA)
       self._global_step += 1
@@ -623,30 +735,41 @@ class KMeansClustering:
     """
     del name
     options.check_positive_int('steps', steps, allow_none=True)
-    runner = hooks_lib.HookRunner(hooks)
-    self._restore(checkpoint_path, required=True)
-    points = self._read(input_fn, ModeKeys.EVAL)
-    if points.endless and steps is None:
-      raise ValueError('The input_fn returns an endless dataset; pass steps= '
-                       'to evaluate a fixed number of batches.')
-    batch_sums, num_points = [], 0
-    runner.begin()
-    with self._input_errors():
-      for batch in points.dataset:
-        if steps is not None and len(batch_sums) >= steps:
-          break
-        context = runner.before_run() if runner else None
-        metrics = self._eval_batch(batch)
-        batch_sums.append(float(metrics[constants.SCORE]))
-        num_points += int(metrics['num_points'])
-        if runner and runner.after_run(
-            context, self._hook_values(batch_sums[-1], num_points)):
-          break
-    runner.end()
-    if not batch_sums:
+    strategy = self._config.eval_distribute
+    with self._core_for(strategy):
+      runner = hooks_lib.HookRunner(hooks)
+      self._restore(checkpoint_path, required=True)
+      points = self._read(input_fn, ModeKeys.EVAL)
+      if points.endless and steps is None:
+        raise ValueError('The input_fn returns an endless dataset; pass '
+                         'steps= to evaluate a fixed number of batches.')
+      if strategy is None:
+        evaluations = (self._eval_batch(batch) for batch in points.dataset)
+      else:
+        evaluations = distribute_lib.evaluations(
+            strategy, self._kmeans, self._compile,
+            self._dataset_fn(input_fn, ModeKeys.EVAL, points.num_features))
+      inertia, num_points, num_batches, num_steps = 0.0, 0, 0, 0
+      runner.begin()
+      with self._input_errors():
+        for metrics in evaluations:
+          if steps is not None and num_steps >= steps:
+            break
+          context = runner.before_run() if runner else None
+          batch_sum = float(metrics[constants.SCORE])
+          inertia += batch_sum
+          num_points += int(metrics['num_points'])
+          num_batches += int(metrics['num_batches'])
+          num_steps += 1
+          if runner and runner.after_run(
+              context, self._hook_values(batch_sum, num_points)):
+            break
+      runner.end()
+    if not num_batches:
       raise ValueError('The input_fn returned no data to evaluate.')
-    inertia = float(np.sum(batch_sums))
-    score = float(np.mean(batch_sums))
+    if points.whole:  # One batch, even when split over replicas.
+      num_batches = 1
+    score = inertia / num_batches
     return {
         constants.SCORE: score,
         'loss': score,
@@ -683,25 +806,27 @@ class KMeansClustering:
       'cluster_index' int64.
     """
     keys = self._predict_keys(predict_keys)
-    runner = hooks_lib.HookRunner(hooks)
-    self._restore(checkpoint_path, required=True)
-    points = self._read(input_fn, ModeKeys.PREDICT)
-    runner.begin()
-    with self._input_errors():
-      for batch in points.dataset:
-        context = runner.before_run() if runner else None
-        predictions = {key: value.numpy() for key, value in
-                       self._predict_batch(batch, keys).items()}
-        stop = runner.after_run(context, self._hook_values(
-            0.0, int(batch.shape[0]))) if runner else False
-        if yield_single_examples:
-          for i in range(int(batch.shape[0])):
-            yield {key: value[i] for key, value in predictions.items()}
-        else:
-          yield predictions
-        if stop:
-          break
-    runner.end()
+    # Prediction runs in this process, on a core of its own.
+    with self._core_for(None):
+      runner = hooks_lib.HookRunner(hooks)
+      self._restore(checkpoint_path, required=True)
+      points = self._read(input_fn, ModeKeys.PREDICT)
+      runner.begin()
+      with self._input_errors():
+        for batch in points.dataset:
+          context = runner.before_run() if runner else None
+          predictions = {key: value.numpy() for key, value in
+                         self._predict_batch(batch, keys).items()}
+          stop = runner.after_run(context, self._hook_values(
+              0.0, int(batch.shape[0]))) if runner else False
+          if yield_single_examples:
+            for i in range(int(batch.shape[0])):
+              yield {key: value[i] for key, value in predictions.items()}
+          else:
+            yield predictions
+          if stop:
+            break
+      runner.end()
 
   @staticmethod
   def _predict_keys(predict_keys):
@@ -775,6 +900,12 @@ class KMeansClustering:
       The export directory as bytes, as the legacy method returned it.
     """
     assets_extra = export_lib.check_assets_extra(assets_extra)
+    with self._core_for(None):
+      return self._export(export_dir_base, serving_input_receiver_fn,
+                          assets_extra, as_text, checkpoint_path)
+
+  def _export(self, export_dir_base, serving_input_receiver_fn, assets_extra,
+              as_text, checkpoint_path):
     self._restore(checkpoint_path, required=True)
     num_features = self._kmeans.num_features
     receiver = export_lib.receiver_from_fn(serving_input_receiver_fn,

@@ -47,19 +47,25 @@ class Points:
   whole: bool
 
 
-def call_input_fn(input_fn, mode, config, params=None):
-  """Calls `input_fn`, passing `params`, `config` and `mode` if it takes them."""
+def takes_argument(input_fn, name):
+  """Whether `input_fn` declares a parameter called `name`."""
+  try:
+    return name in inspect.signature(input_fn).parameters
+  except (TypeError, ValueError):
+    return False
+
+
+def call_input_fn(input_fn, mode, config, params=None, input_context=None):
+  """Calls `input_fn`, passing `params`, `config`, `mode` and `input_context`
+  (a `tf.distribute.InputContext`) if it takes them."""
   if not callable(input_fn):
     raise TypeError('`input_fn` must be a callable returning the data (a '
                     'Dataset, Tensor, array or dict of features). Received: '
                     f'input_fn={input_fn!r}')
-  try:
-    parameters = inspect.signature(input_fn).parameters
-  except (TypeError, ValueError):
-    parameters = {}
-  available = {'params': params or {}, 'config': config, 'mode': mode}
+  available = {'params': params or {}, 'config': config, 'mode': mode,
+               'input_context': input_context}
   kwargs = {name: value for name, value in available.items()
-            if name in parameters}
+            if takes_argument(input_fn, name)}
   return input_fn(**kwargs)
 
 

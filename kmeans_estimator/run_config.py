@@ -2,7 +2,9 @@
 
 import dataclasses
 import numbers
-from typing import Optional
+from typing import Any, Optional
+
+import tensorflow as tf
 
 _DEFAULT_CHECKPOINT_SECS = 600
 
@@ -31,6 +33,11 @@ class RunConfig:
       since the last one (default 600, as Estimator; None when steps are set).
     keep_checkpoint_max: checkpoints to keep; 0 or None keeps all.
     log_step_count_steps: log loss and steps/sec every this many steps.
+    train_distribute: a `tf.distribute.Strategy` to train on
+      (`MirroredStrategy`, `MultiWorkerMirroredStrategy`, ...); None trains
+      in this process on its default device.
+    eval_distribute: a `tf.distribute.Strategy` for `evaluate`; None
+      evaluates in this process.
   """
 
   model_dir: Optional[str] = None
@@ -40,6 +47,8 @@ class RunConfig:
   save_checkpoints_secs: Optional[float] = _DEFAULT_CHECKPOINT_SECS
   keep_checkpoint_max: Optional[int] = 5
   log_step_count_steps: int = 100
+  train_distribute: Optional[Any] = None
+  eval_distribute: Optional[Any] = None
 
   def __post_init__(self):
     if (self.save_checkpoints_steps is not None and
@@ -66,6 +75,13 @@ class RunConfig:
         not isinstance(self.tf_random_seed, numbers.Integral)):
       raise ValueError('`tf_random_seed` must be None or an integer. '
                        f'Received: tf_random_seed={self.tf_random_seed!r}')
+    for name in ('train_distribute', 'eval_distribute'):
+      strategy = getattr(self, name)
+      if strategy is not None and not isinstance(strategy,
+                                                 tf.distribute.Strategy):
+        raise TypeError(
+            f'`{name}` must be None or a tf.distribute.Strategy such as '
+            f'tf.distribute.MirroredStrategy(). Received: {name}={strategy!r}')
     secs = self.save_checkpoints_secs
     if secs is not None and (isinstance(secs, bool) or
                              not isinstance(secs, numbers.Real) or secs <= 0):

@@ -485,4 +485,7 @@ def sum_over_replicas(values):
   context = tf.distribute.get_replica_context()
   if context is None or context.num_replicas_in_sync == 1:
     return values
-  return context.all_reduce(tf.distribute.ReduceOp.SUM, values)
+  # Op outputs carry the replica's device, which a multi-worker all-reduce
+  # needs (a function's inputs have none).
+  return context.all_reduce(tf.distribute.ReduceOp.SUM,
+                            tf.nest.map_structure(tf.identity, values))

@@ -1,0 +1,181 @@
+"""Training on a `tf.distribute` strategy: data parallel k-means.
+
+Every replica computes per-cluster sums, counts and loss on its share of the
+data; one all-reduce per step adds them up; every replica then moves the
+centers identically (the core's variables keep the first replica's value,
+which all replicas agree on). So the centers after each step equal, to float
+rounding, those of one process on the same data from the same centers.
+
+How the data are shared: `input_fn` is called on each worker (input
+pipeline). If it takes an `input_context` argument it receives the
+`tf.distribute.InputContext` and shards its files itself; otherwise the
+dataset is sharded here by batch (`Dataset.shard`), and a Tensor or array
+(all the data) by row. On each worker the batches are then dealt to its
+replicas in turn. Each point therefore counts exactly once per full-batch
+step. An endless dataset keeps its legacy meaning per replica: each step
+takes one element on every replica (shard it through `input_context`).
+
+Initialisation happens on the first replica's batch and is broadcast, with
+the global step, to every replica before the first step, so workers that
+restored or initialised differently still train identically. Only the chief
+writes checkpoints and summaries.
+"""
+
+import math
+
+import tensorflow as tf
+
+
+def is_chief(strategy):
+  """Whether this process writes checkpoints (True without a strategy)."""
+  if strategy is None:
+    return True
+  return bool(getattr(strategy.extended, 'should_checkpoint', True))
+
+
+def shard_points(points, context, sharded_by_input_fn):
+  """This pipeline's share of `points` (an `inputs.Points`), as batches.
+
+  Args:
+    points: `inputs.Points` read on this worker.
+    context: `tf.distribute.InputContext`.
+    sharded_by_input_fn: whether the input_fn sharded by `context` itself.
+
+  Returns:
+    `tf.data.Dataset` of float Tensors (n, d), dealt to the local replicas
+    in turn by the strategy.
+  """
+  pipelines = context.num_input_pipelines
+  local_replicas = max(context.num_replicas_in_sync // pipelines, 1)
+  if points.whole:
+    whole = next(iter(points.dataset))
+    if pipelines > 1 and not sharded_by_input_fn:
+      whole = whole[context.input_pipeline_id::pipelines]
+    rows = max(math.ceil(int(whole.shape[0]) / local_replicas), 1)
+    return tf.data.Dataset.from_tensor_slices(whole).batch(rows)
+  dataset = points.dataset
+  if pipelines > 1 and not sharded_by_input_fn:
+    dataset = dataset.shard(pipelines, context.input_pipeline_id)
+  return dataset
+
+
+def evaluations(strategy, core, compile_fn, dataset_fn):
+  """Yields each distributed evaluation step's figures, summed over replicas.
+
+  Args:
+    strategy: the `tf.distribute.Strategy`; the core was built in its scope.
+    core: the `KMeans` core.
+    compile_fn: callable(name, fn) returning the compiled (cached) `fn`.
+    dataset_fn: callable(`InputContext`) -> this pipeline's dataset.
+
+  Yields:
+    dicts with 'score' (sum of distances to the nearest center),
+    'num_points' and 'num_batches' (non-empty replica batches).
+  """
+  def replica_fn(batch):
+    _, nearest = core.nearest(batch)
+    num_points = tf.size(nearest, tf.int64)
+    return {'score': tf.reduce_sum(nearest), 'num_points': num_points,
+            'num_batches': tf.minimum(num_points, 1)}
+
+  step = compile_fn(('distributed', 'evaluate'),
+                    lambda batch: strategy.run(replica_fn, args=(batch,)))
+  for batch in strategy.distribute_datasets_from_function(dataset_fn):
+    yield {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+           for name, value in step(batch).items()}
+
+
+class Trainer:
+  """Runs the core's training steps on a strategy's replicas.
+
+  Args:
+    strategy: a `tf.distribute.Strategy`; the core was built in its scope.
+    core: the `KMeans` core.
+    compile_fn: callable(name, fn) returning the compiled (cached) `fn`.
+    dataset_fn: callable(`InputContext`) -> this pipeline's dataset of
+      batches (see `shard_points`).
+  """
+
+  def __init__(self, strategy, core, compile_fn, dataset_fn):
+    self._strategy = strategy
+    self._core = core
+    self._compile = compile_fn
+    self._dataset = strategy.distribute_datasets_from_function(dataset_fn)
+
+  def _first_replica_value(self, per_replica):
+    return tf.nest.map_structure(
+        lambda v: self._strategy.experimental_local_results(v)[0],
+        per_replica)
+
+  def _run(self, name, fn, *args):
+    strategy = self._strategy
+    compiled = self._compile(('distributed', name),
+                             lambda *a: strategy.run(fn, args=a))
+    return compiled(*args)
+
+  def initialize(self, global_step):
+    """Initialises from the first replica's batches and broadcasts the state.
+
+    Returns:
+      The global step every replica agrees on (the first replica's).
+    """
+    core = self._core
+    if not bool(core.initialized):
+      for batch in self._dataset:
+        local = self._strategy.experimental_local_results(batch)[0]
+        if int(local.shape[0]) and bool(
+            self._compile('initialize', core.initialize)(local)):
+          break
+    self._run('broadcast', core.broadcast_state)
+
+    def first_replica_step(step):
+      context = tf.distribute.get_replica_context()
+      mine = tf.where(tf.equal(context.replica_id_in_sync_group, 0), step,
+                      tf.zeros_like(step))
+      return context.all_reduce(tf.distribute.ReduceOp.SUM, mine)
+
+    step = self._run('broadcast_step', first_replica_step,
+                     tf.constant(global_step, tf.int64))
+    return int(self._first_replica_value(step))
+
+  def _full_batch_pass(self, _):
+    """One Lloyd step over every batch of every replica."""
+    core = self._core
+    totals = None
+    for batch in self._dataset:
+      stats = self._run('statistics', core.statistics, batch)
+      totals = stats if totals is None else self._run(
+          'add', lambda a, b: tuple(x + y for x, y in zip(a, b)), totals,
+          stats)
+    if totals is None:
+      totals = self._run('empty', lambda: (
+          tf.zeros([core.num_clusters, core.num_features], core.dtype),
+          tf.zeros([core.num_clusters], core.dtype),
+          tf.zeros([], core.dtype)))
+    return self._first_replica_value(
+        self._run('apply_full_batch', core.apply_full_batch, *totals))
+
+  def _element_step(self, batch):
+    """One step from one element per replica (mini-batch, endless input)."""
+    return self._first_replica_value(
+        self._run('step', self._core.step, batch))
+
+  def steps(self, points, finite_by_default):
+    """(step inputs, step function) for the estimator's training loop.
+
+    Mirrors the single-process meaning of a step (see `KMeansClustering`).
+    """
+    if self._core.use_mini_batch or points.endless:
+      def elements():
+        while True:
+          yield from self._dataset
+          if finite_by_default or not points.whole:
+            return
+      return elements(), self._element_step
+
+    def passes():
+      while True:
+        yield None
+        if finite_by_default:
+          return
+    return passes(), self._full_batch_pass

@@ -1,0 +1,301 @@
+"""Training on tf.distribute equals training in one process.
+
+Evidence: MirroredStrategy over two logical CPU devices against the same
+estimator without a strategy (and numpy Lloyd), for both metrics and both
+modes; two real worker processes under MultiWorkerMirroredStrategy against
+one process; a killed worker fails the run within a bounded time and leaves
+the checkpoint intact, and restarting resumes from it.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kmeans_estimator import KMeans
+from kmeans_estimator import KMeansClustering
+from kmeans_estimator import RunConfig
+from kmeans_estimator import SessionRunArgs
+from kmeans_estimator import SessionRunHook
+
+import oracles
+
+_WORKER = pathlib.Path(__file__).parent / '_distributed_worker.py'
+
+
+def blobs(seed=0, n=301, d=3, k=4):
+  rng = np.random.default_rng(seed)
+  centers = rng.uniform(-50, 50, size=(k, d))
+  return (centers[rng.integers(k, size=n)] +
+          rng.normal(0, 8, size=(n, d))).astype(np.float32)
+
+
+class RecordLoss(SessionRunHook):
+
+  def __init__(self):
+    self.losses = []
+
+  def before_run(self, run_context):
+    return SessionRunArgs('loss')
+
+  def after_run(self, run_context, run_values):
+    self.losses.append(float(run_values.results))
+
+
+@pytest.fixture(scope='module')
+def mirrored():
+  return tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+
+
+def train(model_dir, input_fn, metric, mini_batch, strategy, steps, initial):
+  kmeans = KMeansClustering(
+      4, model_dir=str(model_dir), initial_clusters=initial,
+      distance_metric=metric, use_mini_batch=mini_batch,
+      config=RunConfig(train_distribute=strategy))
+  hook = RecordLoss()
+  for _ in range(2):  # Two train() calls: the second resumes.
+    kmeans.train(input_fn, steps=steps, hooks=[hook])
+  return kmeans, hook.losses
+
+
+@pytest.mark.parametrize('metric', oracles.METRICS)
+@pytest.mark.parametrize('mini_batch', [False, True])
+@pytest.mark.parametrize('whole', [True, False])
+def test_mirrored_equals_one_device(tmp_path, mirrored, metric, mini_batch,
+                                    whole):
+  points = blobs()
+  initial = points[:4] + 1.0
+  if whole:
+    single_fn = distributed_fn = lambda: points
+    steps = 3
+  else:
+    # Seven batches of 40 and one of 21 (uneven over two replicas). In
+    # mini-batch mode a distributed step takes one batch per replica: its
+    # global batch is the single process's batch of 80.
+    size = 80 if mini_batch else 40
+    single_fn = lambda: tf.data.Dataset.from_tensor_slices(points).batch(size)
+    distributed_fn = lambda: tf.data.Dataset.from_tensor_slices(points).batch(
+        40)
+    steps = None
+  single, single_losses = train(tmp_path / 'single', single_fn, metric,
+                                mini_batch, None, steps, initial)
+  both, both_losses = train(tmp_path / 'mirrored', distributed_fn, metric,
+                            mini_batch, mirrored, steps, initial)
+  assert len(single_losses) == len(both_losses) >= 2
+  np.testing.assert_allclose(both_losses, single_losses, rtol=1e-5)
+  np.testing.assert_allclose(both.cluster_centers(), single.cluster_centers(),
+                             rtol=1e-5, atol=1e-4)
+  assert both.get_variable_value('global_step') == single.get_variable_value(
+      'global_step')
+  if not mini_batch and metric == oracles.SQUARED_EUCLIDEAN:
+    want, _ = oracles.lloyd(points, initial, len(both_losses))
+    np.testing.assert_allclose(both.cluster_centers(), want, rtol=1e-5,
+                               atol=1e-4)
+  if mini_batch:
+    np.testing.assert_array_equal(both.get_variable_value('Variable'),
+                                  single.get_variable_value('Variable'))
+
+
+def test_mirrored_model_predicts_in_a_plain_estimator(tmp_path, mirrored):
+  points = blobs(seed=1)
+  trained, _ = train(tmp_path, lambda: points, oracles.SQUARED_EUCLIDEAN,
+                     False, mirrored, 2, points[:4])
+  plain = KMeansClustering(4, model_dir=str(tmp_path))
+  want = oracles.distances(points, trained.cluster_centers()).argmin(1)
+  np.testing.assert_array_equal(
+      list(plain.predict_cluster_index(lambda: points)), want)
+  # And the plain estimator trains on from the distributed checkpoint.
+  plain.train(lambda: points, steps=1)
+  assert plain.get_variable_value('global_step') == 5
+
+
+def test_input_fn_with_input_context_shards_itself(tmp_path, mirrored):
+  points = blobs(seed=2)
+  contexts = []
+
+  def input_fn(input_context):
+    contexts.append(input_context)
+    return tf.data.Dataset.from_tensor_slices(points).batch(50)
+
+  kmeans = KMeansClustering(4, model_dir=str(tmp_path),
+                            initial_clusters=points[:4],
+                            use_mini_batch=False,
+                            config=RunConfig(train_distribute=mirrored))
+  kmeans.train(input_fn)
+  assert any(c is not None and c.num_replicas_in_sync == 2 for c in contexts)
+  want, _ = oracles.lloyd(points, points[:4], 1)
+  np.testing.assert_allclose(kmeans.cluster_centers(), want, rtol=1e-5,
+                             atol=1e-4)
+
+
+def test_core_inside_a_users_strategy_scope(mirrored):
+  points = blobs(seed=3, n=200)
+  initial = points[:4]
+  with mirrored.scope():
+    core = KMeans(4, initial_clusters=initial, use_mini_batch=False)
+  dataset = mirrored.experimental_distribute_dataset(
+      tf.data.Dataset.from_tensor_slices(points).batch(200))
+
+  @tf.function
+  def step(batch):
+    return mirrored.run(core.full_batch_step, args=(batch,))
+
+  for batch in dataset:
+    stats = step(batch)
+  loss = mirrored.experimental_local_results(stats['loss'])
+  want_centers, want_losses = oracles.lloyd(points, initial, 1)
+  np.testing.assert_allclose([float(x) for x in loss],
+                             [want_losses[0]] * 2, rtol=1e-5)
+  for replica_centers in core.clusters.values:
+    np.testing.assert_allclose(replica_centers.numpy(), want_centers,
+                               rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize('whole', [True, False])
+def test_eval_distribute_equals_one_process(tmp_path, mirrored, whole):
+  points = blobs(seed=5)
+  kmeans, _ = train(tmp_path, lambda: points, oracles.COSINE, False, None, 2,
+                    points[:4])
+  input_fn = ((lambda: points) if whole else
+              (lambda: tf.data.Dataset.from_tensor_slices(points).batch(40)))
+  want = kmeans.evaluate(input_fn)
+  got = KMeansClustering(
+      4, model_dir=str(tmp_path), distance_metric=oracles.COSINE,
+      config=RunConfig(eval_distribute=mirrored)).evaluate(input_fn)
+  assert got['num_points'] == want['num_points'] == len(points)
+  assert got['global_step'] == want['global_step'] == 4
+  for name in ('inertia', 'mean_squared_distance', 'score'):
+    np.testing.assert_allclose(got[name], want[name], rtol=1e-5)
+  np.testing.assert_allclose(
+      got['inertia'],
+      oracles.inertia(points, kmeans.cluster_centers(), oracles.COSINE),
+      rtol=1e-4)
+
+
+def test_train_distribute_must_be_a_strategy():
+  with pytest.raises(TypeError, match='`train_distribute` must be None or a '
+                     'tf.distribute.Strategy'):
+    RunConfig(train_distribute='mirrored')
+
+
+# ------------------------------------------------------------ multi-worker
+def _free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(('127.0.0.1', 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def _start_workers(tmp_path, name, model_dir, steps, step_delay=0.0,
+                   save_checkpoints_steps=None):
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
+  processes = []
+  for index in range(2):
+    config = dict(
+        tf_config={'cluster': cluster,
+                   'task': {'type': 'worker', 'index': index}},
+        model_dir=str(model_dir), data=str(tmp_path / 'points.npy'),
+        initial=str(tmp_path / 'initial.npy'),
+        metric=oracles.SQUARED_EUCLIDEAN, mini_batch=False, batch_size=40,
+        steps=steps, timeout=20, step_delay=step_delay,
+        save_checkpoints_steps=save_checkpoints_steps,
+        output=str(tmp_path / f'{name}{index}.npz'))
+    path = tmp_path / f'{name}{index}.json'
+    path.write_text(json.dumps(config))
+    log = open(tmp_path / f'{name}{index}.log', 'w')  # pylint: disable=consider-using-with
+    processes.append(subprocess.Popen(
+        [sys.executable, str(_WORKER), str(path)], stdout=log,
+        stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(
+            pathlib.Path(__file__).parent.parent))))
+  return processes
+
+
+def _wait(processes, timeout):
+  deadline = time.time() + timeout
+  try:
+    for process in processes:
+      process.wait(timeout=max(deadline - time.time(), 1))
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+  return [p.returncode for p in processes]
+
+
+@pytest.fixture()
+def cluster_data(tmp_path):
+  points = blobs(seed=4, n=330)
+  np.save(tmp_path / 'points.npy', points)
+  np.save(tmp_path / 'initial.npy', points[:4])
+  return points
+
+
+def test_two_workers_equal_one_process(tmp_path, cluster_data):
+  points = cluster_data
+  model_dir = tmp_path / 'model'
+  # One step in this process, three more on two workers, then on here again:
+  # a model moves between one process and several in both directions.
+  kmeans = KMeansClustering(4, model_dir=str(model_dir),
+                            initial_clusters=points[:4],
+                            use_mini_batch=False)
+  kmeans.train(lambda: tf.data.Dataset.from_tensor_slices(points).batch(40))
+  codes = _wait(_start_workers(tmp_path, 'run', model_dir, steps=3), 240)
+  logs = [(tmp_path / f'run{i}.log').read_text()[-3000:] for i in range(2)]
+  assert codes == [0, 0], logs
+  single = KMeansClustering(4, model_dir=str(tmp_path / 'single'),
+                            initial_clusters=points[:4],
+                            use_mini_batch=False)
+  hook = RecordLoss()
+  single.train(lambda: points, steps=4, hooks=[hook])
+  for index in range(2):
+    result = np.load(tmp_path / f'run{index}.npz')
+    np.testing.assert_allclose(result['losses'], hook.losses[1:], rtol=1e-5)
+    np.testing.assert_allclose(result['centers'][-1], single.cluster_centers(),
+                               rtol=1e-5, atol=1e-4)
+  # The chief's checkpoint loads and predicts in a plain process.
+  assert tf.train.load_variable(str(model_dir), 'global_step') == 4
+  np.testing.assert_allclose(
+      tf.train.load_variable(str(model_dir), 'clusters'),
+      single.cluster_centers(), rtol=1e-5, atol=1e-4)
+  kmeans = KMeansClustering(4, model_dir=str(model_dir))
+  np.testing.assert_array_equal(
+      list(kmeans.predict_cluster_index(lambda: points)),
+      list(single.predict_cluster_index(lambda: points)))
+
+
+def test_a_killed_worker_fails_the_run_and_restart_resumes(tmp_path,
+                                                           cluster_data):
+  model_dir = tmp_path / 'model'
+  processes = _start_workers(tmp_path, 'fail', model_dir, steps=200,
+                             step_delay=0.5, save_checkpoints_steps=1)
+  chief_log = tmp_path / 'fail0.log'
+  deadline = time.time() + 120
+  while chief_log.read_text().count('step done') < 3:
+    assert time.time() < deadline, chief_log.read_text()[-3000:]
+    assert processes[0].poll() is None, chief_log.read_text()[-3000:]
+    time.sleep(0.2)
+  processes[1].send_signal(signal.SIGKILL)
+  killed_at = time.time()
+  codes = _wait(processes[:1], timeout=90)
+  processes[1].wait()
+  assert codes[0] != 0
+  assert time.time() - killed_at < 90
+  # The last checkpoint is intact, and restarting both workers resumes it.
+  step = int(tf.train.load_variable(str(model_dir), 'global_step'))
+  assert step >= 3
+  tf.train.load_variable(str(model_dir), 'clusters')
+  codes = _wait(_start_workers(tmp_path, 'again', model_dir, steps=2), 240)
+  assert codes == [0, 0], (tmp_path / 'again0.log').read_text()[-3000:]
+  assert tf.train.load_variable(str(model_dir), 'global_step') == step + 2
