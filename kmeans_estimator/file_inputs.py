@@ -1,0 +1,633 @@
+"""Input functions that stream points from `.npy`, `.csv` and TFRecord files.
+
+`open_files(patterns, ...)` checks the files once (they exist, have a known
+extension, are not empty, agree on their width; CSV headers and the first
+TFRecord are read) and returns a `FileSource`, whose `input_fn(batch_size)`
+gives `KMeansClustering` a finite `tf.data.Dataset` of float Tensors of shape
+(n, d), in file order and row order. Nothing is read whole, so files larger
+than memory work:
+- `.npy`: memory-mapped (`np.load(mmap_mode='r', allow_pickle=False)`),
+  `batch_size` rows at a time through `tf.numpy_function`. 2-D numeric
+  arrays only.
+- `.csv`: read line by line with `tf.data.TextLineDataset` and parsed with
+  `tf.strings` ops. A header row is detected (or forced with `header`);
+  `columns` picks columns by header name or 0-based index. Blank lines are
+  skipped; cells may be quoted.
+- `.tfrecord`, `.tfrecords`, `.tfrec` (and `.gz` for GZIP) files of
+  `tf.train.Example`: `features` names the float or int64 features to use,
+  concatenated in that order (default: every numeric feature of the first
+  record, in sorted name order); each feature's width is that of the first
+  record, or is given as `(name, width)`.
+
+A batch never spans two files, so the last batch of each file may be smaller.
+Several files (or glob patterns) are read one after the other.
+
+Problems found when opening are `ValueError`s: missing file, unknown
+extension, empty file, pickled or non-numeric `.npy`, wrong rank, unknown
+column or feature. Problems in rows read later (a CSV cell that is not a
+number, a row with the wrong number of fields, a TFRecord without a feature)
+surface as TensorFlow errors while the data stream; `readable_errors()` turns
+them into `ValueError`s that name the file and line.
+"""
+
+import contextlib
+import dataclasses
+import os
+import re
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import message as message_lib
+
+DEFAULT_BATCH_SIZE = 1024
+
+NPY = 'npy'
+CSV = 'csv'
+TFRECORD = 'tfrecord'
+_SUFFIXES = {
+    '.npy': (NPY, None),
+    '.csv': (CSV, None),
+    '.tfrecord': (TFRECORD, ''),
+    '.tfrecords': (TFRECORD, ''),
+    '.tfrec': (TFRECORD, ''),
+    '.tfrecord.gz': (TFRECORD, 'GZIP'),
+    '.tfrecords.gz': (TFRECORD, 'GZIP'),
+    '.tfrec.gz': (TFRECORD, 'GZIP'),
+}
+_EXTENSIONS = '.npy, .csv, .tfrecord, .tfrecords, .tfrec (.gz for GZIP)'
+
+# Every in-pipeline check starts its message with this, so that
+# `readable_error` can find it in TensorFlow's error text.
+INPUT_ERROR_TAG = 'Cannot read the input: '
+# A number as tf.strings.to_number reads it (after stripping blanks and
+# quotes); the same pattern in Python's `re` and TensorFlow's RE2.
+_NUMBER = (r'[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|'
+           r'[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])')
+_NUMBER_RE = re.compile(_NUMBER)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSource:
+  """Checked input files, ready to be streamed.
+
+  Attributes:
+    paths: the files, in reading order (globs expanded and sorted).
+    file_format: 'npy', 'csv' or 'tfrecord'.
+    num_features: d, the width of every point.
+    num_points: the number of points when known without reading (`.npy`),
+      else None.
+    feature_names: names of the d values of a point when the files name
+      them (CSV header, TFRecord features), else None.
+  """
+
+  paths: tuple
+  file_format: str
+  num_features: int
+  num_points: int | None
+  feature_names: tuple | None
+  _make_dataset: Callable = dataclasses.field(repr=False, compare=False)
+
+  def dataset(self, batch_size=DEFAULT_BATCH_SIZE, dtype=tf.float32):
+    """A finite `tf.data.Dataset` of `dtype` Tensors of shape (n, d).
+
+    Args:
+      batch_size: the most points per batch (positive int).
+      dtype: tf.float32 or tf.float64.
+
+    Returns:
+      The points of every file, in order, in batches of up to `batch_size`.
+    """
+    if isinstance(batch_size, bool) or not isinstance(
+        batch_size, (int, np.integer)) or batch_size < 1:
+      raise ValueError('`batch_size` must be a positive integer. Received: '
+                       f'batch_size={batch_size!r}')
+    dtype = tf.as_dtype(dtype)
+    if dtype not in (tf.float32, tf.float64):
+      raise ValueError('`dtype` must be float32 or float64. Received: '
+                       f'dtype={dtype.name}')
+    dataset = self._make_dataset(int(batch_size), dtype)
+    # A batch emptied by blank lines would be a training step on no points.
+    return dataset.filter(lambda x: tf.shape(x)[0] > 0).prefetch(
+        tf.data.AUTOTUNE)
+
+  def input_fn(self, batch_size=DEFAULT_BATCH_SIZE, dtype=tf.float32,
+               repeat=False):
+    """An `input_fn` for `KMeansClustering` that streams the files.
+
+    Args:
+      batch_size: the most points per batch.
+      dtype: tf.float32 or tf.float64.
+      repeat: repeat the data without end (for mini-batch training for a
+        number of steps); the dataset is then endless.
+
+    Returns:
+      A callable returning a `tf.data.Dataset` of Tensors of shape (n, d).
+    """
+    self.dataset(batch_size, dtype)  # Checks the arguments now.
+
+    def input_fn():
+      dataset = self.dataset(batch_size, dtype)
+      return dataset.repeat() if repeat else dataset
+
+    return input_fn
+
+  def read_all(self, dtype=np.float32):
+    """All the points as one array of shape (n, d); for small files only."""
+    tf_dtype = tf.as_dtype(dtype)
+    with readable_errors():
+      batches = [batch.numpy() for batch in self.dataset(
+          DEFAULT_BATCH_SIZE, tf_dtype)]
+    if not batches:
+      raise ValueError(f'{_describe(self.paths)} holds no points.')
+    return np.concatenate(batches, axis=0)
+
+
+def open_files(patterns, columns=None, features=None, header=None,
+               delimiter=','):
+  """Checks input files and returns a `FileSource` that streams them.
+
+  Args:
+    patterns: a path or glob, or a sequence of them; matches of a glob are
+      read in sorted order. All files must have the same format and width.
+    columns: for `.csv` and `.npy`: the columns to use, in order, as header
+      names (CSV) or 0-based indices (ints or digit strings); None uses all.
+    features: for TFRecord: feature names, or `(name, width)` pairs, in
+      order; None uses every float or int64 feature of the first record in
+      sorted name order.
+    header: for `.csv`: None detects a header row (a first row with a cell
+      that is not a number where the second row has a number, or, in a
+      one-row file, a first row without numbers); True or False forces it.
+    delimiter: for `.csv`: the one-character field separator.
+
+  Returns:
+    `FileSource`.
+
+  Raises:
+    ValueError: no file matches, a file is missing, a directory, empty, of
+      an unknown or mixed extension, of the wrong rank or dtype, pickled,
+      or the files disagree on their width; `columns` or `features` name
+      something the files lack, or are given for the wrong format.
+  """
+  paths = _expand(patterns)
+  formats = {path: _format_of(path) for path in paths}
+  kinds = sorted({kind for kind, _ in formats.values()})
+  if len(kinds) > 1:
+    raise ValueError(
+        f'The input files mix formats ({", ".join(kinds)}): {list(paths)}; '
+        'give files of one format.')
+  kind = kinds[0]
+  if columns is not None and kind == TFRECORD:
+    raise ValueError('`columns` applies to .csv and .npy files; for TFRecord '
+                     f'files name the features with `features`. Received: '
+                     f'columns={list(columns)!r}')
+  if features is not None and kind != TFRECORD:
+    raise ValueError('`features` applies to TFRecord files; for .csv and '
+                     '.npy files pick columns with `columns`. Received: '
+                     f'features={list(features)!r}')
+  if kind == NPY:
+    return _open_npy(paths, columns)
+  if kind == CSV:
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+      raise ValueError('`delimiter` must be one character. Received: '
+                       f'delimiter={delimiter!r}')
+    return _open_csv(paths, columns, header, delimiter)
+  compression = {formats[path][1] for path in paths}
+  if len(compression) > 1:
+    raise ValueError('The TFRecord files mix GZIP (.gz) and uncompressed '
+                     f'files: {list(paths)}; give files of one kind.')
+  return _open_tfrecord(paths, features, compression.pop())
+
+
+@contextlib.contextmanager
+def readable_errors():
+  """Turns TensorFlow errors raised by the file pipelines into ValueErrors."""
+  try:
+    yield
+  except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
+    readable = readable_error(error)
+    if readable is None:
+      raise
+    raise readable from None
+
+
+def readable_error(error):
+  """The ValueError that explains a pipeline's `tf.errors.OpError`, or None.
+
+  Args:
+    error: a `tf.errors.OpError` raised while a `FileSource` was read.
+
+  Returns:
+    A ValueError naming the file, line and what to do, or None when the
+    error did not come from reading the files.
+  """
+  message = getattr(error, 'message', str(error))
+  match = re.search(re.escape(INPUT_ERROR_TAG) + r'(.*?)\](?:\n|$)', message)
+  if match:
+    # tf.debugging.Assert prints strings with their quotes escaped.
+    return ValueError(match.group(1).replace("\\'", "'"))
+  if isinstance(error, tf.errors.DataLossError):
+    detail = message.split('\n')[0]
+    return ValueError(f'A TFRecord file is corrupted or is not a TFRecord '
+                      f'file ({detail}); check the files.')
+  for marker in ('is required but could not be found',
+                 "Can't parse serialized Example", 'values != expected',
+                 "Data types don't match"):
+    if marker in message:
+      line = next(line for line in message.split('\n') if marker in line)
+      # Keep TensorFlow's words after the iterator's name.
+      detail = re.split(r'Iterator::[\w:]*: ', line)[-1].strip()
+      return ValueError(
+          f'A record of the TFRecord files does not match the first one '
+          f'({detail}); every tf.train.Example needs the features in use, '
+          'numeric and with the widths of the first record.')
+  return None
+
+
+# ---------------------------------------------------------------- files
+def _expand(patterns):
+  if isinstance(patterns, (str, bytes)) or hasattr(patterns, '__fspath__'):
+    patterns = [patterns]
+  paths = []
+  for pattern in patterns:
+    pattern = os.fsdecode(pattern)
+    if any(char in pattern for char in '*?['):
+      matches = sorted(tf.io.gfile.glob(pattern))
+      if not matches:
+        raise ValueError(f'No file matches {pattern!r}; check the path.')
+      paths.extend(matches)
+      continue
+    if not tf.io.gfile.exists(pattern):
+      raise ValueError(f'File not found: {pattern!r}; check the path.')
+    paths.append(pattern)
+  if not paths:
+    raise ValueError('No input files were given; give at least one .npy, '
+                     '.csv or TFRecord file.')
+  for path in paths:
+    if tf.io.gfile.isdir(path):
+      raise ValueError(f'{path!r} is a directory; give files, or a glob such '
+                       f'as {path.rstrip("/")}/*.npy.')
+  return tuple(paths)
+
+
+def _format_of(path):
+  name = path.lower()
+  for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+    if name.endswith(suffix):
+      return _SUFFIXES[suffix]
+  raise ValueError(f'{path!r} has an unknown extension; input files must end '
+                   f'in {_EXTENSIONS}.')
+
+
+def _describe(paths):
+  return repr(paths[0]) if len(paths) == 1 else f'{len(paths)} files'
+
+
+def _check_same_width(path, width, first_path, first_width, what='columns'):
+  if width != first_width:
+    raise ValueError(
+        f'{path!r} has {width} {what} but {first_path!r} has {first_width}; '
+        'all input files must have the same width.')
+
+
+def _select(columns, width, names, path):
+  """0-based indices of `columns` (names or indices) among `width` columns."""
+  if columns is None:
+    return None
+  if isinstance(columns, (str, int)):
+    columns = [columns]
+  columns = list(columns)
+  if not columns:
+    raise ValueError('`columns` must name at least one column, or be None '
+                     'for all. Received: columns=[]')
+  indices = []
+  for column in columns:
+    if names is not None and isinstance(column, str) and column in names:
+      indices.append(names.index(column))
+      continue
+    index = None
+    if isinstance(column, (int, np.integer)) and not isinstance(column, bool) or isinstance(column, str) and column.strip().isdigit():
+      index = int(column)
+    if index is None or not 0 <= index < width:
+      available = (f'the header names {list(names)} or ' if names else '')
+      raise ValueError(
+          f'`columns` must be {available}0-based indices below {width} (the '
+          f'columns of {path!r}); {column!r} is neither. Received: '
+          f'columns={columns!r}')
+    indices.append(index)
+  return indices
+
+
+# ------------------------------------------------------------------ npy
+def _npy_header(path):
+  """(shape, dtype) of a .npy file, read without loading it."""
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    try:
+      version = np.lib.format.read_magic(f)
+      if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+      else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    except (ValueError, OSError, SyntaxError) as error:
+      raise ValueError(
+          f'{path!r} is not a .npy file ({error}); write it with numpy.save, '
+          'or give the file its right extension.') from None
+  return shape, dtype
+
+
+def _open_npy(paths, columns):
+  arrays, rows, first = [], [], None
+  for path in paths:
+    shape, dtype = _npy_header(path)
+    if dtype.hasobject:
+      raise ValueError(
+          f'{path!r} holds a pickled object array (dtype {dtype}), which is '
+          'not loaded for safety (allow_pickle=False); save a numeric array '
+          'with np.save(path, np.asarray(points, np.float32)).')
+    if dtype.kind not in 'iuf':
+      raise ValueError(
+          f'{path!r} holds dtype {dtype}; the points must be integers or '
+          'floats.')
+    if len(shape) != 2:
+      raise ValueError(
+          f'{path!r} holds an array of shape {shape}; the points must be a '
+          '2-D array of shape (n, d). Save points.reshape(-1, 1) for one '
+          'feature.')
+    if shape[0] == 0:
+      raise ValueError(f'{path!r} is empty (shape {shape}); give at least '
+                       'one point.')
+    if shape[1] == 0:
+      raise ValueError(f'{path!r} has 0 features per point (shape {shape}); '
+                       'each point needs at least one feature.')
+    if first is None:
+      first = (path, shape[1])
+    _check_same_width(path, shape[1], *first)
+    arrays.append(path)
+    rows.append(shape[0])
+  indices = _select(columns, first[1], None, first[0])
+  width = first[1] if indices is None else len(indices)
+
+  def make_dataset(batch_size, dtype):
+    np_dtype = dtype.as_numpy_dtype
+    file_ids = np.concatenate([
+        np.full(-(-n // batch_size), i, np.int64) for i, n in enumerate(rows)])
+    starts = np.concatenate([
+        np.arange(0, n, batch_size, dtype=np.int64) for n in rows])
+    opened = {}
+
+    def read(file_id, start):
+      file_id = int(file_id)
+      if file_id not in opened:
+        opened[file_id] = np.load(arrays[file_id], mmap_mode='r',
+                                  allow_pickle=False)
+      batch = opened[file_id][int(start):int(start) + batch_size]
+      if indices is not None:
+        batch = batch[:, indices]
+      return np.ascontiguousarray(batch, dtype=np_dtype)
+
+    def to_batch(file_id, start):
+      batch = tf.numpy_function(read, [file_id, start], dtype)
+      batch.set_shape([None, width])
+      return batch
+
+    return tf.data.Dataset.from_tensor_slices((file_ids, starts)).map(
+        to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+  return FileSource(paths, NPY, width, int(sum(rows)), None, make_dataset)
+
+
+# ------------------------------------------------------------------ csv
+def _cells(line, delimiter):
+  return [cell.strip().strip('"').strip() for cell in line.split(delimiter)]
+
+
+def _is_number(cell):
+  return _NUMBER_RE.fullmatch(cell) is not None
+
+
+def _first_rows(path, delimiter):
+  """The first two non-blank rows (as cells) and the first one's line index."""
+  rows, first_index = [], None
+  with tf.io.gfile.GFile(path, 'r') as f:
+    for index, line in enumerate(f):
+      if not line.strip():
+        continue
+      if first_index is None:
+        first_index = index
+      rows.append(_cells(line.rstrip('\r\n'), delimiter))
+      if len(rows) == 2:
+        break
+  return rows, first_index
+
+
+def _has_header(rows):
+  first = rows[0]
+  if len(rows) == 1:
+    return not any(_is_number(cell) for cell in first)
+  return any(not _is_number(a) and _is_number(b)
+             for a, b in zip(first, rows[1]))
+
+
+def _open_csv(paths, columns, header, delimiter):
+  if header not in (None, True, False):
+    raise ValueError('`header` must be None (detect), True or False. '
+                     f'Received: header={header!r}')
+  skips, names, first = [], None, None
+  for path in paths:
+    rows, first_index = _first_rows(path, delimiter)
+    if not rows:
+      raise ValueError(f'{path!r} is empty; give a CSV file with at least '
+                       'one row of numbers.')
+    has_header = _has_header(rows) if header is None else header
+    if has_header and len(rows) == 1:
+      raise ValueError(f'{path!r} has a header row but no data rows; give at '
+                       'least one row of numbers.')
+    if has_header:
+      if names is None:
+        names = (path, rows[0])
+      elif rows[0] != names[1]:
+        raise ValueError(
+            f'{path!r} has the header {rows[0]} but {names[0]!r} has '
+            f'{names[1]}; all CSV files must have the same columns.')
+    if first is None:
+      first = (path, len(rows[0]))
+    _check_same_width(path, len(rows[0]), *first)
+    skips.append(first_index + 1 if has_header else 0)
+  num_columns = first[1]
+  header_names = None if names is None else list(names[1])
+  indices = _select(columns, num_columns, header_names, first[0])
+  if indices is None:
+    indices = list(range(num_columns))
+  labels = [header_names[i] if header_names else f'{i}' for i in indices]
+
+  def make_dataset(batch_size, dtype):
+    def batches_of(path, skip):
+      lines = tf.data.TextLineDataset(path).skip(skip).batch(batch_size)
+      return lines.enumerate().map(
+          lambda index, batch: (path, skip + 1 + index * batch_size, batch))
+
+    def parse(path, first_line, lines):
+      numbers = first_line + tf.range(tf.size(lines, tf.int64))
+      keep = tf.strings.length(tf.strings.strip(lines)) > 0
+      lines = tf.boolean_mask(lines, keep)
+      numbers = tf.boolean_mask(numbers, keep)
+      cells = tf.strings.split(lines, sep=delimiter)
+      widths = cells.row_lengths()
+      bad_row = tf.argmax(tf.cast(widths != num_columns, tf.int32))
+      width_ok = tf.debugging.Assert(
+          tf.reduce_all(widths == num_columns),
+          [tf.strings.join([
+              INPUT_ERROR_TAG, path, ' line ',
+              tf.strings.as_string(tf.gather(numbers, bad_row)), ' has ',
+              tf.strings.as_string(tf.gather(widths, bad_row)),
+              (f' fields but the first row has {num_columns}; every row '
+               f'needs {num_columns} values separated by "{delimiter}".')])],
+          summarize=1)
+      with tf.control_dependencies([width_ok]):
+        table = cells.to_tensor(default_value='')
+      picked = tf.gather(table, indices, axis=1)
+      picked = tf.strings.strip(tf.strings.regex_replace(
+          tf.strings.strip(picked), r'^"(.*)"$', r'\1'))
+      is_number = tf.strings.regex_full_match(picked, _NUMBER)
+      flat = tf.reshape(is_number, [-1])
+      bad = tf.argmax(tf.cast(tf.logical_not(flat), tf.int32))
+      row, column = bad // len(indices), bad % len(indices)
+      numbers_ok = tf.debugging.Assert(
+          tf.reduce_all(is_number),
+          [tf.strings.join([
+              INPUT_ERROR_TAG, path, ' line ',
+              tf.strings.as_string(tf.gather(numbers, row)), ', column ',
+              tf.gather(tf.constant(labels), column), ": '",
+              tf.gather(tf.reshape(picked, [-1]), bad),
+              ("' is not a number; fix the cell, or pick numeric columns "
+               'with `columns`.')])],
+          summarize=1)
+      with tf.control_dependencies([numbers_ok]):
+        points = tf.strings.to_number(picked, dtype)
+      return tf.ensure_shape(points, [None, len(indices)])
+
+    files = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(list(paths)), tf.constant(skips, tf.int64)))
+    no_autograph = tf.autograph.experimental.do_not_convert
+    return files.flat_map(no_autograph(batches_of)).map(
+        no_autograph(parse), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
+
+  return FileSource(paths, CSV, len(indices), None,
+                    tuple(labels) if header_names else None, make_dataset)
+
+
+# ------------------------------------------------------------- tfrecord
+_READ_BUFFER_BYTES = 1 << 18
+_KINDS = {'float_list': tf.float32, 'int64_list': tf.int64}
+
+
+def _first_example(path, compression):
+  try:
+    records = tf.data.TFRecordDataset(path, compression_type=compression,
+                                      buffer_size=_READ_BUFFER_BYTES)
+    record = next(iter(records.take(1)), None)
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+    raise ValueError(
+        f'{path!r} is not a readable TFRecord file '
+        f'({error.message.splitlines()[0]}); write it with '
+        'tf.io.TFRecordWriter, or give the file its right extension.'
+    ) from None
+  if record is None:
+    raise ValueError(f'{path!r} is empty; give a TFRecord file with at least '
+                     'one tf.train.Example.')
+  try:
+    return tf.train.Example.FromString(record.numpy())
+  except message_lib.DecodeError:
+    raise ValueError(f'The first record of {path!r} is not a '
+                     'tf.train.Example; write serialized Examples.') from None
+
+
+def _example_widths(example):
+  """{name: (kind, width)} of the features of a tf.train.Example."""
+  return {name: (feature.WhichOneof('kind'),
+                 len(getattr(feature, feature.WhichOneof('kind')).value)
+                 if feature.WhichOneof('kind') else 0)
+          for name, feature in example.features.feature.items()}
+
+
+def _feature_specs(features, found, path):
+  """[(name, tf dtype, width)] of the requested features."""
+  if features is None:
+    names = sorted(name for name, (kind, _) in found.items()
+                   if kind in _KINDS)
+    if not names:
+      raise ValueError(
+          f'The first record of {path!r} has no float or int64 features '
+          f'(it has {sorted(found)}); write numeric features.')
+    features = names
+  if isinstance(features, str):
+    features = [features]
+  features = list(features)
+  if not features:
+    raise ValueError('`features` must name at least one feature, or be None '
+                     'for all. Received: features=[]')
+  specs = []
+  for feature in features:
+    name, width = (feature, None) if isinstance(feature, str) else feature
+    if name not in found:
+      raise ValueError(
+          f'`features` must name features of the records; the first record '
+          f'of {path!r} has {sorted(found)}. Received: features='
+          f'{features!r}')
+    kind, found_width = found[name]
+    if kind not in _KINDS:
+      raise ValueError(
+          f'Feature {name!r} of {path!r} holds {kind or "no values"}, not '
+          'numbers; `features` must name float or int64 features. Received: '
+          f'features={features!r}')
+    if width is not None and width != found_width:
+      raise ValueError(
+          f'Feature {name!r} has {found_width} values in the first record of '
+          f'{path!r}, but `features` gives width {width}; give its width or '
+          f'leave it out. Received: features={features!r}')
+    if found_width == 0:
+      raise ValueError(f'Feature {name!r} is empty in the first record of '
+                       f'{path!r}; each feature needs at least one value.')
+    specs.append((name, _KINDS[kind], found_width))
+  return specs
+
+
+def _open_tfrecord(paths, features, compression):
+  specs = None
+  for path in paths:
+    found = _example_widths(_first_example(path, compression))
+    if specs is None:
+      specs = _feature_specs(features, found, path)
+      first_path = path
+      continue
+    for name, _, width in specs:
+      if name not in found or found[name][1] != width:
+        raise ValueError(
+            f'Feature {name!r} has {width} values in the first record of '
+            f'{first_path!r} but {found.get(name, (None, 0))[1]} in the '
+            f'first record of {path!r}; all files must hold the same '
+            'features.')
+  parse_spec = {name: tf.io.FixedLenFeature([width], kind)
+                for name, kind, width in specs}
+  width = sum(width for _, _, width in specs)
+
+  def make_dataset(batch_size, dtype):
+    def parse(records):
+      parsed = tf.io.parse_example(records, parse_spec)
+      parts = [tf.cast(parsed[name], dtype) for name, _, _ in specs]
+      return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
+
+    records = tf.data.TFRecordDataset(list(paths),
+                                      compression_type=compression,
+                                      buffer_size=_READ_BUFFER_BYTES)
+    return records.batch(batch_size).map(
+        tf.autograph.experimental.do_not_convert(parse),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+  names = []
+  for name, _, feature_width in specs:
+    names.extend([name] if feature_width == 1 else
+                 [f'{name}[{i}]' for i in range(feature_width)])
+  return FileSource(paths, TFRECORD, width, None, tuple(names), make_dataset)
+
