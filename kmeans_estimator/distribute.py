@@ -21,9 +21,36 @@ restored or initialised differently still train identically. Only the chief
 writes checkpoints and summaries.
 """
 
+import contextlib
 import math
 
 import tensorflow as tf
+
+# What a collective raises when a peer dies or stops answering in time.
+_PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                  tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+@contextlib.contextmanager
+def peer_failures(strategy, model_dir):
+  """Turns a failed or unreachable peer into one clear RuntimeError.
+
+  A collective that waits on a dead worker fails after the strategy's
+  timeout (`CommunicationOptions(timeout_seconds=...)`) or its heartbeat
+  check, rather than hanging.
+  """
+  if strategy is None:
+    yield
+    return
+  try:
+    yield
+  except _PEER_FAILURES as error:
+    raise RuntimeError(
+        'A worker of the distributed run failed or stopped responding '
+        f'({type(error).__name__}). The last checkpoint in '
+        f'model_dir={model_dir!r} is intact: restart all workers to resume '
+        f'from it. TensorFlow said: {error.message.splitlines()[0]}'
+    ) from error
 
 
 def is_chief(strategy):
@@ -120,7 +147,8 @@ class Trainer:
       The global step every replica agrees on (the first replica's).
     """
     core = self._core
-    if not bool(core.initialized):
+    # read_value(): bool() of a distributed variable is not its value.
+    if not bool(core.initialized.read_value()):
       for batch in self._dataset:
         local = self._strategy.experimental_local_results(batch)[0]
         if int(local.shape[0]) and bool(

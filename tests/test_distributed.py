@@ -104,6 +104,23 @@ def test_mirrored_equals_one_device(tmp_path, mirrored, metric, mini_batch,
                                   single.get_variable_value('Variable'))
 
 
+@pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus', 'kmc2'])
+def test_seeded_initialisation_is_the_one_process_choice(tmp_path, mirrored,
+                                                         init):
+  # The first replica initialises from the first batch, as one process
+  # does, and broadcasts; the result after training is the same.
+  points = blobs(seed=6, n=400)
+  input_fn = lambda: tf.data.Dataset.from_tensor_slices(points).batch(50)
+  centers = []
+  for name, strategy in (('single', None), ('mirrored', mirrored)):
+    kmeans = KMeansClustering(4, model_dir=str(tmp_path / name), seed=3,
+                              initial_clusters=init, use_mini_batch=False,
+                              config=RunConfig(train_distribute=strategy))
+    kmeans.train(input_fn, steps=2)
+    centers.append(kmeans.cluster_centers())
+  np.testing.assert_allclose(centers[1], centers[0], rtol=1e-5, atol=1e-4)
+
+
 def test_mirrored_model_predicts_in_a_plain_estimator(tmp_path, mirrored):
   points = blobs(seed=1)
   trained, _ = train(tmp_path, lambda: points, oracles.SQUARED_EUCLIDEAN,
@@ -292,6 +309,8 @@ def test_a_killed_worker_fails_the_run_and_restart_resumes(tmp_path,
   processes[1].wait()
   assert codes[0] != 0
   assert time.time() - killed_at < 90
+  assert 'RuntimeError: A worker of the distributed run failed or stopped ' \
+      'responding' in chief_log.read_text()
   # The last checkpoint is intact, and restarting both workers resumes it.
   step = int(tf.train.load_variable(str(model_dir), 'global_step'))
   assert step >= 3
