@@ -195,3 +195,43 @@ def test_streaming_equals_in_memory_and_exact_lloyd(tmp_path):
       abs=1e-12)
   assert 'points in the same cluster: 2000 of 2000' in out
   assert 'The streamed and in-memory centers are equal' in out
+
+
+def test_serve_exports_and_a_fresh_process_serves_every_signature(tmp_path):
+  output = _run_example('serve.py', tmp_path,
+                        f'--export_dir_base={tmp_path / "exports"}',
+                        '--num_points=120')
+  exports = [p for p in (tmp_path / 'exports').iterdir() if p.is_dir()]
+  assert len(exports) == 1 and exports[0].name.isdigit()
+  assert f'Exported to {exports[0]}' in output
+  assert ('Signatures: all_distances, cluster_centers, cluster_index, '
+          'serving_default, transform') in output
+  assert 'Metadata: distance_metric=squared_euclidean, k=4, d=2, ' \
+      'global_step=10' in output
+  checks = re.findall(r'^(OK  |FAIL) (.+)$', output, re.MULTILINE)
+  assert len(checks) == 5 and all(status == 'OK  ' for status, _ in checks)
+  # The printed assignments are the nearest exported centers (numpy).
+  served = tf.saved_model.load(str(exports[0]))
+  queries = np.load(tmp_path / 'exports' / 'queries.npy')
+  printed = re.search(r'^serving_default: \[(.*)\]$', output, re.MULTILINE)
+  want = oracles.distances(queries, served.clusters.numpy()).argmin(axis=1)
+  assert [int(i) for i in printed.group(1).split(',')] == want.tolist()
+
+
+def test_multi_worker_example_on_one_machine(tmp_path):
+  output = _run_example('multi_worker.py', tmp_path, '--local',
+                        f'--model_dir={tmp_path}', '--steps=3')
+  assert 'OK: two workers give the centers of one process.' in output
+  figures = dict(re.findall(r'^(two workers|one process) +global_step=3 '
+                            r'inertia=([0-9.]+)$', output, re.MULTILINE))
+  assert set(figures) == {'two workers', 'one process'}
+  np.testing.assert_allclose(float(figures['two workers']),
+                             float(figures['one process']), rtol=1e-5)
+  # The chief's checkpoint is a plain one: numpy reproduces its inertia.
+  centers = tf.train.load_variable(str(tmp_path / 'distributed'), 'clusters')
+  rng = np.random.default_rng(0)
+  true_centers = rng.uniform(0, 100, size=(5, 4))
+  points = (true_centers[rng.integers(5, size=2000)] +
+            rng.normal(0, 5, size=(2000, 4))).astype(np.float32)
+  np.testing.assert_allclose(oracles.inertia(points, centers),
+                             float(figures['two workers']), rtol=1e-4)
