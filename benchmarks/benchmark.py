@@ -84,7 +84,7 @@ WIDTH = 20.0
 SPREAD_WIDTH = 250.0
 STREAM_BATCH = 65536
 # As kmeans_estimator's default: at most this many distances at once.
-CHUNK_ELEMENTS = 1 << 22
+CHUNK_ELEMENTS = 1 << 18
 
 
 @dataclasses.dataclass(frozen=True)

@@ -157,13 +157,7 @@ def cluster_statistics(points, centers, distance_metric,
   num_centers = centers.shape[0]
 
   def chunk_statistics(chunk):
-    # The product runs on TensorFlow's GEMM; everything after it (offsets,
-    # argmin, sums, counts) is one XLA-fused pass over the chunk, several
-    # times faster than TensorFlow's CPU unsorted_segment_sum.
     products = tf.matmul(chunk, scaled_centers, transpose_b=True)
-    if num_centers is None:
-      return _assign_and_sum_dynamic(products, offsets, chunk,
-                                     add_point_norms, tf.shape(centers)[0])
     return _assign_and_sum(products, offsets, chunk, add_point_norms)
 
   rows = _chunk_rows(num_centers if num_centers is not None
@@ -187,31 +181,32 @@ def cluster_statistics(points, centers, distance_metric,
   return totals
 
 
-def _assign_and_sum_impl(products, offsets, chunk, add_point_norms,
-                         num_centers):
+def _assign_and_sum(products, offsets, chunk, add_point_norms):
+  """Statistics of one chunk from its products with the scaled centers.
+
+  The argmin runs on TensorFlow's multi-threaded kernel; the sums and counts
+  in one XLA-fused pass (TensorFlow's CPU unsorted_segment_sum costs as much
+  as the GEMM itself).
+  """
   scores = products + offsets
   index = tf.argmin(scores, axis=1, output_type=tf.int32)
   best = tf.gather(scores, index, axis=1, batch_dims=1)
   if add_point_norms:
     best += tf.reduce_sum(tf.square(chunk), axis=1)
+  if products.shape[1] is None:  # k unknown: XLA needs it static.
+    return _segment_sums(chunk, index, best, tf.shape(products)[1])
+  return _segment_sums_xla(chunk, index, best, products.shape[1])
+
+
+def _segment_sums(chunk, index, best, num_centers):
   sums = tf.math.unsorted_segment_sum(chunk, index, num_centers)
   counts = tf.math.unsorted_segment_sum(tf.ones_like(best), index,
                                         num_centers)
   return sums, counts, tf.reduce_sum(tf.maximum(best, 0.0))
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _assign_and_sum(products, offsets, chunk, add_point_norms):
-  """Statistics of one chunk from its products with the scaled centers."""
-  return _assign_and_sum_impl(products, offsets, chunk, add_point_norms,
-                              tf.shape(products)[1])
-
-
-def _assign_and_sum_dynamic(products, offsets, chunk, add_point_norms,
-                            num_centers):
-  """`_assign_and_sum` without XLA, for centers of unknown count."""
-  return _assign_and_sum_impl(products, offsets, chunk, add_point_norms,
-                              num_centers)
+_segment_sums_xla = tf.function(_segment_sums, jit_compile=True,
+                                autograph=False)
 
 
 def euclidean_distances(squared_distances):
