@@ -39,9 +39,11 @@ from google.protobuf import text_encoding
 
 __all__ = [
     'CheckpointWriteError',
+    'check_no_lost_checkpoint',
     'latest_checkpoint',
     'list_checkpoint_variables',
     'read_checkpoint',
+    'remove_stale_temp_files',
     'save_checkpoint',
 ]
 
@@ -53,6 +55,16 @@ _PREFIX_BASENAME = 'model.ckpt'
 _DATA_SUFFIX = '.data-00000-of-00001'
 _INDEX_SUFFIX = '.index'
 _DATA_SHARD_RE = re.compile(r'\.data-\d{5}-of-\d{5}$')
+# Files of a save that did not finish: the bundle under its temporary prefix
+# (SaveV2 may add its own `.tempstate<n>` suffix) and the state file's
+# temporary copy. The names are those `save_checkpoint` and
+# `_write_state_file` make.
+_STALE_TEMP_RE = re.compile(
+    re.escape(_PREFIX_BASENAME) + r'-\d+_temp_[0-9a-f]{32}\b.*|' +
+    re.escape(_STATE_FILENAME) + r'\.tmp[0-9a-f]{32}')
+# How often a reader of a model directory starts over when the checkpoint it
+# opened was replaced by a newer one (and deleted) while it read.
+_READ_ATTEMPTS = 5
 
 # Exceptions that `tf.train.load_checkpoint` and `CheckpointReader` raise for
 # missing, truncated or corrupted bundles. Besides `tf.errors.OpError`, the
@@ -200,8 +212,69 @@ def latest_checkpoint(model_dir: str) -> str | None:
     return None
 
 
+def check_no_lost_checkpoint(model_dir: str) -> None:
+  """Raises if `model_dir` holds checkpoints that no longer can be found.
+
+  `tf.train.latest_checkpoint` (and `latest_checkpoint`) return None both for
+  a directory never trained into and for one whose `checkpoint` state file
+  is damaged or names a checkpoint whose index file is gone. Treating the
+  second kind as untrained would restart training from step 0 and let
+  `keep_checkpoint_max` delete the older checkpoints still listed, so call
+  this before concluding that `model_dir` holds no model. `save_checkpoint`
+  never leaves a directory in either state; only outside damage does.
+
+  Args:
+    model_dir: The model directory.
+
+  Raises:
+    ValueError: If the state file is unreadable while checkpoint files
+      exist, or names a latest checkpoint whose index file is missing. The
+      message names the file and says how to recover.
+  """
+  model_dir = _validate_model_dir(model_dir)
+  state_path = os.path.join(model_dir, _STATE_FILENAME)
+  try:
+    if not tf.io.gfile.exists(state_path):
+      return
+    try:
+      proto = tf.train.get_checkpoint_state(model_dir)
+    except ValueError:  # A state file without `model_checkpoint_path`.
+      proto = None
+    bundles = sorted(
+        name[:-len(_INDEX_SUFFIX)]
+        for name in tf.io.gfile.listdir(model_dir)
+        if name.startswith(_PREFIX_BASENAME) and name.endswith(_INDEX_SUFFIX)
+        and not _STALE_TEMP_RE.fullmatch(name))
+  except _WRITE_ERRORS:
+    return  # Unreadable directory: reading the checkpoint will say so.
+  if proto is None or not proto.model_checkpoint_path:
+    if bundles:
+      raise ValueError(
+          f"The checkpoint state file '{state_path}' is unreadable, but "
+          f'`model_dir` holds checkpoints {bundles}. Restore the state file '
+          'from a backup, or write one naming the checkpoint to resume from '
+          '(a line model_checkpoint_path: "model.ckpt-<step>"), or delete it '
+          'to train from scratch. Received: '
+          f"model_dir='{model_dir}'")
+    return
+  latest = proto.model_checkpoint_path
+  if not tf.io.gfile.exists(latest + _INDEX_SUFFIX):
+    raise ValueError(
+        f"The checkpoint state file '{state_path}' names the latest "
+        f"checkpoint '{latest}', but its index file '{latest}"
+        f"{_INDEX_SUFFIX}' is missing. Restore its files from a backup, or "
+        "edit the state file to name an older checkpoint (model_dir holds "
+        f'{bundles or "none"}), or delete it to train from scratch. '
+        f"Received: model_dir='{model_dir}'")
+
+
 def read_checkpoint(path: str) -> dict[str, np.ndarray]:
   """Reads every variable of a checkpoint into numpy arrays.
+
+  Reading a model directory is safe while a trainer writes into it: if the
+  latest checkpoint is replaced by a newer one (and its files deleted by
+  `keep_checkpoint_max`) while it is being read, the read starts over on the
+  newer one.
 
   Args:
     path: Either a model directory (its latest checkpoint is read) or a
@@ -213,16 +286,17 @@ def read_checkpoint(path: str) -> dict[str, np.ndarray]:
 
   Raises:
     ValueError: If `path` is a directory without a checkpoint, or if the
-      checkpoint is missing, truncated or corrupted.
+      checkpoint is missing, truncated or corrupted; the message names the
+      checkpoint and the damaged file.
   """
-  prefix, reader = _open_reader(path)
-  try:
+
+  def read(reader):
     dtypes = reader.get_variable_to_dtype_map()
     return {
         name: np.asarray(reader.get_tensor(name)) for name in sorted(dtypes)
     }
-  except _READ_ERRORS as e:
-    raise _corrupted_error(path, prefix, e) from e
+
+  return _read_with(path, read)
 
 
 def list_checkpoint_variables(path: str) -> list[tuple[str, list[int]]]:
@@ -242,12 +316,41 @@ def list_checkpoint_variables(path: str) -> list[tuple[str, list[int]]]:
     ValueError: If `path` is a directory without a checkpoint, or if the
       checkpoint is missing or corrupted.
   """
-  prefix, reader = _open_reader(path)
-  try:
+
+  def read(reader):
     shapes = reader.get_variable_to_shape_map()
-  except _READ_ERRORS as e:
-    raise _corrupted_error(path, prefix, e) from e
-  return [(name, list(shapes[name])) for name in sorted(shapes)]
+    return [(name, list(shapes[name])) for name in sorted(shapes)]
+
+  return _read_with(path, read)
+
+
+def remove_stale_temp_files(model_dir: str) -> list[str]:
+  """Deletes the temporary files of saves that never finished.
+
+  A process killed inside `save_checkpoint` leaves its bundle under a
+  temporary prefix (`model.ckpt-<step>_temp_<hex>.*`) and possibly a
+  temporary state file (`checkpoint.tmp<hex>`). They are never read, but
+  they take space. Call this only while no other process can be saving into
+  `model_dir` (`locking.model_dir_lock` does, after taking the lock).
+
+  Args:
+    model_dir: The model directory.
+
+  Returns:
+    The names of the files removed (failures are logged, not raised).
+  """
+  model_dir = _validate_model_dir(model_dir)
+  try:
+    names = tf.io.gfile.listdir(model_dir)
+  except _WRITE_ERRORS as e:
+    logging.warning('Could not list %s to remove stale temporary files: %s',
+                    model_dir, e)
+    return []
+  removed = [name for name in sorted(names) if _STALE_TEMP_RE.fullmatch(name)]
+  for name in removed:
+    logging.info('Removing %s, left by an interrupted checkpoint save.', name)
+    _remove_quietly(os.path.join(model_dir, name))
+  return removed
 
 
 # ---------------------------------------------------------------------------
@@ -255,34 +358,78 @@ def list_checkpoint_variables(path: str) -> list[tuple[str, list[int]]]:
 # ---------------------------------------------------------------------------
 
 
-def _open_reader(path: str):
-  """Resolves `path` to a checkpoint prefix and opens a `CheckpointReader`."""
+def _read_with(path: Any, read):
+  """Opens the checkpoint at `path` and returns `read(reader)`.
+
+  For a model directory, a failure on a checkpoint that is no longer the
+  latest one (a trainer moved on and deleted it meanwhile) starts over on the
+  new latest checkpoint; a failure on the checkpoint that is still the latest
+  one is a damaged checkpoint.
+  """
   path = _validate_path(path)
-  prefix = path
-  if tf.io.gfile.isdir(path):
-    prefix = latest_checkpoint(path)
-    if prefix is None:
-      raise ValueError(
-          f"`model_dir` contains no checkpoint: its '{_STATE_FILENAME}' file "
-          'is missing, unreadable or names a checkpoint whose files are '
-          'gone. Train a model into it first, or pass the directory of a '
-          f"trained model. Received: model_dir='{path}'")
+  is_dir = tf.io.gfile.isdir(path)
+  for attempt in range(_READ_ATTEMPTS):
+    prefix = _resolve_prefix(path) if is_dir else path
+    stage = 'open'
+    try:
+      reader = tf.train.load_checkpoint(prefix)
+      stage = 'read'
+      return read(reader)
+    except _READ_ERRORS as e:
+      if (is_dir and attempt + 1 < _READ_ATTEMPTS and
+          latest_checkpoint(path) != prefix):
+        logging.info('Checkpoint %s was replaced while being read; reading '
+                     'the latest one again.', prefix)
+        continue
+      raise _corrupted_error(path, prefix, stage, e) from e
+  raise AssertionError('unreachable')
+
+
+def _resolve_prefix(model_dir: str) -> str:
+  """The latest checkpoint of `model_dir`, or a ValueError saying there is none."""
+  prefix = latest_checkpoint(model_dir)
+  if prefix is None:
+    raise ValueError(
+        f"`model_dir` contains no checkpoint: its '{_STATE_FILENAME}' file "
+        'is missing, unreadable or names a checkpoint whose files are '
+        'gone. Train a model into it first, or pass the directory of a '
+        f"trained model. Received: model_dir='{model_dir}'")
+  return prefix
+
+
+def _damaged_files(prefix: str, stage: str) -> str:
+  """Says which file of the checkpoint `prefix` is missing or damaged."""
+  index = prefix + _INDEX_SUFFIX
+  if not tf.io.gfile.exists(index):
+    return f"its index file '{index}' is missing"
+  directory, base = os.path.split(prefix)
   try:
-    reader = tf.train.load_checkpoint(prefix)
-  except _READ_ERRORS as e:
-    raise _corrupted_error(path, prefix, e) from e
-  return prefix, reader
+    names = tf.io.gfile.listdir(directory or '.')
+  except _WRITE_ERRORS:
+    names = []
+  data = sorted(
+      os.path.join(directory, name) for name in names
+      if name.startswith(base) and _DATA_SHARD_RE.fullmatch(name[len(base):]))
+  if not data:
+    return f"its data file '{prefix}{_DATA_SUFFIX}' is missing"
+  if stage == 'open':
+    return f"its index file '{index}' is truncated or not a checkpoint index"
+  if len(data) == 1:
+    return f"its data file '{data[0]}' is truncated or damaged"
+  return f'one of its data files {data} is truncated, damaged or missing'
 
 
-def _corrupted_error(path: str, prefix: str,
+def _corrupted_error(path: str, prefix: str, stage: str,
                      cause: BaseException) -> ValueError:
   """Builds the `ValueError` for a checkpoint that cannot be read."""
+  detail = str(cause).strip().splitlines()
+  detail = detail[0] if detail else ''
   return ValueError(
-      f"The checkpoint '{prefix}' is unreadable or corrupted "
-      f'({type(cause).__name__}: {cause}). Its .index or .data files are '
-      'missing, truncated or damaged. Restore them from a backup, delete this '
-      "checkpoint (and its entry in the 'checkpoint' file) to fall back to an "
-      f"older one, or retrain. Received: path='{path}'")
+      f"The checkpoint '{prefix}' is unreadable or corrupted: "
+      f'{_damaged_files(prefix, stage)} ({type(cause).__name__}: {detail}). '
+      'Restore its files from a backup, delete this checkpoint (and its '
+      "entry in the 'checkpoint' file) to fall back to an older one, or "
+      f"retrain. Received: path='{path}'")
 
 
 # ---------------------------------------------------------------------------
@@ -627,3 +774,12 @@ def _prepare_tensors(tensors: Any) -> tuple[list[str], list[tf.Tensor]]:
     values.append(tensor)
   return names, values
 
+
+
+def checkpoint_stamp(prefix):
+  """(prefix, index file mtime, size), or None: changes when it is rewritten."""
+  try:
+    stat = tf.io.gfile.stat(prefix + '.index')
+  except tf.errors.OpError:
+    return None
+  return (prefix, stat.mtime_nsec, stat.length)

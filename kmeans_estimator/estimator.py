@@ -102,7 +102,12 @@ class KMeansClustering:
   origin); duplicate points are fine, and with fewer distinct points than k
   some centers coincide and stay empty; under the cosine metric a zero vector
   is at distance 1 from every center and does not move any center's
-  direction; NaN or Inf in the data is an error.
+  direction; NaN or Inf in the data is an error; finite data so large that
+  squared distances overflow the dtype (above about 1e19 in float32) is a
+  FloatingPointError in training and prediction alike (rescale, or use
+  dtype=tf.float64); data so small that squared distances underflow (about
+  1e-23 in float32) stay finite, but every point then ties with every
+  center and goes to the lowest index.
 
   Example:
 
@@ -209,6 +214,8 @@ class KMeansClustering:
     self._global_step = 0
     self._summary_writer = None
     self._core_strategy = None
+    # The checkpoint the core holds, so that calls in a row restore once.
+    self._restored_stamp = None
 
   # ------------------------------------------------------------ properties
   @property
@@ -337,7 +344,13 @@ class KMeansClustering:
       untrained state (or, with `required`, a ValueError says to train).
     """
     path = checkpoint_path or self.latest_checkpoint()
+    stamp = None if path is None else checkpoints.checkpoint_stamp(path)
+    if stamp is not None and stamp == self._restored_stamp:
+      return True  # The core holds this checkpoint already.
+    self._restored_stamp = None
     if path is None:
+      # A damaged state file is not "untrained": never start over on it.
+      checkpoints.check_no_lost_checkpoint(self._model_dir)
       if required:
         raise ValueError(
             f'No trained model in model_dir={self._model_dir!r}: call '
@@ -355,6 +368,9 @@ class KMeansClustering:
     self._check_compatible(values, path)
     self._kmeans.restore(values)
     self._global_step = int(values.get(constants.GLOBAL_STEP_VAR_NAME, 0))
+    # (If a newer checkpoint was read, the next call sees a newer latest
+    # checkpoint than `stamp` names and reads again.)
+    self._restored_stamp = stamp
     return True
 
   def _check_compatible(self, values, path):
@@ -407,6 +423,7 @@ class KMeansClustering:
     path = checkpoints.save_checkpoint(self._model_dir, self._global_step,
                                        tensors,
                                        self._config.keep_checkpoint_max)
+    self._restored_stamp = checkpoints.checkpoint_stamp(path)
     logging.info('Saving checkpoints for %d into %s.', self._global_step,
                  path)
     return any([bool(listener.after_save(None, self._global_step))
@@ -429,6 +446,7 @@ class KMeansClustering:
   def _require_checkpoint(self):
     path = self.latest_checkpoint()
     if path is None:
+      checkpoints.check_no_lost_checkpoint(self._model_dir)
       raise ValueError(
           f'No trained model in model_dir={self._model_dir!r}: call train() '
           'first, or point model_dir at a trained model.')
@@ -504,8 +522,13 @@ class KMeansClustering:
     _check_steps(steps, max_steps)
     strategy = self._config.train_distribute
     with self._core_for(strategy):
-      return self._train(input_fn, hooks, steps, max_steps, saving_listeners,
-                         strategy)
+      try:
+        return self._train(input_fn, hooks, steps, max_steps,
+                           saving_listeners, strategy)
+      except BaseException:
+        # The core may be ahead of the last checkpoint: reload next time.
+        self._restored_stamp = None
+        raise
 
   def _train(self, input_fn, hooks, steps, max_steps, saving_listeners,
              strategy):
@@ -532,7 +555,8 @@ class KMeansClustering:
           'a hook that requests a stop.')
     self._kmeans.build(points.num_features)
     finite_by_default = steps is None and max_steps is None
-    with self._input_errors():
+    with self._input_errors(), distribute_lib.peer_failures(
+        strategy, self._model_dir):
       if strategy is None:
         self._initialize_centers(points)
         step_inputs = self._step_inputs(points, finite_by_default)
@@ -576,13 +600,14 @@ class KMeansClustering:
         self._kmeans = kmeans_lib.KMeans(**self._core_args)
         self._compiled = {}
         self._core_strategy = strategy
+        self._restored_stamp = None
       yield
 
   def _initialize_centers(self, points):
     if bool(self._kmeans.initialized):
       return
     seen = 0
-    for batch in points.dataset:
+    for batch in points.batches():
       n = int(batch.shape[0])
       if n == 0:
         continue
@@ -611,7 +636,7 @@ class KMeansClustering:
       else:
         yield from points.dataset
       return
-    whole = next(iter(points.dataset)) if points.whole else points.dataset
+    whole = points.tensor if points.whole else points.dataset
     while True:
       yield whole
       if finite_by_default:
@@ -744,7 +769,7 @@ class KMeansClustering:
         raise ValueError('The input_fn returns an endless dataset; pass '
                          'steps= to evaluate a fixed number of batches.')
       if strategy is None:
-        evaluations = (self._eval_batch(batch) for batch in points.dataset)
+        evaluations = (self._eval_batch(batch) for batch in points.batches())
       else:
         evaluations = distribute_lib.evaluations(
             strategy, self._kmeans, self._compile,
@@ -813,7 +838,7 @@ class KMeansClustering:
       points = self._read(input_fn, ModeKeys.PREDICT)
       runner.begin()
       with self._input_errors():
-        for batch in points.dataset:
+        for batch in points.batches():
           context = runner.before_run() if runner else None
           predictions = {key: value.numpy() for key, value in
                          self._predict_batch(batch, keys).items()}

@@ -40,11 +40,20 @@ class Points:
     num_features: d.
     endless: whether the stream never ends (legacy one-element-per-step).
     whole: whether the input was one Tensor or array (all the data).
+    tensor: that Tensor, when `whole` (iterating it needs no tf.data
+      iterator, which costs milliseconds per call).
   """
   dataset: tf.data.Dataset
   num_features: int
   endless: bool
   whole: bool
+  tensor: Optional[tf.Tensor] = None
+
+  def batches(self):
+    """Iterates the batches; all the data without tf.data when `whole`."""
+    if self.tensor is not None:
+      return iter([self.tensor])
+    return iter(self.dataset)
 
 
 def takes_argument(input_fn, name):
@@ -220,7 +229,7 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
   if not bool(tf.reduce_all(tf.math.is_finite(points))):
     raise ValueError(f'{NON_FINITE_MESSAGE}.')
   return Points(tf.data.Dataset.from_tensors(points), int(points.shape[1]),
-                endless=False, whole=True)
+                endless=False, whole=True, tensor=points)
 
 
 def _first_width(dataset):
