@@ -27,6 +27,7 @@ from kmeans_estimator import inputs
 from kmeans_estimator import locking
 from kmeans_estimator import model_fn as model_fn_lib
 from kmeans_estimator import run_config as run_config_lib
+from kmeans_estimator._core import bounds as bounds_lib
 from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
 from kmeans_estimator._core import kmeans as kmeans_lib
@@ -140,6 +141,12 @@ class KMeansClustering:
     dtype: float dtype of the computation (float32 unless asked otherwise).
     run_eagerly: run steps eagerly instead of as compiled `tf.function`s
       (for debugging).
+    algorithm: 'lloyd' (every point against every center each step) or
+      'hamerly': the same full-batch steps, skipping the distances that
+      Hamerly's triangle-inequality bounds rule out; much faster once the
+      clusters settle. 'hamerly' needs use_mini_batch=False and the squared
+      Euclidean metric, and applies to in-memory input (a Tensor or array);
+      a dataset of batches, or a distributed run, uses 'lloyd'.
   """
 
   SQUARED_EUCLIDEAN_DISTANCE = constants.SQUARED_EUCLIDEAN_DISTANCE
@@ -166,7 +173,8 @@ class KMeansClustering:
                feature_columns=None,
                kmc2_chain_length=200,
                dtype=tf.float32,
-               run_eagerly=False):
+               run_eagerly=False,
+               algorithm=constants.LLOYD):
     if config is None:
       config = run_config_lib.RunConfig()
     elif not isinstance(config, run_config_lib.RunConfig):
@@ -210,6 +218,8 @@ class KMeansClustering:
     self._model_dir = str(model_dir)
     self._config = config.replace(model_dir=self._model_dir)
     self._run_eagerly = bool(run_eagerly)
+    self._algorithm = options.check_algorithm(algorithm, distance_metric,
+                                              use_mini_batch)
     self._compiled = {}
     self._global_step = 0
     self._summary_writer = None
@@ -561,6 +571,13 @@ class KMeansClustering:
         self._initialize_centers(points)
         step_inputs = self._step_inputs(points, finite_by_default)
         step_fn = self._train_step
+        if self._algorithm == constants.HAMERLY:
+          if points.whole:
+            step_fn = self._hamerly_steps(int(points.tensor.shape[0]))
+          else:
+            logging.warning("algorithm='hamerly' needs the data in memory (a "
+                            'Tensor or array); this dataset of batches is '
+                            "trained with algorithm='lloyd'.")
       else:
         trainer = distribute_lib.Trainer(
             strategy, self._kmeans, self._compile,
@@ -572,6 +589,17 @@ class KMeansClustering:
       self._train_loop(runner, list(saving_listeners or ()), last_step,
                        step_inputs, step_fn)
     return self
+
+  def _hamerly_steps(self, num_points):
+    """A step function carrying Hamerly's bounds from step to step."""
+    state = bounds_lib.initial_state(num_points, self._kmeans.dtype)
+    step = self._compile('hamerly', self._kmeans.hamerly_step)
+
+    def hamerly_step(points):
+      nonlocal state
+      stats, *state = step(points, *state)
+      return stats
+    return hamerly_step
 
   def _dataset_fn(self, input_fn, mode, num_features):
     """The per-pipeline dataset function of a distributed run."""

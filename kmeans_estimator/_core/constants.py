@@ -36,3 +36,8 @@ UPDATE_IN_STEPS_VAR_NAME = 'update_in_steps'
 # nearest center is needed (1 MiB of float32: chunks that stay in cache
 # run faster than larger ones).
 DEFAULT_CHUNK_ELEMENTS = 1 << 18
+
+# Full-batch algorithms: every distance each step, or Hamerly's bounds.
+LLOYD = 'lloyd'
+HAMERLY = 'hamerly'
+ALGORITHMS = (LLOYD, HAMERLY)

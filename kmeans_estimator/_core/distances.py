@@ -193,20 +193,37 @@ def _assign_and_sum(products, offsets, chunk, add_point_norms):
   best = tf.gather(scores, index, axis=1, batch_dims=1)
   if add_point_norms:
     best += tf.reduce_sum(tf.square(chunk), axis=1)
-  if products.shape[1] is None:  # k unknown: XLA needs it static.
-    return _segment_sums(chunk, index, best, tf.shape(products)[1])
-  return _segment_sums_xla(chunk, index, best, products.shape[1])
+  return segment_statistics(chunk, index, best,
+                            products.shape[1] or tf.shape(products)[1])
 
 
-def _segment_sums(chunk, index, best, num_centers):
-  sums = tf.math.unsorted_segment_sum(chunk, index, num_centers)
-  counts = tf.math.unsorted_segment_sum(tf.ones_like(best), index,
+def segment_statistics(points, index, distances, num_centers):
+  """(sums (k, d), counts (k,), loss) of points assigned by `index`.
+
+  One XLA-fused pass when k is a Python int (TensorFlow's CPU
+  unsorted_segment_sum costs as much as the distance GEMM itself).
+
+  Args:
+    points: float Tensor (n, d).
+    index: int32 Tensor (n,), each point's center.
+    distances: float Tensor (n,), each point's distance to it (negative
+      rounding is clamped to 0 in the loss).
+    num_centers: k, a Python int or a scalar Tensor.
+  """
+  if isinstance(num_centers, int):
+    return _segment_statistics_xla(points, index, distances, num_centers)
+  return _segment_statistics(points, index, distances, num_centers)
+
+
+def _segment_statistics(points, index, distances, num_centers):
+  sums = tf.math.unsorted_segment_sum(points, index, num_centers)
+  counts = tf.math.unsorted_segment_sum(tf.ones_like(distances), index,
                                         num_centers)
-  return sums, counts, tf.reduce_sum(tf.maximum(best, 0.0))
+  return sums, counts, tf.reduce_sum(tf.maximum(distances, 0.0))
 
 
-_segment_sums_xla = tf.function(_segment_sums, jit_compile=True,
-                                autograph=False)
+_segment_statistics_xla = tf.function(_segment_statistics, jit_compile=True,
+                                      autograph=False)
 
 
 def euclidean_distances(squared_distances):

@@ -13,6 +13,7 @@ The module performs no I/O: the estimator shell owns checkpoints and input.
 import numpy as np
 import tensorflow as tf
 
+from kmeans_estimator._core import bounds
 from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
 from kmeans_estimator._core import initializers
@@ -364,6 +365,37 @@ class KMeans(tf.Module):
       update), 'num_points' (int64) and 'empty_clusters' (int32).
     """
     return self.apply_full_batch(*self.statistics(data))
+
+  def hamerly_step(self, points, assignments, lower):
+    """One exact Lloyd step that skips the distances bounds rule out.
+
+    Hamerly's algorithm (see `bounds`): the result is `full_batch_step`'s,
+    but once the clustering settles most points are never compared with
+    every center. Squared Euclidean distance; `points` must be the same
+    points, in the same order, at every step that shares the bounds.
+
+    Args:
+      points: Tensor of shape (n, d), all the data.
+      assignments: int32 Tensor (n,), from the previous step (or
+        `bounds.initial_state`).
+      lower: float Tensor (n,), from the previous step (or
+        `bounds.initial_state`).
+
+    Returns:
+      (stats, assignments, lower): `full_batch_step`'s dict plus
+      'recomputed' (points compared with every center), and the bounds for
+      the next step.
+    """
+    points = self._prepare(points)
+    centers = self.clusters.read_value()
+    (sums, counts, loss), assignments, lower, recomputed = (
+        bounds.hamerly_statistics(points, centers, assignments, lower,
+                                  self.chunk_elements))
+    stats = self.apply_full_batch(sums, counts, loss)
+    lower = bounds.move_bounds(lower, assignments, centers,
+                               self.clusters.read_value())
+    stats['recomputed'] = recomputed
+    return stats, assignments, lower
 
   def train_step(self, points):
     """One mini-batch step on `points` (Tensor of shape (n, d)).

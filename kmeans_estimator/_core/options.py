@@ -36,6 +36,23 @@ def check_distance_metric(distance_metric):
   return distance_metric
 
 
+def check_algorithm(algorithm, distance_metric, use_mini_batch):
+  """Checks `algorithm` and what it needs of the other options."""
+  if algorithm not in constants.ALGORITHMS:
+    raise ValueError(f'`algorithm` must be one of {list(constants.ALGORITHMS)}.'
+                     f' Received: algorithm={algorithm!r}')
+  if algorithm == constants.HAMERLY and (
+      distance_metric != constants.SQUARED_EUCLIDEAN_DISTANCE or
+      use_mini_batch):
+    raise ValueError(
+        "algorithm='hamerly' needs use_mini_batch=False and "
+        "distance_metric='squared_euclidean'. Received: "
+        f'use_mini_batch={use_mini_batch!r}, '
+        f'distance_metric={distance_metric!r}; use algorithm=\'lloyd\' '
+        'for the others.')
+  return algorithm
+
+
 def check_initial_clusters_name(initial_clusters):
   """Checks a string `initial_clusters`; other kinds are checked elsewhere."""
   if initial_clusters not in constants.INIT_METHODS:
