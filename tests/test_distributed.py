@@ -121,6 +121,19 @@ def test_seeded_initialisation_is_the_one_process_choice(tmp_path, mirrored,
   np.testing.assert_allclose(centers[1], centers[0], rtol=1e-5, atol=1e-4)
 
 
+def test_default_strategy_equals_no_strategy(tmp_path):
+  points = blobs(seed=7)
+  results = []
+  for name, strategy in (('none', None),
+                         ('default', tf.distribute.get_strategy())):
+    kmeans, losses = train(tmp_path / name, lambda: points,
+                           oracles.SQUARED_EUCLIDEAN, False, strategy, 2,
+                           points[:4])
+    results.append((kmeans.cluster_centers(), losses))
+  np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)
+  np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6)
+
+
 def test_mirrored_model_predicts_in_a_plain_estimator(tmp_path, mirrored):
   points = blobs(seed=1)
   trained, _ = train(tmp_path, lambda: points, oracles.SQUARED_EUCLIDEAN,
