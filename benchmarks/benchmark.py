@@ -37,6 +37,9 @@ Backends:
                               `--batch_size`, `--max_iter` epochs.
   kmeans_estimator_hamerly    full batch with `algorithm='hamerly'` (bounds
                               skip distances; in-memory workloads only).
+  kmeans_estimator_batched    full batch over a dataset of 20,000-point
+                              batches: k-means++ runs on the first batch
+                              (as the legacy estimator's did), Lloyd on all.
   kmeans_estimator_kmc2       full batch from `initial_clusters='kmc2'`
                               (k-MC2: initialisation without a pass per
                               center), for the time to quality.
@@ -88,6 +91,9 @@ CENTER_RANGE = 500.0
 WIDTH = 20.0
 SPREAD_WIDTH = 250.0
 STREAM_BATCH = 65536
+# kmeans_estimator_batched: full-batch Lloyd over batches of this many points,
+# so that k-means++ (which runs on the first batch) sees this many.
+INIT_BATCH = 20000
 # As kmeans_estimator's default: at most this many distances at once.
 CHUNK_ELEMENTS = 1 << 18
 
@@ -114,10 +120,11 @@ DEFAULT_WORKLOADS = ('tiny', 'small', 'medium')
 
 SKLEARN_BACKENDS = ('sklearn_lloyd', 'sklearn_elkan', 'sklearn_minibatch')
 TF_BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
-               'kmeans_estimator_hamerly', 'kmeans_estimator_kmc2',
-               'kmeans_core', 'gemm_floor')
+               'kmeans_estimator_hamerly', 'kmeans_estimator_batched',
+               'kmeans_estimator_kmc2', 'kmeans_core', 'gemm_floor')
 BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
-            'kmeans_estimator_hamerly', 'kmeans_estimator_kmc2',
+            'kmeans_estimator_hamerly', 'kmeans_estimator_batched',
+            'kmeans_estimator_kmc2',
             'kmeans_core', 'sklearn_lloyd', 'sklearn_elkan',
             'sklearn_minibatch', 'gemm_floor')
 REFERENCE = 'sklearn_lloyd'
@@ -287,7 +294,8 @@ def _tracing_counts(estimator):
 
 
 def run_kmeans_estimator(workload, points, config, mini_batch,
-                         algorithm='lloyd', initial_clusters=None):
+                         algorithm='lloyd', initial_clusters=None,
+                         batch_size=None):
   """KMeansClustering, full batch or mini-batch, with a step-timing hook."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import kmeans_estimator  # pylint: disable=g-import-not-at-top
@@ -300,11 +308,12 @@ def run_kmeans_estimator(workload, points, config, mini_batch,
     def train_input_fn():
       return _tf_dataset(points, batch_size, workload.streamed).repeat(
           max_iter)
-  elif workload.streamed:
+  elif workload.streamed or batch_size:
     steps_per_epoch = 1
 
     def train_input_fn():
-      return _tf_dataset(points, STREAM_BATCH, True)
+      return _tf_dataset(points, batch_size or STREAM_BATCH,
+                         workload.streamed)
   else:
     steps_per_epoch = 1
 
@@ -595,6 +604,9 @@ def run_backend(workload_name, backend, config):
   elif backend == 'kmeans_estimator_hamerly':
     result = run_kmeans_estimator(workload, points, config, mini_batch=False,
                                   algorithm='hamerly')
+  elif backend == 'kmeans_estimator_batched':
+    result = run_kmeans_estimator(workload, points, config, mini_batch=False,
+                                  batch_size=INIT_BATCH)
   elif backend == 'kmeans_estimator_kmc2':
     result = run_kmeans_estimator(workload, points, config, mini_batch=False,
                                   initial_clusters='kmc2')

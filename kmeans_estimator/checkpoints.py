@@ -386,7 +386,7 @@ def _read_with(path: Any, read):
 
 
 def _resolve_prefix(model_dir: str) -> str:
-  """The latest checkpoint of `model_dir`, or a ValueError saying there is none."""
+  """The latest checkpoint of `model_dir`; a ValueError if there is none."""
   prefix = latest_checkpoint(model_dir)
   if prefix is None:
     raise ValueError(

@@ -83,12 +83,19 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric):
       0.0)
 
   def body(i, centers, min_distance):
-    total = tf.reduce_sum(min_distance)
-    logits = tf.where(total > 0, tf.math.log(min_distance),
-                      tf.zeros_like(min_distance))
-    chosen = tf.random.stateless_categorical(
-        logits[tf.newaxis], candidates, _fold(seed, i))[0]
-    candidate_points = tf.gather(points, chosen)
+    # Draw candidates with probability proportional to min_distance by
+    # inverting its cumulative sum: one pass over the points per center
+    # (a categorical draw would cost a pass per candidate).
+    cumulative = tf.cumsum(min_distance)
+    total = cumulative[-1]
+    uniform = tf.random.stateless_uniform([candidates], _fold(seed, i),
+                                          dtype=points.dtype)
+    weighted = tf.minimum(
+        tf.searchsorted(cumulative, uniform * total, side='right'), n - 1)
+    # Every point coincides with a center: draw uniformly instead.
+    chosen = tf.where(total > 0, weighted,
+                      tf.cast(uniform * tf.cast(n, points.dtype), tf.int32))
+    candidate_points = tf.gather(points, tf.minimum(chosen, n - 1))
     candidate_distances = tf.maximum(
         distances_lib.pairwise_distances(points, candidate_points,
                                          distance_metric), 0.0)
