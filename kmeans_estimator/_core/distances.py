@@ -17,7 +17,7 @@ from kmeans_estimator._core import constants
 from kmeans_estimator._core import numerics
 
 
-def pairwise_distances(points, centers, distance_metric):
+def pairwise_distances(points, centers, distance_metric, point_norms=None):
   """Distances from every point to every center.
 
   Squared Euclidean: |x|^2 - 2 x.c + |c|^2, clamped at 0 (rounding can make
@@ -28,6 +28,8 @@ def pairwise_distances(points, centers, distance_metric):
     points: float Tensor of shape (n, d).
     centers: float Tensor of shape (k, d), same dtype.
     distance_metric: 'squared_euclidean' or 'cosine'.
+    point_norms: optional float Tensor (n,), |x|^2 computed once by a caller
+      that calls this many times with the same points.
 
   Returns:
     float Tensor of shape (n, k).
@@ -37,7 +39,9 @@ def pairwise_distances(points, centers, distance_metric):
                              transpose_b=True)
     return tf.maximum(cosine, tf.zeros_like(cosine))
   products = tf.matmul(points, centers, transpose_b=True)
-  point_norms = tf.reduce_sum(tf.square(points), axis=1, keepdims=True)
+  if point_norms is None:
+    point_norms = tf.reduce_sum(tf.square(points), axis=1)
+  point_norms = point_norms[:, tf.newaxis]
   center_norms = tf.reduce_sum(tf.square(centers), axis=1)[tf.newaxis, :]
   squared = point_norms - 2.0 * products + center_norms
   return tf.maximum(squared, tf.zeros_like(squared))

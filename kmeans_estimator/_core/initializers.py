@@ -11,7 +11,9 @@ import math
 
 import tensorflow as tf
 
+from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
+from kmeans_estimator._core import numerics
 
 
 def _fold(seed, i):
@@ -53,6 +55,23 @@ def num_kmeans_plus_plus_candidates(num_clusters, num_retries):
   return 1 + num_retries
 
 
+def _pick(candidate_distances, min_distance):
+  """The candidate that lowers the total distance most, and the new minima."""
+  potentials = tf.reduce_sum(
+      tf.minimum(min_distance[:, tf.newaxis], candidate_distances), axis=0)
+  best = tf.argmin(potentials, output_type=tf.int32)
+  return best, tf.minimum(min_distance, candidate_distances[:, best])
+
+
+def _best_candidate(products, point_norms, candidate_norms, min_distance):
+  return _pick(tf.maximum(point_norms[:, tf.newaxis] - 2.0 * products +
+                          candidate_norms, 0.0), min_distance)
+
+
+def _best_candidate_cosine(products, min_distance):
+  return _pick(tf.maximum(1.0 - products, 0.0), min_distance)
+
+
 def kmeans_plus_plus(points, num, seed, num_retries, distance_metric):
   """Greedy k-means++ (Arthur & Vassilvitskii 2007, as the legacy op did).
 
@@ -78,9 +97,10 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric):
   first = tf.gather(points, _uniform_index(n, _fold(seed, 0)))[tf.newaxis]
   centers = tf.tensor_scatter_nd_update(
       tf.zeros([num, tf.shape(points)[1]], points.dtype), [[0]], first)
+  point_norms = tf.reduce_sum(tf.square(points), axis=1)  # Once, not per center.
   min_distance = tf.maximum(
-      distances_lib.pairwise_distances(points, first, distance_metric)[:, 0],
-      0.0)
+      distances_lib.pairwise_distances(points, first, distance_metric,
+                                       point_norms)[:, 0], 0.0)
 
   def body(i, centers, min_distance):
     # Draw candidates with probability proportional to min_distance by
@@ -96,15 +116,17 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric):
     chosen = tf.where(total > 0, weighted,
                       tf.cast(uniform * tf.cast(n, points.dtype), tf.int32))
     candidate_points = tf.gather(points, tf.minimum(chosen, n - 1))
-    candidate_distances = tf.maximum(
-        distances_lib.pairwise_distances(points, candidate_points,
-                                         distance_metric), 0.0)
-    potentials = tf.reduce_sum(
-        tf.minimum(min_distance[:, tf.newaxis], candidate_distances), axis=0)
-    best = tf.argmin(potentials, output_type=tf.int32)
+    if distance_metric == constants.COSINE_DISTANCE:
+      products = tf.matmul(points, numerics.safe_l2_normalize(
+          candidate_points), transpose_b=True)
+      best, min_distance = _best_candidate_cosine(products, min_distance)
+    else:
+      products = tf.matmul(points, candidate_points, transpose_b=True)
+      best, min_distance = _best_candidate(
+          products, point_norms,
+          tf.reduce_sum(tf.square(candidate_points), axis=1), min_distance)
     centers = tf.tensor_scatter_nd_update(
         centers, [[i]], candidate_points[best][tf.newaxis])
-    min_distance = tf.minimum(min_distance, candidate_distances[:, best])
     return i + 1, centers, min_distance
 
   _, centers, _ = tf.while_loop(lambda i, *_: i < num, body,
