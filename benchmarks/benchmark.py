@@ -295,7 +295,7 @@ def _tracing_counts(estimator):
 
 def run_kmeans_estimator(workload, points, config, mini_batch,
                          algorithm='lloyd', initial_clusters=None,
-                         batch_size=None):
+                         full_batch_batches=None):
   """KMeansClustering, full batch or mini-batch, with a step-timing hook."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import kmeans_estimator  # pylint: disable=g-import-not-at-top
@@ -308,11 +308,11 @@ def run_kmeans_estimator(workload, points, config, mini_batch,
     def train_input_fn():
       return _tf_dataset(points, batch_size, workload.streamed).repeat(
           max_iter)
-  elif workload.streamed or batch_size:
+  elif workload.streamed or full_batch_batches:
     steps_per_epoch = 1
 
     def train_input_fn():
-      return _tf_dataset(points, batch_size or STREAM_BATCH,
+      return _tf_dataset(points, full_batch_batches or STREAM_BATCH,
                          workload.streamed)
   else:
     steps_per_epoch = 1
@@ -606,7 +606,7 @@ def run_backend(workload_name, backend, config):
                                   algorithm='hamerly')
   elif backend == 'kmeans_estimator_batched':
     result = run_kmeans_estimator(workload, points, config, mini_batch=False,
-                                  batch_size=INIT_BATCH)
+                                  full_batch_batches=INIT_BATCH)
   elif backend == 'kmeans_estimator_kmc2':
     result = run_kmeans_estimator(workload, points, config, mini_batch=False,
                                   initial_clusters='kmc2')
