@@ -388,7 +388,9 @@ def test_logs_loss_and_steps_per_second(tmp_path, caplog):
   points, _ = blobs(seed=20, n=100)
   kmeans = KMeansClustering(5, model_dir=str(tmp_path), use_mini_batch=False,
                             seed=0, config=RunConfig(log_step_count_steps=2))
-  with caplog.at_level('INFO'):
+  # (The absl logger's own level too: tf.saved_model.save, run by other
+  # tests, lowers it to WARNING.)
+  with caplog.at_level('INFO'), caplog.at_level('INFO', logger='absl'):
     kmeans.train(lambda: points, steps=4)
   text = caplog.text
   assert 'loss = ' in text and 'step = 4' in text and 'steps/sec' in text
