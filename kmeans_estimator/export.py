@@ -333,12 +333,15 @@ def write_saved_model(export_dir_base, model, assets_extra=None,
     The export directory, a str.
   """
   export_dir_base = os.fspath(export_dir_base)
+  # Tracing first: a receiver that does not fit the model fails here,
+  # before any directory exists.
+  signatures = model.signatures()
   tf.io.gfile.makedirs(export_dir_base)
   export_dir = _timestamped_dir(export_dir_base)
   temp_dir = os.path.join(export_dir_base,
                           f'temp-{os.path.basename(export_dir)}-{os.getpid()}')
   try:
-    tf.saved_model.save(model, temp_dir, signatures=model.signatures())
+    tf.saved_model.save(model, temp_dir, signatures=signatures)
     if as_text:
       _write_as_text(temp_dir)
     _copy_assets_extra(assets_extra or {}, temp_dir)

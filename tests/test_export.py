@@ -447,8 +447,8 @@ def test_bad_receivers_fail_clearly_and_write_nothing(trained, tmp_path,
                                                       receiver_fn, error,
                                                       match):
   with pytest.raises(error, match=match):
-    trained.export_saved_model(tmp_path, receiver_fn)
-  assert os.listdir(tmp_path) == []
+    trained.export_saved_model(tmp_path / 'exports', receiver_fn)
+  assert os.listdir(tmp_path) == []  # Not even export_dir_base.
 
 
 @pytest.mark.parametrize('make, error, match', [
