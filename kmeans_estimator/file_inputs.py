@@ -290,16 +290,22 @@ def _check_same_width(path, width, first_path, first_width, what='columns'):
         'all input files must have the same width.')
 
 
+def _as_list(value, argument, what, single_types):
+  """`value` as a non-empty list (a single name or index becomes one)."""
+  if isinstance(value, single_types):
+    value = [value]
+  value = list(value)
+  if not value:
+    raise ValueError(f'`{argument}` must name at least one {what}, or be None '
+                     f'for all. Received: {argument}=[]')
+  return value
+
+
 def _select(columns, width, names, path):
   """0-based indices of `columns` (names or indices) among `width` columns."""
   if columns is None:
     return None
-  if isinstance(columns, (str, int)):
-    columns = [columns]
-  columns = list(columns)
-  if not columns:
-    raise ValueError('`columns` must name at least one column, or be None '
-                     'for all. Received: columns=[]')
+  columns = _as_list(columns, 'columns', 'column', (str, int))
   indices = []
   for column in columns:
     if names is not None and isinstance(column, str) and column in names:
@@ -561,12 +567,7 @@ def _feature_specs(features, found, path):
           f'The first record of {path!r} has no float or int64 features '
           f'(it has {sorted(found)}); write numeric features.')
     features = names
-  if isinstance(features, str):
-    features = [features]
-  features = list(features)
-  if not features:
-    raise ValueError('`features` must name at least one feature, or be None '
-                     'for all. Received: features=[]')
+  features = _as_list(features, 'features', 'feature', str)
   specs = []
   for feature in features:
     name, width = (feature, None) if isinstance(feature, str) else feature

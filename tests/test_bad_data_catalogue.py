@@ -42,15 +42,14 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 import kmeans_estimator
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import build_raw_serving_input_receiver_fn
 from kmeans_estimator import checkpoints
-from kmeans_estimator import cli
 
 import oracles
+from helpers import run_cli
 
 _K = 3
 _POINTS = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
@@ -238,20 +237,6 @@ def models(tmp_path_factory):
   return made
 
 
-def _run_cli(*args):
-  """cli.main on flags parsed as absl would, in this process."""
-  absl_logger = std_logging.getLogger('absl')
-  level = absl_logger.level
-  flags.FLAGS.unparse_flags()
-  try:
-    return cli.main(flags.FLAGS(['kmeans-estimator', *map(str, args)]))
-  finally:
-    flags.FLAGS.unparse_flags()
-    # Parsing --verbosity set the absl logger's level; leave it as found, so
-    # that later tests still see INFO logs.
-    absl_logger.setLevel(level)
-
-
 @dataclasses.dataclass
 class Outcome:
   """What an entry point produced, in numbers, for the result checks."""
@@ -303,7 +288,7 @@ def _run(entry, case, models, tmp_path, capsys):
     else:
       args = ['score', f'--model_dir={model_dir}']
     capsys.readouterr()
-    status = _run_cli(*args, path)
+    status = run_cli(*args, path)
     out, err = capsys.readouterr()
     if status != 0:
       raise _CliError(err)
@@ -508,7 +493,7 @@ def test_the_command_line_refuses_an_incompatible_model_dir(
   before = oracles.snapshot(model_dir)
   np.save(tmp_path / 'points.npy', _POINTS)
   with pytest.raises(Exception, match=message):  # absl's app.UsageError.
-    _run_cli('train', f'--model_dir={model_dir}', *args,
+    run_cli('train', f'--model_dir={model_dir}', *args,
              tmp_path / 'points.npy')
   assert oracles.snapshot(model_dir) == before
 
@@ -543,7 +528,7 @@ def test_a_pickled_npy_is_refused_and_never_unpickled(command, models,
   else:
     args = [command, f'--model_dir={model_dir}', evil]
   before = oracles.snapshot(model_dir)
-  assert _run_cli(*args) == 1
+  assert run_cli(*args) == 1
   assert re.search(r"evil\.npy' holds a pickled object array .*not loaded "
                    r'for safety', capsys.readouterr().err)
   assert not marker.exists()
@@ -556,7 +541,7 @@ def test_csv_cells_are_numbers_or_errors_never_code(models, tmp_path,
   marker = tmp_path / 'code_ran'
   csv = tmp_path / 'points.csv'
   csv.write_text(f"1,2,3\n__import__('os').system('touch {marker}'),2,3\n")
-  assert _run_cli('score', f'--model_dir={models["normal"][0]}', csv) == 1
+  assert run_cli('score', f'--model_dir={models["normal"][0]}', csv) == 1
   assert 'is not a number' in capsys.readouterr().err
   assert not marker.exists()
 

@@ -18,7 +18,6 @@ Other processes are forked from tests/_child.py (one TensorFlow import).
 """
 
 import errno
-import logging as std_logging
 import os
 import re
 import signal
@@ -28,17 +27,16 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import RunConfig
 from kmeans_estimator import SessionRunHook
 from kmeans_estimator import checkpoints
-from kmeans_estimator import cli
 from kmeans_estimator import locking
 
 import _child
 import oracles
+from helpers import run_cli
 
 # Trainers are forked from a server process, and the lock is an flock.
 pytestmark = pytest.mark.skipif(
@@ -67,20 +65,6 @@ def _locked(model_dir):
           rf"Received: model_dir='{re.escape(str(model_dir))}'")
 
 
-def _run_cli(*args):
-  """cli.main on flags parsed as absl would, in this process."""
-  absl_logger = std_logging.getLogger('absl')
-  level = absl_logger.level
-  flags.FLAGS.unparse_flags()
-  try:
-    return cli.main(flags.FLAGS(['kmeans-estimator', *map(str, args)]))
-  finally:
-    flags.FLAGS.unparse_flags()
-    # Parsing --verbosity set the absl logger's level; leave it as found, so
-    # that later tests still see INFO logs.
-    absl_logger.setLevel(level)
-
-
 def _wait_for(server, pid, kind):
   while True:
     event = server.next_event(timeout=60)
@@ -105,7 +89,7 @@ def test_a_second_trainer_is_refused_and_the_first_finishes(
   assert 'another process' in str(info.value)
   assert isinstance(info.value, OSError)
   np.save(tmp_path / 'points.npy', _POINTS)
-  assert _run_cli('train', f'--model_dir={model_dir}', f'--num_clusters={_K}',
+  assert run_cli('train', f'--model_dir={model_dir}', f'--num_clusters={_K}',
                   '--steps=1', tmp_path / 'points.npy') == 1
   assert re.search(r'^kmeans-estimator train: error: `model_dir` is locked: '
                    rf'another process .*pid {pid} '

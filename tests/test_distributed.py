@@ -23,10 +23,9 @@ import tensorflow as tf
 from kmeans_estimator import KMeans
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import RunConfig
-from kmeans_estimator import SessionRunArgs
-from kmeans_estimator import SessionRunHook
 
 import oracles
+from helpers import LossRecorder
 
 _WORKER = pathlib.Path(__file__).parent / '_distributed_worker.py'
 
@@ -36,18 +35,6 @@ def blobs(seed=0, n=301, d=3, k=4):
   centers = rng.uniform(-50, 50, size=(k, d))
   return (centers[rng.integers(k, size=n)] +
           rng.normal(0, 8, size=(n, d))).astype(np.float32)
-
-
-class RecordLoss(SessionRunHook):
-
-  def __init__(self):
-    self.losses = []
-
-  def before_run(self, run_context):
-    return SessionRunArgs('loss')
-
-  def after_run(self, run_context, run_values):
-    self.losses.append(float(run_values.results))
 
 
 @pytest.fixture(scope='module')
@@ -60,7 +47,7 @@ def train(model_dir, input_fn, metric, mini_batch, strategy, steps, initial):
       4, model_dir=str(model_dir), initial_clusters=initial,
       distance_metric=metric, use_mini_batch=mini_batch,
       config=RunConfig(train_distribute=strategy))
-  hook = RecordLoss()
+  hook = LossRecorder()
   for _ in range(2):  # Two train() calls: the second resumes.
     kmeans.train(input_fn, steps=steps, hooks=[hook])
   return kmeans, hook.losses
@@ -287,7 +274,7 @@ def test_two_workers_equal_one_process(tmp_path, cluster_data):
   single = KMeansClustering(4, model_dir=str(tmp_path / 'single'),
                             initial_clusters=points[:4],
                             use_mini_batch=False)
-  hook = RecordLoss()
+  hook = LossRecorder()
   single.train(lambda: points, steps=4, hooks=[hook])
   for index in range(2):
     result = np.load(tmp_path / f'run{index}.npz')

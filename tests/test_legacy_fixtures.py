@@ -14,10 +14,9 @@ import pytest
 import tensorflow as tf
 
 from kmeans_estimator import KMeansClustering
-from kmeans_estimator import SessionRunArgs
-from kmeans_estimator import SessionRunHook
 
 import oracles
+from helpers import LossRecorder
 
 _LEGACY_DIR = oracles.LEGACY_DIR
 _EXPECTED = json.loads((_LEGACY_DIR / 'expected.json').read_text())
@@ -52,20 +51,6 @@ _snapshot = oracles.snapshot
 _numpy_lloyd = oracles.lloyd
 
 
-class _LossHook(SessionRunHook):
-  """Records the loss of every training step."""
-
-  def __init__(self):
-    self.losses = []
-
-  def before_run(self, run_context):
-    return SessionRunArgs('loss')
-
-  def after_run(self, run_context, run_values):
-    self.losses.append(float(run_values.results))
-
-
-# ----------------------------------------------------------------- reading
 @pytest.mark.parametrize('name,metric,mini_batch', _CASES, ids=_IDS)
 def test_legacy_model_dir_reads_as_the_legacy_estimator_reported(
     name, metric, mini_batch, tmp_path):
@@ -95,7 +80,7 @@ def test_training_continues_from_the_legacy_step(name, metric, mini_batch,
   old_values = {n: tf.train.load_variable(old_checkpoint, n)
                 for n, _ in tf.train.list_variables(old_checkpoint)}
   km = _estimator(model_dir, metric, mini_batch)
-  hook = _LossHook()
+  hook = LossRecorder()
 
   km.train(_points, steps=3, hooks=[hook])
 
