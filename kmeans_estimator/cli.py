@@ -34,7 +34,8 @@ _COMMANDS = ('train', 'predict', 'score', 'centers', 'export')
 _WITH_FILES = ('train', 'predict', 'score')
 _INIT_NAMES = (KMeansClustering.RANDOM_INIT,
                KMeansClustering.KMEANS_PLUS_PLUS_INIT,
-               KMeansClustering.KMC2_INIT)
+               KMeansClustering.KMC2_INIT,
+               KMeansClustering.KMEANS_PARALLEL_INIT)
 # Checkpoint variable that names the metric a model was trained with
 # (checkpoints of the legacy estimator lack it).
 _METRIC_VARIABLE = 'distance_metric'
@@ -75,6 +76,12 @@ flags.DEFINE_integer('kmeans_plus_plus_num_retries', 2,
                      '2 + log(k).')
 flags.DEFINE_integer('kmc2_chain_length', 200,
                      'Markov chain length per center for kmc2.')
+flags.DEFINE_integer('kmeans_parallel_rounds', 5,
+                     'Sampling rounds (passes over the files) of '
+                     'kmeans_parallel.')
+flags.DEFINE_float('kmeans_parallel_oversampling', 0.5,
+                   'Candidates drawn per kmeans_parallel round, as a '
+                   'multiple of k.')
 flags.DEFINE_float('relative_tolerance', None,
                    'Stop training when |loss - previous| / (1 + |previous|) '
                    'falls below this.')
@@ -273,6 +280,8 @@ def _estimator(model_dir, num_clusters, distance_metric,
         relative_tolerance=FLAGS.relative_tolerance,
         config=config,
         kmc2_chain_length=FLAGS.kmc2_chain_length,
+        kmeans_parallel_rounds=FLAGS.kmeans_parallel_rounds,
+        kmeans_parallel_oversampling=FLAGS.kmeans_parallel_oversampling,
         dtype=tf.as_dtype(FLAGS.dtype),
         run_eagerly=FLAGS.run_eagerly)
   except (ValueError, TypeError) as error:

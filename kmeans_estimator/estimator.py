@@ -123,8 +123,15 @@ class KMeansClustering:
     num_clusters: positive int k.
     model_dir: where checkpoints and summaries go; None makes a fresh
       temporary directory (logged).
-    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2', an array of shape
-      (k, d), or a callable f(inputs, k) returning up to k centers.
+    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
+      'kmeans_parallel', an array of shape (k, d), or a callable
+      f(inputs, k) returning up to k centers. 'kmeans_plus_plus' and 'kmc2'
+      choose from the first batch, as the legacy estimator did;
+      'kmeans_parallel' (k-means||, Spark's default) samples all the data in
+      `kmeans_parallel_rounds` + 2 passes, so it sees every batch of a
+      dataset and is much faster than 'kmeans_plus_plus' on large data. It
+      needs finite input; under tf.distribute it uses the first replica's
+      first batch.
     distance_metric: 'squared_euclidean' or 'cosine'.
     seed: int seed for initialisation; None uses `config.tf_random_seed`,
       else a random one (logged).
@@ -138,6 +145,9 @@ class KMeansClustering:
     feature_columns: names (or columns with `.key`) of the dict features to
       use, in order; None uses all, in sorted key order.
     kmc2_chain_length: Markov chain length per center for 'kmc2'.
+    kmeans_parallel_rounds: sampling rounds of 'kmeans_parallel'.
+    kmeans_parallel_oversampling: candidates drawn per round of
+      'kmeans_parallel', as a multiple of num_clusters.
     dtype: float dtype of the computation (float32 unless asked otherwise).
     run_eagerly: run steps eagerly instead of as compiled `tf.function`s
       (for debugging).
@@ -154,6 +164,7 @@ class KMeansClustering:
   RANDOM_INIT = constants.RANDOM_INIT
   KMEANS_PLUS_PLUS_INIT = constants.KMEANS_PLUS_PLUS_INIT
   KMC2_INIT = constants.KMC2_INIT
+  KMEANS_PARALLEL_INIT = constants.KMEANS_PARALLEL_INIT
   SCORE = constants.SCORE
   CLUSTER_INDEX = constants.CLUSTER_INDEX
   ALL_DISTANCES = constants.ALL_DISTANCES
@@ -174,7 +185,9 @@ class KMeansClustering:
                kmc2_chain_length=200,
                dtype=tf.float32,
                run_eagerly=False,
-               algorithm=constants.LLOYD):
+               algorithm=constants.LLOYD,
+               kmeans_parallel_rounds=5,
+               kmeans_parallel_oversampling=0.5):
     if config is None:
       config = run_config_lib.RunConfig()
     elif not isinstance(config, run_config_lib.RunConfig):
@@ -212,6 +225,8 @@ class KMeansClustering:
         random_seed=seed,
         kmeans_plus_plus_num_retries=kmeans_plus_plus_num_retries,
         kmc2_chain_length=kmc2_chain_length,
+        kmeans_parallel_rounds=kmeans_parallel_rounds,
+        kmeans_parallel_oversampling=kmeans_parallel_oversampling,
         dtype=dtype,
         name='kmeans')
     self._kmeans = kmeans_lib.KMeans(**self._core_args)
@@ -486,7 +501,7 @@ class KMeansClustering:
       if _OVERFLOW_MESSAGE in error.message:
         raise FloatingPointError(f'{_OVERFLOW_MESSAGE}.') from None
       for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
-                     'kmeans_plus_plus needs'):
+                     'kmeans_plus_plus needs', 'kmeans_parallel needs'):
         if marker in error.message:
           # TF appends its own words after ' : '; keep the check's message.
           detail = error.message[error.message.index(marker):]
@@ -634,6 +649,17 @@ class KMeansClustering:
   def _initialize_centers(self, points):
     if bool(self._kmeans.initialized):
       return
+    if (self._kmeans.initial_clusters == constants.KMEANS_PARALLEL_INIT and
+        not points.whole):
+      if points.endless:
+        raise ValueError(
+            "initial_clusters='kmeans_parallel' passes over all the data, "
+            'but the input_fn returns an endless dataset; give a finite one '
+            "(or use initial_clusters='kmeans_plus_plus', which uses the "
+            'first batch).')
+      self._compile('initialize_from_dataset',
+                    self._kmeans.initialize_from_dataset)(points.dataset)
+      return
     seen = 0
     for batch in points.batches():
       n = int(batch.shape[0])
@@ -647,6 +673,9 @@ class KMeansClustering:
             'num_clusters points in its first batch, or use '
             "initial_clusters='random'.")
       seen += n
+      if (self._kmeans.initial_clusters == constants.KMEANS_PARALLEL_INIT and
+          n < self.num_clusters):
+        break  # All the data, and too few points.
       if self._initialize(batch):
         return
     if not seen:

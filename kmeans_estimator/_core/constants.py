@@ -12,7 +12,10 @@ DISTANCE_METRICS = (SQUARED_EUCLIDEAN_DISTANCE, COSINE_DISTANCE)
 RANDOM_INIT = 'random'
 KMEANS_PLUS_PLUS_INIT = 'kmeans_plus_plus'
 KMC2_INIT = 'kmc2'
-INIT_METHODS = (RANDOM_INIT, KMEANS_PLUS_PLUS_INIT, KMC2_INIT)
+# Not in the legacy estimator: k-means|| (Bahmani et al. 2012, Spark's).
+KMEANS_PARALLEL_INIT = 'kmeans_parallel'
+INIT_METHODS = (RANDOM_INIT, KMEANS_PLUS_PLUS_INIT, KMC2_INIT,
+                KMEANS_PARALLEL_INIT)
 
 # Prediction and evaluation keys.
 SCORE = 'score'

@@ -1,4 +1,4 @@
-"""Choosing initial centers from a batch of points: random, k-means++, k-MC2.
+"""Choosing initial centers: random, k-means++, k-MC2 and k-means||.
 
 Pure functions of (points, number wanted, seed): the same seed and points give
 the same centers, eagerly or inside `tf.function`. Seeds are stateless
@@ -14,10 +14,18 @@ import tensorflow as tf
 from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
 from kmeans_estimator._core import numerics
+from kmeans_estimator._core import updates
 
 
 def _fold(seed, i):
   return tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
+
+
+def fold_seed(seed, *path):
+  """A seed derived from `seed` and the integers (or int Tensors) `path`."""
+  for i in path:
+    seed = _fold(seed, i)
+  return seed
 
 
 def _uniform_index(n, seed, shape=()):
@@ -55,24 +63,37 @@ def num_kmeans_plus_plus_candidates(num_clusters, num_retries):
   return 1 + num_retries
 
 
-def _pick(candidate_distances, min_distance):
+def _pick(candidate_distances, min_distance, weights):
   """The candidate that lowers the total distance most, and the new minima."""
-  potentials = tf.reduce_sum(
-      tf.minimum(min_distance[:, tf.newaxis], candidate_distances), axis=0)
-  best = tf.argmin(potentials, output_type=tf.int32)
+  lowered = tf.minimum(min_distance[:, tf.newaxis], candidate_distances)
+  if weights is not None:
+    lowered *= weights[:, tf.newaxis]
+  best = tf.argmin(tf.reduce_sum(lowered, axis=0), output_type=tf.int32)
   return best, tf.minimum(min_distance, candidate_distances[:, best])
 
 
-def _best_candidate(products, point_norms, candidate_norms, min_distance):
+def _best_candidate(products, point_norms, candidate_norms, min_distance,
+                    weights):
   return _pick(tf.maximum(point_norms[:, tf.newaxis] - 2.0 * products +
-                          candidate_norms, 0.0), min_distance)
+                          candidate_norms, 0.0), min_distance, weights)
 
 
-def _best_candidate_cosine(products, min_distance):
-  return _pick(tf.maximum(1.0 - products, 0.0), min_distance)
+def _best_candidate_cosine(products, min_distance, weights):
+  return _pick(tf.maximum(1.0 - products, 0.0), min_distance, weights)
 
 
-def kmeans_plus_plus(points, num, seed, num_retries, distance_metric):
+def _first_index(n, seed, weights, dtype):
+  """A uniform random row, or one drawn in proportion to `weights`."""
+  if weights is None:
+    return _uniform_index(n, seed)
+  cumulative = tf.cumsum(weights)
+  uniform = tf.random.stateless_uniform([1], seed, dtype=dtype)
+  return tf.minimum(tf.searchsorted(cumulative, uniform * cumulative[-1],
+                                    side='right')[0], n - 1)
+
+
+def kmeans_plus_plus(points, num, seed, num_retries, distance_metric,
+                     weights=None):
   """Greedy k-means++ (Arthur & Vassilvitskii 2007, as the legacy op did).
 
   The first center is a uniform random point. Each further center is the
@@ -82,19 +103,25 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric):
   distinct points than `num`), candidates are drawn uniformly, so duplicate
   centers result; their clusters stay empty and keep their centers.
 
+  With `weights`, a point of weight w counts as w copies of it: the first
+  center and the candidates are drawn in proportion to weight (times
+  distance), and candidates are compared by weighted total distance.
+
   Args:
     points: float Tensor of shape (n, d) with n >= num >= 1.
     num: Python int, the number of centers to choose.
     seed: int32 Tensor of shape (2,).
     num_retries: Python int, extra candidates per center (negative: 2 + log k).
     distance_metric: 'squared_euclidean' or 'cosine'.
+    weights: optional float Tensor (n,) of non-negative point weights.
 
   Returns:
     float Tensor of shape (num, d).
   """
   candidates = num_kmeans_plus_plus_candidates(num, num_retries)
   n = tf.shape(points)[0]
-  first = tf.gather(points, _uniform_index(n, _fold(seed, 0)))[tf.newaxis]
+  first = tf.gather(points, _first_index(n, _fold(seed, 0), weights,
+                                         points.dtype))[tf.newaxis]
   centers = tf.tensor_scatter_nd_update(
       tf.zeros([num, tf.shape(points)[1]], points.dtype), [[0]], first)
   point_norms = tf.reduce_sum(tf.square(points), axis=1)  # Once, not per center.
@@ -106,7 +133,8 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric):
     # Draw candidates with probability proportional to min_distance by
     # inverting its cumulative sum: one pass over the points per center
     # (a categorical draw would cost a pass per candidate).
-    cumulative = tf.cumsum(min_distance)
+    cumulative = tf.cumsum(min_distance if weights is None else
+                           min_distance * weights)
     total = cumulative[-1]
     uniform = tf.random.stateless_uniform([candidates], _fold(seed, i),
                                           dtype=points.dtype)
@@ -119,12 +147,14 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric):
     if distance_metric == constants.COSINE_DISTANCE:
       products = tf.matmul(points, numerics.safe_l2_normalize(
           candidate_points), transpose_b=True)
-      best, min_distance = _best_candidate_cosine(products, min_distance)
+      best, min_distance = _best_candidate_cosine(products, min_distance,
+                                                  weights)
     else:
       products = tf.matmul(points, candidate_points, transpose_b=True)
       best, min_distance = _best_candidate(
           products, point_norms,
-          tf.reduce_sum(tf.square(candidate_points), axis=1), min_distance)
+          tf.reduce_sum(tf.square(candidate_points), axis=1), min_distance,
+          weights)
     centers = tf.tensor_scatter_nd_update(
         centers, [[i]], candidate_points[best][tf.newaxis])
     return i + 1, centers, min_distance
@@ -185,4 +215,161 @@ def kmc2(points, num, seed, chain_length, distance_metric):
 
   _, centers = tf.while_loop(lambda i, _: i < num, body,
                              (tf.constant(1), centers))
+  return centers
+
+
+# ------------------------------------------------------------- k-means||
+#
+# k-means|| (Bahmani et al. 2012) replaces k-means++'s k sequential passes
+# with a few rounds, each drawing many candidates at once in proportion to
+# the distance to the candidates so far; the candidates, weighted by the
+# points nearest to them, are then reduced to k centers by weighted k-means++
+# and a few weighted Lloyd steps. Each round draws exactly `oversampling`
+# candidates without replacement (Efraimidis-Spirakis keys log(u) / w, the
+# largest kept), so the candidate buffer has a static shape and a stream of
+# batches is sampled in one pass with a reservoir of the best keys so far.
+
+
+def num_kmeans_parallel_candidates(rounds, oversampling):
+  """Size of the candidate buffer: the first center plus each round's."""
+  return 1 + rounds * oversampling
+
+
+def sample_keys(distances, weights, seed):
+  """Keys whose largest `l` are a draw of `l` rows without replacement.
+
+  Row i is drawn with probability proportional to distances[i] * weights[i];
+  rows of zero distance or weight get -inf and are never drawn. Keys are
+  float64, so that tiny weights still give finite keys.
+  """
+  w = tf.cast(distances, tf.float64)
+  if weights is not None:
+    w *= tf.cast(weights, tf.float64)
+  tiny = tf.constant(1e-300, tf.float64)
+  uniform = tf.random.stateless_uniform(tf.shape(w), seed, minval=tiny,
+                                        maxval=1.0, dtype=tf.float64)
+  return tf.where(w > 0, tf.math.log(uniform) / tf.maximum(w, tiny),
+                  tf.constant(-float('inf'), tf.float64))
+
+
+def merge_reservoir(keys, rows, batch_keys, batch_points):
+  """The rows of the largest keys among a reservoir and a batch.
+
+  Args:
+    keys: float64 Tensor (l,), the reservoir's keys (-inf: empty slot).
+    rows: float Tensor (l, d), its rows.
+    batch_keys: float64 Tensor (m,), keys of the batch's points.
+    batch_points: float Tensor (m, d).
+
+  Returns:
+    (keys, rows) of the same shapes: the l largest keys of both.
+  """
+  size = tf.shape(keys)[0]
+  top = tf.math.top_k(tf.concat([keys, batch_keys], axis=0), k=size)
+  from_reservoir = top.indices < size
+  chosen = tf.where(
+      from_reservoir[:, tf.newaxis],
+      tf.gather(rows, tf.minimum(top.indices, size - 1)),
+      tf.gather(batch_points, tf.maximum(top.indices - size, 0)))
+  return top.values, chosen
+
+
+def fill_unused(candidates, used):
+  """Candidates with unused slots replaced by the first candidate.
+
+  A copy of candidate 0 never changes a nearest distance and, since ties go
+  to the lower index, never takes a point from it: so nearest-center code
+  can run on the whole static-shape buffer.
+  """
+  return tf.where(used[:, tf.newaxis], candidates, candidates[:1])
+
+
+def _drawn_block(points, keys, oversampling, first):
+  """The rows of the `oversampling` largest keys; first's copies where fewer
+  rows could be drawn (see `fill_unused`)."""
+  top = tf.math.top_k(keys, k=tf.minimum(oversampling, tf.shape(keys)[0]))
+  padding = oversampling - tf.shape(top.indices)[0]
+  drawn = tf.pad(top.values > -float('inf'), [[0, padding]])
+  block = tf.pad(tf.gather(points, top.indices), [[0, padding], [0, 0]])
+  block = tf.where(drawn[:, tf.newaxis], block, first[tf.newaxis])
+  return tf.reshape(block, [oversampling, -1])
+
+
+def kmeans_parallel_candidates(points, seed, rounds, oversampling,
+                               distance_metric, chunk_elements,
+                               weights=None):
+  """The weighted candidates of k-means|| over one in-memory batch.
+
+  Each point's distance to its nearest candidate is carried from round to
+  round, so each round costs one product of the points with that round's
+  `oversampling` new candidates (in row chunks), and the weights come from
+  the last round's assignments without a further pass.
+
+  Args:
+    points: float Tensor (n, d), prepared for the metric, n >= 1.
+    seed: int Tensor (2,).
+    rounds: Python int >= 1, sampling rounds after the first center.
+    oversampling: Python int >= 1, candidates drawn per round.
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    chunk_elements: bound on the number of distances held at once.
+    weights: optional float Tensor (n,) of point weights.
+
+  Returns:
+    (candidates (C, d), candidate_weights (C,)) with
+    C = num_kmeans_parallel_candidates(rounds, oversampling); unused slots
+    (fewer points of positive distance than asked for) have weight 0.
+  """
+  n = tf.shape(points)[0]
+  ones = tf.ones([n], points.dtype)
+  first = tf.gather(points, tf.argmax(sample_keys(ones, weights,
+                                                  fold_seed(seed, 0, 0))))
+  blocks = [first[tf.newaxis]]
+  index, distance = distances_lib.nearest_centers(
+      points, blocks[0], distance_metric, chunk_elements)
+  for r in range(rounds):
+    # The seeds of batch 0 of the streamed version (`KMeans`), so that one
+    # batch gives the same draws either way.
+    block = _drawn_block(points, sample_keys(distance, weights,
+                                             fold_seed(seed, r + 1, 0)),
+                         oversampling, first)
+    block_index, block_distance = distances_lib.nearest_centers(
+        points, block, distance_metric, chunk_elements)
+    closer = block_distance < distance
+    offset = tf.cast(1 + r * oversampling, tf.int64)
+    index = tf.where(closer, block_index + offset, index)
+    distance = tf.where(closer, block_distance, distance)
+    blocks.append(block)
+  candidates = tf.concat(blocks, axis=0)
+  size = num_kmeans_parallel_candidates(rounds, oversampling)
+  candidate_weights = tf.math.unsorted_segment_sum(
+      ones if weights is None else weights, index, size)
+  return candidates, candidate_weights
+
+
+def reduce_candidates(candidates, candidate_weights, num, seed, num_retries,
+                      distance_metric, lloyd_steps=30):
+  """k centers from weighted candidates: weighted k-means++, then Lloyd.
+
+  The candidates are few (about rounds x oversampling), so this costs far
+  less than one pass over the data. Lloyd stops early once no candidate
+  changes center.
+  """
+  centers = kmeans_plus_plus(candidates, num, seed, num_retries,
+                             distance_metric, weights=candidate_weights)
+  size = tf.shape(candidates)[0]
+
+  def step(i, centers, index, _):
+    new_index, _ = distances_lib.nearest_centers(candidates, centers,
+                                                 distance_metric)
+    new_index = tf.ensure_shape(new_index, index.shape)
+    sums = tf.math.unsorted_segment_sum(
+        candidates * candidate_weights[:, tf.newaxis], new_index, num)
+    counts = tf.math.unsorted_segment_sum(candidate_weights, new_index, num)
+    centers = updates.lloyd_update(centers, sums, counts, distance_metric)
+    return i + 1, centers, new_index, tf.reduce_any(new_index != index)
+
+  _, centers, _, _ = tf.while_loop(
+      lambda i, _, __, changed: tf.logical_and(i < lloyd_steps, changed),
+      step, (tf.constant(0), centers, tf.fill([size], tf.constant(-1, tf.int64)),
+             tf.constant(True)))
   return centers

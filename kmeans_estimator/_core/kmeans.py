@@ -44,9 +44,11 @@ class KMeans(tf.Module):
   Args:
     num_clusters: positive int k.
     num_features: int d, or None to take it from the first points seen.
-    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2', an array of shape
-      (k, d), or a callable f(points, k) returning up to k centers (called on
-      successive batches until k are chosen).
+    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
+      'kmeans_parallel' (k-means||: a few sampling rounds over all the data,
+      see `initialize_from_dataset`), an array of shape (k, d), or a callable
+      f(points, k) returning up to k centers (called on successive batches
+      until k are chosen).
     distance_metric: 'squared_euclidean' or 'cosine'.
     use_mini_batch: False for exact Lloyd steps (`full_batch_step`), True for
       mini-batch steps (`train_step`).
@@ -57,6 +59,11 @@ class KMeans(tf.Module):
     kmeans_plus_plus_num_retries: extra candidates per k-means++ center;
       negative means 2 + log(k).
     kmc2_chain_length: Markov chain length per center for 'kmc2'.
+    kmeans_parallel_rounds: sampling rounds (passes over the data) of
+      'kmeans_parallel'.
+    kmeans_parallel_oversampling: candidates drawn per round of
+      'kmeans_parallel', as a multiple of num_clusters (Bahmani et al.'s
+      l / k).
     dtype: float dtype of the centers and the computation.
     chunk_elements: the most point-to-center distances held at once when only
       the nearest center is needed.
@@ -68,6 +75,7 @@ class KMeans(tf.Module):
   RANDOM_INIT = constants.RANDOM_INIT
   KMEANS_PLUS_PLUS_INIT = constants.KMEANS_PLUS_PLUS_INIT
   KMC2_INIT = constants.KMC2_INIT
+  KMEANS_PARALLEL_INIT = constants.KMEANS_PARALLEL_INIT
 
   def __init__(self,
                num_clusters,
@@ -81,6 +89,8 @@ class KMeans(tf.Module):
                kmc2_chain_length=200,
                dtype=tf.float32,
                chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
+               kmeans_parallel_rounds=5,
+               kmeans_parallel_oversampling=0.5,
                name=None):
     super().__init__(name=name)
     self.num_clusters = options.check_positive_int('num_clusters',
@@ -94,6 +104,10 @@ class KMeans(tf.Module):
         'kmeans_plus_plus_num_retries', kmeans_plus_plus_num_retries)
     self.kmc2_chain_length = options.check_positive_int('kmc2_chain_length',
                                                         kmc2_chain_length)
+    self.kmeans_parallel_rounds = options.check_positive_int(
+        'kmeans_parallel_rounds', kmeans_parallel_rounds)
+    self.kmeans_parallel_oversampling = options.check_positive_number(
+        'kmeans_parallel_oversampling', kmeans_parallel_oversampling)
     self.dtype = tf.as_dtype(dtype)
     if not self.dtype.is_floating:
       raise TypeError('`dtype` must be a floating point dtype such as '
@@ -254,7 +268,12 @@ class KMeans(tf.Module):
       chosen = initializers.random_points(points, wanted, seed)
     else:
       n = tf.shape(points)[0]
-      if method == constants.KMEANS_PLUS_PLUS_INIT:
+      if method == constants.KMEANS_PARALLEL_INIT:
+        check = tf.debugging.assert_greater_equal(
+            n, self.num_clusters,
+            message=('kmeans_parallel needs at least num_clusters points; '
+                     'give more data or lower num_clusters'))
+      elif method == constants.KMEANS_PLUS_PLUS_INIT:
         check = tf.debugging.assert_greater_equal(
             n, self.num_clusters,
             message=('kmeans_plus_plus needs at least num_clusters points in '
@@ -267,7 +286,13 @@ class KMeans(tf.Module):
       # writes; a data dependency makes a failed check write nothing.
       with tf.control_dependencies([check]):
         points = tf.identity(points)
-      if method == constants.KMEANS_PLUS_PLUS_INIT:
+      if method == constants.KMEANS_PARALLEL_INIT:
+        candidates, weights = initializers.kmeans_parallel_candidates(
+            points, seed, self.kmeans_parallel_rounds,
+            self._parallel_oversampling(), self.distance_metric,
+            self.chunk_elements)
+        chosen = self._reduce_candidates(candidates, weights, seed)
+      elif method == constants.KMEANS_PLUS_PLUS_INIT:
         chosen = initializers.kmeans_plus_plus(
             points, self.num_clusters, seed,
             self.kmeans_plus_plus_num_retries, self.distance_metric)
@@ -277,13 +302,30 @@ class KMeans(tf.Module):
                                    self.distance_metric)
     return self._append_centers(chosen)
 
+  def _parallel_oversampling(self):
+    return max(1, int(round(self.kmeans_parallel_oversampling *
+                            self.num_clusters)))
+
+  def _reduce_candidates(self, candidates, weights, seed):
+    # The candidates are few, so their k-means++ can afford four times
+    # scikit-learn's trials per center: missing a group of candidates here
+    # would merge two clusters for good.
+    retries = 4 * initializers.num_kmeans_plus_plus_candidates(
+        self.num_clusters, -1) - 1
+    return initializers.reduce_candidates(
+        candidates, weights, self.num_clusters,
+        initializers.fold_seed(seed, self.kmeans_parallel_rounds + 1),
+        retries, self.distance_metric)
+
   def initialize(self, points):
     """Chooses initial centers from `points` unless already initialized.
 
     'random' takes distinct points of the batch, and takes the rest from later
     calls when the batch has fewer than k points; a callable is likewise
     called on successive batches until k centers exist. 'kmeans_plus_plus'
-    (which needs at least k points) and 'kmc2' choose all k from one batch.
+    (which needs at least k points) and 'kmc2' choose all k from one batch;
+    so does 'kmeans_parallel', treating the batch as all the data (see
+    `initialize_from_dataset` for data in batches).
 
     Args:
       points: Tensor of shape (n, d).
@@ -295,6 +337,101 @@ class KMeans(tf.Module):
     return tf.cond(self.initialized.read_value(),
                    lambda: tf.constant(True),
                    lambda: self._choose_centers(points))
+
+  def initialize_from_dataset(self, dataset):
+    """k-means|| over all batches of a finite dataset (a bounded number of
+    passes: one to draw the first center and count the points,
+    `kmeans_parallel_rounds` to draw candidates, one to weigh them).
+
+    Each round keeps, across batches, the candidates with the largest
+    sampling keys (a reservoir of fixed size), so memory holds one batch, the
+    candidates, and a chunk of distances, whatever the size of the data.
+    Batches must come in the same order on every pass for the result to be
+    reproducible. Already-initialized models are left as they are.
+
+    Args:
+      dataset: a finite `tf.data.Dataset` of float Tensors (batches) of shape
+        (m, d).
+
+    Returns:
+      bool scalar Tensor: True (all k centers are chosen).
+    """
+    if self.initial_clusters != constants.KMEANS_PARALLEL_INIT:
+      raise ValueError('initialize_from_dataset is for '
+                       "initial_clusters='kmeans_parallel'; use initialize() "
+                       'batch by batch for the others.')
+    return tf.cond(self.initialized.read_value(),
+                   lambda: tf.constant(True),
+                   lambda: self._parallel_from_dataset(dataset))
+
+  def _parallel_from_dataset(self, dataset):
+    seed = self._seed(1, 0)
+    rounds = self.kmeans_parallel_rounds
+    oversampling = self._parallel_oversampling()
+    size = initializers.num_kmeans_parallel_candidates(rounds, oversampling)
+    d = self.num_features
+    no_key = tf.constant(-float('inf'), tf.float64)
+
+    def each_batch(update, state):
+      """`state` after update(batch, i, state) for every batch, in order."""
+      iterator = iter(dataset)
+
+      def body(batch, i, state):
+        state = update(self._prepare(batch.get_value()), i, state)
+        return iterator.get_next_as_optional(), i + 1, state
+
+      return tf.while_loop(lambda batch, *_: batch.has_value(), body,
+                           (iterator.get_next_as_optional(), tf.constant(0),
+                            state))[2]
+
+    def reservoir(size):
+      return tf.fill([size], no_key), tf.zeros([size, d], self.dtype)
+
+    def draw_first(batch, i, state):
+      keys, rows, count = state
+      m = tf.shape(batch)[0]
+      keys, rows = initializers.merge_reservoir(
+          keys, rows, initializers.sample_keys(
+              tf.ones([m], self.dtype), None,
+              initializers.fold_seed(seed, 0, i)), batch)
+      return keys, rows, count + tf.cast(m, tf.int64)
+
+    _, first, count = each_batch(draw_first, (*reservoir(1),
+                                              tf.constant(0, tf.int64)))
+    check = tf.debugging.assert_greater_equal(
+        count, tf.cast(self.num_clusters, tf.int64),
+        message=('kmeans_parallel needs at least num_clusters points in the '
+                 'input; give more data or lower num_clusters'))
+    with tf.control_dependencies([check]):
+      first = tf.identity(first)
+    blocks = [first]
+    for r in range(rounds):
+      candidates = initializers.fill_unused(
+          tf.concat(blocks, axis=0), tf.ones([1 + r * oversampling], tf.bool))
+
+      def draw(batch, i, state, r=r, candidates=candidates):
+        _, distance = distances_lib.nearest_centers(
+            batch, candidates, self.distance_metric, self.chunk_elements)
+        return initializers.merge_reservoir(
+            *state, initializers.sample_keys(
+                distance, None, initializers.fold_seed(seed, r + 1, i)),
+            batch)
+
+      keys, rows = each_batch(draw, reservoir(oversampling))
+      blocks.append(initializers.fill_unused(
+          tf.concat([first, rows], axis=0),
+          tf.concat([[True], keys > no_key], axis=0))[1:])
+    candidates = tf.concat(blocks, axis=0)
+
+    def weigh(batch, i, totals):
+      index, _ = distances_lib.nearest_centers(
+          batch, candidates, self.distance_metric, self.chunk_elements)
+      return totals + tf.math.unsorted_segment_sum(
+          tf.ones([tf.shape(batch)[0]], self.dtype), index, size)
+
+    weights = each_batch(weigh, tf.zeros([size], self.dtype))
+    return self._append_centers(
+        self._reduce_candidates(candidates, weights, seed))
 
   # -------------------------------------------------------------- training
   def _statistics(self, points, centers):

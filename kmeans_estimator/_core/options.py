@@ -63,6 +63,15 @@ def check_initial_clusters_name(initial_clusters):
   return initial_clusters
 
 
+def check_positive_number(name, value):
+  """Returns `value` as a float, or raises if it is not a number > 0."""
+  if (isinstance(value, bool) or not isinstance(value, numbers.Real) or
+      not value > 0 or value == float('inf')):
+    raise ValueError(f'`{name}` must be a finite number > 0. '
+                     f'Received: {name}={value!r}')
+  return float(value)
+
+
 def check_relative_tolerance(relative_tolerance):
   if relative_tolerance is None:
     return None
