@@ -81,6 +81,10 @@ class KMeansClustering:
   Training data come from `input_fn`, which returns a `tf.data.Dataset` of
   batches (float Tensors of shape (n, d) or dicts of features), a Tensor or
   array of shape (n, d) (all the data), or a `(features, labels)` tuple.
+  Every method that takes an `input_fn` also takes the data itself in its
+  place, scikit-learn style: a numpy array (or list of rows), a Tensor, a
+  dict of features or a `tf.data.Dataset`, with an optional `batch_size`
+  (None: an array is one batch, all the data; a Dataset is used as it is).
 
   What one training step is:
   - Full batch (`use_mini_batch=False`): one exact Lloyd iteration over all
@@ -117,6 +121,9 @@ class KMeansClustering:
   kmeans.train(lambda: points, steps=10)
   centers = kmeans.cluster_centers()
   indices = list(kmeans.predict_cluster_index(lambda: points))
+  # The same with the array itself, and the 3 nearest centers of each point:
+  kmeans.train(points, steps=10)
+  nearest = list(kmeans.predict(points, top_k=3))
   ```
 
   Args:
@@ -168,6 +175,8 @@ class KMeansClustering:
   SCORE = constants.SCORE
   CLUSTER_INDEX = constants.CLUSTER_INDEX
   ALL_DISTANCES = constants.ALL_DISTANCES
+  TOP_K_CLUSTER_INDICES = constants.TOP_K_CLUSTER_INDICES
+  TOP_K_DISTANCES = constants.TOP_K_DISTANCES
   CLUSTER_CENTERS_VAR_NAME = constants.CLUSTER_CENTERS_VAR_NAME
 
   def __init__(self,
@@ -269,7 +278,9 @@ class KMeansClustering:
       labels: ignored (k-means is unsupervised).
       mode: a `ModeKeys` value.
       config: the `RunConfig` (unused by the maths).
-      params: dict; 'predict_keys' selects the predictions to compute.
+      params: dict; 'predict_keys' selects the predictions to compute, and
+        'top_k' (a Python int) is the number of nearest centers that the
+        'top_k_*' keys give.
 
     Returns:
       `EstimatorSpec`.
@@ -289,12 +300,27 @@ class KMeansClustering:
                            'num_batches': tf.minimum(tf.size(nearest), 1)})
     if mode == ModeKeys.PREDICT:
       keys = (params or {}).get('predict_keys', constants.PREDICT_KEYS)
+      top_k = (params or {}).get('top_k')
       if constants.ALL_DISTANCES in keys:
         all_distances, index, _ = km.infer(features)
-        all_distances, index = _after_overflow_check(all_distances,
-                                                     all_distances, index)
         predictions = {constants.ALL_DISTANCES: all_distances,
                        constants.CLUSTER_INDEX: index}
+        if top_k is not None:
+          # From the same distances, so that the first column is
+          # cluster_index and the distances are entries of all_distances.
+          predictions.update(zip(constants.TOP_K_PREDICT_KEYS,
+                                 distances_lib.smallest_k(all_distances,
+                                                          top_k)))
+        predictions = dict(zip(predictions, _after_overflow_check(
+            all_distances, *predictions.values())))
+      elif top_k is not None:
+        # Bounded-memory chunks; the nearest center is the first column.
+        top_index, top_distances = km.nearest_k(features, top_k)
+        top_distances, top_index = _after_overflow_check(
+            top_distances, top_distances, top_index)
+        predictions = {constants.CLUSTER_INDEX: top_index[:, 0],
+                       constants.TOP_K_CLUSTER_INDICES: top_index,
+                       constants.TOP_K_DISTANCES: top_distances}
       else:
         # Only the nearest center is needed: bounded-memory chunks.
         index, nearest = km.nearest(features)
@@ -319,6 +345,9 @@ class KMeansClustering:
       distances = predictions[constants.ALL_DISTANCES]
       outputs[export_lib.ALL_DISTANCES_SIGNATURE] = distances
       outputs[export_lib.TRANSFORM_SIGNATURE] = self._transformed(distances)
+    if constants.TOP_K_CLUSTER_INDICES in predictions:
+      outputs[export_lib.TOP_K_SIGNATURE] = {
+          key: predictions[key] for key in constants.TOP_K_PREDICT_KEYS}
     return outputs
 
   def _transformed(self, all_distances):
@@ -350,11 +379,11 @@ class KMeansClustering:
       return spec.eval_metric_ops
     return self._compile('eval', fn)(batch)
 
-  def _predict_batch(self, batch, keys):
+  def _predict_batch(self, batch, keys, top_k=None):
     def fn(x):
       return self.model_fn(x, None, ModeKeys.PREDICT, self._config,
-                           {'predict_keys': keys}).predictions
-    return self._compile(('predict',) + keys, fn)(batch)
+                           {'predict_keys': keys, 'top_k': top_k}).predictions
+    return self._compile(('predict', top_k) + keys, fn)(batch)
 
   # ----------------------------------------------------------- checkpoints
   def latest_checkpoint(self):
@@ -514,7 +543,7 @@ class KMeansClustering:
   # ------------------------------------------------------------- training
   @locking.holds_model_dir_lock
   def train(self, input_fn, hooks=None, steps=None, max_steps=None,
-            saving_listeners=None):
+            saving_listeners=None, *, batch_size=None):
     """Trains the model; see the class docstring for how long it runs.
 
     One trainer per model_dir: `train` holds an exclusive lock on
@@ -532,7 +561,9 @@ class KMeansClustering:
     the chief takes the lock. URLs (`gs://...`) get no lock. See `locking`.
 
     Args:
-      input_fn: callable returning the training data (see the class doc).
+      input_fn: callable returning the training data (see the class doc), or
+        the data itself: a numpy array (or list of rows) of shape (n, d), a
+        Tensor, a dict of features or a `tf.data.Dataset`.
       hooks: `SessionRunHook`-like objects.
       steps: train this many more steps.
       max_steps: train until `global_step` reaches this.
@@ -540,11 +571,25 @@ class KMeansClustering:
         methods (`begin()`, `before_save(session, global_step)`,
         `after_save(session, global_step)` (True stops training),
         `end(session, global_step)`); `session` is None.
+      batch_size: only for data given directly. None: an array or Tensor is
+        one batch (all the data; a full-batch step is one Lloyd iteration
+        over it, a mini-batch step one update from all of it) and a Dataset
+        is used as it is. A positive int: an array or Tensor is read in
+        consecutive batches of that many rows, in order (in mini-batch mode
+        with `steps` or `max_steps` they cycle through the data; without,
+        one pass); a Dataset of single rows is batched.
 
     Returns:
       self.
+
+    Raises:
+      TypeError: `input_fn` is neither a callable nor data of a supported
+        kind.
     """
     _check_steps(steps, max_steps)
+    input_fn = inputs.as_input_fn(
+        input_fn, batch_size, repeat=self._kmeans.use_mini_batch and (
+            steps is not None or max_steps is not None))
     strategy = self._config.train_distribute
     with self._core_for(strategy):
       try:
@@ -797,16 +842,20 @@ class KMeansClustering:
 
   # ------------------------------------------------------------ evaluation
   def evaluate(self, input_fn, steps=None, hooks=None, checkpoint_path=None,
-               name=None):
+               name=None, *, batch_size=None):
     """Evaluates the model on the data of `input_fn`.
 
     Args:
-      input_fn: callable returning the data.
+      input_fn: callable returning the data, or the data itself (an array,
+        Tensor, dict of features or `tf.data.Dataset`; see `train`).
       steps: evaluate this many batches; None evaluates all (an endless
         dataset needs `steps`).
       hooks: `SessionRunHook`-like objects.
       checkpoint_path: evaluate this checkpoint instead of the latest.
       name: name of the evaluation (kept for API compatibility).
+      batch_size: only for data given directly; see `train`. The figures
+        over all points ('inertia', 'num_points', 'mean_squared_distance')
+        do not depend on it; 'score' and 'loss' are means over batches.
 
     Returns:
       dict: 'score' and 'loss' (the legacy figures: the mean over evaluated
@@ -817,6 +866,7 @@ class KMeansClustering:
     """
     del name
     options.check_positive_int('steps', steps, allow_none=True)
+    input_fn = inputs.as_input_fn(input_fn, batch_size)
     strategy = self._config.eval_distribute
     with self._core_for(strategy):
       runner = hooks_lib.HookRunner(hooks)
@@ -861,33 +911,74 @@ class KMeansClustering:
         'mean_squared_distance': inertia / max(num_points, 1),
     }
 
-  def score(self, input_fn):
+  def score(self, input_fn, *, batch_size=None):
     """The legacy score: the sum of distances to the nearest center over the
-    FIRST batch of `input_fn` only (all the data for a Tensor or array).
+    FIRST batch of `input_fn` only (all the data for a Tensor or array given
+    without `batch_size`).
 
     For a figure over all the data use `evaluate(input_fn)['inertia']`.
-    Unlike scikit-learn's `score`, this is positive.
+    Unlike scikit-learn's `score`, this is positive. `input_fn` may be the
+    data itself, and `batch_size` applies to it, as in `train`.
     """
-    return self.evaluate(input_fn, steps=1)[constants.SCORE]
+    return self.evaluate(input_fn, steps=1,
+                         batch_size=batch_size)[constants.SCORE]
 
   # ------------------------------------------------------------ prediction
   def predict(self, input_fn, predict_keys=None, hooks=None,
-              checkpoint_path=None, yield_single_examples=True):
+              checkpoint_path=None, yield_single_examples=True, *,
+              top_k=None, batch_size=None):
     """Yields predictions for every point, in input order.
 
+    The arguments are checked when `predict` is called; the model is read,
+    and the input too, when the first prediction is taken.
+
+    Example, soft assignment over the 3 nearest centers:
+
+    ```python
+    for p in kmeans.predict(points, top_k=3,
+                            predict_keys=['top_k_cluster_indices',
+                                          'top_k_distances']):
+      weights = np.exp(-p['top_k_distances'])  # (3,)
+      centers = p['top_k_cluster_indices']     # (3,), nearest first
+    ```
+
     Args:
-      input_fn: callable returning the data; prediction ends when it ends.
-      predict_keys: 'all_distances', 'cluster_index', or a list of them
-        (default both).
+      input_fn: callable returning the data, or the data itself (an array,
+        Tensor, dict of features or `tf.data.Dataset`; see `train`);
+        prediction ends when the data end.
+      predict_keys: 'all_distances', 'cluster_index', 'top_k_cluster_indices',
+        'top_k_distances', or a list of them (default: 'all_distances' and
+        'cluster_index', and with `top_k` the two top_k keys too). The top_k
+        keys need `top_k`, and `top_k` needs one of them.
       hooks: `SessionRunHook`-like objects.
       checkpoint_path: predict with this checkpoint instead of the latest.
       yield_single_examples: yield one dict per point (True) or per batch.
+      top_k: None, or the number of nearest centers to give for each point,
+        1 <= top_k <= num_clusters. Without 'all_distances' among the keys
+        they are computed in bounded memory (chunks of at most 2**18
+        distances), so pass predict_keys without 'all_distances' for a
+        large num_clusters.
+      batch_size: only for data given directly; see `train`.
 
     Yields:
       dicts: 'all_distances' (k,) float (squared Euclidean, or 1 - cos),
-      'cluster_index' int64.
+      'cluster_index' int64; with `top_k`, 'top_k_cluster_indices' int64
+      (top_k,) and 'top_k_distances' (top_k,) float in the same metric as
+      'all_distances', sorted nearest first, equal distances to the lower
+      index ('top_k_cluster_indices'[0] is 'cluster_index').
+
+    Raises:
+      ValueError: `top_k` outside [1, num_clusters], or `predict_keys` that
+        name top_k keys without `top_k` (or none of them with it).
     """
-    keys = self._predict_keys(predict_keys)
+    top_k = self._check_top_k(top_k)
+    keys = self._predict_keys(predict_keys, top_k)
+    input_fn = inputs.as_input_fn(input_fn, batch_size)
+    return self._predict(input_fn, keys, top_k, hooks, checkpoint_path,
+                         yield_single_examples)
+
+  def _predict(self, input_fn, keys, top_k, hooks, checkpoint_path,
+               yield_single_examples):
     # Prediction runs in this process, on a core of its own.
     with self._core_for(None):
       runner = hooks_lib.HookRunner(hooks)
@@ -898,7 +989,7 @@ class KMeansClustering:
         for batch in points.batches():
           context = runner.before_run() if runner else None
           predictions = {key: value.numpy() for key, value in
-                         self._predict_batch(batch, keys).items()}
+                         self._predict_batch(batch, keys, top_k).items()}
           stop = runner.after_run(context, self._hook_values(
               0.0, int(batch.shape[0]))) if runner else False
           if yield_single_examples:
@@ -910,42 +1001,72 @@ class KMeansClustering:
             break
       runner.end()
 
+  def _check_top_k(self, top_k):
+    """`top_k` as an int in [1, num_clusters], or None."""
+    top_k = options.check_positive_int('top_k', top_k, allow_none=True)
+    if top_k is not None and top_k > self.num_clusters:
+      raise ValueError(
+          f'`top_k` must be at most num_clusters={self.num_clusters} (the '
+          f'number of centers to rank). Received: top_k={top_k}')
+    return top_k
+
   @staticmethod
-  def _predict_keys(predict_keys):
+  def _predict_keys(predict_keys, top_k=None):
+    """The keys to predict, in canonical order; checked against `top_k`."""
+    available = constants.PREDICT_KEYS + constants.TOP_K_PREDICT_KEYS
     if predict_keys is None:
-      return constants.PREDICT_KEYS
+      return available if top_k is not None else constants.PREDICT_KEYS
+    received = predict_keys
     if isinstance(predict_keys, str):
       predict_keys = [predict_keys]
-    unknown = [key for key in predict_keys
-               if key not in constants.PREDICT_KEYS]
+    unknown = [key for key in predict_keys if key not in available]
     if unknown or not predict_keys:
       raise ValueError(f'`predict_keys` must be a subset of '
-                       f'{list(constants.PREDICT_KEYS)}. '
-                       f'Received: predict_keys={predict_keys!r}')
-    return tuple(key for key in constants.PREDICT_KEYS
-                 if key in predict_keys)
+                       f'{list(available)}. '
+                       f'Received: predict_keys={received!r}')
+    keys = tuple(key for key in available if key in predict_keys)
+    asks_top_k = any(key in constants.TOP_K_PREDICT_KEYS for key in keys)
+    if asks_top_k and top_k is None:
+      raise ValueError(
+          f'`predict_keys` asks for {list(constants.TOP_K_PREDICT_KEYS)}, '
+          'which need top_k: pass top_k=<number of nearest centers>. '
+          f'Received: predict_keys={received!r}, top_k=None')
+    if top_k is not None and not asks_top_k:
+      raise ValueError(
+          f'`top_k` is given but predict_keys selects none of '
+          f'{list(constants.TOP_K_PREDICT_KEYS)}; add them to predict_keys, '
+          f'or drop top_k. Received: predict_keys={received!r}, '
+          f'top_k={top_k}')
+    return keys
 
-  def predict_cluster_index(self, input_fn):
-    """Yields the index of the nearest center for every point, in order."""
-    for prediction in self.predict(input_fn,
-                                   predict_keys=[constants.CLUSTER_INDEX]):
-      yield prediction[constants.CLUSTER_INDEX]
+  def predict_cluster_index(self, input_fn, *, batch_size=None):
+    """Yields the index of the nearest center for every point, in order.
 
-  def transform(self, input_fn):
+    `input_fn` may be the data itself, and `batch_size` applies to it, as in
+    `train`.
+    """
+    predictions = self.predict(input_fn,
+                               predict_keys=[constants.CLUSTER_INDEX],
+                               batch_size=batch_size)
+    return (prediction[constants.CLUSTER_INDEX] for prediction in predictions)
+
+  def transform(self, input_fn, *, batch_size=None):
     """Yields each point's distances to all centers, shape (k,), in order.
 
     Under the squared Euclidean metric these are Euclidean distances (the
     square root, as the legacy estimator and scikit-learn's `transform`
-    return); under cosine, 1 - cos.
+    return); under cosine, 1 - cos. `input_fn` may be the data itself, and
+    `batch_size` applies to it, as in `train`.
     """
-    for batch in self.predict(input_fn, predict_keys=[constants.ALL_DISTANCES],
-                              yield_single_examples=False):
-      yield from np.asarray(self._transformed(batch[constants.ALL_DISTANCES]))
+    batches = self.predict(input_fn, predict_keys=[constants.ALL_DISTANCES],
+                           yield_single_examples=False, batch_size=batch_size)
+    return (row for batch in batches for row in np.asarray(
+        self._transformed(batch[constants.ALL_DISTANCES])))
 
   # ---------------------------------------------------------------- export
   def export_saved_model(self, export_dir_base, serving_input_receiver_fn=None,
                          assets_extra=None, as_text=False,
-                         checkpoint_path=None):
+                         checkpoint_path=None, *, top_k=None):
     """Exports the model as a SavedModel for TensorFlow Serving and TFLite.
 
     Writes a new directory `export_dir_base/<timestamp>` (never overwriting
@@ -955,8 +1076,13 @@ class KMeansClustering:
     five signatures, each returning one Tensor under the key 'output':
     'serving_default' and 'cluster_index' (int64 (n,)), 'all_distances'
     ((n, k), as `predict` gives them), 'transform' ((n, k), as `transform`
-    gives them) and 'cluster_centers' (no input; (k, d)). Served inputs with
-    NaN or Inf, or of the wrong width, fail with an InvalidArgumentError.
+    gives them) and 'cluster_centers' (no input; (k, d)). With `top_k`, a
+    sixth signature 'top_k' returns two tensors, 'top_k_cluster_indices'
+    (int64 (n, top_k)) and 'top_k_distances' ((n, top_k)), as
+    `predict(top_k=top_k)` gives them, computed in bounded-memory chunks;
+    the SavedModel then has a `top_k` metadata variable too. Served inputs
+    with NaN or Inf, or of the wrong width, fail with an
+    InvalidArgumentError.
 
     Example:
 
@@ -977,17 +1103,20 @@ class KMeansClustering:
         source file to copy there.
       as_text: write saved_model.pbtxt instead of saved_model.pb.
       checkpoint_path: export this checkpoint instead of the latest.
+      top_k: None, or 1 <= top_k <= num_clusters: also serve the 'top_k'
+        signature with this many nearest centers per point.
 
     Returns:
       The export directory as bytes, as the legacy method returned it.
     """
     assets_extra = export_lib.check_assets_extra(assets_extra)
+    top_k = self._check_top_k(top_k)
     with self._core_for(None):
       return self._export(export_dir_base, serving_input_receiver_fn,
-                          assets_extra, as_text, checkpoint_path)
+                          assets_extra, as_text, checkpoint_path, top_k)
 
   def _export(self, export_dir_base, serving_input_receiver_fn, assets_extra,
-              as_text, checkpoint_path):
+              as_text, checkpoint_path, top_k):
     self._restore(checkpoint_path, required=True)
     num_features = self._kmeans.num_features
     receiver = export_lib.receiver_from_fn(serving_input_receiver_fn,
@@ -1003,24 +1132,32 @@ class KMeansClustering:
             f'the model was trained on width {num_features}; give it the '
             'features the model was trained on.')
       points = inputs.check_points(points, num_features)
-      keys = ((constants.CLUSTER_INDEX,) if signature_name in (
-          export_lib.SERVING_DEFAULT, export_lib.CLUSTER_INDEX_SIGNATURE)
-              else (constants.ALL_DISTANCES,))
+      if signature_name == export_lib.TOP_K_SIGNATURE:
+        keys = constants.TOP_K_PREDICT_KEYS
+      elif signature_name in (export_lib.SERVING_DEFAULT,
+                              export_lib.CLUSTER_INDEX_SIGNATURE):
+        keys = (constants.CLUSTER_INDEX,)
+      else:
+        keys = (constants.ALL_DISTANCES,)
       spec = self.model_fn(points, None, ModeKeys.PREDICT, self._config,
-                           {'predict_keys': keys})
+                           {'predict_keys': keys, 'top_k': (
+                               top_k if signature_name ==
+                               export_lib.TOP_K_SIGNATURE else None)})
       return spec.export_outputs[signature_name]
 
     model = export_lib.ServingModel(self._kmeans.clusters,
                                     self.distance_metric, self._global_step,
-                                    receiver, outputs)
+                                    receiver, outputs, top_k)
     export_dir = export_lib.write_saved_model(export_dir_base, model,
                                               assets_extra, as_text)
     return export_dir.encode()
 
   def export_savedmodel(self, export_dir_base, serving_input_receiver_fn=None,
                         assets_extra=None, as_text=False,
-                        checkpoint_path=None, strip_default_attrs=None):
+                        checkpoint_path=None, strip_default_attrs=None, *,
+                        top_k=None):
     """The legacy name of `export_saved_model` (`strip_default_attrs` unused)."""
     del strip_default_attrs
     return self.export_saved_model(export_dir_base, serving_input_receiver_fn,
-                                   assets_extra, as_text, checkpoint_path)
+                                   assets_extra, as_text, checkpoint_path,
+                                   top_k=top_k)

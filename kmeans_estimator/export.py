@@ -13,6 +13,12 @@ the key 'output' (as the legacy estimator's `PredictOutput`s did):
 | `transform`       | the points       | (n, k): Euclidean or 1-cos          |
 | `cluster_centers` | none             | (k, d): the centers                 |
 
+Exported with `top_k=m`, it serves a sixth signature, `top_k`, returning two
+tensors: 'top_k_cluster_indices' (int64 (n, m)) and 'top_k_distances' ((n, m),
+in the metric, as `predict(top_k=m)` gives them), the m nearest centers of each
+point, nearest first, computed in bounded-memory chunks; `top_k` is then a
+metadata variable too.
+
 The first three are the legacy estimator's. What "the points" are is set by
 the serving input receiver: by default one float32 input 'input' of shape
 (None, d); `build_raw_serving_input_receiver_fn` gives each feature of a
@@ -45,6 +51,8 @@ CLUSTER_INDEX_SIGNATURE = 'cluster_index'
 ALL_DISTANCES_SIGNATURE = 'all_distances'
 TRANSFORM_SIGNATURE = 'transform'
 CLUSTER_CENTERS_SIGNATURE = 'cluster_centers'
+# Only when exported with top_k; returns a dict of two tensors.
+TOP_K_SIGNATURE = 'top_k'
 # The signatures computed from points; `cluster_centers` takes no input.
 POINT_SIGNATURES = (SERVING_DEFAULT, CLUSTER_INDEX_SIGNATURE,
                     ALL_DISTANCES_SIGNATURE, TRANSFORM_SIGNATURE)
@@ -220,10 +228,11 @@ class ServingModel(tf.Module):
     clusters: float variable (k, d), the cluster centers.
     distance_metric: string variable, 'squared_euclidean' or 'cosine'.
     num_clusters, num_features, global_step: int64 variables.
+    top_k: int64 variable, only when exported with a `top_k` signature.
   """
 
   def __init__(self, clusters, distance_metric, global_step, receiver,
-               outputs_fn):
+               outputs_fn, top_k=None):
     """Builds the signature functions.
 
     Args:
@@ -232,7 +241,10 @@ class ServingModel(tf.Module):
       global_step: the step of the exported checkpoint.
       receiver: `ServingInputReceiver`.
       outputs_fn: callable(features, signature_name) -> Tensor, the output of
-        one point signature for the features a receiver produced.
+        one point signature for the features a receiver produced (served
+        under 'output'), or a dict of named Tensors (served as they are).
+      top_k: None, or the number of nearest centers of the `top_k`
+        signature, which is served only when it is given.
     """
     super().__init__(name='kmeans_serving')
     k, d = clusters.shape
@@ -246,9 +258,14 @@ class ServingModel(tf.Module):
     self.global_step = tf.Variable(int(global_step), dtype=tf.int64,
                                    trainable=False, name='global_step')
     self._functions = {}
+    point_signatures = POINT_SIGNATURES
+    if top_k is not None:
+      self.top_k = tf.Variable(int(top_k), dtype=tf.int64, trainable=False,
+                               name='top_k')
+      point_signatures += (TOP_K_SIGNATURE,)
     # Each signature is traced on its own, serving_default too: TFLite
     # cannot convert two signatures that share one function with a loop.
-    for name in POINT_SIGNATURES:
+    for name in point_signatures:
       self._functions[name] = tf.function(
           self._point_signature(receiver, outputs_fn, name),
           input_signature=receiver.input_signature(), autograph=False)
@@ -259,7 +276,8 @@ class ServingModel(tf.Module):
   @staticmethod
   def _point_signature(receiver, outputs_fn, name):
     def signature(received):
-      return {OUTPUT_KEY: outputs_fn(receiver.features_from(received), name)}
+      outputs = outputs_fn(receiver.features_from(received), name)
+      return outputs if isinstance(outputs, dict) else {OUTPUT_KEY: outputs}
     return signature
 
   def signatures(self):

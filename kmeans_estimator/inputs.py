@@ -14,14 +14,22 @@ of shape (n, d):
 A Tensor or array is the whole data in one batch. A dataset is a stream of
 batches; `Dataset.cardinality() == INFINITE` marks an endless stream, whose
 elements keep the legacy meaning (one element per step).
+
+The estimator's methods also take the data itself where an `input_fn` goes (an
+array, list of rows, Tensor, dict of features or `tf.data.Dataset`, with an
+optional `batch_size`); `as_input_fn` turns it into an input_fn, in this one
+place.
 """
 
+import collections.abc
 import dataclasses
 import inspect
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
+
+from kmeans_estimator._core import options
 
 # Marks the messages of the checks that run inside the input pipeline, so the
 # shell can turn TF's runtime error into a ValueError that names the input.
@@ -248,3 +256,121 @@ def _check_width(width, num_features):
         f'The input has {width} features per point but the model was trained '
         f'on {num_features}; give points of width {num_features}, or use a '
         'new model_dir for this data.')
+
+
+# The data a method takes directly, where an input_fn goes.
+_DIRECT_TYPES = (np.ndarray, list, tf.Tensor, tf.Variable, tf.SparseTensor,
+                 tf.RaggedTensor, collections.abc.Mapping)
+_NOT_INPUT_MESSAGE = (
+    '`input_fn` must be a callable returning the data, or the data itself: '
+    'a numpy array (or list of rows) of shape (n, d), a Tensor, a dict of '
+    'features or a tf.data.Dataset.')
+
+
+def as_input_fn(data, batch_size=None, repeat=False):
+  """An input_fn for what a method received where an input_fn goes.
+
+  A callable is an input_fn already and is returned as it is. Data given
+  directly become an input_fn returning:
+  - an array, list of rows, Tensor or dict of features, with `batch_size`
+    None: the data themselves, all of it in one batch (a full-batch step is
+    one Lloyd iteration over it, as with an input_fn returning the array);
+  - the same with `batch_size`: a dataset of consecutive slices of
+    `batch_size` rows (the last one shorter), in order, sliced from one
+    tensor (faster than `from_tensor_slices(x).batch(b)`, which gathers row
+    by row); endless when `repeat`;
+  - a `tf.data.Dataset`: the dataset as it is, or `dataset.batch(batch_size)`
+    when `batch_size` is given (for a dataset of single rows).
+
+  Args:
+    data: an input_fn, or the data (see above).
+    batch_size: None, or a positive int; only for data given directly.
+    repeat: whether sliced arrays repeat without end (mini-batch training
+      for a given number of steps cycles through the data).
+
+  Returns:
+    A callable returning the data, as an input_fn does.
+
+  Raises:
+    TypeError: `data` is none of the supported kinds, or `batch_size` is
+      not a positive integer.
+    ValueError: `batch_size` with an input_fn or a dataset of batches; a
+      dataset of single rows without `batch_size`; dict features of
+      different lengths.
+  """
+  batch_size = options.check_positive_int('batch_size', batch_size,
+                                          allow_none=True)
+  if isinstance(data, tf.data.Dataset):
+    return _dataset_input_fn(data, batch_size)
+  if callable(data):
+    if batch_size is not None:
+      raise ValueError(
+          '`batch_size` applies to data given directly (an array, Tensor, '
+          'dict of features or Dataset); an input_fn batches its own data. '
+          f'Received: batch_size={batch_size} with input_fn={data!r}')
+    return data
+  if not isinstance(data, _DIRECT_TYPES) and not hasattr(data, '__array__'):
+    shown = ' '.join(repr(data).split())
+    if len(shown) > 80:
+      shown = shown[:77] + '...'
+    raise TypeError(f'{_NOT_INPUT_MESSAGE} Received: input_fn={shown} (type '
+                    f'{type(data).__name__})')
+  if isinstance(data, collections.abc.Mapping):
+    data = dict(data)
+  elif isinstance(data, list) or not isinstance(data, _DIRECT_TYPES):
+    try:
+      data = np.asarray(data)  # A list of rows, or an array-like (pandas).
+    except ValueError as error:
+      raise ValueError('The data must be rectangular: rows of shape (n, d), '
+                       f'every row of the same length ({error}).') from None
+  if batch_size is None:
+    return lambda: data
+  return lambda: _slices(data, batch_size, repeat)
+
+
+def _dataset_input_fn(dataset, batch_size):
+  features = _features_of(dataset.element_spec)
+  rank = (None if isinstance(features, dict) or not hasattr(features, 'shape')
+          else features.shape.rank)
+  if batch_size is None:
+    if rank == 1:
+      raise ValueError(
+          'The Dataset yields single rows (element shape '
+          f'{features.shape}); pass batch_size= to batch them, or '
+          '.batch(n) the dataset.')
+    return lambda: dataset
+  if rank is not None and rank != 1:
+    raise ValueError(
+        '`batch_size` batches a Dataset of single rows, but this Dataset '
+        f'yields elements of shape {features.shape}; drop batch_size for a '
+        f'dataset of batches. Received: batch_size={batch_size}')
+  batched = dataset.batch(batch_size)
+  return lambda: batched
+
+
+def _slices(data, batch_size, repeat):
+  """A dataset of consecutive `batch_size`-row slices of `data`."""
+  named = data if isinstance(data, dict) else {None: data}
+  tensors = {}
+  for name, value in named.items():
+    what = 'the features' if name is None else f'feature {name!r}'
+    value = _to_tensor(value, what)
+    _check_dense_numeric(value, what)
+    if value.shape.rank == 0:
+      _check_rank(value.shape)
+    tensors[name] = tf.convert_to_tensor(value)
+  lengths = {name: int(tensor.shape[0]) for name, tensor in tensors.items()}
+  if len(set(lengths.values())) > 1:
+    raise ValueError('The features have different numbers of rows: '
+                     f'{lengths}; give every feature one row per point.')
+  num_points = next(iter(lengths.values()))
+
+  def batch(start):
+    sliced = {name: tensor[start:start + batch_size]
+              for name, tensor in tensors.items()}
+    return sliced if isinstance(data, dict) else sliced[None]
+
+  starts = tf.data.Dataset.range(0, num_points, batch_size)
+  if repeat:
+    starts = starts.repeat()
+  return starts.map(tf.autograph.experimental.do_not_convert(batch))

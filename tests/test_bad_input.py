@@ -241,8 +241,13 @@ _BAD_DATA = {
                     r'trained on 3; give points of width 3'),
     'wrong_width_dataset': (lambda: _batches(_POINTS[:, :2]), ValueError,
                             r'2 features per point.*trained on 3'),
-    'non_callable': (_POINTS, TypeError,
-                     r'`input_fn` must be a callable returning the data'),
+    # Data are taken directly too (test_array_inputs.py); a file name is not.
+    'non_callable': ('points.npy', TypeError,
+                     r'`input_fn` must be a callable returning the data, or '
+                     r'the data itself: a numpy array \(or list of rows\) of '
+                     r'shape \(n, d\), a Tensor, a dict of features or a '
+                     r"tf.data.Dataset. Received: input_fn='points.npy' \(type "
+                     r'str\)'),
 }
 # A fresh model learns its width from the data, so width is no error there.
 _FRESH_OK = {'wrong_width', 'wrong_width_dataset'}
@@ -403,7 +408,8 @@ def test_get_variable_value_unknown_name(predictor):
 def test_unknown_predict_keys(predict_keys, predictor):
   with pytest.raises(ValueError, match=(
       r"`predict_keys` must be a subset of \['all_distances', "
-      r"'cluster_index'\]. Received: predict_keys=")):
+      r"'cluster_index', 'top_k_cluster_indices', 'top_k_distances'\]. "
+      r'Received: predict_keys=')):
     list(predictor.predict(lambda: _POINTS, predict_keys=predict_keys))
 
 

@@ -467,3 +467,79 @@ def test_bad_receivers_fail_clearly_and_write_nothing(trained, tmp_path,
 def test_bad_receiver_helpers_fail_clearly(make, error, match):
   with pytest.raises(error, match=match):
     make()
+
+
+# ----------------------------------------------------------------- top_k
+# A process that never imports the library calls the 'top_k' signature.
+_SERVE_TOP_K_SCRIPT = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    loaded = tf.saved_model.load(sys.argv[1])
+    result = loaded.signatures['top_k'](input=tf.constant(np.load(sys.argv[2])))
+    for key, value in result.items():
+      np.save(sys.argv[1] + '.' + key + '.npy', value.numpy())
+    print(json.dumps({'keys': sorted(result),
+                      'signatures': sorted(loaded.signatures),
+                      'top_k': int(loaded.top_k.numpy()),
+                      'imported': sorted(m for m in sys.modules
+                                         if m.startswith('kmeans_estimator'))}))
+''')
+
+
+@pytest.mark.parametrize('metric', [oracles.SQUARED_EUCLIDEAN, oracles.COSINE])
+def test_top_k_signature_serves_what_predict_gives(tmp_path, metric):
+  points, new_points = blobs(seed=2), blobs(seed=3, n=29)
+  kmeans = train(tmp_path / 'model', points, metric)
+  export_dir = kmeans.export_saved_model(tmp_path / 'export',
+                                         top_k=3).decode()
+  np.save(tmp_path / 'points.npy', new_points)
+  served = run_fresh_python(_SERVE_TOP_K_SCRIPT, export_dir,
+                            str(tmp_path / 'points.npy'))
+  assert served['imported'] == []
+  assert served['keys'] == ['top_k_cluster_indices', 'top_k_distances']
+  assert served['signatures'] == sorted(SIGNATURES + ('top_k',))
+  assert served['top_k'] == 3
+  predictions = list(kmeans.predict(lambda: new_points, top_k=3))
+  index = np.load(export_dir + '.top_k_cluster_indices.npy')
+  assert index.dtype == np.int64 and index.shape == (29, 3)
+  np.testing.assert_array_equal(
+      index, np.stack([p['top_k_cluster_indices'] for p in predictions]))
+  np.testing.assert_allclose(
+      np.load(export_dir + '.top_k_distances.npy'),
+      np.stack([p['top_k_distances'] for p in predictions]),
+      rtol=1e-5, atol=1e-4)
+  # And both against a full numpy sort.
+  distances = oracles.distances(new_points, kmeans.cluster_centers(), metric)
+  np.testing.assert_array_equal(index[:, 0], distances.argmin(axis=1))
+  np.testing.assert_allclose(np.load(export_dir + '.top_k_distances.npy'),
+                             np.sort(distances, axis=1)[:, :3],
+                             rtol=1e-4, atol=1e-3)
+
+
+def test_without_top_k_there_is_no_top_k_signature(exports):
+  loaded = tf.saved_model.load(
+      exports['cases']['squared_euclidean_full']['export_dir'].decode())
+  assert 'top_k' not in loaded.signatures
+  assert not hasattr(loaded, 'top_k')
+
+
+def test_tflite_interpreter_gives_the_same_top_k(tmp_path):
+  points = blobs(seed=4)
+  kmeans = train(tmp_path / 'model', points, oracles.SQUARED_EUCLIDEAN)
+  export_dir = kmeans.export_saved_model(tmp_path / 'export',
+                                         top_k=2).decode()
+  runner = _tflite_runner(export_dir, 'top_k')
+  got = runner(input=points)
+  predictions = list(kmeans.predict(lambda: points, top_k=2,
+                                    predict_keys=['top_k_cluster_indices',
+                                                  'top_k_distances']))
+  np.testing.assert_array_equal(
+      got['top_k_cluster_indices'],
+      np.stack([p['top_k_cluster_indices'] for p in predictions]))
+  # |x|^2 - 2 x.c + |c|^2 in float32 cancels: TFLite's kernels round
+  # differently, by a few float32 ulps of |x|^2 (about 2e4 here).
+  np.testing.assert_allclose(
+      got['top_k_distances'],
+      np.stack([p['top_k_distances'] for p in predictions]),
+      rtol=1e-5, atol=1e-6 * np.max(np.sum(points**2, axis=1)))

@@ -22,6 +22,11 @@ SCORE = 'score'
 CLUSTER_INDEX = 'cluster_index'
 ALL_DISTANCES = 'all_distances'
 PREDICT_KEYS = (ALL_DISTANCES, CLUSTER_INDEX)
+# Not legacy: the top_k nearest centers, sorted nearest first (asked for with
+# `predict(top_k=...)`).
+TOP_K_CLUSTER_INDICES = 'top_k_cluster_indices'
+TOP_K_DISTANCES = 'top_k_distances'
+TOP_K_PREDICT_KEYS = (TOP_K_CLUSTER_INDICES, TOP_K_DISTANCES)
 
 # Checkpoint variable names, as the legacy graph named them.
 CLUSTER_CENTERS_VAR_NAME = 'clusters'

@@ -233,3 +233,99 @@ _segment_statistics_xla = tf.function(_segment_statistics, jit_compile=True,
 def euclidean_distances(squared_distances):
   """Euclidean distances from squared ones, safe against rounding below 0."""
   return numerics.clamped_sqrt(squared_distances)
+
+
+def smallest_k(distances, k):
+  """The `k` smallest distances of each row, and their columns.
+
+  Sorted nearest first; equal distances go to the lower index (`tf.math.top_k`
+  is stable).
+
+  Args:
+    distances: float Tensor of shape (n, m).
+    k: Python int, 1 <= k <= m.
+
+  Returns:
+    (indices, distances): int64 Tensor of shape (n, k) and float Tensor of
+    shape (n, k).
+  """
+  # TFLite's TopKV2 gives int32 indices; int64 is the legacy index dtype.
+  negated, index = tf.math.top_k(-distances, k=k, sorted=True)
+  return tf.cast(index, tf.int64), -negated
+
+
+def top_k_nearest(points, centers, distance_metric, k,
+                  chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
+  """Indices of and distances to the `k` nearest centers of every point.
+
+  Sorted nearest first; equal distances go to the lower center index, so the
+  first column is the index `nearest_centers` gives (the same scores, the same
+  tie rule). Points are processed in chunks of `chunk_elements // k_centers`
+  rows (at least one), so at most `chunk_elements` point-to-center distances
+  exist at once; every chunk has the same static size (the last one overlaps
+  the one before it), which keeps the loop convertible by TFLite.
+
+  Args:
+    points: float Tensor of shape (n, d), prepared for the metric (see the
+      module docstring).
+    centers: float Tensor of shape (num_centers, d), same dtype.
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    k: Python int, 1 <= k <= num_centers (the caller validates it).
+    chunk_elements: bound on the number of distances held at once.
+
+  Returns:
+    (indices, distances): int64 Tensor of shape (n, k) and float Tensor of
+    shape (n, k), distances in the metric (squared for Euclidean), clamped
+    at 0.
+  """
+  scaled_centers, offsets = _argmin_terms(centers, distance_metric)
+  add_point_norms = distance_metric != constants.COSINE_DISTANCE
+
+  def nearest_k(chunk):
+    # score = distance - |x|^2 (Euclidean) or the distance itself (cosine):
+    # the order over centers is the distances' order.
+    scores = tf.matmul(chunk, scaled_centers, transpose_b=True) + offsets
+    index, best = smallest_k(scores, k)
+    if add_point_norms:
+      best += tf.reduce_sum(tf.square(chunk), axis=1, keepdims=True)
+    return index, tf.maximum(best, tf.zeros_like(best))
+
+  num_centers = centers.shape[0]
+  rows = _chunk_rows(num_centers if num_centers is not None
+                     else tf.shape(centers)[0], chunk_elements)
+
+  def chunked(points):
+    n = tf.shape(points)[0]
+    num_chunks = (n + rows - 1) // rows
+    last_start = n - rows
+    element_shape = tf.TensorShape(
+        [rows if isinstance(rows, int) else None, k])
+    index_parts = tf.TensorArray(tf.int64, size=num_chunks,
+                                 element_shape=element_shape)
+    distance_parts = tf.TensorArray(points.dtype, size=num_chunks,
+                                    element_shape=element_shape)
+
+    def body(i, index_parts, distance_parts):
+      start = tf.minimum(i * rows, last_start)
+      index, best = nearest_k(points[start:start + rows])
+      return (i + 1, index_parts.write(i, index),
+              distance_parts.write(i, best))
+
+    _, index_parts, distance_parts = tf.while_loop(
+        lambda i, *_: i < num_chunks, body,
+        (tf.constant(0), index_parts, distance_parts))
+    # Chunks 0..m-2 in full, then the rows of the last chunk past them.
+    head = (num_chunks - 1) * rows
+
+    def assemble(parts):
+      stacked = parts.stack()
+      return tf.concat([tf.reshape(stacked[:-1], [-1, k]),
+                        stacked[-1][head - last_start:]], axis=0)
+
+    return assemble(index_parts), assemble(distance_parts)
+
+  static_n = points.shape[0]
+  if static_n is not None and isinstance(rows, int):
+    return nearest_k(points) if static_n <= rows else chunked(points)
+  return tf.cond(tf.shape(points)[0] <= rows, lambda: nearest_k(points),
+                 lambda: chunked(points))

@@ -644,6 +644,30 @@ class KMeans(tf.Module):
     """Sum over points of the distance to the nearest center (scalar)."""
     return tf.reduce_sum(self.nearest(points)[1])
 
+  def nearest_k(self, points, k):
+    """The `k` nearest centers of each point, in bounded memory.
+
+    Args:
+      points: float Tensor of shape (n, d).
+      k: Python int, 1 <= k <= num_clusters.
+
+    Returns:
+      (top_k_cluster_indices int64 (n, k), top_k_distances (n, k)), nearest
+      first, ties to the lower index; the first column is what `nearest`
+      gives.
+
+    Raises:
+      ValueError: `k` outside [1, num_clusters].
+    """
+    k = options.check_positive_int('k', k)
+    if k > self.num_clusters:
+      raise ValueError(f'`k` must be at most num_clusters={self.num_clusters}.'
+                       f' Received: k={k}')
+    return distances_lib.top_k_nearest(self._prepare(points),
+                                       self.clusters.read_value(),
+                                       self.distance_metric, k,
+                                       self.chunk_elements)
+
 
 def sum_over_replicas(values):
   """`values` summed over the replicas of the current tf.distribute strategy.
