@@ -27,6 +27,7 @@ from kmeans_estimator import inputs
 from kmeans_estimator import locking
 from kmeans_estimator import model_fn as model_fn_lib
 from kmeans_estimator import run_config as run_config_lib
+from kmeans_estimator import training_summary as summary_lib
 from kmeans_estimator._core import bounds as bounds_lib
 from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
@@ -104,7 +105,8 @@ class KMeansClustering:
   or array with `steps` is reused for every step.
 
   Edge cases: an empty cluster keeps its center (never NaN, never the
-  origin); duplicate points are fine, and with fewer distinct points than k
+  origin), or with empty_cluster='farthest_point' moves to a point far from
+  its center; duplicate points are fine, and with fewer distinct points than k
   some centers coincide and stay empty; under the cosine metric a zero vector
   is at distance 1 from every center and does not move any center's
   direction; NaN or Inf in the data is an error; finite data so large that
@@ -164,6 +166,18 @@ class KMeansClustering:
       clusters settle. 'hamerly' needs use_mini_batch=False and the squared
       Euclidean metric, and applies to in-memory input (a Tensor or array);
       a dataset of batches, or a distributed run, uses 'lloyd'.
+    empty_cluster: 'keep' (the legacy behaviour): a cluster that no point is
+      nearest to keeps its center. 'farthest_point' (scikit-learn's policy):
+      it moves to one of the points farthest from their own centers, which
+      leaves its old cluster; in mini-batch mode only clusters that have
+      never had a point are moved, to the batch's far points (needs
+      mini_batch_steps_per_iteration=1). Each logged step reports the empty
+      clusters and, with 'farthest_point', the relocated ones. Not available
+      with `RunConfig(train_distribute=...)`.
+
+  After `train`, `training_summary` says what the call did (steps, why it
+  stopped, final loss, cluster sizes, empty clusters); the same figures go
+  to TensorBoard under 'training_summary/'.
   """
 
   SQUARED_EUCLIDEAN_DISTANCE = constants.SQUARED_EUCLIDEAN_DISTANCE
@@ -178,6 +192,8 @@ class KMeansClustering:
   TOP_K_CLUSTER_INDICES = constants.TOP_K_CLUSTER_INDICES
   TOP_K_DISTANCES = constants.TOP_K_DISTANCES
   CLUSTER_CENTERS_VAR_NAME = constants.CLUSTER_CENTERS_VAR_NAME
+  KEEP_EMPTY = constants.KEEP_EMPTY
+  FARTHEST_POINT = constants.FARTHEST_POINT
 
   def __init__(self,
                num_clusters,
@@ -196,7 +212,8 @@ class KMeansClustering:
                run_eagerly=False,
                algorithm=constants.LLOYD,
                kmeans_parallel_rounds=5,
-               kmeans_parallel_oversampling=0.5):
+               kmeans_parallel_oversampling=0.5,
+               empty_cluster=constants.KEEP_EMPTY):
     if config is None:
       config = run_config_lib.RunConfig()
     elif not isinstance(config, run_config_lib.RunConfig):
@@ -237,6 +254,7 @@ class KMeansClustering:
         kmeans_parallel_rounds=kmeans_parallel_rounds,
         kmeans_parallel_oversampling=kmeans_parallel_oversampling,
         dtype=dtype,
+        empty_cluster=empty_cluster,
         name='kmeans')
     self._kmeans = kmeans_lib.KMeans(**self._core_args)
     self._model_dir = str(model_dir)
@@ -244,6 +262,14 @@ class KMeansClustering:
     self._run_eagerly = bool(run_eagerly)
     self._algorithm = options.check_algorithm(algorithm, distance_metric,
                                               use_mini_batch)
+    if (empty_cluster == constants.FARTHEST_POINT and
+        config.train_distribute is not None):
+      raise ValueError(
+          "empty_cluster='farthest_point' is not supported with "
+          'RunConfig(train_distribute=...): the far points would have to be '
+          "gathered from every replica. Use empty_cluster='keep', or train "
+          'without a strategy.')
+    self._training_summary = None
     self._compiled = {}
     self._global_step = 0
     self._summary_writer = None
@@ -267,6 +293,20 @@ class KMeansClustering:
   @property
   def distance_metric(self):
     return self._kmeans.distance_metric
+
+  @property
+  def training_summary(self):
+    """What the last `train` call of this object did: a `TrainingSummary`.
+
+    Steps run, global step, why training stopped, whether
+    `relative_tolerance` was met, and the last step's loss, cluster sizes
+    and empty (and relocated) clusters. None before the first `train`, and
+    after a `train` that raised. It lives on this object, like
+    scikit-learn's fitted attributes; the same figures are in `model_dir` as
+    TensorBoard summaries under 'training_summary/' at the final global
+    step, which is where a later process finds them.
+    """
+    return self._training_summary
 
   # -------------------------------------------------------------- model_fn
   def model_fn(self, features, labels, mode, config=None, params=None):  # pylint: disable=unused-argument
@@ -580,7 +620,7 @@ class KMeansClustering:
         one pass); a Dataset of single rows is batched.
 
     Returns:
-      self.
+      self. `training_summary` then says what the call did.
 
     Raises:
       TypeError: `input_fn` is neither a callable nor data of a supported
@@ -590,6 +630,7 @@ class KMeansClustering:
     input_fn = inputs.as_input_fn(
         input_fn, batch_size, repeat=self._kmeans.use_mini_batch and (
             steps is not None or max_steps is not None))
+    self._training_summary = None
     strategy = self._config.train_distribute
     with self._core_for(strategy):
       try:
@@ -606,6 +647,9 @@ class KMeansClustering:
     restored = self._restore()
     if max_steps is not None and self._global_step >= max_steps:
       logging.info('Skipping training since max_steps has already saved.')
+      self._training_summary = summary_lib.TrainingSummary(
+          steps=0, global_step=self._global_step,
+          stopped_by=summary_lib.STEP_LIMIT, converged=False)
       return self
     # Without a checkpoint only initial centers given as an array build the
     # core, and they fix the width.
@@ -751,6 +795,8 @@ class KMeansClustering:
       listener.begin()
     summaries = []
     previous_loss = None
+    stats, stopped_by, relocated_total = None, None, 0
+    relocating = self._kmeans.empty_cluster == constants.FARTHEST_POINT
     start_step, start_time = self._global_step, time.time()
     last_log_step, last_log_time = start_step, start_time
     last_save_time, saved_step = start_time, None
@@ -769,17 +815,28 @@ class KMeansClustering:
             f'The loss became {loss} at step {step}; the data likely '
             'overflow float32 (magnitudes near 1e19 or more); rescale them '
             'or use dtype=tf.float64.')
+      empty = int(stats['empty_clusters'])
+      relocated = int(stats['relocated_clusters'])
+      relocated_total += relocated
       if (step - start_step) % config.save_summary_steps == 0 or (
           step == start_step + 1):
-        summaries.append((step, loss))
+        summaries.append((step, loss, empty,
+                          relocated if relocating else None))
       stop = runner.after_run(context, self._hook_values(
           loss, stats['num_points'], stats['empty_clusters'])
                              ) if runner else False
+      if stop:
+        stopped_by = summary_lib.HOOK
+      # The empty clusters, and those relocated, as '..., empty clusters =
+      # 2, relocated = 2' after the step.
+      clusters_note = f', empty clusters = {empty}' + (
+          f', relocated = {relocated}' if relocating else '')
       if step == start_step + 1:
-        logging.info('loss = %g, step = %d', loss, step)
+        logging.info('loss = %g, step = %d%s', loss, step, clusters_note)
       elif step - last_log_step >= config.log_step_count_steps:
         now = time.time()
-        logging.info('loss = %g, step = %d (%.3f steps/sec)', loss, step,
+        logging.info('loss = %g, step = %d%s (%.3f steps/sec)', loss, step,
+                     clusters_note,
                      (step - last_log_step) / max(now - last_log_time, 1e-9))
         last_log_step, last_log_time = step, now
       if self._relative_tolerance is not None and previous_loss is not None:
@@ -789,9 +846,11 @@ class KMeansClustering:
                        'step %d: stopping.', change,
                        self._relative_tolerance, step)
           stop = True
+          stopped_by = summary_lib.RELATIVE_TOLERANCE
       previous_loss = loss
       if self._checkpoint_due(step, last_save_time):
-        stop = self._save(listeners) or stop
+        if self._save(listeners) and not stop:
+          stop, stopped_by = True, summary_lib.SAVING_LISTENER
         self._write_summaries(summaries)
         summaries, last_save_time, saved_step = [], time.time(), step
       if stop:
@@ -804,8 +863,27 @@ class KMeansClustering:
     if saved_step != self._global_step:
       self._save(listeners)
     self._write_summaries(summaries)
+    if stopped_by is None:
+      stopped_by = (summary_lib.STEP_LIMIT if last_step is not None and
+                    self._global_step >= last_step else
+                    summary_lib.END_OF_INPUT)
+    summary = summary_lib.TrainingSummary(
+        steps=self._global_step - start_step,
+        global_step=self._global_step,
+        stopped_by=stopped_by,
+        converged=stopped_by == summary_lib.RELATIVE_TOLERANCE,
+        loss=previous_loss,
+        cluster_sizes=tuple(int(size) for size in
+                            np.asarray(stats['cluster_sizes'])),
+        empty_clusters=int(stats['empty_clusters']),
+        relocated_clusters=int(stats['relocated_clusters']),
+        relocated_total=relocated_total)
+    if distribute_lib.is_chief(self._core_strategy):
+      summary_lib.write(self._summary_writer_or_new(), summary)
+    logging.info('Training summary: %s', summary)
     for listener in listeners:
       listener.end(None, self._global_step)
+    self._training_summary = summary
 
   def _hook_values(self, loss, num_points, empty_clusters=0):
     """The values hooks may fetch by name after a step (see `hooks`)."""
@@ -822,23 +900,35 @@ class KMeansClustering:
     return False
 
   def _write_summaries(self, summaries):
-    """Writes buffered (step, loss) pairs as TensorBoard scalars 'loss'.
+    """Writes buffered (step, loss, empty, relocated) as TensorBoard scalars.
+
+    Tags 'loss', 'empty_clusters', and 'relocated_clusters' (only with
+    empty_cluster='farthest_point', when `relocated` is not None).
 
     Summaries are buffered until a checkpoint is written, so that a run that
     fails early leaves `model_dir` as it was.
     """
     if not summaries:
       return
-    if self._summary_writer is None:
-      self._summary_writer = tf.summary.create_file_writer(self._model_dir)
-    writer = self._summary_writer
+    writer = self._summary_writer_or_new()
     with writer.as_default():
-      for step, loss in summaries:
+      for step, loss, empty, relocated in summaries:
         # tf.summary.scalar lives in the optional tensorboard package; this
         # writes the same record with TensorFlow alone.
         tf.summary.write('loss', tf.constant(loss, tf.float32), step=step,
                          metadata=_SCALAR_METADATA)
+        tf.summary.write('empty_clusters', tf.constant(empty, tf.float32),
+                         step=step, metadata=_SCALAR_METADATA)
+        if relocated is not None:
+          tf.summary.write('relocated_clusters',
+                           tf.constant(relocated, tf.float32), step=step,
+                           metadata=_SCALAR_METADATA)
     writer.flush()
+
+  def _summary_writer_or_new(self):
+    if self._summary_writer is None:
+      self._summary_writer = tf.summary.create_file_writer(self._model_dir)
+    return self._summary_writer
 
   # ------------------------------------------------------------ evaluation
   def evaluate(self, input_fn, steps=None, hooks=None, checkpoint_path=None,

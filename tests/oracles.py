@@ -80,3 +80,42 @@ def copy_legacy(name, tmp_path):
   for path in [dst, *dst.iterdir()]:
     path.chmod(path.stat().st_mode | stat.S_IWUSR)
   return dst
+
+
+def relocating_lloyd_step(points, centers, metric=SQUARED_EUCLIDEAN):
+  """One Lloyd step with empty_cluster='farthest_point', in float64.
+
+  scikit-learn's relocation: the i-th empty cluster (by index) takes the
+  i-th point farthest from its nearest center (ties to the lower row),
+  which leaves its cluster; nothing moves when every point is on its
+  center. A cluster left with no point keeps its center.
+
+  Returns:
+    (new centers (k, d), sizes (k,) after relocation, number relocated).
+  """
+  x = normalize(points) if metric == COSINE else np.asarray(points,
+                                                            np.float64)
+  c = np.asarray(centers, np.float64)
+  d = distances(x, c, metric)
+  labels = d.argmin(1)
+  far = d[np.arange(len(x)), labels]
+  k = len(c)
+  sums = np.zeros_like(c)
+  np.add.at(sums, labels, x)
+  counts = np.bincount(labels, minlength=k).astype(np.float64)
+  empty = np.flatnonzero(counts == 0)
+  relocated = 0
+  if len(empty) and len(x) and far.max() > 0:
+    order = np.argsort(-far, kind='stable')
+    for e, i in zip(empty, order):
+      sums[labels[i]] -= x[i]
+      counts[labels[i]] -= 1
+      sums[e] = x[i]
+      counts[e] = 1
+      relocated += 1
+  new = c.copy()
+  moved = counts > 0
+  new[moved] = sums[moved] / counts[moved, None]
+  if metric == COSINE:
+    new[moved] = normalize(new[moved])
+  return new, counts, relocated

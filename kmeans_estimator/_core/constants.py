@@ -49,3 +49,10 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 18
 LLOYD = 'lloyd'
 HAMERLY = 'hamerly'
 ALGORITHMS = (LLOYD, HAMERLY)
+
+# What a full-batch step does with a cluster that no point is nearest to:
+# keep its center (the legacy behaviour), or move it to the point farthest
+# from its own center (scikit-learn's policy).
+KEEP_EMPTY = 'keep'
+FARTHEST_POINT = 'farthest_point'
+EMPTY_CLUSTER_POLICIES = (KEEP_EMPTY, FARTHEST_POINT)

@@ -67,6 +67,17 @@ class KMeans(tf.Module):
     dtype: float dtype of the centers and the computation.
     chunk_elements: the most point-to-center distances held at once when only
       the nearest center is needed.
+    empty_cluster: what a step does with a cluster that no point is nearest
+      to. 'keep' (the legacy behaviour): it keeps its center.
+      'farthest_point' (scikit-learn's policy): it moves to one of the points
+      farthest from their own centers, which leaves its old cluster (see
+      `updates.relocate_empty_clusters`). In mini-batch steps the
+      candidates are the batch's points, and only clusters that have never
+      had a point (accumulated count 0) are relocated: a cluster that merely
+      misses one batch keeps its center and learning rate. Finding the far
+      points costs one more distance pass, only in steps that left a
+      cluster empty. Not available inside `strategy.run` with several
+      replicas.
     name: module name.
   """
 
@@ -76,6 +87,8 @@ class KMeans(tf.Module):
   KMEANS_PLUS_PLUS_INIT = constants.KMEANS_PLUS_PLUS_INIT
   KMC2_INIT = constants.KMC2_INIT
   KMEANS_PARALLEL_INIT = constants.KMEANS_PARALLEL_INIT
+  KEEP_EMPTY = constants.KEEP_EMPTY
+  FARTHEST_POINT = constants.FARTHEST_POINT
 
   def __init__(self,
                num_clusters,
@@ -91,6 +104,7 @@ class KMeans(tf.Module):
                chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
                kmeans_parallel_rounds=5,
                kmeans_parallel_oversampling=0.5,
+               empty_cluster=constants.KEEP_EMPTY,
                name=None):
     super().__init__(name=name)
     self.num_clusters = options.check_positive_int('num_clusters',
@@ -114,6 +128,9 @@ class KMeans(tf.Module):
                       f'tf.float32. Received: dtype={dtype!r}')
     self.chunk_elements = options.check_positive_int('chunk_elements',
                                                      chunk_elements)
+    self.empty_cluster = options.check_empty_cluster(
+        empty_cluster, self.use_mini_batch,
+        self.mini_batch_steps_per_iteration)
     self._given_centers = None
     if isinstance(initial_clusters, str):
       options.check_initial_clusters_name(initial_clusters)
@@ -469,27 +486,92 @@ class KMeans(tf.Module):
                            (iterator.get_next_as_optional(), initial))[1]
     return self._statistics(self._prepare(data), centers)
 
-  def apply_full_batch(self, sums, counts, loss):
+  def apply_full_batch(self, sums, counts, loss, data=None):
     """Moves the centers by one Lloyd update from summed statistics.
 
     Inside `strategy.run` the statistics are first summed over all replicas
     (one all-reduce), so every replica moves the centers identically.
 
+    Args:
+      sums, counts, loss: `statistics(data)` under the current centers.
+      data: the data the statistics came from (a Tensor (n, d) or a finite
+        dataset of batches), needed only by empty_cluster='farthest_point'
+        to find the far points (one more pass, only when a cluster is
+        empty); without it empty clusters keep their centers.
+
     Returns:
-      dict with 'loss', 'num_points' (int64) and 'empty_clusters' (int32),
-      over all replicas.
+      dict with 'loss', 'num_points' (int64), 'empty_clusters' (int32, the
+      clusters the assignment left empty), 'relocated_clusters' (int32, how
+      many of them moved to a far point) and 'cluster_sizes' (int64 (k,),
+      the points each center's update used), over all replicas.
     """
     sums, counts, loss = sum_over_replicas((sums, counts, loss))
+    centers = self.clusters.read_value()
+    sizes, relocated = counts, None
+    if data is not None and self.empty_cluster == constants.FARTHEST_POINT:
+      sums, sizes, relocated = self._relocate(sums, counts, counts == 0,
+                                              data, centers)
     self.clusters.assign(updates.lloyd_update(
-        self.clusters.read_value(), sums, counts, self.distance_metric))
-    return self._stats(loss, counts)
+        centers, sums, sizes, self.distance_metric))
+    return self._stats(loss, counts, sizes, relocated)
+
+  def _relocate(self, sums, counts, empty, data, centers, prepared=False):
+    """`updates.relocate_empty_clusters` when a cluster is `empty`.
+
+    The far points are searched (one more pass over `data`) only in steps
+    that left a cluster empty.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+      raise ValueError(
+          "empty_cluster='farthest_point' is not supported inside "
+          f'strategy.run with {context.num_replicas_in_sync} replicas; use '
+          "empty_cluster='keep'.")
+
+    def relocate():
+      return updates.relocate_empty_clusters(
+          sums, counts, empty,
+          self._farthest_candidates(data, centers, prepared))
+
+    return tf.cond(tf.reduce_any(empty), relocate,
+                   lambda: (sums, counts, tf.constant(0, tf.int32)))
+
+  def _farthest_candidates(self, data, centers, prepared=False):
+    """The k points of `data` farthest from their nearest `centers`.
+
+    A dataset is streamed once, keeping a running top k (k distances and
+    k points), so memory never grows with the data.
+    """
+    k = self.num_clusters
+
+    def candidates(points):
+      index, distance = distances_lib.nearest_centers(
+          points, centers, self.distance_metric, self.chunk_elements)
+      return updates.farthest_candidates(points, index, distance, k)
+
+    if not isinstance(data, tf.data.Dataset):
+      return candidates(data if prepared else self._prepare(data))
+    initial = (tf.fill([k], tf.constant(float('-inf'), self.dtype)),
+               tf.zeros([k, self.num_features], self.dtype),
+               tf.zeros([k], tf.int32))
+    iterator = iter(data)
+
+    def add(batch, best):
+      return (iterator.get_next_as_optional(), updates.merge_candidates(
+          best, candidates(self._prepare(batch.get_value()))))
+
+    return tf.while_loop(lambda batch, _: batch.has_value(), add,
+                         (iterator.get_next_as_optional(), initial))[1]
 
   def full_batch_step(self, data):
     """One exact Lloyd iteration over all of `data`.
 
     Statistics are accumulated over every batch with the current centers, then
     the centers move once: a finite dataset of batches gives exactly the step
-    that the concatenated tensor would. An empty cluster keeps its center.
+    that the concatenated tensor would. An empty cluster keeps its center, or
+    with empty_cluster='farthest_point' moves to a far point (a dataset is
+    then read a second time, in steps that left a cluster empty; it must
+    yield the same points each time).
     Inside `strategy.run` each replica passes its own share of the data and
     the step covers their union.
 
@@ -499,9 +581,11 @@ class KMeans(tf.Module):
 
     Returns:
       dict with 'loss' (sum of distances to the nearest center before the
-      update), 'num_points' (int64) and 'empty_clusters' (int32).
+      update), 'num_points' (int64), 'empty_clusters' (int32),
+      'relocated_clusters' (int32) and 'cluster_sizes' (int64 (k,)), as
+      `apply_full_batch` describes them.
     """
-    return self.apply_full_batch(*self.statistics(data))
+    return self.apply_full_batch(*self.statistics(data), data)
 
   def hamerly_step(self, points, assignments, lower):
     """One exact Lloyd step that skips the distances bounds rule out.
@@ -528,7 +612,8 @@ class KMeans(tf.Module):
     (sums, counts, loss), assignments, lower, recomputed = (
         bounds.hamerly_statistics(points, centers, assignments, lower,
                                   self.chunk_elements))
-    stats = self.apply_full_batch(sums, counts, loss)
+    # A relocation moves a center like any update, so the bounds still hold.
+    stats = self.apply_full_batch(sums, counts, loss, points)
     lower = bounds.move_bounds(lower, assignments, centers,
                                self.clusters.read_value())
     stats['recomputed'] = recomputed
@@ -543,9 +628,15 @@ class KMeans(tf.Module):
     `strategy.run` the step uses the global batch (the union of the replicas'
     batches): statistics are all-reduced before the update.
 
+    With empty_cluster='farthest_point', clusters that no point has ever been
+    assigned to (accumulated count 0) take the batch's points farthest from
+    their centers (see `updates.relocate_empty_clusters`).
+
     Returns:
       dict with 'loss' (sum of distances to the nearest center for this
-      batch, before the update), 'num_points' and 'empty_clusters'.
+      batch, before the update), 'num_points', 'empty_clusters' (clusters
+      with no point of this batch), 'relocated_clusters' and 'cluster_sizes'
+      (int64 (k,), this batch's points per cluster, after any relocation).
     """
     points = self._prepare(points)
     if self.update_in_steps is not None:
@@ -553,14 +644,21 @@ class KMeans(tf.Module):
       target = self.clusters_updated
     else:
       target = self.clusters
+    centers = self.clusters.read_value()
     sums, counts, loss = sum_over_replicas(
-        self._statistics(points, self.clusters.read_value()))
+        self._statistics(points, centers))
+    sizes, relocated = counts, None
+    if self.empty_cluster == constants.FARTHEST_POINT:
+      never_used = tf.equal(self.cluster_counts.read_value(), 0)
+      sums, sizes, relocated = self._relocate(
+          sums, counts, never_used & tf.equal(counts, 0), points, centers,
+          prepared=True)
     new_centers, new_counts = updates.mini_batch_update(
-        target.read_value(), self.cluster_counts.read_value(), sums, counts,
+        target.read_value(), self.cluster_counts.read_value(), sums, sizes,
         self.distance_metric)
     target.assign(new_centers)
     self.cluster_counts.assign(new_counts)
-    return self._stats(loss, counts)
+    return self._stats(loss, counts, sizes, relocated)
 
   def broadcast_state(self):
     """Makes every replica's state the first replica's (inside strategy.run).
@@ -604,11 +702,16 @@ class KMeans(tf.Module):
     return self.full_batch_step(data)
 
   @staticmethod
-  def _stats(loss, counts):
+  def _stats(loss, counts, sizes=None, relocated=None):
+    """The step's figures; `sizes` are the counts after any relocation."""
     return {
         'loss': loss,
         'num_points': tf.cast(tf.reduce_sum(counts), tf.int64),
         'empty_clusters': tf.reduce_sum(tf.cast(counts == 0, tf.int32)),
+        'relocated_clusters': (tf.constant(0, tf.int32) if relocated is None
+                               else relocated),
+        'cluster_sizes': tf.cast(counts if sizes is None else sizes,
+                                 tf.int64),
     }
 
   # ------------------------------------------------------------- inference

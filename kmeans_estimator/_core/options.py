@@ -53,6 +53,26 @@ def check_algorithm(algorithm, distance_metric, use_mini_batch):
   return algorithm
 
 
+def check_empty_cluster(empty_cluster, use_mini_batch,
+                        mini_batch_steps_per_iteration):
+  """Checks `empty_cluster` and what it needs of the mini-batch options."""
+  if empty_cluster not in constants.EMPTY_CLUSTER_POLICIES:
+    raise ValueError(
+        f'`empty_cluster` must be one of '
+        f'{list(constants.EMPTY_CLUSTER_POLICIES)}. '
+        f'Received: empty_cluster={empty_cluster!r}')
+  if (empty_cluster == constants.FARTHEST_POINT and use_mini_batch and
+      mini_batch_steps_per_iteration != 1):
+    raise ValueError(
+        "empty_cluster='farthest_point' with use_mini_batch=True needs "
+        'mini_batch_steps_per_iteration=1: the per-cluster counts that tell '
+        'a dead center from one that missed a batch are reset every '
+        'iteration otherwise. Received: mini_batch_steps_per_iteration='
+        f"{mini_batch_steps_per_iteration!r}; use empty_cluster='keep' or "
+        'mini_batch_steps_per_iteration=1.')
+  return empty_cluster
+
+
 def check_initial_clusters_name(initial_clusters):
   """Checks a string `initial_clusters`; other kinds are checked elsewhere."""
   if initial_clusters not in constants.INIT_METHODS:
