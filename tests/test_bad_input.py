@@ -86,7 +86,7 @@ def test_num_clusters_must_be_a_positive_integer(num_clusters, error,
 @pytest.mark.parametrize('kwargs,error,match', [
     ({'initial_clusters': 'kmeans++'}, ValueError,
      r"`initial_clusters` must be one of \['random', 'kmeans_plus_plus', "
-     r"'kmc2'\].*Received: initial_clusters='kmeans\+\+'"),
+     r"'kmc2', 'kmeans_parallel'\].*Received: initial_clusters='kmeans\+\+'"),
     ({'distance_metric': 'manhattan'}, ValueError,
      r"`distance_metric` must be one of \['squared_euclidean', 'cosine'\]. "
      r"Received: distance_metric='manhattan'"),

@@ -89,7 +89,7 @@ def make(k, init, metric=SQ, mode='full_batch', dtype=np.float32, **kwargs):
      "Received: distance_metric='manhattan'"),
     (dict(num_clusters=2, initial_clusters='kmeans++'), ValueError,
      "`initial_clusters` must be one of ['random', 'kmeans_plus_plus', "
-     "'kmc2']"),
+     "'kmc2', 'kmeans_parallel']"),
     (dict(num_clusters=2, initial_clusters=np.zeros((3, 2))), ValueError,
      '`initial_clusters` must have shape (2, d)'),
     (dict(num_clusters=2, num_features=3, initial_clusters=np.zeros((2, 2))),
@@ -491,7 +491,8 @@ def test_k_equals_n(metric, mode):
                              atol=1e-6)
 
 
-@pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus', 'kmc2'])
+@pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus', 'kmc2',
+                                  'kmeans_parallel'])
 @pytest.mark.parametrize('mode', MODES)
 @pytest.mark.parametrize('metric', METRICS)
 def test_duplicate_points_fewer_distinct_points_than_k(metric, mode, init):

@@ -151,7 +151,8 @@ def test_predict_score_transform_evaluate_are_exact_against_numpy(tmp_path):
   assert set(batches[0]) == {'cluster_index'}
 
 
-@pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus', 'kmc2'])
+@pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus', 'kmc2',
+                                  'kmeans_parallel'])
 def test_every_named_init_method_trains_to_a_good_fit(tmp_path, init):
   points, _ = blobs(seed=6, n=500)
   kmeans = KMeansClustering(5, model_dir=str(tmp_path), use_mini_batch=False,
@@ -163,7 +164,7 @@ def test_every_named_init_method_trains_to_a_good_fit(tmp_path, init):
                            use_mini_batch=False, initial_clusters=init,
                            seed=11).train(lambda: points, steps=1)
   np.testing.assert_array_equal(again.cluster_centers(), first)
-  if init == 'kmeans_plus_plus':
+  if init in ('kmeans_plus_plus', 'kmeans_parallel'):
     kmeans.train(lambda: points, steps=10)
     true_score = inertia(points, TRUE_CENTERS)
     assert kmeans.score(lambda: points) < 1.05 * true_score

@@ -346,14 +346,96 @@ def kmeans_parallel_candidates(points, seed, rounds, oversampling,
   return candidates, candidate_weights
 
 
-def reduce_candidates(candidates, candidate_weights, num, seed, num_retries,
+def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
+                             rounds, oversampling, distance_metric,
+                             chunk_elements):
+  """The weighted candidates of k-means|| over a stream of batches.
+
+  One pass draws the first center (a uniform draw over the stream) and
+  counts the points, each of `rounds` passes draws `oversampling`
+  candidates, keeping across batches the rows with the largest sampling
+  keys (a reservoir of fixed size), and one pass weighs the candidates.
+  Memory holds a batch, the candidates and a chunk of distances, whatever
+  the size of the data. Batch i of round r draws with seed (r, i): one
+  batch gives `kmeans_parallel_candidates`' draws.
+
+  Args:
+    dataset: a finite `tf.data.Dataset` of batches (m, d), in the same order
+      on every pass.
+    prepare: function applied to each batch (the metric's preparation).
+    num_features: d, a Python int.
+    dtype: float dtype of the prepared batches.
+    seed, rounds, oversampling, distance_metric, chunk_elements: as
+      `kmeans_parallel_candidates`.
+
+  Returns:
+    (candidates (C, d), candidate_weights (C,), number of points int64).
+  """
+  size = num_kmeans_parallel_candidates(rounds, oversampling)
+  no_key = tf.constant(-float('inf'), tf.float64)
+
+  def each_batch(update, state):
+    """`state` after update(batch, i, state) for every batch, in order."""
+    iterator = iter(dataset)
+
+    def body(batch, i, state):
+      state = update(prepare(batch.get_value()), i, state)
+      return iterator.get_next_as_optional(), i + 1, state
+
+    return tf.while_loop(lambda batch, *_: batch.has_value(), body,
+                         (iterator.get_next_as_optional(), tf.constant(0),
+                          state))[2]
+
+  def reservoir(size):
+    return tf.fill([size], no_key), tf.zeros([size, num_features], dtype)
+
+  def draw_first(batch, i, state):
+    keys, rows, count = state
+    m = tf.shape(batch)[0]
+    keys, rows = merge_reservoir(
+        keys, rows, sample_keys(tf.ones([m], dtype), None,
+                                fold_seed(seed, 0, i)), batch)
+    return keys, rows, count + tf.cast(m, tf.int64)
+
+  _, first, count = each_batch(draw_first,
+                               (*reservoir(1), tf.constant(0, tf.int64)))
+  blocks = [first]
+  for r in range(rounds):
+    so_far = tf.concat(blocks, axis=0)
+
+    def draw(batch, i, state, r=r, so_far=so_far):
+      _, distance = distances_lib.nearest_centers(
+          batch, so_far, distance_metric, chunk_elements)
+      return merge_reservoir(
+          *state, sample_keys(distance, None, fold_seed(seed, r + 1, i)),
+          batch)
+
+    keys, rows = each_batch(draw, reservoir(oversampling))
+    blocks.append(fill_unused(tf.concat([first, rows], axis=0),
+                              tf.concat([[True], keys > no_key], axis=0))[1:])
+  candidates = tf.concat(blocks, axis=0)
+
+  def weigh(batch, i, totals):
+    index, _ = distances_lib.nearest_centers(
+        batch, candidates, distance_metric, chunk_elements)
+    return totals + tf.math.unsorted_segment_sum(
+        tf.ones([tf.shape(batch)[0]], dtype), index, size)
+
+  weights = each_batch(weigh, tf.zeros([size], dtype))
+  return candidates, weights, count
+
+
+def reduce_candidates(candidates, candidate_weights, num, seed,
                       distance_metric, lloyd_steps=30):
   """k centers from weighted candidates: weighted k-means++, then Lloyd.
 
   The candidates are few (about rounds x oversampling), so this costs far
-  less than one pass over the data. Lloyd stops early once no candidate
-  changes center.
+  less than one pass over the data, and k-means++ can afford four times
+  scikit-learn's trials per center: missing a group of candidates here would
+  merge two clusters for good. Lloyd stops early once no candidate changes
+  center.
   """
+  num_retries = 4 * num_kmeans_plus_plus_candidates(num, -1) - 1
   centers = kmeans_plus_plus(candidates, num, seed, num_retries,
                              distance_metric, weights=candidate_weights)
   size = tf.shape(candidates)[0]

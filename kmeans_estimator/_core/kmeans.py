@@ -324,15 +324,10 @@ class KMeans(tf.Module):
                             self.num_clusters)))
 
   def _reduce_candidates(self, candidates, weights, seed):
-    # The candidates are few, so their k-means++ can afford four times
-    # scikit-learn's trials per center: missing a group of candidates here
-    # would merge two clusters for good.
-    retries = 4 * initializers.num_kmeans_plus_plus_candidates(
-        self.num_clusters, -1) - 1
     return initializers.reduce_candidates(
         candidates, weights, self.num_clusters,
         initializers.fold_seed(seed, self.kmeans_parallel_rounds + 1),
-        retries, self.distance_metric)
+        self.distance_metric)
 
   def initialize(self, points):
     """Chooses initial centers from `points` unless already initialized.
@@ -383,70 +378,16 @@ class KMeans(tf.Module):
 
   def _parallel_from_dataset(self, dataset):
     seed = self._seed(1, 0)
-    rounds = self.kmeans_parallel_rounds
-    oversampling = self._parallel_oversampling()
-    size = initializers.num_kmeans_parallel_candidates(rounds, oversampling)
-    d = self.num_features
-    no_key = tf.constant(-float('inf'), tf.float64)
-
-    def each_batch(update, state):
-      """`state` after update(batch, i, state) for every batch, in order."""
-      iterator = iter(dataset)
-
-      def body(batch, i, state):
-        state = update(self._prepare(batch.get_value()), i, state)
-        return iterator.get_next_as_optional(), i + 1, state
-
-      return tf.while_loop(lambda batch, *_: batch.has_value(), body,
-                           (iterator.get_next_as_optional(), tf.constant(0),
-                            state))[2]
-
-    def reservoir(size):
-      return tf.fill([size], no_key), tf.zeros([size, d], self.dtype)
-
-    def draw_first(batch, i, state):
-      keys, rows, count = state
-      m = tf.shape(batch)[0]
-      keys, rows = initializers.merge_reservoir(
-          keys, rows, initializers.sample_keys(
-              tf.ones([m], self.dtype), None,
-              initializers.fold_seed(seed, 0, i)), batch)
-      return keys, rows, count + tf.cast(m, tf.int64)
-
-    _, first, count = each_batch(draw_first, (*reservoir(1),
-                                              tf.constant(0, tf.int64)))
+    candidates, weights, count = initializers.kmeans_parallel_streamed(
+        dataset, self._prepare, self.num_features, self.dtype, seed,
+        self.kmeans_parallel_rounds, self._parallel_oversampling(),
+        self.distance_metric, self.chunk_elements)
     check = tf.debugging.assert_greater_equal(
         count, tf.cast(self.num_clusters, tf.int64),
         message=('kmeans_parallel needs at least num_clusters points in the '
                  'input; give more data or lower num_clusters'))
     with tf.control_dependencies([check]):
-      first = tf.identity(first)
-    blocks = [first]
-    for r in range(rounds):
-      candidates = initializers.fill_unused(
-          tf.concat(blocks, axis=0), tf.ones([1 + r * oversampling], tf.bool))
-
-      def draw(batch, i, state, r=r, candidates=candidates):
-        _, distance = distances_lib.nearest_centers(
-            batch, candidates, self.distance_metric, self.chunk_elements)
-        return initializers.merge_reservoir(
-            *state, initializers.sample_keys(
-                distance, None, initializers.fold_seed(seed, r + 1, i)),
-            batch)
-
-      keys, rows = each_batch(draw, reservoir(oversampling))
-      blocks.append(initializers.fill_unused(
-          tf.concat([first, rows], axis=0),
-          tf.concat([[True], keys > no_key], axis=0))[1:])
-    candidates = tf.concat(blocks, axis=0)
-
-    def weigh(batch, i, totals):
-      index, _ = distances_lib.nearest_centers(
-          batch, candidates, self.distance_metric, self.chunk_elements)
-      return totals + tf.math.unsorted_segment_sum(
-          tf.ones([tf.shape(batch)[0]], self.dtype), index, size)
-
-    weights = each_batch(weigh, tf.zeros([size], self.dtype))
+      candidates = tf.identity(candidates)
     return self._append_centers(
         self._reduce_candidates(candidates, weights, seed))
 
