@@ -43,6 +43,10 @@ Backends:
   kmeans_estimator_kmc2       full batch from `initial_clusters='kmc2'`
                               (k-MC2: initialisation without a pass per
                               center), for the time to quality.
+  kmeans_estimator_parallel   `initial_clusters='kmeans_parallel'` (k-means||:
+                              5 sampling rounds over all the data) with
+                              `algorithm='hamerly'` (Lloyd on streamed
+                              workloads): the fastest route to a good fit.
   kmeans_core                 the `KMeans` tf.Module alone (`initialize`,
                               `full_batch_step`, `nearest` in tf.functions),
                               to show what the estimator shell adds.
@@ -121,10 +125,11 @@ DEFAULT_WORKLOADS = ('tiny', 'small', 'medium')
 SKLEARN_BACKENDS = ('sklearn_lloyd', 'sklearn_elkan', 'sklearn_minibatch')
 TF_BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
                'kmeans_estimator_hamerly', 'kmeans_estimator_batched',
-               'kmeans_estimator_kmc2', 'kmeans_core', 'gemm_floor')
+               'kmeans_estimator_kmc2', 'kmeans_estimator_parallel',
+               'kmeans_core', 'gemm_floor')
 BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
             'kmeans_estimator_hamerly', 'kmeans_estimator_batched',
-            'kmeans_estimator_kmc2',
+            'kmeans_estimator_kmc2', 'kmeans_estimator_parallel',
             'kmeans_core', 'sklearn_lloyd', 'sklearn_elkan',
             'sklearn_minibatch', 'gemm_floor')
 REFERENCE = 'sklearn_lloyd'
@@ -292,7 +297,7 @@ def _tracing_counts(estimator):
   counts = {}
   for name, fn in getattr(estimator, '_compiled', {}).items():
     if hasattr(fn, 'experimental_get_tracing_count'):
-      key = name if isinstance(name, str) else '/'.join(name)
+      key = name if isinstance(name, str) else '/'.join(map(str, name))
       counts[key] = fn.experimental_get_tracing_count()
   return counts
 
@@ -614,6 +619,11 @@ def run_backend(workload_name, backend, config):
   elif backend == 'kmeans_estimator_kmc2':
     result = run_kmeans_estimator(workload, points, config, mini_batch=False,
                                   initial_clusters='kmc2')
+  elif backend == 'kmeans_estimator_parallel':
+    result = run_kmeans_estimator(
+        workload, points, config, mini_batch=False,
+        initial_clusters='kmeans_parallel',
+        algorithm='lloyd' if workload.streamed else 'hamerly')
   elif backend == 'kmeans_core':
     result = run_kmeans_core(workload, points, config)
   elif backend == 'sklearn_lloyd':

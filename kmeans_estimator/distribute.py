@@ -26,6 +26,9 @@ import math
 
 import tensorflow as tf
 
+from kmeans_estimator._core import constants
+from kmeans_estimator._core import initializers
+
 # What a collective raises when a peer dies or stops answering in time.
 _PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                   tf.errors.AbortedError, tf.errors.CancelledError)
@@ -148,7 +151,10 @@ class Trainer:
     """
     core = self._core
     # read_value(): bool() of a distributed variable is not its value.
-    if not bool(core.initialized.read_value()):
+    if not bool(core.initialized.read_value()) and (
+        core.initial_clusters == constants.KMEANS_PARALLEL_INIT):
+      self._initialize_parallel()
+    elif not bool(core.initialized.read_value()):
       for batch in self._dataset:
         local = self._strategy.experimental_local_results(batch)[0]
         if int(local.shape[0]) and bool(
@@ -165,6 +171,82 @@ class Trainer:
     step = self._run('broadcast_step', first_replica_step,
                      tf.constant(global_step, tf.int64))
     return int(self._first_replica_value(step))
+
+  def _initialize_parallel(self):
+    """k-means|| over every replica's batches (see `StreamedSampler`).
+
+    Each replica draws from its own batches with its own seed; after each
+    pass the replicas' reservoirs are merged (all-gather, then the largest
+    keys) and their counts and weights summed, so every replica holds the
+    same candidates. The first replica's are reduced to the centers, which
+    `initialize` then broadcasts.
+    """
+    core = self._core
+    sampler = core.streamed_sampler()
+
+    def replica_seed():
+      context = tf.distribute.get_replica_context()
+      return initializers.fold_seed(sampler.seed,
+                                    context.replica_id_in_sync_group)
+
+    def merged(keys, rows):
+      context = tf.distribute.get_replica_context()
+      top = tf.math.top_k(context.all_gather(keys, axis=0),
+                          k=tf.shape(keys)[0])
+      return top.values, tf.gather(context.all_gather(rows, axis=0),
+                                   top.indices)
+
+    def summed(value):
+      return tf.distribute.get_replica_context().all_reduce(
+          tf.distribute.ReduceOp.SUM, tf.cast(value, tf.float64))
+
+    def one_pass(name, update, state, *extra):
+      for i, batch in enumerate(self._dataset):
+        state = self._run(('kmeans_parallel', name), update, batch,
+                          tf.constant(i), state, *extra)
+      return state
+
+    def first_update(batch, i, state):
+      return sampler.first_update(core.prepare(batch), i, state,
+                                  replica_seed())
+
+    def first_merge(keys, rows, count):
+      return (*merged(keys, rows), summed(count))
+
+    state = self._run(('kmeans_parallel', 'first_state'),
+                      sampler.first_state)
+    _, first, count = self._run(('kmeans_parallel', 'first_merge'),
+                                first_merge, *one_pass('first', first_update,
+                                                       state))
+    candidates = first
+    for r in range(1, sampler.rounds + 1):
+
+      def round_update(batch, i, state, so_far, r=r):
+        return sampler.round_update(core.prepare(batch), i, state, r,
+                                    so_far, replica_seed())
+
+      state = self._run(('kmeans_parallel', 'reservoir'),
+                        lambda: sampler.reservoir(sampler.oversampling))
+      keys, rows = self._run(
+          ('kmeans_parallel', 'merge'), merged,
+          *one_pass(f'round{r}', round_update, state, candidates))
+      # Named per round: the candidates grow, so each round traces anew.
+      candidates = self._run(
+          ('kmeans_parallel', f'append{r}'),
+          lambda so_far, keys, rows, first: tf.concat(
+              [so_far, sampler.round_candidates(keys, rows, first)], axis=0),
+          candidates, keys, rows, first)
+
+    def weigh_update(batch, _, totals, candidates):
+      return sampler.weigh_update(core.prepare(batch), totals, candidates)
+
+    totals = self._run(('kmeans_parallel', 'totals'),
+                       lambda: tf.zeros([sampler.size], sampler.dtype))
+    weights = self._run(('kmeans_parallel', 'sum'), summed,
+                        one_pass('weigh', weigh_update, totals, candidates))
+    local = self._first_replica_value((candidates, weights, count))
+    self._compile('finish_parallel', core.finish_parallel)(
+        local[0], tf.cast(local[1], sampler.dtype), local[2])
 
   def _full_batch_pass(self, _):
     """One Lloyd step over every batch of every replica."""

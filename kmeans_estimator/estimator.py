@@ -139,8 +139,8 @@ class KMeansClustering:
       'kmeans_parallel' (k-means||, Spark's default) samples all the data in
       `kmeans_parallel_rounds` + 2 passes, so it sees every batch of a
       dataset and is much faster than 'kmeans_plus_plus' on large data. It
-      needs finite input; under tf.distribute it uses the first replica's
-      first batch.
+      needs finite input; under tf.distribute every replica samples its own
+      batches.
     distance_metric: 'squared_euclidean' or 'cosine'.
     seed: int seed for initialisation; None uses `config.tf_random_seed`,
       else a random one (logged).

@@ -108,6 +108,35 @@ def test_seeded_initialisation_is_the_one_process_choice(tmp_path, mirrored,
   np.testing.assert_allclose(centers[1], centers[0], rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize('metric', ['squared_euclidean', 'cosine'])
+def test_kmeans_parallel_samples_every_replica(tmp_path, mirrored, metric):
+  """k-means|| over both replicas' batches: every blob gets a center, the
+  fit equals one process's to 1%, and the same seed gives the same
+  centers."""
+  rng = np.random.default_rng(9)
+  true_centers = rng.uniform(-50, 50, size=(6, 3))
+  points = (true_centers[rng.integers(6, size=2000)] +
+            rng.normal(0, 1, size=(2000, 3))).astype(np.float32)
+  input_fn = lambda: tf.data.Dataset.from_tensor_slices(points).batch(100)
+  fits = []
+  for name, strategy in (('single', None), ('mirrored', mirrored),
+                         ('again', mirrored)):
+    kmeans = KMeansClustering(6, model_dir=str(tmp_path / name), seed=3,
+                              initial_clusters='kmeans_parallel',
+                              distance_metric=metric, use_mini_batch=False,
+                              kmeans_parallel_rounds=3,
+                              config=RunConfig(train_distribute=strategy))
+    kmeans.train(input_fn, steps=1)
+    fits.append(kmeans.cluster_centers())
+  np.testing.assert_array_equal(fits[2], fits[1])
+  losses = [oracles.inertia(points, centers, metric) for centers in fits]
+  assert losses[1] <= 1.01 * losses[0] + 1e-6
+  if metric == 'squared_euclidean':
+    for centers in fits:
+      nearest = np.argmin(oracles.distances(centers, true_centers), axis=1)
+      assert len(set(nearest)) == 6
+
+
 def test_default_strategy_equals_no_strategy(tmp_path):
   points = blobs(seed=7)
   results = []

@@ -346,6 +346,78 @@ def kmeans_parallel_candidates(points, seed, rounds, oversampling,
   return candidates, candidate_weights
 
 
+class StreamedSampler:
+  """The per-batch updates of k-means|| over batches, for any driver.
+
+  A driver makes `passes()` passes over the batches: in pass 0 it folds
+  every batch into `first_update`'s state, in pass r (1..rounds) into
+  `round_update`'s, in the last into `weigh_update`'s; `round_candidates`
+  and `candidates` turn the states into candidates. Batch i of round r
+  draws with seed (r, i), so one batch gives `kmeans_parallel_candidates`'
+  draws. Several streams (replicas) can each run a pass and combine their
+  states with `merge_reservoir` and sums.
+
+  Args:
+    num_features: d, a Python int.
+    dtype: float dtype of the (prepared) batches.
+    seed, rounds, oversampling, distance_metric, chunk_elements: as
+      `kmeans_parallel_candidates`.
+  """
+
+  def __init__(self, num_features, dtype, seed, rounds, oversampling,
+               distance_metric, chunk_elements):
+    self.num_features = num_features
+    self.dtype = dtype
+    self.seed = seed
+    self.rounds = rounds
+    self.oversampling = oversampling
+    self.distance_metric = distance_metric
+    self.chunk_elements = chunk_elements
+    self.size = num_kmeans_parallel_candidates(rounds, oversampling)
+
+  def reservoir(self, size):
+    """An empty reservoir of `size` rows: (keys, rows)."""
+    return (tf.fill([size], tf.constant(-float('inf'), tf.float64)),
+            tf.zeros([size, self.num_features], self.dtype))
+
+  def first_state(self):
+    return (*self.reservoir(1), tf.constant(0, tf.int64))
+
+  def first_update(self, batch, i, state, seed=None):
+    """Pass 0: a uniform draw of the first center; counts the points."""
+    keys, rows, count = state
+    m = tf.shape(batch)[0]
+    keys, rows = merge_reservoir(
+        keys, rows, sample_keys(tf.ones([m], self.dtype), None,
+                                fold_seed(self._seed(seed), 0, i)), batch)
+    return keys, rows, count + tf.cast(m, tf.int64)
+
+  def round_update(self, batch, i, state, round_index, so_far, seed=None):
+    """Pass r: draws in proportion to the distance to `so_far`."""
+    _, distance = distances_lib.nearest_centers(
+        batch, so_far, self.distance_metric, self.chunk_elements)
+    return merge_reservoir(
+        *state, sample_keys(distance, None, fold_seed(self._seed(seed),
+                                                      round_index, i)),
+        batch)
+
+  def round_candidates(self, keys, rows, first):
+    """A round's reservoir as a block of candidates (unused: `first`)."""
+    return fill_unused(tf.concat([first, rows], axis=0),
+                       tf.concat([[True], keys > -float('inf')],
+                                 axis=0))[1:]
+
+  def weigh_update(self, batch, totals, candidates):
+    """The last pass: points nearest to each candidate."""
+    index, _ = distances_lib.nearest_centers(
+        batch, candidates, self.distance_metric, self.chunk_elements)
+    return totals + tf.math.unsorted_segment_sum(
+        tf.ones([tf.shape(batch)[0]], self.dtype), index, self.size)
+
+  def _seed(self, seed):
+    return self.seed if seed is None else seed
+
+
 def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
                              rounds, oversampling, distance_metric,
                              chunk_elements):
@@ -356,23 +428,20 @@ def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
   candidates, keeping across batches the rows with the largest sampling
   keys (a reservoir of fixed size), and one pass weighs the candidates.
   Memory holds a batch, the candidates and a chunk of distances, whatever
-  the size of the data. Batch i of round r draws with seed (r, i): one
-  batch gives `kmeans_parallel_candidates`' draws.
+  the size of the data.
 
   Args:
     dataset: a finite `tf.data.Dataset` of batches (m, d), in the same order
       on every pass.
     prepare: function applied to each batch (the metric's preparation).
-    num_features: d, a Python int.
-    dtype: float dtype of the prepared batches.
-    seed, rounds, oversampling, distance_metric, chunk_elements: as
-      `kmeans_parallel_candidates`.
+    num_features, dtype, seed, rounds, oversampling, distance_metric,
+      chunk_elements: as `StreamedSampler`.
 
   Returns:
     (candidates (C, d), candidate_weights (C,), number of points int64).
   """
-  size = num_kmeans_parallel_candidates(rounds, oversampling)
-  no_key = tf.constant(-float('inf'), tf.float64)
+  sampler = StreamedSampler(num_features, dtype, seed, rounds, oversampling,
+                            distance_metric, chunk_elements)
 
   def each_batch(update, state):
     """`state` after update(batch, i, state) for every batch, in order."""
@@ -386,42 +455,20 @@ def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
                          (iterator.get_next_as_optional(), tf.constant(0),
                           state))[2]
 
-  def reservoir(size):
-    return tf.fill([size], no_key), tf.zeros([size, num_features], dtype)
-
-  def draw_first(batch, i, state):
-    keys, rows, count = state
-    m = tf.shape(batch)[0]
-    keys, rows = merge_reservoir(
-        keys, rows, sample_keys(tf.ones([m], dtype), None,
-                                fold_seed(seed, 0, i)), batch)
-    return keys, rows, count + tf.cast(m, tf.int64)
-
-  _, first, count = each_batch(draw_first,
-                               (*reservoir(1), tf.constant(0, tf.int64)))
+  _, first, count = each_batch(sampler.first_update, sampler.first_state())
   blocks = [first]
-  for r in range(rounds):
+  for r in range(1, rounds + 1):
     so_far = tf.concat(blocks, axis=0)
-
-    def draw(batch, i, state, r=r, so_far=so_far):
-      _, distance = distances_lib.nearest_centers(
-          batch, so_far, distance_metric, chunk_elements)
-      return merge_reservoir(
-          *state, sample_keys(distance, None, fold_seed(seed, r + 1, i)),
-          batch)
-
-    keys, rows = each_batch(draw, reservoir(oversampling))
-    blocks.append(fill_unused(tf.concat([first, rows], axis=0),
-                              tf.concat([[True], keys > no_key], axis=0))[1:])
+    keys, rows = each_batch(
+        lambda batch, i, state, r=r, so_far=so_far: sampler.round_update(
+            batch, i, state, r, so_far),
+        sampler.reservoir(oversampling))
+    blocks.append(sampler.round_candidates(keys, rows, first))
   candidates = tf.concat(blocks, axis=0)
-
-  def weigh(batch, i, totals):
-    index, _ = distances_lib.nearest_centers(
-        batch, candidates, distance_metric, chunk_elements)
-    return totals + tf.math.unsorted_segment_sum(
-        tf.ones([tf.shape(batch)[0]], dtype), index, size)
-
-  weights = each_batch(weigh, tf.zeros([size], dtype))
+  weights = each_batch(
+      lambda batch, _, totals: sampler.weigh_update(batch, totals,
+                                                    candidates),
+      tf.zeros([sampler.size], dtype))
   return candidates, weights, count
 
 

@@ -240,6 +240,11 @@ class KMeans(tf.Module):
     self.initialized.assign(initialized)
     self.num_initialized.assign(self.num_clusters if initialized else 0)
 
+  def prepare(self, points):
+    """`points` as this model computes with them: cast to `dtype`, and
+    L2-normalised under the cosine metric."""
+    return self._prepare(points)
+
   def _prepare(self, points):
     points = tf.cast(tf.convert_to_tensor(points), self.dtype)
     if not self.built:
@@ -377,19 +382,30 @@ class KMeans(tf.Module):
                    lambda: self._parallel_from_dataset(dataset))
 
   def _parallel_from_dataset(self, dataset):
-    seed = self._seed(1, 0)
-    candidates, weights, count = initializers.kmeans_parallel_streamed(
-        dataset, self._prepare, self.num_features, self.dtype, seed,
+    return self.finish_parallel(*initializers.kmeans_parallel_streamed(
+        dataset, self._prepare, self.num_features, self.dtype,
+        self._seed(1, 0), self.kmeans_parallel_rounds,
+        self._parallel_oversampling(), self.distance_metric,
+        self.chunk_elements))
+
+  def streamed_sampler(self):
+    """This model's k-means|| settings as an `initializers.StreamedSampler`,
+    for drivers that pass over batches themselves (tf.distribute)."""
+    return initializers.StreamedSampler(
+        self.num_features, self.dtype, self._seed(1, 0),
         self.kmeans_parallel_rounds, self._parallel_oversampling(),
         self.distance_metric, self.chunk_elements)
+
+  def finish_parallel(self, candidates, weights, count):
+    """Reduces k-means|| candidates of `count` points to the k centers."""
     check = tf.debugging.assert_greater_equal(
-        count, tf.cast(self.num_clusters, tf.int64),
+        count, tf.cast(self.num_clusters, count.dtype),
         message=('kmeans_parallel needs at least num_clusters points in the '
                  'input; give more data or lower num_clusters'))
     with tf.control_dependencies([check]):
       candidates = tf.identity(candidates)
     return self._append_centers(
-        self._reduce_candidates(candidates, weights, seed))
+        self._reduce_candidates(candidates, weights, self._seed(1, 0)))
 
   # -------------------------------------------------------------- training
   def _statistics(self, points, centers):
