@@ -17,6 +17,7 @@ from kmeans_estimator.hooks import StopAtStepHook
 from kmeans_estimator.model_fn import EstimatorSpec
 from kmeans_estimator.model_fn import ModeKeys
 from kmeans_estimator.run_config import RunConfig
+from kmeans_estimator.training_summary import TrainingSummary
 
 __version__ = '0.1.0'
 
@@ -32,6 +33,7 @@ __all__ = [
     'SessionRunHook',
     'SessionRunValues',
     'StopAtStepHook',
+    'TrainingSummary',
     'build_parsing_serving_input_receiver_fn',
     'build_raw_serving_input_receiver_fn',
 ]

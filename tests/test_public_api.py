@@ -7,7 +7,7 @@ def test_all_lists_exactly_the_public_names():
   assert sorted(kmeans_estimator.__all__) == [
       'EstimatorSpec', 'KMeans', 'KMeansClustering', 'ModeKeys', 'RunConfig',
       'ServingInputReceiver', 'SessionRunArgs', 'SessionRunContext',
-      'SessionRunHook', 'SessionRunValues', 'StopAtStepHook',
+      'SessionRunHook', 'SessionRunValues', 'StopAtStepHook', 'TrainingSummary',
       'build_parsing_serving_input_receiver_fn',
       'build_raw_serving_input_receiver_fn']
   for name in kmeans_estimator.__all__:
