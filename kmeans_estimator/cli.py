@@ -82,6 +82,12 @@ flags.DEFINE_integer('kmeans_parallel_rounds', 5,
 flags.DEFINE_float('kmeans_parallel_oversampling', 0.5,
                    'Candidates drawn per kmeans_parallel round, as a '
                    'multiple of k.')
+flags.DEFINE_enum('empty_cluster', KMeansClustering.KEEP_EMPTY,
+                  [KMeansClustering.KEEP_EMPTY,
+                   KMeansClustering.FARTHEST_POINT],
+                  'An empty cluster keeps its center (keep), or takes the '
+                  'point farthest from its center (farthest_point, as '
+                  'scikit-learn does).')
 flags.DEFINE_float('relative_tolerance', None,
                    'Stop training when |loss - previous| / (1 + |previous|) '
                    'falls below this.')
@@ -282,6 +288,7 @@ def _estimator(model_dir, num_clusters, distance_metric,
         kmc2_chain_length=FLAGS.kmc2_chain_length,
         kmeans_parallel_rounds=FLAGS.kmeans_parallel_rounds,
         kmeans_parallel_oversampling=FLAGS.kmeans_parallel_oversampling,
+        empty_cluster=FLAGS.empty_cluster,
         dtype=tf.as_dtype(FLAGS.dtype),
         run_eagerly=FLAGS.run_eagerly)
   except (ValueError, TypeError) as error:

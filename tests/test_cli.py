@@ -190,6 +190,26 @@ def test_streamed_npy_full_batch_equals_in_memory_training_and_numpy(
                              rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('empty_cluster', ['keep', 'farthest_point'])
+def test_kmeans_parallel_and_empty_cluster_flags_equal_the_python_api(
+    data_dir, tmp_path, empty_cluster):
+  flags = (f'--num_clusters={_K}', '--nouse_mini_batch', '--seed=0',
+           '--initial_clusters=kmeans_parallel', '--kmeans_parallel_rounds=3',
+           '--kmeans_parallel_oversampling=2', f'--empty_cluster={empty_cluster}',
+           '--steps=3', f'--batch_size={_BATCH}', '--progress_every=0')
+  assert run_main('train', f'--model_dir={tmp_path / "model"}', *flags,
+                  data_dir / 'points.npy') == 0
+  api = KMeansClustering(_K, model_dir=str(tmp_path / 'api'), seed=0,
+                         use_mini_batch=False,
+                         initial_clusters='kmeans_parallel',
+                         kmeans_parallel_rounds=3,
+                         kmeans_parallel_oversampling=2,
+                         empty_cluster=empty_cluster)
+  api.train(batches(POINTS), steps=3)
+  np.testing.assert_allclose(centers_of(tmp_path / 'model'),
+                             api.cluster_centers(), rtol=1e-6, atol=1e-6)
+
+
 def test_mini_batch_steps_cycle_through_the_files(tmp_path, capsys):
   np.save(tmp_path / 'points.npy', POINTS)
   # 300 points in batches of 100: 7 steps need three passes.
