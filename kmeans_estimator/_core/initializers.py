@@ -33,21 +33,33 @@ def _uniform_index(n, seed, shape=()):
                                      dtype=tf.int32)
 
 
-def random_points(points, num, seed):
+def random_points(points, num, seed, weights=None):
   """Up to `num` distinct rows of `points`, uniformly without replacement.
 
   When the batch has fewer than `num` rows, all of them are returned (in a
   random order); the caller takes the rest from later batches.
 
+  With `weights`, rows are drawn without replacement in proportion to their
+  weight (Efraimidis-Spirakis keys, see `sample_keys`); rows of weight 0 are
+  never drawn, so at most the number of rows of positive weight come back.
+
   Args:
     points: float Tensor of shape (n, d).
     num: int scalar, how many centers are still wanted.
     seed: int32 Tensor of shape (2,).
+    weights: optional float Tensor (n,) of non-negative point weights.
 
   Returns:
-    float Tensor of shape (min(num, n), d).
+    float Tensor of shape (min(num, n), d) (without weights), or
+    (min(num, rows of positive weight), d).
   """
   n = tf.shape(points)[0]
+  if weights is not None:
+    keys = sample_keys(weights, None, seed)
+    available = tf.reduce_sum(tf.cast(weights > 0, tf.int32))
+    _, order = tf.math.top_k(
+        keys, k=tf.minimum(tf.cast(num, tf.int32), available))
+    return tf.gather(points, order)
   keys = tf.random.stateless_uniform([n], seed)
   _, order = tf.math.top_k(keys, k=tf.minimum(tf.cast(num, tf.int32), n))
   return tf.gather(points, order)
@@ -348,7 +360,7 @@ def kmeans_parallel_candidates(points, seed, rounds, oversampling,
 
 def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
                              rounds, oversampling, distance_metric,
-                             chunk_elements):
+                             chunk_elements, weighted=False):
   """The weighted candidates of k-means|| over a stream of batches.
 
   One pass draws the first center (a uniform draw over the stream) and
@@ -367,9 +379,13 @@ def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
     dtype: float dtype of the prepared batches.
     seed, rounds, oversampling, distance_metric, chunk_elements: as
       `kmeans_parallel_candidates`.
+    weighted: whether the dataset's elements are (points (m, d), weights
+      (m,)) pairs: points are then drawn in proportion to weight (times
+      distance) and weigh the candidates by their weight.
 
   Returns:
-    (candidates (C, d), candidate_weights (C,), number of points int64).
+    (candidates (C, d), candidate_weights (C,), number of points int64 (of
+    positive weight, when weighted)).
   """
   size = num_kmeans_parallel_candidates(rounds, oversampling)
   no_key = tf.constant(-float('inf'), tf.float64)
@@ -379,7 +395,11 @@ def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
     iterator = iter(dataset)
 
     def body(batch, i, state):
-      state = update(prepare(batch.get_value()), i, state)
+      if weighted:
+        points, weights = batch.get_value()
+        state = update(prepare(points), tf.cast(weights, dtype), i, state)
+      else:
+        state = update(prepare(batch.get_value()), None, i, state)
       return iterator.get_next_as_optional(), i + 1, state
 
     return tf.while_loop(lambda batch, *_: batch.has_value(), body,
@@ -389,12 +409,14 @@ def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
   def reservoir(size):
     return tf.fill([size], no_key), tf.zeros([size, num_features], dtype)
 
-  def draw_first(batch, i, state):
+  def draw_first(batch, weights, i, state):
     keys, rows, count = state
     m = tf.shape(batch)[0]
     keys, rows = merge_reservoir(
-        keys, rows, sample_keys(tf.ones([m], dtype), None,
+        keys, rows, sample_keys(tf.ones([m], dtype), weights,
                                 fold_seed(seed, 0, i)), batch)
+    if weights is not None:
+      m = tf.reduce_sum(tf.cast(weights > 0, tf.int32))
     return keys, rows, count + tf.cast(m, tf.int64)
 
   _, first, count = each_batch(draw_first,
@@ -403,11 +425,11 @@ def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
   for r in range(rounds):
     so_far = tf.concat(blocks, axis=0)
 
-    def draw(batch, i, state, r=r, so_far=so_far):
+    def draw(batch, weights, i, state, r=r, so_far=so_far):
       _, distance = distances_lib.nearest_centers(
           batch, so_far, distance_metric, chunk_elements)
       return merge_reservoir(
-          *state, sample_keys(distance, None, fold_seed(seed, r + 1, i)),
+          *state, sample_keys(distance, weights, fold_seed(seed, r + 1, i)),
           batch)
 
     keys, rows = each_batch(draw, reservoir(oversampling))
@@ -415,11 +437,13 @@ def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
                               tf.concat([[True], keys > no_key], axis=0))[1:])
   candidates = tf.concat(blocks, axis=0)
 
-  def weigh(batch, i, totals):
+  def weigh(batch, weights, i, totals):
+    del i
     index, _ = distances_lib.nearest_centers(
         batch, candidates, distance_metric, chunk_elements)
     return totals + tf.math.unsorted_segment_sum(
-        tf.ones([tf.shape(batch)[0]], dtype), index, size)
+        tf.ones([tf.shape(batch)[0]], dtype) if weights is None else weights,
+        index, size)
 
   weights = each_batch(weigh, tf.zeros([size], dtype))
   return candidates, weights, count
