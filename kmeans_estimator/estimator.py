@@ -68,6 +68,35 @@ def _after_overflow_check(distances, *outputs):
   return outputs[0] if len(outputs) == 1 else outputs
 
 
+def _check_weight_column(weight_column, feature_columns, empty_cluster,
+                         config):
+  """`weight_column` as a feature name (or None), checked against the rest."""
+  if weight_column is None:
+    return None
+  name = inputs.column_name(weight_column)
+  if not isinstance(name, str) or not name:
+    raise TypeError(
+        '`weight_column` must be the name of the feature holding the sample '
+        'weights (a string, or a column with a `.key`). Received: '
+        f'weight_column={weight_column!r}')
+  if feature_columns is not None and name in [
+      inputs.column_name(column) for column in feature_columns]:
+    raise ValueError(
+        f'`weight_column`={name!r} is also in `feature_columns`; the weights '
+        'are not a point feature. Remove it from feature_columns.')
+  if empty_cluster == constants.FARTHEST_POINT:
+    raise ValueError(
+        "empty_cluster='farthest_point' does not support `weight_column`; "
+        f"use empty_cluster='keep'. Received: weight_column={name!r}")
+  if config.train_distribute is not None or (
+      config.eval_distribute is not None):
+    raise ValueError(
+        '`weight_column` is not supported with RunConfig(train_distribute=...'
+        ') or eval_distribute; train without a strategy, or drop '
+        f'weight_column. Received: weight_column={name!r}')
+  return name
+
+
 def _check_steps(steps, max_steps):
   options.check_positive_int('steps', steps, allow_none=True)
   options.check_positive_int('max_steps', max_steps, allow_none=True)
@@ -174,6 +203,21 @@ class KMeansClustering:
       mini_batch_steps_per_iteration=1). Each logged step reports the empty
       clusters and, with 'farthest_point', the relocated ones. Not available
       with `RunConfig(train_distribute=...)`.
+    weight_column: None, or the name (or a column with `.key`) of the dict
+      feature holding sample weights, as other canned Estimators had: a
+      point of weight w counts as w copies of it (integer weights give the
+      result of repeated rows, weights of 1 that of no weights). The feature
+      is never a point feature (`feature_columns` must not name it); the
+      input must then be a dict of features, with weights of shape (n,) or
+      (n, 1), finite and >= 0 with a positive total. Weights count in
+      initialisation ('random' draws in proportion to weight;
+      'kmeans_plus_plus' and 'kmeans_parallel' are weighted; 'kmc2' has no
+      weighted form), in every update (weighted means; in mini-batch steps
+      the per-cluster learning rate uses the weight seen so far), in the
+      training loss and in `evaluate` and `score` (weighted sums of
+      distances). `predict` and `transform` ignore the weight feature. Not
+      available with empty_cluster='farthest_point' or with a
+      tf.distribute strategy in `RunConfig`.
 
   After `train`, `training_summary` says what the call did (steps, why it
   stopped, final loss, cluster sizes, empty clusters); the same figures go
@@ -213,7 +257,8 @@ class KMeansClustering:
                algorithm=constants.LLOYD,
                kmeans_parallel_rounds=5,
                kmeans_parallel_oversampling=0.5,
-               empty_cluster=constants.KEEP_EMPTY):
+               empty_cluster=constants.KEEP_EMPTY,
+               weight_column=None):
     if config is None:
       config = run_config_lib.RunConfig()
     elif not isinstance(config, run_config_lib.RunConfig):
@@ -241,6 +286,8 @@ class KMeansClustering:
       feature_columns = [feature_columns]
     self._feature_columns = (None if feature_columns is None else
                              list(feature_columns))
+    self._weight_column = _check_weight_column(
+        weight_column, self._feature_columns, empty_cluster, config)
     # The core validates the k-means hyper-parameters (it is public too).
     self._core_args = dict(
         num_clusters=num_clusters,
@@ -255,6 +302,7 @@ class KMeansClustering:
         kmeans_parallel_oversampling=kmeans_parallel_oversampling,
         dtype=dtype,
         empty_cluster=empty_cluster,
+        weighted=self._weight_column is not None,
         name='kmeans')
     self._kmeans = kmeans_lib.KMeans(**self._core_args)
     self._model_dir = str(model_dir)
@@ -315,6 +363,8 @@ class KMeansClustering:
     Args:
       features: float Tensor of shape (n, d); in full-batch TRAIN mode also a
         finite dataset of such batches (one Lloyd step over all of them).
+        With sample weights (`weight_column`), in TRAIN and EVAL mode a
+        (points (n, d), weights (n,)) pair, or a dataset of such pairs.
       labels: ignored (k-means is unsupervised).
       mode: a `ModeKeys` value.
       config: the `RunConfig` (unused by the maths).
@@ -326,18 +376,25 @@ class KMeansClustering:
       `EstimatorSpec`.
     """
     km = self._kmeans
+    weights = None
+    if isinstance(features, tuple):
+      features, weights = features
     if mode == ModeKeys.TRAIN:
-      stats = km.step(features)
+      stats = km.step(features, weights)
       return EstimatorSpec(mode, loss=stats['loss'], train_op=stats)
     if mode == ModeKeys.EVAL:
       _, nearest = km.nearest(features)
-      loss = tf.reduce_sum(nearest)
+      if weights is None:
+        loss = tf.reduce_sum(nearest)
+      else:
+        loss = tf.reduce_sum(weights * nearest)
       loss = _after_overflow_check(loss, loss)
-      return EstimatorSpec(
-          mode, loss=loss,
-          eval_metric_ops={constants.SCORE: loss,
-                           'num_points': tf.size(nearest, tf.int64),
-                           'num_batches': tf.minimum(tf.size(nearest), 1)})
+      metrics = {constants.SCORE: loss,
+                 'num_points': tf.size(nearest, tf.int64),
+                 'num_batches': tf.minimum(tf.size(nearest), 1)}
+      if weights is not None:
+        metrics['total_weight'] = tf.reduce_sum(weights)
+      return EstimatorSpec(mode, loss=loss, eval_metric_ops=metrics)
     if mode == ModeKeys.PREDICT:
       keys = (params or {}).get('predict_keys', constants.PREDICT_KEYS)
       top_k = (params or {}).get('top_k')
@@ -411,7 +468,8 @@ class KMeansClustering:
         x, None, ModeKeys.TRAIN, self._config).train_op)(data)
 
   def _initialize(self, batch):
-    return bool(self._compile('initialize', self._kmeans.initialize)(batch))
+    batch = batch if isinstance(batch, tuple) else (batch,)
+    return bool(self._compile('initialize', self._kmeans.initialize)(*batch))
 
   def _eval_batch(self, batch):
     def fn(x):
@@ -556,7 +614,8 @@ class KMeansClustering:
     num_features = (self._kmeans.num_features
                     if self._kmeans.built and check_width else None)
     return inputs.read_points(raw, self._feature_columns, self._kmeans.dtype,
-                              num_features)
+                              num_features, self._weight_column,
+                              read_weights=mode != ModeKeys.PREDICT)
 
   @contextlib.contextmanager
   def _input_errors(self):
@@ -570,12 +629,14 @@ class KMeansClustering:
       if _OVERFLOW_MESSAGE in error.message:
         raise FloatingPointError(f'{_OVERFLOW_MESSAGE}.') from None
       for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
+                     inputs.WEIGHTS_MESSAGE,
                      'kmeans_plus_plus needs', 'kmeans_parallel needs'):
         if marker in error.message:
           # TF appends its own words after ' : '; keep the check's message.
           detail = error.message[error.message.index(marker):]
           for end in ('\n', ' : ', ']'):
             detail = detail.split(end)[0]
+          detail = detail.replace("\\'", "'")  # TF escapes quotes.
           raise ValueError(f'{detail} (found while reading the input_fn).'
                           ) from None
       raise
@@ -677,7 +738,8 @@ class KMeansClustering:
         step_fn = self._train_step
         if self._algorithm == constants.HAMERLY:
           if points.whole:
-            step_fn = self._hamerly_steps(int(points.tensor.shape[0]))
+            step_fn = self._hamerly_steps(int(points.tensor.shape[0]),
+                                          points.weighted)
           else:
             logging.warning("algorithm='hamerly' needs the data in memory (a "
                             'Tensor or array); this dataset of batches is '
@@ -694,14 +756,18 @@ class KMeansClustering:
                        step_inputs, step_fn)
     return self
 
-  def _hamerly_steps(self, num_points):
+  def _hamerly_steps(self, num_points, weighted=False):
     """A step function carrying Hamerly's bounds from step to step."""
     state = bounds_lib.initial_state(num_points, self._kmeans.dtype)
     step = self._compile('hamerly', self._kmeans.hamerly_step)
 
-    def hamerly_step(points):
+    def hamerly_step(data):
       nonlocal state
-      stats, *state = step(points, *state)
+      if weighted:
+        points, weights = data
+        stats, *state = step(points, *state, weights)
+      else:
+        stats, *state = step(data, *state)
       return stats
     return hamerly_step
 
@@ -751,7 +817,7 @@ class KMeansClustering:
       return
     seen = 0
     for batch in points.batches():
-      n = int(batch.shape[0])
+      n = int((batch[0] if points.weighted else batch).shape[0])
       if n == 0:
         continue
       if (self._kmeans.initial_clusters == constants.KMEANS_PLUS_PLUS_INIT
@@ -769,6 +835,11 @@ class KMeansClustering:
         return
     if not seen:
       raise ValueError(_NO_TRAINING_DATA)
+    if points.weighted:
+      raise ValueError(
+          f'The input has fewer than num_clusters={self.num_clusters} points '
+          f'of positive weight (`weight_column`={self._weight_column!r}); '
+          'give more points a positive weight, or lower num_clusters.')
     raise ValueError(
         f'The input has only {seen} points but num_clusters='
         f'{self.num_clusters}; give at least num_clusters points, or lower '
@@ -782,7 +853,7 @@ class KMeansClustering:
       else:
         yield from points.dataset
       return
-    whole = points.tensor if points.whole else points.dataset
+    whole = points.data if points.whole else points.dataset
     while True:
       yield whole
       if finite_by_default:
@@ -805,7 +876,13 @@ class KMeansClustering:
         break
       context = runner.before_run() if runner else None
       stats = step_fn(data)
-      if not self._kmeans.use_mini_batch and int(stats['num_points']) == 0:
+      if 'total_weight' in stats:
+        # Weighted: a full-batch step (all the data) of total weight 0.
+        if not self._kmeans.use_mini_batch and not float(
+            stats['total_weight']) > 0:
+          raise ValueError(inputs.zero_weight_message(self._weight_column))
+      elif not self._kmeans.use_mini_batch and int(
+          stats['num_points']) == 0:
         raise ValueError(_NO_TRAINING_DATA)
       self._global_step += 1
       loss = float(stats['loss'])
@@ -952,7 +1029,10 @@ class KMeansClustering:
       batches of each batch's sum of distances to the nearest center),
       'global_step', and over all evaluated points 'inertia' (the total sum),
       'num_points' and 'mean_squared_distance' (inertia / num_points; the
-      mean distance under cosine).
+      mean distance under cosine). With `weight_column`, every sum of
+      distances is weighted (sum of w * distance), 'total_weight' is the sum
+      of the weights, and 'mean_squared_distance' is inertia / total_weight
+      ('num_points' still counts rows).
     """
     del name
     options.check_positive_int('steps', steps, allow_none=True)
@@ -972,6 +1052,7 @@ class KMeansClustering:
             strategy, self._kmeans, self._compile,
             self._dataset_fn(input_fn, ModeKeys.EVAL, points.num_features))
       inertia, num_points, num_batches, num_steps = 0.0, 0, 0, 0
+      total_weight = 0.0
       runner.begin()
       with self._input_errors():
         for metrics in evaluations:
@@ -981,6 +1062,8 @@ class KMeansClustering:
           batch_sum = float(metrics[constants.SCORE])
           inertia += batch_sum
           num_points += int(metrics['num_points'])
+          if 'total_weight' in metrics:
+            total_weight += float(metrics['total_weight'])
           num_batches += int(metrics['num_batches'])
           num_steps += 1
           if runner and runner.after_run(
@@ -992,7 +1075,7 @@ class KMeansClustering:
     if points.whole:  # One batch, even when split over replicas.
       num_batches = 1
     score = inertia / num_batches
-    return {
+    results = {
         constants.SCORE: score,
         'loss': score,
         'global_step': self._global_step,
@@ -1000,6 +1083,12 @@ class KMeansClustering:
         'num_points': num_points,
         'mean_squared_distance': inertia / max(num_points, 1),
     }
+    if points.weighted:
+      if not total_weight > 0:
+        raise ValueError(inputs.zero_weight_message(self._weight_column))
+      results['total_weight'] = total_weight
+      results['mean_squared_distance'] = inertia / total_weight
+    return results
 
   def score(self, input_fn, *, batch_size=None):
     """The legacy score: the sum of distances to the nearest center over the
@@ -1214,7 +1303,8 @@ class KMeansClustering:
 
     def outputs(features, signature_name):
       points = inputs.combine_features(features, self._feature_columns,
-                                       self._kmeans.dtype)
+                                       self._kmeans.dtype,
+                                       self._weight_column)
       width = points.shape[-1]
       if width is not None and width != num_features:
         raise ValueError(

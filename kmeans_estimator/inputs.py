@@ -11,6 +11,13 @@ of shape (n, d):
   asked otherwise);
 - NaN or Inf anywhere is an error, raised while the batch is read.
 
+With a `weight_column` (sample weights), the features must be a dict; that
+feature is taken out of the points (whatever `feature_columns` says) and
+becomes each point's weight, shape (n,) or (n, 1). Weights must be finite
+and >= 0 (checked while the batch is read, like NaN points) with a positive
+total (checked here for a Tensor or array, by the estimator for a dataset).
+Weighted batches are `(points (n, d), weights (n,))` pairs.
+
 A Tensor or array is the whole data in one batch. A dataset is a stream of
 batches; `Dataset.cardinality() == INFINITE` marks an endless stream, whose
 elements keep the legacy meaning (one element per step).
@@ -37,6 +44,7 @@ NON_FINITE_MESSAGE = (
     'The input contains NaN or Inf values; remove or impute '
     'them before clustering')
 WIDTH_MESSAGE = 'The input has rows of the wrong width'
+WEIGHTS_MESSAGE = 'The weights of `weight_column`'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,17 +58,31 @@ class Points:
     whole: whether the input was one Tensor or array (all the data).
     tensor: that Tensor, when `whole` (iterating it needs no tf.data
       iterator, which costs milliseconds per call).
+    weights: with sample weights and `whole`, the float Tensor (n,) of the
+      weights of `tensor`.
+    weighted: whether there are sample weights: the dataset's elements are
+      then (points (n, d), weights (n,)) pairs.
   """
   dataset: tf.data.Dataset
   num_features: int
   endless: bool
   whole: bool
   tensor: Optional[tf.Tensor] = None
+  weights: Optional[tf.Tensor] = None
+  weighted: bool = False
+
+  @property
+  def data(self):
+    """All the data when `whole`: the Tensor, or (Tensor, weights)."""
+    if self.weighted:
+      return (self.tensor, self.weights)
+    return self.tensor
 
   def batches(self):
-    """Iterates the batches; all the data without tf.data when `whole`."""
+    """Iterates the batches (pairs, when weighted); all the data without
+    tf.data when `whole`."""
     if self.tensor is not None:
-      return iter([self.tensor])
+      return iter([self.data])
     return iter(self.dataset)
 
 
@@ -86,11 +108,21 @@ def call_input_fn(input_fn, mode, config, params=None, input_context=None):
   return input_fn(**kwargs)
 
 
-def _feature_names(features, feature_columns):
+def column_name(column):
+  """The feature name of a column: a name, or an object with `.key`."""
+  return getattr(column, 'key', column)
+
+
+def _feature_names(features, feature_columns, weight_column=None):
   if not features:
     raise ValueError('The features dict is empty; give at least one feature.')
   if feature_columns is None:
-    return sorted(features)
+    names = sorted(name for name in features if name != weight_column)
+    if not names:
+      raise ValueError(
+          f'The features dict has only the weight feature {weight_column!r} '
+          '(`weight_column`); give at least one feature to cluster on.')
+    return names
   names = [getattr(column, 'key', column) for column in feature_columns]
   missing = [name for name in names if name not in features]
   if missing:
@@ -123,10 +155,13 @@ def _to_tensor(value, what):
   return tf.convert_to_tensor(array)
 
 
-def combine_features(features, feature_columns, dtype):
-  """Features (a Tensor, array or dict of them) -> one float (n, d) Tensor."""
+def combine_features(features, feature_columns, dtype, weight_column=None):
+  """Features (a Tensor, array or dict of them) -> one float (n, d) Tensor.
+
+  The dict feature named `weight_column` (if any) is left out.
+  """
   if isinstance(features, dict):
-    names = _feature_names(features, feature_columns)
+    names = _feature_names(features, feature_columns, weight_column)
     parts = []
     for name in names:
       part = _to_tensor(features[name], f'feature {name!r}')
@@ -150,10 +185,10 @@ def _check_rank(shape, dict_feature=False):
       'on an unbatched dataset.')
 
 
-def _check_element_spec(element, feature_columns):
+def _check_element_spec(element, feature_columns, weight_column=None):
   """Checks a dataset's element_spec before anything is read."""
   if isinstance(element, dict):
-    for name in _feature_names(element, feature_columns):
+    for name in _feature_names(element, feature_columns, weight_column):
       _check_dense_numeric(element[name], f'feature {name!r}')
       _check_rank(element[name].shape, dict_feature=True)
   else:
@@ -192,8 +227,62 @@ def check_points(points, num_features):
     return tf.identity(points)
 
 
+def _weights_message(weight_column):
+  return (f'{WEIGHTS_MESSAGE}={weight_column!r} must be finite and >= 0; '
+          'remove the rows with NaN, Inf or negative weights, or fix them')
+
+
+def _check_weight_features(features, weight_column):
+  """The features must be a dict (or its spec) holding `weight_column`."""
+  if not isinstance(features, dict):
+    raise ValueError(  # noqa: TRY004 (bad input data, as for NaN points)
+        f'`weight_column`={weight_column!r} names a feature, so the input '
+        'must be a dict of features holding it; received '
+        f'{type(features).__name__} features. Give a dict, or drop '
+        'weight_column.')
+  if weight_column not in features:
+    raise ValueError(
+        f'`weight_column`={weight_column!r} is not a feature of the input; '
+        f'it has {sorted(features)}. Add the weights to the features dict or '
+        'fix weight_column.')
+  spec = features[weight_column]
+  if not isinstance(spec, tf.TypeSpec):
+    spec = _to_tensor(spec, f'the weight feature {weight_column!r}')
+  _check_dense_numeric(spec, f'the weight feature {weight_column!r} '
+                       '(`weight_column`)')
+  if spec.shape.rank is not None and not (
+      spec.shape.rank == 1 or (spec.shape.rank == 2 and
+                               spec.shape[1] in (1, None))):
+    raise ValueError(
+        f'The weight feature `weight_column`={weight_column!r} must have '
+        f'shape (n,) or (n, 1): one weight per point. Received: shape '
+        f'{spec.shape}')
+
+
+def weights_of(features, weight_column, num_points, dtype):
+  """The float (n,) weights of a dict of features, with runtime checks.
+
+  The checks (finite, >= 0, one per point) are `Assert` ops whose message
+  starts with `WEIGHTS_MESSAGE`, like `check_points`.
+  """
+  weights = _to_tensor(features[weight_column], weight_column)
+  weights = tf.reshape(tf.cast(weights, dtype), [-1])
+  checks = [
+      tf.debugging.Assert(
+          tf.reduce_all(tf.math.is_finite(weights) & (weights >= 0)),
+          [_weights_message(weight_column)]),
+      tf.debugging.Assert(
+          tf.equal(tf.size(weights), num_points),
+          [(f'{WEIGHTS_MESSAGE}={weight_column!r} must hold one weight per '
+            'point (shape (n,) or (n, 1))')]),
+  ]
+  with tf.control_dependencies(checks):
+    return tf.identity(weights)
+
+
 def read_points(raw, feature_columns=None, dtype=tf.float32,
-                num_features: Optional[int] = None):
+                num_features: Optional[int] = None, weight_column=None,
+                read_weights=True):
   """Wraps what an input_fn returned as `Points`.
 
   Args:
@@ -202,42 +291,98 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
       take from dict features, in order.
     dtype: the float dtype of the computation.
     num_features: the width the model expects, if known.
+    weight_column: None, or the name of the dict feature holding sample
+      weights; it is never a point feature.
+    read_weights: whether to read the weights (False for prediction, which
+      only leaves the weight feature out, and does not need it).
 
   Returns:
-    `Points`.
+    `Points` (weighted when `weight_column` and `read_weights`).
 
   Raises:
     TypeError: non-numeric, sparse or ragged features, or a non-callable.
     ValueError: wrong rank, empty or zero-width data, a width other than
-      `num_features`, or NaN/Inf in a Tensor or array.
+      `num_features`, NaN/Inf in a Tensor or array; with weights, non-dict
+      features, a missing weight feature, or weights of a Tensor or array
+      that are not finite and >= 0 with a positive total.
   """
   if isinstance(raw, tuple) and len(raw) == 2 and not isinstance(
       raw[0], (int, float)):
     raw = raw[0]
+  weighted = weight_column is not None and read_weights
   if isinstance(raw, tf.data.Dataset):
-    _check_element_spec(_features_of(raw.element_spec), feature_columns)
+    features_spec = _features_of(raw.element_spec)
+    if weighted:
+      _check_weight_features(features_spec, weight_column)
+    _check_element_spec(features_spec, feature_columns, weight_column)
     # Plain Python on Python values: no AutoGraph conversion needed.
     no_autograph = tf.autograph.experimental.do_not_convert
-    dataset = raw.map(no_autograph(
-        lambda *e: combine_features(_features_of(e if len(e) > 1 else e[0]),
-                            feature_columns, dtype)))
-    width = dataset.element_spec.shape[-1]
-    if width is None:
-      width = _first_width(dataset)
-    _check_width(width, num_features)
-    dataset = dataset.map(no_autograph(lambda x: check_points(x, width)))
-    endless = bool(raw.cardinality() == tf.data.INFINITE_CARDINALITY)
-    return Points(dataset, int(width), endless, whole=False)
 
-  points = combine_features(raw, feature_columns, dtype)
+    def combine(*element, with_weights=weighted):
+      features = _features_of(element if len(element) > 1 else element[0])
+      points = combine_features(features, feature_columns, dtype,
+                                weight_column)
+      if not with_weights:
+        return points
+      return points, weights_of(features, weight_column,
+                                tf.shape(points)[0], dtype)
+
+    dataset = raw.map(no_autograph(combine))
+    points_spec = (dataset.element_spec[0] if weighted else
+                   dataset.element_spec)
+    width = points_spec.shape[-1]
+    if width is None:
+      # Without the weights' checks, which fail inside the estimator's
+      # error handling, when the batch is read for training.
+      width = _first_width(raw.map(no_autograph(
+          lambda *e: combine(*e, with_weights=False))))
+    _check_width(width, num_features)
+    if weighted:
+      dataset = dataset.map(no_autograph(
+          lambda x, w: (check_points(x, width), w)))
+    else:
+      dataset = dataset.map(no_autograph(lambda x: check_points(x, width)))
+    endless = bool(raw.cardinality() == tf.data.INFINITE_CARDINALITY)
+    return Points(dataset, int(width), endless, whole=False,
+                  weighted=weighted)
+
+  if weighted:
+    _check_weight_features(raw, weight_column)
+  points = combine_features(raw, feature_columns, dtype, weight_column)
   if points.shape[0] == 0:
     raise ValueError('The input_fn returned no points (shape '
                      f'{tuple(points.shape)}); give at least one row.')
   _check_width(points.shape[1], num_features)
   if not bool(tf.reduce_all(tf.math.is_finite(points))):
     raise ValueError(f'{NON_FINITE_MESSAGE}.')
-  return Points(tf.data.Dataset.from_tensors(points), int(points.shape[1]),
-                endless=False, whole=True, tensor=points)
+  if not weighted:
+    return Points(tf.data.Dataset.from_tensors(points), int(points.shape[1]),
+                  endless=False, whole=True, tensor=points)
+  weights = tf.reshape(tf.cast(
+      _to_tensor(raw[weight_column], weight_column), dtype), [-1])
+  if int(tf.size(weights)) != int(points.shape[0]):
+    raise ValueError(
+        f'The weight feature `weight_column`={weight_column!r} has '
+        f'{int(tf.size(weights))} values for {int(points.shape[0])} points; '
+        'give one weight per point.')
+  check_total_weight(weights, weight_column)
+  return Points(tf.data.Dataset.from_tensors((points, weights)),
+                int(points.shape[1]), endless=False, whole=True,
+                tensor=points, weights=weights, weighted=True)
+
+
+def check_total_weight(weights, weight_column):
+  """Raises ValueError unless `weights` are finite, >= 0, with sum > 0."""
+  weights = np.asarray(weights)
+  if not np.all(np.isfinite(weights) & (weights >= 0)):
+    raise ValueError(f'{_weights_message(weight_column)}.')
+  if not np.sum(weights) > 0:
+    raise ValueError(zero_weight_message(weight_column))
+
+
+def zero_weight_message(weight_column):
+  return (f'{WEIGHTS_MESSAGE}={weight_column!r} sum to 0: no point counts. '
+          'Give some points a positive weight.')
 
 
 def _first_width(dataset):

@@ -79,7 +79,8 @@ def _distance_to_assigned(points, centers, assignments):
       tf.square(points - tf.gather(centers, assignments)), axis=1))
 
 
-def hamerly_statistics(points, centers, assignments, lower, chunk_elements):
+def hamerly_statistics(points, centers, assignments, lower, chunk_elements,
+                       weights=None):
   """The statistics of one Lloyd step, computed with Hamerly's bounds.
 
   Args:
@@ -90,6 +91,8 @@ def hamerly_statistics(points, centers, assignments, lower, chunk_elements):
     lower: float Tensor (n,), lower bounds on each point's distance to its
       second-nearest center (zeros at first).
     chunk_elements: bound on the number of distances held at once.
+    weights: optional float Tensor (n,) of sample weights; they weight the
+      statistics only (the bounds are per point).
 
   Returns:
     ((sums (k, d), counts (k,), loss), assignments, lower, recomputed):
@@ -113,7 +116,8 @@ def hamerly_statistics(points, centers, assignments, lower, chunk_elements):
   lower = tf.tensor_scatter_nd_update(lower, rows, tf.sqrt(second))
   statistics = distances_lib.segment_statistics(points, assignments,
                                                 tf.square(upper),
-                                                centers.shape[0] or k)
+                                                centers.shape[0] or k,
+                                                weights)
   return statistics, assignments, lower, tf.shape(rows)[0]
 
 

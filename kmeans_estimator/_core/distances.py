@@ -139,7 +139,8 @@ def nearest_centers(points, centers, distance_metric,
 
 
 def cluster_statistics(points, centers, distance_metric,
-                       chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
+                       chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
+                       weights=None):
   """Per-cluster sums and counts of the points nearest to each center.
 
   These are the sufficient statistics of a Lloyd or mini-batch update; adding
@@ -150,25 +151,30 @@ def cluster_statistics(points, centers, distance_metric,
     centers: float Tensor of shape (k, d).
     distance_metric: 'squared_euclidean' or 'cosine'.
     chunk_elements: bound on the number of distances held at once.
+    weights: optional float Tensor of shape (n,), non-negative sample
+      weights: a point of weight w counts as w copies of it in the sums,
+      counts and loss (None: every weight is 1, and no work is added).
 
   Returns:
-    (sums, counts, loss): float Tensor of shape (k, d), the sum of the points
-    assigned to each center; float Tensor of shape (k,), their number; float
-    scalar, the sum over points of the distance to the nearest center.
+    (sums, counts, loss): float Tensor of shape (k, d), the (weighted) sum of
+    the points assigned to each center; float Tensor of shape (k,), their
+    number (total weight); float scalar, the (weighted) sum over points of
+    the distance to the nearest center.
   """
   scaled_centers, offsets = _argmin_terms(centers, distance_metric)
   add_point_norms = distance_metric != constants.COSINE_DISTANCE
   num_centers = centers.shape[0]
 
-  def chunk_statistics(chunk):
+  def chunk_statistics(chunk, chunk_weights=None):
     products = tf.matmul(chunk, scaled_centers, transpose_b=True)
-    return _assign_and_sum(products, offsets, chunk, add_point_norms)
+    return _assign_and_sum(products, offsets, chunk, add_point_norms,
+                           chunk_weights)
 
   rows = _chunk_rows(num_centers if num_centers is not None
                      else tf.shape(centers)[0], chunk_elements)
   static_n = points.shape[0]
   if static_n is not None and isinstance(rows, int) and static_n <= rows:
-    return chunk_statistics(points)
+    return chunk_statistics(points, weights)
 
   # Chunks of `rows` points (the last one shorter), statistics accumulated.
   n = tf.shape(points)[0]
@@ -177,7 +183,9 @@ def cluster_statistics(points, centers, distance_metric,
              tf.zeros([k], points.dtype), tf.zeros([], points.dtype))
 
   def body(start, totals):
-    stats = chunk_statistics(points[start:start + rows])
+    stats = chunk_statistics(
+        points[start:start + rows],
+        None if weights is None else weights[start:start + rows])
     return start + rows, tuple(a + b for a, b in zip(totals, stats))
 
   _, totals = tf.while_loop(lambda start, _: start < n, body,
@@ -185,7 +193,8 @@ def cluster_statistics(points, centers, distance_metric,
   return totals
 
 
-def _assign_and_sum(products, offsets, chunk, add_point_norms):
+def _assign_and_sum(products, offsets, chunk, add_point_norms,
+                    weights=None):
   """Statistics of one chunk from its products with the scaled centers.
 
   The argmin runs on TensorFlow's multi-threaded kernel; the sums and counts
@@ -198,10 +207,11 @@ def _assign_and_sum(products, offsets, chunk, add_point_norms):
   if add_point_norms:
     best += tf.reduce_sum(tf.square(chunk), axis=1)
   return segment_statistics(chunk, index, best,
-                            products.shape[1] or tf.shape(products)[1])
+                            products.shape[1] or tf.shape(products)[1],
+                            weights)
 
 
-def segment_statistics(points, index, distances, num_centers):
+def segment_statistics(points, index, distances, num_centers, weights=None):
   """(sums (k, d), counts (k,), loss) of points assigned by `index`.
 
   One XLA-fused pass when k is a Python int (TensorFlow's CPU
@@ -213,7 +223,15 @@ def segment_statistics(points, index, distances, num_centers):
     distances: float Tensor (n,), each point's distance to it (negative
       rounding is clamped to 0 in the loss).
     num_centers: k, a Python int or a scalar Tensor.
+    weights: optional float Tensor (n,) of sample weights: sums, counts and
+      loss are then weighted (sum of w x, sum of w, sum of w * distance).
   """
+  if weights is not None:
+    if isinstance(num_centers, int):
+      return _weighted_segment_statistics_xla(points, index, distances,
+                                              weights, num_centers)
+    return _weighted_segment_statistics(points, index, distances, weights,
+                                        num_centers)
   if isinstance(num_centers, int):
     return _segment_statistics_xla(points, index, distances, num_centers)
   return _segment_statistics(points, index, distances, num_centers)
@@ -228,6 +246,19 @@ def _segment_statistics(points, index, distances, num_centers):
 
 _segment_statistics_xla = tf.function(_segment_statistics, jit_compile=True,
                                       autograph=False)
+
+
+def _weighted_segment_statistics(points, index, distances, weights,
+                                 num_centers):
+  weights = tf.cast(weights, points.dtype)
+  sums = tf.math.unsorted_segment_sum(points * weights[:, tf.newaxis], index,
+                                      num_centers)
+  counts = tf.math.unsorted_segment_sum(weights, index, num_centers)
+  return sums, counts, tf.reduce_sum(weights * tf.maximum(distances, 0.0))
+
+
+_weighted_segment_statistics_xla = tf.function(
+    _weighted_segment_statistics, jit_compile=True, autograph=False)
 
 
 def euclidean_distances(squared_distances):

@@ -33,21 +33,33 @@ def _uniform_index(n, seed, shape=()):
                                      dtype=tf.int32)
 
 
-def random_points(points, num, seed):
+def random_points(points, num, seed, weights=None):
   """Up to `num` distinct rows of `points`, uniformly without replacement.
 
   When the batch has fewer than `num` rows, all of them are returned (in a
   random order); the caller takes the rest from later batches.
 
+  With `weights`, rows are drawn without replacement in proportion to their
+  weight (Efraimidis-Spirakis keys, see `sample_keys`); rows of weight 0 are
+  never drawn, so at most the number of rows of positive weight come back.
+
   Args:
     points: float Tensor of shape (n, d).
     num: int scalar, how many centers are still wanted.
     seed: int32 Tensor of shape (2,).
+    weights: optional float Tensor (n,) of non-negative point weights.
 
   Returns:
-    float Tensor of shape (min(num, n), d).
+    float Tensor of shape (min(num, n), d) (without weights), or
+    (min(num, rows of positive weight), d).
   """
   n = tf.shape(points)[0]
+  if weights is not None:
+    keys = sample_keys(weights, None, seed)
+    available = tf.reduce_sum(tf.cast(weights > 0, tf.int32))
+    _, order = tf.math.top_k(
+        keys, k=tf.minimum(tf.cast(num, tf.int32), available))
+    return tf.gather(points, order)
   keys = tf.random.stateless_uniform([n], seed)
   _, order = tf.math.top_k(keys, k=tf.minimum(tf.cast(num, tf.int32), n))
   return tf.gather(points, order)
@@ -349,13 +361,13 @@ def kmeans_parallel_candidates(points, seed, rounds, oversampling,
 class StreamedSampler:
   """The per-batch updates of k-means|| over batches, for any driver.
 
-  A driver makes `passes()` passes over the batches: in pass 0 it folds
+  A driver makes rounds + 2 passes over the batches: in pass 0 it folds
   every batch into `first_update`'s state, in pass r (1..rounds) into
-  `round_update`'s, in the last into `weigh_update`'s; `round_candidates`
-  and `candidates` turn the states into candidates. Batch i of round r
-  draws with seed (r, i), so one batch gives `kmeans_parallel_candidates`'
-  draws. Several streams (replicas) can each run a pass and combine their
-  states with `merge_reservoir` and sums.
+  `round_update`'s (then `round_candidates` gives that round's block), in
+  the last into `weigh_update`'s. Batch i of round r draws with seed (r, i),
+  so one batch gives `kmeans_parallel_candidates`' draws. Several streams
+  (replicas) can each run a pass and combine their states with
+  `merge_reservoir` and sums. Each update takes optional point weights.
 
   Args:
     num_features: d, a Python int.
@@ -383,22 +395,27 @@ class StreamedSampler:
   def first_state(self):
     return (*self.reservoir(1), tf.constant(0, tf.int64))
 
-  def first_update(self, batch, i, state, seed=None):
-    """Pass 0: a uniform draw of the first center; counts the points."""
+  def first_update(self, batch, i, state, seed=None, weights=None):
+    """Pass 0: draws the first center (in proportion to weight); counts the
+    points (of positive weight)."""
     keys, rows, count = state
     m = tf.shape(batch)[0]
     keys, rows = merge_reservoir(
-        keys, rows, sample_keys(tf.ones([m], self.dtype), None,
+        keys, rows, sample_keys(tf.ones([m], self.dtype), weights,
                                 fold_seed(self._seed(seed), 0, i)), batch)
+    if weights is not None:
+      m = tf.reduce_sum(tf.cast(weights > 0, tf.int32))
     return keys, rows, count + tf.cast(m, tf.int64)
 
-  def round_update(self, batch, i, state, round_index, so_far, seed=None):
-    """Pass r: draws in proportion to the distance to `so_far`."""
+  def round_update(self, batch, i, state, round_index, so_far, seed=None,
+                   weights=None):
+    """Pass r: draws in proportion to (weight times) the distance to
+    `so_far`."""
     _, distance = distances_lib.nearest_centers(
         batch, so_far, self.distance_metric, self.chunk_elements)
     return merge_reservoir(
-        *state, sample_keys(distance, None, fold_seed(self._seed(seed),
-                                                      round_index, i)),
+        *state, sample_keys(distance, weights, fold_seed(self._seed(seed),
+                                                         round_index, i)),
         batch)
 
   def round_candidates(self, keys, rows, first):
@@ -407,12 +424,13 @@ class StreamedSampler:
                        tf.concat([[True], keys > -float('inf')],
                                  axis=0))[1:]
 
-  def weigh_update(self, batch, totals, candidates):
-    """The last pass: points nearest to each candidate."""
+  def weigh_update(self, batch, totals, candidates, weights=None):
+    """The last pass: the points (weights) nearest to each candidate."""
     index, _ = distances_lib.nearest_centers(
         batch, candidates, self.distance_metric, self.chunk_elements)
     return totals + tf.math.unsorted_segment_sum(
-        tf.ones([tf.shape(batch)[0]], self.dtype), index, self.size)
+        tf.ones([tf.shape(batch)[0]], self.dtype) if weights is None
+        else weights, index, self.size)
 
   def _seed(self, seed):
     return self.seed if seed is None else seed
@@ -420,7 +438,7 @@ class StreamedSampler:
 
 def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
                              rounds, oversampling, distance_metric,
-                             chunk_elements):
+                             chunk_elements, weighted=False):
   """The weighted candidates of k-means|| over a stream of batches.
 
   One pass draws the first center (a uniform draw over the stream) and
@@ -436,38 +454,49 @@ def kmeans_parallel_streamed(dataset, prepare, num_features, dtype, seed,
     prepare: function applied to each batch (the metric's preparation).
     num_features, dtype, seed, rounds, oversampling, distance_metric,
       chunk_elements: as `StreamedSampler`.
+    weighted: whether the dataset's elements are (points (m, d), weights
+      (m,)) pairs: points are then drawn in proportion to weight (times
+      distance) and weigh the candidates by their weight.
 
   Returns:
-    (candidates (C, d), candidate_weights (C,), number of points int64).
+    (candidates (C, d), candidate_weights (C,), number of points int64 (of
+    positive weight, when weighted)).
   """
   sampler = StreamedSampler(num_features, dtype, seed, rounds, oversampling,
                             distance_metric, chunk_elements)
 
   def each_batch(update, state):
-    """`state` after update(batch, i, state) for every batch, in order."""
+    """`state` after update(batch, weights, i, state) for every batch."""
     iterator = iter(dataset)
 
     def body(batch, i, state):
-      state = update(prepare(batch.get_value()), i, state)
+      if weighted:
+        points, weights = batch.get_value()
+        state = update(prepare(points), tf.cast(weights, dtype), i, state)
+      else:
+        state = update(prepare(batch.get_value()), None, i, state)
       return iterator.get_next_as_optional(), i + 1, state
 
     return tf.while_loop(lambda batch, *_: batch.has_value(), body,
                          (iterator.get_next_as_optional(), tf.constant(0),
                           state))[2]
 
-  _, first, count = each_batch(sampler.first_update, sampler.first_state())
+  _, first, count = each_batch(
+      lambda batch, weights, i, state: sampler.first_update(
+          batch, i, state, weights=weights),
+      sampler.first_state())
   blocks = [first]
   for r in range(1, rounds + 1):
     so_far = tf.concat(blocks, axis=0)
     keys, rows = each_batch(
-        lambda batch, i, state, r=r, so_far=so_far: sampler.round_update(
-            batch, i, state, r, so_far),
+        lambda batch, weights, i, state, r=r, so_far=so_far:
+        sampler.round_update(batch, i, state, r, so_far, weights=weights),
         sampler.reservoir(oversampling))
     blocks.append(sampler.round_candidates(keys, rows, first))
   candidates = tf.concat(blocks, axis=0)
   weights = each_batch(
-      lambda batch, _, totals: sampler.weigh_update(batch, totals,
-                                                    candidates),
+      lambda batch, weights, _, totals: sampler.weigh_update(
+          batch, totals, candidates, weights=weights),
       tf.zeros([sampler.size], dtype))
   return candidates, weights, count
 

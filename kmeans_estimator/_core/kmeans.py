@@ -41,6 +41,15 @@ class KMeans(tf.Module):
   index, distance = km.nearest(points)
   ```
 
+  Sample weights: `initialize`, `statistics`, `full_batch_step`,
+  `hamerly_step`, `train_step` (with `weighted=True`) and `loss` take an
+  optional float Tensor `weights` of shape (n,), non-negative, beside the
+  points; a point of weight w counts as w copies of it (integer weights give
+  the result of repeated rows, weights of 1 that of no weights). A
+  `tf.data.Dataset` of batches carries them in its elements: each element is
+  then a `(points (m, d), weights (m,))` pair. Weights are not checked here
+  (the estimator checks them); None adds no work.
+
   Args:
     num_clusters: positive int k.
     num_features: int d, or None to take it from the first points seen.
@@ -77,7 +86,13 @@ class KMeans(tf.Module):
       misses one batch keeps its center and learning rate. Finding the far
       points costs one more distance pass, only in steps that left a
       cluster empty. Not available inside `strategy.run` with several
-      replicas.
+      replicas, nor with sample weights.
+    weighted: whether mini-batch steps (`train_step`) will get sample
+      weights. The per-cluster counts that set the mini-batch learning rate
+      are then float sums of weights, in a float variable under the legacy
+      name 'Variable' (int64 otherwise, as the legacy checkpoints hold it;
+      restoring either kind into the other casts). Full-batch steps take
+      weights either way.
     name: module name.
   """
 
@@ -105,8 +120,10 @@ class KMeans(tf.Module):
                kmeans_parallel_rounds=5,
                kmeans_parallel_oversampling=0.5,
                empty_cluster=constants.KEEP_EMPTY,
+               weighted=False,
                name=None):
     super().__init__(name=name)
+    self.weighted = bool(weighted)
     self.num_clusters = options.check_positive_int('num_clusters',
                                                    num_clusters)
     self.distance_metric = options.check_distance_metric(distance_metric)
@@ -180,8 +197,9 @@ class KMeans(tf.Module):
       self.clusters_updated = None
       self.update_in_steps = None
       if self.use_mini_batch:
-        self.cluster_counts = variable(tf.zeros([k], tf.int64),
-                                       constants.CLUSTER_COUNTS_VAR_NAME)
+        self.cluster_counts = variable(
+            tf.zeros([k], self.dtype if self.weighted else tf.int64),
+            constants.CLUSTER_COUNTS_VAR_NAME)
         if self.mini_batch_steps_per_iteration > 1:
           self.clusters_updated = variable(
               tf.zeros([k, d], self.dtype),
@@ -280,26 +298,29 @@ class KMeans(tf.Module):
     self.initialized.assign(done)
     return done
 
-  def _choose_centers(self, points):
+  def _choose_centers(self, points, weights=None):
     wanted = self.num_clusters - self.num_initialized
     seed = self._seed(1, self.num_initialized)
     method = self.initial_clusters
     if callable(method):
       chosen = self._prepare(method(points, self.num_clusters))
     elif method == constants.RANDOM_INIT:
-      chosen = initializers.random_points(points, wanted, seed)
+      chosen = initializers.random_points(points, wanted, seed, weights)
     else:
-      n = tf.shape(points)[0]
+      # With weights, only points of positive weight can become centers.
+      n = (tf.shape(points)[0] if weights is None else
+           tf.reduce_sum(tf.cast(weights > 0, tf.int32)))
+      positive = '' if weights is None else ' of positive weight'
       if method == constants.KMEANS_PARALLEL_INIT:
         check = tf.debugging.assert_greater_equal(
             n, self.num_clusters,
-            message=('kmeans_parallel needs at least num_clusters points; '
-                     'give more data or lower num_clusters'))
+            message=(f'kmeans_parallel needs at least num_clusters points'
+                     f'{positive}; give more data or lower num_clusters'))
       elif method == constants.KMEANS_PLUS_PLUS_INIT:
         check = tf.debugging.assert_greater_equal(
             n, self.num_clusters,
-            message=('kmeans_plus_plus needs at least num_clusters points in '
-                     'its first batch; use bigger batches or '
+            message=(f'kmeans_plus_plus needs at least num_clusters points'
+                     f'{positive} in its first batch; use bigger batches or '
                      "initial_clusters='random'"))
       else:
         check = tf.debugging.assert_greater(
@@ -309,15 +330,17 @@ class KMeans(tf.Module):
       with tf.control_dependencies([check]):
         points = tf.identity(points)
       if method == constants.KMEANS_PARALLEL_INIT:
-        candidates, weights = initializers.kmeans_parallel_candidates(
-            points, seed, self.kmeans_parallel_rounds,
-            self._parallel_oversampling(), self.distance_metric,
-            self.chunk_elements)
-        chosen = self._reduce_candidates(candidates, weights, seed)
+        candidates, candidate_weights = (
+            initializers.kmeans_parallel_candidates(
+                points, seed, self.kmeans_parallel_rounds,
+                self._parallel_oversampling(), self.distance_metric,
+                self.chunk_elements, weights))
+        chosen = self._reduce_candidates(candidates, candidate_weights, seed)
       elif method == constants.KMEANS_PLUS_PLUS_INIT:
         chosen = initializers.kmeans_plus_plus(
             points, self.num_clusters, seed,
-            self.kmeans_plus_plus_num_retries, self.distance_metric)
+            self.kmeans_plus_plus_num_retries, self.distance_metric,
+            weights=weights)
       else:
         chosen = initializers.kmc2(points, self.num_clusters, seed,
                                    self.kmc2_chain_length,
@@ -334,7 +357,7 @@ class KMeans(tf.Module):
         initializers.fold_seed(seed, self.kmeans_parallel_rounds + 1),
         self.distance_metric)
 
-  def initialize(self, points):
+  def initialize(self, points, weights=None):
     """Chooses initial centers from `points` unless already initialized.
 
     'random' takes distinct points of the batch, and takes the rest from later
@@ -344,16 +367,33 @@ class KMeans(tf.Module):
     so does 'kmeans_parallel', treating the batch as all the data (see
     `initialize_from_dataset` for data in batches).
 
+    With `weights`, 'random' draws in proportion to weight, and
+    'kmeans_plus_plus' and 'kmeans_parallel' are their weighted forms (a
+    point of weight w counts as w copies); points of weight 0 are never
+    chosen, so they need at least k points of positive weight. A callable
+    gets the points without their weights; 'kmc2' has no weighted form.
+
     Args:
       points: Tensor of shape (n, d).
+      weights: optional float Tensor of shape (n,), non-negative.
 
     Returns:
       bool scalar Tensor: whether all k centers are now chosen.
+
+    Raises:
+      ValueError: `weights` with initial_clusters='kmc2'.
     """
     points = self._prepare(points)
+    if weights is not None:
+      if self.initial_clusters == constants.KMC2_INIT:
+        raise ValueError(
+            "initial_clusters='kmc2' does not support sample weights; use "
+            "'kmeans_plus_plus', 'kmeans_parallel' or 'random' with "
+            'weights.')
+      weights = tf.cast(weights, self.dtype)
     return tf.cond(self.initialized.read_value(),
                    lambda: tf.constant(True),
-                   lambda: self._choose_centers(points))
+                   lambda: self._choose_centers(points, weights))
 
   def initialize_from_dataset(self, dataset):
     """k-means|| over all batches of a finite dataset (a bounded number of
@@ -368,7 +408,8 @@ class KMeans(tf.Module):
 
     Args:
       dataset: a finite `tf.data.Dataset` of float Tensors (batches) of shape
-        (m, d).
+        (m, d), or of (points (m, d), weights (m,)) pairs: points are then
+        drawn in proportion to weight and weigh the candidates by it.
 
     Returns:
       bool scalar Tensor: True (all k centers are chosen).
@@ -382,11 +423,12 @@ class KMeans(tf.Module):
                    lambda: self._parallel_from_dataset(dataset))
 
   def _parallel_from_dataset(self, dataset):
+    weighted = _is_weighted(dataset)
     return self.finish_parallel(*initializers.kmeans_parallel_streamed(
         dataset, self._prepare, self.num_features, self.dtype,
         self._seed(1, 0), self.kmeans_parallel_rounds,
         self._parallel_oversampling(), self.distance_metric,
-        self.chunk_elements))
+        self.chunk_elements, weighted), weighted=weighted)
 
   def streamed_sampler(self):
     """This model's k-means|| settings as an `initializers.StreamedSampler`,
@@ -396,36 +438,57 @@ class KMeans(tf.Module):
         self.kmeans_parallel_rounds, self._parallel_oversampling(),
         self.distance_metric, self.chunk_elements)
 
-  def finish_parallel(self, candidates, weights, count):
+  def finish_parallel(self, candidates, weights, count, weighted=False):
     """Reduces k-means|| candidates of `count` points to the k centers."""
+    positive = ' of positive weight' if weighted else ''
     check = tf.debugging.assert_greater_equal(
         count, tf.cast(self.num_clusters, count.dtype),
-        message=('kmeans_parallel needs at least num_clusters points in the '
-                 'input; give more data or lower num_clusters'))
+        message=(f'kmeans_parallel needs at least num_clusters points'
+                 f'{positive} in the input; give more data or lower '
+                 'num_clusters'))
     with tf.control_dependencies([check]):
       candidates = tf.identity(candidates)
     return self._append_centers(
         self._reduce_candidates(candidates, weights, self._seed(1, 0)))
 
   # -------------------------------------------------------------- training
-  def _statistics(self, points, centers):
-    return distances_lib.cluster_statistics(points, centers,
-                                            self.distance_metric,
-                                            self.chunk_elements)
+  def _statistics(self, points, centers, weights=None):
+    return distances_lib.cluster_statistics(
+        points, centers, self.distance_metric, self.chunk_elements,
+        None if weights is None else tf.cast(weights, self.dtype))
 
-  def statistics(self, data):
+  def _check_weights(self, data, weights):
+    """Whether the step is weighted; refuses what has no weighted form."""
+    if weights is not None and isinstance(data, tf.data.Dataset):
+      raise ValueError(
+          '`weights` goes with a Tensor of points; a dataset carries its '
+          'weights in its elements, as (points, weights) pairs.')
+    weighted = weights is not None or _is_weighted(data)
+    if weighted and self.empty_cluster == constants.FARTHEST_POINT:
+      raise ValueError(
+          "empty_cluster='farthest_point' does not support sample weights; "
+          "use empty_cluster='keep' with weights.")
+    return weighted
+
+  def statistics(self, data, weights=None):
     """Per-cluster statistics of `data` under the current centers.
 
     Args:
       data: Tensor of shape (n, d), or a finite `tf.data.Dataset` of such
-        Tensors (batches), whose statistics are summed.
+        Tensors (batches) or of (points, weights) pairs, whose statistics
+        are summed.
+      weights: optional float Tensor (n,) of sample weights, with a Tensor
+        `data`.
 
     Returns:
       (sums (k, d), counts (k,), loss scalar), as in
-      `distances.cluster_statistics`; sums over batches add up exactly.
+      `distances.cluster_statistics` (weighted, with weights); sums over
+      batches add up exactly.
     """
+    self._check_weights(data, weights)
     centers = self.clusters.read_value()
     if isinstance(data, tf.data.Dataset):
+      weighted = _is_weighted(data)
       k, d = self.num_clusters, self.num_features
       initial = (tf.zeros([k, d], self.dtype), tf.zeros([k], self.dtype),
                  tf.zeros([], self.dtype))
@@ -435,15 +498,20 @@ class KMeans(tf.Module):
       iterator = iter(data)
 
       def add(batch, state):
-        stats = self._statistics(self._prepare(batch.get_value()), centers)
+        if weighted:
+          points, batch_weights = batch.get_value()
+          stats = self._statistics(self._prepare(points), centers,
+                                   batch_weights)
+        else:
+          stats = self._statistics(self._prepare(batch.get_value()), centers)
         return (iterator.get_next_as_optional(),
                 tuple(a + b for a, b in zip(state, stats)))
 
       return tf.while_loop(lambda batch, _: batch.has_value(), add,
                            (iterator.get_next_as_optional(), initial))[1]
-    return self._statistics(self._prepare(data), centers)
+    return self._statistics(self._prepare(data), centers, weights)
 
-  def apply_full_batch(self, sums, counts, loss, data=None):
+  def apply_full_batch(self, sums, counts, loss, data=None, weighted=False):
     """Moves the centers by one Lloyd update from summed statistics.
 
     Inside `strategy.run` the statistics are first summed over all replicas
@@ -455,12 +523,14 @@ class KMeans(tf.Module):
         dataset of batches), needed only by empty_cluster='farthest_point'
         to find the far points (one more pass, only when a cluster is
         empty); without it empty clusters keep their centers.
+      weighted: whether the statistics are weighted (see `_stats`).
 
     Returns:
       dict with 'loss', 'num_points' (int64), 'empty_clusters' (int32, the
       clusters the assignment left empty), 'relocated_clusters' (int32, how
       many of them moved to a far point) and 'cluster_sizes' (int64 (k,),
-      the points each center's update used), over all replicas.
+      the points each center's update used), over all replicas; when
+      `weighted`, also 'total_weight' (see `_stats`).
     """
     sums, counts, loss = sum_over_replicas((sums, counts, loss))
     centers = self.clusters.read_value()
@@ -470,7 +540,7 @@ class KMeans(tf.Module):
                                               data, centers)
     self.clusters.assign(updates.lloyd_update(
         centers, sums, sizes, self.distance_metric))
-    return self._stats(loss, counts, sizes, relocated)
+    return self._stats(loss, counts, sizes, relocated, weighted)
 
   def _relocate(self, sums, counts, empty, data, centers, prepared=False):
     """`updates.relocate_empty_clusters` when a cluster is `empty`.
@@ -514,13 +584,16 @@ class KMeans(tf.Module):
     iterator = iter(data)
 
     def add(batch, best):
+      points = batch.get_value()
+      if isinstance(points, tuple):  # (points, weights): weights not needed.
+        points = points[0]
       return (iterator.get_next_as_optional(), updates.merge_candidates(
-          best, candidates(self._prepare(batch.get_value()))))
+          best, candidates(self._prepare(points))))
 
     return tf.while_loop(lambda batch, _: batch.has_value(), add,
                          (iterator.get_next_as_optional(), initial))[1]
 
-  def full_batch_step(self, data):
+  def full_batch_step(self, data, weights=None):
     """One exact Lloyd iteration over all of `data`.
 
     Statistics are accumulated over every batch with the current centers, then
@@ -532,19 +605,29 @@ class KMeans(tf.Module):
     Inside `strategy.run` each replica passes its own share of the data and
     the step covers their union.
 
+    With sample weights each center moves to the weighted mean of its
+    points (sum of w x / sum of w); a cluster whose points all have weight 0
+    keeps its center, like an empty one.
+
     Args:
       data: Tensor of shape (n, d) (all the data), or a finite
-        `tf.data.Dataset` whose elements are such Tensors (batches).
+        `tf.data.Dataset` whose elements are such Tensors (batches), or
+        (points, weights) pairs.
+      weights: optional float Tensor (n,) of sample weights, with a Tensor
+        `data`.
 
     Returns:
       dict with 'loss' (sum of distances to the nearest center before the
       update), 'num_points' (int64), 'empty_clusters' (int32),
       'relocated_clusters' (int32) and 'cluster_sizes' (int64 (k,)), as
-      `apply_full_batch` describes them.
+      `apply_full_batch` describes them; weighted, with weights (see
+      `_stats`).
     """
-    return self.apply_full_batch(*self.statistics(data), data)
+    weighted = self._check_weights(data, weights)
+    return self.apply_full_batch(*self.statistics(data, weights), data,
+                                 weighted)
 
-  def hamerly_step(self, points, assignments, lower):
+  def hamerly_step(self, points, assignments, lower, weights=None):
     """One exact Lloyd step that skips the distances bounds rule out.
 
     Hamerly's algorithm (see `bounds`): the result is `full_batch_step`'s,
@@ -558,26 +641,37 @@ class KMeans(tf.Module):
         `bounds.initial_state`).
       lower: float Tensor (n,), from the previous step (or
         `bounds.initial_state`).
+      weights: optional float Tensor (n,) of sample weights; they weight the
+        statistics (the bounds are per point and do not depend on them).
 
     Returns:
       (stats, assignments, lower): `full_batch_step`'s dict plus
       'recomputed' (points compared with every center), and the bounds for
       the next step.
     """
+    weighted = self._check_weights(points, weights)
     points = self._prepare(points)
+    if weighted:
+      weights = tf.cast(weights, self.dtype)
     centers = self.clusters.read_value()
     (sums, counts, loss), assignments, lower, recomputed = (
         bounds.hamerly_statistics(points, centers, assignments, lower,
-                                  self.chunk_elements))
+                                  self.chunk_elements, weights))
     # A relocation moves a center like any update, so the bounds still hold.
-    stats = self.apply_full_batch(sums, counts, loss, points)
+    stats = self.apply_full_batch(sums, counts, loss, points, weighted)
     lower = bounds.move_bounds(lower, assignments, centers,
                                self.clusters.read_value())
     stats['recomputed'] = recomputed
     return stats, assignments, lower
 
-  def train_step(self, points):
+  def train_step(self, points, weights=None):
     """One mini-batch step on `points` (Tensor of shape (n, d)).
+
+    With `weights` (float Tensor (n,), non-negative; the model must be built
+    with `weighted=True`), s and m of the update rule (see
+    `updates.mini_batch_update`) are the batch's weighted sum and total
+    weight per cluster, and the counts n accumulate weight: a point of
+    integer weight w moves the centers as w copies of it would.
 
     With `mini_batch_steps_per_iteration` N > 1, points are assigned with the
     centers in `clusters` while the updates go to `clusters_updated`, which is
@@ -593,8 +687,18 @@ class KMeans(tf.Module):
       dict with 'loss' (sum of distances to the nearest center for this
       batch, before the update), 'num_points', 'empty_clusters' (clusters
       with no point of this batch), 'relocated_clusters' and 'cluster_sizes'
-      (int64 (k,), this batch's points per cluster, after any relocation).
+      (int64 (k,), this batch's points per cluster, after any relocation);
+      weighted, with weights (see `_stats`).
+
+    Raises:
+      ValueError: `weights` given to a model built without `weighted=True`.
     """
+    weighted = self._check_weights(points, weights)
+    if weighted and not self.weighted:
+      raise ValueError(
+          'train_step got `weights` but this KMeans was built with '
+          'weighted=False, whose mini-batch counts are integers; build it '
+          'with weighted=True.')
     points = self._prepare(points)
     if self.update_in_steps is not None:
       self._sync_updated_copy()
@@ -603,7 +707,7 @@ class KMeans(tf.Module):
       target = self.clusters
     centers = self.clusters.read_value()
     sums, counts, loss = sum_over_replicas(
-        self._statistics(points, centers))
+        self._statistics(points, centers, weights))
     sizes, relocated = counts, None
     if self.empty_cluster == constants.FARTHEST_POINT:
       never_used = tf.equal(self.cluster_counts.read_value(), 0)
@@ -615,7 +719,7 @@ class KMeans(tf.Module):
         self.distance_metric)
     target.assign(new_centers)
     self.cluster_counts.assign(new_counts)
-    return self._stats(loss, counts, sizes, relocated)
+    return self._stats(loss, counts, sizes, relocated, weighted)
 
   def broadcast_state(self):
     """Makes every replica's state the first replica's (inside strategy.run).
@@ -652,24 +756,37 @@ class KMeans(tf.Module):
 
     return tf.cond(self.update_in_steps.read_value() <= 0, sync, count_down)
 
-  def step(self, data):
+  def step(self, data, weights=None):
     """`train_step` or `full_batch_step`, as `use_mini_batch` says."""
     if self.use_mini_batch:
-      return self.train_step(data)
-    return self.full_batch_step(data)
+      return self.train_step(data, weights)
+    return self.full_batch_step(data, weights)
 
   @staticmethod
-  def _stats(loss, counts, sizes=None, relocated=None):
-    """The step's figures; `sizes` are the counts after any relocation."""
-    return {
+  def _stats(loss, counts, sizes=None, relocated=None, weighted=False):
+    """The step's figures; `sizes` are the counts after any relocation.
+
+    Weighted, 'num_points' and 'cluster_sizes' are weights (rounded to
+    integers: with integer weights, the counts that repeated rows give),
+    'empty_clusters' counts the clusters of total weight 0, and
+    'total_weight' is the exact float sum of the weights.
+    """
+    if sizes is None:
+      sizes = counts
+    stats = {
         'loss': loss,
         'num_points': tf.cast(tf.reduce_sum(counts), tf.int64),
         'empty_clusters': tf.reduce_sum(tf.cast(counts == 0, tf.int32)),
         'relocated_clusters': (tf.constant(0, tf.int32) if relocated is None
                                else relocated),
-        'cluster_sizes': tf.cast(counts if sizes is None else sizes,
-                                 tf.int64),
+        'cluster_sizes': tf.cast(sizes, tf.int64),
     }
+    if weighted:
+      stats['total_weight'] = tf.reduce_sum(counts)
+      stats['num_points'] = tf.cast(tf.round(stats['total_weight']),
+                                    tf.int64)
+      stats['cluster_sizes'] = tf.cast(tf.round(sizes), tf.int64)
+    return stats
 
   # ------------------------------------------------------------- inference
   def all_distances(self, points):
@@ -700,9 +817,15 @@ class KMeans(tf.Module):
     return (all_distances, index,
             tf.gather(all_distances, index, axis=1, batch_dims=1))
 
-  def loss(self, points):
-    """Sum over points of the distance to the nearest center (scalar)."""
-    return tf.reduce_sum(self.nearest(points)[1])
+  def loss(self, points, weights=None):
+    """Sum over points of the distance to the nearest center (scalar).
+
+    With `weights` (float Tensor (n,)), the weighted sum.
+    """
+    distances = self.nearest(points)[1]
+    if weights is None:
+      return tf.reduce_sum(distances)
+    return tf.reduce_sum(tf.cast(weights, self.dtype) * distances)
 
   def nearest_k(self, points, k):
     """The `k` nearest centers of each point, in bounded memory.
@@ -727,6 +850,12 @@ class KMeans(tf.Module):
                                        self.clusters.read_value(),
                                        self.distance_metric, k,
                                        self.chunk_elements)
+
+
+def _is_weighted(data):
+  """Whether `data` is a dataset of (points, weights) pairs."""
+  return isinstance(data, tf.data.Dataset) and isinstance(
+      data.element_spec, tuple)
 
 
 def sum_over_replicas(values):

@@ -56,14 +56,16 @@ def mini_batch_update(centers, counts, batch_sums, batch_counts,
 
   Args:
     centers: float Tensor of shape (k, d).
-    counts: int64 Tensor of shape (k,), points seen per cluster so far (n).
+    counts: int64 Tensor of shape (k,), points seen per cluster so far (n);
+      or a float Tensor, the weight seen so far, when steps are weighted.
     batch_sums: float Tensor of shape (k, d), s per cluster.
-    batch_counts: float Tensor of shape (k,), m per cluster.
+    batch_counts: float Tensor of shape (k,), m per cluster (the batch's
+      weight per cluster, with sample weights).
     distance_metric: 'squared_euclidean' or 'cosine'.
 
   Returns:
-    (new_centers, new_counts): float Tensor of shape (k, d) and int64 Tensor
-    of shape (k,), n + m.
+    (new_centers, new_counts): float Tensor of shape (k, d) and a Tensor of
+    shape (k,) and the dtype of `counts`, n + m.
   """
   totals = tf.cast(counts, centers.dtype) + batch_counts
   steps = numerics.divide_or_keep(
@@ -71,7 +73,7 @@ def mini_batch_update(centers, counts, batch_sums, batch_counts,
       tf.zeros_like(centers))
   new = _renormalize_moved(centers, centers + steps, batch_counts > 0,
                            distance_metric)
-  return new, counts + tf.cast(batch_counts, tf.int64)
+  return new, counts + tf.cast(batch_counts, counts.dtype)
 
 
 def farthest_candidates(points, index, distances, num_candidates):
