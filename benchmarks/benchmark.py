@@ -17,6 +17,8 @@ one invocation, and is reported with the same figures:
 - `peak RSS`: `resource.getrusage` of the process that ran the backend; each
   backend runs in a fresh subprocess (`--isolate`, the default), so this is
   that backend's peak including the interpreter, its libraries and the data;
+  RSS before the fit is reported beside it (after the data was loaded, for
+  the backends that hold it);
 - ratios of `s/iter` to scikit-learn's Lloyd and to the GEMM floor, the time
   of the distance product plus argmin for the same shapes (one assignment
   pass, TensorFlow, row chunks, inside a `tf.function`).
@@ -25,6 +27,18 @@ Each process first warms its library up with a trivial call, so once-per-
 process start-up is left out; per-model costs (tf.function tracing,
 checkpoints, input validation) stay in. The TF backends also report their
 first step (tracing included) and steady per-iteration time apart.
+
+Streamed workload: the parent process writes the points once, block by block,
+to a raw float32 file in a temporary directory (the same values as the array
+of every other workload; see `write_blobs`). The TF backends but
+kmeans_estimator_in_memory and the floor read it through a `tf.data` pipeline
+(`stream_dataset`: `FixedLengthRecordDataset` records of `--stream_batch`
+points, `decode_raw`, prefetch; no Python per batch) and never hold the
+array, so their peak RSS over the RSS before the fit is what streaming costs
+in memory. The other backends load the array before the fit.
+kmeans_estimator_in_memory is kmeans_estimator given that array as one
+tensor: the full-batch streamed backends report their steady s/iter over its
+(`steady / in-memory`), and the report lists RSS growth per backend.
 
 Backends:
   kmeans_estimator            `KMeansClustering(use_mini_batch=False,
@@ -47,6 +61,10 @@ Backends:
                               5 sampling rounds over all the data) with
                               `algorithm='hamerly'` (Lloyd on streamed
                               workloads): the fastest route to a good fit.
+  kmeans_estimator_in_memory  kmeans_estimator with the streamed workload's
+                              points as one in-memory array (skipped on the
+                              other workloads, which kmeans_estimator reads
+                              in memory already).
   kmeans_core                 the `KMeans` tf.Module alone (`initialize`,
                               `full_batch_step`, `nearest` in tf.functions),
                               to show what the estimator shell adds.
@@ -62,14 +80,16 @@ Backends:
                               its inertia is that of the true centers.
 
 Workloads (d / k / n): tiny 2/5/500, small 20/20/10000, medium 100/50/50000
-(the default set), large 100/500/500000 and stream 64/256/1000000 (the TF
-backends read `stream` through a tf.data pipeline of batches; scikit-learn
-and the floor get the array). No timing is asserted anywhere.
+(the default set), large 100/500/500000 and stream 64/256/1000000 (streamed
+from a file as above; `--stream_points` changes its n, say to show that
+streaming RSS does not grow with n). No timing is asserted anywhere.
 
 Usage:
   .venv/bin/python benchmarks/benchmark.py
   .venv/bin/python benchmarks/benchmark.py --workloads=large --max_iter=10
   .venv/bin/python benchmarks/benchmark.py --spread   # unseparated blobs
+  .venv/bin/python benchmarks/benchmark.py --workloads=stream --max_iter=5 \
+      --backends=kmeans_estimator,kmeans_estimator_in_memory,gemm_floor
 """
 
 import dataclasses
@@ -94,7 +114,8 @@ FLAGS = flags.FLAGS
 CENTER_RANGE = 500.0
 WIDTH = 20.0
 SPREAD_WIDTH = 250.0
-STREAM_BATCH = 65536
+# Points per batch (per record of the raw file) when a workload is streamed.
+STREAM_BATCH = 16384
 # kmeans_estimator_batched: full-batch Lloyd over batches of this many points,
 # so that k-means++ (which runs on the first batch) sees this many.
 INIT_BATCH = 20000
@@ -123,13 +144,24 @@ WORKLOADS = {
 DEFAULT_WORKLOADS = ('tiny', 'small', 'medium')
 
 SKLEARN_BACKENDS = ('sklearn_lloyd', 'sklearn_elkan', 'sklearn_minibatch')
+# kmeans_estimator with the streamed workload's points as one in-memory array.
+IN_MEMORY = 'kmeans_estimator_in_memory'
 TF_BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
                'kmeans_estimator_hamerly', 'kmeans_estimator_batched',
                'kmeans_estimator_kmc2', 'kmeans_estimator_parallel',
-               'kmeans_core', 'gemm_floor')
+               IN_MEMORY, 'kmeans_core', 'gemm_floor')
+# The backends that read a streamed workload from its file through tf.data;
+# the others (scikit-learn, the floor, IN_MEMORY) load the array.
+STREAMING_BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
+                      'kmeans_estimator_hamerly', 'kmeans_estimator_batched',
+                      'kmeans_estimator_kmc2', 'kmeans_estimator_parallel',
+                      'kmeans_core')
+# Those whose iterations are full-batch Lloyd steps, as IN_MEMORY's are.
+_FULL_BATCH = tuple(b for b in STREAMING_BACKENDS
+                    if b != 'kmeans_estimator_minibatch')
 BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
             'kmeans_estimator_hamerly', 'kmeans_estimator_batched',
-            'kmeans_estimator_kmc2', 'kmeans_estimator_parallel',
+            'kmeans_estimator_kmc2', 'kmeans_estimator_parallel', IN_MEMORY,
             'kmeans_core', 'sklearn_lloyd', 'sklearn_elkan',
             'sklearn_minibatch', 'gemm_floor')
 REFERENCE = 'sklearn_lloyd'
@@ -154,6 +186,12 @@ def _define_flags():
   flags.DEFINE_integer('batch_size', 1024, 'Mini-batch size.')
   flags.DEFINE_integer('repeats', 5,
                        'Timed repeats of the floor and of predict (median).')
+  flags.DEFINE_integer('stream_points', None,
+                       'Points n of the streamed workload, instead of its '
+                       f'{WORKLOADS["stream"].n:,} (to check that peak RSS '
+                       'does not grow with n).')
+  flags.DEFINE_integer('stream_batch', STREAM_BATCH,
+                       'Points per tf.data batch of the streamed workload.')
   flags.DEFINE_integer(
       'kmeans_plus_plus_num_retries', None,
       'kmeans_estimator\'s k-means++ retries; by default 1 + int(ln k), so '
@@ -165,9 +203,45 @@ def _define_flags():
   flags.DEFINE_string('worker_output', None,
                       'Internal: run one (workload, backend) in this process '
                       'and write its result to this JSON file.')
+  flags.DEFINE_string('data_file', None,
+                      'Internal: the streamed workload\'s raw float32 file, '
+                      'written by the parent process.')
+
+
+def workload_of(name, config):
+  """The workload `name`, with the streamed one's n from `stream_points`."""
+  workload = WORKLOADS[name]
+  if workload.streamed and config.get('stream_points'):
+    workload = dataclasses.replace(workload, n=config['stream_points'])
+  return workload
 
 
 # ------------------------------------------------------------------ data
+_BLOCK_ROWS = 100_000  # Rows generated at once: bounded float64 temporaries.
+
+
+def _true_centers(workload, seed, rng=None):
+  """The k generating centers, uniform in [0, 500)^d (the rng's first draw)."""
+  rng = np.random.default_rng(seed) if rng is None else rng
+  return rng.uniform(0.0, CENTER_RANGE, (workload.k, workload.d))
+
+
+def _blob_blocks(workload, seed, spread):
+  """(centers float64 (k, d), iterator of float32 row blocks, in order)."""
+  rng = np.random.default_rng(seed)
+  centers = _true_centers(workload, seed, rng)
+  width = SPREAD_WIDTH if spread else WIDTH
+
+  def blocks():
+    for start in range(0, workload.n, _BLOCK_ROWS):
+      size = min(start + _BLOCK_ROWS, workload.n) - start
+      labels = rng.integers(0, workload.k, size)
+      yield (centers[labels] + rng.normal(0.0, width, (size, workload.d))
+            ).astype(np.float32)
+
+  return centers, blocks()
+
+
 def make_blobs(workload, seed, spread=False):
   """Deterministic Gaussian blobs.
 
@@ -177,33 +251,65 @@ def make_blobs(workload, seed, spread=False):
   Returns:
     (points float32 (n, d), centers float64 (k, d)).
   """
-  rng = np.random.default_rng(seed)
-  centers = rng.uniform(0.0, CENTER_RANGE, (workload.k, workload.d))
-  width = SPREAD_WIDTH if spread else WIDTH
+  centers, blocks = _blob_blocks(workload, seed, spread)
   points = np.empty((workload.n, workload.d), np.float32)
-  rows = 100_000  # Bounded float64 temporaries.
-  for start in range(0, workload.n, rows):
-    stop = min(start + rows, workload.n)
-    labels = rng.integers(0, workload.k, stop - start)
-    points[start:stop] = centers[labels] + rng.normal(
-        0.0, width, (stop - start, workload.d))
+  start = 0
+  for block in blocks:
+    points[start:start + len(block)] = block
+    start += len(block)
   return points, centers
+
+
+def write_blobs(workload, seed, spread, path):
+  """Writes `make_blobs`' points to `path`: raw float32, row-major (n x d).
+
+  Block by block, so the writer never holds the whole array.
+
+  Returns:
+    the generating centers, float64 (k, d).
+  """
+  centers, blocks = _blob_blocks(workload, seed, spread)
+  with open(path, 'wb') as f:
+    f.writelines(block.tobytes() for block in blocks)
+  return centers
+
+
+def read_blobs(path, num_features):
+  """The whole raw float32 file at `path` as an array of shape (n, d)."""
+  return np.fromfile(path, np.float32).reshape(-1, num_features)
+
+
+def _file_blocks(path, num_features, rows):
+  """Blocks of at most `rows` rows of the raw float32 file (plain reads)."""
+  with open(path, 'rb') as f:
+    while True:
+      block = np.fromfile(f, np.float32, rows * num_features)
+      if not block.size:
+        return
+      yield block.reshape(-1, num_features)
 
 
 def inertia(points, centers):
   """Sum over all points of the squared distance to the nearest center.
 
   numpy float64, in row chunks; identical for every backend.
+
+  Args:
+    points: float array (n, d), or an iterable of such row blocks (say,
+      read from a file; each is processed in chunks alike).
+    centers: array (k, d).
   """
   centers = np.asarray(centers, np.float64)
   center_norms = np.einsum('kd,kd->k', centers, centers)
   rows = max(1, CHUNK_ELEMENTS // len(centers))
+  blocks = [points] if isinstance(points, np.ndarray) else points
   total = 0.0
-  for start in range(0, len(points), rows):
-    chunk = np.asarray(points[start:start + rows], np.float64)
-    squared = (np.einsum('nd,nd->n', chunk, chunk)[:, None] -
-               2.0 * chunk @ centers.T + center_norms[None, :])
-    total += float(np.maximum(squared.min(axis=1), 0.0).sum())
+  for block in blocks:
+    for start in range(0, len(block), rows):
+      chunk = np.asarray(block[start:start + rows], np.float64)
+      squared = (np.einsum('nd,nd->n', chunk, chunk)[:, None] -
+                 2.0 * chunk @ centers.T + center_norms[None, :])
+      total += float(np.maximum(squared.min(axis=1), 0.0).sum())
   return total
 
 
@@ -228,23 +334,53 @@ def _median_time(fn, repeats, min_total_s=0.2, max_calls=1000):
 
 
 # ------------------------------------------------------------ TF backends
-def _tf_dataset(points, batch_size, streamed):
-  """Batches of `points` as a tf.data pipeline (a generator when streamed)."""
+def _tf_dataset(points, batch_size):
+  """Batches of the in-memory `points` as a tf.data pipeline."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if not streamed:
-    # Slices of one tensor: Dataset.batch would gather the batch row by row,
-    # which costs more than the k-means step itself.
-    data = tf.constant(points)
-    starts = tf.data.Dataset.range(0, len(points), batch_size)
-    return starts.map(lambda start: data[start:start + batch_size])
+  # Slices of one tensor: Dataset.batch would gather the batch row by row,
+  # which costs more than the k-means step itself.
+  data = tf.constant(points)
+  starts = tf.data.Dataset.range(0, len(points), batch_size)
+  return starts.map(lambda start: data[start:start + batch_size])
 
-  def batches():
-    for start in range(0, len(points), batch_size):
-      yield points[start:start + batch_size]
 
-  return tf.data.Dataset.from_generator(
-      batches, output_signature=tf.TensorSpec([None, points.shape[1]],
-                                              tf.float32))
+def stream_dataset(path, num_features, batch_size):
+  """Batches of a raw float32 file (`write_blobs`) as a tf.data pipeline.
+
+  Each record of `batch_size` rows is read by `FixedLengthRecordDataset` and
+  decoded in the pipeline (no Python per batch), and the next batches are
+  prefetched while the current one is clustered: the process holds a few
+  batches, never the file. A last, shorter batch holds the rows left over.
+
+  Args:
+    path: file of n * num_features float32 values, row-major.
+    num_features: d.
+    batch_size: rows per batch.
+
+  Returns:
+    `tf.data.Dataset` of float32 Tensors of shape (batch_size or fewer, d).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  row_bytes = 4 * num_features
+  size = os.path.getsize(path)
+  if size % row_bytes:
+    raise ValueError(f'{path} has {size} bytes, not a whole number of rows of '
+                     f'{num_features} float32 values; rewrite it with '
+                     'write_blobs.')
+  record_bytes = batch_size * row_bytes
+  left_over = size % record_bytes
+  records = tf.data.FixedLengthRecordDataset(path, record_bytes,
+                                             footer_bytes=left_over)
+  if left_over:
+    records = records.concatenate(tf.data.FixedLengthRecordDataset(
+        path, left_over, header_bytes=size - left_over))
+
+  @tf.autograph.experimental.do_not_convert
+  def decode(record):
+    return tf.reshape(tf.io.decode_raw(record, tf.float32),
+                      [-1, num_features])
+
+  return records.map(decode).prefetch(2)
 
 
 def _steady(step_times, steps_per_iteration=1):
@@ -269,11 +405,17 @@ def _tf_device():
 
 
 class _StepTimer:
-  """A SessionRunHook-like timer: when training begins and each step ends."""
+  """A SessionRunHook-like timer: when training begins and each step ends.
+
+  Besides wall-clock times it records the process's CPU time (all threads)
+  at each step end: on a shared machine, CPU seconds per step move less with
+  the load than wall seconds do.
+  """
 
   def __init__(self):
     self.begin_time = None
     self.step_times = []
+    self.cpu_times = []
     self.losses = []
 
   def begin(self):
@@ -285,6 +427,7 @@ class _StepTimer:
 
   def after_run(self, run_context, run_values):  # pylint: disable=unused-argument
     self.step_times.append(time.perf_counter())
+    self.cpu_times.append(time.process_time())
     # The loss of step t is the inertia of the centers step t started from.
     self.losses.append(float(run_values.results))
 
@@ -302,39 +445,51 @@ def _tracing_counts(estimator):
   return counts
 
 
-def run_kmeans_estimator(workload, points, config, mini_batch,
+def _batches(data, num_features, batch_size):
+  """A dataset of batches of `data`: a file path (streamed) or an array."""
+  if isinstance(data, str):
+    return stream_dataset(data, num_features, batch_size)
+  return _tf_dataset(data, batch_size)
+
+
+def run_kmeans_estimator(workload, data, config, mini_batch,
                          algorithm='lloyd', initial_clusters=None,
                          full_batch_batches=None):
-  """KMeansClustering, full batch or mini-batch, with a step-timing hook."""
+  """KMeansClustering, full batch or mini-batch, with a step-timing hook.
+
+  `data` is the points as an array, or the path of their raw float32 file,
+  which is then streamed through tf.data (`stream_dataset`) in training and
+  prediction alike.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import kmeans_estimator  # pylint: disable=g-import-not-at-top
   max_iter, seed = config['max_iter'], config['seed']
   batch_size = config['batch_size']
-  n = len(points)
+  streamed = isinstance(data, str)
+  stream_batch = config.get('stream_batch') or STREAM_BATCH
+  n, d = workload.n, workload.d
   if mini_batch:
     steps_per_epoch = math.ceil(n / batch_size)
 
     def train_input_fn():
-      return _tf_dataset(points, batch_size, workload.streamed).repeat(
-          max_iter)
-  elif workload.streamed or full_batch_batches:
+      return _batches(data, d, batch_size).repeat(max_iter)
+  elif streamed or full_batch_batches:
     steps_per_epoch = 1
 
     def train_input_fn():
-      return _tf_dataset(points, full_batch_batches or STREAM_BATCH,
-                         workload.streamed)
+      return _batches(data, d, full_batch_batches or stream_batch)
   else:
     steps_per_epoch = 1
 
     def train_input_fn():
-      return points
+      return data
 
-  if workload.streamed:
+  if streamed:
     def predict_input_fn():
-      return _tf_dataset(points, STREAM_BATCH, True)
+      return stream_dataset(data, d, stream_batch)
   else:
     def predict_input_fn():
-      return points
+      return data
 
   timer = _StepTimer()
   with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as model_dir:
@@ -382,6 +537,7 @@ def run_kmeans_estimator(workload, points, config, mini_batch,
       'iter_total_s': iter_total,
       's_per_iter': iter_total / iterations,
       's_per_iter_steady': _steady(timer.step_times, steps_per_epoch),
+      'cpu_s_per_iter_steady': _steady(timer.cpu_times, steps_per_epoch),
       'first_step_s': timer.step_times[0] - timer.begin_time,
       'other_s': fit_s - init_s - iter_total,
       'fit_s': fit_s,
@@ -400,8 +556,11 @@ def run_kmeans_estimator(workload, points, config, mini_batch,
   }
 
 
-def run_kmeans_core(workload, points, config):
-  """The `KMeans` tf.Module alone, each method in its own tf.function."""
+def run_kmeans_core(workload, data, config):
+  """The `KMeans` tf.Module alone, each method in its own tf.function.
+
+  `data`: the points as an array, or the path of their raw float32 file.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import kmeans_estimator  # pylint: disable=g-import-not-at-top
   max_iter = config['max_iter']
@@ -415,11 +574,13 @@ def run_kmeans_core(workload, points, config):
   initialize = tf.function(km.initialize)
   step = tf.function(km.full_batch_step)
   nearest = tf.function(km.nearest)
-  if workload.streamed:
-    data = _tf_dataset(points, STREAM_BATCH, True)
+  streamed = isinstance(data, str)
+  if streamed:
+    data = stream_dataset(data, workload.d,
+                          config.get('stream_batch') or STREAM_BATCH)
     first = next(iter(data))
   else:
-    data = first = tf.constant(points)
+    data = first = tf.constant(data)
   bool(initialize(first))
   init_s = time.perf_counter() - start
   step_times = []
@@ -429,7 +590,7 @@ def run_kmeans_core(workload, points, config):
   fit_s = time.perf_counter() - start
   iter_total = step_times[-1] - start - init_s
 
-  if workload.streamed:
+  if streamed:
     def predict():
       for batch in data:
         nearest(batch)[0].numpy()
@@ -598,55 +759,76 @@ def _warm_up_library(backend):
       model.fit(points).predict(points)
 
 
-def run_backend(workload_name, backend, config):
-  """Runs one backend on one workload in this process; returns its result."""
-  workload = WORKLOADS[workload_name]
-  points, true_centers = make_blobs(workload, config['seed'],
-                                    config['spread'])
+def run_backend(workload_name, backend, config, data_file=None):
+  """Runs one backend on one workload in this process; returns its result.
+
+  A streamed workload's points come from a raw float32 file (`data_file`, or
+  one written here): the backends in STREAMING_BACKENDS read it through
+  tf.data and never hold the array, the others load it before the fit.
+  """
+  workload = workload_of(workload_name, config)
   config = dict(config, k=workload.k)
-  _warm_up_library(backend)
-  rss_before = _peak_rss_mb()
-  if backend == 'kmeans_estimator':
-    result = run_kmeans_estimator(workload, points, config, mini_batch=False)
-  elif backend == 'kmeans_estimator_minibatch':
-    result = run_kmeans_estimator(workload, points, config, mini_batch=True)
-  elif backend == 'kmeans_estimator_hamerly':
-    result = run_kmeans_estimator(workload, points, config, mini_batch=False,
-                                  algorithm='hamerly')
-  elif backend == 'kmeans_estimator_batched':
-    result = run_kmeans_estimator(workload, points, config, mini_batch=False,
-                                  full_batch_batches=INIT_BATCH)
-  elif backend == 'kmeans_estimator_kmc2':
-    result = run_kmeans_estimator(workload, points, config, mini_batch=False,
-                                  initial_clusters='kmc2')
-  elif backend == 'kmeans_estimator_parallel':
-    result = run_kmeans_estimator(
-        workload, points, config, mini_batch=False,
-        initial_clusters='kmeans_parallel',
-        algorithm='lloyd' if workload.streamed else 'hamerly')
-  elif backend == 'kmeans_core':
-    result = run_kmeans_core(workload, points, config)
-  elif backend == 'sklearn_lloyd':
-    result = run_sklearn_kmeans(workload, points, config, 'lloyd')
-  elif backend == 'sklearn_elkan':
-    result = run_sklearn_kmeans(workload, points, config, 'elkan')
-  elif backend == 'sklearn_minibatch':
-    result = run_sklearn_minibatch(workload, points, config)
-  elif backend == FLOOR:
-    result = run_gemm_floor(workload, points, true_centers, config)
-  else:
-    raise ValueError(f'`backend` must be one of {list(BACKENDS)}. '
-                     f'Received: backend={backend!r}')
-  centers = result.pop('centers')
-  result.update(
-      workload=workload_name, backend=backend, status='ok',
-      inertia=inertia(points, centers),
-      predict_points_per_s=len(points) / result['predict_s'],
-      rss_before_fit_mb=rss_before, peak_rss_mb=_peak_rss_mb())
+  seed, spread = config['seed'], config['spread']
+  streams = workload.streamed and backend in STREAMING_BACKENDS
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as tmp:
+    if workload.streamed:
+      if data_file is None:
+        data_file = os.path.join(tmp, 'points.f32')
+        write_blobs(workload, seed, spread, data_file)
+      true_centers = _true_centers(workload, seed)
+      points = None if streams else read_blobs(data_file, workload.d)
+    else:
+      points, true_centers = make_blobs(workload, seed, spread)
+    data = data_file if streams else points
+    _warm_up_library(backend)
+    rss_before = _peak_rss_mb()
+    if backend in ('kmeans_estimator', IN_MEMORY):
+      # IN_MEMORY differs on streamed workloads only, where it gets `points`.
+      result = run_kmeans_estimator(workload, data, config, mini_batch=False)
+    elif backend == 'kmeans_estimator_minibatch':
+      result = run_kmeans_estimator(workload, data, config, mini_batch=True)
+    elif backend == 'kmeans_estimator_hamerly':
+      result = run_kmeans_estimator(workload, data, config, mini_batch=False,
+                                    algorithm='hamerly')
+    elif backend == 'kmeans_estimator_batched':
+      result = run_kmeans_estimator(workload, data, config, mini_batch=False,
+                                    full_batch_batches=INIT_BATCH)
+    elif backend == 'kmeans_estimator_kmc2':
+      result = run_kmeans_estimator(workload, data, config, mini_batch=False,
+                                    initial_clusters='kmc2')
+    elif backend == 'kmeans_estimator_parallel':
+      result = run_kmeans_estimator(
+          workload, data, config, mini_batch=False,
+          initial_clusters='kmeans_parallel',
+          algorithm='lloyd' if workload.streamed else 'hamerly')
+    elif backend == 'kmeans_core':
+      result = run_kmeans_core(workload, data, config)
+    elif backend == 'sklearn_lloyd':
+      result = run_sklearn_kmeans(workload, points, config, 'lloyd')
+    elif backend == 'sklearn_elkan':
+      result = run_sklearn_kmeans(workload, points, config, 'elkan')
+    elif backend == 'sklearn_minibatch':
+      result = run_sklearn_minibatch(workload, points, config)
+    elif backend == FLOOR:
+      result = run_gemm_floor(workload, points, true_centers, config)
+    else:
+      raise ValueError(f'`backend` must be one of {list(BACKENDS)}. '
+                       f'Received: backend={backend!r}')
+    # The backend's peak, before the inertia below reads the data again.
+    peak_rss = _peak_rss_mb()
+    centers = result.pop('centers')
+    blocks = (points if points is not None else
+              _file_blocks(data_file, workload.d, _BLOCK_ROWS))
+    result.update(
+        workload=workload_name, backend=backend, status='ok', n=workload.n,
+        streamed_input=streams, data_mb=workload.n * workload.d * 4 / 2**20,
+        inertia=inertia(blocks, centers),
+        predict_points_per_s=workload.n / result['predict_s'],
+        rss_before_fit_mb=rss_before, peak_rss_mb=peak_rss)
   return result
 
 
-def _run_isolated(workload_name, backend, config):
+def _run_isolated(workload_name, backend, config, data_file=None):
   """Runs `run_backend` in a fresh interpreter (for a per-backend peak RSS)."""
   with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as tmp:
     output = os.path.join(tmp, 'result.json')
@@ -657,7 +839,12 @@ def _run_isolated(workload_name, backend, config):
         f'--spread={config["spread"]}',
         f'--batch_size={config["batch_size"]}',
         f'--repeats={config["repeats"]}', f'--worker_output={output}',
+        f'--stream_batch={config.get("stream_batch") or STREAM_BATCH}',
     ]
+    if config.get('stream_points'):
+      command.append(f'--stream_points={config["stream_points"]}')
+    if data_file is not None:
+      command.append(f'--data_file={data_file}')
     if config['kmeans_plus_plus_num_retries'] is not None:
       command.append('--kmeans_plus_plus_num_retries='
                      f'{config["kmeans_plus_plus_num_retries"]}')
@@ -732,7 +919,11 @@ def machine_description():
 
 
 def add_ratios(results):
-  """Adds each backend's ratios to sklearn Lloyd and to the GEMM floor."""
+  """Adds each backend's ratios to sklearn Lloyd and to the GEMM floor.
+
+  Full-batch backends that streamed their input also get their ratios to
+  IN_MEMORY, the same Lloyd iterations on the same points held in memory.
+  """
   by_key = {(r['workload'], r['backend']): r for r in results
             if r.get('status') == 'ok'}
   for result in by_key.values():
@@ -761,6 +952,18 @@ def add_ratios(results):
       result['steady_vs_sklearn_lloyd'] = steady / reference['s_per_iter']
     if steady is not None and floor:
       result['steady_vs_floor'] = steady / floor['s_per_iter']
+    in_memory = by_key.get((result['workload'], IN_MEMORY))
+    if (result.get('streamed_input') and in_memory and
+        result['backend'] in _FULL_BATCH):
+      result['s_per_iter_vs_in_memory'] = (result['s_per_iter'] /
+                                           in_memory['s_per_iter'])
+      if steady is not None and in_memory.get('s_per_iter_steady'):
+        result['steady_vs_in_memory'] = (steady /
+                                         in_memory['s_per_iter_steady'])
+      cpu = result.get('cpu_s_per_iter_steady')
+      if cpu is not None and in_memory.get('cpu_s_per_iter_steady'):
+        result['cpu_steady_vs_in_memory'] = (
+            cpu / in_memory['cpu_s_per_iter_steady'])
 
 
 def _fmt(value, spec='.3g'):
@@ -779,6 +982,42 @@ def _fmt_iters(result):
   iterations = result['iterations']
   return str(int(iterations)) if float(iterations).is_integer() else (
       f'{iterations:.3g}')
+
+
+def _streaming_lines(results):
+  """What streaming costs against the in-memory run, for a streamed workload.
+
+  CPU s/iter is the process's CPU time (all threads) per steady iteration:
+  the work streaming adds, less disturbed by other processes than wall time.
+  """
+  lines = []
+  for r in results:
+    if r.get('status') != 'ok' or not (r.get('streamed_input') or
+                                       r['backend'] == IN_MEMORY):
+      continue
+    growth = r['peak_rss_mb'] - r['rss_before_fit_mb']
+    if r['backend'] == IN_MEMORY:
+      lines.append(
+          f'- {IN_MEMORY} (the {r["data_mb"]:.3g} MB of points in memory, '
+          f'loaded before the fit): peak RSS {r["peak_rss_mb"]:.0f} MB, '
+          f'{growth:.0f} MB above the {r["rss_before_fit_mb"]:.0f} MB before '
+          f'the fit; steady {_fmt(r.get("s_per_iter_steady"))} s/iter '
+          f'({_fmt(r.get("cpu_s_per_iter_steady"))} CPU s/iter)')
+      continue
+    line = (f'- {r["backend"]} streamed ({r["data_mb"]:.3g} MB of points): '
+            f'peak RSS {r["peak_rss_mb"]:.0f} MB, {growth:.0f} MB above the '
+            f'{r["rss_before_fit_mb"]:.0f} MB before the fit; steady '
+            f'{_fmt(r.get("s_per_iter_steady"))} s/iter '
+            f'({_fmt(r.get("cpu_s_per_iter_steady"))} CPU s/iter)')
+    if r.get('steady_vs_in_memory') is not None:
+      line += (f', {r["steady_vs_in_memory"]:.2f}x the in-memory one (s/iter '
+               f'{r["s_per_iter_vs_in_memory"]:.2f}x')
+      if r.get('cpu_steady_vs_in_memory') is not None:
+        line += f', CPU s/iter {r["cpu_steady_vs_in_memory"]:.2f}x'
+      line += ')'
+
+    lines.append(line)
+  return lines + [''] if lines else []
 
 
 def markdown_report(report):
@@ -820,9 +1059,12 @@ def markdown_report(report):
             '| inertia / sk-lloyd | predict pts/s | peak RSS MB (before fit) '
             '| s/iter / sk-lloyd | s/iter / floor |')
   for name in config['workloads']:
-    workload = WORKLOADS[name]
+    workload = workload_of(name, config)
     lines += [f'## {name}: d={workload.d}, k={workload.k}, n={workload.n}'
-              + (' (streamed through tf.data)' if workload.streamed else ''),
+              + (' (the TF backends but ' + IN_MEMORY + ' and the floor '
+                 'stream a raw float32 file through tf.data in batches of '
+                 f'{config.get("stream_batch") or STREAM_BATCH:,} points)'
+                 if workload.streamed else ''),
               '', header, '|' + ' --- |' * (header.count('|') - 1)]
     for result in report['results']:
       if result['workload'] != name:
@@ -843,15 +1085,18 @@ def markdown_report(report):
           f'| {_fmt(result.get("s_per_iter_vs_sklearn_lloyd"))} '
           f'| {_fmt(result.get("s_per_iter_vs_floor"))} |')
     lines.append('')
+    if workload.streamed:
+      lines += _streaming_lines([r for r in report['results']
+                                 if r['workload'] == name])
   diagnostics = [r for r in report['results'] if r.get('status') == 'ok' and
                  r.get('s_per_iter_steady') is not None]
   if diagnostics:
     lines += ['## Where kmeans_estimator\'s time goes', '',
               '| workload | backend | init s | first step s | steady s/iter '
-              '| steady / sk-lloyd | steady / floor | other s '
-              '| predict first s | to 1% of sk inertia s (/ elkan fit) '
-              '| traces |',
-              '|' + ' --- |' * 11]
+              '| steady / sk-lloyd | steady / floor | steady / in-memory '
+              '| other s | predict first s '
+              '| to 1% of sk inertia s (/ elkan fit) | traces |',
+              '|' + ' --- |' * 12]
     for r in diagnostics:
       traces = ', '.join(f'{k}={v}' for k, v in r.get('traces', {}).items())
       lines.append(
@@ -859,14 +1104,18 @@ def markdown_report(report):
           f'| {_fmt(r.get("first_step_s"))} '
           f'| {_fmt(r["s_per_iter_steady"])} '
           f'| {_fmt(r.get("steady_vs_sklearn_lloyd"))} '
-          f'| {_fmt(r.get("steady_vs_floor"))} | {_fmt(r.get("other_s"))} '
+          f'| {_fmt(r.get("steady_vs_floor"))} '
+          f'| {_fmt(r.get("steady_vs_in_memory"))} '
+          f'| {_fmt(r.get("other_s"))} '
           f'| {_fmt(r.get("predict_first_s"))} '
           f'| {_fmt(r.get("time_to_1pct_s"))} '
           f'({_fmt(r.get("time_to_1pct_vs_elkan_fit"))}) | {traces} |')
     lines += ['', 'init: from the start of the fit to the first step '
               '(k-means++ and its tracing, reading the input); first step: '
               'tf.function tracing included; steady: median step time after '
-              'it, per iteration (epoch); other: the rest of the fit '
+              'it, per iteration (epoch); steady / in-memory: a streamed '
+              f'backend\'s steady time over {IN_MEMORY}\'s on the same points; '
+              'other: the rest of the fit '
               '(checkpoint, summaries, end of input); to 1%: seconds from '
               'the start of the fit until the inertia came within 1% of '
               'scikit-learn Elkan\'s k-means++ result, and that over '
@@ -897,7 +1146,7 @@ def check_names(workloads, backends):
 def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
                    out_dir=None, seed=0, spread=False, batch_size=1024,
                    repeats=5, kmeans_plus_plus_num_retries=None, isolate=True,
-                   verbose=True):
+                   verbose=True, stream_points=None, stream_batch=STREAM_BATCH):
   """Runs every backend on every workload; writes and returns the report.
 
   Args:
@@ -914,6 +1163,8 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
       draws as many candidates per center as scikit-learn (1 + int(ln k)).
     isolate: one subprocess per (workload, backend).
     verbose: print progress and the table.
+    stream_points: n of the streamed workload instead of its own (None).
+    stream_batch: points per tf.data batch of the streamed workload.
 
   Returns:
     dict with 'machine', 'config', 'date', 'total_wall_s', 'results' (one
@@ -930,32 +1181,24 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
             'max_iter': max_iter, 'seed': seed, 'spread': spread,
             'batch_size': batch_size, 'repeats': repeats,
             'kmeans_plus_plus_num_retries': kmeans_plus_plus_num_retries,
-            'isolate': isolate}
+            'isolate': isolate, 'stream_points': stream_points,
+            'stream_batch': stream_batch}
   results = []
   load_before = list(os.getloadavg()) if hasattr(os, 'getloadavg') else None
   start = time.perf_counter()
-  for name in workloads:
-    for backend in backends:
-      if backend in SKLEARN_BACKENDS and not have_sklearn:
-        results.append({'workload': name, 'backend': backend,
-                        'status': 'skipped',
-                        'message': 'scikit-learn is not installed'})
-        continue
-      try:
-        result = (_run_isolated(name, backend, config) if isolate else
-                  run_backend(name, backend, config))
-      except Exception as error:  # pylint: disable=broad-except
-        result = {'workload': name, 'backend': backend, 'status': 'error',
-                  'message': f'{type(error).__name__}: {error}'}
-      if verbose:
-        if result['status'] == 'ok':
-          print(f'{name:>7} {backend:<27} {result["s_per_iter"]:.3g} s/iter, '
-                f'{_fmt_iters(result)} iters, fit {result["fit_s"]:.3g} s, '
-                f'inertia {result["inertia"]:.6g}', flush=True)
-        else:
-          print(f'{name:>7} {backend:<27} {result["status"]}: '
-                f'{result["message"]}', flush=True)
-      results.append(result)
+  # Streamed workloads are written once, block by block, and read by every
+  # backend's process from this directory.
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_data_') as tmp:
+    for name in workloads:
+      workload = workload_of(name, config)
+      data_file = None
+      if workload.streamed:
+        data_file = os.path.join(tmp, f'{name}.f32')
+        write_blobs(workload, seed, spread, data_file)
+      for backend in backends:
+        result = _run_one(name, backend, config, data_file, have_sklearn,
+                          verbose)
+        results.append(result)
   add_ratios(results)
   machine = machine_description()
   machine['load_average_before'] = load_before
@@ -984,22 +1227,55 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
   return report
 
 
+def _run_one(name, backend, config, data_file, have_sklearn, verbose):
+  """One (workload, backend) of `run_benchmarks`: its result, never raising."""
+  if backend in SKLEARN_BACKENDS and not have_sklearn:
+    return {'workload': name, 'backend': backend, 'status': 'skipped',
+            'message': 'scikit-learn is not installed'}
+  if backend == IN_MEMORY and data_file is None:
+    return {'workload': name, 'backend': backend, 'status': 'skipped',
+            'message': 'an in-memory workload: kmeans_estimator reads it in '
+                       'memory already'}
+  try:
+    result = (_run_isolated(name, backend, config, data_file)
+              if config['isolate'] else
+              run_backend(name, backend, config, data_file))
+  except Exception as error:  # pylint: disable=broad-except
+    result = {'workload': name, 'backend': backend, 'status': 'error',
+              'message': f'{type(error).__name__}: {error}'}
+  if verbose:
+    if result['status'] == 'ok':
+      print(f'{name:>7} {backend:<27} {result["s_per_iter"]:.3g} s/iter, '
+            f'{_fmt_iters(result)} iters, fit {result["fit_s"]:.3g} s, '
+            f'inertia {result["inertia"]:.6g}', flush=True)
+    else:
+      print(f'{name:>7} {backend:<27} {result["status"]}: '
+            f'{result["message"]}', flush=True)
+  return result
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = dict(max_iter=FLAGS.max_iter, seed=FLAGS.seed, spread=FLAGS.spread,
                 batch_size=FLAGS.batch_size, repeats=FLAGS.repeats,
                 kmeans_plus_plus_num_retries=(
-                    FLAGS.kmeans_plus_plus_num_retries))
-  for name in ('max_iter', 'batch_size', 'repeats'):
+                    FLAGS.kmeans_plus_plus_num_retries),
+                stream_points=FLAGS.stream_points,
+                stream_batch=FLAGS.stream_batch)
+  for name in ('max_iter', 'batch_size', 'repeats', 'stream_batch'):
     if config[name] < 1:
       raise app.UsageError(f'--{name} must be a positive integer. '
                            f'Received: --{name}={config[name]}')
+  if config['stream_points'] is not None and config['stream_points'] < 1:
+    raise app.UsageError('--stream_points must be a positive integer. '
+                         f'Received: --stream_points={config["stream_points"]}')
   if FLAGS.worker_output:
     if len(FLAGS.workloads) != 1 or len(FLAGS.backends) != 1:
       raise app.UsageError('--worker_output runs exactly one workload and '
                            'one backend.')
-    result = run_backend(FLAGS.workloads[0], FLAGS.backends[0], config)
+    result = run_backend(FLAGS.workloads[0], FLAGS.backends[0], config,
+                         FLAGS.data_file)
     with open(FLAGS.worker_output, 'w') as f:
       json.dump(result, f)
     return

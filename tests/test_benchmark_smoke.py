@@ -2,9 +2,12 @@
 
 Checks that every backend runs and reports usable figures, and that
 kmeans_estimator reaches scikit-learn Lloyd's inertia on separated blobs (a
-correctness check). No timing is asserted.
+correctness check); that the streamed workload's file and tf.data pipeline
+give back exactly the array, and that a tiny streamed run reports the
+streamed-vs-in-memory figures. No timing is asserted.
 """
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -53,6 +56,66 @@ def test_inertia_matches_brute_force_in_chunks(monkeypatch):
   monkeypatch.setattr(benchmark, 'CHUNK_ELEMENTS', 7 * 64)  # 16 chunks.
   np.testing.assert_allclose(benchmark.inertia(points, centers), expected,
                              rtol=1e-9)
+  # Row blocks (as read from a file) give the same sum.
+  blocks = (points[start:start + 300] for start in range(0, 1000, 300))
+  np.testing.assert_allclose(benchmark.inertia(blocks, centers), expected,
+                             rtol=1e-9)
+
+
+_TINY_STREAM = dataclasses.replace(benchmark.WORKLOADS['stream'], d=3, k=4,
+                                   n=1000)
+
+
+@pytest.mark.parametrize('batch_size, sizes', [
+    (300, [300, 300, 300, 100]),  # A last, shorter batch.
+    (250, [250] * 4),             # Batches that divide n.
+    (5000, [1000]),               # One batch larger than the data.
+])
+def test_stream_dataset_gives_back_the_array(tmp_path, batch_size, sizes):
+  points, centers = benchmark.make_blobs(_TINY_STREAM, seed=1)
+  path = str(tmp_path / 'points.f32')
+  written = benchmark.write_blobs(_TINY_STREAM, 1, False, path)
+  np.testing.assert_array_equal(written, centers)
+  np.testing.assert_array_equal(benchmark.read_blobs(path, 3), points)
+  batches = [b.numpy() for b in benchmark.stream_dataset(path, 3, batch_size)]
+  assert [len(b) for b in batches] == sizes
+  assert all(b.dtype == np.float32 and b.shape[1] == 3 for b in batches)
+  np.testing.assert_array_equal(np.concatenate(batches), points)
+  np.testing.assert_array_equal(
+      np.concatenate(list(benchmark._file_blocks(path, 3, 333))), points)
+
+
+def test_stream_dataset_rejects_a_file_of_partial_rows(tmp_path):
+  path = tmp_path / 'points.f32'
+  path.write_bytes(np.zeros(10, np.float32).tobytes())
+  with pytest.raises(ValueError, match='not a whole number of rows of 3'):
+    benchmark.stream_dataset(str(path), 3, 2)
+
+
+def test_tiny_streamed_run_compares_with_in_memory(tmp_path, monkeypatch):
+  monkeypatch.setitem(benchmark.WORKLOADS, 'stream', _TINY_STREAM)
+  backends = ['kmeans_estimator', benchmark.IN_MEMORY, 'kmeans_core',
+              'gemm_floor']
+  report = benchmark.run_benchmarks(
+      workloads=['stream'], backends=backends, max_iter=3, out_dir=tmp_path,
+      repeats=1, isolate=False, verbose=False, stream_batch=300)
+  results = {r['backend']: r for r in report['results']}
+  for backend in backends:
+    assert results[backend]['status'] == 'ok', (
+        backend, results[backend].get('message'))
+    assert results[backend]['n'] == 1000
+  assert results['kmeans_estimator']['streamed_input']
+  assert results['kmeans_core']['streamed_input']
+  assert not results[benchmark.IN_MEMORY]['streamed_input']
+  assert not results['gemm_floor']['streamed_input']
+  for backend in ('kmeans_estimator', 'kmeans_core'):
+    assert results[backend]['steady_vs_in_memory'] == pytest.approx(
+        results[backend]['s_per_iter_steady'] /
+        results[benchmark.IN_MEMORY]['s_per_iter_steady'])
+    # Separated blobs: both reach the same clustering.
+    assert results[backend]['inertia'] == pytest.approx(
+        results[benchmark.IN_MEMORY]['inertia'], rel=0.1)
+  assert 'the in-memory one' in report['markdown']
 
 
 def test_tiny_run_reports_every_backend(tmp_path):
@@ -66,7 +129,8 @@ def test_tiny_run_reports_every_backend(tmp_path):
   results = {r['backend']: r for r in report['results']}
   assert set(results) == set(benchmark.BACKENDS)
   for backend, result in results.items():
-    if backend in benchmark.SKLEARN_BACKENDS and not HAVE_SKLEARN:
+    if (backend in benchmark.SKLEARN_BACKENDS and not HAVE_SKLEARN) or (
+        backend == benchmark.IN_MEMORY):  # tiny is in memory already.
       assert result['status'] == 'skipped'
       continue
     assert result['status'] == 'ok', (backend, result.get('message'))
