@@ -48,16 +48,27 @@ def pairwise_distances(points, centers, distance_metric, point_norms=None):
 
 
 def _argmin_terms(centers, distance_metric):
-  """(scaled centers (k, d), offsets (k,) or (1,)) with score = x.s + o.
+  """(scaled centers (k, d), offsets (k,)) with score = x.s + o.
 
   The argmin needs only what varies with the center: |c|^2 - 2 x.c
-  (Euclidean) or -x.c / |c| (cosine, plus 1); the point's own |x|^2 is added
+  (Euclidean) or 1 - x.c / |c| (cosine); the point's own |x|^2 is added
   to the winner alone. That saves an n x k pass over the expansion.
   """
   if distance_metric == constants.COSINE_DISTANCE:
-    return (-numerics.safe_l2_normalize(centers),
-            tf.ones([1], centers.dtype))
+    scaled = -numerics.safe_l2_normalize(centers)
+    return scaled, tf.ones_like(scaled[:, 0])
   return -2.0 * centers, tf.reduce_sum(tf.square(centers), axis=1)
+
+
+def _scores(chunk, scaled_centers, offsets):
+  """x.s + o for every point of `chunk` and every center: (m, k).
+
+  `bias_add` rather than `+`: inside a `tf.function` TensorFlow fuses it
+  into the product (one `_FusedMatMul`), which saves a pass over the m x k
+  scores (about a tenth of the assignment's time for k = 500).
+  """
+  return tf.nn.bias_add(tf.matmul(chunk, scaled_centers, transpose_b=True),
+                        offsets)
 
 
 def _chunk_rows(num_centers, chunk_elements):
@@ -88,9 +99,10 @@ def nearest_centers(points, centers, distance_metric,
   scaled_centers, offsets = _argmin_terms(centers, distance_metric)
 
   def nearest(chunk):
-    scores = tf.matmul(chunk, scaled_centers, transpose_b=True) + offsets
+    scores = _scores(chunk, scaled_centers, offsets)
     index = tf.argmin(scores, axis=1, output_type=tf.int64)
-    best = tf.reduce_min(scores, axis=1)
+    # The winner's score by index: cheaper than a second pass (reduce_min).
+    best = tf.gather(scores, index, axis=1, batch_dims=1)
     if distance_metric != constants.COSINE_DISTANCE:
       best += tf.reduce_sum(tf.square(chunk), axis=1)
     return index, tf.maximum(best, 0.0)
@@ -166,9 +178,8 @@ def cluster_statistics(points, centers, distance_metric,
   num_centers = centers.shape[0]
 
   def chunk_statistics(chunk, chunk_weights=None):
-    products = tf.matmul(chunk, scaled_centers, transpose_b=True)
-    return _assign_and_sum(products, offsets, chunk, add_point_norms,
-                           chunk_weights)
+    return _assign_and_sum(_scores(chunk, scaled_centers, offsets), chunk,
+                           add_point_norms, chunk_weights)
 
   rows = _chunk_rows(num_centers if num_centers is not None
                      else tf.shape(centers)[0], chunk_elements)
@@ -193,21 +204,19 @@ def cluster_statistics(points, centers, distance_metric,
   return totals
 
 
-def _assign_and_sum(products, offsets, chunk, add_point_norms,
-                    weights=None):
-  """Statistics of one chunk from its products with the scaled centers.
+def _assign_and_sum(scores, chunk, add_point_norms, weights=None):
+  """Statistics of one chunk from its scores (m, k) (see `_scores`).
 
   The argmin runs on TensorFlow's multi-threaded kernel; the sums and counts
   in one XLA-fused pass (TensorFlow's CPU unsorted_segment_sum costs as much
   as the GEMM itself).
   """
-  scores = products + offsets
   index = tf.argmin(scores, axis=1, output_type=tf.int32)
   best = tf.gather(scores, index, axis=1, batch_dims=1)
   if add_point_norms:
     best += tf.reduce_sum(tf.square(chunk), axis=1)
   return segment_statistics(chunk, index, best,
-                            products.shape[1] or tf.shape(products)[1],
+                            scores.shape[1] or tf.shape(scores)[1],
                             weights)
 
 

@@ -1,0 +1,166 @@
+"""Reading in-memory data: the one-copy conversion and the deferred checks.
+
+Arrays of 1 MiB or more are copied into Tensors by `inputs._copy_to_tensor`
+(one aligned copy instead of `tf.convert_to_tensor`'s two); the Tensor must
+equal the array whatever its dtype and memory layout, and must not share the
+caller's memory. `predict` and `evaluate` under squared Euclidean distance
+check a Tensor or array for NaN and Inf only through the distances they
+compute anyway; these tests put the bad value at the first, a middle and
+the last row of data spanning several chunks, and check that the errors
+are those of the up-front check (a ValueError for NaN or Inf, a
+FloatingPointError for overflow), under cosine too, with model_dir left as
+it was.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kmeans_estimator import inputs
+from kmeans_estimator import KMeansClustering
+
+import oracles
+
+_K = 4
+_D = 3
+# 2 x 87,382 rows per chunk of 2**18 distances for k = 4 (so the last chunk
+# overlaps the one before it), and 1.2 MB in float32 (above the copy size).
+_N = 100_000
+_NON_FINITE = r'The input contains NaN or Inf values; remove or impute them'
+_OVERFLOW = (r'The distances to the centers overflow.*rescale the data, or '
+             r'use dtype=tf\.float64')
+
+
+def _points(seed=0):
+  rng = np.random.default_rng(seed)
+  centers = rng.uniform(-10, 10, (_K, _D))
+  labels = rng.integers(0, _K, _N)
+  return (centers[labels] + rng.normal(0, 1, (_N, _D))).astype(np.float32)
+
+
+_POINTS = _points()
+
+
+@pytest.fixture(scope='module', params=[oracles.SQUARED_EUCLIDEAN,
+                                        oracles.COSINE])
+def trained(request, tmp_path_factory):
+  model_dir = tmp_path_factory.mktemp('model') / request.param
+  km = KMeansClustering(num_clusters=_K, model_dir=str(model_dir),
+                        use_mini_batch=False, seed=0,
+                        distance_metric=request.param)
+  km.train(lambda: _POINTS[:2000], steps=3)
+  return km, model_dir, request.param
+
+
+# ------------------------------------------------------------ conversion
+@pytest.mark.parametrize('dtype', [np.float16, np.float32, np.float64,
+                                   np.int32, np.int64, np.uint8])
+@pytest.mark.parametrize('layout', ['c', 'fortran', 'strided'])
+def test_large_array_becomes_an_equal_tensor(dtype, layout):
+  rng = np.random.default_rng(1)
+  base = rng.normal(0, 50, (1 << 18, 6)).astype(dtype)
+  array = {'c': base, 'fortran': np.asfortranarray(base),
+           'strided': base[::2, ::2]}[layout]
+  assert array.nbytes >= inputs._LARGE_ARRAY_BYTES or layout == 'strided'
+  tensor = inputs._to_tensor(array, 'the features')
+  assert tensor.dtype == tf.as_dtype(dtype)
+  assert tensor.shape == array.shape
+  np.testing.assert_array_equal(tensor.numpy(), array)
+
+
+def test_large_array_tensor_does_not_share_the_callers_memory():
+  array = _POINTS.copy()
+  tensor = inputs.read_points(array).tensor
+  array[:] = 0.0
+  np.testing.assert_array_equal(tensor.numpy(), _POINTS)
+
+
+def test_large_array_computes_like_a_converted_one():
+  # Matmul and slicing read the shared buffer (misalignment would abort).
+  tensor = inputs._to_tensor(_POINTS, 'the features')
+  centers = _POINTS[:_K]
+  np.testing.assert_allclose(
+      tf.matmul(tensor[1:], centers, transpose_b=True).numpy(),
+      _POINTS[1:].astype(np.float64) @ centers.T.astype(np.float64),
+      rtol=1e-5, atol=1e-3)
+
+
+# ------------------------------------------------------------ the checks
+def test_read_points_check_finite_false_leaves_the_check_to_the_caller():
+  points = _POINTS.copy()
+  points[7, 1] = np.nan
+  with pytest.raises(ValueError, match=_NON_FINITE):
+    inputs.read_points(points)
+  unchecked = inputs.read_points(points, check_finite=False)
+  assert not unchecked.checked and unchecked.whole
+  assert inputs.read_points(_POINTS, check_finite=False).num_features == _D
+
+
+def test_predict_of_large_array_matches_the_oracle(trained):
+  km, _, metric = trained
+  got = np.concatenate([
+      p['cluster_index'] for p in km.predict(
+          lambda: _POINTS, predict_keys=['cluster_index'],
+          yield_single_examples=False)])
+  distances = oracles.distances(_POINTS, km.cluster_centers(), metric)
+  want = distances.argmin(axis=1)
+  # float32 against float64: only near-ties may differ.
+  sorted_distances = np.sort(distances, axis=1)
+  clear = sorted_distances[:, 1] - sorted_distances[:, 0] > 1e-3
+  np.testing.assert_array_equal(got[clear], want[clear])
+  evaluated = km.evaluate(lambda: _POINTS)
+  np.testing.assert_allclose(evaluated['inertia'],
+                             distances.min(axis=1).sum(), rtol=1e-4)
+
+
+_READERS = {
+    'predict': lambda km, fn: list(km.predict(
+        fn, predict_keys=['cluster_index'], yield_single_examples=False)),
+    'predict_all_distances': lambda km, fn: list(km.predict(
+        fn, yield_single_examples=False)),
+    'predict_cluster_index': lambda km, fn: list(km.predict_cluster_index(fn)),
+    'evaluate': lambda km, fn: km.evaluate(fn),
+    'transform': lambda km, fn: list(km.transform(fn)),
+}
+
+
+@pytest.mark.parametrize('reader', sorted(_READERS))
+@pytest.mark.parametrize('row', [0, _N // 2, 90_000, _N - 1])
+@pytest.mark.parametrize('value', [np.nan, np.inf, -np.inf, 'nan_row'])
+def test_non_finite_value_anywhere_is_a_value_error(trained, reader, row,
+                                                    value):
+  km, model_dir, _ = trained
+  points = _POINTS.copy()
+  if value == 'nan_row':  # Under cosine it normalises to a zero row.
+    points[row] = np.nan
+  else:
+    points[row, 1] = value
+  before = oracles.snapshot(model_dir)
+  with pytest.raises(ValueError, match=_NON_FINITE):
+    _READERS[reader](km, lambda: points)
+  assert oracles.snapshot(model_dir) == before
+
+
+@pytest.mark.parametrize('reader', ['predict', 'evaluate'])
+def test_non_finite_tensor_input_is_a_value_error(trained, reader):
+  km, _, _ = trained
+  points = _POINTS.copy()
+  points[-1, 0] = np.nan
+  with pytest.raises(ValueError, match=_NON_FINITE):
+    _READERS[reader](km, lambda: tf.constant(points))
+
+
+@pytest.fixture(scope='module')
+def euclidean(tmp_path_factory):
+  model_dir = tmp_path_factory.mktemp('euclidean') / 'model'
+  km = KMeansClustering(num_clusters=_K, model_dir=str(model_dir),
+                        use_mini_batch=False, seed=0)
+  km.train(lambda: _POINTS[:2000], steps=2)
+  return km
+
+
+@pytest.mark.parametrize('reader', ['predict', 'evaluate'])
+def test_overflowing_finite_data_is_a_floating_point_error(euclidean, reader):
+  # Finite points whose squared distances overflow float32: not a NaN error.
+  with pytest.raises(FloatingPointError, match=_OVERFLOW):
+    _READERS[reader](euclidean, lambda: _POINTS * np.float32(1e30))
