@@ -88,6 +88,12 @@ flags.DEFINE_enum('empty_cluster', KMeansClustering.KEEP_EMPTY,
                   'An empty cluster keeps its center (keep), or takes the '
                   'point farthest from its center (farthest_point, as '
                   'scikit-learn does).')
+flags.DEFINE_integer('num_restarts', 1,
+                     'Initialisations trained side by side, sharing each '
+                     'pass over the files; the one of lowest loss is kept '
+                     "(scikit-learn's n_init). Above 1 it needs "
+                     '--nouse_mini_batch and a random --initial_clusters; '
+                     'train resumes a model only with the same value.')
 flags.DEFINE_float('relative_tolerance', None,
                    'Stop training when |loss - previous| / (1 + |previous|) '
                    'falls below this.')
@@ -289,6 +295,7 @@ def _estimator(model_dir, num_clusters, distance_metric,
         kmeans_parallel_rounds=FLAGS.kmeans_parallel_rounds,
         kmeans_parallel_oversampling=FLAGS.kmeans_parallel_oversampling,
         empty_cluster=FLAGS.empty_cluster,
+        num_restarts=FLAGS.num_restarts,
         dtype=tf.as_dtype(FLAGS.dtype),
         run_eagerly=FLAGS.run_eagerly)
   except (ValueError, TypeError) as error:

@@ -103,6 +103,13 @@ def _check_weight_column(weight_column, feature_columns, empty_cluster,
   return name
 
 
+def _saved_num_restarts(values):
+  """The num_restarts a checkpoint's values were trained with (1 without
+  'restart_clusters': legacy models and num_restarts=1)."""
+  restarts = values.get(constants.RESTART_CLUSTERS_VAR_NAME)
+  return 1 if restarts is None else int(restarts.shape[0])
+
+
 def _check_steps(steps, max_steps):
   options.check_positive_int('steps', steps, allow_none=True)
   options.check_positive_int('max_steps', max_steps, allow_none=True)
@@ -224,6 +231,23 @@ class KMeansClustering:
       distances). `predict` and `transform` ignore the weight feature. Not
       available with empty_cluster='farthest_point' or with a
       tf.distribute strategy in `RunConfig`.
+    num_restarts: positive int R, scikit-learn's `n_init`: train R k-means
+      runs (restarts) side by side and keep the best. Restart r is
+      initialised with `seed` folded with r (restart 0 with what
+      num_restarts=1 would draw); each full-batch step moves all R restarts
+      from ONE pass over the data (each batch is scored against all R k
+      centers in one matrix product), and the checkpoint variable
+      `clusters` (so `cluster_centers`, `predict`, `evaluate` and exports)
+      holds the updated centers of the restart whose loss was the lowest in
+      the last step; the step's reported loss is that restart's. Every
+      restart's centers are saved as `restart_clusters` (R, k, d). R > 1
+      needs use_mini_batch=False, empty_cluster='keep',
+      algorithm='lloyd', no `RunConfig(train_distribute=...)`, and
+      initial_clusters named by a string ('kmeans_parallel' samples each
+      restart on its own: over a dataset of batches, kmeans_parallel_rounds
+      + 2 passes per restart). Training resumes only a model_dir trained with the same
+      num_restarts (a ValueError names both otherwise); predict, evaluate
+      and export read any model_dir, since they use `clusters` alone.
 
   After `train`, `training_summary` says what the call did (steps, why it
   stopped, final loss, cluster sizes, empty clusters); the same figures go
@@ -264,7 +288,8 @@ class KMeansClustering:
                kmeans_parallel_rounds=5,
                kmeans_parallel_oversampling=0.5,
                empty_cluster=constants.KEEP_EMPTY,
-               weight_column=None):
+               weight_column=None,
+               num_restarts=1):
     if config is None:
       config = run_config_lib.RunConfig()
     elif not isinstance(config, run_config_lib.RunConfig):
@@ -309,6 +334,7 @@ class KMeansClustering:
         dtype=dtype,
         empty_cluster=empty_cluster,
         weighted=self._weight_column is not None,
+        num_restarts=num_restarts,
         name='kmeans')
     self._kmeans = kmeans_lib.KMeans(**self._core_args)
     self._model_dir = str(model_dir)
@@ -323,13 +349,27 @@ class KMeansClustering:
           'RunConfig(train_distribute=...): the far points would have to be '
           "gathered from every replica. Use empty_cluster='keep', or train "
           'without a strategy.')
+    restarts = self._kmeans.num_restarts
+    if restarts > 1 and self._algorithm != constants.LLOYD:
+      raise ValueError(
+          f'num_restarts={restarts} needs algorithm=\'lloyd\': the restarts '
+          'share Lloyd passes over the data. Received: '
+          f"algorithm={algorithm!r}; use algorithm='lloyd', or "
+          'num_restarts=1.')
+    if restarts > 1 and config.train_distribute is not None:
+      raise ValueError(
+          f'num_restarts={restarts} is not supported with '
+          'RunConfig(train_distribute=...); train without a strategy, or '
+          'with num_restarts=1.')
     self._training_summary = None
     self._compiled = {}
     self._global_step = 0
     self._summary_writer = None
     self._core_strategy = None
-    # The checkpoint the core holds, so that calls in a row restore once.
+    # The checkpoint the core holds, so that calls in a row restore once,
+    # and the num_restarts it was trained with.
     self._restored_stamp = None
+    self._restored_restarts = None
 
   # ------------------------------------------------------------ properties
   @property
@@ -524,7 +564,13 @@ class KMeansClustering:
     # replaces (and deletes) this checkpoint while we read it.
     values = checkpoints.read_checkpoint(checkpoint_path or self._model_dir)
     self._check_compatible(values, path)
+    saved_restarts = _saved_num_restarts(values)
+    if saved_restarts != self._kmeans.num_restarts:
+      # Readers use `clusters` alone (training refuses this model_dir).
+      values = {name: value for name, value in values.items()
+                if name != constants.RESTART_CLUSTERS_VAR_NAME}
     self._kmeans.restore(values)
+    self._restored_restarts = saved_restarts
     self._global_step = int(values.get(constants.GLOBAL_STEP_VAR_NAME, 0))
     # (If a newer checkpoint was read, the next call sees a newer latest
     # checkpoint than `stamp` names and reads again.)
@@ -563,6 +609,28 @@ class KMeansClustering:
           f'model_dir={self._model_dir!r} holds centers of dimension {d} but '
           f'initial_clusters have dimension {self._kmeans.num_features}; use '
           'matching data or another model_dir.')
+    restarts = values.get(constants.RESTART_CLUSTERS_VAR_NAME)
+    if restarts is not None and (
+        restarts.ndim != 3 or restarts.shape[0] < 2 or
+        restarts.shape[1:] != (k, d) or restarts.dtype != centers.dtype or
+        not np.all(np.isfinite(restarts))):
+      raise ValueError(
+          f'The checkpoint {path!r} holds invalid restart_clusters (dtype '
+          f'{restarts.dtype}, shape {restarts.shape}; they must be finite '
+          f'floats of shape (num_restarts, {k}, {d}) like the clusters): it '
+          'is damaged. Restore model_dir from a backup, or retrain into a '
+          'new model_dir.')
+
+  def _check_restarts_match(self):
+    """Refuses to resume training with another num_restarts."""
+    saved, restarts = self._restored_restarts, self._kmeans.num_restarts
+    if saved is not None and saved != restarts:
+      raise ValueError(
+          f'model_dir={self._model_dir!r} holds a model trained with '
+          f'num_restarts={saved} but this estimator has num_restarts='
+          f'{restarts}; train with the same num_restarts, or into another '
+          'model_dir (predict, evaluate and export read it with any '
+          'num_restarts).')
 
   def _save(self, listeners=()):
     """Writes a checkpoint; returns True if a saving listener asks to stop.
@@ -582,6 +650,7 @@ class KMeansClustering:
                                        tensors,
                                        self._config.keep_checkpoint_max)
     self._restored_stamp = checkpoints.checkpoint_stamp(path)
+    self._restored_restarts = self._kmeans.num_restarts
     logging.info('Saving checkpoints for %d into %s.', self._global_step,
                  path)
     return any([bool(listener.after_save(None, self._global_step))
@@ -731,6 +800,8 @@ class KMeansClustering:
              strategy):
     runner = hooks_lib.HookRunner(hooks)
     restored = self._restore()
+    if restored:
+      self._check_restarts_match()
     if max_steps is not None and self._global_step >= max_steps:
       logging.info('Skipping training since max_steps has already saved.')
       self._training_summary = summary_lib.TrainingSummary(

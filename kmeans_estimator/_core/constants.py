@@ -39,6 +39,9 @@ DISTANCE_METRIC_VAR_NAME = 'distance_metric'
 CLUSTER_COUNTS_VAR_NAME = 'Variable'
 UPDATED_CLUSTERS_VAR_NAME = 'clusters_updated'
 UPDATE_IN_STEPS_VAR_NAME = 'update_in_steps'
+# Not in legacy checkpoints: with num_restarts R > 1, every restart's centers,
+# shape (R, k, d) (`clusters` holds the kept restart's).
+RESTART_CLUSTERS_VAR_NAME = 'restart_clusters'
 
 # Largest number of point-to-center distances held at once when only the
 # nearest center is needed (1 MiB of float32: chunks that stay in cache

@@ -204,6 +204,71 @@ def cluster_statistics(points, centers, distance_metric,
   return totals
 
 
+def restart_statistics(points, centers, distance_metric,
+                       chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
+                       weights=None):
+  """`cluster_statistics` for R sets of k centers (restarts) in one pass.
+
+  Every chunk of points is scored against all R * k centers in ONE matrix
+  product (m, d) x (d, R k); each set then takes the argmin over its own k
+  columns and sums its own statistics. So R restarts read the data once,
+  and the product is as wide as one run with R k centers. Set r gives what
+  `cluster_statistics(points, centers[r], ...)` gives (up to the rounding
+  of the wider product), ties to the lower center index within the set.
+  Chunks have the rows of one set's (chunk_elements // k), so memory holds
+  at most R x `chunk_elements` scores at once: narrower chunks would cost
+  more loop iterations than the product saves.
+
+  Args:
+    points: float Tensor of shape (n, d).
+    centers: float Tensor of shape (R, k, d), R and k static.
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    chunk_elements: bound on the number of distances held at once.
+    weights: optional float Tensor of shape (n,), non-negative sample
+      weights (see `cluster_statistics`).
+
+  Returns:
+    (sums, counts, loss): float Tensors of shape (R, k, d), (R, k) and (R,),
+    set r's as `cluster_statistics` returns them.
+  """
+  num_sets, k = int(centers.shape[0]), int(centers.shape[1])
+  flat = tf.reshape(centers, [num_sets * k, -1])
+  scaled_centers, offsets = _argmin_terms(flat, distance_metric)
+  add_point_norms = distance_metric != constants.COSINE_DISTANCE
+
+  def chunk_statistics(chunk, chunk_weights=None):
+    scores = tf.reshape(_scores(chunk, scaled_centers, offsets),
+                        [-1, num_sets, k])
+    index = tf.argmin(scores, axis=2, output_type=tf.int32)  # (m, R)
+    best = tf.gather(scores, index, axis=2, batch_dims=2)  # (m, R)
+    if add_point_norms:
+      best += tf.reduce_sum(tf.square(chunk), axis=1, keepdims=True)
+    parts = [segment_statistics(chunk, index[:, r], best[:, r], k,
+                                chunk_weights) for r in range(num_sets)]
+    return tuple(tf.stack(part) for part in zip(*parts))
+
+  rows = _chunk_rows(k, chunk_elements)
+  static_n = points.shape[0]
+  if static_n is not None and static_n <= rows:
+    return chunk_statistics(points, weights)
+
+  # Chunks of `rows` points (the last one shorter), statistics accumulated.
+  n = tf.shape(points)[0]
+  initial = (tf.zeros([num_sets, k, tf.shape(points)[1]], points.dtype),
+             tf.zeros([num_sets, k], points.dtype),
+             tf.zeros([num_sets], points.dtype))
+
+  def body(start, totals):
+    stats = chunk_statistics(
+        points[start:start + rows],
+        None if weights is None else weights[start:start + rows])
+    return start + rows, tuple(a + b for a, b in zip(totals, stats))
+
+  _, totals = tf.while_loop(lambda start, _: start < n, body,
+                            (tf.constant(0), initial))
+  return totals
+
+
 def _assign_and_sum(scores, chunk, add_point_norms, weights=None):
   """Statistics of one chunk from its scores (m, k) (see `_scores`).
 

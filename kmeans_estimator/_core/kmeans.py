@@ -87,6 +87,26 @@ class KMeans(tf.Module):
       points costs one more distance pass, only in steps that left a
       cluster empty. Not available inside `strategy.run` with several
       replicas, nor with sample weights.
+    num_restarts: positive int R, scikit-learn's `n_init`: with R > 1 the
+      model keeps R independent k-means runs (restarts) and `clusters` is
+      always the best one's. Restart r is initialised with the seed folded
+      with r (restart 0 draws exactly what num_restarts=1 draws), all in one
+      `initialize` call ('random' over batches smaller than k takes such a
+      batch whole in every restart, so restarts differ in the centers drawn
+      from larger batches); every `full_batch_step` then moves all R restarts
+      by one Lloyd update from ONE pass over the data (the points are scored
+      against all R k centers in one matrix product, see
+      `distances.restart_statistics`), and `clusters` becomes the updated
+      centers of the restart with the lowest loss in that step. The R
+      restarts' centers are in the variable `restart_clusters` (R, k, d),
+      saved under that name. R > 1 needs use_mini_batch=False,
+      empty_cluster='keep' and initial_clusters named by a string (an
+      array or a callable would start every restart from the same
+      centers). 'kmeans_parallel' samples each restart on its own: over a
+      dataset of batches (`initialize_from_dataset`) that is
+      kmeans_parallel_rounds + 2 passes per restart. Not available with
+      `hamerly_step`, `apply_full_batch`, `finish_parallel` or inside
+      `strategy.run` with several replicas.
     weighted: whether mini-batch steps (`train_step`) will get sample
       weights. The per-cluster counts that set the mini-batch learning rate
       are then float sums of weights, in a float variable under the legacy
@@ -121,6 +141,7 @@ class KMeans(tf.Module):
                kmeans_parallel_oversampling=0.5,
                empty_cluster=constants.KEEP_EMPTY,
                weighted=False,
+               num_restarts=1,
                name=None):
     super().__init__(name=name)
     self.weighted = bool(weighted)
@@ -165,6 +186,9 @@ class KMeans(tf.Module):
       if num_features is None:
         num_features = given.shape[1]
     self.initial_clusters = initial_clusters
+    self.num_restarts = options.check_num_restarts(
+        num_restarts, self.use_mini_batch, self.empty_cluster,
+        initial_clusters)
     self.num_features = None
     if num_features is not None:
       self.build(options.check_positive_int('num_features', num_features))
@@ -196,6 +220,11 @@ class KMeans(tf.Module):
       self.cluster_counts = None
       self.clusters_updated = None
       self.update_in_steps = None
+      self.restart_clusters = None
+      if self.num_restarts > 1:
+        self.restart_clusters = variable(
+            tf.zeros([self.num_restarts, k, d], self.dtype),
+            constants.RESTART_CLUSTERS_VAR_NAME)
       if self.use_mini_batch:
         self.cluster_counts = variable(
             tf.zeros([k], self.dtype if self.weighted else tf.int64),
@@ -221,7 +250,9 @@ class KMeans(tf.Module):
                            (self.clusters_updated,
                             constants.UPDATED_CLUSTERS_VAR_NAME),
                            (self.update_in_steps,
-                            constants.UPDATE_IN_STEPS_VAR_NAME)):
+                            constants.UPDATE_IN_STEPS_VAR_NAME),
+                           (self.restart_clusters,
+                            constants.RESTART_CLUSTERS_VAR_NAME)):
       if variable is not None:
         named[name] = variable
     return named
@@ -236,6 +267,8 @@ class KMeans(tf.Module):
     if self.update_in_steps is not None:
       self.update_in_steps.assign(self.mini_batch_steps_per_iteration)
       self.clusters_updated.assign(tf.zeros_like(self.clusters_updated))
+    if self.restart_clusters is not None:
+      self.restart_clusters.assign(tf.zeros_like(self.restart_clusters))
     if self._given_centers is not None:
       self._append_centers(self._prepare(self._given_centers))
 
@@ -244,15 +277,33 @@ class KMeans(tf.Module):
 
     Names this model does not use are ignored, and a mini-batch state missing
     from `values` (say, a full-batch checkpoint) starts fresh. A checkpoint
-    taken before initialisation finished restarts initialisation.
+    taken before initialisation finished restarts initialisation. With
+    num_restarts R > 1, values without 'restart_clusters' (a legacy model,
+    or one trained with num_restarts=1) start every restart from the saved
+    `clusters`.
+
+    Raises:
+      ValueError: 'restart_clusters' of another shape than (R, k, d).
     """
     self.build(np.shape(values[constants.CLUSTER_CENTERS_VAR_NAME])[1])
+    restarts = values.get(constants.RESTART_CLUSTERS_VAR_NAME)
+    if self.restart_clusters is not None and restarts is not None and (
+        tuple(np.shape(restarts)) != tuple(self.restart_clusters.shape)):
+      raise ValueError(
+          f'The saved restart_clusters have shape {tuple(np.shape(restarts))}'
+          f' but this KMeans has num_restarts={self.num_restarts}, '
+          f'num_clusters={self.num_clusters}, num_features='
+          f'{self.num_features}; restore values saved by a model with the '
+          'same options.')
     for name, variable in self.checkpoint_variables().items():
       if name in values:
         variable.assign(tf.cast(values[name], variable.dtype))
     if constants.UPDATED_CLUSTERS_VAR_NAME not in values and (
         self.clusters_updated is not None):
       self.clusters_updated.assign(self.clusters)
+    if self.restart_clusters is not None and restarts is None:
+      self.restart_clusters.assign(tf.tile(
+          self.clusters.read_value()[tf.newaxis], [self.num_restarts, 1, 1]))
     initialized = bool(np.asarray(values.get(constants.INITIALIZED_VAR_NAME,
                                              True)))
     self.initialized.assign(initialized)
@@ -275,21 +326,39 @@ class KMeans(tf.Module):
       points = numerics.safe_l2_normalize(points)
     return points
 
-  def _seed(self, *path):
+  def _seed(self, *path, restart=0):
+    """The seed at `path`; restart r > 0 (a Python int) folds r in first."""
     seed = tf.constant([self.random_seed & 0x7FFFFFFF, 0x6B6D], tf.int64)
+    if restart:
+      seed = initializers.fold_seed(seed, _RESTART_SALT, restart)
     for i in path:
       seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
     return seed
 
   # -------------------------------------------------------- initialisation
-  def _append_centers(self, new):
-    """Writes `new` (m, d) centers after those chosen so far, up to k."""
+  def _append_centers(self, new, restarts=None):
+    """Writes `new` (m, d) centers after those chosen so far, up to k.
+
+    With num_restarts > 1, `restarts` (R, m, d) holds every restart's new
+    centers (`new` is then ignored): they go to `restart_clusters`, and
+    restart 0's to `clusters`.
+    """
     start = self.num_initialized.read_value()
-    new = new[:self.num_clusters - start]
+    if restarts is not None:
+      restarts = restarts[:, :self.num_clusters - start]
+      new = restarts[0]
+    else:
+      new = new[:self.num_clusters - start]
     count = tf.shape(new)[0]
     indices = start + tf.range(count)
     self.clusters.assign(tf.tensor_scatter_nd_update(
         self.clusters.read_value(), indices[:, tf.newaxis], new))
+    if restarts is not None:
+      # Scattered along k: (k, R, d) views of both.
+      self.restart_clusters.assign(tf.transpose(tf.tensor_scatter_nd_update(
+          tf.transpose(self.restart_clusters.read_value(), [1, 0, 2]),
+          indices[:, tf.newaxis], tf.transpose(restarts, [1, 0, 2])),
+                                                [1, 0, 2]))
     total = start + count
     self.num_initialized.assign(total)
     if self.clusters_updated is not None:
@@ -300,12 +369,14 @@ class KMeans(tf.Module):
 
   def _choose_centers(self, points, weights=None):
     wanted = self.num_clusters - self.num_initialized
-    seed = self._seed(1, self.num_initialized)
     method = self.initial_clusters
+    # choose(seed) -> the new centers (m, d); called once per restart.
     if callable(method):
-      chosen = self._prepare(method(points, self.num_clusters))
+      def choose(unused_seed):
+        return self._prepare(method(points, self.num_clusters))
     elif method == constants.RANDOM_INIT:
-      chosen = initializers.random_points(points, wanted, seed, weights)
+      def choose(seed):
+        return initializers.random_points(points, wanted, seed, weights)
     else:
       # With weights, only points of positive weight can become centers.
       n = (tf.shape(points)[0] if weights is None else
@@ -330,22 +401,37 @@ class KMeans(tf.Module):
       with tf.control_dependencies([check]):
         points = tf.identity(points)
       if method == constants.KMEANS_PARALLEL_INIT:
-        candidates, candidate_weights = (
-            initializers.kmeans_parallel_candidates(
-                points, seed, self.kmeans_parallel_rounds,
-                self._parallel_oversampling(), self.distance_metric,
-                self.chunk_elements, weights))
-        chosen = self._reduce_candidates(candidates, candidate_weights, seed)
+        def choose(seed):
+          candidates, candidate_weights = (
+              initializers.kmeans_parallel_candidates(
+                  points, seed, self.kmeans_parallel_rounds,
+                  self._parallel_oversampling(), self.distance_metric,
+                  self.chunk_elements, weights))
+          return self._reduce_candidates(candidates, candidate_weights, seed)
       elif method == constants.KMEANS_PLUS_PLUS_INIT:
-        chosen = initializers.kmeans_plus_plus(
-            points, self.num_clusters, seed,
-            self.kmeans_plus_plus_num_retries, self.distance_metric,
-            weights=weights)
+        def choose(seed):
+          return initializers.kmeans_plus_plus(
+              points, self.num_clusters, seed,
+              self.kmeans_plus_plus_num_retries, self.distance_metric,
+              weights=weights)
       else:
-        chosen = initializers.kmc2(points, self.num_clusters, seed,
+        def choose(seed):
+          return initializers.kmc2(points, self.num_clusters, seed,
                                    self.kmc2_chain_length,
                                    self.distance_metric)
-    return self._append_centers(chosen)
+    return self._append_chosen(choose, 1, self.num_initialized)
+
+  def _append_chosen(self, choose, *path):
+    """Appends `choose(seed)`'s centers, once per restart.
+
+    Restart r draws with the seed at `path` folded with r; restart 0 with
+    the seed at `path` itself, as num_restarts=1 does.
+    """
+    if self.num_restarts == 1:
+      return self._append_centers(choose(self._seed(*path)))
+    return self._append_centers(None, tf.stack([
+        choose(self._seed(*path, restart=r))
+        for r in range(self.num_restarts)]))
 
   def _parallel_oversampling(self):
     return max(1, int(round(self.kmeans_parallel_oversampling *
@@ -424,11 +510,16 @@ class KMeans(tf.Module):
 
   def _parallel_from_dataset(self, dataset):
     weighted = _is_weighted(dataset)
-    return self.finish_parallel(*initializers.kmeans_parallel_streamed(
-        dataset, self._prepare, self.num_features, self.dtype,
-        self._seed(1, 0), self.kmeans_parallel_rounds,
-        self._parallel_oversampling(), self.distance_metric,
-        self.chunk_elements, weighted), weighted=weighted)
+
+    def choose(seed):
+      # With restarts, each restart samples the dataset on its own.
+      candidates, weights, count = initializers.kmeans_parallel_streamed(
+          dataset, self._prepare, self.num_features, self.dtype, seed,
+          self.kmeans_parallel_rounds, self._parallel_oversampling(),
+          self.distance_metric, self.chunk_elements, weighted)
+      return self._reduce_counted(candidates, weights, count, seed, weighted)
+
+    return self._append_chosen(choose, 1, 0)
 
   def streamed_sampler(self):
     """This model's k-means|| settings as an `initializers.StreamedSampler`,
@@ -439,7 +530,20 @@ class KMeans(tf.Module):
         self.distance_metric, self.chunk_elements)
 
   def finish_parallel(self, candidates, weights, count, weighted=False):
-    """Reduces k-means|| candidates of `count` points to the k centers."""
+    """Reduces k-means|| candidates of `count` points to the k centers.
+
+    For drivers that sample with `streamed_sampler` (num_restarts=1).
+    """
+    if self.num_restarts > 1:
+      raise ValueError(
+          'finish_parallel reduces one set of candidates, but this KMeans '
+          f'has num_restarts={self.num_restarts}; use '
+          'initialize_from_dataset, or num_restarts=1.')
+    return self._append_centers(self._reduce_counted(
+        candidates, weights, count, self._seed(1, 0), weighted))
+
+  def _reduce_counted(self, candidates, weights, count, seed, weighted):
+    """`_reduce_candidates`, once `count` points are known to be enough."""
     positive = ' of positive weight' if weighted else ''
     check = tf.debugging.assert_greater_equal(
         count, tf.cast(self.num_clusters, count.dtype),
@@ -448,8 +552,7 @@ class KMeans(tf.Module):
                  'num_clusters'))
     with tf.control_dependencies([check]):
       candidates = tf.identity(candidates)
-    return self._append_centers(
-        self._reduce_candidates(candidates, weights, self._seed(1, 0)))
+    return self._reduce_candidates(candidates, weights, seed)
 
   # -------------------------------------------------------------- training
   def _statistics(self, points, centers, weights=None):
@@ -483,33 +586,80 @@ class KMeans(tf.Module):
     Returns:
       (sums (k, d), counts (k,), loss scalar), as in
       `distances.cluster_statistics` (weighted, with weights); sums over
-      batches add up exactly.
+      batches add up exactly. With num_restarts > 1, those of `clusters`
+      (the kept restart); `restart_statistics` gives every restart's.
     """
     self._check_weights(data, weights)
     centers = self.clusters.read_value()
-    if isinstance(data, tf.data.Dataset):
-      weighted = _is_weighted(data)
-      k, d = self.num_clusters, self.num_features
-      initial = (tf.zeros([k, d], self.dtype), tf.zeros([k], self.dtype),
-                 tf.zeros([], self.dtype))
+    k, d = self.num_clusters, self.num_features
+    return self._sum_over_batches(
+        data, weights,
+        lambda points, w: self._statistics(points, centers, w),
+        lambda: (tf.zeros([k, d], self.dtype), tf.zeros([k], self.dtype),
+                 tf.zeros([], self.dtype)))
 
-      # A loop over an iterator in this function's own graph: control flow
-      # inside Dataset.reduce's function runs several times slower.
-      iterator = iter(data)
+  def restart_statistics(self, data, weights=None):
+    """`statistics` of every restart (num_restarts > 1), in one pass.
 
-      def add(batch, state):
-        if weighted:
-          points, batch_weights = batch.get_value()
-          stats = self._statistics(self._prepare(points), centers,
-                                   batch_weights)
-        else:
-          stats = self._statistics(self._prepare(batch.get_value()), centers)
-        return (iterator.get_next_as_optional(),
-                tuple(a + b for a, b in zip(state, stats)))
+    Each batch is scored against all R k centers in one matrix product (see
+    `distances.restart_statistics`), so R restarts cost one pass over the
+    data, not R.
 
-      return tf.while_loop(lambda batch, _: batch.has_value(), add,
-                           (iterator.get_next_as_optional(), initial))[1]
-    return self._statistics(self._prepare(data), centers, weights)
+    Args:
+      data: Tensor of shape (n, d), or a finite `tf.data.Dataset` of such
+        Tensors (batches) or of (points, weights) pairs, whose statistics
+        are summed.
+      weights: optional float Tensor (n,) of sample weights, with a Tensor
+        `data`.
+
+    Returns:
+      (sums (R, k, d), counts (R, k), loss (R,)): restart r's as
+      `statistics` gives them for the centers `restart_clusters[r]`.
+    """
+    self._check_weights(data, weights)
+    if self.num_restarts == 1:
+      return tf.nest.map_structure(lambda t: t[tf.newaxis],
+                                   self.statistics(data, weights))
+    # Prepared first: that builds the model on first use.
+    points = (None if isinstance(data, tf.data.Dataset) else
+              self._prepare(data))
+    centers = self.restart_clusters.read_value()
+    r, k, d = self.num_restarts, self.num_clusters, self.num_features
+
+    def batch_statistics(points, batch_weights):
+      return distances_lib.restart_statistics(
+          points, centers, self.distance_metric, self.chunk_elements,
+          None if batch_weights is None else tf.cast(batch_weights,
+                                                     self.dtype))
+
+    if points is not None:
+      return batch_statistics(points, weights)
+    return self._sum_over_batches(
+        data, None, batch_statistics,
+        lambda: (tf.zeros([r, k, d], self.dtype), tf.zeros([r, k], self.dtype),
+                 tf.zeros([r], self.dtype)))
+
+  def _sum_over_batches(self, data, weights, batch_statistics, zeros):
+    """`batch_statistics(points, weights)` of a Tensor, or summed over the
+    batches of a dataset starting from `zeros()`."""
+    if not isinstance(data, tf.data.Dataset):
+      return batch_statistics(self._prepare(data), weights)
+    weighted = _is_weighted(data)
+    # A loop over an iterator in this function's own graph: control flow
+    # inside Dataset.reduce's function runs several times slower.
+    iterator = iter(data)
+
+    def add(batch, state):
+      if weighted:
+        points, batch_weights = batch.get_value()
+        stats = batch_statistics(self._prepare(points), batch_weights)
+      else:
+        stats = batch_statistics(self._prepare(batch.get_value()), None)
+      return (iterator.get_next_as_optional(),
+              tuple(a + b for a, b in zip(state, stats)))
+
+    return tf.while_loop(lambda batch, _: batch.has_value(), add,
+                         (iterator.get_next_as_optional(), zeros()))[1]
 
   def apply_full_batch(self, sums, counts, loss, data=None, weighted=False):
     """Moves the centers by one Lloyd update from summed statistics.
@@ -532,6 +682,11 @@ class KMeans(tf.Module):
       the points each center's update used), over all replicas; when
       `weighted`, also 'total_weight' (see `_stats`).
     """
+    if self.num_restarts > 1:
+      raise ValueError(
+          f'apply_full_batch moves `clusters` alone, but this KMeans has '
+          f'num_restarts={self.num_restarts}; use full_batch_step, which '
+          'moves every restart.')
     sums, counts, loss = sum_over_replicas((sums, counts, loss))
     centers = self.clusters.read_value()
     sizes, relocated = counts, None
@@ -616,16 +771,49 @@ class KMeans(tf.Module):
       weights: optional float Tensor (n,) of sample weights, with a Tensor
         `data`.
 
+    With num_restarts R > 1 the step moves all R restarts by one Lloyd
+    update each, from one pass over `data` (`restart_statistics`), and
+    `clusters` becomes the updated centers of the restart whose loss before
+    the update is the lowest (ties to the lower restart).
+
     Returns:
       dict with 'loss' (sum of distances to the nearest center before the
       update), 'num_points' (int64), 'empty_clusters' (int32),
       'relocated_clusters' (int32) and 'cluster_sizes' (int64 (k,)), as
       `apply_full_batch` describes them; weighted, with weights (see
-      `_stats`).
+      `_stats`). With R > 1 these are the kept restart's, and the dict adds
+      'restart_losses' (R,), every restart's loss before the update, and
+      'best_restart' (int32), the kept restart.
     """
     weighted = self._check_weights(data, weights)
+    if self.num_restarts > 1:
+      return self._restarts_step(data, weights, weighted)
     return self.apply_full_batch(*self.statistics(data, weights), data,
                                  weighted)
+
+  def _restarts_step(self, data, weights, weighted):
+    """`full_batch_step` with num_restarts > 1 (see there)."""
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+      raise ValueError(
+          f'num_restarts={self.num_restarts} is not supported inside '
+          f'strategy.run with {context.num_replicas_in_sync} replicas; use '
+          'num_restarts=1.')
+    sums, counts, losses = self.restart_statistics(data, weights)
+    centers = self.restart_clusters.read_value()
+    # x_j <- (sum of the points nearest to x_j) / (their number), per
+    # restart; an empty cluster keeps its center.
+    new = tf.stack([
+        updates.lloyd_update(centers[r], sums[r], counts[r],
+                             self.distance_metric)
+        for r in range(self.num_restarts)])
+    best = tf.argmin(losses, output_type=tf.int32)
+    self.restart_clusters.assign(new)
+    self.clusters.assign(tf.gather(new, best))
+    stats = self._stats(losses[best], counts[best], weighted=weighted)
+    stats['restart_losses'] = losses
+    stats['best_restart'] = best
+    return stats
 
   def hamerly_step(self, points, assignments, lower, weights=None):
     """One exact Lloyd step that skips the distances bounds rule out.
@@ -649,6 +837,10 @@ class KMeans(tf.Module):
       'recomputed' (points compared with every center), and the bounds for
       the next step.
     """
+    if self.num_restarts > 1:
+      raise ValueError(
+          f'hamerly_step does not support num_restarts={self.num_restarts}; '
+          'use full_batch_step, or num_restarts=1.')
     weighted = self._check_weights(points, weights)
     points = self._prepare(points)
     if weighted:
@@ -733,7 +925,8 @@ class KMeans(tf.Module):
     first = tf.equal(context.replica_id_in_sync_group, 0)
     for variable in [self.clusters, self.initialized, self.num_initialized,
                      *(v for v in (self.cluster_counts, self.clusters_updated,
-                                   self.update_in_steps) if v is not None)]:
+                                   self.update_in_steps,
+                                   self.restart_clusters) if v is not None)]:
       value = variable.read_value()
       as_number = tf.cast(value, tf.float64 if value.dtype.is_integer or
                           value.dtype == tf.bool else value.dtype)
@@ -850,6 +1043,11 @@ class KMeans(tf.Module):
                                        self.clusters.read_value(),
                                        self.distance_metric, k,
                                        self.chunk_elements)
+
+
+# Folded into the seed of restarts r > 0 (see `KMeans._seed`), so that their
+# seeds differ from every seed path of num_restarts=1.
+_RESTART_SALT = 0x7273
 
 
 def _is_weighted(data):

@@ -73,6 +73,37 @@ def check_empty_cluster(empty_cluster, use_mini_batch,
   return empty_cluster
 
 
+def check_num_restarts(num_restarts, use_mini_batch, empty_cluster,
+                       initial_clusters):
+  """Checks `num_restarts` and what restarts need of the other options.
+
+  Restarts share full-batch Lloyd passes and start from centers drawn at
+  random, so R > 1 needs use_mini_batch=False, empty_cluster='keep' and an
+  initialisation method named by a string.
+  """
+  num_restarts = check_positive_int('num_restarts', num_restarts)
+  if num_restarts == 1:
+    return num_restarts
+  if use_mini_batch:
+    raise ValueError(
+        f'num_restarts={num_restarts} needs use_mini_batch=False: the '
+        'restarts share the passes of full-batch Lloyd steps. Received: '
+        'use_mini_batch=True; pass use_mini_batch=False, or num_restarts=1 '
+        'for mini-batch training.')
+  if empty_cluster == constants.FARTHEST_POINT:
+    raise ValueError(
+        f"num_restarts={num_restarts} does not support empty_cluster="
+        f"'farthest_point'; use empty_cluster='keep', or num_restarts=1.")
+  given_centers = not isinstance(initial_clusters, str)  # Array, callable.
+  if given_centers:
+    raise ValueError(
+        f'num_restarts={num_restarts} needs initial centers drawn at random, '
+        f'one of {list(constants.INIT_METHODS)}: initial_clusters given as '
+        'an array or a callable would start every restart from the same '
+        'centers. Use num_restarts=1 with them.')
+  return num_restarts
+
+
 def check_initial_clusters_name(initial_clusters):
   """Checks a string `initial_clusters`; other kinds are checked elsewhere."""
   if initial_clusters not in constants.INIT_METHODS:
