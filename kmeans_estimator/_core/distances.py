@@ -109,44 +109,57 @@ def nearest_centers(points, centers, distance_metric,
 
   rows = _chunk_rows(centers.shape[0] if centers.shape[0] is not None
                      else tf.shape(centers)[0], chunk_elements)
+  return _map_row_chunks(nearest, points, rows, (tf.int64, points.dtype), [])
+
+
+def _map_row_chunks(fn, points, rows, dtypes, trailing_shape):
+  """fn(chunk) -> (a, b) over row chunks, the results in row order.
+
+  Every chunk has exactly `rows` rows, so the loop's shapes are static
+  (TFLite converts it): the last chunk is the last `rows` points,
+  overlapping the one before it. One chunk (no loop) when the points fit.
+
+  Args:
+    fn: function of a (rows, d) chunk returning two Tensors whose first
+      dimension is the chunk's rows and whose other dimensions are
+      `trailing_shape`.
+    points: float Tensor (n, d).
+    rows: rows per chunk, a Python int or a scalar Tensor.
+    dtypes: the dtypes of fn's two results.
+    trailing_shape: list, their shape past the first dimension.
+  """
 
   def chunked(points):
-    # More than one chunk. Every chunk has exactly `rows` rows, so the
-    # loop's shapes are static (TFLite converts it): the last chunk is the
-    # last `rows` points, overlapping the one before it.
     n = tf.shape(points)[0]
     num_chunks = (n + rows - 1) // rows
     last_start = n - rows
-    element_shape = tf.TensorShape([rows if isinstance(rows, int) else None])
-    index_parts = tf.TensorArray(tf.int64, size=num_chunks,
+    element_shape = tf.TensorShape(
+        [rows if isinstance(rows, int) else None] + trailing_shape)
+    parts = tuple(tf.TensorArray(dtype, size=num_chunks,
                                  element_shape=element_shape)
-    distance_parts = tf.TensorArray(points.dtype, size=num_chunks,
-                                    element_shape=element_shape)
+                  for dtype in dtypes)
 
-    def body(i, index_parts, distance_parts):
+    def body(i, *parts):
       start = tf.minimum(i * rows, last_start)
-      index, best = nearest(points[start:start + rows])
-      return (i + 1, index_parts.write(i, index),
-              distance_parts.write(i, best))
+      results = fn(points[start:start + rows])
+      return (i + 1,) + tuple(p.write(i, r) for p, r in zip(parts, results))
 
-    _, index_parts, distance_parts = tf.while_loop(
-        lambda i, *_: i < num_chunks, body,
-        (tf.constant(0), index_parts, distance_parts))
-
+    _, *parts = tf.while_loop(lambda i, *_: i < num_chunks, body,
+                              (tf.constant(0), *parts))
     # Chunks 0..m-2 in full, then the part of the last chunk past them.
     head = (num_chunks - 1) * rows
 
-    def assemble(parts):
-      stacked = parts.stack()
-      return tf.concat([tf.reshape(stacked[:-1], [-1]),
+    def assemble(part):
+      stacked = part.stack()
+      return tf.concat([tf.reshape(stacked[:-1], [-1] + trailing_shape),
                         stacked[-1][head - last_start:]], axis=0)
 
-    return assemble(index_parts), assemble(distance_parts)
+    return tuple(assemble(part) for part in parts)
 
   static_n = points.shape[0]
   if static_n is not None and isinstance(rows, int):
-    return nearest(points) if static_n <= rows else chunked(points)
-  return tf.cond(tf.shape(points)[0] <= rows, lambda: nearest(points),
+    return fn(points) if static_n <= rows else chunked(points)
+  return tf.cond(tf.shape(points)[0] <= rows, lambda: fn(points),
                  lambda: chunked(points))
 
 
@@ -398,39 +411,5 @@ def top_k_nearest(points, centers, distance_metric, k,
   num_centers = centers.shape[0]
   rows = _chunk_rows(num_centers if num_centers is not None
                      else tf.shape(centers)[0], chunk_elements)
-
-  def chunked(points):
-    n = tf.shape(points)[0]
-    num_chunks = (n + rows - 1) // rows
-    last_start = n - rows
-    element_shape = tf.TensorShape(
-        [rows if isinstance(rows, int) else None, k])
-    index_parts = tf.TensorArray(tf.int64, size=num_chunks,
-                                 element_shape=element_shape)
-    distance_parts = tf.TensorArray(points.dtype, size=num_chunks,
-                                    element_shape=element_shape)
-
-    def body(i, index_parts, distance_parts):
-      start = tf.minimum(i * rows, last_start)
-      index, best = nearest_k(points[start:start + rows])
-      return (i + 1, index_parts.write(i, index),
-              distance_parts.write(i, best))
-
-    _, index_parts, distance_parts = tf.while_loop(
-        lambda i, *_: i < num_chunks, body,
-        (tf.constant(0), index_parts, distance_parts))
-    # Chunks 0..m-2 in full, then the rows of the last chunk past them.
-    head = (num_chunks - 1) * rows
-
-    def assemble(parts):
-      stacked = parts.stack()
-      return tf.concat([tf.reshape(stacked[:-1], [-1, k]),
-                        stacked[-1][head - last_start:]], axis=0)
-
-    return assemble(index_parts), assemble(distance_parts)
-
-  static_n = points.shape[0]
-  if static_n is not None and isinstance(rows, int):
-    return nearest_k(points) if static_n <= rows else chunked(points)
-  return tf.cond(tf.shape(points)[0] <= rows, lambda: nearest_k(points),
-                 lambda: chunked(points))
+  return _map_row_chunks(nearest_k, points, rows, (tf.int64, points.dtype),
+                         [k])
