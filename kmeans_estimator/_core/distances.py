@@ -196,24 +196,39 @@ def cluster_statistics(points, centers, distance_metric,
 
   rows = _chunk_rows(num_centers if num_centers is not None
                      else tf.shape(centers)[0], chunk_elements)
+
+  def zeros():
+    k = tf.shape(centers)[0]
+    return (tf.zeros([k, tf.shape(points)[1]], points.dtype),
+            tf.zeros([k], points.dtype), tf.zeros([], points.dtype))
+
+  return _sum_over_row_chunks(chunk_statistics, points, weights, rows, zeros)
+
+
+def _sum_over_row_chunks(fn, points, weights, rows, zeros):
+  """fn(chunk, chunk_weights) summed over chunks of `rows` points (the last
+  one shorter); one call, no loop, when the points fit in one chunk.
+
+  Args:
+    fn: function of a chunk of points and its weights (or None) returning a
+      tuple of Tensors that add up over chunks.
+    points: float Tensor (n, d).
+    weights: optional float Tensor (n,).
+    rows: rows per chunk, a Python int or a scalar Tensor.
+    zeros: function returning the tuple of zeros that sums start from.
+  """
   static_n = points.shape[0]
   if static_n is not None and isinstance(rows, int) and static_n <= rows:
-    return chunk_statistics(points, weights)
-
-  # Chunks of `rows` points (the last one shorter), statistics accumulated.
+    return fn(points, weights)
   n = tf.shape(points)[0]
-  k = tf.shape(centers)[0]
-  initial = (tf.zeros([k, tf.shape(points)[1]], points.dtype),
-             tf.zeros([k], points.dtype), tf.zeros([], points.dtype))
 
   def body(start, totals):
-    stats = chunk_statistics(
-        points[start:start + rows],
-        None if weights is None else weights[start:start + rows])
+    stats = fn(points[start:start + rows],
+               None if weights is None else weights[start:start + rows])
     return start + rows, tuple(a + b for a, b in zip(totals, stats))
 
   _, totals = tf.while_loop(lambda start, _: start < n, body,
-                            (tf.constant(0), initial))
+                            (tf.constant(0), zeros()))
   return totals
 
 
@@ -260,26 +275,13 @@ def restart_statistics(points, centers, distance_metric,
                                 chunk_weights) for r in range(num_sets)]
     return tuple(tf.stack(part) for part in zip(*parts))
 
-  rows = _chunk_rows(k, chunk_elements)
-  static_n = points.shape[0]
-  if static_n is not None and static_n <= rows:
-    return chunk_statistics(points, weights)
+  def zeros():
+    return (tf.zeros([num_sets, k, tf.shape(points)[1]], points.dtype),
+            tf.zeros([num_sets, k], points.dtype),
+            tf.zeros([num_sets], points.dtype))
 
-  # Chunks of `rows` points (the last one shorter), statistics accumulated.
-  n = tf.shape(points)[0]
-  initial = (tf.zeros([num_sets, k, tf.shape(points)[1]], points.dtype),
-             tf.zeros([num_sets, k], points.dtype),
-             tf.zeros([num_sets], points.dtype))
-
-  def body(start, totals):
-    stats = chunk_statistics(
-        points[start:start + rows],
-        None if weights is None else weights[start:start + rows])
-    return start + rows, tuple(a + b for a, b in zip(totals, stats))
-
-  _, totals = tf.while_loop(lambda start, _: start < n, body,
-                            (tf.constant(0), initial))
-  return totals
+  return _sum_over_row_chunks(chunk_statistics, points, weights,
+                              _chunk_rows(k, chunk_elements), zeros)
 
 
 def _assign_and_sum(scores, chunk, add_point_norms, weights=None):
