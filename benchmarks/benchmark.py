@@ -29,13 +29,13 @@ checkpoints, input validation) stay in. The TF backends also report their
 first step (tracing included) and steady per-iteration time apart.
 
 Streamed workload: the parent process writes the points once, block by block,
-to a raw float32 file in a temporary directory (the same values as the array
-of every other workload; see `write_blobs`). The TF backends but
+to a `.npy` file in a temporary directory (the same values as the array of
+every other workload; see `write_blobs`). The TF backends but
 kmeans_estimator_in_memory and the floor read it through a `tf.data` pipeline
-(`stream_dataset`: `FixedLengthRecordDataset` records of `--stream_batch`
-points, `decode_raw`, prefetch; no Python per batch) and never hold the
-array, so their peak RSS over the RSS before the fit is what streaming costs
-in memory. The other backends load the array before the fit.
+(`stream_dataset`: the `.npy` reader of kmeans_estimator's command line,
+which memory-maps the file and copies `--stream_batch` rows per batch through
+`tf.numpy_function`, prefetched) and never hold the array, so their peak RSS
+over the RSS before the fit is what streaming costs in memory. The other backends load the array before the fit.
 kmeans_estimator_in_memory is kmeans_estimator given that array as one
 tensor: the full-batch streamed backends report their steady s/iter over its
 (`steady / in-memory`), and the report lists RSS growth per backend.
@@ -114,13 +114,15 @@ FLAGS = flags.FLAGS
 CENTER_RANGE = 500.0
 WIDTH = 20.0
 SPREAD_WIDTH = 250.0
-# Points per batch (per record of the raw file) when a workload is streamed.
+# Points per batch when a workload is streamed.
 STREAM_BATCH = 16384
 # kmeans_estimator_batched: full-batch Lloyd over batches of this many points,
 # so that k-means++ (which runs on the first batch) sees this many.
 INIT_BATCH = 20000
-# As kmeans_estimator's default: at most this many distances at once.
-CHUNK_ELEMENTS = 1 << 18
+# As kmeans_estimator's defaults: at most this many distances at once, in
+# chunks of at most this many rows.
+CHUNK_ELEMENTS = 1 << 20
+MAX_CHUNK_ROWS = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +206,7 @@ def _define_flags():
                       'Internal: run one (workload, backend) in this process '
                       'and write its result to this JSON file.')
   flags.DEFINE_string('data_file', None,
-                      'Internal: the streamed workload\'s raw float32 file, '
+                      'Internal: the streamed workload\'s .npy file, '
                       'written by the parent process.')
 
 
@@ -261,7 +263,7 @@ def make_blobs(workload, seed, spread=False):
 
 
 def write_blobs(workload, seed, spread, path):
-  """Writes `make_blobs`' points to `path`: raw float32, row-major (n x d).
+  """Writes `make_blobs`' points to `path`: a float32 `.npy` of (n, d).
 
   Block by block, so the writer never holds the whole array.
 
@@ -270,23 +272,29 @@ def write_blobs(workload, seed, spread, path):
   """
   centers, blocks = _blob_blocks(workload, seed, spread)
   with open(path, 'wb') as f:
-    f.writelines(block.tobytes() for block in blocks)
+    np.lib.format.write_array_header_1_0(f, {
+        'descr': np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+        'fortran_order': False, 'shape': (workload.n, workload.d)})
+    f.writelines(block.astype(np.float32, copy=False).tobytes()
+                 for block in blocks)
   return centers
 
 
 def read_blobs(path, num_features):
-  """The whole raw float32 file at `path` as an array of shape (n, d)."""
-  return np.fromfile(path, np.float32).reshape(-1, num_features)
+  """The whole `.npy` at `path` as an array of shape (n, num_features)."""
+  points = np.load(path, allow_pickle=False)
+  if points.ndim != 2 or points.shape[1] != num_features:
+    raise ValueError(f'{path} holds an array of shape {points.shape}, not '
+                     f'(n, {num_features}); rewrite it with write_blobs.')
+  return points
 
 
 def _file_blocks(path, num_features, rows):
-  """Blocks of at most `rows` rows of the raw float32 file (plain reads)."""
-  with open(path, 'rb') as f:
-    while True:
-      block = np.fromfile(f, np.float32, rows * num_features)
-      if not block.size:
-        return
-      yield block.reshape(-1, num_features)
+  """Blocks of at most `rows` rows of the `.npy` at `path` (copies of a
+  memory map, so the reader never holds the whole array)."""
+  points = np.load(path, mmap_mode='r', allow_pickle=False)
+  for start in range(0, len(points), rows):
+    yield np.array(points[start:start + rows]).reshape(-1, num_features)
 
 
 def inertia(points, centers):
@@ -301,7 +309,7 @@ def inertia(points, centers):
   """
   centers = np.asarray(centers, np.float64)
   center_norms = np.einsum('kd,kd->k', centers, centers)
-  rows = max(1, CHUNK_ELEMENTS // len(centers))
+  rows = _chunk_rows(len(centers))
   blocks = [points] if isinstance(points, np.ndarray) else points
   total = 0.0
   for block in blocks:
@@ -311,6 +319,11 @@ def inertia(points, centers):
                  2.0 * chunk @ centers.T + center_norms[None, :])
       total += float(np.maximum(squared.min(axis=1), 0.0).sum())
   return total
+
+
+def _chunk_rows(k):
+  """Rows per chunk for k centers, as kmeans_estimator chooses them."""
+  return max(1, min(CHUNK_ELEMENTS // k, MAX_CHUNK_ROWS))
 
 
 def _peak_rss_mb():
@@ -345,42 +358,28 @@ def _tf_dataset(points, batch_size):
 
 
 def stream_dataset(path, num_features, batch_size):
-  """Batches of a raw float32 file (`write_blobs`) as a tf.data pipeline.
+  """Batches of the `.npy` at `path` (`write_blobs`) as a tf.data pipeline.
 
-  Each record of `batch_size` rows is read by `FixedLengthRecordDataset` and
-  decoded in the pipeline (no Python per batch), and the next batches are
-  prefetched while the current one is clustered: the process holds a few
-  batches, never the file. A last, shorter batch holds the rows left over.
+  The reader of kmeans_estimator's command line (`kmeans-estimator train
+  --input points.npy`): the file is memory-mapped and each batch of
+  `batch_size` rows is copied out of it by `tf.numpy_function`, prefetched
+  while the current one is clustered, so the process never holds the array.
+  A last, shorter batch holds the rows left over.
 
   Args:
-    path: file of n * num_features float32 values, row-major.
+    path: `.npy` file of a float32 array (n, num_features).
     num_features: d.
     batch_size: rows per batch.
 
   Returns:
     `tf.data.Dataset` of float32 Tensors of shape (batch_size or fewer, d).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  row_bytes = 4 * num_features
-  size = os.path.getsize(path)
-  if size % row_bytes:
-    raise ValueError(f'{path} has {size} bytes, not a whole number of rows of '
-                     f'{num_features} float32 values; rewrite it with '
-                     'write_blobs.')
-  record_bytes = batch_size * row_bytes
-  left_over = size % record_bytes
-  records = tf.data.FixedLengthRecordDataset(path, record_bytes,
-                                             footer_bytes=left_over)
-  if left_over:
-    records = records.concatenate(tf.data.FixedLengthRecordDataset(
-        path, left_over, header_bytes=size - left_over))
-
-  @tf.autograph.experimental.do_not_convert
-  def decode(record):
-    return tf.reshape(tf.io.decode_raw(record, tf.float32),
-                      [-1, num_features])
-
-  return records.map(decode).prefetch(2)
+  from kmeans_estimator import file_inputs  # pylint: disable=g-import-not-at-top
+  source = file_inputs.open_files([path])
+  if source.num_features != num_features:
+    raise ValueError(f'{path} has {source.num_features} columns, not '
+                     f'{num_features}; rewrite it with write_blobs.')
+  return source.dataset(batch_size)
 
 
 def _steady(step_times, steps_per_iteration=1):
@@ -457,7 +456,7 @@ def run_kmeans_estimator(workload, data, config, mini_batch,
                          full_batch_batches=None):
   """KMeansClustering, full batch or mini-batch, with a step-timing hook.
 
-  `data` is the points as an array, or the path of their raw float32 file,
+  `data` is the points as an array, or the path of their `.npy` file,
   which is then streamed through tf.data (`stream_dataset`) in training and
   prediction alike.
   """
@@ -559,7 +558,7 @@ def run_kmeans_estimator(workload, data, config, mini_batch,
 def run_kmeans_core(workload, data, config):
   """The `KMeans` tf.Module alone, each method in its own tf.function.
 
-  `data`: the points as an array, or the path of their raw float32 file.
+  `data`: the points as an array, or the path of their `.npy` file.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import kmeans_estimator  # pylint: disable=g-import-not-at-top
@@ -624,19 +623,23 @@ def run_gemm_floor(workload, points, centers, config):
   """Distance product plus argmin in row chunks: a lower bound per pass.
 
   argmin_j |x - c_j|^2 = argmin_j (|c_j|^2 - 2 x.c_j): one matmul per chunk
-  of CHUNK_ELEMENTS / k rows, the chunks unrolled in one tf.function.
+  of rows as kmeans_estimator chooses them (`_chunk_rows`), the |c_j|^2
+  added by `bias_add` (which TensorFlow fuses into the matmul) and an int32
+  argmin (faster than int64), the chunks unrolled in one tf.function.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   n, k = len(points), len(centers)
-  rows = max(1, CHUNK_ELEMENTS // k)
+  rows = _chunk_rows(k)
 
   @tf.function
   def assign(x, c):
-    center_norms = tf.reduce_sum(tf.square(c), axis=1)[tf.newaxis, :]
+    scaled, center_norms = -2.0 * c, tf.reduce_sum(tf.square(c), axis=1)
     parts = []
     for start in range(0, n, rows):
-      products = tf.matmul(x[start:start + rows], c, transpose_b=True)
-      parts.append(tf.argmin(center_norms - 2.0 * products, axis=1))
+      scores = tf.nn.bias_add(
+          tf.matmul(x[start:start + rows], scaled, transpose_b=True),
+          center_norms)
+      parts.append(tf.argmin(scores, axis=1, output_type=tf.int32))
     return tf.concat(parts, axis=0)
 
   x = tf.constant(points)
@@ -762,7 +765,7 @@ def _warm_up_library(backend):
 def run_backend(workload_name, backend, config, data_file=None):
   """Runs one backend on one workload in this process; returns its result.
 
-  A streamed workload's points come from a raw float32 file (`data_file`, or
+  A streamed workload's points come from a `.npy` file (`data_file`, or
   one written here): the backends in STREAMING_BACKENDS read it through
   tf.data and never hold the array, the others load it before the fit.
   """
@@ -773,7 +776,7 @@ def run_backend(workload_name, backend, config, data_file=None):
   with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as tmp:
     if workload.streamed:
       if data_file is None:
-        data_file = os.path.join(tmp, 'points.f32')
+        data_file = os.path.join(tmp, 'points.npy')
         write_blobs(workload, seed, spread, data_file)
       true_centers = _true_centers(workload, seed)
       points = None if streams else read_blobs(data_file, workload.d)
@@ -1062,7 +1065,7 @@ def markdown_report(report):
     workload = workload_of(name, config)
     lines += [f'## {name}: d={workload.d}, k={workload.k}, n={workload.n}'
               + (' (the TF backends but ' + IN_MEMORY + ' and the floor '
-                 'stream a raw float32 file through tf.data in batches of '
+                 'stream a .npy file through tf.data in batches of '
                  f'{config.get("stream_batch") or STREAM_BATCH:,} points)'
                  if workload.streamed else ''),
               '', header, '|' + ' --- |' * (header.count('|') - 1)]
@@ -1193,7 +1196,7 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
       workload = workload_of(name, config)
       data_file = None
       if workload.streamed:
-        data_file = os.path.join(tmp, f'{name}.f32')
+        data_file = os.path.join(tmp, f'{name}.npy')
         write_blobs(workload, seed, spread, data_file)
       for backend in backends:
         result = _run_one(name, backend, config, data_file, have_sklearn,

@@ -1231,7 +1231,7 @@ class KMeansClustering:
       yield_single_examples: yield one dict per point (True) or per batch.
       top_k: None, or the number of nearest centers to give for each point,
         1 <= top_k <= num_clusters. Without 'all_distances' among the keys
-        they are computed in bounded memory (chunks of at most 2**18
+        they are computed in bounded memory (chunks of at most 2**20
         distances), so pass predict_keys without 'all_distances' for a
         large num_clusters.
       batch_size: only for data given directly; see `train`.

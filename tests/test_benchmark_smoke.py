@@ -73,7 +73,7 @@ _TINY_STREAM = dataclasses.replace(benchmark.WORKLOADS['stream'], d=3, k=4,
 ])
 def test_stream_dataset_gives_back_the_array(tmp_path, batch_size, sizes):
   points, centers = benchmark.make_blobs(_TINY_STREAM, seed=1)
-  path = str(tmp_path / 'points.f32')
+  path = str(tmp_path / 'points.npy')
   written = benchmark.write_blobs(_TINY_STREAM, 1, False, path)
   np.testing.assert_array_equal(written, centers)
   np.testing.assert_array_equal(benchmark.read_blobs(path, 3), points)
@@ -85,11 +85,13 @@ def test_stream_dataset_gives_back_the_array(tmp_path, batch_size, sizes):
       np.concatenate(list(benchmark._file_blocks(path, 3, 333))), points)
 
 
-def test_stream_dataset_rejects_a_file_of_partial_rows(tmp_path):
-  path = tmp_path / 'points.f32'
-  path.write_bytes(np.zeros(10, np.float32).tobytes())
-  with pytest.raises(ValueError, match='not a whole number of rows of 3'):
-    benchmark.stream_dataset(str(path), 3, 2)
+def test_stream_dataset_rejects_a_file_of_another_width(tmp_path):
+  path = str(tmp_path / 'points.npy')
+  np.save(path, np.zeros((10, 4), np.float32))
+  with pytest.raises(ValueError, match='has 4 columns, not 3'):
+    benchmark.stream_dataset(path, 3, 2)
+  with pytest.raises(ValueError, match=r'shape \(10, 4\), not \(n, 3\)'):
+    benchmark.read_blobs(path, 3)
 
 
 def test_tiny_streamed_run_compares_with_in_memory(tmp_path, monkeypatch):

@@ -460,6 +460,35 @@ def test_npy_streams_in_batches_in_file_order(tmp_path):
   np.testing.assert_array_equal(source.read_all(), expected[:, [2, 0]])
 
 
+@pytest.mark.parametrize('layout', ['fortran', 'big_endian', 'version_2'])
+def test_npy_batches_of_every_layout_equal_the_array(tmp_path, layout):
+  path = str(tmp_path / 'p.npy')
+  if layout == 'fortran':
+    np.save(path, np.asfortranarray(POINTS))
+  elif layout == 'big_endian':
+    np.save(path, POINTS.astype('>f8'))
+  else:
+    with open(path, 'wb') as f:
+      np.lib.format.write_array(f, POINTS, version=(2, 0))
+  source = file_inputs.open_files(path, columns=[1, 2])
+  batches = [batch.numpy() for batch in source.dataset(batch_size=128)]
+  assert [len(batch) for batch in batches] == [128, 128, 44]
+  np.testing.assert_array_equal(np.concatenate(batches),
+                                POINTS[:, [1, 2]].astype(np.float32))
+
+
+def test_truncated_npy_is_a_clear_error_naming_the_file(tmp_path):
+  path = tmp_path / 'p.npy'
+  np.save(path, POINTS.astype(np.float32))
+  path.write_bytes(path.read_bytes()[:-100])
+  source = file_inputs.open_files(path)
+  with pytest.raises(ValueError, match=r"p\.npy' ended early: .* rows 256 "
+                                       r'to 300 \(the file is truncated'):
+    with file_inputs.readable_errors():
+      for _ in source.dataset(batch_size=128):
+        pass
+
+
 def test_csv_header_is_detected_and_quotes_and_blank_lines_are_read(
     tmp_path):
   path = tmp_path / 'p.csv'

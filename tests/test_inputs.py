@@ -23,7 +23,7 @@ import oracles
 
 _K = 4
 _D = 3
-# 2 x 87,382 rows per chunk of 2**18 distances for k = 4 (so the last chunk
+# 25 chunks of 4,096 rows (the most per chunk) for k = 4 (so the last chunk
 # overlaps the one before it), and 1.2 MB in float32 (above the copy size).
 _N = 100_000
 _NON_FINITE = r'The input contains NaN or Inf values; remove or impute them'

@@ -56,7 +56,7 @@ def _nearest_two(points, centers, chunk_elements):
     return (index, tf.maximum(point_norms + best, 0.0),
             tf.maximum(point_norms + second, 0.0))
 
-  rows = tf.maximum(tf.cast(chunk_elements, tf.int32) // k, 1)
+  rows = distances_lib.chunk_rows(k, chunk_elements)
   m = tf.shape(points)[0]
   num_chunks = (m + rows - 1) // rows
   parts = [tf.TensorArray(dtype, size=num_chunks, infer_shape=False,

@@ -44,9 +44,14 @@ UPDATE_IN_STEPS_VAR_NAME = 'update_in_steps'
 RESTART_CLUSTERS_VAR_NAME = 'restart_clusters'
 
 # Largest number of point-to-center distances held at once when only the
-# nearest center is needed (1 MiB of float32: chunks that stay in cache
-# run faster than larger ones).
-DEFAULT_CHUNK_ELEMENTS = 1 << 18
+# nearest center is needed (4 MiB of float32).
+DEFAULT_CHUNK_ELEMENTS = 1 << 20
+# Most rows per chunk, whatever chunk_elements allows. Measured on 2 cores
+# (benchmarks/README.md): the product of a chunk with the centers runs
+# fastest at about 2,000-4,000 rows; fewer rows leave the GEMM short of its
+# peak (524 rows for k = 500: 15% slower per pass), more spill its scores
+# out of the cache (20,000 rows for k = 50: 20% slower).
+MAX_CHUNK_ROWS = 4096
 
 # Full-batch algorithms: every distance each step, or Hamerly's bounds.
 LLOYD = 'lloyd'

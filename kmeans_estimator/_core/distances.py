@@ -71,12 +71,15 @@ def _scores(chunk, scaled_centers, offsets):
                         offsets)
 
 
-def _chunk_rows(num_centers, chunk_elements):
-  """Rows per chunk: a Python int when k is static (a static loop shape)."""
+def chunk_rows(num_centers, chunk_elements):
+  """Rows per chunk: at most `chunk_elements` distances and MAX_CHUNK_ROWS
+  rows; a Python int when k is static (a static loop shape)."""
   if isinstance(num_centers, int):
-    return max(chunk_elements // max(num_centers, 1), 1)
-  return tf.maximum(
-      tf.cast(chunk_elements, tf.int32) // tf.maximum(num_centers, 1), 1)
+    return max(min(chunk_elements // max(num_centers, 1),
+                   constants.MAX_CHUNK_ROWS), 1)
+  return tf.maximum(tf.minimum(
+      tf.cast(chunk_elements, tf.int32) // tf.maximum(num_centers, 1),
+      constants.MAX_CHUNK_ROWS), 1)
 
 
 def nearest_centers(points, centers, distance_metric,
@@ -100,14 +103,15 @@ def nearest_centers(points, centers, distance_metric,
 
   def nearest(chunk):
     scores = _scores(chunk, scaled_centers, offsets)
-    index = tf.argmin(scores, axis=1, output_type=tf.int64)
+    # int32: TensorFlow's argmin runs faster with it than with int64.
+    index = tf.argmin(scores, axis=1, output_type=tf.int32)
     # The winner's score by index: cheaper than a second pass (reduce_min).
     best = tf.gather(scores, index, axis=1, batch_dims=1)
     if distance_metric != constants.COSINE_DISTANCE:
       best += tf.reduce_sum(tf.square(chunk), axis=1)
-    return index, tf.maximum(best, 0.0)
+    return tf.cast(index, tf.int64), tf.maximum(best, 0.0)
 
-  rows = _chunk_rows(centers.shape[0] if centers.shape[0] is not None
+  rows = chunk_rows(centers.shape[0] if centers.shape[0] is not None
                      else tf.shape(centers)[0], chunk_elements)
   return _map_row_chunks(nearest, points, rows, (tf.int64, points.dtype), [])
 
@@ -194,7 +198,7 @@ def cluster_statistics(points, centers, distance_metric,
     return _assign_and_sum(_scores(chunk, scaled_centers, offsets), chunk,
                            add_point_norms, chunk_weights)
 
-  rows = _chunk_rows(num_centers if num_centers is not None
+  rows = chunk_rows(num_centers if num_centers is not None
                      else tf.shape(centers)[0], chunk_elements)
 
   def zeros():
@@ -281,7 +285,7 @@ def restart_statistics(points, centers, distance_metric,
             tf.zeros([num_sets], points.dtype))
 
   return _sum_over_row_chunks(chunk_statistics, points, weights,
-                              _chunk_rows(k, chunk_elements), zeros)
+                              chunk_rows(k, chunk_elements), zeros)
 
 
 def _assign_and_sum(scores, chunk, add_point_norms, weights=None):
@@ -411,7 +415,7 @@ def top_k_nearest(points, centers, distance_metric, k,
     return index, tf.maximum(best, tf.zeros_like(best))
 
   num_centers = centers.shape[0]
-  rows = _chunk_rows(num_centers if num_centers is not None
+  rows = chunk_rows(num_centers if num_centers is not None
                      else tf.shape(centers)[0], chunk_elements)
   return _map_row_chunks(nearest_k, points, rows, (tf.int64, points.dtype),
                          [k])
