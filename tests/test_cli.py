@@ -482,11 +482,11 @@ def test_truncated_npy_is_a_clear_error_naming_the_file(tmp_path):
   np.save(path, POINTS.astype(np.float32))
   path.write_bytes(path.read_bytes()[:-100])
   source = file_inputs.open_files(path)
-  with pytest.raises(ValueError, match=r"p\.npy' ended early: .* rows 256 "
-                                       r'to 300 \(the file is truncated'):
-    with file_inputs.readable_errors():
-      for _ in source.dataset(batch_size=128):
-        pass
+  with (pytest.raises(ValueError, match=r"p\.npy' ended early: .* rows 256 "
+                                        r'to 300 \(the file is truncated'),
+        file_inputs.readable_errors()):
+    for _ in source.dataset(batch_size=128):
+      pass
 
 
 def test_csv_header_is_detected_and_quotes_and_blank_lines_are_read(
