@@ -6,9 +6,9 @@ TFRecord are read) and returns a `FileSource`, whose `input_fn(batch_size)`
 gives `KMeansClustering` a finite `tf.data.Dataset` of float Tensors of shape
 (n, d), in file order and row order. Nothing is read whole, so files larger
 than memory work:
-- `.npy`: `batch_size` rows at a time, each batch one plain read of the
-  file through `tf.numpy_function` (a Fortran-order array is memory-mapped
-  instead). The header is parsed without pickle. 2-D numeric arrays only.
+- `.npy`: memory-mapped (`np.load(mmap_mode='r', allow_pickle=False)`),
+  `batch_size` rows at a time through `tf.numpy_function`. 2-D numeric
+  arrays only.
 - `.csv`: read line by line with `tf.data.TextLineDataset` and parsed with
   `tf.strings` ops. A header row is detected (or forced with `header`);
   `columns` picks columns by header name or 0-based index. Blank lines are
@@ -34,6 +34,8 @@ import contextlib
 import dataclasses
 import os
 import re
+import threading
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -325,58 +327,47 @@ def _select(columns, width, names, path):
 
 
 # ------------------------------------------------------------------ npy
-@dataclasses.dataclass(frozen=True)
-class _NpyLayout:
-  """Where a .npy file's array lies: shape, dtype, order, first byte."""
-  shape: tuple
-  dtype: np.dtype
-  fortran_order: bool
-  offset: int
-
-
 def _npy_header(path):
-  """The `_NpyLayout` of a .npy file, read without loading it."""
+  """(shape, dtype) of a .npy file, read without loading it."""
   with tf.io.gfile.GFile(path, 'rb') as f:
     try:
       version = np.lib.format.read_magic(f)
       if version == (1, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
       else:
-        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
     except (ValueError, OSError, SyntaxError) as error:
       raise ValueError(
           f'{path!r} is not a .npy file ({error}); write it with numpy.save, '
           'or give the file its right extension.') from None
-    return _NpyLayout(shape, dtype, fortran_order, f.tell())
+  return shape, dtype
 
 
-def _read_npy_rows(path, layout, start, count):
-  """Rows [start, start + count) of a C-order .npy file, by one read.
+# The memory map of each .npy file in use, shared by every dataset that reads
+# it (for as long as one does): a batch of a float32 file is then a view of
+# the mapped rows (numpy copies nothing), and however many sources, datasets
+# and passes read a file, the process maps its pages once, so its RSS grows
+# by at most the file's size.
+_MAPPED = weakref.WeakValueDictionary()
+_MAPPED_LOCK = threading.Lock()
 
-  A plain read into a fresh array, not a memory map: the pages read are not
-  counted in the process's memory once the batch is gone, so streaming a
-  file larger than memory keeps a bounded RSS.
-  """
-  width = layout.shape[1]
-  rows = np.empty((count, width), layout.dtype)
-  with open(path, 'rb') as f:
-    f.seek(layout.offset + start * width * layout.dtype.itemsize)
-    read = f.readinto(memoryview(rows).cast('B'))
-  if read != rows.nbytes:
-    # Tagged and closed by ']' like the in-graph checks, so that
-    # `readable_error` finds it in the error TensorFlow wraps it in.
-    raise ValueError(
-        f'{INPUT_ERROR_TAG}{path!r} ended early: {read} of the {rows.nbytes} '
-        f'bytes of rows {start} to {start + count} (the file is truncated; '
-        'write it again with numpy.save).]')
-  return rows
+
+def _memory_map(path):
+  """The shared read-only memory map of the .npy at `path`."""
+  stat = os.stat(path)
+  key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+  with _MAPPED_LOCK:
+    array = _MAPPED.get(key)
+    if array is None:
+      array = np.load(path, mmap_mode='r', allow_pickle=False)
+      _MAPPED[key] = array
+    return array
 
 
 def _open_npy(paths, columns):
-  arrays, layouts, rows, first = [], [], [], None
+  arrays, rows, first = [], [], None
   for path in paths:
-    layout = _npy_header(path)
-    shape, dtype = layout.shape, layout.dtype
+    shape, dtype = _npy_header(path)
     if dtype.hasobject:
       raise ValueError(
           f'{path!r} holds a pickled object array (dtype {dtype}), which is '
@@ -401,10 +392,20 @@ def _open_npy(paths, columns):
       first = (path, shape[1])
     _check_same_width(path, shape[1], *first)
     arrays.append(path)
-    layouts.append(layout)
     rows.append(shape[0])
   indices = _select(columns, first[1], None, first[0])
   width = first[1] if indices is None else len(indices)
+
+  def mapped(file_id):
+    path = arrays[file_id]
+    try:
+      return _memory_map(path)
+    except ValueError as error:
+      # Tagged and closed by ']' like the in-graph checks, so that
+      # `readable_error` finds it in the error TensorFlow wraps it in.
+      raise ValueError(f'{INPUT_ERROR_TAG}{path!r} cannot be read ({error}); '
+                       'the file is truncated or damaged: write it again '
+                       'with numpy.save.]') from None
 
   def make_dataset(batch_size, dtype):
     np_dtype = dtype.as_numpy_dtype
@@ -412,19 +413,13 @@ def _open_npy(paths, columns):
         np.full(-(-n // batch_size), i, np.int64) for i, n in enumerate(rows)])
     starts = np.concatenate([
         np.arange(0, n, batch_size, dtype=np.int64) for n in rows])
-    opened = {}
+    held = {}  # The maps this dataset reads, kept while it lives.
 
     def read(file_id, start):
-      file_id, start = int(file_id), int(start)
-      layout = layouts[file_id]
-      count = min(batch_size, rows[file_id] - start)
-      if not layout.fortran_order:
-        batch = _read_npy_rows(arrays[file_id], layout, start, count)
-      else:  # Columns are contiguous: rows come from a memory map.
-        if file_id not in opened:
-          opened[file_id] = np.load(arrays[file_id], mmap_mode='r',
-                                    allow_pickle=False)
-        batch = opened[file_id][start:start + count]
+      file_id = int(file_id)
+      if file_id not in held:
+        held[file_id] = mapped(file_id)
+      batch = held[file_id][int(start):int(start) + batch_size]
       if indices is not None:
         batch = batch[:, indices]
       return np.ascontiguousarray(batch, dtype=np_dtype)

@@ -477,13 +477,29 @@ def test_npy_batches_of_every_layout_equal_the_array(tmp_path, layout):
                                 POINTS[:, [1, 2]].astype(np.float32))
 
 
+def test_npy_sources_of_one_file_share_one_memory_map(tmp_path):
+  # However many sources and passes read a file, it is mapped once (so the
+  # process's RSS grows by at most the file's size).
+  path = tmp_path / 'p.npy'
+  np.save(path, POINTS.astype(np.float32))
+  passes = [iter(file_inputs.open_files(path).dataset(batch_size=size))
+            for size in (64, 100, 300)]
+  batches = [[batch.numpy() for batch in one_pass] for one_pass in passes]
+  for one_pass in batches:
+    np.testing.assert_array_equal(np.concatenate(one_pass), POINTS)
+  maps = {key: array for key, array in file_inputs._MAPPED.items()
+          if key[0] == os.path.realpath(path)}
+  assert len(maps) == 1
+  assert file_inputs._memory_map(str(path)) is next(iter(maps.values()))
+
+
 def test_truncated_npy_is_a_clear_error_naming_the_file(tmp_path):
   path = tmp_path / 'p.npy'
   np.save(path, POINTS.astype(np.float32))
   path.write_bytes(path.read_bytes()[:-100])
   source = file_inputs.open_files(path)
-  with (pytest.raises(ValueError, match=r"p\.npy' ended early: .* rows 256 "
-                                        r'to 300 \(the file is truncated'),
+  with (pytest.raises(ValueError, match=r"p\.npy' cannot be read \(.*\); the "
+                                        r'file is truncated or damaged'),
         file_inputs.readable_errors()):
     for _ in source.dataset(batch_size=128):
       pass
