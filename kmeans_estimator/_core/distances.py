@@ -112,7 +112,7 @@ def nearest_centers(points, centers, distance_metric,
     return tf.cast(index, tf.int64), tf.maximum(best, 0.0)
 
   rows = chunk_rows(centers.shape[0] if centers.shape[0] is not None
-                     else tf.shape(centers)[0], chunk_elements)
+                    else tf.shape(centers)[0], chunk_elements)
   return _map_row_chunks(nearest, points, rows, (tf.int64, points.dtype), [])
 
 
@@ -199,7 +199,7 @@ def cluster_statistics(points, centers, distance_metric,
                            add_point_norms, chunk_weights)
 
   rows = chunk_rows(num_centers if num_centers is not None
-                     else tf.shape(centers)[0], chunk_elements)
+                    else tf.shape(centers)[0], chunk_elements)
 
   def zeros():
     k = tf.shape(centers)[0]
@@ -416,6 +416,6 @@ def top_k_nearest(points, centers, distance_metric, k,
 
   num_centers = centers.shape[0]
   rows = chunk_rows(num_centers if num_centers is not None
-                     else tf.shape(centers)[0], chunk_elements)
+                    else tf.shape(centers)[0], chunk_elements)
   return _map_row_chunks(nearest_k, points, rows, (tf.int64, points.dtype),
                          [k])
