@@ -402,3 +402,16 @@ def test_chunked_nearest_centers_under_tf_function_with_unknown_n(unknown_k):
     np.testing.assert_array_equal(got_index.numpy(), np.argmin(want, axis=1))
     np.testing.assert_allclose(got_dist.numpy(), np.min(want, axis=1),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('k, chunk_elements, rows', [
+    (500, 1 << 20, 2097),   # Bounded by the distances: 2097 * 500 <= 2**20.
+    (50, 1 << 20, 4096),    # Bounded by the rows (20,971 would fit).
+    (5, 7, 1),              # chunk_elements below k: one row at a time.
+    (3, 30, 10),
+])
+def test_chunk_rows_bound_distances_and_rows(k, chunk_elements, rows):
+  assert distances.chunk_rows(k, chunk_elements) == rows
+  # A k known only at run time gives the same rows.
+  assert int(distances.chunk_rows(tf.constant(k), chunk_elements)) == rows
+  assert rows * k <= max(chunk_elements, k)
