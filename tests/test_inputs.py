@@ -164,3 +164,29 @@ def test_overflowing_finite_data_is_a_floating_point_error(euclidean, reader):
   # Finite points whose squared distances overflow float32: not a NaN error.
   with pytest.raises(FloatingPointError, match=_OVERFLOW):
     _READERS[reader](euclidean, lambda: _POINTS * np.float32(1e30))
+
+
+@pytest.mark.parametrize('bad', [
+    None, np.nan, np.inf, -np.inf, 'inf_and_minus_inf', 'huge_finite'])
+@pytest.mark.parametrize('screen_by_sum', [False, True])
+def test_check_points_screened_by_sum_gives_the_plain_answer(bad,
+                                                             screen_by_sum):
+  # The screen sums the batch first; any NaN or Inf makes that sum
+  # non-finite, and finite values whose sum overflows (huge_finite) must
+  # then pass the exact check, not fail the screen.
+  points = _points()[:1000].copy()
+  if bad == 'inf_and_minus_inf':  # The sum is NaN.
+    points[10, 0], points[500, 2] = np.inf, -np.inf
+  elif bad == 'huge_finite':  # The sum is Inf; every value is finite.
+    points[:20] = np.float32(3e38)
+  elif bad is not None:
+    points[999, 1] = bad
+  finite = bad in (None, 'huge_finite')
+  check = tf.function(lambda x: inputs.check_points(
+      x, _D, screen_by_sum=screen_by_sum))
+  if finite:
+    np.testing.assert_array_equal(check(tf.constant(points)).numpy(), points)
+  else:
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=inputs.NON_FINITE_MESSAGE[:30]):
+      check(tf.constant(points))
