@@ -190,3 +190,22 @@ def test_check_points_screened_by_sum_gives_the_plain_answer(bad,
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match=inputs.NON_FINITE_MESSAGE[:30]):
       check(tf.constant(points))
+
+
+@pytest.mark.parametrize('layout', ['c', 'fortran', 'strided', 'float64'])
+def test_parallel_copy_of_a_large_array_equals_it(layout, monkeypatch):
+  # Above _PARALLEL_COPY_BYTES the copy is split into slabs of rows over
+  # several threads; every layout must come out equal, with nothing shared.
+  monkeypatch.setattr(inputs, '_COPY_THREADS', 3)
+  rng = np.random.default_rng(2)
+  base = rng.normal(0, 50, (1001, 6000)).astype(np.float32)
+  array = {'c': base, 'fortran': np.asfortranarray(base),
+           'strided': base[::2, ::3], 'float64': base.astype(np.float64)
+           }[layout]
+  assert array.nbytes >= inputs._PARALLEL_COPY_BYTES or layout == 'strided'
+  monkeypatch.setattr(inputs, '_PARALLEL_COPY_BYTES', min(
+      array.nbytes, inputs._PARALLEL_COPY_BYTES))
+  expected = array.copy()
+  tensor = inputs._to_tensor(array, 'the features')
+  array[...] = 0
+  np.testing.assert_array_equal(tensor.numpy(), expected)
