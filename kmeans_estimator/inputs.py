@@ -174,6 +174,17 @@ _copy_pool = None
 _copy_pool_lock = threading.Lock()
 
 
+def _forget_copy_pool():
+  # A forked child has none of the parent's threads: a pool inherited from
+  # the parent would never run its work, so the child starts its own.
+  global _copy_pool, _copy_pool_lock
+  _copy_pool, _copy_pool_lock = None, threading.Lock()
+
+
+if hasattr(os, 'register_at_fork'):
+  os.register_at_fork(after_in_child=_forget_copy_pool)
+
+
 def _copy_rows(destination, source):
   """np.copyto in slabs of rows on several threads (numpy drops the GIL).
 

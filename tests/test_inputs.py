@@ -12,6 +12,9 @@ FloatingPointError for overflow), under cosine too, with model_dir left as
 it was.
 """
 
+import os
+import signal
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -209,3 +212,30 @@ def test_parallel_copy_of_a_large_array_equals_it(layout, monkeypatch):
   tensor = inputs._to_tensor(array, 'the features')
   array[...] = 0
   np.testing.assert_array_equal(tensor.numpy(), expected)
+
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs os.fork (POSIX)')
+def test_parallel_copy_works_in_a_forked_child(monkeypatch):
+  # The copy threads of the parent do not exist in a forked child: the child
+  # must copy with threads of its own instead of waiting on the parent's.
+  monkeypatch.setattr(inputs, '_PARALLEL_COPY_BYTES', 1 << 10)
+  # 2 MB: above _LARGE_ARRAY_BYTES, so it goes through _copy_to_tensor.
+  array = np.arange(1024 * 512, dtype=np.float32).reshape(1024, 512)
+  np.testing.assert_array_equal(
+      inputs._to_tensor(array, 'the features').numpy(), array)
+  assert inputs._copy_pool is not None  # The parent's pool now exists.
+  read, write = os.pipe()
+  pid = os.fork()
+  if pid == 0:  # The child: copy, report, and leave at once.
+    try:
+      signal.alarm(20)  # A deadlock ends the child instead of the test run.
+      tensor = inputs._to_tensor(array * 2, 'the features')
+      os.write(write, b'ok' if np.array_equal(tensor.numpy(), array * 2)
+               else b'bad')
+    finally:
+      os._exit(0)
+  os.close(write)
+  with os.fdopen(read, 'rb') as pipe:
+    answer = pipe.read()
+  os.waitpid(pid, 0)
+  assert answer == b'ok'
