@@ -354,7 +354,12 @@ def _tf_dataset(points, batch_size):
   # which costs more than the k-means step itself.
   data = tf.constant(points)
   starts = tf.data.Dataset.range(0, len(points), batch_size)
-  return starts.map(lambda start: data[start:start + batch_size])
+  # As the README advises for full-batch steps over batches: without the
+  # autotuner, which restarts with every pass's iterator and stalls some.
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return starts.map(lambda start: data[start:start + batch_size]).prefetch(
+      2).with_options(options)
 
 
 def stream_dataset(path, num_features, batch_size):
