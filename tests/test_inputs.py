@@ -219,6 +219,7 @@ def test_parallel_copy_works_in_a_forked_child(monkeypatch):
   # The copy threads of the parent do not exist in a forked child: the child
   # must copy with threads of its own instead of waiting on the parent's.
   monkeypatch.setattr(inputs, '_PARALLEL_COPY_BYTES', 1 << 10)
+  monkeypatch.setattr(inputs, '_COPY_THREADS', 2)  # A pool even on 1 core.
   # 2 MB: above _LARGE_ARRAY_BYTES, so it goes through _copy_to_tensor.
   array = np.arange(1024 * 512, dtype=np.float32).reshape(1024, 512)
   np.testing.assert_array_equal(
