@@ -28,7 +28,6 @@ from kmeans_estimator import locking
 from kmeans_estimator import model_fn as model_fn_lib
 from kmeans_estimator import run_config as run_config_lib
 from kmeans_estimator import training_summary as summary_lib
-from kmeans_estimator._core import bounds as bounds_lib
 from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
 from kmeans_estimator._core import kmeans as kmeans_lib
@@ -834,8 +833,7 @@ class KMeansClustering:
         step_fn = self._train_step
         if self._algorithm == constants.HAMERLY:
           if points.whole:
-            step_fn = self._hamerly_steps(int(points.tensor.shape[0]),
-                                          points.weighted)
+            step_fn = self._hamerly_steps(points.weighted)
           else:
             logging.warning("algorithm='hamerly' needs the data in memory (a "
                             'Tensor or array); this dataset of batches is '
@@ -852,18 +850,19 @@ class KMeansClustering:
                        step_inputs, step_fn)
     return self
 
-  def _hamerly_steps(self, num_points, weighted=False):
-    """A step function carrying Hamerly's bounds from step to step."""
-    state = bounds_lib.initial_state(num_points, self._kmeans.dtype)
+  def _hamerly_steps(self, weighted=False):
+    """A step function carrying Hamerly's state from step to step (its
+    first call starts it from the data it gets)."""
+    start = self._compile('hamerly_state', self._kmeans.hamerly_state)
     step = self._compile('hamerly', self._kmeans.hamerly_step)
+    state = None
 
     def hamerly_step(data):
       nonlocal state
-      if weighted:
-        points, weights = data
-        stats, *state = step(points, *state, weights)
-      else:
-        stats, *state = step(data, *state)
+      points, weights = data if weighted else (data, None)
+      if state is None:
+        state = start(points, weights)
+      stats, state = step(points, state, weights)
       return stats
     return hamerly_step
 

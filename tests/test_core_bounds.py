@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from kmeans_estimator import KMeans
 from kmeans_estimator import KMeansClustering
-from kmeans_estimator._core import bounds
 
 import oracles
 
@@ -27,10 +26,10 @@ def run_hamerly(points, initial, steps, chunk_elements=1 << 18):
   core = KMeans(len(initial), initial_clusters=initial,
                 chunk_elements=chunk_elements)
   step = tf.function(core.hamerly_step)
-  state = bounds.initial_state(len(points), tf.float32)
+  state = core.hamerly_state(points)
   losses, recomputed = [], []
   for _ in range(steps):
-    stats, *state = step(tf.constant(points), *state)
+    stats, state = step(tf.constant(points), state)
     losses.append(float(stats['loss']))
     recomputed.append(int(stats['recomputed']))
   return core.clusters.numpy(), losses, recomputed, state
@@ -43,7 +42,7 @@ def test_hamerly_steps_equal_numpy_lloyd(seed, chunk_elements):
   # A poor start (two centers in one blob, none in another) keeps the
   # bounds busy for a while.
   initial = points[:6]
-  centers, losses, recomputed, (assignments, _) = run_hamerly(
+  centers, losses, recomputed, state = run_hamerly(
       points, initial, 8, chunk_elements)
   want_centers, want_losses = oracles.lloyd(points, initial, 8)
   np.testing.assert_allclose(centers, want_centers, rtol=1e-5, atol=1e-4)
@@ -51,9 +50,9 @@ def test_hamerly_steps_equal_numpy_lloyd(seed, chunk_elements):
   # The assignments are the nearest centers of the last step's centers.
   before_last, _ = oracles.lloyd(points, initial, 7)
   np.testing.assert_array_equal(
-      assignments.numpy(),
+      state.assignments.numpy(),
       oracles.distances(points, before_last).argmin(axis=1))
-  assert recomputed[0] <= len(points)
+  assert recomputed[0] == len(points)
 
 
 def test_bounds_skip_most_points_once_settled():
@@ -75,6 +74,64 @@ def test_one_cluster_and_an_empty_cluster():
   np.testing.assert_array_equal(centers[2], far[0])  # Empty: kept.
   want, _ = oracles.lloyd(points, initial, 3)
   np.testing.assert_allclose(centers, want, rtol=1e-5, atol=1e-4)
+
+
+def test_carried_sums_and_counts_are_those_of_the_assignments():
+  points = blobs(seed=11, n=1500, k=8, width=3.0)
+  initial = points[:8]
+  _, _, recomputed, state = run_hamerly(points, initial, 9)
+  assert recomputed[-1] < len(points)  # Later steps re-summed few points.
+  index = state.assignments.numpy()
+  x = points.astype(np.float64)
+  want_sums = np.stack([x[index == j].sum(axis=0) for j in range(8)])
+  want_counts = np.bincount(index, minlength=8)
+  np.testing.assert_allclose(state.sums.numpy(), want_sums, rtol=1e-12,
+                             atol=1e-9)
+  np.testing.assert_array_equal(state.counts.numpy(), want_counts)
+  np.testing.assert_array_equal(state.members.numpy(), want_counts)
+  np.testing.assert_allclose(float(state.squared_total), (x**2).sum(),
+                             rtol=1e-12)
+
+
+def test_loss_keeps_its_accuracy_far_from_the_origin():
+  # |x|^2 is about 5e10 per point, a distance to the assigned center about
+  # 5: the loss comes from float64 sums, so the cancellation of the large
+  # terms costs no accuracy (float32 argmin scores cannot tell the centers
+  # apart this far out, so the oracle takes the step's own assignments).
+  points = blobs(seed=12, n=400, k=4, width=1.0) + np.float32(1e5)
+  core = KMeans(4, initial_clusters=points[:4])
+  state = core.hamerly_state(points)
+  x = points.astype(np.float64)
+  for _ in range(4):
+    centers = core.clusters.numpy().astype(np.float64)
+    stats, state = core.hamerly_step(points, state)
+    assigned = centers[state.assignments.numpy()]
+    np.testing.assert_allclose(float(stats['loss']),
+                               ((x - assigned)**2).sum(), rtol=1e-6)
+
+
+def test_weightless_cluster_keeps_its_center_as_in_weighted_lloyd():
+  rng = np.random.default_rng(13)
+  points = blobs(seed=13, n=300, k=3, width=1.0).astype(np.float64)
+  # The points nearest to the first center weigh nothing, so its cluster
+  # has points but no weight: it keeps its center, as in a Lloyd step.
+  weights = rng.uniform(0.5, 2.0, len(points))
+  initial = points[[0, 1, 2]]
+  near_first = oracles.distances(points, initial).argmin(axis=1) == 0
+  weights[near_first] = 0.0
+  lloyd = KMeans(3, initial_clusters=initial, dtype=tf.float64)
+  hamerly = KMeans(3, initial_clusters=initial, dtype=tf.float64)
+  state = hamerly.hamerly_state(points, weights)
+  for _ in range(4):
+    want = lloyd.full_batch_step(points, weights)
+    stats, state = hamerly.hamerly_step(points, state, weights)
+    np.testing.assert_allclose(hamerly.clusters.numpy(),
+                               lloyd.clusters.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(float(stats['loss']), float(want['loss']),
+                               rtol=1e-10)
+    assert int(stats['empty_clusters']) == int(want['empty_clusters'])
+  np.testing.assert_array_equal(hamerly.clusters.numpy()[0], initial[0])
+  assert float(state.counts[0]) == 0.0 and int(state.members[0]) == 0
 
 
 def test_estimator_hamerly_equals_lloyd(tmp_path):

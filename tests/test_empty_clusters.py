@@ -130,11 +130,10 @@ def test_hamerly_steps_equal_lloyd_steps_with_relocation():
   init = with_far_centers(points, 3, 7)
   km = KMeans(len(init), initial_clusters=init, dtype=tf.float64,
               empty_cluster='farthest_point')
-  from kmeans_estimator._core import bounds  # pylint: disable=g-import-not-at-top
-  state = bounds.initial_state(len(points), tf.float64)
+  state = km.hamerly_state(points)
   relocated = []
   for _ in range(4):
-    stats, *state = km.hamerly_step(points, *state)
+    stats, state = km.hamerly_step(points, state)
     relocated.append(int(stats['relocated_clusters']))
   want, want_relocated = _numpy_steps(points, init, 4,
                                       oracles.SQUARED_EUCLIDEAN)

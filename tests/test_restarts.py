@@ -349,8 +349,7 @@ def test_core_steps_that_move_clusters_alone_are_refused():
   km.initialize(points)
   with pytest.raises(ValueError, match='hamerly_step does not support '
                      'num_restarts=3'):
-    km.hamerly_step(points, tf.zeros([len(points)], tf.int32),
-                    tf.zeros([len(points)], tf.float64))
+    km.hamerly_step(points, km.hamerly_state(points))
   with pytest.raises(ValueError, match='apply_full_batch moves `clusters` '
                      'alone, but this KMeans has num_restarts=3'):
     km.apply_full_batch(*km.statistics(points))

@@ -126,15 +126,14 @@ def test_weighted_lloyd_matches_sklearn(seed):
 
 
 def test_hamerly_weighted_equals_lloyd_weighted():
-  from kmeans_estimator._core import bounds
   points, rng = _data(3)
   weights = rng.uniform(0, 3, len(points))
   init = points[:_K]
   lloyd, hamerly = _core(init), _core(init)
-  state = bounds.initial_state(len(points), tf.float64)
+  state = hamerly.hamerly_state(points, weights)
   for _ in range(5):
     lloyd.full_batch_step(points, weights)
-    _, *state = hamerly.hamerly_step(points, *state, weights)
+    _, state = hamerly.hamerly_step(points, state, weights)
   np.testing.assert_allclose(lloyd.clusters.numpy(),
                              hamerly.clusters.numpy(), atol=1e-12)
 

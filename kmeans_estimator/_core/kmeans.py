@@ -815,27 +815,45 @@ class KMeans(tf.Module):
     stats['best_restart'] = best
     return stats
 
-  def hamerly_step(self, points, assignments, lower, weights=None):
-    """One exact Lloyd step that skips the distances bounds rule out.
+  def hamerly_state(self, points, weights=None):
+    """The starting state of `hamerly_step` for these points.
+
+    Args:
+      points: Tensor of shape (n, d), all the data, as the steps will get
+        it.
+      weights: optional float Tensor (n,) of sample weights, as the steps
+        will get them.
+
+    Returns:
+      `bounds.HamerlyState`: bounds that prove nothing yet (the first step
+      compares every point with every center), no sums yet, and the
+      points' total squared norm.
+    """
+    points = self._prepare(points)
+    if weights is not None:
+      weights = tf.cast(weights, self.dtype)
+    return bounds.initial_state(points, self.num_clusters, weights)
+
+  def hamerly_step(self, points, state, weights=None):
+    """One exact Lloyd step that skips the work bounds rule out.
 
     Hamerly's algorithm (see `bounds`): the result is `full_batch_step`'s,
-    but once the clustering settles most points are never compared with
-    every center. Squared Euclidean distance; `points` must be the same
-    points, in the same order, at every step that shares the bounds.
+    but once the clustering settles most points are neither compared with
+    every center nor summed again. Squared Euclidean distance; `points`
+    (and `weights`) must be the same, in the same order, at every step that
+    shares the state.
 
     Args:
       points: Tensor of shape (n, d), all the data.
-      assignments: int32 Tensor (n,), from the previous step (or
-        `bounds.initial_state`).
-      lower: float Tensor (n,), from the previous step (or
-        `bounds.initial_state`).
-      weights: optional float Tensor (n,) of sample weights; they weight the
-        statistics (the bounds are per point and do not depend on them).
+      state: `bounds.HamerlyState`, from the previous step or
+        `hamerly_state`.
+      weights: optional float Tensor (n,) of sample weights, those given to
+        `hamerly_state`; they weight the statistics (the bounds are per
+        point and do not depend on them).
 
     Returns:
-      (stats, assignments, lower): `full_batch_step`'s dict plus
-      'recomputed' (points compared with every center), and the bounds for
-      the next step.
+      (stats, state): `full_batch_step`'s dict plus 'recomputed' (points
+      compared with every center), and the state for the next step.
     """
     if self.num_restarts > 1:
       raise ValueError(
@@ -846,15 +864,15 @@ class KMeans(tf.Module):
     if weighted:
       weights = tf.cast(weights, self.dtype)
     centers = self.clusters.read_value()
-    (sums, counts, loss), assignments, lower, recomputed = (
-        bounds.hamerly_statistics(points, centers, assignments, lower,
-                                  self.chunk_elements, weights))
-    # A relocation moves a center like any update, so the bounds still hold.
+    (sums, counts, loss), state, recomputed = bounds.hamerly_statistics(
+        points, centers, bounds.HamerlyState(*state), self.chunk_elements,
+        weights)
+    # A relocation moves a center like any update, so the bounds still
+    # hold; the carried sums stay those of the assignments.
     stats = self.apply_full_batch(sums, counts, loss, points, weighted)
-    lower = bounds.move_bounds(lower, assignments, centers,
-                               self.clusters.read_value())
+    state = bounds.move_bounds(state, centers, self.clusters.read_value())
     stats['recomputed'] = recomputed
-    return stats, assignments, lower
+    return stats, state
 
   def train_step(self, points, weights=None):
     """One mini-batch step on `points` (Tensor of shape (n, d)).
