@@ -512,6 +512,23 @@ class KMeansClustering:
     return self._compile('train', lambda x: self.model_fn(
         x, None, ModeKeys.TRAIN, self._config).train_op)(data)
 
+  def _carried_steps(self, name, start, step, weighted):
+    """A step function carrying the state of `step` (a core method) from
+    step to step over the same data; `start(points, weights)` makes it on
+    the first call."""
+    start = self._compile(name + '_state', start)
+    step = self._compile(name, step)
+    state = None
+
+    def carried_step(data):
+      nonlocal state
+      points, weights = data if weighted else (data, None)
+      if state is None:
+        state = start(points, weights)
+      stats, state = step(points, state, weights)
+      return stats
+    return carried_step
+
   def _initialize(self, batch):
     batch = batch if isinstance(batch, tuple) else (batch,)
     return bool(self._compile('initialize', self._kmeans.initialize)(*batch))
@@ -831,10 +848,19 @@ class KMeansClustering:
         self._initialize_centers(points)
         step_inputs = self._step_inputs(points, finite_by_default)
         step_fn = self._train_step
+        # Full-batch steps over an array carry state from step to step. Its
+        # sums are exact, so a train() that resumes gives the centers of one
+        # that did not stop, bit for bit.
+        km = self._kmeans
+        if self._algorithm == constants.HAMERLY and points.whole:
+          step_fn = self._carried_steps('hamerly', km.hamerly_state,
+                                        km.hamerly_step, points.weighted)
+        elif (points.whole and not km.use_mini_batch and
+              km.num_restarts == 1):
+          step_fn = self._carried_steps('lloyd', km.lloyd_state,
+                                        km.lloyd_step, points.weighted)
         if self._algorithm == constants.HAMERLY:
-          if points.whole:
-            step_fn = self._hamerly_steps(points.weighted)
-          else:
+          if not points.whole:
             logging.warning("algorithm='hamerly' needs the data in memory (a "
                             'Tensor or array); this dataset of batches is '
                             "trained with algorithm='lloyd'.")
@@ -849,22 +875,6 @@ class KMeansClustering:
       self._train_loop(runner, list(saving_listeners or ()), last_step,
                        step_inputs, step_fn)
     return self
-
-  def _hamerly_steps(self, weighted=False):
-    """A step function carrying Hamerly's state from step to step (its
-    first call starts it from the data it gets)."""
-    start = self._compile('hamerly_state', self._kmeans.hamerly_state)
-    step = self._compile('hamerly', self._kmeans.hamerly_step)
-    state = None
-
-    def hamerly_step(data):
-      nonlocal state
-      points, weights = data if weighted else (data, None)
-      if state is None:
-        state = start(points, weights)
-      stats, state = step(points, state, weights)
-      return stats
-    return hamerly_step
 
   def _dataset_fn(self, input_fn, mode, num_features):
     """The per-pipeline dataset function of a distributed run."""

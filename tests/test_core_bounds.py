@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from kmeans_estimator import KMeans
 from kmeans_estimator import KMeansClustering
+from kmeans_estimator._core import carried
 
 import oracles
 
@@ -50,7 +51,7 @@ def test_hamerly_steps_equal_numpy_lloyd(seed, chunk_elements):
   # The assignments are the nearest centers of the last step's centers.
   before_last, _ = oracles.lloyd(points, initial, 7)
   np.testing.assert_array_equal(
-      state.assignments.numpy(),
+      state.statistics.assignments.numpy(),
       oracles.distances(points, before_last).argmin(axis=1))
   assert recomputed[0] == len(points)
 
@@ -81,14 +82,13 @@ def test_carried_sums_and_counts_are_those_of_the_assignments():
   initial = points[:8]
   _, _, recomputed, state = run_hamerly(points, initial, 9)
   assert recomputed[-1] < len(points)  # Later steps re-summed few points.
-  index = state.assignments.numpy()
+  index = state.statistics.assignments.numpy()
+  sums, counts = carried.as_wide(state.statistics)
   x = points.astype(np.float64)
   want_sums = np.stack([x[index == j].sum(axis=0) for j in range(8)])
   want_counts = np.bincount(index, minlength=8)
-  np.testing.assert_allclose(state.sums.numpy(), want_sums, rtol=1e-12,
-                             atol=1e-9)
-  np.testing.assert_array_equal(state.counts.numpy(), want_counts)
-  np.testing.assert_array_equal(state.members.numpy(), want_counts)
+  np.testing.assert_allclose(sums.numpy(), want_sums, rtol=1e-12, atol=1e-9)
+  np.testing.assert_array_equal(counts.numpy(), want_counts)
   np.testing.assert_allclose(float(state.squared_total), (x**2).sum(),
                              rtol=1e-12)
 
@@ -105,7 +105,7 @@ def test_loss_keeps_its_accuracy_far_from_the_origin():
   for _ in range(4):
     centers = core.clusters.numpy().astype(np.float64)
     stats, state = core.hamerly_step(points, state)
-    assigned = centers[state.assignments.numpy()]
+    assigned = centers[state.statistics.assignments.numpy()]
     np.testing.assert_allclose(float(stats['loss']),
                                ((x - assigned)**2).sum(), rtol=1e-6)
 
@@ -131,7 +131,7 @@ def test_weightless_cluster_keeps_its_center_as_in_weighted_lloyd():
                                rtol=1e-10)
     assert int(stats['empty_clusters']) == int(want['empty_clusters'])
   np.testing.assert_array_equal(hamerly.clusters.numpy()[0], initial[0])
-  assert float(state.counts[0]) == 0.0 and int(state.members[0]) == 0
+  assert int(state.statistics.counts[0]) == 0
 
 
 def test_estimator_hamerly_equals_lloyd(tmp_path):

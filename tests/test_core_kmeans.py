@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kmeans_estimator._core import carried as carried_lib
 from kmeans_estimator._core import kmeans
 
 import oracles
@@ -579,3 +580,118 @@ def test_kmeans_sits_inside_a_users_tf_function():
   second, _ = model(tf.constant(points))
   assert encoded.shape == (64, 4)
   assert float(second) <= float(first)
+
+
+# ------------------------------------------------- point norms given once
+@pytest.mark.parametrize('chunk_elements', [8, 1 << 20])  # chunked, whole
+@pytest.mark.parametrize('weighted', [False, True])
+@pytest.mark.parametrize('num_restarts', [1, 3])
+def test_steps_with_point_norms_given_equal_steps_without(
+    chunk_elements, weighted, num_restarts):
+  points, init = blob_data(30, n=90)
+  weights = (np.random.default_rng(30).uniform(0.5, 2.0, len(points))
+             if weighted else None)
+  init = init if num_restarts == 1 else 'kmeans_plus_plus'
+  given, computed = (
+      make(4, init, dtype=np.float64, chunk_elements=chunk_elements,
+           num_restarts=num_restarts, random_seed=3) for _ in range(2))
+  norms = given.point_norms(points)
+  np.testing.assert_allclose(norms.numpy(), (points**2).sum(axis=1),
+                             rtol=1e-12)
+  step_given = tf.function(given.full_batch_step)
+  step_computed = tf.function(computed.full_batch_step)
+  for _ in range(3):
+    got = step_given(points, weights, point_norms=norms)
+    want = step_computed(points, weights)
+    np.testing.assert_allclose(float(got['loss']), float(want['loss']),
+                               rtol=1e-12)
+    np.testing.assert_array_equal(given.clusters.numpy(),
+                                  computed.clusters.numpy())
+  # And the loss is the numpy oracle's (of the centers before the step).
+  if num_restarts == 1 and not weighted:
+    before = given.clusters.numpy()
+    got = given.full_batch_step(points, point_norms=norms)
+    np.testing.assert_allclose(
+        float(got['loss']), oracles.inertia(points, before), rtol=1e-10)
+
+
+def test_point_norms_are_refused_where_they_do_not_apply():
+  points, init = blob_data(31)
+  norms = tf.constant((points**2).sum(axis=1), tf.float32)
+  cosine = make(4, init, metric=COS)
+  assert cosine.point_norms(points) is None
+  with pytest.raises(ValueError, match="`point_norms` goes with a Tensor of "
+                     "points under the 'squared_euclidean' metric"):
+    cosine.full_batch_step(points, point_norms=norms)
+  dataset = tf.data.Dataset.from_tensor_slices(
+      points.astype(np.float32)).batch(20)
+  with pytest.raises(ValueError, match='pass point_norms=None here'):
+    make(4, init).full_batch_step(dataset, point_norms=norms)
+
+
+# -------------------------------------------- lloyd_step: state carried over
+@pytest.mark.parametrize('metric', METRICS)
+@pytest.mark.parametrize('weighted, empty_cluster', [
+    (False, 'keep'), (True, 'keep'),
+    (False, 'farthest_point')])  # farthest_point takes no weights.
+def test_lloyd_steps_with_carried_state_equal_full_batch_steps(
+    metric, weighted, empty_cluster):
+  points, init = blob_data(32, n=400, k=5, spread=1.0, positive=True)
+  # A far center stays empty (or is relocated) at first.
+  init = np.concatenate([init[:4], np.full((1, 3), 50.)])
+  weights = (np.random.default_rng(32).uniform(0.5, 2.0, len(points))
+             if weighted else None)
+  carried, plain = (make(5, init, metric=metric, dtype=np.float64,
+                         chunk_elements=64, empty_cluster=empty_cluster)
+                    for _ in range(2))
+  step = tf.function(carried.lloyd_step)
+  state = carried.lloyd_state(points, weights)
+  moved = []
+  for _ in range(8):
+    previous = state.statistics.assignments.numpy()
+    got, state = step(points, state, weights)
+    want = plain.full_batch_step(points, weights)
+    moved.append(int((state.statistics.assignments.numpy() !=
+                      previous).sum()))
+    for key in ('loss', 'cluster_sizes', 'empty_clusters',
+                'relocated_clusters'):
+      np.testing.assert_allclose(got[key].numpy(), want[key].numpy(),
+                                 rtol=1e-10, err_msg=key)
+    np.testing.assert_allclose(carried.clusters.numpy(),
+                               plain.clusters.numpy(), rtol=1e-10,
+                               atol=1e-12)
+  # Both ways of keeping the sums ran: a recount (the first step moves
+  # every point) and additions of the few points that moved.
+  assert moved[0] == len(points)
+  assert 0 < min(m for m in moved if m) < len(points) / 16, moved
+  # The carried sums are those of the assignments.
+  index = state.statistics.assignments.numpy()
+  x = oracles.normalize(points) if metric == COS else points
+  w = np.ones(len(x)) if weights is None else weights
+  want_sums = np.stack([(w[index == j, None] * x[index == j]).sum(axis=0)
+                        for j in range(5)])
+  np.testing.assert_allclose(carried_lib.as_wide(state.statistics)[0].numpy(),
+                             want_sums, rtol=1e-10, atol=1e-10)
+
+
+def test_carried_steps_need_the_weights_their_state_started_with():
+  points, init = blob_data(34)
+  weights = np.ones(len(points))
+  km = make(4, init, dtype=np.float64)
+  for start, step in ((km.lloyd_state, km.lloyd_step),
+                      (km.hamerly_state, km.hamerly_step)):
+    with pytest.raises(ValueError, match='The step got with `weights` but '
+                       'its state was started without them'):
+      step(points, start(points), weights)
+    with pytest.raises(ValueError, match='got without `weights` but its '
+                       'state was started with them; give the'):
+      step(points, start(points, weights))
+
+
+def test_lloyd_step_refuses_restarts():
+  points, _ = blob_data(33)
+  km = make(4, 'kmeans_plus_plus', num_restarts=2)
+  km.initialize(points)
+  with pytest.raises(ValueError, match='lloyd_step does not support '
+                     'num_restarts=2; use full_batch_step'):
+    km.lloyd_step(points, km.lloyd_state(points))

@@ -16,12 +16,10 @@ with u(x) <= max(l(x), s(a(x))) provably keeps its center. Only the others
 get their exact u(x); those still unproven are compared with every center,
 in row chunks.
 
-The per-cluster sums and counts are carried too, in float64: a step adds
-and subtracts the points that changed cluster, so a settled step costs
-vectors of n values and the few points that moved, not a pass over n x d.
-The loss comes from the same sums: sum |x - c_a|^2 = sum |x|^2
-- 2 sum_j c_j.S_j + sum_j N_j |c_j|^2, in float64 so that the cancellation
-of large terms costs no accuracy that float32 data have.
+The per-cluster sums and counts are carried too (`carried`, exactly, in
+fixed point): a step adds and subtracts the points that changed cluster, so
+a settled step costs vectors of n values and the few points that moved, not
+a pass over n x d. The loss comes from the same sums (`carried.loss`).
 
 The step is exactly Lloyd's: the same assignments (up to ties between
 equidistant centers), sums, counts and loss. The bounds are per point, so
@@ -34,42 +32,32 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from kmeans_estimator._core import carried as carried_lib
 from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
 from kmeans_estimator._core import numerics
-
-# Carried sums, weights and the loss: float64 (see the module docstring).
-_SUMS_DTYPE = tf.float64
-
 
 class HamerlyState(NamedTuple):
   """What one Hamerly step hands to the next (see the module docstring).
 
   Attributes:
-    assignments: int32 (n,), each point's center; -1 before the first step.
+    statistics: `carried.CarriedStatistics`, the assignments (-1 before
+      the first step) and their sums and counts.
     upper: (n,), upper bounds on each point's distance to its center.
     lower: (n,), lower bounds on its distance to the second-nearest center.
-    sums: float64 (k, d), the (weighted) sum of each cluster's points.
-    counts: float64 (k,), each cluster's number of points (total weight).
-    members: int32 (k,), each cluster's points of positive weight (all its
-      points, unweighted): a cluster without any has exactly zero sums and
-      count, whatever rounding the float64 additions left.
     squared_total: float64 scalar, sum of (weighted) |x|^2 over the points.
   """
-  assignments: tf.Tensor
+  statistics: carried_lib.CarriedStatistics
   upper: tf.Tensor
   lower: tf.Tensor
-  sums: tf.Tensor
-  counts: tf.Tensor
-  members: tf.Tensor
   squared_total: tf.Tensor
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
 def _squared_total(points, weights):
   """sum of w |x|^2 in float64, fused (no float64 copy of the points)."""
-  squared = tf.reduce_sum(tf.square(tf.cast(points, _SUMS_DTYPE)), axis=1)
-  return tf.reduce_sum(tf.cast(weights, _SUMS_DTYPE) * squared)
+  squared = tf.reduce_sum(tf.square(tf.cast(points, tf.float64)), axis=1)
+  return tf.reduce_sum(tf.cast(weights, tf.float64) * squared)
 
 
 def initial_state(points, num_clusters, weights=None):
@@ -84,17 +72,13 @@ def initial_state(points, num_clusters, weights=None):
   Returns:
     `HamerlyState`.
   """
-  n, d = tf.shape(points)[0], tf.shape(points)[1]
-  if weights is None:
-    weights = tf.ones([n], points.dtype)
+  n = tf.shape(points)[0]
   return HamerlyState(
-      assignments=tf.fill([n], -1),
+      statistics=carried_lib.start(points, num_clusters, weights),
       upper=tf.fill([n], tf.constant(float('inf'), points.dtype)),
       lower=tf.zeros([n], points.dtype),
-      sums=tf.zeros([num_clusters, d], _SUMS_DTYPE),
-      counts=tf.zeros([num_clusters], _SUMS_DTYPE),
-      members=tf.zeros([num_clusters], tf.int32),
-      squared_total=_squared_total(points, weights))
+      squared_total=_squared_total(
+          points, tf.ones([n], points.dtype) if weights is None else weights))
 
 
 def _nearest_two(points, rows, centers, chunk_elements):
@@ -124,7 +108,7 @@ def _nearest_two(points, rows, centers, chunk_elements):
     second = tf.reduce_min(tf.where(
         tf.equal(tf.range(k)[tf.newaxis, :], index[:, tf.newaxis]),
         infinity, scores), axis=1)
-    point_norms = tf.reduce_sum(tf.square(chunk), axis=1)
+    point_norms = distances_lib.squared_norms(chunk)
     best = tf.norm(chunk - tf.gather(centers, index), axis=1)
     return index, best, numerics.clamped_sqrt(point_norms + second)
 
@@ -151,29 +135,6 @@ def _distance_to_assigned(points, rows, centers, assignments):
                  axis=1)
 
 
-def _moved_statistics(points, rows, old, new, weights, num_clusters):
-  """What the points at `rows` moving from clusters `old` to `new` change:
-  (sums (k, d), counts (k,), members (k,)), float64 sums and counts.
-
-  A point with no cluster yet (old = -1) is only added.
-  """
-  moved = tf.cast(tf.gather(points, rows), _SUMS_DTYPE)
-  if weights is None:
-    weight = tf.ones_like(moved[:, 0])
-    member = tf.ones_like(rows)
-  else:
-    weight = tf.cast(tf.gather(weights, rows), _SUMS_DTYPE)
-    member = tf.cast(weight > 0, tf.int32)
-    moved *= weight[:, tf.newaxis]
-
-  def change(values):
-    # unsorted_segment_sum drops the negative ids (no cluster yet).
-    return (tf.math.unsorted_segment_sum(values, new, num_clusters) -
-            tf.math.unsorted_segment_sum(values, old, num_clusters))
-
-  return change(moved), change(weight), change(member)
-
-
 def hamerly_statistics(points, centers, state, chunk_elements, weights=None):
   """The statistics of one Lloyd step, computed with Hamerly's bounds.
 
@@ -192,9 +153,9 @@ def hamerly_statistics(points, centers, state, chunk_elements, weights=None):
     state for these centers (bounds not yet moved: see `move_bounds`), and
     how many points were compared with every center.
   """
-  k = centers.shape[0] or tf.shape(centers)[0]
   infinity = tf.constant(float('inf'), points.dtype)
-  assignments, upper, lower = state.assignments, state.upper, state.lower
+  assignments, upper, lower = (state.statistics.assignments, state.upper,
+                               state.lower)
   between = distances_lib.pairwise_distances(
       centers, centers, constants.SQUARED_EUCLIDEAN_DISTANCE)
   between += tf.linalg.diag(tf.fill([tf.shape(centers)[0]], infinity))
@@ -215,34 +176,21 @@ def hamerly_statistics(points, centers, state, chunk_elements, weights=None):
                                       exact)
   unproven = (exact > tf.gather(bound, candidates)) | (old < 0)
   rows = tf.boolean_mask(candidates, unproven)
-  old = tf.boolean_mask(old, unproven)
 
   # Those still unproven are compared with every center.
   new, best, second = _nearest_two(points, rows, centers, chunk_elements)
   scatter_rows = rows[:, tf.newaxis]
-  state = state._replace(
-      assignments=tf.tensor_scatter_nd_update(assignments, scatter_rows, new),
+  carried = carried_lib.update(
+      state.statistics, points,
+      tf.tensor_scatter_nd_update(assignments, scatter_rows, new), weights)
+  state = HamerlyState(
+      statistics=carried,
       upper=tf.tensor_scatter_nd_update(upper, scatter_rows, best),
-      lower=tf.tensor_scatter_nd_update(lower, scatter_rows, second))
-
-  changed = tf.where(tf.not_equal(old, new))
-  sums, counts, members = _moved_statistics(
-      points, tf.gather_nd(rows, changed), tf.gather_nd(old, changed),
-      tf.gather_nd(new, changed), weights, k)
-  members = state.members + members
-  # Exactly zero where no point of positive weight is left.
-  occupied = members > 0
-  counts = tf.where(occupied, state.counts + counts,
-                    tf.zeros_like(counts))
-  sums = tf.where(occupied[:, tf.newaxis], state.sums + sums,
-                  tf.zeros_like(sums))
-  state = state._replace(sums=sums, counts=counts, members=members)
-
-  wide = tf.cast(centers, _SUMS_DTYPE)
-  loss = (state.squared_total - 2.0 * tf.reduce_sum(wide * sums) +
-          tf.reduce_sum(counts * tf.reduce_sum(tf.square(wide), axis=1)))
-  statistics = (tf.cast(sums, points.dtype), tf.cast(counts, points.dtype),
-                tf.cast(tf.maximum(loss, 0.0), points.dtype))
+      lower=tf.tensor_scatter_nd_update(lower, scatter_rows, second),
+      squared_total=state.squared_total)
+  loss = carried_lib.loss(carried, centers, state.squared_total)
+  statistics = (*carried_lib.statistics(carried, points.dtype),
+                tf.cast(loss, points.dtype))
   return statistics, state, tf.shape(rows)[0]
 
 
@@ -255,11 +203,11 @@ def move_bounds(state, old_centers, new_centers):
   center that moved most.
   """
   movement = tf.norm(new_centers - old_centers, axis=1)
-  upper = state.upper + tf.gather(movement, state.assignments)
+  assignments = state.statistics.assignments
+  upper = state.upper + tf.gather(movement, assignments)
   if movement.shape[0] == 1:
     return state._replace(upper=upper)
   largest, mover = tf.math.top_k(movement, k=2)
-  drop = tf.where(tf.equal(state.assignments, mover[0]), largest[1],
-                  largest[0])
+  drop = tf.where(tf.equal(assignments, mover[0]), largest[1], largest[0])
   return state._replace(upper=upper,
                         lower=tf.maximum(state.lower - drop, 0.0))

@@ -10,17 +10,19 @@ inside a user's `tf.function`, so k-means can sit inside a larger model.
 The module performs no I/O: the estimator shell owns checkpoints and input.
 """
 
+from typing import NamedTuple, Optional
+
 import numpy as np
 import tensorflow as tf
 
 from kmeans_estimator._core import bounds
+from kmeans_estimator._core import carried as carried_lib
 from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
 from kmeans_estimator._core import initializers
 from kmeans_estimator._core import numerics
 from kmeans_estimator._core import options
 from kmeans_estimator._core import updates
-
 
 class KMeans(tf.Module):
   """k-means clustering state and steps over fixed-shape variables.
@@ -555,10 +557,38 @@ class KMeans(tf.Module):
     return self._reduce_candidates(candidates, weights, seed)
 
   # -------------------------------------------------------------- training
-  def _statistics(self, points, centers, weights=None):
+  def _statistics(self, points, centers, weights=None, point_norms=None):
     return distances_lib.cluster_statistics(
         points, centers, self.distance_metric, self.chunk_elements,
-        None if weights is None else tf.cast(weights, self.dtype))
+        None if weights is None else tf.cast(weights, self.dtype),
+        point_norms)
+
+  def point_norms(self, points):
+    """|x|^2 of every point, as `full_batch_step(point_norms=...)` takes it.
+
+    A caller that takes many full-batch steps over the same Tensor of
+    points computes this once: each step then skips a pass over the data
+    (scikit-learn's Lloyd does the same). None under the cosine metric,
+    whose steps do not use it.
+
+    Args:
+      points: Tensor of shape (n, d).
+
+    Returns:
+      float Tensor (n,), or None.
+    """
+    if self.distance_metric == constants.COSINE_DISTANCE:
+      return None
+    return distances_lib.squared_norms(self._prepare(points))
+
+  def _check_point_norms(self, data, point_norms):
+    if point_norms is not None and (
+        isinstance(data, tf.data.Dataset) or
+        self.distance_metric == constants.COSINE_DISTANCE):
+      raise ValueError(
+          '`point_norms` goes with a Tensor of points under the '
+          "'squared_euclidean' metric (see `point_norms()`); pass "
+          'point_norms=None here.')
 
   def _check_weights(self, data, weights):
     """Whether the step is weighted; refuses what has no weighted form."""
@@ -573,7 +603,7 @@ class KMeans(tf.Module):
           "use empty_cluster='keep' with weights.")
     return weighted
 
-  def statistics(self, data, weights=None):
+  def statistics(self, data, weights=None, point_norms=None):
     """Per-cluster statistics of `data` under the current centers.
 
     Args:
@@ -582,6 +612,8 @@ class KMeans(tf.Module):
         are summed.
       weights: optional float Tensor (n,) of sample weights, with a Tensor
         `data`.
+      point_norms: optional float Tensor (n,), `point_norms(data)` of a
+        Tensor `data`, computed once for many steps.
 
     Returns:
       (sums (k, d), counts (k,), loss scalar), as in
@@ -590,15 +622,16 @@ class KMeans(tf.Module):
       (the kept restart); `restart_statistics` gives every restart's.
     """
     self._check_weights(data, weights)
+    self._check_point_norms(data, point_norms)
     centers = self.clusters.read_value()
     k, d = self.num_clusters, self.num_features
     return self._sum_over_batches(
         data, weights,
-        lambda points, w: self._statistics(points, centers, w),
+        lambda points, w: self._statistics(points, centers, w, point_norms),
         lambda: (tf.zeros([k, d], self.dtype), tf.zeros([k], self.dtype),
                  tf.zeros([], self.dtype)))
 
-  def restart_statistics(self, data, weights=None):
+  def restart_statistics(self, data, weights=None, point_norms=None):
     """`statistics` of every restart (num_restarts > 1), in one pass.
 
     Each batch is scored against all R k centers in one matrix product (see
@@ -611,29 +644,33 @@ class KMeans(tf.Module):
         are summed.
       weights: optional float Tensor (n,) of sample weights, with a Tensor
         `data`.
+      point_norms: optional float Tensor (n,), `point_norms(data)` of a
+        Tensor `data`.
 
     Returns:
       (sums (R, k, d), counts (R, k), loss (R,)): restart r's as
       `statistics` gives them for the centers `restart_clusters[r]`.
     """
     self._check_weights(data, weights)
+    self._check_point_norms(data, point_norms)
     if self.num_restarts == 1:
       return tf.nest.map_structure(lambda t: t[tf.newaxis],
-                                   self.statistics(data, weights))
+                                   self.statistics(data, weights,
+                                                   point_norms))
     # Prepared first: that builds the model on first use.
     points = (None if isinstance(data, tf.data.Dataset) else
               self._prepare(data))
     centers = self.restart_clusters.read_value()
     r, k, d = self.num_restarts, self.num_clusters, self.num_features
 
-    def batch_statistics(points, batch_weights):
+    def batch_statistics(points, batch_weights, norms=None):
       return distances_lib.restart_statistics(
           points, centers, self.distance_metric, self.chunk_elements,
           None if batch_weights is None else tf.cast(batch_weights,
-                                                     self.dtype))
+                                                     self.dtype), norms)
 
     if points is not None:
-      return batch_statistics(points, weights)
+      return batch_statistics(points, weights, point_norms)
     return self._sum_over_batches(
         data, None, batch_statistics,
         lambda: (tf.zeros([r, k, d], self.dtype), tf.zeros([r, k], self.dtype),
@@ -748,7 +785,7 @@ class KMeans(tf.Module):
     return tf.while_loop(lambda batch, _: batch.has_value(), add,
                          (iterator.get_next_as_optional(), initial))[1]
 
-  def full_batch_step(self, data, weights=None):
+  def full_batch_step(self, data, weights=None, point_norms=None):
     """One exact Lloyd iteration over all of `data`.
 
     Statistics are accumulated over every batch with the current centers, then
@@ -770,6 +807,9 @@ class KMeans(tf.Module):
         (points, weights) pairs.
       weights: optional float Tensor (n,) of sample weights, with a Tensor
         `data`.
+      point_norms: optional float Tensor (n,), `point_norms(data)` of a
+        Tensor `data`, computed once for many steps over it; each step then
+        skips that pass over the data.
 
     With num_restarts R > 1 the step moves all R restarts by one Lloyd
     update each, from one pass over `data` (`restart_statistics`), and
@@ -787,11 +827,11 @@ class KMeans(tf.Module):
     """
     weighted = self._check_weights(data, weights)
     if self.num_restarts > 1:
-      return self._restarts_step(data, weights, weighted)
-    return self.apply_full_batch(*self.statistics(data, weights), data,
-                                 weighted)
+      return self._restarts_step(data, weights, weighted, point_norms)
+    return self.apply_full_batch(
+        *self.statistics(data, weights, point_norms), data, weighted)
 
-  def _restarts_step(self, data, weights, weighted):
+  def _restarts_step(self, data, weights, weighted, point_norms=None):
     """`full_batch_step` with num_restarts > 1 (see there)."""
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
@@ -799,7 +839,8 @@ class KMeans(tf.Module):
           f'num_restarts={self.num_restarts} is not supported inside '
           f'strategy.run with {context.num_replicas_in_sync} replicas; use '
           'num_restarts=1.')
-    sums, counts, losses = self.restart_statistics(data, weights)
+    sums, counts, losses = self.restart_statistics(data, weights,
+                                                   point_norms)
     centers = self.restart_clusters.read_value()
     # x_j <- (sum of the points nearest to x_j) / (their number), per
     # restart; an empty cluster keeps its center.
@@ -814,6 +855,70 @@ class KMeans(tf.Module):
     stats['restart_losses'] = losses
     stats['best_restart'] = best
     return stats
+
+  def lloyd_state(self, points, weights=None):
+    """The starting state of `lloyd_step` for these points.
+
+    Args:
+      points: Tensor of shape (n, d), all the data, as the steps will get
+        it.
+      weights: optional float Tensor (n,) of sample weights, as the steps
+        will get them.
+
+    Returns:
+      `LloydState`: no assignments yet, and the points' |x|^2
+      (`point_norms`), computed once for all the steps.
+    """
+    points = self._prepare(points)
+    if weights is not None:
+      weights = tf.cast(weights, self.dtype)
+    return LloydState(
+        statistics=carried_lib.start(points, self.num_clusters, weights),
+        point_norms=self.point_norms(points))
+
+  def lloyd_step(self, points, state, weights=None):
+    """`full_batch_step` on a Tensor of points, with state carried over.
+
+    The same exact Lloyd step (every distance computed), cheaper when many
+    steps run over the same points: their |x|^2 is computed once, and the
+    per-cluster sums change by the points that changed cluster rather than
+    being summed again, once few points move (`carried.update`). The sums
+    are exact (`carried`), so they are the same whichever way they were kept:
+    a run resumed from a checkpoint gives the same centers, bit for bit,
+    as one that was not interrupted. `points` (and `weights`) must be the
+    same, in the same order, at every step that shares the state.
+
+    Args:
+      points: Tensor of shape (n, d), all the data.
+      state: `LloydState`, from the previous step or `lloyd_state`.
+      weights: optional float Tensor (n,) of sample weights, those given to
+        `lloyd_state`.
+
+    Returns:
+      (stats, state): `full_batch_step`'s dict, and the state for the next
+      step.
+    """
+    if self.num_restarts > 1:
+      raise ValueError(
+          f'lloyd_step does not support num_restarts={self.num_restarts}; '
+          'use full_batch_step, or num_restarts=1.')
+    weighted = self._check_weights(points, weights)
+    points = self._prepare(points)
+    if weighted:
+      weights = tf.cast(weights, self.dtype)
+    statistics, point_norms = state
+    statistics = carried_lib.as_carried(statistics)
+    carried_lib.check_weights(statistics, weights)
+    centers = self.clusters.read_value()
+    index, distance = distances_lib.nearest_centers(
+        points, centers, self.distance_metric, self.chunk_elements,
+        point_norms, static_chunks=False)
+    loss = tf.reduce_sum(distance if weights is None else weights * distance)
+    statistics = carried_lib.update(statistics, points, index, weights)
+    stats = self.apply_full_batch(
+        *carried_lib.statistics(statistics, self.dtype), loss, points,
+        weighted)
+    return stats, LloydState(statistics, point_norms)
 
   def hamerly_state(self, points, weights=None):
     """The starting state of `hamerly_step` for these points.
@@ -864,9 +969,10 @@ class KMeans(tf.Module):
     if weighted:
       weights = tf.cast(weights, self.dtype)
     centers = self.clusters.read_value()
+    state = _hamerly_state(state)
+    carried_lib.check_weights(state.statistics, weights)
     (sums, counts, loss), state, recomputed = bounds.hamerly_statistics(
-        points, centers, bounds.HamerlyState(*state), self.chunk_elements,
-        weights)
+        points, centers, state, self.chunk_elements, weights)
     # A relocation moves a center like any update, so the bounds still
     # hold; the carried sums stay those of the assignments.
     stats = self.apply_full_batch(sums, counts, loss, points, weighted)
@@ -967,11 +1073,12 @@ class KMeans(tf.Module):
 
     return tf.cond(self.update_in_steps.read_value() <= 0, sync, count_down)
 
-  def step(self, data, weights=None):
-    """`train_step` or `full_batch_step`, as `use_mini_batch` says."""
+  def step(self, data, weights=None, point_norms=None):
+    """`train_step` or `full_batch_step`, as `use_mini_batch` says
+    (`point_norms`: full batch only)."""
     if self.use_mini_batch:
       return self.train_step(data, weights)
-    return self.full_batch_step(data, weights)
+    return self.full_batch_step(data, weights, point_norms)
 
   @staticmethod
   def _stats(loss, counts, sizes=None, relocated=None, weighted=False):
@@ -1066,6 +1173,23 @@ class KMeans(tf.Module):
 # Folded into the seed of restarts r > 0 (see `KMeans._seed`), so that their
 # seeds differ from every seed path of num_restarts=1.
 _RESTART_SALT = 0x7273
+
+
+class LloydState(NamedTuple):
+  """What one `KMeans.lloyd_step` hands to the next.
+
+  Attributes:
+    statistics: `carried.CarriedStatistics` of the last assignments.
+    point_norms: float (n,), the points' |x|^2 (None under cosine).
+  """
+  statistics: carried_lib.CarriedStatistics
+  point_norms: Optional[tf.Tensor]
+
+
+def _hamerly_state(state):
+  """`state` as a `bounds.HamerlyState` (tf.function may hand back tuples)."""
+  statistics, *rest = state
+  return bounds.HamerlyState(carried_lib.as_carried(statistics), *rest)
 
 
 def _is_weighted(data):

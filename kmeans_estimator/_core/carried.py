@@ -1,0 +1,249 @@
+"""Per-cluster sums carried from step to step, exactly.
+
+Over many full-batch steps on the same points, few points change cluster
+once the clustering settles. Carrying the sums and adding and subtracting
+only the points that moved is then much cheaper than summing all n points
+again each step.
+
+The sums are kept in fixed point (int64): each coordinate d is scaled by a
+power of two 2^s_d, fixed for the points (`Scales`), and truncated to an
+integer, so that the sums are exact integer sums. So they do not depend on
+the order in which points were added and removed: a run that resumes from a
+checkpoint (and recounts from scratch) gets the same sums, bit for bit, as
+the run that carried them. s_d leaves headroom for n points at the largest
+magnitude of coordinate d: the truncation is below 2^-61 / n of that
+magnitude, far below float32 precision.
+"""
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+# Bits of the int64 sums used by n points at the largest magnitude (one
+# bit of margin against rounding in the logarithm).
+_SUM_BITS = 61
+_WIDE = tf.float64
+# `update` recounts the sums in one pass, rather than adding and subtracting
+# the points that changed cluster, when more than 1 point in this many did.
+_RECOUNT_FRACTION = 16
+# Rows per piece of a recount: bounds its int64 temporaries (13 MB at d=100).
+_RECOUNT_ROWS = 16384
+
+
+class Scales(NamedTuple):
+  """The exponents s of the powers of two 2^s that make values into int64
+  fixed point (float64 Tensors holding integers).
+
+  Attributes:
+    sums: (d,), the exponent of each coordinate of the (weighted) points.
+    counts: scalar, the exponent of the weights; None without weights (the
+      counts are then numbers of points).
+  """
+  sums: tf.Tensor
+  counts: tf.Tensor
+
+
+class CarriedStatistics(NamedTuple):
+  """Per-cluster statistics of the last assignments, carried over.
+
+  Attributes:
+    assignments: int32 (n,), each point's cluster; -1 before the first step.
+    sums: int64 (k, d), the (weighted) sum of each cluster's points, in
+      fixed point (`Scales.sums`).
+    counts: int64 (k,), each cluster's number of points (total weight, in
+      fixed point: `Scales.counts`); exactly 0 for a cluster that lost all
+      its points.
+    scales: `Scales`, fixed for the points.
+  """
+  assignments: tf.Tensor
+  sums: tf.Tensor
+  counts: tf.Tensor
+  scales: Scales
+
+
+def _exponent(largest, num_points):
+  """s with num_points * largest * 2^s <= 2^_SUM_BITS (0 where largest is
+  0)."""
+  total = tf.cast(num_points, _WIDE) * tf.cast(largest, _WIDE)
+  return _SUM_BITS - tf.math.ceil(
+      tf.math.log(tf.where(total > 0, total, tf.ones_like(total))) /
+      tf.math.log(tf.constant(2.0, _WIDE)))
+
+
+def _scaled(values, exponent):
+  """values * 2^exponent, exact, in the values' dtype.
+
+  Two factors of 2^(s/2), so that neither overflows float32 where 2^s
+  alone would (tiny data have large s); the scaled values themselves are
+  at most 2^_SUM_BITS / n.
+  """
+  half = tf.math.floor(exponent / 2.0)
+  two = tf.constant(2.0, _WIDE)
+  return (values * tf.cast(tf.pow(two, half), values.dtype) *
+          tf.cast(tf.pow(two, exponent - half), values.dtype))
+
+
+def start(points, num_clusters, weights=None):
+  """`CarriedStatistics` before the first step: no point in a cluster.
+
+  Args:
+    points: float Tensor (n, d), the points of every step.
+    num_clusters: k, a Python int.
+    weights: optional float Tensor (n,), their sample weights.
+  """
+  n, d = tf.shape(points)[0], tf.shape(points)[1]
+  # max |x| per coordinate without an |x| copy of the points.
+  largest = tf.cast(tf.maximum(tf.reduce_max(points, axis=0),
+                               -tf.reduce_min(points, axis=0)), _WIDE)
+  if weights is None:
+    count_scale = None
+  else:
+    # A bound on the largest |w x| (n > 0: reduce_max of none is -inf).
+    heaviest = tf.cast(tf.reduce_max(weights), _WIDE)
+    largest *= heaviest
+    count_scale = _exponent(heaviest, n)
+  return CarriedStatistics(
+      assignments=tf.fill([n], -1),
+      sums=tf.zeros([num_clusters, d], tf.int64),
+      counts=tf.zeros([num_clusters], tf.int64),
+      scales=Scales(_exponent(largest, n), count_scale))
+
+
+def check_weights(carried, weights):
+  """Refuses weights that the statistics were not started with (or the
+  reverse): their counts would be in another unit."""
+  if (weights is None) != (carried.scales.counts is None):
+    have = 'without' if weights is None else 'with'
+    started = 'without' if carried.scales.counts is None else 'with'
+    raise ValueError(
+        f'The step got {have} `weights` but its state was started '
+        f'{started} them; give the state-making call (lloyd_state or '
+        'hamerly_state) the same weights as the steps.')
+
+
+def _fixed_point(points, weights, scales):
+  """(points (m, d), weights (m,) or None) in fixed point: (int64 (m, d)
+  of the weighted points, int64 (m,) of the weights).
+
+  Each point gives the same integers whenever it is converted (the
+  product w x rounds the same way each time, and scaling by a power of
+  two is exact), which is all that exact sums need.
+  """
+  if weights is None:
+    counts = tf.ones_like(points[:, 0], tf.int64)
+  else:
+    points *= weights[:, tf.newaxis]
+    counts = tf.cast(_scaled(weights, scales.counts), tf.int64)
+  return tf.cast(_scaled(points, scales.sums), tf.int64), counts
+
+
+def _segment_sums(points, weights, index, scales, num_clusters):
+  values = _fixed_point(points, weights, scales)
+  # unsorted_segment_sum drops the negative ids (no cluster yet).
+  return tuple(tf.math.unsorted_segment_sum(v, index, num_clusters)
+               for v in values)
+
+
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+def _recount_xla(points, weights, index, scales, num_clusters):
+  return _segment_sums(points, weights, index, scales, num_clusters)
+
+
+def update(carried, points, assignments, weights=None):
+  """`carried` for new assignments of all the points: `carry` when few
+  points changed cluster, `recount` when many did, nothing when none did.
+  The result is the same either way (exact sums)."""
+  moved = tf.reduce_sum(tf.cast(
+      tf.not_equal(assignments, carried.assignments), tf.int32))
+  return tf.cond(
+      moved * _RECOUNT_FRACTION > tf.size(assignments),
+      lambda: recount(carried, points, assignments, weights),
+      lambda: tf.cond(moved > 0,
+                      lambda: carry(carried, points, assignments, weights),
+                      lambda: carried))
+
+
+def recount(carried, points, assignments, weights=None):
+  """`carried` for new assignments of all the points, summed from scratch
+  in fused passes over pieces of the points."""
+  k = int(carried.counts.shape[0])
+  n = tf.shape(points)[0]
+  rows = _RECOUNT_ROWS
+
+  def add(start, sums, counts):
+    piece = slice(start, start + rows)
+    more_sums, more_counts = _recount_xla(
+        points[piece], None if weights is None else weights[piece],
+        assignments[piece], carried.scales, k)
+    return start + rows, sums + more_sums, counts + more_counts
+
+  _, sums, counts = tf.while_loop(
+      lambda start, *_: start < n, add,
+      (tf.constant(0), tf.zeros_like(carried.sums),
+       tf.zeros_like(carried.counts)))
+  return CarriedStatistics(assignments, sums, counts, carried.scales)
+
+
+def carry(carried, points, assignments, weights=None):
+  """`carried` for new assignments of all the points, adding and
+  subtracting only the points that changed cluster.
+
+  Args:
+    carried: `CarriedStatistics` of the previous assignments.
+    points: float Tensor (n, d), the same points at every step.
+    assignments: int32 Tensor (n,), the new assignments.
+    weights: optional float Tensor (n,) of sample weights.
+
+  Returns:
+    `CarriedStatistics` of the new assignments.
+  """
+  changed = tf.cast(tf.where(tf.not_equal(carried.assignments,
+                                          assignments))[:, 0], tf.int32)
+  new = tf.gather(assignments, changed)
+  old = tf.gather(carried.assignments, changed)
+  k = int(carried.counts.shape[0])
+  moved_points = tf.gather(points, changed)
+  moved_weights = None if weights is None else tf.gather(weights, changed)
+  added = _segment_sums(moved_points, moved_weights, new, carried.scales, k)
+  removed = _segment_sums(moved_points, moved_weights, old, carried.scales,
+                          k)
+  sums, counts = (total + plus - minus for total, plus, minus in
+                  zip((carried.sums, carried.counts), added, removed))
+  return CarriedStatistics(assignments, sums, counts, carried.scales)
+
+
+def statistics(carried, dtype):
+  """(sums (k, d), counts (k,)) as floats of `dtype`."""
+  sums, counts = as_wide(carried)
+  return tf.cast(sums, dtype), tf.cast(counts, dtype)
+
+
+def as_wide(carried):
+  """(sums (k, d), counts (k,)) in float64."""
+  two = tf.constant(2.0, _WIDE)
+  counts = tf.cast(carried.counts, _WIDE)
+  if carried.scales.counts is not None:
+    counts *= tf.pow(two, -carried.scales.counts)
+  return (tf.cast(carried.sums, _WIDE) * tf.pow(two, -carried.scales.sums),
+          counts)
+
+
+def loss(carried, centers, squared_total):
+  """sum of (weighted) |x - c_a(x)|^2 from the carried statistics.
+
+  sum |x|^2 - 2 sum_j c_j.S_j + sum_j N_j |c_j|^2 in float64, so that the
+  cancellation of the large terms costs no accuracy that float32 data have;
+  clamped at 0. `squared_total` is the sum of (weighted) |x|^2, float64.
+  """
+  sums, counts = as_wide(carried)
+  wide = tf.cast(centers, _WIDE)
+  total = (squared_total - 2.0 * tf.reduce_sum(wide * sums) +
+           tf.reduce_sum(counts * tf.reduce_sum(tf.square(wide), axis=1)))
+  return tf.maximum(total, 0.0)
+
+
+def as_carried(value):
+  """`value` (a CarriedStatistics, or the same fields as plain tuples) as
+  `CarriedStatistics`."""
+  *fields, scales = value
+  return CarriedStatistics(*fields, Scales(*scales))
