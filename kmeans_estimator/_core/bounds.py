@@ -53,13 +53,6 @@ class HamerlyState(NamedTuple):
   squared_total: tf.Tensor
 
 
-@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-def _squared_total(points, weights):
-  """sum of w |x|^2 in float64, fused (no float64 copy of the points)."""
-  squared = tf.reduce_sum(tf.square(tf.cast(points, tf.float64)), axis=1)
-  return tf.reduce_sum(tf.cast(weights, tf.float64) * squared)
-
-
 def initial_state(points, num_clusters, weights=None):
   """Bounds that prove nothing yet, for these points (and weights).
 
@@ -77,8 +70,7 @@ def initial_state(points, num_clusters, weights=None):
       statistics=carried_lib.start(points, num_clusters, weights),
       upper=tf.fill([n], tf.constant(float('inf'), points.dtype)),
       lower=tf.zeros([n], points.dtype),
-      squared_total=_squared_total(
-          points, tf.ones([n], points.dtype) if weights is None else weights))
+      squared_total=carried_lib.squared_total(points, weights))
 
 
 def _nearest_two(points, rows, centers, chunk_elements):
@@ -112,27 +104,23 @@ def _nearest_two(points, rows, centers, chunk_elements):
     best = tf.norm(chunk - tf.gather(centers, index), axis=1)
     return index, best, numerics.clamped_sqrt(point_norms + second)
 
-  rows_per_chunk = distances_lib.chunk_rows(k, chunk_elements)
-  m = tf.shape(rows)[0]
-  # At least one chunk, perhaps empty: a TensorArray of none cannot concat.
-  num_chunks = tf.maximum((m + rows_per_chunk - 1) // rows_per_chunk, 1)
-  parts = [tf.TensorArray(dtype, size=num_chunks, infer_shape=False,
-                          element_shape=tf.TensorShape([None]))
-           for dtype in (tf.int32, points.dtype, points.dtype)]
-
-  def body(i, *parts):
-    results = chunk_two(rows[i * rows_per_chunk:(i + 1) * rows_per_chunk])
-    return (i + 1,) + tuple(p.write(i, r) for p, r in zip(parts, results))
-
-  _, *parts = tf.while_loop(lambda i, *_: i < num_chunks, body,
-                            (tf.constant(0), *parts))
-  return tuple(part.concat() for part in parts)
+  return distances_lib.concat_over_row_chunks(
+      chunk_two, rows, distances_lib.chunk_rows(k, chunk_elements),
+      (tf.int32, points.dtype, points.dtype))
 
 
-def _distance_to_assigned(points, rows, centers, assignments):
-  """|x - c_a(x)| for the points at `rows` (whose assignments are given)."""
-  return tf.norm(tf.gather(points, rows) - tf.gather(centers, assignments),
-                 axis=1)
+def _distance_to_assigned(points, rows, centers, assignments,
+                          chunk_elements):
+  """|x - c_a(x)| for the points at `rows` (whose assignments are given),
+  a chunk of rows at a time."""
+
+  def distance(chunk_rows, chunk_assignments):
+    return (tf.norm(tf.gather(points, chunk_rows) -
+                    tf.gather(centers, chunk_assignments), axis=1),)
+
+  return distances_lib.concat_over_row_chunks(
+      distance, rows, distances_lib.chunk_rows(1, chunk_elements),
+      (points.dtype,), assignments)[0]
 
 
 def hamerly_statistics(points, centers, state, chunk_elements, weights=None):
@@ -171,7 +159,7 @@ def hamerly_statistics(points, centers, state, chunk_elements, weights=None):
   exact = tf.tensor_scatter_nd_update(
       tf.fill(tf.shape(candidates), infinity), known,
       _distance_to_assigned(points, tf.gather_nd(candidates, known), centers,
-                            tf.gather_nd(old, known)))
+                            tf.gather_nd(old, known), chunk_elements))
   upper = tf.tensor_scatter_nd_update(upper, candidates[:, tf.newaxis],
                                       exact)
   unproven = (exact > tf.gather(bound, candidates)) | (old < 0)

@@ -163,25 +163,47 @@ def update(carried, points, assignments, weights=None):
                       lambda: carried))
 
 
+def _sum_over_pieces(fn, n, zeros):
+  """fn(piece) (a slice of rows) summed over pieces of _RECOUNT_ROWS rows,
+  starting from the tuple `zeros`; fused XLA passes over whole arrays
+  would keep large temporaries."""
+  rows = _RECOUNT_ROWS
+
+  def add(start, *totals):
+    more = fn(slice(start, start + rows))
+    return (start + rows,) + tuple(a + b for a, b in zip(totals, more))
+
+  return tf.while_loop(lambda start, *_: start < n, add,
+                       (tf.constant(0), *zeros))[1:]
+
+
 def recount(carried, points, assignments, weights=None):
   """`carried` for new assignments of all the points, summed from scratch
   in fused passes over pieces of the points."""
   k = int(carried.counts.shape[0])
-  n = tf.shape(points)[0]
-  rows = _RECOUNT_ROWS
-
-  def add(start, sums, counts):
-    piece = slice(start, start + rows)
-    more_sums, more_counts = _recount_xla(
-        points[piece], None if weights is None else weights[piece],
-        assignments[piece], carried.scales, k)
-    return start + rows, sums + more_sums, counts + more_counts
-
-  _, sums, counts = tf.while_loop(
-      lambda start, *_: start < n, add,
-      (tf.constant(0), tf.zeros_like(carried.sums),
-       tf.zeros_like(carried.counts)))
+  sums, counts = _sum_over_pieces(
+      lambda piece: _recount_xla(
+          points[piece], None if weights is None else weights[piece],
+          assignments[piece], carried.scales, k),
+      tf.shape(points)[0],
+      (tf.zeros_like(carried.sums), tf.zeros_like(carried.counts)))
   return CarriedStatistics(assignments, sums, counts, carried.scales)
+
+
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+def _squared_total_xla(points, weights):
+  squared = tf.reduce_sum(tf.square(tf.cast(points, _WIDE)), axis=1)
+  if weights is None:
+    return tf.reduce_sum(squared)
+  return tf.reduce_sum(tf.cast(weights, _WIDE) * squared)
+
+
+def squared_total(points, weights=None):
+  """sum of (weighted) |x|^2 in float64, for `loss`."""
+  return _sum_over_pieces(
+      lambda piece: (_squared_total_xla(
+          points[piece], None if weights is None else weights[piece]),),
+      tf.shape(points)[0], (tf.zeros([], _WIDE),))[0]
 
 
 def carry(carried, points, assignments, weights=None):

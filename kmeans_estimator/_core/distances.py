@@ -123,15 +123,16 @@ def nearest_centers(points, centers, distance_metric,
   rows = chunk_rows(centers.shape[0] if centers.shape[0] is not None
                     else tf.shape(centers)[0], chunk_elements)
   if not static_chunks:
-    return _concat_over_row_chunks(nearest, points, rows,
+    return concat_over_row_chunks(nearest, points, rows,
                                    (index_dtype, points.dtype), point_norms)
   return _map_row_chunks(nearest, points, rows, (tf.int64, points.dtype), [],
                          point_norms)
 
 
-def _concat_over_row_chunks(fn, points, rows, dtypes, *per_point):
-  """fn(chunk, *chunk_values) -> (a (m,), b (m,)) over chunks of `rows`
-  points (the last one shorter), concatenated in row order.
+def concat_over_row_chunks(fn, points, rows, dtypes, *per_point):
+  """fn(chunk, *chunk_values) -> (a (m,), ...) over chunks of `rows`
+  points (the last one shorter), concatenated in row order. `points` may
+  also be a vector (of row indices, say).
 
   Chunks run in parallel iterations of one loop: one chunk's argmin
   overlaps the next one's product (one at a time runs a third slower).

@@ -579,7 +579,11 @@ class KMeans(tf.Module):
     """
     if self.distance_metric == constants.COSINE_DISTANCE:
       return None
-    return distances_lib.squared_norms(self._prepare(points))
+    # In chunks: squaring all the points at once would copy them.
+    return distances_lib.concat_over_row_chunks(
+        lambda chunk: (distances_lib.squared_norms(chunk),),
+        self._prepare(points), distances_lib.chunk_rows(
+            1, self.chunk_elements), (self.dtype,))[0]
 
   def _check_point_norms(self, data, point_norms):
     if point_norms is not None and (
