@@ -43,14 +43,22 @@ class KMeans(tf.Module):
   index, distance = km.nearest(points)
   ```
 
+  Many steps over the same Tensor of points run cheaper with state carried
+  from step to step: `lloyd_step` (the same Lloyd step, with the points'
+  |x|^2 computed once and the per-cluster sums updated by the points that
+  changed cluster, exactly: see `carried`) and `hamerly_step` (which also
+  skips the distances its bounds rule out), started by `lloyd_state` and
+  `hamerly_state`.
+
   Sample weights: `initialize`, `statistics`, `full_batch_step`,
-  `hamerly_step`, `train_step` (with `weighted=True`) and `loss` take an
-  optional float Tensor `weights` of shape (n,), non-negative, beside the
-  points; a point of weight w counts as w copies of it (integer weights give
-  the result of repeated rows, weights of 1 that of no weights). A
-  `tf.data.Dataset` of batches carries them in its elements: each element is
-  then a `(points (m, d), weights (m,))` pair. Weights are not checked here
-  (the estimator checks them); None adds no work.
+  `lloyd_step`, `hamerly_step`, `train_step` (with `weighted=True`) and
+  `loss` take an optional float Tensor `weights` of shape (n,),
+  non-negative, beside the points; a point of weight w counts as w copies
+  of it (integer weights give the result of repeated rows, weights of 1
+  that of no weights). A `tf.data.Dataset` of batches carries them in its
+  elements: each element is then a `(points (m, d), weights (m,))` pair.
+  Weights are not checked here (the estimator checks them); None adds no
+  work.
 
   Args:
     num_clusters: positive int k.
