@@ -868,6 +868,20 @@ class KMeans(tf.Module):
     stats['best_restart'] = best
     return stats
 
+  def _state_inputs(self, points, weights):
+    points = self._prepare(points)
+    return points, None if weights is None else tf.cast(weights, self.dtype)
+
+  def _carried_step_inputs(self, name, points, weights):
+    """(weighted, points, weights) of a step carrying state over the same
+    points; refuses what it cannot do."""
+    if self.num_restarts > 1:
+      raise ValueError(
+          f'{name} does not support num_restarts={self.num_restarts}; '
+          'use full_batch_step, or num_restarts=1.')
+    weighted = self._check_weights(points, weights)
+    return (weighted, *self._state_inputs(points, weights))
+
   def lloyd_state(self, points, weights=None):
     """The starting state of `lloyd_step` for these points.
 
@@ -881,9 +895,7 @@ class KMeans(tf.Module):
       `LloydState`: no assignments yet, and the points' |x|^2
       (`point_norms`), computed once for all the steps.
     """
-    points = self._prepare(points)
-    if weights is not None:
-      weights = tf.cast(weights, self.dtype)
+    points, weights = self._state_inputs(points, weights)
     return LloydState(
         statistics=carried_lib.start(points, self.num_clusters, weights),
         point_norms=self.point_norms(points))
@@ -910,14 +922,8 @@ class KMeans(tf.Module):
       (stats, state): `full_batch_step`'s dict, and the state for the next
       step.
     """
-    if self.num_restarts > 1:
-      raise ValueError(
-          f'lloyd_step does not support num_restarts={self.num_restarts}; '
-          'use full_batch_step, or num_restarts=1.')
-    weighted = self._check_weights(points, weights)
-    points = self._prepare(points)
-    if weighted:
-      weights = tf.cast(weights, self.dtype)
+    weighted, points, weights = self._carried_step_inputs(
+        'lloyd_step', points, weights)
     statistics, point_norms = state
     statistics = carried_lib.as_carried(statistics)
     carried_lib.check_weights(statistics, weights)
@@ -933,22 +939,15 @@ class KMeans(tf.Module):
     return stats, LloydState(statistics, point_norms)
 
   def hamerly_state(self, points, weights=None):
-    """The starting state of `hamerly_step` for these points.
-
-    Args:
-      points: Tensor of shape (n, d), all the data, as the steps will get
-        it.
-      weights: optional float Tensor (n,) of sample weights, as the steps
-        will get them.
+    """The starting state of `hamerly_step` for these points (and weights,
+    as `lloyd_state` takes them).
 
     Returns:
       `bounds.HamerlyState`: bounds that prove nothing yet (the first step
       compares every point with every center), no sums yet, and the
       points' total squared norm.
     """
-    points = self._prepare(points)
-    if weights is not None:
-      weights = tf.cast(weights, self.dtype)
+    points, weights = self._state_inputs(points, weights)
     return bounds.initial_state(points, self.num_clusters, weights)
 
   def hamerly_step(self, points, state, weights=None):
@@ -972,14 +971,8 @@ class KMeans(tf.Module):
       (stats, state): `full_batch_step`'s dict plus 'recomputed' (points
       compared with every center), and the state for the next step.
     """
-    if self.num_restarts > 1:
-      raise ValueError(
-          f'hamerly_step does not support num_restarts={self.num_restarts}; '
-          'use full_batch_step, or num_restarts=1.')
-    weighted = self._check_weights(points, weights)
-    points = self._prepare(points)
-    if weighted:
-      weights = tf.cast(weights, self.dtype)
+    weighted, points, weights = self._carried_step_inputs(
+        'hamerly_step', points, weights)
     centers = self.clusters.read_value()
     state = _hamerly_state(state)
     carried_lib.check_weights(state.statistics, weights)
