@@ -96,7 +96,8 @@ def nearest_centers(points, centers, distance_metric,
     distance_metric: 'squared_euclidean' or 'cosine'.
     chunk_elements: bound on the number of distances held at once.
     point_norms: optional float Tensor (n,), the points' |x|^2 (squared
-      Euclidean only; see `cluster_statistics`).
+      Euclidean only), computed once by a caller that assigns the same
+      points many times: each call then skips that pass over the data.
     static_chunks: whether every chunk has the same static shape, as TFLite
       needs (`_map_row_chunks`); False gives a loop that TFLite cannot
       convert but that runs faster (a step over 50,000 points, 8%), and
@@ -213,7 +214,7 @@ def _map_row_chunks(fn, points, rows, dtypes, trailing_shape, *per_point):
 
 def cluster_statistics(points, centers, distance_metric,
                        chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
-                       weights=None, point_norms=None):
+                       weights=None):
   """Per-cluster sums and counts of the points nearest to each center.
 
   These are the sufficient statistics of a Lloyd or mini-batch update; adding
@@ -227,10 +228,6 @@ def cluster_statistics(points, centers, distance_metric,
     weights: optional float Tensor of shape (n,), non-negative sample
       weights: a point of weight w counts as w copies of it in the sums,
       counts and loss (None: every weight is 1, and no work is added).
-    point_norms: optional float Tensor of shape (n,), the points' |x|^2
-      (squared Euclidean only), computed once by a caller that takes many
-      steps over the same points (`squared_norms`): each step then skips
-      that pass over the data.
 
   Returns:
     (sums, counts, loss): float Tensor of shape (k, d), the (weighted) sum of
@@ -242,9 +239,9 @@ def cluster_statistics(points, centers, distance_metric,
   add_point_norms = distance_metric != constants.COSINE_DISTANCE
   num_centers = centers.shape[0]
 
-  def chunk_statistics(chunk, chunk_weights, chunk_norms):
+  def chunk_statistics(chunk, chunk_weights):
     return _assign_and_sum(_scores(chunk, scaled_centers, offsets), chunk,
-                           add_point_norms, chunk_weights, chunk_norms)
+                           add_point_norms, chunk_weights)
 
   rows = chunk_rows(num_centers if num_centers is not None
                     else tf.shape(centers)[0], chunk_elements)
@@ -254,12 +251,11 @@ def cluster_statistics(points, centers, distance_metric,
     return (tf.zeros([k, tf.shape(points)[1]], points.dtype),
             tf.zeros([k], points.dtype), tf.zeros([], points.dtype))
 
-  return _sum_over_row_chunks(chunk_statistics, rows, zeros, points, weights,
-                              point_norms)
+  return _sum_over_row_chunks(chunk_statistics, rows, zeros, points, weights)
 
 
 def squared_norms(points):
-  """|x|^2 of every point: (n,), for `point_norms` arguments."""
+  """|x|^2 of every point: (n,)."""
   return tf.reduce_sum(tf.square(points), axis=1)
 
 
@@ -294,7 +290,7 @@ def _sum_over_row_chunks(fn, rows, zeros, points, *per_point):
 
 def restart_statistics(points, centers, distance_metric,
                        chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
-                       weights=None, point_norms=None):
+                       weights=None):
   """`cluster_statistics` for R sets of k centers (restarts) in one pass.
 
   Every chunk of points is scored against all R * k centers in ONE matrix
@@ -314,8 +310,6 @@ def restart_statistics(points, centers, distance_metric,
     chunk_elements: bound on the number of distances held at once.
     weights: optional float Tensor of shape (n,), non-negative sample
       weights (see `cluster_statistics`).
-    point_norms: optional float Tensor of shape (n,), the points' |x|^2
-      (see `cluster_statistics`).
 
   Returns:
     (sums, counts, loss): float Tensors of shape (R, k, d), (R, k) and (R,),
@@ -326,15 +320,13 @@ def restart_statistics(points, centers, distance_metric,
   scaled_centers, offsets = _argmin_terms(flat, distance_metric)
   add_point_norms = distance_metric != constants.COSINE_DISTANCE
 
-  def chunk_statistics(chunk, chunk_weights, chunk_norms):
+  def chunk_statistics(chunk, chunk_weights):
     scores = tf.reshape(_scores(chunk, scaled_centers, offsets),
                         [-1, num_sets, k])
     index = tf.argmin(scores, axis=2, output_type=tf.int32)  # (m, R)
     best = tf.gather(scores, index, axis=2, batch_dims=2)  # (m, R)
     if add_point_norms:
-      if chunk_norms is None:
-        chunk_norms = squared_norms(chunk)
-      best += chunk_norms[:, tf.newaxis]
+      best += squared_norms(chunk)[:, tf.newaxis]
     parts = [segment_statistics(chunk, index[:, r], best[:, r], k,
                                 chunk_weights) for r in range(num_sets)]
     return tuple(tf.stack(part) for part in zip(*parts))
@@ -345,13 +337,11 @@ def restart_statistics(points, centers, distance_metric,
             tf.zeros([num_sets], points.dtype))
 
   return _sum_over_row_chunks(chunk_statistics, chunk_rows(k, chunk_elements),
-                              zeros, points, weights, point_norms)
+                              zeros, points, weights)
 
 
-def _assign_and_sum(scores, chunk, add_point_norms, weights=None,
-                    point_norms=None):
-  """Statistics of one chunk from its scores (m, k) (see `_scores`), and
-  its points' |x|^2 when the caller has them.
+def _assign_and_sum(scores, chunk, add_point_norms, weights=None):
+  """Statistics of one chunk from its scores (m, k) (see `_scores`).
 
   The argmin runs on TensorFlow's multi-threaded kernel; the sums and counts
   in one XLA-fused pass (TensorFlow's CPU unsorted_segment_sum costs as much
@@ -360,7 +350,7 @@ def _assign_and_sum(scores, chunk, add_point_norms, weights=None,
   index = tf.argmin(scores, axis=1, output_type=tf.int32)
   best = tf.gather(scores, index, axis=1, batch_dims=1)
   if add_point_norms:
-    best += squared_norms(chunk) if point_norms is None else point_norms
+    best += squared_norms(chunk)
   return segment_statistics(chunk, index, best,
                             scores.shape[1] or tf.shape(scores)[1],
                             weights)

@@ -565,19 +565,17 @@ class KMeans(tf.Module):
     return self._reduce_candidates(candidates, weights, seed)
 
   # -------------------------------------------------------------- training
-  def _statistics(self, points, centers, weights=None, point_norms=None):
+  def _statistics(self, points, centers, weights=None):
     return distances_lib.cluster_statistics(
         points, centers, self.distance_metric, self.chunk_elements,
-        None if weights is None else tf.cast(weights, self.dtype),
-        point_norms)
+        None if weights is None else tf.cast(weights, self.dtype))
 
   def point_norms(self, points):
-    """|x|^2 of every point, as `full_batch_step(point_norms=...)` takes it.
+    """|x|^2 of every point, computed once for the steps of `lloyd_step`.
 
-    A caller that takes many full-batch steps over the same Tensor of
-    points computes this once: each step then skips a pass over the data
-    (scikit-learn's Lloyd does the same). None under the cosine metric,
-    whose steps do not use it.
+    Many full-batch steps over the same Tensor of points then skip a pass
+    over the data each (scikit-learn's Lloyd does the same). None under the
+    cosine metric, whose steps do not use it.
 
     Args:
       points: Tensor of shape (n, d).
@@ -593,15 +591,6 @@ class KMeans(tf.Module):
         self._prepare(points), distances_lib.chunk_rows(
             1, self.chunk_elements), (self.dtype,))[0]
 
-  def _check_point_norms(self, data, point_norms):
-    if point_norms is not None and (
-        isinstance(data, tf.data.Dataset) or
-        self.distance_metric == constants.COSINE_DISTANCE):
-      raise ValueError(
-          '`point_norms` goes with a Tensor of points under the '
-          "'squared_euclidean' metric (see `point_norms()`); pass "
-          'point_norms=None here.')
-
   def _check_weights(self, data, weights):
     """Whether the step is weighted; refuses what has no weighted form."""
     if weights is not None and isinstance(data, tf.data.Dataset):
@@ -615,7 +604,7 @@ class KMeans(tf.Module):
           "use empty_cluster='keep' with weights.")
     return weighted
 
-  def statistics(self, data, weights=None, point_norms=None):
+  def statistics(self, data, weights=None):
     """Per-cluster statistics of `data` under the current centers.
 
     Args:
@@ -624,8 +613,6 @@ class KMeans(tf.Module):
         are summed.
       weights: optional float Tensor (n,) of sample weights, with a Tensor
         `data`.
-      point_norms: optional float Tensor (n,), `point_norms(data)` of a
-        Tensor `data`, computed once for many steps.
 
     Returns:
       (sums (k, d), counts (k,), loss scalar), as in
@@ -634,16 +621,15 @@ class KMeans(tf.Module):
       (the kept restart); `restart_statistics` gives every restart's.
     """
     self._check_weights(data, weights)
-    self._check_point_norms(data, point_norms)
     centers = self.clusters.read_value()
     k, d = self.num_clusters, self.num_features
     return self._sum_over_batches(
         data, weights,
-        lambda points, w: self._statistics(points, centers, w, point_norms),
+        lambda points, w: self._statistics(points, centers, w),
         lambda: (tf.zeros([k, d], self.dtype), tf.zeros([k], self.dtype),
                  tf.zeros([], self.dtype)))
 
-  def restart_statistics(self, data, weights=None, point_norms=None):
+  def restart_statistics(self, data, weights=None):
     """`statistics` of every restart (num_restarts > 1), in one pass.
 
     Each batch is scored against all R k centers in one matrix product (see
@@ -656,33 +642,29 @@ class KMeans(tf.Module):
         are summed.
       weights: optional float Tensor (n,) of sample weights, with a Tensor
         `data`.
-      point_norms: optional float Tensor (n,), `point_norms(data)` of a
-        Tensor `data`.
 
     Returns:
       (sums (R, k, d), counts (R, k), loss (R,)): restart r's as
       `statistics` gives them for the centers `restart_clusters[r]`.
     """
     self._check_weights(data, weights)
-    self._check_point_norms(data, point_norms)
     if self.num_restarts == 1:
       return tf.nest.map_structure(lambda t: t[tf.newaxis],
-                                   self.statistics(data, weights,
-                                                   point_norms))
+                                   self.statistics(data, weights))
     # Prepared first: that builds the model on first use.
     points = (None if isinstance(data, tf.data.Dataset) else
               self._prepare(data))
     centers = self.restart_clusters.read_value()
     r, k, d = self.num_restarts, self.num_clusters, self.num_features
 
-    def batch_statistics(points, batch_weights, norms=None):
+    def batch_statistics(points, batch_weights):
       return distances_lib.restart_statistics(
           points, centers, self.distance_metric, self.chunk_elements,
           None if batch_weights is None else tf.cast(batch_weights,
-                                                     self.dtype), norms)
+                                                     self.dtype))
 
     if points is not None:
-      return batch_statistics(points, weights, point_norms)
+      return batch_statistics(points, weights)
     return self._sum_over_batches(
         data, None, batch_statistics,
         lambda: (tf.zeros([r, k, d], self.dtype), tf.zeros([r, k], self.dtype),
@@ -797,7 +779,7 @@ class KMeans(tf.Module):
     return tf.while_loop(lambda batch, _: batch.has_value(), add,
                          (iterator.get_next_as_optional(), initial))[1]
 
-  def full_batch_step(self, data, weights=None, point_norms=None):
+  def full_batch_step(self, data, weights=None):
     """One exact Lloyd iteration over all of `data`.
 
     Statistics are accumulated over every batch with the current centers, then
@@ -819,9 +801,6 @@ class KMeans(tf.Module):
         (points, weights) pairs.
       weights: optional float Tensor (n,) of sample weights, with a Tensor
         `data`.
-      point_norms: optional float Tensor (n,), `point_norms(data)` of a
-        Tensor `data`, computed once for many steps over it; each step then
-        skips that pass over the data.
 
     With num_restarts R > 1 the step moves all R restarts by one Lloyd
     update each, from one pass over `data` (`restart_statistics`), and
@@ -839,11 +818,11 @@ class KMeans(tf.Module):
     """
     weighted = self._check_weights(data, weights)
     if self.num_restarts > 1:
-      return self._restarts_step(data, weights, weighted, point_norms)
-    return self.apply_full_batch(
-        *self.statistics(data, weights, point_norms), data, weighted)
+      return self._restarts_step(data, weights, weighted)
+    return self.apply_full_batch(*self.statistics(data, weights), data,
+                                 weighted)
 
-  def _restarts_step(self, data, weights, weighted, point_norms=None):
+  def _restarts_step(self, data, weights, weighted):
     """`full_batch_step` with num_restarts > 1 (see there)."""
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
@@ -851,8 +830,7 @@ class KMeans(tf.Module):
           f'num_restarts={self.num_restarts} is not supported inside '
           f'strategy.run with {context.num_replicas_in_sync} replicas; use '
           'num_restarts=1.')
-    sums, counts, losses = self.restart_statistics(data, weights,
-                                                   point_norms)
+    sums, counts, losses = self.restart_statistics(data, weights)
     centers = self.restart_clusters.read_value()
     # x_j <- (sum of the points nearest to x_j) / (their number), per
     # restart; an empty cluster keeps its center.
@@ -1078,12 +1056,11 @@ class KMeans(tf.Module):
 
     return tf.cond(self.update_in_steps.read_value() <= 0, sync, count_down)
 
-  def step(self, data, weights=None, point_norms=None):
-    """`train_step` or `full_batch_step`, as `use_mini_batch` says
-    (`point_norms`: full batch only)."""
+  def step(self, data, weights=None):
+    """`train_step` or `full_batch_step`, as `use_mini_batch` says."""
     if self.use_mini_batch:
       return self.train_step(data, weights)
-    return self.full_batch_step(data, weights, point_norms)
+    return self.full_batch_step(data, weights)
 
   @staticmethod
   def _stats(loss, counts, sizes=None, relocated=None, weighted=False):
