@@ -859,11 +859,10 @@ class KMeansClustering:
               km.num_restarts == 1):
           step_fn = self._carried_steps('lloyd', km.lloyd_state,
                                         km.lloyd_step, points.weighted)
-        if self._algorithm == constants.HAMERLY:
-          if not points.whole:
-            logging.warning("algorithm='hamerly' needs the data in memory (a "
-                            'Tensor or array); this dataset of batches is '
-                            "trained with algorithm='lloyd'.")
+        elif self._algorithm == constants.HAMERLY:
+          logging.warning("algorithm='hamerly' needs the data in memory (a "
+                          'Tensor or array); this dataset of batches is '
+                          "trained with algorithm='lloyd'.")
       else:
         trainer = distribute_lib.Trainer(
             strategy, self._kmeans, self._compile,

@@ -37,6 +37,7 @@ from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
 from kmeans_estimator._core import numerics
 
+
 class HamerlyState(NamedTuple):
   """What one Hamerly step hands to the next (see the module docstring).
 
