@@ -112,3 +112,20 @@ def test_training_in_parts_gives_the_centers_of_one_run_bit_for_bit(
                steps=7)
   np.testing.assert_allclose(kmeans.cluster_centers(), whole, rtol=1e-5,
                              atol=1e-5)
+
+
+def test_precomputed_norms_need_the_dynamic_chunk_loop():
+  from kmeans_estimator._core import distances  # pylint: disable=g-import-not-at-top
+  points, _ = _data(4)
+  norms = (points**2).sum(axis=1)
+  index, distance = distances.nearest_centers(
+      points, points[:_K], 'squared_euclidean', point_norms=norms,
+      static_chunks=False)
+  want_index, want_distance = distances.nearest_centers(
+      points, points[:_K], 'squared_euclidean')
+  np.testing.assert_array_equal(index.numpy(), want_index.numpy())
+  np.testing.assert_allclose(distance.numpy(), want_distance.numpy(),
+                             rtol=1e-6, atol=1e-6)
+  with pytest.raises(ValueError, match='goes with static_chunks=False'):
+    distances.nearest_centers(points, points[:_K], 'squared_euclidean',
+                              point_norms=norms)

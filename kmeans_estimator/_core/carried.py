@@ -263,9 +263,3 @@ def loss(carried, centers, squared_total):
            tf.reduce_sum(counts * tf.reduce_sum(tf.square(wide), axis=1)))
   return tf.maximum(total, 0.0)
 
-
-def as_carried(value):
-  """`value` (a CarriedStatistics, or the same fields as plain tuples) as
-  `CarriedStatistics`."""
-  *fields, scales = value
-  return CarriedStatistics(*fields, Scales(*scales))

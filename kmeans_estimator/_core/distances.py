@@ -96,8 +96,9 @@ def nearest_centers(points, centers, distance_metric,
     distance_metric: 'squared_euclidean' or 'cosine'.
     chunk_elements: bound on the number of distances held at once.
     point_norms: optional float Tensor (n,), the points' |x|^2 (squared
-      Euclidean only), computed once by a caller that assigns the same
-      points many times: each call then skips that pass over the data.
+      Euclidean only, with static_chunks=False), computed once by a caller
+      that assigns the same points many times: each call then skips that
+      pass over the data.
     static_chunks: whether every chunk has the same static shape, as TFLite
       needs (`_map_row_chunks`); False gives a loop that TFLite cannot
       convert but that runs faster (a step over 50,000 points, 8%), and
@@ -126,8 +127,9 @@ def nearest_centers(points, centers, distance_metric,
   if not static_chunks:
     return concat_over_row_chunks(nearest, points, rows,
                                    (index_dtype, points.dtype), point_norms)
-  return _map_row_chunks(nearest, points, rows, (tf.int64, points.dtype), [],
-                         point_norms)
+  if point_norms is not None:
+    raise ValueError('`point_norms` goes with static_chunks=False.')
+  return _map_row_chunks(nearest, points, rows, (tf.int64, points.dtype), [])
 
 
 def concat_over_row_chunks(fn, points, rows, dtypes, *per_point):
@@ -156,24 +158,21 @@ def concat_over_row_chunks(fn, points, rows, dtypes, *per_point):
   return tuple(part.concat() for part in parts)
 
 
-def _map_row_chunks(fn, points, rows, dtypes, trailing_shape, *per_point):
-  """fn(chunk, *chunk_values) -> (a, b) over row chunks, the results in row
-  order.
+def _map_row_chunks(fn, points, rows, dtypes, trailing_shape):
+  """fn(chunk) -> (a, b) over row chunks, the results in row order.
 
   Every chunk has exactly `rows` rows, so the loop's shapes are static
   (TFLite converts it): the last chunk is the last `rows` points,
   overlapping the one before it. One chunk (no loop) when the points fit.
 
   Args:
-    fn: function of a (rows, d) chunk and the matching rows of each of
-      `per_point` returning two Tensors whose first dimension is the chunk's
-      rows and whose other dimensions are `trailing_shape`.
+    fn: function of a (rows, d) chunk returning two Tensors whose first
+      dimension is the chunk's rows and whose other dimensions are
+      `trailing_shape`.
     points: float Tensor (n, d).
     rows: rows per chunk, a Python int or a scalar Tensor.
     dtypes: the dtypes of fn's two results.
     trailing_shape: list, their shape past the first dimension.
-    *per_point: Tensors (n,) to slice like the points, or None (passed on
-      as None).
   """
 
   def chunked(points):
@@ -188,9 +187,7 @@ def _map_row_chunks(fn, points, rows, dtypes, trailing_shape, *per_point):
 
     def body(i, *parts):
       start = tf.minimum(i * rows, last_start)
-      results = fn(points[start:start + rows],
-                   *(None if values is None else values[start:start + rows]
-                     for values in per_point))
+      results = fn(points[start:start + rows])
       return (i + 1,) + tuple(p.write(i, r) for p, r in zip(parts, results))
 
     _, *parts = tf.while_loop(lambda i, *_: i < num_chunks, body,
@@ -207,8 +204,8 @@ def _map_row_chunks(fn, points, rows, dtypes, trailing_shape, *per_point):
 
   static_n = points.shape[0]
   if static_n is not None and isinstance(rows, int):
-    return fn(points, *per_point) if static_n <= rows else chunked(points)
-  return tf.cond(tf.shape(points)[0] <= rows, lambda: fn(points, *per_point),
+    return fn(points) if static_n <= rows else chunked(points)
+  return tf.cond(tf.shape(points)[0] <= rows, lambda: fn(points),
                  lambda: chunked(points))
 
 
@@ -239,7 +236,7 @@ def cluster_statistics(points, centers, distance_metric,
   add_point_norms = distance_metric != constants.COSINE_DISTANCE
   num_centers = centers.shape[0]
 
-  def chunk_statistics(chunk, chunk_weights):
+  def chunk_statistics(chunk, chunk_weights=None):
     return _assign_and_sum(_scores(chunk, scaled_centers, offsets), chunk,
                            add_point_norms, chunk_weights)
 
@@ -251,7 +248,7 @@ def cluster_statistics(points, centers, distance_metric,
     return (tf.zeros([k, tf.shape(points)[1]], points.dtype),
             tf.zeros([k], points.dtype), tf.zeros([], points.dtype))
 
-  return _sum_over_row_chunks(chunk_statistics, rows, zeros, points, weights)
+  return _sum_over_row_chunks(chunk_statistics, points, weights, rows, zeros)
 
 
 def squared_norms(points):
@@ -259,28 +256,26 @@ def squared_norms(points):
   return tf.reduce_sum(tf.square(points), axis=1)
 
 
-def _sum_over_row_chunks(fn, rows, zeros, points, *per_point):
-  """fn(chunk, *chunk_values) summed over chunks of `rows` points (the last
+def _sum_over_row_chunks(fn, points, weights, rows, zeros):
+  """fn(chunk, chunk_weights) summed over chunks of `rows` points (the last
   one shorter); one call, no loop, when the points fit in one chunk.
 
   Args:
-    fn: function of a chunk of points and the matching rows of each of
-      `per_point` (None stays None) returning a tuple of Tensors that add
-      up over chunks.
+    fn: function of a chunk of points and its weights (or None) returning a
+      tuple of Tensors that add up over chunks.
+    points: float Tensor (n, d).
+    weights: optional float Tensor (n,).
     rows: rows per chunk, a Python int or a scalar Tensor.
     zeros: function returning the tuple of zeros that sums start from.
-    points: float Tensor (n, d).
-    *per_point: Tensors (n,) (say, weights) or None.
   """
   static_n = points.shape[0]
   if static_n is not None and isinstance(rows, int) and static_n <= rows:
-    return fn(points, *per_point)
+    return fn(points, weights)
   n = tf.shape(points)[0]
 
   def body(start, totals):
     stats = fn(points[start:start + rows],
-               *(None if values is None else values[start:start + rows]
-                 for values in per_point))
+               None if weights is None else weights[start:start + rows])
     return start + rows, tuple(a + b for a, b in zip(totals, stats))
 
   _, totals = tf.while_loop(lambda start, _: start < n, body,
@@ -320,7 +315,7 @@ def restart_statistics(points, centers, distance_metric,
   scaled_centers, offsets = _argmin_terms(flat, distance_metric)
   add_point_norms = distance_metric != constants.COSINE_DISTANCE
 
-  def chunk_statistics(chunk, chunk_weights):
+  def chunk_statistics(chunk, chunk_weights=None):
     scores = tf.reshape(_scores(chunk, scaled_centers, offsets),
                         [-1, num_sets, k])
     index = tf.argmin(scores, axis=2, output_type=tf.int32)  # (m, R)
@@ -336,8 +331,8 @@ def restart_statistics(points, centers, distance_metric,
             tf.zeros([num_sets, k], points.dtype),
             tf.zeros([num_sets], points.dtype))
 
-  return _sum_over_row_chunks(chunk_statistics, chunk_rows(k, chunk_elements),
-                              zeros, points, weights)
+  return _sum_over_row_chunks(chunk_statistics, points, weights,
+                              chunk_rows(k, chunk_elements), zeros)
 
 
 def _assign_and_sum(scores, chunk, add_point_norms, weights=None):

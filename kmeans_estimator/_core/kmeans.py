@@ -24,6 +24,7 @@ from kmeans_estimator._core import numerics
 from kmeans_estimator._core import options
 from kmeans_estimator._core import updates
 
+
 class KMeans(tf.Module):
   """k-means clustering state and steps over fixed-shape variables.
 
@@ -903,7 +904,6 @@ class KMeans(tf.Module):
     weighted, points, weights = self._carried_step_inputs(
         'lloyd_step', points, weights)
     statistics, point_norms = state
-    statistics = carried_lib.as_carried(statistics)
     carried_lib.check_weights(statistics, weights)
     centers = self.clusters.read_value()
     index, distance = distances_lib.nearest_centers(
@@ -952,7 +952,6 @@ class KMeans(tf.Module):
     weighted, points, weights = self._carried_step_inputs(
         'hamerly_step', points, weights)
     centers = self.clusters.read_value()
-    state = _hamerly_state(state)
     carried_lib.check_weights(state.statistics, weights)
     (sums, counts, loss), state, recomputed = bounds.hamerly_statistics(
         points, centers, state, self.chunk_elements, weights)
@@ -1166,12 +1165,6 @@ class LloydState(NamedTuple):
   """
   statistics: carried_lib.CarriedStatistics
   point_norms: Optional[tf.Tensor]
-
-
-def _hamerly_state(state):
-  """`state` as a `bounds.HamerlyState` (tf.function may hand back tuples)."""
-  statistics, *rest = state
-  return bounds.HamerlyState(carried_lib.as_carried(statistics), *rest)
 
 
 def _is_weighted(data):
