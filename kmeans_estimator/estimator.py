@@ -529,6 +529,26 @@ class KMeansClustering:
       return stats
     return carried_step
 
+  @staticmethod
+  def _screened_by_loss(step, points):
+    """`step` over batches read without the NaN and Inf check
+    (`points.unscreened`), raising the check's error when they held any.
+
+    Under squared Euclidean distance a NaN or Inf coordinate makes the
+    point's distances, and so the loss of a full-batch step, NaN or Inf:
+    the loss says whether such points were read, so the batches need no
+    pass of their own. Only a step whose loss is not finite reads the data
+    again, checked, to tell bad points (a ValueError) from overflow (the
+    FloatingPointError of the training loop).
+    """
+    def screened_step(data):
+      stats = step(data)
+      if not np.isfinite(float(stats['loss'])):
+        for _ in points.stream:
+          pass
+      return stats
+    return screened_step
+
   def _initialize(self, batch):
     batch = batch if isinstance(batch, tuple) else (batch,)
     return bool(self._compile('initialize', self._kmeans.initialize)(*batch))
@@ -540,9 +560,15 @@ class KMeansClustering:
     return self._compile('eval', fn)(batch)
 
   def _predict_batch(self, batch, keys, top_k=None):
+    """The predictions for a batch, or for a tuple of consecutive parts of
+    one (`inputs.Points.parts`), all computed in one call."""
     def fn(x):
-      return self.model_fn(x, None, ModeKeys.PREDICT, self._config,
-                           {'predict_keys': keys, 'top_k': top_k}).predictions
+      parts = [self.model_fn(part, None, ModeKeys.PREDICT, self._config,
+                             {'predict_keys': keys, 'top_k': top_k}
+                             ).predictions
+               for part in (x if isinstance(x, tuple) else (x,))]
+      return {key: tf.concat([part[key] for part in parts], 0)
+              if len(parts) > 1 else parts[0][key] for key in keys}
     return self._compile(('predict', top_k) + keys, fn)(batch)
 
   # ----------------------------------------------------------- checkpoints
@@ -700,16 +726,18 @@ class KMeansClustering:
     return self.get_variable_value(constants.CLUSTER_CENTERS_VAR_NAME)
 
   # ---------------------------------------------------------------- inputs
-  def _read(self, input_fn, mode, check_width=True, check_finite=True):
+  def _read(self, input_fn, mode, check_width=True, check_finite=True,
+            share_memory=False):
     raw = inputs.call_input_fn(input_fn, mode, self._config)
     num_features = (self._kmeans.num_features
                     if self._kmeans.built and check_width else None)
     return inputs.read_points(raw, self._feature_columns, self._kmeans.dtype,
                               num_features, self._weight_column,
                               read_weights=mode != ModeKeys.PREDICT,
-                              check_finite=check_finite)
+                              check_finite=check_finite,
+                              share_memory=share_memory)
 
-  def _read_to_infer(self, input_fn, mode):
+  def _read_to_infer(self, input_fn, mode, share_memory=False):
     """`_read` for predict and evaluate: in-memory data checked in the step.
 
     Under squared Euclidean distance the check of the distances that
@@ -718,9 +746,13 @@ class KMeansClustering:
     its own (as costly as a tenth of the assignment). Under cosine a row of
     NaNs normalises to a zero row, at the finite distance 1, which would
     pass it: there the points are checked as they are read.
+
+    `share_memory` lets a large array be read in parts that share its
+    memory (`inputs.shared_row_parts`) rather than copied.
     """
-    return self._read(input_fn, mode, check_finite=(
-        self.distance_metric != constants.SQUARED_EUCLIDEAN_DISTANCE))
+    euclidean = self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE
+    return self._read(input_fn, mode, check_finite=not euclidean,
+                      share_memory=share_memory and euclidean)
 
   @contextlib.contextmanager
   def _input_errors(self, points=None):
@@ -734,7 +766,7 @@ class KMeansClustering:
     except tf.errors.InvalidArgumentError as error:
       if _OVERFLOW_MESSAGE in error.message:
         if points is not None and not points.checked and (
-            not inputs.all_finite(points.tensor)):
+            not points.all_finite()):
           raise ValueError(f'{inputs.NON_FINITE_MESSAGE} (found while '
                            'reading the input_fn).') from None
         raise FloatingPointError(f'{_OVERFLOW_MESSAGE}.') from None
@@ -846,8 +878,15 @@ class KMeansClustering:
         strategy, self._model_dir):
       if strategy is None:
         self._initialize_centers(points)
-        step_inputs = self._step_inputs(points, finite_by_default)
-        step_fn = self._train_step
+        # Full-batch Lloyd over a stream: its loss reveals NaN and Inf.
+        unscreened = (
+            points.unscreened is not None and not points.endless and
+            not self._kmeans.use_mini_batch and
+            self._kmeans.num_restarts == 1 and
+            self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE)
+        step_inputs = self._step_inputs(points, finite_by_default, unscreened)
+        step_fn = (self._screened_by_loss(self._train_step, points)
+                   if unscreened else self._train_step)
         # Full-batch steps over an array carry state from step to step. Its
         # sums are exact, so a train() that resumes gives the centers of one
         # that did not stop, bit for bit.
@@ -949,15 +988,17 @@ class KMeansClustering:
         f'{self.num_clusters}; give at least num_clusters points, or lower '
         'num_clusters.')
 
-  def _step_inputs(self, points, finite_by_default):
-    """Yields the argument of each training step, in order."""
+  def _step_inputs(self, points, finite_by_default, unscreened=False):
+    """Yields the argument of each training step, in order; full-batch
+    steps over a stream read `points.unscreened` when `unscreened`."""
     if self._kmeans.use_mini_batch or points.endless:
       if points.whole and not finite_by_default:
         yield from points.dataset.repeat()
       else:
         yield from points.dataset
       return
-    whole = points.data if points.whole else points.dataset
+    whole = (points.data if points.whole else
+             points.unscreened if unscreened else points.dataset)
     while True:
       yield whole
       if finite_by_default:
@@ -1267,17 +1308,23 @@ class KMeansClustering:
     with self._core_for(None):
       runner = hooks_lib.HookRunner(hooks)
       self._restore(checkpoint_path, required=True)
-      points = self._read_to_infer(input_fn, ModeKeys.PREDICT)
+      # Parts that share the caller's array are all predicted before the
+      # first yield; all_distances (n x k) is not put together from parts.
+      points = self._read_to_infer(
+          input_fn, ModeKeys.PREDICT,
+          share_memory=constants.ALL_DISTANCES not in keys)
       runner.begin()
       with self._input_errors(points):
         for batch in points.batches():
+          num_points = sum(int(part.shape[0]) for part in (
+              batch if isinstance(batch, tuple) else (batch,)))
           context = runner.before_run() if runner else None
           predictions = {key: value.numpy() for key, value in
                          self._predict_batch(batch, keys, top_k).items()}
           stop = runner.after_run(context, self._hook_values(
-              0.0, int(batch.shape[0]))) if runner else False
+              0.0, num_points)) if runner else False
           if yield_single_examples:
-            for i in range(int(batch.shape[0])):
+            for i in range(num_points):
               yield {key: value[i] for key, value in predictions.items()}
           else:
             yield predictions

@@ -88,6 +88,91 @@ def test_large_array_computes_like_a_converted_one():
       rtol=1e-5, atol=1e-3)
 
 
+def _at_offset(array, offset):
+  """A copy of `array` whose data start `offset` bytes past a 64-byte
+  boundary (numpy puts large buffers 16 bytes past one)."""
+  buffer = np.empty(array.nbytes + 128, np.uint8)
+  start = (offset - buffer.ctypes.data) % 64
+  copy = buffer[start:start + array.nbytes].view(array.dtype).reshape(
+      array.shape)
+  copy[...] = array
+  assert copy.ctypes.data % 64 == offset
+  return copy
+
+
+@pytest.mark.parametrize('offset', [0, 4, 16, 48])
+def test_shared_row_parts_share_all_but_a_short_head(offset):
+  # 12-byte rows: row r starts aligned when offset + 12 r is a multiple of
+  # 64; the rows before it are copied, the rest is the caller's memory.
+  array = _at_offset(_POINTS, offset)
+  parts = inputs.read_points(array, check_finite=False,
+                             share_memory=True).parts
+  head = (12 * np.arange(64) + offset) % 64
+  first = int(np.flatnonzero(head == 0)[0])
+  assert [int(part.shape[0]) for part in parts] == (
+      [first, _N - first] if first else [_N])
+  np.testing.assert_array_equal(
+      np.concatenate([part.numpy() for part in parts]), array)
+  array[-1] = 7.0
+  assert parts[-1].numpy()[-1].tolist() == [7.0] * _D
+  if first:
+    array[0] = 9.0
+    np.testing.assert_array_equal(parts[0].numpy()[0], _POINTS[0])
+
+
+@pytest.mark.parametrize('case', ['read_only', 'float64', 'fortran', 'small',
+                                  'no_aligned_row', 'strided'])
+def test_shared_row_parts_only_where_rows_can_be_shared(case):
+  array = _at_offset(_POINTS, 16)
+  dtype = tf.float32
+  if case == 'read_only':
+    array.flags.writeable = False
+  elif case == 'float64':
+    dtype = tf.float64
+  elif case == 'fortran':
+    array = np.asfortranarray(array)
+  elif case == 'small':
+    array = array[:1000]
+  elif case == 'no_aligned_row':  # 64-byte rows, all 16 bytes off.
+    array = _at_offset(np.ones((20_000, 16), np.float32), 16)
+  elif case == 'strided':
+    array = array[::2]
+  assert inputs.shared_row_parts(array, dtype) is None
+
+
+@pytest.mark.parametrize('offset', [0, 4, 16])
+def test_predict_from_shared_rows_equals_predict_from_a_tensor(trained,
+                                                               offset):
+  # One batch of every point (computed before anything is yielded, so that
+  # changing the array after the first point changes nothing), equal to
+  # the prediction from a Tensor, which is never shared.
+  km, _, _ = trained
+  array = _at_offset(_POINTS, offset)
+  want = next(km.predict(tf.constant(_POINTS), yield_single_examples=False,
+                         predict_keys=['cluster_index']))['cluster_index']
+  batches = list(km.predict(array, predict_keys=['cluster_index'],
+                            yield_single_examples=False))
+  assert len(batches) == 1
+  np.testing.assert_array_equal(batches[0]['cluster_index'], want)
+  got = []
+  for index in km.predict_cluster_index(array):
+    got.append(index)
+    array[...] = 1e6
+  np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize('row', [0, 5, _N - 1])
+def test_non_finite_value_in_shared_rows_is_a_value_error(trained, row):
+  # Offset 16: rows 0-3 are copied, the rest shared.
+  km, model_dir, _ = trained
+  array = _at_offset(_POINTS, 16)
+  array[row, 2] = np.nan
+  before = oracles.snapshot(model_dir)
+  with pytest.raises(ValueError, match=_NON_FINITE):
+    _READERS['predict'](km, array)
+  assert oracles.snapshot(model_dir) == before
+
+
 # ------------------------------------------------------------ the checks
 def test_read_points_check_finite_false_leaves_the_check_to_the_caller():
   points = _POINTS.copy()
@@ -151,6 +236,46 @@ def test_non_finite_tensor_input_is_a_value_error(trained, reader):
   points[-1, 0] = np.nan
   with pytest.raises(ValueError, match=_NON_FINITE):
     _READERS[reader](km, lambda: tf.constant(points))
+
+
+@pytest.mark.parametrize('metric', [oracles.SQUARED_EUCLIDEAN,
+                                    oracles.COSINE])
+@pytest.mark.parametrize('weighted', [False, True])
+@pytest.mark.parametrize('row', [0, 9_000, 19_999])
+@pytest.mark.parametrize('value', [np.nan, np.inf, -np.inf, 'nan_row'])
+def test_streamed_full_batch_training_on_non_finite_points_is_a_value_error(
+    tmp_path, metric, weighted, row, value):
+  # Under squared Euclidean distance full-batch steps over a dataset read
+  # its batches without the NaN/Inf check (the step's loss reveals such
+  # points, even one of weight 0); the error must still be the check's,
+  # wherever the point is: the first batch, which the initialisation
+  # reads too, or a later one. Under cosine the batches are checked.
+  points = _POINTS[:20_000].copy()
+  if value == 'nan_row':
+    points[row] = np.nan
+  else:
+    points[row, 1] = value
+  weights = np.ones(len(points), np.float32)
+  weights[row] = 0.0
+  data = {'x': points, 'w': weights} if weighted else points
+  model_dir = tmp_path / 'model'
+  km = KMeansClustering(num_clusters=_K, model_dir=str(model_dir),
+                        use_mini_batch=False, distance_metric=metric, seed=0,
+                        weight_column='w' if weighted else None)
+  with pytest.raises(ValueError, match=_NON_FINITE):
+    km.train(tf.data.Dataset.from_tensor_slices(data).batch(2_000), steps=2)
+  assert oracles.snapshot(model_dir) is None
+
+
+def test_streamed_full_batch_training_on_overflowing_points(tmp_path):
+  # Finite points whose squared distances overflow: not a NaN/Inf error.
+  km = KMeansClustering(num_clusters=_K, model_dir=str(tmp_path / 'model'),
+                        use_mini_batch=False, seed=0)
+  dataset = tf.data.Dataset.from_tensor_slices(
+      _POINTS[:20_000] * np.float32(1e30)).batch(2_000)
+  with pytest.raises(FloatingPointError, match='The loss became'):
+    km.train(dataset, steps=2)
+  assert oracles.snapshot(tmp_path / 'model') is None
 
 
 @pytest.fixture(scope='module')
