@@ -11,6 +11,7 @@ under the squared Euclidean metric, as the legacy estimator did.
 """
 
 import contextlib
+import itertools
 import random
 import tempfile
 import time
@@ -415,7 +416,10 @@ class KMeansClustering:
       config: the `RunConfig` (unused by the maths).
       params: dict; 'predict_keys' selects the predictions to compute, and
         'top_k' (a Python int) is the number of nearest centers that the
-        'top_k_*' keys give.
+        'top_k_*' keys give. 'static_chunks' (default True) keeps every
+        chunk of the nearest-center search at one static shape, as the
+        exported signatures need for TFLite; False runs a faster loop, for
+        evaluate and predict in this process.
 
     Returns:
       `EstimatorSpec`.
@@ -427,8 +431,9 @@ class KMeansClustering:
     if mode == ModeKeys.TRAIN:
       stats = km.step(features, weights)
       return EstimatorSpec(mode, loss=stats['loss'], train_op=stats)
+    static_chunks = (params or {}).get('static_chunks', True)
     if mode == ModeKeys.EVAL:
-      _, nearest = km.nearest(features)
+      _, nearest = km.nearest(features, static_chunks)
       if weights is None:
         loss = tf.reduce_sum(nearest)
       else:
@@ -465,7 +470,7 @@ class KMeansClustering:
                        constants.TOP_K_DISTANCES: top_distances}
       else:
         # Only the nearest center is needed: bounded-memory chunks.
-        index, nearest = km.nearest(features)
+        index, nearest = km.nearest(features, static_chunks)
         predictions = {
             constants.CLUSTER_INDEX: _after_overflow_check(nearest, index)}
       return EstimatorSpec(mode,
@@ -555,7 +560,8 @@ class KMeansClustering:
 
   def _eval_batch(self, batch):
     def fn(x):
-      spec = self.model_fn(x, None, ModeKeys.EVAL, self._config)
+      spec = self.model_fn(x, None, ModeKeys.EVAL, self._config,
+                           {'static_chunks': False})
       return spec.eval_metric_ops
     return self._compile('eval', fn)(batch)
 
@@ -564,8 +570,8 @@ class KMeansClustering:
     one (`inputs.Points.parts`), all computed in one call."""
     def fn(x):
       parts = [self.model_fn(part, None, ModeKeys.PREDICT, self._config,
-                             {'predict_keys': keys, 'top_k': top_k}
-                             ).predictions
+                             {'predict_keys': keys, 'top_k': top_k,
+                              'static_chunks': False}).predictions
                for part in (x if isinstance(x, tuple) else (x,))]
       return {key: tf.concat([part[key] for part in parts], 0)
               if len(parts) > 1 else parts[0][key] for key in keys}
@@ -1380,8 +1386,8 @@ class KMeansClustering:
     batches = self.predict(input_fn, predict_keys=[constants.CLUSTER_INDEX],
                            yield_single_examples=False,
                            batch_size=batch_size)
-    return (index for batch in batches
-            for index in batch[constants.CLUSTER_INDEX])
+    return itertools.chain.from_iterable(
+        batch[constants.CLUSTER_INDEX] for batch in batches)
 
   def transform(self, input_fn, *, batch_size=None):
     """Yields each point's distances to all centers, shape (k,), in order.

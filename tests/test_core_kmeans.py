@@ -146,9 +146,11 @@ def test_full_batch_four_points_on_a_line_hand_checked():
   stats = km.full_batch_step(points)
   assert stats['loss'].numpy() == 1.  # four times 0.5^2
   np.testing.assert_array_equal(km.clusters.numpy(), [[.5], [4.5]])
-  index, dist = km.nearest(points)
-  np.testing.assert_array_equal(index.numpy(), [0, 0, 1, 1])
-  np.testing.assert_array_equal(dist.numpy(), [.25] * 4)
+  for static_chunks in (True, False):  # Both loops, same int64 answer.
+    index, dist = km.nearest(points, static_chunks=static_chunks)
+    assert index.dtype == tf.int64
+    np.testing.assert_array_equal(index.numpy(), [0, 0, 1, 1])
+    np.testing.assert_array_equal(dist.numpy(), [.25] * 4)
   assert km.loss(points).numpy() == 1.
   all_d, idx, nearest_d = km.infer(points)
   np.testing.assert_array_equal(
@@ -233,7 +235,8 @@ def test_inference_matches_numpy_oracle(dtype, metric):
   else:
     np.testing.assert_allclose(all_d.numpy(), want, **tol(dtype))
   rows = np.arange(len(points))
-  for idx, dist in ((index, nearest_d), km.nearest(points.astype(dtype))):
+  for idx, dist in ((index, nearest_d), km.nearest(points.astype(dtype)),
+                    km.nearest(points.astype(dtype), static_chunks=False)):
     np.testing.assert_allclose(want[rows, idx.numpy()], want.min(1),
                                rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(dist.numpy(), want.min(1), rtol=1e-4,

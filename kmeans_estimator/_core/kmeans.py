@@ -1097,12 +1097,18 @@ class KMeans(tf.Module):
                                             self.clusters,
                                             self.distance_metric)
 
-  def nearest(self, points):
-    """(cluster_index int64 (n,), distance (n,)) in bounded memory."""
-    return distances_lib.nearest_centers(self._prepare(points),
-                                         self.clusters.read_value(),
-                                         self.distance_metric,
-                                         self.chunk_elements)
+  def nearest(self, points, static_chunks=True):
+    """(cluster_index int64 (n,), distance (n,)) in bounded memory.
+
+    static_chunks=False runs the faster chunk loop that TFLite cannot
+    convert (see `distances.nearest_centers`): for use in this process, not
+    in exported signatures.
+    """
+    index, distance = distances_lib.nearest_centers(
+        self._prepare(points), self.clusters.read_value(),
+        self.distance_metric, self.chunk_elements,
+        static_chunks=static_chunks)
+    return tf.cast(index, tf.int64), distance
 
   def infer(self, points):
     """What the legacy training_graph inferred for a batch.
