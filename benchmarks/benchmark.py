@@ -331,6 +331,19 @@ def _peak_rss_mb():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _interleaved_medians(fns, repeats, min_total_s=0.2, max_rounds=1000):
+  """Median seconds of each of `fns`, called in turn round after round
+  (at least `repeats` rounds, and until the first has run `min_total_s`)."""
+  times = [[] for _ in fns]
+  while len(times[0]) < repeats or (sum(times[0]) < min_total_s and
+                                    len(times[0]) < max_rounds):
+    for fn, fn_times in zip(fns, times):
+      start = time.perf_counter()
+      fn()
+      fn_times.append(time.perf_counter() - start)
+  return [float(np.median(fn_times)) for fn_times in times]
+
+
 def _median_time(fn, repeats, min_total_s=0.2, max_calls=1000):
   """Median seconds of `fn()` over at least `repeats` calls.
 
@@ -523,10 +536,25 @@ def run_kmeans_estimator(workload, data, config, mini_batch,
     predict()
     predict_first_s = time.perf_counter() - predict_start
     predict_s = _median_time(predict, config['repeats'])
+    def per_point():
+      for _ in estimator.predict_cluster_index(predict_input_fn):
+        pass
+
     per_point_start = time.perf_counter()
-    for _ in estimator.predict_cluster_index(predict_input_fn):
-      pass
+    per_point()
     per_point_s = time.perf_counter() - per_point_start
+    interleaved = {}
+    if not streamed:
+      # The floor again, in this process and interleaved with predict: the
+      # ratios are then not moved by the machine's speed changing between
+      # processes or over the run (seen: 10-30%).
+      floor_fn, _ = floor_pass(data, centers)
+      floor_s, predict_again_s, per_point_again_s = _interleaved_medians(
+          (floor_fn, predict, per_point), config['repeats'])
+      interleaved = {
+          'predict_vs_floor_interleaved': floor_s / predict_again_s,
+          'predict_cluster_index_vs_floor_interleaved': (
+              floor_s / per_point_again_s)}
     traces = _tracing_counts(estimator)
 
   steps = len(timer.step_times)
@@ -548,6 +576,7 @@ def run_kmeans_estimator(workload, data, config, mini_batch,
       'predict_s': predict_s,
       'predict_first_s': predict_first_s,
       'predict_cluster_index_points_per_s': n / per_point_s,
+      **interleaved,
       'traces': traces,
       # (seconds since the fit started, inertia of the centers that step
       # started from) per step: for the time to reach a given quality.
@@ -1123,8 +1152,9 @@ def markdown_report(report):
               '| steady / sk-lloyd | steady / floor '
               '| steady / floor here | steady / in-memory '
               '| other s | predict first s '
+              '| floor / predict s (per point) '
               '| to 1% of sk inertia s (/ elkan fit) | traces |',
-              '|' + ' --- |' * 13]
+              '|' + ' --- |' * 14]
     for r in diagnostics:
       traces = ', '.join(f'{k}={v}' for k, v in r.get('traces', {}).items())
       lines.append(
@@ -1137,6 +1167,8 @@ def markdown_report(report):
           f'| {_fmt(r.get("steady_vs_in_memory"))} '
           f'| {_fmt(r.get("other_s"))} '
           f'| {_fmt(r.get("predict_first_s"))} '
+          f'| {_fmt(r.get("predict_vs_floor_interleaved"))} '
+          f'({_fmt(r.get("predict_cluster_index_vs_floor_interleaved"))}) '
           f'| {_fmt(r.get("time_to_1pct_s"))} '
           f'({_fmt(r.get("time_to_1pct_vs_elkan_fit"))}) | {traces} |')
     lines += ['', 'init: from the start of the fit to the first step '
@@ -1148,7 +1180,11 @@ def markdown_report(report):
               'between processes does not move; steady / in-memory: a streamed '
               f'backend\'s steady time over {IN_MEMORY}\'s on the same points; '
               'other: the rest of the fit '
-              '(checkpoint, summaries, end of input); to 1%: seconds from '
+              '(checkpoint, summaries, end of input); floor / predict: the '
+              'floor pass\'s median seconds over predict\'s (and over the '
+              'per-point predict_cluster_index\'s), the three run in turn in '
+              'the same process (in-memory workloads): the assignment rate '
+              'as a fraction of the floor\'s; to 1%: seconds from '
               'the start of the fit until the inertia came within 1% of '
               'scikit-learn Elkan\'s k-means++ result, and that over '
               'Elkan\'s whole fit time; traces: tf.function traces per '

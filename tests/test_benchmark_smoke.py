@@ -142,6 +142,12 @@ def test_tiny_run_reports_every_backend(tmp_path):
       assert _positive_finite(result[key]), (backend, key, result[key])
     assert math.isfinite(result['init_s']) and result['init_s'] >= 0
     assert result['s_per_iter_vs_floor'] > 0
+    if backend.startswith('kmeans_estimator'):  # Measured against the floor.
+      for key in ('predict_vs_floor_interleaved',
+                  'predict_cluster_index_vs_floor_interleaved'):
+        assert _positive_finite(result[key]), (backend, key, result[key])
+  assert 'floor / predict s (per point)' in (tmp_path / 'benchmark.md'
+                                             ).read_text()
   if not HAVE_SKLEARN:
     pytest.skip('scikit-learn is not installed')
   reference = results['sklearn_lloyd']['inertia']
