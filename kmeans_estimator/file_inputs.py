@@ -34,7 +34,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import threading
 import weakref
 from collections.abc import Callable
 
@@ -359,19 +358,26 @@ def _npy_header(path):
 # and passes read a file, the process maps its pages once, so its RSS grows
 # by at most the file's size.
 _MAPPED = weakref.WeakValueDictionary()
-_MAPPED_LOCK = threading.Lock()
 
 
 def _memory_map(path):
-  """The shared read-only memory map of the .npy at `path`."""
+  """The shared read-only memory map of the .npy at `path`.
+
+  Deliberately without a lock. Readers run on tf.data's threads, and the
+  garbage collector can run inside `np.load`: when it finalises a tf.data
+  iterator, the finaliser waits for that iterator's reads in flight. A lock
+  held across the load would keep those reads waiting for the thread that
+  waits for them (a hang, seen in the test suite). Two threads that map the
+  same file at the same moment both get a valid map; the dictionary keeps
+  one of them.
+  """
   stat = os.stat(path)
   key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
-  with _MAPPED_LOCK:
-    array = _MAPPED.get(key)
-    if array is None:
-      array = np.load(path, mmap_mode='r', allow_pickle=False)
-      _MAPPED[key] = array
-    return array
+  array = _MAPPED.get(key)
+  if array is None:
+    array = _MAPPED.setdefault(
+        key, np.load(path, mmap_mode='r', allow_pickle=False))
+  return array
 
 
 def _open_npy(paths, columns):

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import oracles
@@ -493,6 +494,32 @@ def test_npy_sources_of_one_file_share_one_memory_map(tmp_path):
           if key[0] == os.path.realpath(path)}
   assert len(maps) == 1
   assert file_inputs._memory_map(str(path)) is next(iter(maps.values()))
+
+
+def test_a_memory_map_being_loaded_does_not_block_other_readers(
+    tmp_path, monkeypatch):
+  # The garbage collector can run inside np.load, and a tf.data iterator it
+  # finalises there waits for its reads in flight, of other files on other
+  # threads. Those reads must not wait for the load: this hung the suite.
+  first, second = tmp_path / 'first.npy', tmp_path / 'second.npy'
+  np.save(first, POINTS.astype(np.float32))
+  np.save(second, 2 * POINTS.astype(np.float32))
+  load = np.load
+  other = {}
+
+  def load_waiting_for_another_reader(path, *args, **kwargs):
+    if os.fspath(path) == os.fspath(first):
+      reader = threading.Thread(target=lambda: other.update(
+          array=file_inputs._memory_map(os.fspath(second))))
+      reader.start()
+      reader.join(timeout=30)
+      assert not reader.is_alive(), 'a reader waited for another one\'s load'
+    return load(path, *args, **kwargs)
+
+  monkeypatch.setattr(np, 'load', load_waiting_for_another_reader)
+  np.testing.assert_array_equal(file_inputs._memory_map(os.fspath(first)),
+                                POINTS)
+  np.testing.assert_array_equal(other['array'], 2 * POINTS)
 
 
 def test_file_datasets_read_ahead_without_the_autotuner(tmp_path):
