@@ -54,7 +54,8 @@ _OVERFLOW_MESSAGE = (
 
 
 def _after_overflow_check(distances, *outputs):
-  """`outputs`, computed only once `distances` are checked to be finite.
+  """`outputs`, computed only once `distances` are checked to be finite
+  (`distances` may also be a bool scalar that says whether they are).
 
   Points are finite by the time they get here, so a non-finite distance
   means float overflow; the check raises InvalidArgumentError carrying
@@ -67,8 +68,9 @@ def _after_overflow_check(distances, *outputs):
   shell then tells the two causes apart (`_input_errors`): the data are
   checked in a pass of their own only after a failure.
   """
-  check = tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(distances)),
-                              [_OVERFLOW_MESSAGE])
+  finite = distances if distances.dtype == tf.bool else tf.reduce_all(
+      tf.math.is_finite(distances))
+  check = tf.debugging.Assert(finite, [_OVERFLOW_MESSAGE])
   with tf.control_dependencies([check]):
     outputs = tuple(tf.identity(output) for output in outputs)
   return outputs[0] if len(outputs) == 1 else outputs
@@ -469,10 +471,14 @@ class KMeansClustering:
                        constants.TOP_K_CLUSTER_INDICES: top_index,
                        constants.TOP_K_DISTANCES: top_distances}
       else:
-        # Only the nearest center is needed: bounded-memory chunks.
-        index, nearest = km.nearest(features, static_chunks)
+        # Only the nearest center is needed: bounded-memory chunks. In this
+        # process, without the distances unless they might overflow.
+        if static_chunks:
+          index, finite = km.nearest(features, static_chunks)
+        else:
+          index, finite = km.nearest_index(features)
         predictions = {
-            constants.CLUSTER_INDEX: _after_overflow_check(nearest, index)}
+            constants.CLUSTER_INDEX: _after_overflow_check(finite, index)}
       return EstimatorSpec(mode,
                            predictions={k: predictions[k] for k in keys},
                            export_outputs=self._export_outputs(predictions))

@@ -382,6 +382,62 @@ def test_empty_batch_returns_empty_results(chunk_elements):
   np.testing.assert_array_equal(new.numpy(), centers.numpy())
 
 
+@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('n', [0, 1, 7, 13])
+@pytest.mark.parametrize('chunk_elements', [1, 8, 12, 1 << 22])
+def test_nearest_indices_are_those_of_nearest_centers(chunk_elements, n,
+                                                      dtype):
+  rng = np.random.default_rng(n)
+  points = tf.constant(rng.normal(size=(n, 3)).astype(dtype))
+  centers = tf.constant(rng.normal(size=(4, 3)).astype(dtype))
+  index, finite = distances.nearest_indices(points, centers,
+                                            chunk_elements=chunk_elements)
+  want, _ = distances.nearest_centers(points, centers, SQ,
+                                      chunk_elements=chunk_elements)
+  assert index.dtype == tf.int32 and index.shape == (n,)
+  np.testing.assert_array_equal(index.numpy(), want.numpy())
+  assert finite.numpy()
+
+
+def _points_near_the_limit(dtype, case):
+  """(points, centers) whose nearest distances are finite or not."""
+  root = np.sqrt(np.finfo(dtype).max)
+  rng = np.random.default_rng(0)
+  points = rng.normal(size=(16, 2))
+  centers = np.array([[0., 0.], [1., 1.], [-1., 2.]])
+  if case == 'just_below':
+    # Each |x|^2 is a 32nd of the largest value, their sum half of it: the
+    # bound fails, the exact distances (to the center at 0) are finite.
+    points = np.full((16, 2), root / 8)
+  elif case == 'overflowing':
+    points[3] = root
+  elif case == 'nan':
+    points[5, 1] = np.nan
+  elif case == 'inf':
+    points[0, 0] = -np.inf
+  elif case == 'huge_center_never_nearest':
+    centers[2] = root
+  return tf.constant(points.astype(dtype)), tf.constant(centers.astype(dtype))
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('chunk_elements', [3, 1 << 22])
+@pytest.mark.parametrize('case, finite', [
+    ('ordinary', True), ('just_below', True), ('overflowing', False),
+    ('nan', False), ('inf', False), ('huge_center_never_nearest', True)])
+def test_nearest_indices_tell_when_a_distance_is_not_finite(
+    case, finite, chunk_elements, dtype):
+  # The same verdict as a check of the distances that nearest_centers gives.
+  points, centers = _points_near_the_limit(dtype, case)
+  index, got = distances.nearest_indices(points, centers,
+                                         chunk_elements=chunk_elements)
+  want_index, dist = distances.nearest_centers(points, centers, SQ)
+  assert bool(np.all(np.isfinite(dist.numpy()))) == finite
+  assert bool(got.numpy()) == finite
+  if finite:
+    np.testing.assert_array_equal(index.numpy(), want_index.numpy())
+
+
 @pytest.mark.parametrize('unknown_k', [False, True])
 def test_chunked_nearest_centers_under_tf_function_with_unknown_n(unknown_k):
   # Chunk rows are 3: n = 2 and 3 fit one chunk, 5 and 31 end with a chunk

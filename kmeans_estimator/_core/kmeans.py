@@ -1110,6 +1110,23 @@ class KMeans(tf.Module):
         static_chunks=static_chunks)
     return tf.cast(index, tf.int64), distance
 
+  def nearest_index(self, points):
+    """(cluster_index int64 (n,), finite): the nearest centers, and a bool
+    scalar, whether every distance to them is finite (False means overflow,
+    or NaN/Inf points).
+
+    For prediction in this process: under squared Euclidean distance the
+    distances are not computed unless a bound says they might overflow
+    (`distances.nearest_indices`).
+    """
+    if self.distance_metric != constants.SQUARED_EUCLIDEAN_DISTANCE:
+      index, distance = self.nearest(points, static_chunks=False)
+      return index, tf.reduce_all(tf.math.is_finite(distance))
+    index, finite = distances_lib.nearest_indices(
+        self._prepare(points), self.clusters.read_value(),
+        self.chunk_elements)
+    return tf.cast(index, tf.int64), finite
+
   def infer(self, points):
     """What the legacy training_graph inferred for a batch.
 
