@@ -560,6 +560,17 @@ def test_csv_header_is_detected_and_quotes_and_blank_lines_are_read(
     headerless.read_all()
 
 
+def test_a_csv_batch_of_blank_lines_is_skipped_not_an_empty_batch(tmp_path):
+  # Batches of 2 lines: the second holds only blank lines.
+  path = tmp_path / 'p.csv'
+  path.write_text('1,2\n3,4\n\n  \n5,6\n')
+  batches = [batch.numpy() for batch in
+             file_inputs.open_files(path).dataset(batch_size=2)]
+  assert [len(batch) for batch in batches] == [2, 1]
+  np.testing.assert_array_equal(np.concatenate(batches),
+                                [[1, 2], [3, 4], [5, 6]])
+
+
 @pytest.mark.parametrize('content,name,message', [
     (None, 'p.txt', (r"'.*p\.txt' has an unknown extension; input files "
                      r'must end in \.npy, \.csv')),
