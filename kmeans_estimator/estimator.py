@@ -473,12 +473,11 @@ class KMeansClustering:
       else:
         # Only the nearest center is needed: bounded-memory chunks. In this
         # process, without the distances unless they might overflow.
-        if static_chunks:
-          index, finite = km.nearest(features, static_chunks)
-        else:
-          index, finite = km.nearest_index(features)
+        # `checked`: the distances, or whether they are finite.
+        index, checked = (km.nearest(features) if static_chunks else
+                          km.nearest_index(features))
         predictions = {
-            constants.CLUSTER_INDEX: _after_overflow_check(finite, index)}
+            constants.CLUSTER_INDEX: _after_overflow_check(checked, index)}
       return EstimatorSpec(mode,
                            predictions={k: predictions[k] for k in keys},
                            export_outputs=self._export_outputs(predictions))

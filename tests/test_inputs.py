@@ -294,6 +294,25 @@ def test_overflowing_finite_data_is_a_floating_point_error(euclidean, reader):
     _READERS[reader](euclidean, lambda: _POINTS * np.float32(1e30))
 
 
+def test_prediction_near_the_overflow_limit_is_exact_not_an_error(euclidean):
+  # |x|^2 up to 3e35: each chunk's sum of them (4,096 rows for k = 4)
+  # passes a quarter of the float32 maximum, so prediction computes and
+  # checks the distances themselves, which are all finite; the indices are
+  # still the nearest.
+  points = (_POINTS[:20000] * np.float32(3e16)).astype(np.float32)
+  norms = (points.astype(np.float64) ** 2).sum(1)
+  assert min(chunk.sum() for chunk in np.split(norms, range(4096, 20000, 4096))
+             ) > np.finfo(np.float32).max / 4
+  index = np.concatenate([batch['cluster_index'] for batch in
+                          _READERS['predict'](euclidean, lambda: points)])
+  centers = euclidean.cluster_centers().astype(np.float64)
+  wide = points.astype(np.float64)
+  distances = ((wide[:, None, :] - centers[None]) ** 2).sum(-1)
+  assert distances.max() < np.finfo(np.float32).max
+  chosen = distances[np.arange(len(points)), index]
+  np.testing.assert_allclose(chosen, distances.min(1), rtol=1e-5)
+
+
 @pytest.mark.parametrize('bad', [
     None, np.nan, np.inf, -np.inf, 'inf_and_minus_inf', 'huge_finite'])
 @pytest.mark.parametrize('screen_by_sum', [False, True])
