@@ -282,9 +282,13 @@ def _makedirs(model_dir):
           os.mkdir(path)
           created.append(path)
         except FileExistsError:
-          if not os.path.isdir(path):
+          if os.path.isdir(path):
+            continue
+          if os.path.lexists(path):
             raise NotADirectoryError(
                 f'{path!r} exists and is not a directory') from None
+          # Created by another trainer and removed again since: start over.
+          raise FileNotFoundError(path) from None
       return created
     except FileNotFoundError:
       continue  # A parent was removed meanwhile.

@@ -286,7 +286,7 @@ def test_a_stale_lock_file_is_taken_over(tmp_path):
 
 
 def test_threads_racing_for_the_lock_never_hold_it_together(tmp_path):
-  holders, most, acquired = [0], [0], [0]
+  holders, most, acquired, errors = [0], [0], [0], []
   count_lock = threading.Lock()
 
   def contend(model_dir, barrier):
@@ -303,6 +303,10 @@ def test_threads_racing_for_the_lock_never_hold_it_together(tmp_path):
             holders[0] -= 1
       except locking.ModelDirLockedError:
         pass
+      except Exception as error:  # pylint: disable=broad-except
+        # Seen: a directory that another thread created and removed again
+        # between our mkdir and our check was called "not a directory".
+        errors.append(repr(error))
 
   for round_ in range(5):
     # A fresh directory each round: taking the lock creates it, releasing
@@ -318,8 +322,28 @@ def test_threads_racing_for_the_lock_never_hold_it_together(tmp_path):
     # Whoever created the directory removes it if it is empty then; a
     # directory created by one thread and released by another may stay.
     assert not os.path.exists(model_dir) or not os.listdir(model_dir)
+  assert not errors
   assert most[0] == 1
   assert acquired[0] >= 5
+
+
+def test_a_directory_created_and_removed_by_another_trainer_is_made_again(
+    tmp_path, monkeypatch):
+  # Between our mkdir (FileExistsError: another trainer made it) and our
+  # check, that trainer released the lock and removed the directory.
+  model_dir = str(tmp_path / 'fresh' / 'model')
+  real_mkdir, raced = os.mkdir, []
+
+  def mkdir(path, *args, **kwargs):
+    if path == model_dir and not raced:
+      raced.append(path)
+      raise FileExistsError(path)
+    return real_mkdir(path, *args, **kwargs)
+
+  monkeypatch.setattr(locking.os, 'mkdir', mkdir)
+  with locking.model_dir_lock(model_dir):
+    assert os.path.isdir(model_dir)
+  assert raced == [model_dir]
 
 
 def test_unlockable_model_dirs_run_without_a_lock(tmp_path, caplog):
