@@ -82,6 +82,13 @@ def chunk_rows(num_centers, chunk_elements):
       constants.MAX_CHUNK_ROWS), 1)
 
 
+def _rows_for(centers, chunk_elements):
+  """`chunk_rows` for `centers` (k, d): a Python int when k is static."""
+  k = centers.shape[0]
+  return chunk_rows(k if k is not None else tf.shape(centers)[0],
+                    chunk_elements)
+
+
 def nearest_centers(points, centers, distance_metric,
                     chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
                     point_norms=None, static_chunks=True):
@@ -122,8 +129,7 @@ def nearest_centers(points, centers, distance_metric,
       best += squared_norms(chunk) if chunk_norms is None else chunk_norms
     return tf.cast(index, index_dtype), tf.maximum(best, 0.0)
 
-  rows = chunk_rows(centers.shape[0] if centers.shape[0] is not None
-                    else tf.shape(centers)[0], chunk_elements)
+  rows = _rows_for(centers, chunk_elements)
   if not static_chunks:
     return concat_over_row_chunks(nearest, points, rows,
                                    (index_dtype, points.dtype), point_norms)
@@ -165,8 +171,7 @@ def nearest_indices(points, centers,
     return (tf.argmin(scores, axis=1, output_type=tf.int32),
             2.0 * tf.nn.l2_loss(chunk)[tf.newaxis])
 
-  rows = chunk_rows(centers.shape[0] if centers.shape[0] is not None
-                    else tf.shape(centers)[0], chunk_elements)
+  rows = _rows_for(centers, chunk_elements)
   indices, sums = concat_over_row_chunks(nearest, points, rows,
                                          (tf.int32, points.dtype))
   largest_center = tf.sqrt(tf.reduce_max(squared_norms(centers)))
@@ -286,14 +291,12 @@ def cluster_statistics(points, centers, distance_metric,
   """
   scaled_centers, offsets = _argmin_terms(centers, distance_metric)
   add_point_norms = distance_metric != constants.COSINE_DISTANCE
-  num_centers = centers.shape[0]
 
   def chunk_statistics(chunk, chunk_weights=None):
     return _assign_and_sum(_scores(chunk, scaled_centers, offsets), chunk,
                            add_point_norms, chunk_weights)
 
-  rows = chunk_rows(num_centers if num_centers is not None
-                    else tf.shape(centers)[0], chunk_elements)
+  rows = _rows_for(centers, chunk_elements)
 
   def zeros():
     k = tf.shape(centers)[0]
@@ -513,8 +516,6 @@ def top_k_nearest(points, centers, distance_metric, k,
       best += tf.reduce_sum(tf.square(chunk), axis=1, keepdims=True)
     return index, tf.maximum(best, tf.zeros_like(best))
 
-  num_centers = centers.shape[0]
-  rows = chunk_rows(num_centers if num_centers is not None
-                    else tf.shape(centers)[0], chunk_elements)
+  rows = _rows_for(centers, chunk_elements)
   return _map_row_chunks(nearest_k, points, rows, (tf.int64, points.dtype),
                          [k])
