@@ -471,3 +471,19 @@ def test_chunk_rows_bound_distances_and_rows(k, chunk_elements, rows):
   # A k known only at run time gives the same rows.
   assert int(distances.chunk_rows(tf.constant(k), chunk_elements)) == rows
   assert rows * k <= max(chunk_elements, k)
+
+
+@pytest.mark.parametrize('n', [0, 1, 7, 13])
+@pytest.mark.parametrize('chunk_elements', [1, 3, 1 << 22])
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_squared_norms_in_chunks_equal_the_whole_computation(n, chunk_elements,
+                                                             dtype):
+  # Chunks of 1, 3 and all rows; 3 divides neither 7 nor 13.
+  points = np.random.default_rng(n).normal(size=(n, 5)).astype(dtype)
+  got = distances.squared_norms_in_chunks(tf.constant(points), chunk_elements)
+  assert got.dtype == dtype and got.shape == (n,)
+  np.testing.assert_array_equal(
+      got.numpy(), distances.squared_norms(tf.constant(points)).numpy())
+  np.testing.assert_allclose(
+      got.numpy(), (points.astype(np.float64)**2).sum(axis=1),
+      rtol=1e-6 if dtype == np.float32 else 1e-12)

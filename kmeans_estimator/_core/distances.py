@@ -311,6 +311,16 @@ def squared_norms(points):
   return tf.reduce_sum(tf.square(points), axis=1)
 
 
+def squared_norms_in_chunks(points,
+                            chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
+  """`squared_norms` computed chunk by chunk: squaring all the points at
+  once would hold a squared copy of them (256 MB for 1,000,000 x 64
+  float32) until the sum."""
+  return concat_over_row_chunks(
+      lambda chunk: (squared_norms(chunk),), points,
+      chunk_rows(1, chunk_elements), (points.dtype,))[0]
+
+
 def _sum_over_row_chunks(fn, points, weights, rows, zeros):
   """fn(chunk, chunk_weights) summed over chunks of `rows` points (the last
   one shorter); one call, no loop, when the points fit in one chunk.

@@ -136,7 +136,8 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric,
                                          points.dtype))[tf.newaxis]
   centers = tf.tensor_scatter_nd_update(
       tf.zeros([num, tf.shape(points)[1]], points.dtype), [[0]], first)
-  point_norms = tf.reduce_sum(tf.square(points), axis=1)  # Once, not per center.
+  # Once, not per center.
+  point_norms = distances_lib.squared_norms_in_chunks(points)
   min_distance = tf.maximum(
       distances_lib.pairwise_distances(points, first, distance_metric,
                                        point_norms)[:, 0], 0.0)

@@ -586,11 +586,8 @@ class KMeans(tf.Module):
     """
     if self.distance_metric == constants.COSINE_DISTANCE:
       return None
-    # In chunks: squaring all the points at once would copy them.
-    return distances_lib.concat_over_row_chunks(
-        lambda chunk: (distances_lib.squared_norms(chunk),),
-        self._prepare(points), distances_lib.chunk_rows(
-            1, self.chunk_elements), (self.dtype,))[0]
+    return distances_lib.squared_norms_in_chunks(self._prepare(points),
+                                                 self.chunk_elements)
 
   def _check_weights(self, data, weights):
     """Whether the step is weighted; refuses what has no weighted form."""
