@@ -39,6 +39,10 @@ over the RSS before the fit is what streaming costs in memory. The other backend
 kmeans_estimator_in_memory is kmeans_estimator given that array as one
 tensor: the full-batch streamed backends report their steady s/iter over its
 (`steady / in-memory`), and the report lists RSS growth per backend.
+Those ratios compare two processes, whose speeds differ by 10-30% on a shared
+machine; the streamed kmeans_estimator backend therefore also times streamed
+and in-memory steps in turn in its own process, after its peak RSS was taken
+(`streamed_vs_in_memory`; `here` in the report).
 
 Backends:
   kmeans_estimator            `KMeansClustering(use_mini_batch=False,
@@ -589,6 +593,48 @@ def run_kmeans_estimator(workload, data, config, mini_batch,
   }
 
 
+def streamed_vs_in_memory(workload, data_file, centers, config,
+                          steps_per_call=4):
+  """Streamed full-batch steps and in-memory ones, timed in turn in this
+  process.
+
+  The streamed backends and IN_MEMORY run in different processes, whose
+  speed differs by 10-30% on a shared machine: their ratio moves by as
+  much. Here two estimators start from the same `centers` (the fit's, so
+  the steps are steady ones), one reading `data_file` in batches as the
+  streamed fit did, one given the points as an array (loaded here, after
+  the fit's peak RSS was taken), and take `steps_per_call` Lloyd steps
+  each, in turn, round after round. The first round is a warm-up (tracing),
+  and within a call only the steps after the first count (the first of an
+  in-memory call also starts its carried state).
+
+  Returns:
+    {'stream_here_s': median streamed step, 'in_memory_here_s': median
+    in-memory step, 'rounds_here': timed rounds}.
+  """
+  import kmeans_estimator  # pylint: disable=g-import-not-at-top
+  points = read_blobs(data_file, workload.d)
+  stream_batch = config.get('stream_batch') or STREAM_BATCH
+  inputs = (lambda: stream_dataset(data_file, workload.d, stream_batch),
+            lambda: points)
+  times = ([], [])
+  rounds = max(config['repeats'], 2)
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as model_dir:
+    estimators = [kmeans_estimator.KMeansClustering(
+        num_clusters=workload.k, model_dir=os.path.join(model_dir, name),
+        initial_clusters=np.asarray(centers, np.float32),
+        use_mini_batch=False) for name in ('stream', 'in_memory')]
+    for round_index in range(rounds + 1):
+      for estimator, input_fn, step_times in zip(estimators, inputs, times):
+        timer = _StepTimer()
+        estimator.train(input_fn, hooks=[timer], steps=steps_per_call)
+        if round_index:
+          step_times.extend(np.diff(timer.step_times))
+  return {'stream_here_s': float(np.median(times[0])),
+          'in_memory_here_s': float(np.median(times[1])),
+          'rounds_here': rounds}
+
+
 def run_kmeans_core(workload, data, config):
   """The `KMeans` tf.Module alone, each method in its own tf.function.
 
@@ -871,6 +917,11 @@ def run_backend(workload_name, backend, config, data_file=None):
       # between the floor's process and this one (seen: 10-30%).
       one_pass, _ = floor_pass(points, centers)
       result['floor_here_s'] = _median_time(one_pass, config['repeats'])
+    if streams and backend == 'kmeans_estimator':
+      # Streamed against in-memory steps in this one process (the others
+      # streamed take the same Lloyd step over batches).
+      result.update(streamed_vs_in_memory(workload, data_file, centers,
+                                          config))
     blocks = (points if points is not None else
               _file_blocks(data_file, workload.d, _BLOCK_ROWS))
     result.update(
@@ -1008,6 +1059,9 @@ def add_ratios(results):
       result['steady_vs_floor'] = steady / floor['s_per_iter']
     if steady is not None and result.get('floor_here_s'):
       result['steady_vs_floor_here'] = steady / result['floor_here_s']
+    if result.get('in_memory_here_s'):
+      result['stream_vs_in_memory_here'] = (result['stream_here_s'] /
+                                            result['in_memory_here_s'])
     in_memory = by_key.get((result['workload'], IN_MEMORY))
     if (result.get('streamed_input') and in_memory and
         result['backend'] in _FULL_BATCH):
@@ -1071,7 +1125,11 @@ def _streaming_lines(results):
       if r.get('cpu_steady_vs_in_memory') is not None:
         line += f', CPU s/iter {r["cpu_steady_vs_in_memory"]:.2f}x'
       line += ')'
-
+    if r.get('stream_vs_in_memory_here') is not None:
+      line += (f'; timed in turn in its process, streamed steps '
+               f'{_fmt(r["stream_here_s"])} s against in-memory ones '
+               f'{_fmt(r["in_memory_here_s"])} s: '
+               f'{r["stream_vs_in_memory_here"]:.2f}x')
     lines.append(line)
   return lines + [''] if lines else []
 
@@ -1150,7 +1208,7 @@ def markdown_report(report):
     lines += ['## Where kmeans_estimator\'s time goes', '',
               '| workload | backend | init s | first step s | steady s/iter '
               '| steady / sk-lloyd | steady / floor '
-              '| steady / floor here | steady / in-memory '
+              '| steady / floor here | steady / in-memory (here) '
               '| other s | predict first s '
               '| floor / predict s (per point) '
               '| to 1% of sk inertia s (/ elkan fit) | traces |',
@@ -1164,8 +1222,10 @@ def markdown_report(report):
           f'| {_fmt(r.get("steady_vs_sklearn_lloyd"))} '
           f'| {_fmt(r.get("steady_vs_floor"))} '
           f'| {_fmt(r.get("steady_vs_floor_here"))} '
-          f'| {_fmt(r.get("steady_vs_in_memory"))} '
-          f'| {_fmt(r.get("other_s"))} '
+          f'| {_fmt(r.get("steady_vs_in_memory"))}'
+          + (f' (here {_fmt(r["stream_vs_in_memory_here"])})'
+             if r.get('stream_vs_in_memory_here') is not None else '') +
+          f' | {_fmt(r.get("other_s"))} '
           f'| {_fmt(r.get("predict_first_s"))} '
           f'| {_fmt(r.get("predict_vs_floor_interleaved"))} '
           f'({_fmt(r.get("predict_cluster_index_vs_floor_interleaved"))}) '
@@ -1178,7 +1238,9 @@ def markdown_report(report):
               'floor measured again in the same process right after the '
               'fit (with its final centers), which machine-speed drift '
               'between processes does not move; steady / in-memory: a streamed '
-              f'backend\'s steady time over {IN_MEMORY}\'s on the same points; '
+              f'backend\'s steady time over {IN_MEMORY}\'s on the same points '
+              '(here: streamed and in-memory steps from the fit\'s centers, '
+              'timed in turn in the streamed backend\'s process); '
               'other: the rest of the fit '
               '(checkpoint, summaries, end of input); floor / predict: the '
               'floor pass\'s median seconds over predict\'s (and over the '

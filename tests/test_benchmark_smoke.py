@@ -118,6 +118,15 @@ def test_tiny_streamed_run_compares_with_in_memory(tmp_path, monkeypatch):
     assert results[backend]['inertia'] == pytest.approx(
         results[benchmark.IN_MEMORY]['inertia'], rel=0.1)
   assert 'the in-memory one' in report['markdown']
+  # The same comparison timed in turn in the streamed backend's process.
+  streamed = results['kmeans_estimator']
+  assert streamed['rounds_here'] == 2
+  assert streamed['stream_here_s'] > 0 and streamed['in_memory_here_s'] > 0
+  assert streamed['stream_vs_in_memory_here'] == pytest.approx(
+      streamed['stream_here_s'] / streamed['in_memory_here_s'])
+  assert 'stream_here_s' not in results['kmeans_core']
+  assert (f'{streamed["stream_vs_in_memory_here"]:.2f}x'
+          in report['markdown'])
 
 
 def test_tiny_run_reports_every_backend(tmp_path):
