@@ -172,6 +172,8 @@ BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
             'sklearn_minibatch', 'gemm_floor')
 REFERENCE = 'sklearn_lloyd'
 FLOOR = 'gemm_floor'
+# --tf32: None leaves TensorFlow's default.
+TF32_SETTINGS = {'default': None, 'on': True, 'off': False}
 
 
 def _define_flags():
@@ -203,6 +205,11 @@ def _define_flags():
       'kmeans_estimator\'s k-means++ retries; by default 1 + int(ln k), so '
       'that it draws as many candidates per center as scikit-learn (the '
       'estimator\'s own default is 2).')
+  flags.DEFINE_enum(
+      'tf32', 'default', list(TF32_SETTINGS),
+      'TensorFloat-32 matrix products on the GPUs that have them (A100, H100 '
+      'and later): TensorFlow\'s default (on), or forced on or off. The '
+      'device column states what each backend ran with; no effect on CPUs.')
   flags.DEFINE_bool('isolate', True,
                     'Run each (workload, backend) in a fresh subprocess, so '
                     'that peak RSS is per backend.')
@@ -421,8 +428,29 @@ def kmeans_plus_plus_retries(k, retries=None):
 
 
 def _tf_device():
+  """'CPU', or the GPU's name and whether TensorFloat-32 products were on
+  (they round the distance product's inputs to 10 mantissa bits)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return 'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'
+  gpus = tf.config.list_physical_devices('GPU')
+  if not gpus:
+    return 'CPU'
+  name = tf.config.experimental.get_device_details(gpus[0]).get(
+      'device_name', 'GPU')
+  tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
+  return f'GPU ({name}), TF32 {"on" if tf32 else "off"}'
+
+
+def _tf32_name(setting):
+  """The --tf32 value of a config's 'tf32' (None, True or False)."""
+  return next(name for name, value in TF32_SETTINGS.items()
+              if value is setting)
+
+
+def _configure_tensorflow(config):
+  """Applies --tf32 (before the backend's first TensorFlow op)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if config.get('tf32') is not None:
+    tf.config.experimental.enable_tensor_float_32_execution(config['tf32'])
 
 
 class _StepTimer:
@@ -873,6 +901,8 @@ def run_backend(workload_name, backend, config, data_file=None):
     else:
       points, true_centers = make_blobs(workload, seed, spread)
     data = data_file if streams else points
+    if backend in TF_BACKENDS:
+      _configure_tensorflow(config)
     _warm_up_library(backend)
     rss_before = _peak_rss_mb()
     if backend in ('kmeans_estimator', IN_MEMORY):
@@ -945,6 +975,7 @@ def _run_isolated(workload_name, backend, config, data_file=None):
         f'--batch_size={config["batch_size"]}',
         f'--repeats={config["repeats"]}', f'--worker_output={output}',
         f'--stream_batch={config.get("stream_batch") or STREAM_BATCH}',
+        f'--tf32={_tf32_name(config.get("tf32"))}',
     ]
     if config.get('stream_points'):
       command.append(f'--stream_points={config["stream_points"]}')
@@ -1153,6 +1184,7 @@ def markdown_report(report):
       f'seed={config["seed"]}, blob width '
       f'{SPREAD_WIDTH if config["spread"] else WIDTH}, '
       f'batch_size={config["batch_size"]}, repeats={config["repeats"]}, '
+      f'tf32={_tf32_name(config.get("tf32"))} (GPU only), '
       'kmeans_estimator k-means++ retries '
       f'{retries}, total {report["total_wall_s"]:.0f} s; load average '
       f'{_fmt_load(machine.get("load_average_before"))} before, '
@@ -1276,7 +1308,8 @@ def check_names(workloads, backends):
 def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
                    out_dir=None, seed=0, spread=False, batch_size=1024,
                    repeats=5, kmeans_plus_plus_num_retries=None, isolate=True,
-                   verbose=True, stream_points=None, stream_batch=STREAM_BATCH):
+                   verbose=True, stream_points=None, stream_batch=STREAM_BATCH,
+                   tf32=None):
   """Runs every backend on every workload; writes and returns the report.
 
   Args:
@@ -1295,6 +1328,8 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
     verbose: print progress and the table.
     stream_points: n of the streamed workload instead of its own (None).
     stream_batch: points per tf.data batch of the streamed workload.
+    tf32: True or False forces TensorFloat-32 matrix products on or off on
+      GPUs that have them; None leaves TensorFlow's default (on).
 
   Returns:
     dict with 'machine', 'config', 'date', 'total_wall_s', 'results' (one
@@ -1302,6 +1337,9 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
   """
   workloads, backends = list(workloads), list(backends)
   check_names(workloads, backends)
+  if tf32 is not None and not isinstance(tf32, bool):
+    raise ValueError('`tf32` must be True, False or None (TensorFlow\'s '
+                     f'default). Received: tf32={tf32!r}')
   have_sklearn = sklearn_available()
   if not have_sklearn and any(b in SKLEARN_BACKENDS for b in backends):
     print('scikit-learn is not installed: skipping '
@@ -1312,7 +1350,7 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
             'batch_size': batch_size, 'repeats': repeats,
             'kmeans_plus_plus_num_retries': kmeans_plus_plus_num_retries,
             'isolate': isolate, 'stream_points': stream_points,
-            'stream_batch': stream_batch}
+            'stream_batch': stream_batch, 'tf32': tf32}
   results = []
   load_before = list(os.getloadavg()) if hasattr(os, 'getloadavg') else None
   start = time.perf_counter()
@@ -1392,7 +1430,8 @@ def main(argv):
                 kmeans_plus_plus_num_retries=(
                     FLAGS.kmeans_plus_plus_num_retries),
                 stream_points=FLAGS.stream_points,
-                stream_batch=FLAGS.stream_batch)
+                stream_batch=FLAGS.stream_batch,
+                tf32=TF32_SETTINGS[FLAGS.tf32])
   for name in ('max_iter', 'batch_size', 'repeats', 'stream_batch'):
     if config[name] < 1:
       raise app.UsageError(f'--{name} must be a positive integer. '

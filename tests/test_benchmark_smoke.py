@@ -162,3 +162,40 @@ def test_tiny_run_reports_every_backend(tmp_path):
   reference = results['sklearn_lloyd']['inertia']
   for backend in ('kmeans_estimator', 'kmeans_core'):
     assert results[backend]['inertia'] == pytest.approx(reference, rel=0.1)
+
+
+def test_the_device_column_states_a_gpus_name_and_tf32(monkeypatch):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  experimental = tf.config.experimental
+  monkeypatch.setattr(tf.config, 'list_physical_devices',
+                      lambda kind=None: ['a GPU'] if kind == 'GPU' else [])
+  monkeypatch.setattr(experimental, 'get_device_details',
+                      lambda device: {'device_name': 'NVIDIA H100'})
+  for enabled, stated in ((True, 'on'), (False, 'off')):
+    monkeypatch.setattr(experimental, 'tensor_float_32_execution_enabled',
+                        lambda enabled=enabled: enabled)
+    assert benchmark._tf_device() == f'GPU (NVIDIA H100), TF32 {stated}'
+  monkeypatch.setattr(tf.config, 'list_physical_devices', lambda kind=None: [])
+  assert benchmark._tf_device() == 'CPU'
+
+
+def test_tf32_setting_is_applied_and_stated(tmp_path, monkeypatch):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  applied = []
+  monkeypatch.setattr(tf.config.experimental,
+                      'enable_tensor_float_32_execution', applied.append)
+  report = benchmark.run_benchmarks(
+      workloads=['tiny'], backends=['gemm_floor'], max_iter=2, out_dir=None,
+      repeats=1, isolate=False, verbose=False, tf32=False)
+  assert report['results'][0]['status'] == 'ok'
+  assert applied == [False]
+  assert 'tf32=off (GPU only)' in report['markdown']
+  applied.clear()
+  report = benchmark.run_benchmarks(
+      workloads=['tiny'], backends=['gemm_floor'], max_iter=2, out_dir=None,
+      repeats=1, isolate=False, verbose=False)
+  assert applied == []  # TensorFlow's default is left alone.
+  assert 'tf32=default (GPU only)' in report['markdown']
+  with pytest.raises(ValueError, match='`tf32` must be True, False or None'):
+    benchmark.run_benchmarks(workloads=['tiny'], backends=['gemm_floor'],
+                             out_dir=None, verbose=False, tf32='off')
