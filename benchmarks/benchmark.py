@@ -621,6 +621,36 @@ def run_kmeans_estimator(workload, data, config, mini_batch,
   }
 
 
+def _interleaved_rounds(timers, rounds):
+  """Median of the seconds that each of `timers` (callables returning a
+  list of seconds) measures, called in turn round after round; the first
+  round is a warm-up (tracing) and does not count."""
+  times = [[] for _ in timers]
+  for round_index in range(rounds + 1):
+    for timer, timer_times in zip(timers, times):
+      measured = timer()
+      if round_index:
+        timer_times.extend(measured)
+  return [float(np.median(timer_times)) for timer_times in times]
+
+
+def _estimator_steps(workload, centers, input_fn, model_dir, steps_per_call):
+  """A callable taking `steps_per_call` full-batch Lloyd steps of a fresh
+  estimator started from `centers`, returning the seconds of each step
+  after the first (the first of a call also reads the input and, in
+  memory, starts the carried state)."""
+  import kmeans_estimator  # pylint: disable=g-import-not-at-top
+  estimator = kmeans_estimator.KMeansClustering(
+      num_clusters=workload.k, model_dir=model_dir,
+      initial_clusters=np.asarray(centers, np.float32), use_mini_batch=False)
+
+  def steps():
+    timer = _StepTimer()
+    estimator.train(input_fn, hooks=[timer], steps=steps_per_call)
+    return list(np.diff(timer.step_times))
+  return steps
+
+
 def streamed_vs_in_memory(workload, data_file, centers, config,
                           steps_per_call=4):
   """Streamed full-batch steps and in-memory ones, timed in turn in this
@@ -632,35 +662,57 @@ def streamed_vs_in_memory(workload, data_file, centers, config,
   the steps are steady ones), one reading `data_file` in batches as the
   streamed fit did, one given the points as an array (loaded here, after
   the fit's peak RSS was taken), and take `steps_per_call` Lloyd steps
-  each, in turn, round after round. The first round is a warm-up (tracing),
-  and within a call only the steps after the first count (the first of an
-  in-memory call also starts its carried state).
+  each, in turn, round after round (`_interleaved_rounds`).
 
   Returns:
     {'stream_here_s': median streamed step, 'in_memory_here_s': median
     in-memory step, 'rounds_here': timed rounds}.
   """
-  import kmeans_estimator  # pylint: disable=g-import-not-at-top
   points = read_blobs(data_file, workload.d)
   stream_batch = config.get('stream_batch') or STREAM_BATCH
-  inputs = (lambda: stream_dataset(data_file, workload.d, stream_batch),
-            lambda: points)
-  times = ([], [])
   rounds = max(config['repeats'], 2)
   with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as model_dir:
-    estimators = [kmeans_estimator.KMeansClustering(
-        num_clusters=workload.k, model_dir=os.path.join(model_dir, name),
-        initial_clusters=np.asarray(centers, np.float32),
-        use_mini_batch=False) for name in ('stream', 'in_memory')]
-    for round_index in range(rounds + 1):
-      for estimator, input_fn, step_times in zip(estimators, inputs, times):
-        timer = _StepTimer()
-        estimator.train(input_fn, hooks=[timer], steps=steps_per_call)
-        if round_index:
-          step_times.extend(np.diff(timer.step_times))
-  return {'stream_here_s': float(np.median(times[0])),
-          'in_memory_here_s': float(np.median(times[1])),
+    stream_s, in_memory_s = _interleaved_rounds([
+        _estimator_steps(
+            workload, centers,
+            lambda: stream_dataset(data_file, workload.d, stream_batch),
+            os.path.join(model_dir, 'stream'), steps_per_call),
+        _estimator_steps(workload, centers, lambda: points,
+                         os.path.join(model_dir, 'in_memory'),
+                         steps_per_call)], rounds)
+  return {'stream_here_s': stream_s, 'in_memory_here_s': in_memory_s,
           'rounds_here': rounds}
+
+
+def steps_vs_floor(workload, points, centers, config, steps_per_call=4):
+  """In-memory Lloyd steps and floor passes, timed in turn in this process.
+
+  `floor_here_s` times the floor after the fit, against steps timed during
+  it: the machine's speed can change in between. Here an estimator started
+  from the fit's `centers` takes `steps_per_call` steps, then the floor
+  makes `steps_per_call` passes with those centers, round after round
+  (`_interleaved_rounds`).
+
+  Returns:
+    {'step_interleaved_s': median step, 'floor_interleaved_s': median floor
+    pass}.
+  """
+  one_pass, _ = floor_pass(points, centers)
+
+  def floor_passes():
+    passes = []
+    for _ in range(steps_per_call):
+      start = time.perf_counter()
+      one_pass()
+      passes.append(time.perf_counter() - start)
+    return passes
+
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as model_dir:
+    step_s, floor_s = _interleaved_rounds([
+        _estimator_steps(workload, centers, lambda: points, model_dir,
+                         steps_per_call),
+        floor_passes], max(config['repeats'], 2))
+  return {'step_interleaved_s': step_s, 'floor_interleaved_s': floor_s}
 
 
 def run_kmeans_core(workload, data, config):
@@ -947,6 +999,9 @@ def run_backend(workload_name, backend, config, data_file=None):
       # between the floor's process and this one (seen: 10-30%).
       one_pass, _ = floor_pass(points, centers)
       result['floor_here_s'] = _median_time(one_pass, config['repeats'])
+      if backend in ('kmeans_estimator', IN_MEMORY):
+        # Lloyd steps and floor passes in turn (target 1).
+        result.update(steps_vs_floor(workload, points, centers, config))
     if streams and backend == 'kmeans_estimator':
       # Streamed against in-memory steps in this one process (the others
       # streamed take the same Lloyd step over batches).
@@ -1090,6 +1145,9 @@ def add_ratios(results):
       result['steady_vs_floor'] = steady / floor['s_per_iter']
     if steady is not None and result.get('floor_here_s'):
       result['steady_vs_floor_here'] = steady / result['floor_here_s']
+    if result.get('floor_interleaved_s'):
+      result['step_vs_floor_interleaved'] = (result['step_interleaved_s'] /
+                                             result['floor_interleaved_s'])
     if result.get('in_memory_here_s'):
       result['stream_vs_in_memory_here'] = (result['stream_here_s'] /
                                             result['in_memory_here_s'])
@@ -1240,7 +1298,7 @@ def markdown_report(report):
     lines += ['## Where kmeans_estimator\'s time goes', '',
               '| workload | backend | init s | first step s | steady s/iter '
               '| steady / sk-lloyd | steady / floor '
-              '| steady / floor here | steady / in-memory (here) '
+              '| steady / floor here (in turn) | steady / in-memory (here) '
               '| other s | predict first s '
               '| floor / predict s (per point) '
               '| to 1% of sk inertia s (/ elkan fit) | traces |',
@@ -1253,7 +1311,10 @@ def markdown_report(report):
           f'| {_fmt(r["s_per_iter_steady"])} '
           f'| {_fmt(r.get("steady_vs_sklearn_lloyd"))} '
           f'| {_fmt(r.get("steady_vs_floor"))} '
-          f'| {_fmt(r.get("steady_vs_floor_here"))} '
+          f'| {_fmt(r.get("steady_vs_floor_here"))}'
+          + (f' (in turn {_fmt(r["step_vs_floor_interleaved"])})'
+             if r.get('step_vs_floor_interleaved') is not None else '') +
+          ' '
           f'| {_fmt(r.get("steady_vs_in_memory"))}'
           + (f' (here {_fmt(r["stream_vs_in_memory_here"])})'
              if r.get('stream_vs_in_memory_here') is not None else '') +
@@ -1269,7 +1330,9 @@ def markdown_report(report):
               'it, per iteration (epoch); steady / floor here: over the '
               'floor measured again in the same process right after the '
               'fit (with its final centers), which machine-speed drift '
-              'between processes does not move; steady / in-memory: a streamed '
+              'between processes does not move (in turn: Lloyd steps from '
+              'the fit\'s centers and floor passes timed round after round, '
+              'which drift during the run does not move either); steady / in-memory: a streamed '
               f'backend\'s steady time over {IN_MEMORY}\'s on the same points '
               '(here: streamed and in-memory steps from the fit\'s centers, '
               'timed in turn in the streamed backend\'s process); '

@@ -157,6 +157,15 @@ def test_tiny_run_reports_every_backend(tmp_path):
         assert _positive_finite(result[key]), (backend, key, result[key])
   assert 'floor / predict s (per point)' in (tmp_path / 'benchmark.md'
                                              ).read_text()
+  # Lloyd steps and floor passes timed in turn, for the Lloyd backend only.
+  lloyd = results['kmeans_estimator']
+  assert _positive_finite(lloyd['step_interleaved_s'])
+  assert _positive_finite(lloyd['floor_interleaved_s'])
+  assert lloyd['step_vs_floor_interleaved'] == pytest.approx(
+      lloyd['step_interleaved_s'] / lloyd['floor_interleaved_s'])
+  assert 'step_interleaved_s' not in results['kmeans_estimator_hamerly']
+  assert (f'(in turn {benchmark._fmt(lloyd["step_vs_floor_interleaved"])})'
+          in (tmp_path / 'benchmark.md').read_text())
   if not HAVE_SKLEARN:
     pytest.skip('scikit-learn is not installed')
   reference = results['sklearn_lloyd']['inertia']
