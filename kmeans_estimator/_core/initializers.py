@@ -136,8 +136,9 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric,
                                          points.dtype))[tf.newaxis]
   centers = tf.tensor_scatter_nd_update(
       tf.zeros([num, tf.shape(points)[1]], points.dtype), [[0]], first)
-  # Once, not per center.
-  point_norms = distances_lib.squared_norms_in_chunks(points)
+  # Once, not per center; the cosine distance does not use them.
+  point_norms = (None if distance_metric == constants.COSINE_DISTANCE else
+                 distances_lib.squared_norms_in_chunks(points))
   min_distance = tf.maximum(
       distances_lib.pairwise_distances(points, first, distance_metric,
                                        point_norms)[:, 0], 0.0)
