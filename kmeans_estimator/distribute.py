@@ -19,28 +19,146 @@ Initialisation happens on the first replica's batch and is broadcast, with
 the global step, to every replica before the first step, so workers that
 restored or initialised differently still train identically. Only the chief
 writes checkpoints and summaries.
+
+A lost worker (killed, crashed, or silent) fails `train` and `evaluate` on
+every other worker within a bounded time with a `WorkerFailedError` naming
+it; restarting all workers resumes from the chief's last checkpoint (see
+`WorkerFailedError` and `peer_failures`).
 """
 
 import contextlib
 import math
+import re
 
 import tensorflow as tf
 
+from kmeans_estimator import checkpoints
 from kmeans_estimator._core import constants
 from kmeans_estimator._core import initializers
 
 # What a collective raises when a peer dies or stops answering in time.
 _PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                   tf.errors.AbortedError, tf.errors.CancelledError)
+# A task as TensorFlow names it in its messages: '/job:worker/task:1' or
+# '/job:worker/replica:0/task:1'.
+_TASK_RE = re.compile(r'/job:([\w-]+)/(?:replica:\d+/)?task:(\d+)')
+
+
+class WorkerFailedError(RuntimeError):
+  """Raised on the surviving workers when a worker of the run is lost.
+
+  A synchronous run (`MultiWorkerMirroredStrategy`) cannot go on without
+  every worker: each step's all-reduce waits for all of them. When one dies
+  or stops answering, TensorFlow aborts the collectives of the others, and
+  `train` (or `evaluate`) raises this error instead of TensorFlow's, on
+  every surviving worker, within a bounded time (see `peer_failures`).
+
+  Recovery: restart all worker processes, the survivors too (TensorFlow's
+  collectives cannot be used again in a process where they were aborted),
+  with the same `TF_CONFIG` and the same command. They resume from the
+  chief's last checkpoint in `model_dir`; the steps since it are done again,
+  and a run with `steps`/`max_steps` ends where an uninterrupted one would.
+
+  Attributes:
+    lost_tasks: the tasks TensorFlow named as failed, e.g.
+      `('/job:worker/task:1',)`; empty when it did not say which.
+    model_dir: the model directory to resume from.
+    checkpoint: the prefix of the last checkpoint this worker sees in
+      `model_dir`, or None.
+  """
+
+  def __init__(self, message, lost_tasks=(), model_dir=None, checkpoint=None):
+    super().__init__(message)
+    self.lost_tasks = tuple(lost_tasks)
+    self.model_dir = model_dir
+    self.checkpoint = checkpoint
+
+
+def _cluster(strategy):
+  """({task name: address} of the cluster, this task's name); empty without
+  a cluster (one machine)."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  try:
+    spec = resolver.cluster_spec().as_dict()
+    me = f'/job:{resolver.task_type}/task:{resolver.task_id}'
+  except (AttributeError, TypeError, ValueError):
+    return {}, None
+  addresses = {}
+  for job, tasks in spec.items():
+    if isinstance(tasks, dict):
+      tasks = [tasks[i] for i in sorted(tasks)]
+    for index, address in enumerate(tasks):
+      addresses[f'/job:{job}/task:{index}'] = address
+  return addresses, me
+
+
+def _lost_tasks(message, addresses, me):
+  """The tasks other than `me` that TensorFlow's `message` names (by task or
+  by address), in cluster order. The message only words the error; nothing
+  else depends on it."""
+  named = {f'/job:{job}/task:{index}'
+           for job, index in _TASK_RE.findall(message)}
+  named.update(task for task, address in addresses.items()
+               if address in message)
+  named.discard(me)
+  order = list(addresses)
+  return sorted(named, key=lambda t: (order.index(t) if t in order else
+                                      len(order), t))
+
+
+def worker_failed_error(error, strategy, model_dir):
+  """The `WorkerFailedError` for TensorFlow's `error` (a peer failure).
+
+  The message names the lost worker(s) when TensorFlow's message does (by
+  task name or address), this worker, the checkpoint to resume from, and
+  what to do.
+  """
+  addresses, me = _cluster(strategy)
+  lost = _lost_tasks(error.message, addresses, me)
+
+  def describe(task):
+    return f'{task} ({addresses[task]})' if task in addresses else task
+
+  if lost:
+    who = ('Worker ' if len(lost) == 1 else 'Workers ') + ', '.join(
+        describe(t) for t in lost) + ' of the distributed run'
+  else:
+    who = ('A worker of the distributed run (TensorFlow did not say which; '
+           'the cluster is ' + ', '.join(describe(t) for t in addresses) +
+           ')') if addresses else 'A worker of the distributed run'
+  this = f' ({describe(me)})' if me else ''
+  try:
+    checkpoint = checkpoints.latest_checkpoint(model_dir)
+  except (tf.errors.OpError, OSError, ValueError):
+    checkpoint = None  # Unreadable here (e.g. not shared): said below.
+  if checkpoint:
+    resume = (f"they resume from the chief's last checkpoint, "
+              f'{checkpoint!r}')
+  else:
+    resume = (f'this worker sees no checkpoint in model_dir={model_dir!r}, '
+              'so unless the chief saved one there they start over')
+  first_line = error.message.strip().splitlines()[0] if (
+      error.message.strip()) else ''
+  message = (
+      f'{who} failed or stopped responding ({type(error).__name__}), so '
+      f'this worker{this} stops too: a synchronous run needs every worker. '
+      'Restart all worker processes, this one included, with the same '
+      f'TF_CONFIG and command: {resume}. TensorFlow said: {first_line}')
+  return WorkerFailedError(message, lost_tasks=lost, model_dir=model_dir,
+                           checkpoint=checkpoint)
 
 
 @contextlib.contextmanager
 def peer_failures(strategy, model_dir):
-  """Turns a failed or unreachable peer into one clear RuntimeError.
+  """Turns a lost peer into one `WorkerFailedError` (see there).
 
-  A collective that waits on a dead worker fails after the strategy's
-  timeout (`CommunicationOptions(timeout_seconds=...)`) or its heartbeat
-  check, rather than hanging.
+  The bound on the wait is TensorFlow's: `MultiWorkerMirroredStrategy` runs
+  a coordination service whose heartbeats declare a silent worker dead
+  (a dead worker's closed port fails its peers sooner), and a collective
+  fails once it has waited the strategy's
+  `CommunicationOptions(timeout_seconds=...)`, when that is set. Either
+  aborts the collectives of every survivor, which then raise here rather
+  than hang. Without a strategy the block runs unchanged.
   """
   if strategy is None:
     yield
@@ -48,12 +166,7 @@ def peer_failures(strategy, model_dir):
   try:
     yield
   except _PEER_FAILURES as error:
-    raise RuntimeError(
-        'A worker of the distributed run failed or stopped responding '
-        f'({type(error).__name__}). The last checkpoint in '
-        f'model_dir={model_dir!r} is intact: restart all workers to resume '
-        f'from it. TensorFlow said: {error.message.splitlines()[0]}'
-    ) from error
+    raise worker_failed_error(error, strategy, model_dir) from error
 
 
 def is_chief(strategy):

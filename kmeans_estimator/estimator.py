@@ -846,6 +846,9 @@ class KMeansClustering:
     Raises:
       TypeError: `input_fn` is neither a callable nor data of a supported
         kind.
+      distribute.WorkerFailedError: under a multi-worker strategy, another
+        worker died or stopped responding; restart all workers to resume
+        from the chief's last checkpoint.
     """
     _check_steps(steps, max_steps)
     input_fn = inputs.as_input_fn(
@@ -1218,7 +1221,8 @@ class KMeansClustering:
       inertia, num_points, num_batches, num_steps = 0.0, 0, 0, 0
       total_weight = 0.0
       runner.begin()
-      with self._input_errors(points):
+      with self._input_errors(points), distribute_lib.peer_failures(
+          strategy, self._model_dir):
         for metrics in evaluations:
           if steps is not None and num_steps >= steps:
             break

@@ -4,10 +4,14 @@
 
 CONFIG_JSON holds: tf_config (this worker's TF_CONFIG), model_dir, data
 (path of an .npy of points), initial (path of an .npy of initial centers),
-metric, mini_batch, batch_size, steps, save_checkpoints_steps, timeout
-(collective timeout, seconds),
-output (where to write the results as .npz), step_delay (seconds to sleep
-after each step, so that a test can kill a worker mid-run).
+metric, mini_batch, batch_size, steps, max_steps, save_checkpoints_steps,
+timeout (collective timeout, seconds, or null for none), output (where to
+write the results as .npz), step_delay (seconds to sleep after each step, so
+that a test can kill a worker mid-run).
+
+A `WorkerFailedError` is also written to OUTPUT.error.json (its class,
+lost_tasks and checkpoint) before it propagates, so that a test can check
+what the survivor of a lost worker reported.
 """
 
 import json
@@ -26,6 +30,7 @@ def main(config_path):
   from kmeans_estimator import RunConfig  # pylint: disable=g-import-not-at-top
   from kmeans_estimator import SessionRunArgs  # pylint: disable=g-import-not-at-top
   from kmeans_estimator import SessionRunHook  # pylint: disable=g-import-not-at-top
+  from kmeans_estimator import distribute  # pylint: disable=g-import-not-at-top
 
   strategy = tf.distribute.MultiWorkerMirroredStrategy(
       communication_options=tf.distribute.experimental.CommunicationOptions(
@@ -57,7 +62,15 @@ def main(config_path):
       config=RunConfig(
           train_distribute=strategy,
           save_checkpoints_steps=config['save_checkpoints_steps']))
-  kmeans.train(input_fn, steps=config['steps'], hooks=[Record()])
+  try:
+    kmeans.train(input_fn, steps=config['steps'],
+                 max_steps=config.get('max_steps'), hooks=[Record()])
+  except distribute.WorkerFailedError as error:
+    with open(config['output'] + '.error.json', 'w') as f:
+      json.dump({'type': type(error).__name__,
+                 'lost_tasks': list(error.lost_tasks),
+                 'checkpoint': error.checkpoint, 'message': str(error)}, f)
+    raise
   np.savez(config['output'], centers=np.array(Record.centers),
            losses=np.array(Record.losses))
 
