@@ -15,6 +15,14 @@ Each sets TF_CONFIG = {"cluster": {"worker": [workers]}, "task": {"type":
 worker can read (a shared filesystem or a bucket), so that a restart resumes
 on all of them.
 
+If a worker dies: the others raise `kmeans_estimator.distribute.
+WorkerFailedError` within a bounded time (TensorFlow's heartbeats; --timeout
+also bounds each collective), naming the lost worker and the chief's last
+checkpoint. Restart every worker with the same command, the survivors too:
+they resume from that checkpoint, and since --steps is a max_steps, the
+restarted run ends where an uninterrupted one would. See "When a worker
+dies" in the README.
+
 On one machine, --local starts both workers as processes on 127.0.0.1 (on
 free ports), waits for them, then trains the same model in this process and
 prints both results side by side: this is how the distributed run is
@@ -39,9 +47,12 @@ _MODEL_DIR = flags.DEFINE_string('model_dir', None, 'Shared model directory.')
 _LOCAL = flags.DEFINE_boolean(
     'local', False, 'Run two workers on this machine and compare them with '
     'one process.')
-_STEPS = flags.DEFINE_integer('steps', 5, 'Lloyd steps.')
+_STEPS = flags.DEFINE_integer(
+    'steps', 5, 'Train until this many Lloyd steps are done (max_steps, so '
+    'that a restarted run finishes the same run).')
 _TIMEOUT = flags.DEFINE_integer(
-    'timeout', 60, 'Seconds a collective waits for a peer before failing.')
+    'timeout', 60, 'Seconds a collective waits for a peer before failing; '
+    'longer than the longest pause between two steps on any worker.')
 
 _K = 5
 
@@ -72,7 +83,7 @@ def train(model_dir, strategy=None):
       num_clusters=_K, model_dir=model_dir, use_mini_batch=False, seed=1,
       initial_clusters=KMeansClustering.KMEANS_PLUS_PLUS_INIT,
       config=RunConfig(train_distribute=strategy))
-  kmeans.train(input_fn, steps=_STEPS.value)
+  kmeans.train(input_fn, max_steps=_STEPS.value)
   return kmeans
 
 
@@ -84,7 +95,13 @@ def run_worker():
   strategy = tf.distribute.MultiWorkerMirroredStrategy(
       communication_options=tf.distribute.experimental.CommunicationOptions(
           timeout_seconds=_TIMEOUT.value))
-  train(_MODEL_DIR.value, strategy)
+  from kmeans_estimator import distribute  # pylint: disable=g-import-not-at-top
+  try:
+    train(_MODEL_DIR.value, strategy)
+  except distribute.WorkerFailedError as error:
+    # Another worker is gone: this one cannot go on either. The message says
+    # which, and where the restart resumes.
+    raise SystemExit(f'worker {_TASK_INDEX.value}: {error}') from error
   print(f'worker {_TASK_INDEX.value} done')
 
 
