@@ -42,6 +42,8 @@ _PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
 # A task as TensorFlow names it in its messages: '/job:worker/task:1' or
 # '/job:worker/replica:0/task:1'.
 _TASK_RE = re.compile(r'/job:([\w-]+)/(?:replica:\d+/)?task:(\d+)')
+# The most of TensorFlow's message quoted in a `WorkerFailedError`.
+_MAX_QUOTED_CHARS = 300
 
 
 class WorkerFailedError(RuntimeError):
@@ -99,7 +101,8 @@ def _lost_tasks(message, addresses, me):
   named = {f'/job:{job}/task:{index}'
            for job, index in _TASK_RE.findall(message)}
   named.update(task for task, address in addresses.items()
-               if address in message)
+               if re.search(r'(?<![\w.])' + re.escape(address) + r'(?!\d)',
+                            message))
   named.discard(me)
   order = list(addresses)
   return sorted(named, key=lambda t: (order.index(t) if t in order else
@@ -137,13 +140,18 @@ def worker_failed_error(error, strategy, model_dir):
   else:
     resume = (f'this worker sees no checkpoint in model_dir={model_dir!r}, '
               'so unless the chief saved one there they start over')
-  first_line = error.message.strip().splitlines()[0] if (
-      error.message.strip()) else ''
+  # TensorFlow's first lines, without the '{{function_node ...}}' prefix;
+  # the whole error is the cause.
+  lines = [line.strip() for line in re.sub(
+      r'\{\{[^}]*\}\}', '', error.message).splitlines() if line.strip()]
+  said = ' '.join(lines[:2])
+  if len(said) > _MAX_QUOTED_CHARS:
+    said = said[:_MAX_QUOTED_CHARS - 3] + '...'
   message = (
       f'{who} failed or stopped responding ({type(error).__name__}), so '
       f'this worker{this} stops too: a synchronous run needs every worker. '
       'Restart all worker processes, this one included, with the same '
-      f'TF_CONFIG and command: {resume}. TensorFlow said: {first_line}')
+      f'TF_CONFIG and command: {resume}. TensorFlow said: {said}')
   return WorkerFailedError(message, lost_tasks=lost, model_dir=model_dir,
                            checkpoint=checkpoint)
 

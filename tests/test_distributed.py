@@ -301,6 +301,22 @@ def test_a_lost_peer_is_a_worker_failed_error_naming_it(
           f"checkpoint, '{model_dir / 'model.ckpt-2'}'.") in str(error)
 
 
+def test_a_lost_peer_is_found_by_its_whole_address(tmp_path):
+  resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+      tf.train.ClusterSpec({'worker': ['127.0.0.1:5000', '127.0.0.1:50001']}),
+      task_type='worker', task_id=0)
+  strategy = types.SimpleNamespace(cluster_resolver=resolver)
+  with pytest.raises(distribute.WorkerFailedError) as raised:
+    with distribute.peer_failures(strategy, str(tmp_path)):
+      raise tf.errors.UnavailableError(
+          None, None, 'failed to connect to all addresses; last error: '
+          'UNKNOWN: ipv4:127.0.0.1:50001: Connection refused')
+  assert raised.value.lost_tasks == ('/job:worker/task:1',)
+  assert str(raised.value).endswith(
+      'TensorFlow said: failed to connect to all addresses; last error: '
+      'UNKNOWN: ipv4:127.0.0.1:50001: Connection refused')
+
+
 def test_a_lost_peer_before_any_checkpoint_says_the_restart_starts_over(
     tmp_path):
   with pytest.raises(distribute.WorkerFailedError,
