@@ -3,8 +3,9 @@
 Evidence: MirroredStrategy over two logical CPU devices against the same
 estimator without a strategy (and numpy Lloyd), for both metrics and both
 modes; two real worker processes under MultiWorkerMirroredStrategy against
-one process; a killed worker fails the run within a bounded time and leaves
-the checkpoint intact, and restarting resumes from it.
+one process; a killed worker fails the survivor within a bounded time with a
+WorkerFailedError naming it, leaves the chief's checkpoint intact, and
+restarting both workers resumes from it and ends as an uninterrupted run.
 """
 
 import json
