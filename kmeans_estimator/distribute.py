@@ -59,7 +59,8 @@ class WorkerFailedError(RuntimeError):
   collectives cannot be used again in a process where they were aborted),
   with the same `TF_CONFIG` and the same command. They resume from the
   chief's last checkpoint in `model_dir`; the steps since it are done again,
-  and a run with `steps`/`max_steps` ends where an uninterrupted one would.
+  and a run with `max_steps` ends where an uninterrupted one would (`steps`
+  counts from the checkpoint, so it would train the lost steps on top).
 
   Attributes:
     lost_tasks: the tasks TensorFlow named as failed, e.g.
@@ -82,9 +83,11 @@ def _cluster(strategy):
   resolver = getattr(strategy, 'cluster_resolver', None)
   try:
     spec = resolver.cluster_spec().as_dict()
-    me = f'/job:{resolver.task_type}/task:{resolver.task_id}'
+    task_type, task_id = resolver.task_type, resolver.task_id
   except (AttributeError, TypeError, ValueError):
     return {}, None
+  me = (f'/job:{task_type}/task:{task_id}'
+        if task_type is not None and task_id is not None else None)
   addresses = {}
   for job, tasks in spec.items():
     if isinstance(tasks, dict):
