@@ -190,7 +190,11 @@ class KMeansClustering:
       else a random one (logged).
     use_mini_batch: mini-batch (True, the legacy default) or full-batch Lloyd.
     mini_batch_steps_per_iteration: refresh the assignment centers every this
-      many mini-batch steps (legacy two-copy scheme).
+      many mini-batch steps (legacy two-copy scheme). As in the legacy
+      estimator, a fresh model's per-cluster counts (n in the update
+      x <- x + (s - m x) / (n + m)) start at 1 when it is 1, at 0 when it is
+      larger (and return to 0 at each refresh); saved counts are restored
+      as saved.
     kmeans_plus_plus_num_retries: extra k-means++ candidates per center;
       negative means 2 + log(k).
     relative_tolerance: stop when the relative change in loss falls below it.

@@ -284,7 +284,8 @@ def test_mini_batch_update_rule_matches_numpy(tmp_path):
   kmeans = KMeansClustering(5, model_dir=str(tmp_path), use_mini_batch=True,
                             initial_clusters=start)
   kmeans.train(batched(points, 50))
-  centers, counts = start.copy(), np.zeros(5)
+  # Counts start at 1 (the legacy rule for one step per iteration).
+  centers, counts = start.copy(), np.ones(5)
   for i in range(0, 200, 50):
     batch = points[i:i + 50]
     index = sq_dist(batch, centers).argmin(axis=1)

@@ -143,7 +143,8 @@ def test_weighted_mini_batch_step_matches_numpy():
   weights = rng.uniform(0, 2, len(points))
   init = points[:_K]
   km = _core(init, use_mini_batch=True, weighted=True)
-  centers, seen = init.copy(), np.zeros(_K)
+  # Counts start at 1, as without weights (the legacy rule).
+  centers, seen = init.copy(), np.ones(_K)
   for batch in range(3):
     rows = slice(50 * batch, 50 * batch + 50)
     x, w = points[rows], weights[rows]
@@ -279,7 +280,8 @@ def test_estimator_weighted_mini_batch_checkpoint_counts(tmp_path):
                    use_mini_batch=True, weight_column='w')
   est.train({'x': points, 'w': weights}, steps=3, batch_size=50)
   counts = est.get_variable_value('Variable')
-  np.testing.assert_allclose(counts.sum(), weights.sum(), rtol=1e-12)
+  # The fresh counts (1 per cluster) plus the weight seen.
+  np.testing.assert_allclose(counts.sum(), _K + weights.sum(), rtol=1e-12)
 
 
 def test_weight_column_in_feature_columns_is_an_error():
