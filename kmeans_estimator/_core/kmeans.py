@@ -503,7 +503,9 @@ class KMeans(tf.Module):
     """
     points = self._prepare(points)
     if weights is not None:
-      if self.initial_clusters == constants.KMC2_INIT:
+      # A string test first: given centers are an array.
+      if (isinstance(self.initial_clusters, str) and
+          self.initial_clusters == constants.KMC2_INIT):
         raise ValueError(
             "initial_clusters='kmc2' does not support sample weights; use "
             "'kmeans_plus_plus', 'kmeans_parallel' or 'random' with "
