@@ -205,7 +205,9 @@ class KMeansClustering:
     kmeans_parallel_rounds: sampling rounds of 'kmeans_parallel'.
     kmeans_parallel_oversampling: candidates drawn per round of
       'kmeans_parallel', as a multiple of num_clusters.
-    dtype: float dtype of the computation (float32 unless asked otherwise).
+    dtype: tf.float32 (the default) or tf.float64, the dtype of the
+      centers and the computation; half precision (float16, bfloat16) is
+      refused with a TypeError, and data of any numeric dtype is cast to it.
     run_eagerly: run steps eagerly instead of as compiled `tf.function`s
       (for debugging).
     algorithm: 'lloyd' (every point against every center each step) or

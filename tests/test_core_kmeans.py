@@ -117,6 +117,11 @@ def make(k, init, metric=SQ, mode='full_batch', dtype=np.float32, **kwargs):
      '`kmeans_plus_plus_num_retries` must be an integer.'),
     (dict(num_clusters=2, dtype=tf.int32), TypeError,
      '`dtype` must be a floating point dtype'),
+    (dict(num_clusters=2, dtype=tf.float16), TypeError,
+     '`dtype` must be a floating point dtype of 32 or 64 bits: tf.float32 '
+     'or tf.float64. Half precision cannot hold the per-cluster sums'),
+    (dict(num_clusters=2, dtype=tf.bfloat16), TypeError,
+     'Received: dtype=tf.bfloat16'),
 ])
 def test_constructor_validation_errors(kwargs, error, message):
   with pytest.raises(error, match=re.escape(message)):

@@ -91,7 +91,9 @@ class KMeans(tf.Module):
     kmeans_parallel_oversampling: candidates drawn per round of
       'kmeans_parallel', as a multiple of num_clusters (Bahmani et al.'s
       l / k).
-    dtype: float dtype of the centers and the computation.
+    dtype: tf.float32 or tf.float64, the dtype of the centers and the
+      computation. Half precision is refused (see `options.check_dtype`);
+      points of any numeric dtype are cast to this one.
     chunk_elements: the most point-to-center distances held at once when only
       the nearest center is needed.
     empty_cluster: what a step does with a cluster that no point is nearest
@@ -179,10 +181,7 @@ class KMeans(tf.Module):
         'kmeans_parallel_rounds', kmeans_parallel_rounds)
     self.kmeans_parallel_oversampling = options.check_positive_number(
         'kmeans_parallel_oversampling', kmeans_parallel_oversampling)
-    self.dtype = tf.as_dtype(dtype)
-    if not self.dtype.is_floating:
-      raise TypeError('`dtype` must be a floating point dtype such as '
-                      f'tf.float32. Received: dtype={dtype!r}')
+    self.dtype = options.check_dtype(dtype)
     self.chunk_elements = options.check_positive_int('chunk_elements',
                                                      chunk_elements)
     self.empty_cluster = options.check_empty_cluster(
