@@ -190,7 +190,11 @@ class KMeansClustering:
       else a random one (logged).
     use_mini_batch: mini-batch (True, the legacy default) or full-batch Lloyd.
     mini_batch_steps_per_iteration: refresh the assignment centers every this
-      many mini-batch steps (legacy two-copy scheme).
+      many mini-batch steps (legacy two-copy scheme). As in the legacy
+      estimator, a fresh model's per-cluster counts (n in the update
+      x <- x + (s - m x) / (n + m)) start at 1 when it is 1, at 0 when it is
+      larger (and return to 0 at each refresh); saved counts are restored
+      as saved.
     kmeans_plus_plus_num_retries: extra k-means++ candidates per center;
       negative means 2 + log(k).
     relative_tolerance: stop when the relative change in loss falls below it.
@@ -201,7 +205,9 @@ class KMeansClustering:
     kmeans_parallel_rounds: sampling rounds of 'kmeans_parallel'.
     kmeans_parallel_oversampling: candidates drawn per round of
       'kmeans_parallel', as a multiple of num_clusters.
-    dtype: float dtype of the computation (float32 unless asked otherwise).
+    dtype: tf.float32 (the default) or tf.float64, the dtype of the
+      centers and the computation; half precision (float16, bfloat16) is
+      refused with a TypeError, and data of any numeric dtype is cast to it.
     run_eagerly: run steps eagerly instead of as compiled `tf.function`s
       (for debugging).
     algorithm: 'lloyd' (every point against every center each step) or

@@ -76,6 +76,28 @@ def test_tiny_and_huge_magnitudes_keep_float32_accuracy(scale):
   np.testing.assert_array_equal(counts.numpy(), want_counts)
 
 
+@pytest.mark.parametrize('dtype', [tf.float16, tf.bfloat16])
+@pytest.mark.parametrize('weighted', [False, True])
+def test_half_precision_points_give_their_exact_sums(dtype, weighted):
+  # Scaling by 2^s in half precision overflowed to inf (all-zero centers).
+  points, rng = _data(3, n=200)
+  points = tf.cast(points, dtype)
+  exact = tf.cast(points, tf.float64).numpy()
+  weights = None
+  if weighted:
+    weights = tf.cast(rng.uniform(0.0, 3.0, len(exact)), dtype)
+  index = rng.integers(0, _K, len(exact)).astype(np.int32)
+  state = carried.start(points, _K, weights)
+  sums, counts = carried.as_wide(carried.recount(state, points, index,
+                                                 weights))
+  want_sums, want_counts = _numpy_sums(
+      exact, index, None if weights is None else
+      tf.cast(weights, tf.float64).numpy())
+  np.testing.assert_allclose(sums.numpy(), want_sums, rtol=1e-12,
+                             atol=1e-12)
+  np.testing.assert_allclose(counts.numpy(), want_counts, rtol=1e-12)
+
+
 def test_a_cluster_that_loses_every_point_has_zero_count_and_sums():
   points, rng = _data(2)
   weights = rng.uniform(0.1, 3.0, len(points)).astype(np.float32)

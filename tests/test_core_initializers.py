@@ -308,3 +308,50 @@ def test_duplicate_points_fewer_distinct_points_than_k_init(method):
   if method == 'kmeans_plus_plus':
     # Both distinct points are chosen before any duplicate.
     assert len({tuple(c) for c in centers}) == 2
+
+
+# ----------------------------------------------- the dtype changes no draw
+def small_integers(seed, n=60, d=2):
+  """Points exactly representable in float16 whose squared distances are
+  exact in float16 too (integers below 2048)."""
+  return np.random.default_rng(seed).integers(-8, 9, size=(n, d)).astype(
+      np.float64)
+
+
+def draw(method, points, seed):
+  k = 5
+  if method == 'random':
+    return initializers.random_points(points, k, seed)
+  if method == 'kmeans_plus_plus':
+    return initializers.kmeans_plus_plus(points, k, seed, 2, SQ)
+  if method == 'kmc2':
+    return initializers.kmc2(points, k, seed, 20, SQ)
+  candidates, weights = initializers.kmeans_parallel_candidates(
+      points, seed, 3, 3, SQ, 1000)
+  return initializers.reduce_candidates(candidates, weights, k, seed, SQ)
+
+
+@pytest.mark.parametrize('method', METHODS + ('kmeans_parallel',))
+@pytest.mark.parametrize('seed', range(5))
+def test_float16_32_64_copies_of_the_same_data_draw_the_same_centers(
+    method, seed):
+  points = small_integers(seed)
+  wide = draw(method, tf.constant(points), seed_of(seed)).numpy()
+  for dtype in (np.float16, np.float32):
+    got = draw(method, tf.constant(points.astype(dtype)), seed_of(seed))
+    assert got.dtype == dtype
+    # Rows of the data are the same rows; k-means||'s Lloyd means, computed
+    # in float64 for every dtype, are rounded to the dtype once at the end.
+    np.testing.assert_array_equal(got.numpy(), wide.astype(dtype))
+  if method != 'kmeans_parallel':
+    row_indices(wide, points)
+
+
+@pytest.mark.parametrize('method', METHODS + ('kmeans_parallel',))
+def test_kmeans_initialize_draws_the_same_centers_in_float32_and_float64(
+    method):
+  points = small_integers(7, n=80)
+  got = {dtype: init(method, points, 5, seed=3, dtype=dtype)
+         for dtype in (tf.float32, tf.float64)}
+  np.testing.assert_array_equal(got[tf.float32],
+                                got[tf.float64].astype(np.float32))

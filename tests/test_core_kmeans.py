@@ -117,6 +117,11 @@ def make(k, init, metric=SQ, mode='full_batch', dtype=np.float32, **kwargs):
      '`kmeans_plus_plus_num_retries` must be an integer.'),
     (dict(num_clusters=2, dtype=tf.int32), TypeError,
      '`dtype` must be a floating point dtype'),
+    (dict(num_clusters=2, dtype=tf.float16), TypeError,
+     '`dtype` must be a floating point dtype of 32 or 64 bits: tf.float32 '
+     'or tf.float64. Half precision cannot hold the per-cluster sums'),
+    (dict(num_clusters=2, dtype=tf.bfloat16), TypeError,
+     'Received: dtype=tf.bfloat16'),
 ])
 def test_constructor_validation_errors(kwargs, error, message):
   with pytest.raises(error, match=re.escape(message)):
@@ -161,22 +166,27 @@ def test_full_batch_four_points_on_a_line_hand_checked():
 
 
 def test_mini_batch_hand_checked():
-  # x <- x + (s - m x) / (n + m), n the count before the batch.
-  km = KMeans(3, initial_clusters=[[2., 2.], [10., 10.], [7., -7.]],
+  # x <- x + (s - m x) / (n + m), n the count before the batch; a fresh
+  # model's counts start at 1 with one step per iteration (the legacy rule).
+  km = KMeans(3, initial_clusters=[[2., 2.], [10., 10.], [8., -8.]],
               use_mini_batch=True)
-  # n = 0 for cluster 0: it becomes the mean (2, 1) of its two points.
+  np.testing.assert_array_equal(km.cluster_counts.numpy(), [1, 1, 1])
+  # n = 1, m = 2 for cluster 0: (2, 2) + ((4, 2) - 2 (2, 2)) / 3 = (2, 4/3).
   stats = km.train_step(np.array([[1., 1.], [3., 1.]]))
   assert stats['loss'].numpy() == 2. + 2.  # |(1, 1) - (2, 2)|^2 + |(3, 1) - (2, 2)|^2
   assert stats['empty_clusters'].numpy() == 2
-  np.testing.assert_array_equal(km.clusters.numpy(),
-                                [[2., 1.], [10., 10.], [7., -7.]])
-  np.testing.assert_array_equal(km.cluster_counts.numpy(), [2, 0, 0])
-  # n = 2, m = 1: (2, 1) + ((5, 1) - (2, 1)) / 3 = (3, 1); cluster 1 (n = 0)
-  # becomes (12, 8); cluster 2 (m = 0) stays.
-  km.train_step(np.array([[5., 1.], [12., 8.]]))
-  np.testing.assert_array_equal(km.clusters.numpy(),
-                                [[3., 1.], [12., 8.], [7., -7.]])
-  np.testing.assert_array_equal(km.cluster_counts.numpy(), [3, 1, 0])
+  np.testing.assert_allclose(km.clusters.numpy(),
+                             [[2., 4. / 3.], [10., 10.], [8., -8.]],
+                             rtol=1e-7)
+  np.testing.assert_array_equal(km.cluster_counts.numpy(), [3, 1, 1])
+  # n = 3, m = 1: (2, 4/3) + ((6, 4/3) - (2, 4/3)) / 4 = (3, 4/3); cluster 1
+  # (n = 1, m = 1) moves half way to (12, 8): (11, 9); cluster 2 (m = 0)
+  # stays.
+  km.train_step(np.array([[6., 4. / 3.], [12., 8.]]))
+  np.testing.assert_allclose(km.clusters.numpy(),
+                             [[3., 4. / 3.], [11., 9.], [8., -8.]],
+                             rtol=1e-7)
+  np.testing.assert_array_equal(km.cluster_counts.numpy(), [4, 2, 1])
 
 
 def test_integer_points_are_cast_to_dtype():
@@ -198,7 +208,8 @@ def test_steps_match_numpy_oracle(dtype, metric, mode):
   km = make(5, init, metric, mode, dtype)
   want = np_normalize(init) if metric == COS else init
   np.testing.assert_allclose(km.clusters.numpy(), want, **tol(dtype))
-  counts = np.zeros(5, np.int64)
+  # The legacy start of the mini-batch counts (one step per iteration).
+  counts = np.ones(5, np.int64)
   rng = np.random.default_rng(1)
   for _ in range(4):
     batch = points if mode == 'full_batch' else points[
@@ -348,6 +359,74 @@ def test_full_batch_step_over_dataset_under_tf_function():
                                rtol=1e-5)
     np.testing.assert_allclose(batched.clusters.numpy(),
                                whole.clusters.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def legacy_mini_batch(init, batches, steps_per_iteration):
+  """The legacy estimator's mini-batch training in numpy (TF 1.x
+  clustering_ops: `_create_variables`, `_mini_batch_sync_updates_op`,
+  `_mini_batch_training_op`); returns (clusters, counts) after each batch.
+
+  Counts start at 1 with one step per iteration, at 0 otherwise; with N > 1
+  the assignments use `clusters`, the updates go to `clusters_updated`, and
+  every N steps the copy is synced and the counts reset to 0.
+  """
+  n_steps = steps_per_iteration
+  clusters = np.asarray(init, np.float64).copy()
+  updated = clusters.copy()
+  counts = np.full(len(clusters), 1 if n_steps == 1 else 0, np.int64)
+  update_in_steps = n_steps
+  history = []
+  for batch in batches:
+    if n_steps > 1:
+      if update_in_steps <= 0:
+        clusters, counts = updated.copy(), np.zeros_like(counts)
+        update_in_steps = n_steps - 1
+      else:
+        update_in_steps -= 1
+    target = updated if n_steps > 1 else clusters
+    labels = np_distances(batch, clusters).argmin(1)
+    for j in np.unique(labels):
+      mine = batch[labels == j]
+      m = len(mine)
+      target[j] += (mine.sum(0) - m * target[j]) / (counts[j] + m)
+      counts[j] += m
+    history.append((clusters.copy(), counts.copy()))
+  return history
+
+
+@pytest.mark.parametrize('steps_per_iteration', [1, 3])
+def test_mini_batch_counts_start_as_the_legacy_estimator_did(
+    steps_per_iteration):
+  rng = np.random.default_rng(3)
+  points = rng.normal(size=(90, 2)) * 3.
+  init = points[:4].copy()
+  batches = [points[10 * i:10 * (i + 1)] for i in range(9)]
+  km = KMeans(4, initial_clusters=init, use_mini_batch=True,
+              mini_batch_steps_per_iteration=steps_per_iteration,
+              dtype=tf.float64)
+  fresh = 1 if steps_per_iteration == 1 else 0
+  np.testing.assert_array_equal(km.cluster_counts.numpy(), [fresh] * 4)
+  step = tf.function(km.train_step)
+  for batch, (clusters, counts) in zip(
+      batches, legacy_mini_batch(init, batches, steps_per_iteration)):
+    step(batch)
+    np.testing.assert_allclose(km.clusters.numpy(), clusters, rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_array_equal(km.cluster_counts.numpy(), counts)
+  # reset() and a checkpoint without counts start them fresh again.
+  km.reset()
+  np.testing.assert_array_equal(km.cluster_counts.numpy(), [fresh] * 4)
+  other = KMeans(4, num_features=2, use_mini_batch=True,
+                 mini_batch_steps_per_iteration=steps_per_iteration)
+  other.restore({'clusters': init, 'initialized': True})
+  np.testing.assert_array_equal(other.cluster_counts.numpy(), [fresh] * 4)
+
+
+def test_saved_mini_batch_counts_are_restored_as_saved():
+  km = KMeans(2, num_features=2, use_mini_batch=True)
+  km.restore({'clusters': np.zeros((2, 2)), 'initialized': True,
+              'Variable': np.array([0, 7], np.int64)})
+  np.testing.assert_array_equal(km.cluster_counts.numpy(), [0, 7])
 
 
 def test_mini_batch_steps_per_iteration_3_updates_clusters_every_3_steps():

@@ -213,9 +213,14 @@ def test_fewer_points_than_slots_pad_with_minus_infinity():
 
 
 def _mini_batch_oracle(batches, init):
-  """Mini-batch steps relocating only never-used clusters (numpy)."""
+  """Mini-batch steps relocating only never-used clusters (numpy).
+
+  The counts start at 1 (the legacy rule for one step per iteration); a
+  cluster never used has count 1 still, and a relocated center lands on
+  its point (its update takes n = 0).
+  """
   centers = np.asarray(init, np.float64).copy()
-  totals = np.zeros(len(init))
+  totals = np.ones(len(init))
   relocated = []
   for batch in batches:
     d = oracles.distances(batch, centers)
@@ -224,18 +229,20 @@ def _mini_batch_oracle(batches, init):
     sums = np.zeros_like(centers)
     np.add.at(sums, labels, batch)
     counts = np.bincount(labels, minlength=len(centers)).astype(float)
-    dead = np.flatnonzero((counts == 0) & (totals == 0))
+    dead = np.flatnonzero((counts == 0) & (totals <= 1))
+    rate = totals.copy()
     moved = 0
     if len(dead) and far.max() > 0:
       for e, i in zip(dead, np.argsort(-far, kind='stable')):
         sums[labels[i]] -= batch[i]
         counts[labels[i]] -= 1
         sums[e], counts[e] = batch[i], 1
+        rate[e] = 0
         moved += 1
     relocated.append(moved)
-    step = np.where((totals + counts)[:, None] > 0,
+    step = np.where((rate + counts)[:, None] > 0,
                     (sums - counts[:, None] * centers) /
-                    np.maximum(totals + counts, 1)[:, None], 0)
+                    np.maximum(rate + counts, 1)[:, None], 0)
     centers = centers + step
     totals += counts
   return centers, totals, relocated

@@ -284,7 +284,8 @@ def test_mini_batch_update_rule_matches_numpy(tmp_path):
   kmeans = KMeansClustering(5, model_dir=str(tmp_path), use_mini_batch=True,
                             initial_clusters=start)
   kmeans.train(batched(points, 50))
-  centers, counts = start.copy(), np.zeros(5)
+  # Counts start at 1 (the legacy rule for one step per iteration).
+  centers, counts = start.copy(), np.ones(5)
   for i in range(0, 200, 50):
     batch = points[i:i + 50]
     index = sq_dist(batch, centers).argmin(axis=1)
@@ -615,3 +616,64 @@ def test_a_failed_first_train_does_not_fix_the_data_width(tmp_path):
   # Nothing was trained, so 2-D data is as welcome as 3-D was.
   kmeans.train(lambda: points, steps=2)
   assert kmeans.cluster_centers().shape == (3, 2)
+
+
+# ------------------------------------------------------- dtype x mode x input
+def _oracle_step(points, centers, counts=None):
+  """One Lloyd step (counts None) or one mini-batch step from `counts`, in
+  float64 numpy; an empty cluster keeps its center."""
+  x, c = points.astype(np.float64), centers.astype(np.float64)
+  labels = sq_dist(x, c).argmin(1)
+  m = np.bincount(labels, minlength=len(c)).astype(np.float64)
+  s = np.zeros_like(c)
+  np.add.at(s, labels, x)
+  if counts is None:
+    return np.where(m[:, None] > 0, s / np.maximum(m, 1)[:, None], c)
+  return c + (s - m[:, None] * c) / (counts + m)[:, None]
+
+
+@pytest.mark.parametrize('dtype, input_kind', [
+    (tf.float32, 'array'), (tf.float32, 'tensor'), (tf.float32, 'dataset'),
+    (tf.float32, 'float16_array'), (tf.float64, 'array'),
+    (tf.float64, 'dataset')])
+@pytest.mark.parametrize('mode', ['lloyd', 'hamerly', 'mini_batch'])
+def test_one_step_matches_the_float64_oracle_for_every_dtype_mode_and_input(
+    tmp_path, dtype, mode, input_kind):
+  # Magnitudes of 100s: the carried fixed-point sums of the in-memory Lloyd
+  # path scale them by a large power of two.
+  points, _ = blobs(seed=21, n=120)
+  init = points[:4].copy()
+  if input_kind == 'float16_array':
+    points = points.astype(np.float16)
+  data = {'array': points, 'float16_array': points,
+          'tensor': tf.constant(points),
+          'dataset': tf.data.Dataset.from_tensor_slices(points).batch(50)}[
+              input_kind]
+  mini_batch = mode == 'mini_batch'
+  kmeans = KMeansClustering(4, model_dir=str(tmp_path), initial_clusters=init,
+                            use_mini_batch=mini_batch, dtype=dtype,
+                            algorithm='hamerly' if mode == 'hamerly' else
+                            'lloyd')
+  kmeans.train(data, steps=1)
+  # The model's dtype rounds the points once (float16 points are exact in
+  # both); one mini-batch step over a dataset takes its first batch.
+  x = points.astype(dtype.as_numpy_dtype).astype(np.float64)
+  if mini_batch:
+    batch = x[:50] if input_kind == 'dataset' else x
+    want = _oracle_step(batch, init, counts=np.ones(4))
+  else:
+    want = _oracle_step(x, init)
+  got = kmeans.cluster_centers()
+  assert got.dtype == dtype.as_numpy_dtype
+  rtol = 1e-6 if dtype == tf.float32 else 1e-12
+  np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 100)
+
+
+@pytest.mark.parametrize('dtype', [tf.float16, tf.bfloat16, 'float16'])
+def test_half_precision_dtype_is_refused_before_anything_is_written(
+    tmp_path, dtype):
+  with pytest.raises(TypeError, match=(
+      r'`dtype` must be a floating point dtype of 32 or 64 bits: '
+      r'tf.float32 or tf.float64. Half precision cannot hold')):
+    KMeansClustering(3, model_dir=str(tmp_path / 'm'), dtype=dtype)
+  assert not (tmp_path / 'm').exists()

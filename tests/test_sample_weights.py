@@ -74,6 +74,79 @@ def test_weights_of_one_equal_no_weights(use_mini_batch, metric):
       weighted.loss(points, np.ones(len(points))))
 
 
+def _callable_init(points, k):
+  return points[-k:]
+
+
+@pytest.mark.parametrize('mode', ['full_batch', 'hamerly', 'mini_batch'])
+@pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus',
+                                  'kmeans_parallel', 'streamed_parallel',
+                                  'array', 'callable'])
+def test_weights_of_one_equal_no_weights_from_initialisation_on(init, mode):
+  # float32, where any difference in the draws or sums would show.
+  points = _data(11, n=90)[0].astype(np.float32)
+  ones = np.ones(len(points), np.float32)
+  initial = {'array': points[:_K], 'callable': _callable_init,
+             'streamed_parallel': 'kmeans_parallel'}.get(init, init)
+  models = [KMeans(_K, initial_clusters=initial, random_seed=5,
+                   use_mini_batch=(mode == 'mini_batch'), weighted=weighted,
+                   num_features=3)
+            for weighted in (False, True)]
+  plain, weighted = models
+  if init == 'streamed_parallel':
+    plain.initialize_from_dataset(
+        tf.data.Dataset.from_tensor_slices(points).batch(25))
+    weighted.initialize_from_dataset(
+        tf.data.Dataset.from_tensor_slices((points, ones)).batch(25))
+  else:
+    plain.initialize(points)
+    weighted.initialize(points, ones)
+  np.testing.assert_array_equal(plain.clusters.numpy(),
+                                weighted.clusters.numpy())
+  if mode == 'hamerly':
+    states = [plain.hamerly_state(points), weighted.hamerly_state(points, ones)]
+  for _ in range(3):
+    if mode == 'hamerly':
+      states[0] = plain.hamerly_step(points, states[0])[1]
+      states[1] = weighted.hamerly_step(points, states[1], ones)[1]
+    else:
+      plain.step(points)
+      weighted.step(points, ones)
+  np.testing.assert_array_equal(plain.clusters.numpy(),
+                                weighted.clusters.numpy())
+
+
+@pytest.mark.parametrize('seed', range(10))
+def test_integer_weights_draw_what_repeated_rows_draw_kmeans_plus_plus(seed):
+  # Small integer data: every sum of distances is exact, so the weighted
+  # draw and the draw among the repeated rows invert the same cumulative
+  # sums (the policy in `initializers.kmeans_plus_plus`).
+  rng = np.random.default_rng(seed)
+  points = rng.integers(-8, 9, size=(50, 2)).astype(np.float32)
+  weights = rng.integers(0, 4, len(points)).astype(np.float32)
+  weighted = KMeans(_K, initial_clusters='kmeans_plus_plus', random_seed=seed)
+  repeated = KMeans(_K, initial_clusters='kmeans_plus_plus', random_seed=seed)
+  weighted.initialize(points, weights)
+  repeated.initialize(np.repeat(points, weights.astype(int), axis=0))
+  np.testing.assert_array_equal(weighted.clusters.numpy(),
+                                repeated.clusters.numpy())
+
+
+@pytest.mark.parametrize('use_mini_batch', [False, True])
+@pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus'])
+def test_estimator_weight_column_of_ones_equals_no_weights(
+    tmp_path, init, use_mini_batch):
+  points = _data(12, n=80)[0].astype(np.float32)
+  kwargs = dict(initial_clusters=init, use_mini_batch=use_mini_batch,
+                dtype=tf.float32)
+  weighted = _estimator(tmp_path / 'w', weight_column='w', **kwargs)
+  weighted.train({'x': points, 'w': np.ones(len(points))}, steps=2)
+  plain = _estimator(tmp_path / 'p', **kwargs)
+  plain.train({'x': points}, steps=2)
+  np.testing.assert_array_equal(weighted.cluster_centers(),
+                                plain.cluster_centers())
+
+
 @pytest.mark.parametrize('seed', range(5))
 def test_integer_weights_equal_repeated_rows_lloyd(seed):
   points, rng = _data(seed)
@@ -143,7 +216,8 @@ def test_weighted_mini_batch_step_matches_numpy():
   weights = rng.uniform(0, 2, len(points))
   init = points[:_K]
   km = _core(init, use_mini_batch=True, weighted=True)
-  centers, seen = init.copy(), np.zeros(_K)
+  # Counts start at 1, as without weights (the legacy rule).
+  centers, seen = init.copy(), np.ones(_K)
   for batch in range(3):
     rows = slice(50 * batch, 50 * batch + 50)
     x, w = points[rows], weights[rows]
@@ -279,7 +353,8 @@ def test_estimator_weighted_mini_batch_checkpoint_counts(tmp_path):
                    use_mini_batch=True, weight_column='w')
   est.train({'x': points, 'w': weights}, steps=3, batch_size=50)
   counts = est.get_variable_value('Variable')
-  np.testing.assert_allclose(counts.sum(), weights.sum(), rtol=1e-12)
+  # The fresh counts (1 per cluster) plus the weight seen.
+  np.testing.assert_allclose(counts.sum(), _K + weights.sum(), rtol=1e-12)
 
 
 def test_weight_column_in_feature_columns_is_an_error():

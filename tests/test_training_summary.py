@@ -125,7 +125,8 @@ def test_mini_batch_sizes_are_the_last_batch_counts(tmp_path):
                             use_mini_batch=True)
   kmeans.train(lambda: tf.data.Dataset.from_tensor_slices(points).batch(40))
   # Mini-batch steps in numpy: x <- x + (s - m x) / (n + m).
-  centers, totals = INIT.astype(np.float64), np.zeros(4)
+  # Counts start at 1 (the legacy rule for one step per iteration).
+  centers, totals = INIT.astype(np.float64), np.ones(4)
   for batch in batches:
     d = oracles.distances(batch, centers)
     labels = d.argmin(1)

@@ -71,7 +71,8 @@ def _exponent(largest, num_points):
 
 
 def _scaled(values, exponent):
-  """values * 2^exponent, exact, in the values' dtype.
+  """values * 2^exponent, exact, in the values' dtype (float32 or float64:
+  2^exponent overflows half precision).
 
   Two factors of 2^(s/2), so that neither overflows float32 where 2^s
   alone would (tiny data have large s); the scaled values themselves are
@@ -127,8 +128,13 @@ def _fixed_point(points, weights, scales):
 
   Each point gives the same integers whenever it is converted (the
   product w x rounds the same way each time, and scaling by a power of
-  two is exact), which is all that exact sums need.
+  two is exact), which is all that exact sums need. Half-precision values
+  are scaled in float32: 2^s overflows float16 (largest 65504), while
+  their products are exact in float32.
   """
+  if points.dtype.size < 4:
+    points = tf.cast(points, tf.float32)
+    weights = None if weights is None else tf.cast(weights, tf.float32)
   if weights is None:
     counts = tf.ones_like(points[:, 0], tf.int64)
   else:

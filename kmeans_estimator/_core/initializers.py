@@ -5,6 +5,20 @@ the same centers, eagerly or inside `tf.function`. Seeds are stateless
 `int32` Tensors of shape (2,). Points must be prepared for the metric
 (normalised under cosine). Every loop here is over centers, never over points:
 each iteration is matrix work on the whole batch.
+
+Two policies hold for every initialiser here:
+
+* The dtype of the points changes no draw. The random numbers are drawn in
+  float64 whatever the points' dtype, and the sums they are compared with
+  (cumulative distances, sampling keys, totals of candidates) are float64
+  too; the points' dtype enters only through the distances themselves, so
+  float16, float32 and float64 copies of the same exactly representable
+  data draw the same points.
+* No weights are weights of 1. Without weights each function runs its
+  weighted form with weights of 1 (the same random numbers, the same
+  arithmetic), so weights of 1 give the unweighted centers bit for bit.
+  Whether integer weights also give the draws of repeated rows is said in
+  each function's docstring.
 """
 
 import math
@@ -28,9 +42,36 @@ def fold_seed(seed, *path):
   return seed
 
 
+# The dtype of every random number and of the sums compared with them.
+_DRAW = tf.float64
+
+
 def _uniform_index(n, seed, shape=()):
   return tf.random.stateless_uniform(shape, seed, minval=0, maxval=n,
                                      dtype=tf.int32)
+
+
+def _draw_weights(n, weights):
+  """float64 (n,): `weights`, or ones without them."""
+  if weights is None:
+    return tf.ones([n], _DRAW)
+  return tf.cast(weights, _DRAW)
+
+
+def _inverse_cdf(masses, uniform):
+  """Rows drawn in proportion to `masses` (float64 (n,), non-negative) by the
+  float64 `uniform` numbers in [0, 1): row i where cumsum(masses)[i - 1] <=
+  u * total < cumsum(masses)[i]. A row of mass 0 is never drawn, unless
+  every mass is 0 (the last row then comes back; the callers avoid that).
+
+  With integer masses this is the draw of floor(u * total) among the rows
+  repeated mass times each, in place: so integer weights draw what repeated
+  rows draw.
+  """
+  cumulative = tf.cumsum(masses)
+  return tf.minimum(
+      tf.searchsorted(cumulative, uniform * cumulative[-1], side='right'),
+      tf.shape(masses)[0] - 1)
 
 
 def random_points(points, num, seed, weights=None):
@@ -42,6 +83,10 @@ def random_points(points, num, seed, weights=None):
   With `weights`, rows are drawn without replacement in proportion to their
   weight (Efraimidis-Spirakis keys, see `sample_keys`); rows of weight 0 are
   never drawn, so at most the number of rows of positive weight come back.
+  Without weights the keys are those of weights of 1, so weights of 1 draw
+  the same rows bit for bit. Integer weights follow the distribution of
+  repeated rows but not their draws: a row is drawn at most once here,
+  while its copies could each be drawn.
 
   Args:
     points: float Tensor of shape (n, d).
@@ -54,14 +99,11 @@ def random_points(points, num, seed, weights=None):
     (min(num, rows of positive weight), d).
   """
   n = tf.shape(points)[0]
-  if weights is not None:
-    keys = sample_keys(weights, None, seed)
-    available = tf.reduce_sum(tf.cast(weights > 0, tf.int32))
-    _, order = tf.math.top_k(
-        keys, k=tf.minimum(tf.cast(num, tf.int32), available))
-    return tf.gather(points, order)
-  keys = tf.random.stateless_uniform([n], seed)
-  _, order = tf.math.top_k(keys, k=tf.minimum(tf.cast(num, tf.int32), n))
+  keys = sample_keys(_draw_weights(n, weights), None, seed)
+  available = n if weights is None else tf.reduce_sum(
+      tf.cast(weights > 0, tf.int32))
+  _, order = tf.math.top_k(
+      keys, k=tf.minimum(tf.cast(num, tf.int32), available))
   return tf.gather(points, order)
 
 
@@ -76,10 +118,11 @@ def num_kmeans_plus_plus_candidates(num_clusters, num_retries):
 
 
 def _pick(candidate_distances, min_distance, weights):
-  """The candidate that lowers the total distance most, and the new minima."""
+  """The candidate that lowers the weighted total distance most (float64
+  sums; ties go to the first candidate), and the new float64 minima."""
+  candidate_distances = tf.cast(candidate_distances, _DRAW)
   lowered = tf.minimum(min_distance[:, tf.newaxis], candidate_distances)
-  if weights is not None:
-    lowered *= weights[:, tf.newaxis]
+  lowered *= weights[:, tf.newaxis]
   best = tf.argmin(tf.reduce_sum(lowered, axis=0), output_type=tf.int32)
   return best, tf.minimum(min_distance, candidate_distances[:, best])
 
@@ -94,14 +137,10 @@ def _best_candidate_cosine(products, min_distance, weights):
   return _pick(tf.maximum(1.0 - products, 0.0), min_distance, weights)
 
 
-def _first_index(n, seed, weights, dtype):
-  """A uniform random row, or one drawn in proportion to `weights`."""
-  if weights is None:
-    return _uniform_index(n, seed)
-  cumulative = tf.cumsum(weights)
-  uniform = tf.random.stateless_uniform([1], seed, dtype=dtype)
-  return tf.minimum(tf.searchsorted(cumulative, uniform * cumulative[-1],
-                                    side='right')[0], n - 1)
+def _first_index(seed, weights):
+  """A row drawn in proportion to `weights` (float64 (n,))."""
+  uniform = tf.random.stateless_uniform([1], seed, dtype=_DRAW)
+  return _inverse_cdf(weights, uniform)[0]
 
 
 def kmeans_plus_plus(points, num, seed, num_retries, distance_metric,
@@ -118,6 +157,13 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric,
   With `weights`, a point of weight w counts as w copies of it: the first
   center and the candidates are drawn in proportion to weight (times
   distance), and candidates are compared by weighted total distance.
+  Without weights, weights of 1 are used, so those give the same centers
+  bit for bit. Integer weights draw what the rows repeated in place (row i
+  w_i times, in order) draw with the same seed, as long as the float64
+  sums of distances are exact in both (say, small integer data): the
+  draws invert the same cumulative sums (see `_inverse_cdf`); where the
+  sums round, the draws can differ where a random number falls on a
+  boundary and the comparison of candidates where their totals tie.
 
   Args:
     points: float Tensor of shape (n, d) with n >= num >= 1.
@@ -132,32 +178,30 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric,
   """
   candidates = num_kmeans_plus_plus_candidates(num, num_retries)
   n = tf.shape(points)[0]
-  first = tf.gather(points, _first_index(n, _fold(seed, 0), weights,
-                                         points.dtype))[tf.newaxis]
+  weights = _draw_weights(n, weights)
+  first = tf.gather(points, _first_index(_fold(seed, 0), weights))[
+      tf.newaxis]
   centers = tf.tensor_scatter_nd_update(
       tf.zeros([num, tf.shape(points)[1]], points.dtype), [[0]], first)
   # Once, not per center; the cosine distance does not use them.
   point_norms = (None if distance_metric == constants.COSINE_DISTANCE else
                  distances_lib.squared_norms_in_chunks(points))
-  min_distance = tf.maximum(
+  min_distance = tf.cast(tf.maximum(
       distances_lib.pairwise_distances(points, first, distance_metric,
-                                       point_norms)[:, 0], 0.0)
+                                       point_norms)[:, 0], 0.0), _DRAW)
 
   def body(i, centers, min_distance):
     # Draw candidates with probability proportional to min_distance by
     # inverting its cumulative sum: one pass over the points per center
     # (a categorical draw would cost a pass per candidate).
-    cumulative = tf.cumsum(min_distance if weights is None else
-                           min_distance * weights)
-    total = cumulative[-1]
     uniform = tf.random.stateless_uniform([candidates], _fold(seed, i),
-                                          dtype=points.dtype)
-    weighted = tf.minimum(
-        tf.searchsorted(cumulative, uniform * total, side='right'), n - 1)
-    # Every point coincides with a center: draw uniformly instead.
-    chosen = tf.where(total > 0, weighted,
-                      tf.cast(uniform * tf.cast(n, points.dtype), tf.int32))
-    candidate_points = tf.gather(points, tf.minimum(chosen, n - 1))
+                                          dtype=_DRAW)
+    masses = min_distance * weights
+    # Every point coincides with a center: draw by weight alone instead.
+    masses = tf.cond(tf.reduce_sum(masses) > 0, lambda: masses,
+                     lambda: weights)
+    chosen = _inverse_cdf(masses, uniform)
+    candidate_points = tf.gather(points, chosen)
     if distance_metric == constants.COSINE_DISTANCE:
       products = tf.matmul(points, numerics.safe_l2_normalize(
           candidate_points), transpose_b=True)
@@ -186,6 +230,7 @@ def kmc2(points, num, seed, chain_length, distance_metric):
   current candidate x to the next y with probability min(1, D(y) / D(x)),
   D being the distance to the nearest center chosen so far; where it ends is
   the new center. Cost per center is O(chain_length * k * d), independent of n.
+  It takes no weights (a chain of uniform draws has no weighted form here).
 
   Args:
     points: float Tensor of shape (n, d), n >= 1.
@@ -210,11 +255,11 @@ def kmc2(points, num, seed, chain_length, distance_metric):
     chain_distances = distances_lib.pairwise_distances(chain, centers,
                                                        distance_metric)
     chosen_so_far = tf.range(num) < i
-    chain_distances = tf.reduce_min(
+    chain_distances = tf.cast(tf.reduce_min(
         tf.where(chosen_so_far[tf.newaxis], tf.maximum(chain_distances, 0.0),
-                 infinity), axis=1)
+                 infinity), axis=1), _DRAW)
     thresholds = tf.random.stateless_uniform(
-        [chain_length], _fold(step_seed, 1), dtype=points.dtype)
+        [chain_length], _fold(step_seed, 1), dtype=_DRAW)
 
     def walk(j, current):
       # Accept y with probability D(y) / D(x): u * D(x) < D(y).
@@ -329,12 +374,15 @@ def kmeans_parallel_candidates(points, seed, rounds, oversampling,
     weights: optional float Tensor (n,) of point weights.
 
   Returns:
-    (candidates (C, d), candidate_weights (C,)) with
+    (candidates (C, d), candidate_weights float64 (C,)) with
     C = num_kmeans_parallel_candidates(rounds, oversampling); unused slots
     (fewer points of positive distance than asked for) have weight 0.
+    Weights of 1 give what no weights give, bit for bit (the keys and sums
+    are the same). Integer weights follow the distribution of repeated rows
+    but not their draws (a row is drawn at most once per round).
   """
   n = tf.shape(points)[0]
-  ones = tf.ones([n], points.dtype)
+  ones = tf.ones([n], _DRAW)
   first = tf.gather(points, tf.argmax(sample_keys(ones, weights,
                                                   fold_seed(seed, 0, 0))))
   blocks = [first[tf.newaxis]]
@@ -356,7 +404,7 @@ def kmeans_parallel_candidates(points, seed, rounds, oversampling,
   candidates = tf.concat(blocks, axis=0)
   size = num_kmeans_parallel_candidates(rounds, oversampling)
   candidate_weights = tf.math.unsorted_segment_sum(
-      ones if weights is None else weights, index, size)
+      _draw_weights(n, weights), index, size)
   return candidates, candidate_weights
 
 
@@ -511,8 +559,13 @@ def reduce_candidates(candidates, candidate_weights, num, seed,
   less than one pass over the data, and k-means++ can afford four times
   scikit-learn's trials per center: missing a group of candidates here would
   merge two clusters for good. Lloyd stops early once no candidate changes
-  center.
+  center. All of it runs in float64 (the candidates are few), and the
+  centers are cast back to the candidates' dtype at the end, so that the
+  dtype changes no choice made here.
   """
+  dtype = candidates.dtype
+  candidates = tf.cast(candidates, _DRAW)
+  candidate_weights = tf.cast(candidate_weights, _DRAW)
   num_retries = 4 * num_kmeans_plus_plus_candidates(num, -1) - 1
   centers = kmeans_plus_plus(candidates, num, seed, num_retries,
                              distance_metric, weights=candidate_weights)
@@ -532,4 +585,4 @@ def reduce_candidates(candidates, candidate_weights, num, seed,
       lambda i, _, __, changed: tf.logical_and(i < lloyd_steps, changed),
       step, (tf.constant(0), centers, tf.fill([size], tf.constant(-1, tf.int64)),
              tf.constant(True)))
-  return centers
+  return tf.cast(centers, dtype)

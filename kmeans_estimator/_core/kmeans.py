@@ -74,7 +74,14 @@ class KMeans(tf.Module):
       mini-batch steps (`train_step`).
     mini_batch_steps_per_iteration: with mini-batch, the centers used for
       assignment are refreshed from the updated copy every this many steps
-      (the legacy two-copy scheme); 1 updates them every step.
+      (the legacy two-copy scheme); 1 updates them every step. It also sets
+      where the per-cluster counts n of the mini-batch rule start, as the
+      legacy estimator did: at 1 with 1 step per iteration (the initial
+      center weighs like one point: its first batch of m points moves it by
+      m / (1 + m) of the way to their mean), at 0 otherwise (and at every
+      refresh, when the counts are reset: the first batch of an iteration
+      puts a center on its points' mean). Counts restored from a checkpoint
+      are used as saved.
     random_seed: int driving all randomness (stateless ops).
     kmeans_plus_plus_num_retries: extra candidates per k-means++ center;
       negative means 2 + log(k).
@@ -84,7 +91,9 @@ class KMeans(tf.Module):
     kmeans_parallel_oversampling: candidates drawn per round of
       'kmeans_parallel', as a multiple of num_clusters (Bahmani et al.'s
       l / k).
-    dtype: float dtype of the centers and the computation.
+    dtype: tf.float32 or tf.float64, the dtype of the centers and the
+      computation. Half precision is refused (see `options.check_dtype`);
+      points of any numeric dtype are cast to this one.
     chunk_elements: the most point-to-center distances held at once when only
       the nearest center is needed.
     empty_cluster: what a step does with a cluster that no point is nearest
@@ -93,8 +102,9 @@ class KMeans(tf.Module):
       farthest from their own centers, which leaves its old cluster (see
       `updates.relocate_empty_clusters`). In mini-batch steps the
       candidates are the batch's points, and only clusters that have never
-      had a point (accumulated count 0) are relocated: a cluster that merely
-      misses one batch keeps its center and learning rate. Finding the far
+      had a point (count still at its fresh value 1) are relocated: a
+      cluster that merely misses one batch keeps its center and learning
+      rate. Finding the far
       points costs one more distance pass, only in steps that left a
       cluster empty. Not available inside `strategy.run` with several
       replicas, nor with sample weights.
@@ -171,10 +181,7 @@ class KMeans(tf.Module):
         'kmeans_parallel_rounds', kmeans_parallel_rounds)
     self.kmeans_parallel_oversampling = options.check_positive_number(
         'kmeans_parallel_oversampling', kmeans_parallel_oversampling)
-    self.dtype = tf.as_dtype(dtype)
-    if not self.dtype.is_floating:
-      raise TypeError('`dtype` must be a floating point dtype such as '
-                      f'tf.float32. Received: dtype={dtype!r}')
+    self.dtype = options.check_dtype(dtype)
     self.chunk_elements = options.check_positive_int('chunk_elements',
                                                      chunk_elements)
     self.empty_cluster = options.check_empty_cluster(
@@ -238,7 +245,7 @@ class KMeans(tf.Module):
             constants.RESTART_CLUSTERS_VAR_NAME)
       if self.use_mini_batch:
         self.cluster_counts = variable(
-            tf.zeros([k], self.dtype if self.weighted else tf.int64),
+            self._fresh_counts(self.dtype if self.weighted else tf.int64),
             constants.CLUSTER_COUNTS_VAR_NAME)
         if self.mini_batch_steps_per_iteration > 1:
           self.clusters_updated = variable(
@@ -249,6 +256,16 @@ class KMeans(tf.Module):
               constants.UPDATE_IN_STEPS_VAR_NAME, tf.int64)
     if self._given_centers is not None:
       self._append_centers(self._prepare(self._given_centers))
+
+  def _fresh_counts(self, dtype):
+    """The mini-batch counts of a fresh model (k,): the legacy rule, 1 with
+    mini_batch_steps_per_iteration=1, else 0 (see the class docstring)."""
+    return tf.fill([self.num_clusters],
+                   tf.constant(self._initial_count, dtype))
+
+  @property
+  def _initial_count(self):
+    return 1 if self.mini_batch_steps_per_iteration == 1 else 0
 
   def checkpoint_variables(self):
     """The variables to save, by their legacy checkpoint names."""
@@ -274,7 +291,7 @@ class KMeans(tf.Module):
     self.initialized.assign(False)
     self.num_initialized.assign(0)
     if self.cluster_counts is not None:
-      self.cluster_counts.assign(tf.zeros_like(self.cluster_counts))
+      self.cluster_counts.assign(self._fresh_counts(self.cluster_counts.dtype))
     if self.update_in_steps is not None:
       self.update_in_steps.assign(self.mini_batch_steps_per_iteration)
       self.clusters_updated.assign(tf.zeros_like(self.clusters_updated))
@@ -309,6 +326,9 @@ class KMeans(tf.Module):
     for name, variable in self.checkpoint_variables().items():
       if name in values:
         variable.assign(tf.cast(values[name], variable.dtype))
+    if constants.CLUSTER_COUNTS_VAR_NAME not in values and (
+        self.cluster_counts is not None):
+      self.cluster_counts.assign(self._fresh_counts(self.cluster_counts.dtype))
     if constants.UPDATED_CLUSTERS_VAR_NAME not in values and (
         self.clusters_updated is not None):
       self.clusters_updated.assign(self.clusters)
@@ -482,7 +502,9 @@ class KMeans(tf.Module):
     """
     points = self._prepare(points)
     if weights is not None:
-      if self.initial_clusters == constants.KMC2_INIT:
+      # A string test first: given centers are an array.
+      if (isinstance(self.initial_clusters, str) and
+          self.initial_clusters == constants.KMC2_INIT):
         raise ValueError(
             "initial_clusters='kmc2' does not support sample weights; use "
             "'kmeans_plus_plus', 'kmeans_parallel' or 'random' with "
@@ -975,8 +997,12 @@ class KMeans(tf.Module):
     batches): statistics are all-reduced before the update.
 
     With empty_cluster='farthest_point', clusters that no point has ever been
-    assigned to (accumulated count 0) take the batch's points farthest from
-    their centers (see `updates.relocate_empty_clusters`).
+    assigned to take the batch's points farthest from their centers (see
+    `updates.relocate_empty_clusters`): those whose count is still at most
+    its fresh value 1 (the legacy start; a count of 0 comes from a model
+    saved before counts started at 1, and 1 there means one point so far,
+    which this rule takes as none). A relocated center lands on its point
+    (its update uses n = 0) and its count grows by 1 as usual.
 
     Returns:
       dict with 'loss' (sum of distances to the nearest center for this
@@ -1004,16 +1030,22 @@ class KMeans(tf.Module):
     sums, counts, loss = sum_over_replicas(
         self._statistics(points, centers, weights))
     sizes, relocated = counts, None
+    old_counts = self.cluster_counts.read_value()
+    rate_counts = old_counts
     if self.empty_cluster == constants.FARTHEST_POINT:
-      never_used = tf.equal(self.cluster_counts.read_value(), 0)
+      never_used = old_counts <= self._initial_count
       sums, sizes, relocated = self._relocate(
           sums, counts, never_used & tf.equal(counts, 0), points, centers,
           prepared=True)
-    new_centers, new_counts = updates.mini_batch_update(
-        target.read_value(), self.cluster_counts.read_value(), sums, sizes,
-        self.distance_metric)
+      # A relocated center lands on its point (n = 0 in the rule): the old
+      # center's weight goes with the old center. Its count still grows by
+      # the point, past the fresh value.
+      moved = never_used & tf.equal(counts, 0) & (sizes > 0)
+      rate_counts = tf.where(moved, tf.zeros_like(old_counts), old_counts)
+    new_centers, _ = updates.mini_batch_update(
+        target.read_value(), rate_counts, sums, sizes, self.distance_metric)
     target.assign(new_centers)
-    self.cluster_counts.assign(new_counts)
+    self.cluster_counts.assign(old_counts + tf.cast(sizes, old_counts.dtype))
     return self._stats(loss, counts, sizes, relocated, weighted)
 
   def broadcast_state(self):
@@ -1042,6 +1074,8 @@ class KMeans(tf.Module):
   def _sync_updated_copy(self):
     def sync():
       self.clusters.assign(self.clusters_updated)
+      # The legacy reset: every count back to 0 (the fresh value with
+      # several steps per iteration).
       self.cluster_counts.assign(tf.zeros_like(self.cluster_counts))
       self.update_in_steps.assign(self.mini_batch_steps_per_iteration - 1)
       return tf.constant(True)

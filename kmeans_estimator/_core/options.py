@@ -6,6 +6,8 @@ received and what would be valid.
 
 import numbers
 
+import tensorflow as tf
+
 from kmeans_estimator._core import constants
 
 
@@ -144,3 +146,28 @@ def check_initial_centers_shape(shape, num_clusters, num_features=None):
         f'`initial_clusters` must have shape {wanted} (num_clusters rows of '
         f'the data\'s width). Received: initial_clusters with shape '
         f'{tuple(shape)}')
+
+
+def check_dtype(dtype):
+  """Returns `dtype` as a `tf.DType`: float32 or float64.
+
+  Half precision (float16, bfloat16) is refused rather than computed with:
+  its per-cluster sums overflow at 65504 and its counts stop growing at 2048
+  (256 in bfloat16), so steps would quietly give wrong centers. Points of any
+  numeric dtype, half precision included, are accepted and cast to the
+  model's dtype.
+  """
+  try:
+    as_dtype = tf.as_dtype(dtype)
+  except TypeError:
+    as_dtype = None
+  if as_dtype not in (tf.float32, tf.float64):
+    reason = ''
+    if as_dtype is not None and as_dtype.is_floating:
+      reason = (' Half precision cannot hold the per-cluster sums and '
+                'counts; give points of any dtype (float16 too) to a '
+                'float32 model, they are cast to it.')
+    raise TypeError('`dtype` must be a floating point dtype of 32 or 64 '
+                    'bits: tf.float32 or tf.float64.' + reason +
+                    f' Received: dtype={dtype!r}')
+  return as_dtype

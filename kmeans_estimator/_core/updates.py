@@ -49,10 +49,11 @@ def mini_batch_update(centers, counts, batch_sums, batch_counts,
   """One mini-batch update with per-cluster learning rates (Sculley 2010).
 
   x <- x + (s - m x) / (n + m), where s is the sum of the m batch points
-  assigned to x and n is the number of points assigned to x before this
-  batch. (The legacy kernel divided by the count after adding m; we use the
-  rule its comments state.) With n = 0 the center becomes the mean of its
-  batch points; with m = 0 it stays.
+  assigned to x and n is x's count before this batch: the legacy
+  `_mini_batch_training_op`'s rule (learning rate 1 / (n + m)). Where n
+  starts is the caller's: `KMeans` starts it at 1 for a fresh model with one
+  step per iteration, as the legacy estimator did. With n = 0 the center
+  becomes the mean of its batch points; with m = 0 it stays.
 
   Args:
     centers: float Tensor of shape (k, d).
