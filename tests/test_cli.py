@@ -560,6 +560,49 @@ def test_csv_header_is_detected_and_quotes_and_blank_lines_are_read(
     headerless.read_all()
 
 
+@pytest.mark.parametrize('header', [None, False])
+def test_a_csv_byte_order_mark_does_not_make_the_first_row_a_header(
+    tmp_path, header):
+  # Spreadsheet programs open UTF-8 CSV files with a BOM (U+FEFF).
+  path = tmp_path / 'p.csv'
+  path.write_bytes('\ufeff1,2,3\n4,5,6\n7,8,9\n'.encode())
+  source = file_inputs.open_files(path, header=header)
+  assert source.feature_names is None
+  expected = np.arange(1, 10, dtype=np.float32).reshape(3, 3)
+  np.testing.assert_array_equal(source.read_all(), expected)
+  for batch_size in (1, 2):  # The first line alone, and with the next.
+    np.testing.assert_array_equal(
+        np.concatenate(list(source.dataset(batch_size))), expected)
+
+
+def test_a_csv_byte_order_mark_is_not_part_of_the_first_header_name(
+    tmp_path):
+  path = tmp_path / 'p.csv'
+  path.write_bytes('\ufeffx,y\n1,2\n3,4\n'.encode())
+  source = file_inputs.open_files(path, columns=['x'])
+  assert source.feature_names == ('x',)
+  np.testing.assert_array_equal(source.read_all(), [[1], [3]])
+
+
+def test_predict_and_initial_clusters_read_a_csv_with_a_byte_order_mark(
+    trained, data_dir, tmp_path, capsys):
+  model_dir, _ = trained
+  path = tmp_path / 'p.csv'
+  path.write_bytes(('\ufeff' + '\n'.join(
+      ','.join(repr(float(v)) for v in row) for row in POINTS[:5])
+                    ).encode())
+  assert run_main('predict', f'--model_dir={model_dir}', path) == 0
+  lines = capsys.readouterr().out.splitlines()
+  api = KMeansClustering(_K, model_dir=str(model_dir))
+  assert [int(line) for line in lines[1:]] == list(
+      api.predict_cluster_index(lambda: POINTS[:5]))
+  # --initial_clusters: five centers, not four.
+  assert run_main('train', f'--model_dir={tmp_path / "model"}',
+                  f'--initial_clusters={path}', '--steps=1', '--seed=0',
+                  data_dir / 'points.npy') == 0
+  assert centers_of(tmp_path / 'model').shape == (5, 3)
+
+
 def test_a_csv_batch_of_blank_lines_is_skipped_not_an_empty_batch(tmp_path):
   # Batches of 2 lines: the second holds only blank lines.
   path = tmp_path / 'p.csv'
