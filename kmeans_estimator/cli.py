@@ -15,6 +15,7 @@ points, or a glob; files are streamed, never read whole. OUT ends in .npy or
 import itertools
 import os
 import random
+import secrets
 import sys
 import time
 
@@ -498,28 +499,54 @@ def _write_csv(f, array):
   f.flush()
 
 
+# Flags that create a new file and nothing else: never an existing file,
+# never through a symlink (O_EXCL fails on any existing name, links
+# included; O_NOFOLLOW says so again for the last component).
+_CREATE_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL |
+                 getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0))
+_CREATE_ATTEMPTS = 100
+
+
 class _AtomicFile:
   """A file written under a temporary name, renamed on success.
 
   A failed run leaves an existing file as it was and no partial file behind.
+  The temporary file is created exclusively under an unpredictable name
+  (`<path>.tmp-<random hex>`) in the output's directory, so a file or
+  symlink someone planted there is never written through; the rename then
+  replaces whatever directory entry `path` is (a symlink there is replaced
+  by the new file, and what it pointed to is left untouched).
   """
 
   def __init__(self, path, mode):
     self.path = path
     self._mode = mode
-    self._temp = f'{path}.tmp-{os.getpid()}'
+    self._temp = None
     self._file = None
 
   def __enter__(self):
-    self._file = open(self._temp, self._mode)
-    return self._file
+    for _ in range(_CREATE_ATTEMPTS):
+      temp = f'{self.path}.tmp-{secrets.token_hex(8)}'
+      try:
+        fd = os.open(temp, _CREATE_FLAGS, 0o666)
+      except FileExistsError:
+        continue  # Taken (or planted): draw another name.
+      self._temp = temp
+      self._file = os.fdopen(fd, self._mode)
+      return self._file
+    raise FileExistsError(
+        f'Could not create a temporary file beside {self.path!r}: '
+        f'{_CREATE_ATTEMPTS} random names were all taken.')
 
   def __exit__(self, error_type, error, traceback):
     self._file.close()
     if error_type is None:
       os.replace(self._temp, self.path)
-    elif os.path.exists(self._temp):
-      os.remove(self._temp)
+    else:
+      try:
+        os.remove(self._temp)
+      except FileNotFoundError:
+        pass
     return False
 
 
