@@ -363,6 +363,32 @@ def _output_flag(extensions=('.npy', '.csv')):
   return output
 
 
+def _same_file(a, b):
+  """Whether paths `a` and `b` name one file (through links of any kind)."""
+  try:
+    return os.path.samefile(a, b)
+  except OSError:  # One of them does not exist (yet).
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_output_is_not_an_input(outputs, inputs):
+  """Refuses outputs that are input files: writing them loses the data.
+
+  Outputs are compared with the inputs (globs expanded) as files, not as
+  names: a symlink, a hard link or another spelling of an input's path is
+  that input.
+  """
+  for output in outputs:
+    for path in inputs:
+      if _same_file(output, path):
+        shown = (f'--output={FLAGS.output}' if output == FLAGS.output else
+                 f'--output={FLAGS.output} (whose distances go to {output})')
+        raise app.UsageError(
+            f'`output` must not be an input file: the predictions would '
+            f'overwrite the points. Give another path. Received: {shown}, '
+            f'which is the input file {path}')
+
+
 def _batch_input_fn(source, repeat=False):
   return source.input_fn(_positive_flag('batch_size', required=True),
                          tf.as_dtype(FLAGS.dtype), repeat=repeat)
@@ -424,6 +450,9 @@ def _predict(paths):
   num_clusters, metric = _model_options(model_dir, 'predict')
   estimator = _estimator(model_dir, num_clusters, metric, seed=0)
   source = _source(paths)
+  if output is not None:
+    _check_output_is_not_an_input(
+        _PredictionWriter.paths_for(output, FLAGS.distances), source.paths)
   input_fn = _batch_input_fn(source)
   batches = estimator.predict(input_fn,
                               predict_keys=[KMeansClustering.CLUSTER_INDEX],
@@ -605,16 +634,20 @@ class _PredictionWriter:
     self._streams = None
     self._csv = None
 
+  @staticmethod
+  def paths_for(output, distances):
+    """The files written for `output` (and `distances`)."""
+    if output.lower().endswith('.csv') or not distances:
+      return [output]
+    return [output, output[:-len('.npy')] + '.distances.npy']
+
   def __enter__(self):
     if self._output is None:
       self._csv = sys.stdout
-    elif self._output.lower().endswith('.csv'):
-      self._files = [_AtomicFile(self._output, 'w')]
     else:
-      self._files = [_AtomicFile(self._output, 'w+b')]
-      if self._distances:
-        stem = self._output[:-len('.npy')]
-        self._files.append(_AtomicFile(stem + '.distances.npy', 'w+b'))
+      mode = 'w' if self._output.lower().endswith('.csv') else 'w+b'
+      self._files = [_AtomicFile(path, mode) for path in
+                     self.paths_for(self._output, self._distances)]
     self.paths = [f.path for f in self._files]
     opened = [f.__enter__() for f in self._files]
     if self._output is not None and self._output.lower().endswith('.npy'):

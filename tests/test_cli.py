@@ -332,6 +332,57 @@ def test_outputs_never_write_through_a_planted_symlink(
               not p.is_symlink()]
 
 
+def _same_path(d):
+  np.save(d / 'p.npy', POINTS)
+  return d / 'p.npy', d / 'p.npy', []
+
+
+def _other_spelling(d):
+  np.save(d / 'p.npy', POINTS)
+  return d / 'p.npy', f'{d}/./sub/../p.npy', []
+
+
+def _symlink_to_input(d):
+  np.save(d / 'p.npy', POINTS)
+  (d / 'link.npy').symlink_to(d / 'p.npy')
+  return d / 'p.npy', d / 'link.npy', []
+
+
+def _hard_link_to_input(d):
+  write_csv(d / 'p.csv', POINTS)
+  os.link(d / 'p.csv', d / 'link.csv')
+  return d / 'p.csv', d / 'link.csv', []
+
+
+def _input_by_glob(d):
+  np.save(d / 'p.npy', POINTS)
+  return d / '*.npy', d / 'p.npy', []
+
+
+def _distances_output(d):
+  np.save(d / 'out.distances.npy', POINTS)
+  return d / 'out.distances.npy', d / 'out.npy', ['--distances']
+
+
+@pytest.mark.parametrize('make', [
+    _same_path, _other_spelling, _symlink_to_input, _hard_link_to_input,
+    _input_by_glob, _distances_output])
+def test_predict_refuses_an_output_that_is_an_input_file(trained, tmp_path,
+                                                         make):
+  model_dir, _ = trained
+  (tmp_path / 'sub').mkdir()
+  data, output, extra = make(tmp_path)
+  before = oracles.snapshot(tmp_path)
+  with pytest.raises(app.UsageError,
+                     match=r'`output` must not be an input file: the '
+                     r'predictions would overwrite the points\. Give another '
+                     rf'path\. Received: --output={re.escape(str(output))}.* '
+                     r'which is the input file '):
+    run_main('predict', f'--model_dir={model_dir}', f'--output={output}',
+             *extra, data)
+  assert oracles.snapshot(tmp_path) == before
+
+
 def test_the_temporary_output_is_created_exclusively(trained, tmp_path,
                                                      monkeypatch, capsys):
   model_dir, _ = trained
