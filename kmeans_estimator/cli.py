@@ -28,6 +28,7 @@ from kmeans_estimator import (
   RunConfig,
   SessionRunArgs,
   SessionRunHook,
+  checkpoints,
   file_inputs,
 )
 
@@ -224,11 +225,22 @@ def _library_errors_as_usage(error):
 
 
 def _trained_model(model_dir):
-  """(num_clusters, distance_metric or None) of model_dir's model, or None."""
-  if tf.train.latest_checkpoint(model_dir) is None:
+  """(num_clusters, distance_metric or None) of model_dir's model, or None.
+
+  The model is the library's latest checkpoint (which, unlike
+  `tf.train.latest_checkpoint`, is found without a state file). A
+  damaged model_dir (a state file that is unreadable or names a missing
+  checkpoint) raises its ValueError rather than pass for untrained.
+  """
+  prefix = checkpoints.latest_checkpoint(model_dir)
+  if prefix is None:
+    checkpoints.check_no_lost_checkpoint(model_dir)
     return None
   try:
-    shapes = dict(tf.train.list_variables(model_dir))
+    # Read whole (a few small variables): a damaged data file then gives
+    # read_checkpoint's error, naming the file.
+    values = checkpoints.read_checkpoint(model_dir)
+    shapes = {name: value.shape for name, value in values.items()}
     if KMeansClustering.CLUSTER_CENTERS_VAR_NAME not in shapes:
       raise ValueError(
           f'The checkpoint in model_dir={model_dir!r} has no '
@@ -236,7 +248,7 @@ def _trained_model(model_dir):
           'not a k-means model. Use another --model_dir.')
     metric = None
     if _METRIC_VARIABLE in shapes:
-      metric = tf.train.load_variable(model_dir, _METRIC_VARIABLE)
+      metric = values[_METRIC_VARIABLE].item()
       metric = metric.decode() if isinstance(metric, bytes) else str(metric)
   except tf.errors.OpError as error:
     raise ValueError(
