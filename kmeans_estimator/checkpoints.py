@@ -20,6 +20,14 @@ are renamed to their final names (in that order, because
 only then is the `checkpoint` state file replaced by an atomic rename. A crash
 at any point therefore leaves the state file naming a complete checkpoint, or
 no checkpoint at all if none was ever completed.
+
+A checkpoint is never overwritten: `save_checkpoint` refuses a step whose
+`.index` file exists (`CheckpointExistsError`). The latest checkpoint is
+found from the files as well as from the state file (`latest_checkpoint`):
+a crash between the index rename and the state file's, or a state file
+deleted by hand, leaves complete bundles that the state file does not name,
+and training resumes from the newest of them instead of starting over at
+step 1 on top of them.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from absl import logging
 from google.protobuf import text_encoding
 
 __all__ = [
+    'CheckpointExistsError',
     'CheckpointWriteError',
     'check_no_lost_checkpoint',
     'latest_checkpoint',
@@ -55,6 +64,10 @@ _PREFIX_BASENAME = 'model.ckpt'
 _DATA_SUFFIX = '.data-00000-of-00001'
 _INDEX_SUFFIX = '.index'
 _DATA_SHARD_RE = re.compile(r'\.data-\d{5}-of-\d{5}$')
+# The index file of a checkpoint of ours (or the legacy estimator's).
+_BUNDLE_INDEX_RE = re.compile(
+    re.escape(_PREFIX_BASENAME) + r'-(\d+)' + re.escape(_INDEX_SUFFIX))
+_SHARD_RE = re.compile(r'\.data-(\d{5})-of-(\d{5})')
 # Files of a save that did not finish: the bundle under its temporary prefix
 # (SaveV2 may add its own `.tempstate<n>` suffix) and the state file's
 # temporary copy. The names are those `save_checkpoint` and
@@ -85,6 +98,13 @@ class CheckpointWriteError(OSError):
   """
 
 
+class CheckpointExistsError(CheckpointWriteError):
+  """Raised when the checkpoint of a step to save already exists.
+
+  Checkpoints are never overwritten. Nothing was written.
+  """
+
+
 def save_checkpoint(model_dir: str,
                     global_step: int,
                     tensors: Mapping[str, Any],
@@ -102,11 +122,20 @@ def save_checkpoint(model_dir: str,
   and index files are renamed to the final names, and only then is the state
   file replaced (itself through a temporary file and a rename). If the process
   dies at any moment, `tf.train.latest_checkpoint(model_dir)` still names a
-  complete checkpoint. When `global_step` was already saved and is listed in
-  the state file, that entry is first removed from the state file so that the
-  files can be replaced without the state file ever naming a half-replaced
-  checkpoint; during that short window the previous entry (if any) is the
-  latest one.
+  complete checkpoint.
+
+  Existing checkpoints are never overwritten: if
+  `model.ckpt-{global_step}.index` exists, nothing is written and
+  `CheckpointExistsError` names its files. A data file without its index is
+  what a save killed between its two renames leaves; it is not a checkpoint
+  and is replaced. If the state file lists the step although its index
+  file is gone, that entry is dropped first, so that the state file never
+  names a half-written checkpoint. Complete bundles newer than the state
+  file's latest entry that it does not list (left by a save killed before
+  its state file was written, or all of them when the state file was
+  deleted) are listed again, oldest first, before the new checkpoint, so
+  that `keep_checkpoint_max` counts them. If the save fails, the files it
+  renamed into place are removed again unless the state file names them.
 
   Args:
     model_dir: Directory to write to; created if it does not exist. Any path
@@ -130,6 +159,7 @@ def save_checkpoint(model_dir: str,
     ValueError: If an argument is invalid.
     TypeError: If a value cannot be stored in a checkpoint.
     RuntimeError: If called while not executing eagerly.
+    CheckpointExistsError: If the checkpoint of `global_step` exists.
     CheckpointWriteError: If the file system refuses the write. Previously
       saved checkpoints are intact and temporary files are removed.
   """
@@ -145,11 +175,13 @@ def save_checkpoint(model_dir: str,
 
   _makedirs(model_dir)
   prefix = os.path.join(model_dir, f'{_PREFIX_BASENAME}-{step}')
+  _refuse_existing(model_dir, prefix)
   temp_prefix = f'{prefix}_temp_{uuid.uuid4().hex}'
   state = _read_state(model_dir)
 
   succeeded = False
   dropped: list[str] = []
+  renamed: list[str] = []
   try:
     with tf.device('/cpu:0'):
       tf.raw_ops.SaveV2(
@@ -163,11 +195,15 @@ def save_checkpoint(model_dir: str,
       state = state.without(prefix)
       _write_state_file(model_dir, state)
     # Data first, so that an `.index` file (which TensorFlow tools take as
-    # the sign of a checkpoint) never refers to a missing data file.
+    # the sign of a checkpoint) never refers to a missing data file. A data
+    # file already there has no index (checked above): a killed save's.
     tf.io.gfile.rename(temp_prefix + _DATA_SUFFIX, prefix + _DATA_SUFFIX,
                        overwrite=True)
+    renamed.append(prefix + _DATA_SUFFIX)
     tf.io.gfile.rename(temp_prefix + _INDEX_SUFFIX, prefix + _INDEX_SUFFIX,
-                       overwrite=True)
+                       overwrite=False)
+    renamed.append(prefix + _INDEX_SUFFIX)
+    state = _with_unlisted_bundles(model_dir, state, step)
     state = state.with_latest(prefix, timestamp=time.time())
     state, dropped = state.trimmed(keep, protect=prefix)
     _write_state_file(model_dir, state)
@@ -182,6 +218,7 @@ def save_checkpoint(model_dir: str,
   finally:
     if not succeeded:
       _remove_files_with_prefix(model_dir, os.path.basename(temp_prefix))
+      _unrename(model_dir, prefix, renamed)
 
   for old_prefix in dropped:
     _delete_checkpoint_files(model_dir, old_prefix)
@@ -192,24 +229,63 @@ def save_checkpoint(model_dir: str,
 def latest_checkpoint(model_dir: str) -> str | None:
   """Returns the prefix of the newest checkpoint in `model_dir`, if any.
 
-  This is `tf.train.latest_checkpoint`, so the answer is the same one that
-  users and TensorFlow tooling get: the `model_checkpoint_path` of the
-  `checkpoint` state file, provided its `.index` file exists.
+  Normally this is `tf.train.latest_checkpoint`, the answer users and
+  TensorFlow tooling get: the `model_checkpoint_path` of the `checkpoint`
+  state file, provided its `.index` file exists. The files are looked at
+  too, because the state file can lag behind them or be gone:
+  - A complete `model.ckpt-<step>` bundle in `model_dir` (its index and
+    every data shard present) newer than the state file's latest entry is
+    the latest checkpoint: a save killed after its renames but before its
+    state file was written leaves one.
+  - Without a state file, the newest complete bundle is the latest
+    checkpoint (the state file was deleted, or a first save was killed
+    before writing it); a warning says so. TensorFlow's own readers
+    (`tf.train.load_variable(model_dir, ...)`) find none until the next
+    `save_checkpoint` writes the state file again.
+  - A state file that is unreadable, or that names a checkpoint whose index
+    file is missing, gives None: it is not clear which checkpoint is meant,
+    and `check_no_lost_checkpoint` raises an error that says how to
+    recover. An older checkpoint is never taken in its place.
 
   Args:
     model_dir: Directory holding the `checkpoint` state file.
 
   Returns:
-    The checkpoint prefix, or `None` if `model_dir` does not exist, has no
-    (readable) state file, or the checkpoint it names is missing.
+    The checkpoint prefix, or `None` if `model_dir` does not exist, holds no
+    complete checkpoint, or has a state file that is unusable.
   """
   model_dir = _validate_model_dir(model_dir)
   try:
-    return tf.train.latest_checkpoint(model_dir)
-  except ValueError as e:  # Raised for a state file without a latest entry.
-    logging.warning('Ignoring invalid checkpoint state in %s: %s', model_dir,
-                    e)
-    return None
+    has_state = tf.io.gfile.exists(os.path.join(model_dir, _STATE_FILENAME))
+    names = (tf.io.gfile.listdir(model_dir)
+             if tf.io.gfile.isdir(model_dir) else [])
+  except _WRITE_ERRORS:
+    has_state, names = True, []  # Let TensorFlow's reader report it.
+  latest = None
+  if has_state:
+    try:
+      latest = tf.train.latest_checkpoint(model_dir)
+    except ValueError as e:  # A state file without a latest entry.
+      logging.warning('Ignoring invalid checkpoint state in %s: %s',
+                      model_dir, e)
+      return None
+    if latest is None:
+      return None  # Unusable: check_no_lost_checkpoint says why.
+  bundles = _complete_bundles(model_dir, names)
+  newest = max(bundles, default=None)
+  if newest is None:
+    return latest
+  if latest is None:
+    if _newest_index(names) != newest:
+      return None  # The newest is damaged: check_no_lost_checkpoint says so.
+    logging.warning(
+        "%s has no '%s' state file; using its newest complete checkpoint, "
+        '%s.', model_dir, _STATE_FILENAME, bundles[newest])
+    return bundles[newest]
+  step = _step_of(latest)
+  if step is not None and newest > step:
+    return bundles[newest]
+  return latest
 
 
 def check_no_lost_checkpoint(model_dir: str) -> None:
@@ -228,13 +304,15 @@ def check_no_lost_checkpoint(model_dir: str) -> None:
 
   Raises:
     ValueError: If the state file is unreadable while checkpoint files
-      exist, or names a latest checkpoint whose index file is missing. The
-      message names the file and says how to recover.
+      exist, or names a latest checkpoint whose index file is missing, or
+      is missing while index files exist but no checkpoint is complete. The
+      message names the files and says how to recover.
   """
   model_dir = _validate_model_dir(model_dir)
   state_path = os.path.join(model_dir, _STATE_FILENAME)
   try:
     if not tf.io.gfile.exists(state_path):
+      _check_no_damaged_bundles(model_dir)
       return
     try:
       proto = tf.train.get_checkpoint_state(model_dir)
@@ -253,8 +331,8 @@ def check_no_lost_checkpoint(model_dir: str) -> None:
           f"The checkpoint state file '{state_path}' is unreadable, but "
           f'`model_dir` holds checkpoints {bundles}. Restore the state file '
           'from a backup, or write one naming the checkpoint to resume from '
-          '(a line model_checkpoint_path: "model.ckpt-<step>"), or delete it '
-          'to train from scratch. Received: '
+          '(a line model_checkpoint_path: "model.ckpt-<step>"), or move the '
+          'checkpoint files away with it to train from scratch. Received: '
           f"model_dir='{model_dir}'")
     return
   latest = proto.model_checkpoint_path
@@ -264,8 +342,8 @@ def check_no_lost_checkpoint(model_dir: str) -> None:
         f"checkpoint '{latest}', but its index file '{latest}"
         f"{_INDEX_SUFFIX}' is missing. Restore its files from a backup, or "
         "edit the state file to name an older checkpoint (model_dir holds "
-        f'{bundles or "none"}), or delete it to train from scratch. '
-        f"Received: model_dir='{model_dir}'")
+        f'{bundles or "none"}), or move the checkpoint files away with it to '
+        f"train from scratch. Received: model_dir='{model_dir}'")
 
 
 def read_checkpoint(path: str) -> dict[str, np.ndarray]:
@@ -351,6 +429,134 @@ def remove_stale_temp_files(model_dir: str) -> list[str]:
     logging.info('Removing %s, left by an interrupted checkpoint save.', name)
     _remove_quietly(os.path.join(model_dir, name))
   return removed
+
+
+# ---------------------------------------------------------------------------
+# Finding checkpoints from their files.
+# ---------------------------------------------------------------------------
+
+
+def _step_of(prefix: str) -> int | None:
+  """17 for '.../model.ckpt-17'; None for another name."""
+  match = _BUNDLE_INDEX_RE.fullmatch(os.path.basename(prefix) + _INDEX_SUFFIX)
+  return None if match is None else int(match[1])
+
+
+def _complete_bundles(model_dir: str, names) -> dict[int, str]:
+  """{step: prefix} of the complete `model.ckpt-<step>` bundles in `names`.
+
+  Complete: the index file and every data shard of one `-of-<n>` set exist.
+  """
+  names = list(names)
+  shards: dict[str, dict[int, set[int]]] = {}
+  indexed: dict[str, int] = {}
+  for name in names:
+    match = _BUNDLE_INDEX_RE.fullmatch(name)
+    if match:
+      indexed[name[:-len(_INDEX_SUFFIX)]] = int(match[1])
+  for name in names:
+    base, dot, rest = name.partition('.data-')
+    match = _SHARD_RE.fullmatch(dot + rest) if dot else None
+    if match and base in indexed:
+      shards.setdefault(base, {}).setdefault(int(match[2]), set()).add(
+          int(match[1]))
+  return {step: os.path.join(model_dir, base)
+          for base, step in indexed.items()
+          if any(found == set(range(total))
+                 for total, found in shards.get(base, {}).items())}
+
+
+def _newest_index(names) -> int | None:
+  """The highest step of the `model.ckpt-<step>.index` files in `names`."""
+  steps = [int(match[1]) for match in map(_BUNDLE_INDEX_RE.fullmatch, names)
+           if match]
+  return max(steps, default=None)
+
+
+def _check_no_damaged_bundles(model_dir: str) -> None:
+  """Raises if, without a state file, the newest checkpoint is not whole."""
+  names = tf.io.gfile.listdir(model_dir) if tf.io.gfile.isdir(
+      model_dir) else []
+  newest = _newest_index(names)
+  if newest is None or newest in _complete_bundles(model_dir, names):
+    return
+  prefix = os.path.join(model_dir, f'{_PREFIX_BASENAME}-{newest}')
+  raise ValueError(
+      f"`model_dir` has no '{_STATE_FILENAME}' state file, and its newest "
+      f"checkpoint '{prefix}' is incomplete: "
+      f"{_damaged_files(prefix, 'open')}. Restore its files from a backup, "
+      'or move them away to fall back to the previous checkpoint (or all '
+      'checkpoint files, to train from scratch). Received: '
+      f"model_dir='{model_dir}'")
+
+
+def _refuse_existing(model_dir: str, prefix: str) -> None:
+  """Raises CheckpointExistsError if the checkpoint `prefix` exists."""
+  try:
+    exists = tf.io.gfile.exists(prefix + _INDEX_SUFFIX)
+  except _WRITE_ERRORS:
+    return  # The save itself will report the file system's error.
+  if not exists:
+    return
+  directory, base = os.path.split(prefix)
+  try:
+    files = sorted(name for name in tf.io.gfile.listdir(directory)
+                   if name.startswith(base) and (
+                       name[len(base):] == _INDEX_SUFFIX or
+                       _DATA_SHARD_RE.fullmatch(name[len(base):])))
+  except _WRITE_ERRORS:
+    files = [base + _INDEX_SUFFIX]
+  raise CheckpointExistsError(
+      f"The checkpoint '{prefix}' already exists ({files}), and checkpoints "
+      'are never overwritten; nothing was written. The latest checkpoint is '
+      f"{latest_checkpoint(model_dir)!r} (if model_dir's '{_STATE_FILENAME}' "
+      'file was edited or restored from an older copy, it may name an older '
+      'one). Move those files away, or train into another model_dir. '
+      f"Received: model_dir='{model_dir}'")
+
+
+def _with_unlisted_bundles(model_dir: str, state: _State,
+                           step: int) -> _State:
+  """`state` listing the complete bundles newer than its latest entry.
+
+  Those are what `latest_checkpoint` may have resumed from though the state
+  file does not name them; listed, `keep_checkpoint_max` counts them.
+  """
+  try:
+    bundles = _complete_bundles(model_dir, tf.io.gfile.listdir(model_dir))
+  except _WRITE_ERRORS:
+    return state
+  after = -1
+  if state.latest is not None:
+    after = _step_of(state.latest)
+    if after is None:
+      return state
+  for found in sorted(bundles):
+    prefix = bundles[found]
+    if after < found < step and not state.contains(prefix):
+      try:
+        stamp = tf.io.gfile.stat(prefix + _INDEX_SUFFIX).mtime_nsec / 1e9
+      except _WRITE_ERRORS:
+        stamp = time.time()
+      state = state.with_latest(prefix, timestamp=stamp)
+  return state
+
+
+def _unrename(model_dir: str, prefix: str, renamed: list[str]) -> None:
+  """Removes the files a failed save renamed into place, index first.
+
+  Unless the state file names `prefix` (the failure came after it was
+  written): then they are the latest checkpoint.
+  """
+  if not renamed:
+    return
+  try:
+    if _read_state(model_dir).contains(prefix):
+      return
+  except _WRITE_ERRORS:
+    return
+  for path in reversed(renamed):
+    _remove_quietly(path)
 
 
 # ---------------------------------------------------------------------------

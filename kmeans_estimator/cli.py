@@ -15,6 +15,7 @@ points, or a glob; files are streamed, never read whole. OUT ends in .npy or
 import itertools
 import os
 import random
+import secrets
 import sys
 import time
 
@@ -27,6 +28,7 @@ from kmeans_estimator import (
   RunConfig,
   SessionRunArgs,
   SessionRunHook,
+  checkpoints,
   file_inputs,
 )
 
@@ -223,11 +225,22 @@ def _library_errors_as_usage(error):
 
 
 def _trained_model(model_dir):
-  """(num_clusters, distance_metric or None) of model_dir's model, or None."""
-  if tf.train.latest_checkpoint(model_dir) is None:
+  """(num_clusters, distance_metric or None) of model_dir's model, or None.
+
+  The model is the library's latest checkpoint (which, unlike
+  `tf.train.latest_checkpoint`, is found without a state file). A
+  damaged model_dir (a state file that is unreadable or names a missing
+  checkpoint) raises its ValueError rather than pass for untrained.
+  """
+  prefix = checkpoints.latest_checkpoint(model_dir)
+  if prefix is None:
+    checkpoints.check_no_lost_checkpoint(model_dir)
     return None
   try:
-    shapes = dict(tf.train.list_variables(model_dir))
+    # Read whole (a few small variables): a damaged data file then gives
+    # read_checkpoint's error, naming the file.
+    values = checkpoints.read_checkpoint(model_dir)
+    shapes = {name: value.shape for name, value in values.items()}
     if KMeansClustering.CLUSTER_CENTERS_VAR_NAME not in shapes:
       raise ValueError(
           f'The checkpoint in model_dir={model_dir!r} has no '
@@ -235,7 +248,7 @@ def _trained_model(model_dir):
           'not a k-means model. Use another --model_dir.')
     metric = None
     if _METRIC_VARIABLE in shapes:
-      metric = tf.train.load_variable(model_dir, _METRIC_VARIABLE)
+      metric = values[_METRIC_VARIABLE].item()
       metric = metric.decode() if isinstance(metric, bytes) else str(metric)
   except tf.errors.OpError as error:
     raise ValueError(
@@ -362,6 +375,32 @@ def _output_flag(extensions=('.npy', '.csv')):
   return output
 
 
+def _same_file(a, b):
+  """Whether paths `a` and `b` name one file (through links of any kind)."""
+  try:
+    return os.path.samefile(a, b)
+  except OSError:  # One of them does not exist (yet).
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_output_is_not_an_input(outputs, inputs):
+  """Refuses outputs that are input files: writing them loses the data.
+
+  Outputs are compared with the inputs (globs expanded) as files, not as
+  names: a symlink, a hard link or another spelling of an input's path is
+  that input.
+  """
+  for output in outputs:
+    for path in inputs:
+      if _same_file(output, path):
+        shown = (f'--output={FLAGS.output}' if output == FLAGS.output else
+                 f'--output={FLAGS.output} (whose distances go to {output})')
+        raise app.UsageError(
+            f'`output` must not be an input file: the predictions would '
+            f'overwrite the points. Give another path. Received: {shown}, '
+            f'which is the input file {path}')
+
+
 def _batch_input_fn(source, repeat=False):
   return source.input_fn(_positive_flag('batch_size', required=True),
                          tf.as_dtype(FLAGS.dtype), repeat=repeat)
@@ -423,6 +462,9 @@ def _predict(paths):
   num_clusters, metric = _model_options(model_dir, 'predict')
   estimator = _estimator(model_dir, num_clusters, metric, seed=0)
   source = _source(paths)
+  if output is not None:
+    _check_output_is_not_an_input(
+        _PredictionWriter.paths_for(output, FLAGS.distances), source.paths)
   input_fn = _batch_input_fn(source)
   batches = estimator.predict(input_fn,
                               predict_keys=[KMeansClustering.CLUSTER_INDEX],
@@ -498,28 +540,54 @@ def _write_csv(f, array):
   f.flush()
 
 
+# Flags that create a new file and nothing else: never an existing file,
+# never through a symlink (O_EXCL fails on any existing name, links
+# included; O_NOFOLLOW says so again for the last component).
+_CREATE_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL |
+                 getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0))
+_CREATE_ATTEMPTS = 100
+
+
 class _AtomicFile:
   """A file written under a temporary name, renamed on success.
 
   A failed run leaves an existing file as it was and no partial file behind.
+  The temporary file is created exclusively under an unpredictable name
+  (`<path>.tmp-<random hex>`) in the output's directory, so a file or
+  symlink someone planted there is never written through; the rename then
+  replaces whatever directory entry `path` is (a symlink there is replaced
+  by the new file, and what it pointed to is left untouched).
   """
 
   def __init__(self, path, mode):
     self.path = path
     self._mode = mode
-    self._temp = f'{path}.tmp-{os.getpid()}'
+    self._temp = None
     self._file = None
 
   def __enter__(self):
-    self._file = open(self._temp, self._mode)
-    return self._file
+    for _ in range(_CREATE_ATTEMPTS):
+      temp = f'{self.path}.tmp-{secrets.token_hex(8)}'
+      try:
+        fd = os.open(temp, _CREATE_FLAGS, 0o666)
+      except FileExistsError:
+        continue  # Taken (or planted): draw another name.
+      self._temp = temp
+      self._file = os.fdopen(fd, self._mode)
+      return self._file
+    raise FileExistsError(
+        f'Could not create a temporary file beside {self.path!r}: '
+        f'{_CREATE_ATTEMPTS} random names were all taken.')
 
   def __exit__(self, error_type, error, traceback):
     self._file.close()
     if error_type is None:
       os.replace(self._temp, self.path)
-    elif os.path.exists(self._temp):
-      os.remove(self._temp)
+    else:
+      try:
+        os.remove(self._temp)
+      except FileNotFoundError:
+        pass
     return False
 
 
@@ -578,16 +646,20 @@ class _PredictionWriter:
     self._streams = None
     self._csv = None
 
+  @staticmethod
+  def paths_for(output, distances):
+    """The files written for `output` (and `distances`)."""
+    if output.lower().endswith('.csv') or not distances:
+      return [output]
+    return [output, output[:-len('.npy')] + '.distances.npy']
+
   def __enter__(self):
     if self._output is None:
       self._csv = sys.stdout
-    elif self._output.lower().endswith('.csv'):
-      self._files = [_AtomicFile(self._output, 'w')]
     else:
-      self._files = [_AtomicFile(self._output, 'w+b')]
-      if self._distances:
-        stem = self._output[:-len('.npy')]
-        self._files.append(_AtomicFile(stem + '.distances.npy', 'w+b'))
+      mode = 'w' if self._output.lower().endswith('.csv') else 'w+b'
+      self._files = [_AtomicFile(path, mode) for path in
+                     self.paths_for(self._output, self._distances)]
     self.paths = [f.path for f in self._files]
     opened = [f.__enter__() for f in self._files]
     if self._output is not None and self._output.lower().endswith('.npy'):

@@ -15,6 +15,7 @@ import itertools
 import random
 import tempfile
 import time
+import uuid
 
 from absl import logging
 import numpy as np
@@ -1176,7 +1177,11 @@ class KMeansClustering:
 
   def _summary_writer_or_new(self):
     if self._summary_writer is None:
-      self._summary_writer = tf.summary.create_file_writer(self._model_dir)
+      # TensorFlow names event files by time, host and pid, and opens them
+      # following symlinks: a random suffix makes the name unguessable, so
+      # no link planted in model_dir in advance can be written through.
+      self._summary_writer = tf.summary.create_file_writer(
+          self._model_dir, filename_suffix=f'.{uuid.uuid4().hex}.v2')
     return self._summary_writer
 
   # ------------------------------------------------------------ evaluation

@@ -29,12 +29,21 @@ than d, fail the call with an `InvalidArgumentError` that says so.
 
 Exports are written to a temporary directory beside the final one and renamed
 into place when complete, so an export is either whole or absent, and an
-existing export is never overwritten.
+existing export is never overwritten. The temporary directory is made
+exclusively under an unpredictable name (`tempfile.mkdtemp`, see
+`write_saved_model`), so no directory or symlink planted in
+`export_dir_base` is ever written into; temporary directories left by
+exports that were killed are removed by the next export.
 """
 
 import dataclasses
 import os
+import re
+import shutil
+import socket
+import tempfile
 import time
+import uuid
 from typing import Any, Callable, Mapping, Optional
 
 from absl import logging
@@ -294,6 +303,90 @@ def _timestamped_dir(export_dir_base):
   return os.path.join(export_dir_base, str(stamp))
 
 
+# Temporary export directories are named
+# `temp-kmeans_estimator-<host>-<pid>-<random>`: the host and pid say which
+# process made one, so that a later export can tell one left by a dead
+# process (stale) from one in use.
+_TEMP_PREFIX = 'temp-kmeans_estimator-'
+_TEMP_RE = re.compile(re.escape(_TEMP_PREFIX) +
+                      r'(?P<host>[A-Za-z0-9.-]+)-(?P<pid>[0-9]+)-[a-z0-9_]+')
+# The SavedModel goes to this subdirectory of the temporary directory (which
+# `mkdtemp` makes private, mode 0700), and that subdirectory is what is
+# renamed into place: the export keeps TensorFlow's ordinary permissions.
+_TEMP_MODEL = 'model'
+
+
+def _host():
+  return re.sub(r'[^A-Za-z0-9.-]', '_', socket.gethostname()) or 'host'
+
+
+def _make_temp_dir(export_dir_base):
+  """A new, private, unpredictably named directory under export_dir_base."""
+  if '://' in export_dir_base:  # No mkdtemp for URLs: a random name.
+    temp_dir = os.path.join(export_dir_base,
+                            f'{_TEMP_PREFIX}url-0-{uuid.uuid4().hex}')
+    tf.io.gfile.makedirs(temp_dir)
+    return temp_dir
+  return tempfile.mkdtemp(prefix=f'{_TEMP_PREFIX}{_host()}-{os.getpid()}-',
+                          dir=export_dir_base)
+
+
+def _process_is_alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except OSError:  # EPERM: it exists, as another user's process.
+    return True
+  return True
+
+
+def remove_stale_temp_dirs(export_dir_base):
+  """Removes the temporary directories of exports whose process is dead.
+
+  Only directories this module makes are candidates: named
+  `temp-kmeans_estimator-<host>-<pid>-...`, a real directory (never a
+  symlink, which is left alone), made on this host by a process that no
+  longer runs. A directory of a live process (an export in progress, in
+  this process or another) is kept, and so is any other name; directories
+  of other hosts (an `export_dir_base` on a shared file system) are kept,
+  since their processes cannot be checked from here. Failures are logged.
+
+  Args:
+    export_dir_base: a local directory (URLs are skipped).
+
+  Returns:
+    The names of the directories removed.
+  """
+  if '://' in export_dir_base:
+    return []
+  try:
+    names = os.listdir(export_dir_base)
+  except OSError as error:
+    logging.warning('Could not list %s for stale temporary exports: %s',
+                    export_dir_base, error)
+    return []
+  host, removed = _host(), []
+  for name in sorted(names):
+    match = _TEMP_RE.fullmatch(name)
+    path = os.path.join(export_dir_base, name)
+    if (match is None or match['host'] != host or
+        os.path.islink(path) or not os.path.isdir(path) or
+        _process_is_alive(int(match['pid']))):
+      continue
+    logging.info('Removing %s, left by an export that was interrupted.',
+                 path)
+    try:
+      shutil.rmtree(path)
+    except FileNotFoundError:
+      continue  # Another export removed it first.
+    except OSError as error:
+      logging.warning('Could not remove %s: %s', path, error)
+      continue
+    removed.append(name)
+  return removed
+
+
 def _write_as_text(export_dir):
   """Replaces saved_model.pb with its text form, saved_model.pbtxt."""
   binary = os.path.join(export_dir, 'saved_model.pb')
@@ -339,7 +432,12 @@ def write_saved_model(export_dir_base, model, assets_extra=None,
   """Writes `model` as a new timestamped SavedModel under `export_dir_base`.
 
   The SavedModel is written to a temporary directory and renamed into place
-  when complete; on any failure the temporary directory is removed.
+  when complete; on any failure the temporary directory is removed. The
+  temporary directory is made by `tempfile.mkdtemp` in `export_dir_base`
+  (created exclusively, private, under a random name), so a directory or
+  symlink someone planted there is never written into. Temporary
+  directories that killed exports left behind are removed first (see
+  `remove_stale_temp_dirs`).
 
   Args:
     export_dir_base: the directory holding exports (created if needed).
@@ -355,26 +453,26 @@ def write_saved_model(export_dir_base, model, assets_extra=None,
   # before any directory exists.
   signatures = model.signatures()
   tf.io.gfile.makedirs(export_dir_base)
-  export_dir = _timestamped_dir(export_dir_base)
-  temp_dir = os.path.join(export_dir_base,
-                          f'temp-{os.path.basename(export_dir)}-{os.getpid()}')
+  remove_stale_temp_dirs(export_dir_base)
+  temp_dir = _make_temp_dir(export_dir_base)
+  saved = os.path.join(temp_dir, _TEMP_MODEL)
   try:
-    tf.saved_model.save(model, temp_dir, signatures=signatures)
+    tf.saved_model.save(model, saved, signatures=signatures)
     if as_text:
-      _write_as_text(temp_dir)
-    _copy_assets_extra(assets_extra or {}, temp_dir)
+      _write_as_text(saved)
+    _copy_assets_extra(assets_extra or {}, saved)
+    export_dir = _timestamped_dir(export_dir_base)
     while True:
       try:
-        tf.io.gfile.rename(temp_dir, export_dir, overwrite=False)
+        tf.io.gfile.rename(saved, export_dir, overwrite=False)
         break
       except tf.errors.OpError:
         # Another export took the name first: keep it, take the next one.
         if not tf.io.gfile.exists(export_dir):
           raise
         export_dir = _timestamped_dir(export_dir_base)
-  except BaseException:
+  finally:
     if tf.io.gfile.exists(temp_dir):
       tf.io.gfile.rmtree(temp_dir)
-    raise
   logging.info('SavedModel written to %s.', export_dir)
   return export_dir

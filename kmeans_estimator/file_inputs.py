@@ -12,7 +12,8 @@ than memory work:
 - `.csv`: read line by line with `tf.data.TextLineDataset` and parsed with
   `tf.strings` ops. A header row is detected (or forced with `header`);
   `columns` picks columns by header name or 0-based index. Blank lines are
-  skipped; cells may be quoted.
+  skipped; cells may be quoted; a UTF-8 byte order mark opening the file is
+  dropped (it is not part of the first row or header name).
 - `.tfrecord`, `.tfrecords`, `.tfrec` (and `.gz` for GZIP) files of
   `tf.train.Example`: `features` names the float or int64 features to use,
   concatenated in that order (default: every numeric feature of the first
@@ -68,6 +69,9 @@ INPUT_ERROR_TAG = 'Cannot read the input: '
 _NUMBER = (r'[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|'
            r'[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])')
 _NUMBER_RE = re.compile(_NUMBER)
+# The UTF-8 byte order mark some programs write at the start of a CSV file.
+_BOM = '\ufeff'
+_BOM_BYTES = _BOM.encode('utf-8')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -459,10 +463,17 @@ def _is_number(cell):
 
 
 def _first_rows(path, delimiter):
-  """The first two non-blank rows (as cells) and the first one's line index."""
+  """The first two non-blank rows (as cells) and the first one's line index.
+
+  A byte order mark at the start of the file (which spreadsheet programs
+  write) is not part of the first row: it is dropped, as the dataset's
+  parser drops it, so that it never turns a row of numbers into a header.
+  """
   rows, first_index = [], None
   with tf.io.gfile.GFile(path, 'r') as f:
     for index, line in enumerate(f):
+      if index == 0 and line.startswith(_BOM):
+        line = line[len(_BOM):]
       if not line.strip():
         continue
       if first_index is None:
@@ -471,6 +482,18 @@ def _first_rows(path, delimiter):
       if len(rows) == 2:
         break
   return rows, first_index
+
+
+def _drop_bom(lines):
+  """`lines` (a string Tensor (n,), n >= 1) without a BOM opening the first."""
+  first = lines[0]
+  size = len(_BOM_BYTES)
+  first = tf.where(tf.strings.substr(first, 0, size) == _BOM_BYTES,
+                   tf.strings.substr(first, size,
+                                     tf.maximum(tf.strings.length(first) -
+                                                size, 0)),
+                   first)
+  return tf.concat([first[tf.newaxis], lines[1:]], 0)
 
 
 def _has_header(rows):
@@ -520,6 +543,9 @@ def _open_csv(paths, columns, header, delimiter):
           lambda index, batch: (path, skip + 1 + index * batch_size, batch))
 
     def parse(path, first_line, lines):
+      # A byte order mark opens the file's first line, not its first cell.
+      lines = tf.cond(first_line == 1, lambda: _drop_bom(lines),
+                      lambda: lines)
       numbers = first_line + tf.range(tf.size(lines, tf.int64))
       keep = tf.strings.length(tf.strings.strip(lines)) > 0
       lines = tf.boolean_mask(lines, keep)

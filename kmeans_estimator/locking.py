@@ -31,6 +31,12 @@ The policy:
   `tf.train.list_variables` and `keep_checkpoint_max` clean-up ignore it.
 - `flock` locks belong to an open file, not to a process, so two estimators
   or threads of one process exclude each other too.
+- The lock file is opened without following a symbolic link
+  (`O_NOFOLLOW`), and written only when it is a regular file with no other
+  name (one hard link): a symlink or hard link planted at its path can
+  never make a trainer truncate or write the file it points to. Such a
+  lock path is refused with a `CheckpointWriteError` naming it, before
+  anything is written; remove it to train.
 - Under a `tf.distribute` strategy only the chief takes the lock: the
   other workers of the same run share `model_dir` but never write to it.
 - Limits: a `model_dir` given as a URL (`gs://`, `s3://`, `hdfs://`, ...),
@@ -45,6 +51,7 @@ import datetime
 import functools
 import os
 import socket
+import stat
 
 from absl import logging
 
@@ -164,13 +171,20 @@ def _acquire(model_dir):
   for _ in range(_MAX_ATTEMPTS):
     created += _makedirs(model_dir)
     try:
-      fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, 'O_CLOEXEC', 0),
-                   0o644)
+      fd = os.open(path, _OPEN_FLAGS, 0o644)
     except FileNotFoundError:
       continue  # model_dir was just removed by a trainer that created it.
     except OSError as e:
       _remove_empty_dirs(created)
+      if os.path.islink(path):  # O_NOFOLLOW refused it (ELOOP).
+        raise _planted_error(model_dir, path, 'a symbolic link to '
+                             f'{os.readlink(path)!r}') from None
       raise _unwritable_error(model_dir, e) from e
+    planted = _not_our_kind_of_file(fd)
+    if planted is not None:
+      os.close(fd)
+      _remove_empty_dirs(created)
+      raise _planted_error(model_dir, path, planted)
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -191,6 +205,37 @@ def _acquire(model_dir):
     return fd, path, created
   raise ModelDirLockedError(_locked_message(
       model_dir, 'it was taken and released too often to get hold of it'))
+
+
+# O_NOFOLLOW: never open the file a planted symlink names. O_NONBLOCK: a
+# FIFO planted at the path must not block the open (it is then refused).
+_OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0) |
+               getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0) |
+               getattr(os, 'O_NOCTTY', 0))
+
+
+def _not_our_kind_of_file(fd):
+  """Why the open lock file may not be written, or None if it may.
+
+  Only a regular file with a single name is ours to truncate: anything
+  else at the lock path (a FIFO, a device, a hard link to some other file)
+  was put there by someone else.
+  """
+  info = os.fstat(fd)
+  if not stat.S_ISREG(info.st_mode):
+    return 'not a regular file'
+  if info.st_nlink > 1:
+    return f'a hard link to a file with {info.st_nlink} names'
+  return None
+
+
+def _planted_error(model_dir, path, what):
+  return checkpoints.CheckpointWriteError(
+      f'The training lock file {path!r} is {what}; trainers only ever create '
+      'it as a regular file, and never write through a link or into another '
+      'file. Nothing was trained or written, and what it points to is '
+      'untouched. Remove it (it is not part of the model) and train again, '
+      f"or train into another model_dir. Received: model_dir='{model_dir}'")
 
 
 def _release(fd, path, created):

@@ -186,25 +186,34 @@ def test_keep_checkpoint_max_none_or_zero_keeps_all(tmp_path, keep):
   assert len([n for n in os.listdir(model_dir) if n.endswith('.index')]) == 7
 
 
-def test_saving_same_step_twice_overwrites(tmp_path):
+def test_saving_a_step_that_exists_is_refused_and_writes_nothing(tmp_path):
   model_dir = str(tmp_path)
   checkpoints.save_checkpoint(model_dir, 1, _tensors(seed=1))
-  checkpoints.save_checkpoint(model_dir, 2, {'clusters': np.zeros((5, 2))})
   checkpoints.save_checkpoint(model_dir, 2, _tensors(seed=2))
-  state = _state_proto(model_dir)
-  assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
-      'model.ckpt-1', 'model.ckpt-2'
-  ]
-  assert len(state.all_model_checkpoint_timestamps) == 2
-  restored = checkpoints.read_checkpoint(model_dir)
-  np.testing.assert_array_equal(restored['clusters'], _tensors(2)['clusters'])
-  assert restored['clusters'].dtype == np.float32
-  assert restored['global_step'] == 2
-  assert not _temp_files(model_dir)
-  # Re-saving an older step makes it the latest, as TF's savers do.
-  checkpoints.save_checkpoint(model_dir, 1, _tensors(seed=3))
-  assert checkpoints.latest_checkpoint(model_dir).endswith('model.ckpt-1')
-  assert len(_state_proto(model_dir).all_model_checkpoint_paths) == 2
+  before = oracles.snapshot(model_dir)
+  for step in (2, 1):  # The latest, and an older one.
+    with pytest.raises(
+        checkpoints.CheckpointExistsError,
+        match=rf"The checkpoint '.*model\.ckpt-{step}' already exists "
+        rf"\(\['model\.ckpt-{step}\.data-00000-of-00001', "
+        rf"'model\.ckpt-{step}\.index'\]\), and checkpoints are never "
+        r"overwritten; nothing was written\. The latest checkpoint is "
+        r"'.*model\.ckpt-2'.*Received: model_dir="):
+      checkpoints.save_checkpoint(model_dir, step, _tensors(seed=3))
+  assert oracles.snapshot(model_dir) == before
+  assert issubclass(checkpoints.CheckpointExistsError,
+                    checkpoints.CheckpointWriteError)
+
+
+def test_a_data_file_without_its_index_is_replaced(tmp_path):
+  # What a save killed between its data and index renames leaves.
+  model_dir = str(tmp_path)
+  checkpoints.save_checkpoint(model_dir, 1, _tensors(seed=1))
+  (tmp_path / ('model.ckpt-2' + _DATA)).write_bytes(b'left by a killed save')
+  checkpoints.save_checkpoint(model_dir, 2, _tensors(seed=2))
+  np.testing.assert_array_equal(
+      checkpoints.read_checkpoint(model_dir)['clusters'],
+      _tensors(2)['clusters'])
 
 
 def test_state_file_path_escaping(tmp_path):
@@ -281,14 +290,24 @@ def test_crash_during_rename_keeps_previous_checkpoint(
   monkeypatch.undo()
 
   assert tf.train.latest_checkpoint(model_dir) == first
+  # A process killed after both renames (no clean-up) leaves checkpoint 2
+  # complete though the state file does not name it: it is the latest. A
+  # save that fails removes the files it renamed into place.
+  latest = 2 if failing_rename == 3 and not cleanup else 1
+  assert checkpoints.latest_checkpoint(model_dir) == os.path.join(
+      model_dir, f'model.ckpt-{latest}')
   restored = checkpoints.read_checkpoint(model_dir)
-  np.testing.assert_array_equal(restored['clusters'], _tensors(1)['clusters'])
+  np.testing.assert_array_equal(restored['clusters'],
+                                _tensors(latest)['clusters'])
   if cleanup:
     assert not _temp_files(model_dir)
-  # The next save recovers.
-  checkpoints.save_checkpoint(model_dir, 2, _tensors(seed=2))
-  assert checkpoints.read_checkpoint(model_dir)['global_step'] == 2
-  assert len(_state_proto(model_dir).all_model_checkpoint_paths) == 2
+    assert sorted(n for n in os.listdir(model_dir) if 'ckpt-2' in n) == []
+  # The next save recovers, and the state file lists every checkpoint.
+  checkpoints.save_checkpoint(model_dir, latest + 1,
+                              _tensors(seed=latest + 1))
+  assert checkpoints.read_checkpoint(model_dir)['global_step'] == latest + 1
+  assert len(_state_proto(model_dir).all_model_checkpoint_paths) == (
+      latest + 1)
 
 
 def test_crash_during_save_v2_leaves_nothing(tmp_path, monkeypatch):
@@ -321,31 +340,41 @@ def test_crash_while_writing_state_file(tmp_path, monkeypatch, cleanup):
     checkpoints.save_checkpoint(model_dir, 2, _tensors(seed=2))
   monkeypatch.undo()
   assert tf.train.latest_checkpoint(model_dir) == first
-  assert checkpoints.read_checkpoint(model_dir)['global_step'] == 1
+  # Killed (no clean-up): checkpoint 2 is complete, so it is the latest.
+  assert checkpoints.read_checkpoint(model_dir)['global_step'] == (
+      1 if cleanup else 2)
   if cleanup:
     assert not _temp_files(model_dir)
 
 
-# Renames when overwriting the latest step: state (drop), data, index, state.
+# Renames when saving a step that the state file lists but whose files are
+# gone: state (drop the entry), data, index, state.
 @pytest.mark.parametrize('failing_rename', [1, 2, 3, 4])
-def test_crash_while_overwriting_latest_step(tmp_path, monkeypatch,
-                                            failing_rename):
+def test_crash_while_resaving_a_listed_step_whose_files_are_gone(
+    tmp_path, monkeypatch, failing_rename):
   model_dir = str(tmp_path)
   checkpoints.save_checkpoint(model_dir, 1, _tensors(seed=1))
-  checkpoints.save_checkpoint(model_dir, 2, _tensors(seed=2))
+  second = checkpoints.save_checkpoint(model_dir, 2, _tensors(seed=2))
+  for suffix in ('.index', _DATA):
+    os.remove(second + suffix)
   _disable_cleanup(monkeypatch)
   _fail_on_call(monkeypatch, tf.io.gfile, 'rename', failing_rename)
   with pytest.raises(_SimulatedCrash):
     checkpoints.save_checkpoint(model_dir, 2, _tensors(seed=3))
   monkeypatch.undo()
 
-  latest = tf.train.latest_checkpoint(model_dir)
-  assert latest is not None
-  restored = checkpoints.read_checkpoint(latest)  # Complete and consistent.
-  candidates = [_tensors(seed=s)['clusters'] for s in (1, 2, 3)]
-  assert any(np.array_equal(restored['clusters'], c) for c in candidates)
-  if latest.endswith('model.ckpt-2'):
-    assert not np.array_equal(restored['clusters'], candidates[0])
+  # The state file never names a checkpoint without its files: it names
+  # checkpoint 1 once the entry of 2 is dropped (after rename 1).
+  tf_latest = tf.train.latest_checkpoint(model_dir)
+  assert (tf_latest is None) == (failing_rename == 1)
+  if tf_latest is not None:
+    assert tf_latest.endswith('model.ckpt-1')
+  latest = checkpoints.latest_checkpoint(model_dir)
+  if latest is not None:
+    restored = checkpoints.read_checkpoint(latest)  # Complete, consistent.
+    seed = 3 if latest.endswith('model.ckpt-2') else 1
+    np.testing.assert_array_equal(restored['clusters'],
+                                  _tensors(seed=seed)['clusters'])
 
 
 def test_write_errors_become_checkpoint_write_error(tmp_path, monkeypatch):

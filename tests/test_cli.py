@@ -294,6 +294,113 @@ def test_centers_print_and_save(trained, tmp_path, capsys):
                   tmp_path / 'centers.npy') == 0
 
 
+@pytest.mark.parametrize('command,name', [
+    ('predict', 'out.npy'), ('predict', 'out.csv'), ('centers', 'out.npy'),
+    ('centers', 'out.csv')])
+def test_outputs_never_write_through_a_planted_symlink(
+    trained, data_dir, tmp_path, command, name, capsys):
+  model_dir, _ = trained
+  output = tmp_path / name
+  victims = []
+  # Symlinks at the output, at the old predictable temporary names, and at
+  # the .distances.npy output.
+  links = [output, tmp_path / f'{name}.tmp-{os.getpid()}',
+           tmp_path / 'out.distances.npy']
+  for i, link in enumerate(links):
+    victim = tmp_path / f'victim{i}'
+    victim.write_text('precious')
+    link.symlink_to(victim)
+    victims.append(victim)
+  args = ['--distances', data_dir / 'points.npy'] if command == 'predict' else []
+  assert run_main(command, f'--model_dir={model_dir}', f'--output={output}',
+                  *args) == 0
+  capsys.readouterr()
+  assert all(victim.read_text() == 'precious' for victim in victims)
+  assert not output.is_symlink() and output.is_file()
+  if name.endswith('.npy') and command == 'predict':
+    assert not links[2].is_symlink()
+    assert np.load(links[2]).shape == (len(POINTS), _K)
+  expected = (centers_of(model_dir) if command == 'centers' else
+              np.array(list(KMeansClustering(
+                  _K, model_dir=str(model_dir)).predict_cluster_index(
+                      lambda: POINTS))))
+  got = (np.load(output) if name.endswith('.npy') else
+         np.loadtxt(output, delimiter=',', skiprows=int(command == 'predict')))
+  np.testing.assert_allclose(got if got.ndim == expected.ndim else got[:, 0],
+                             expected, rtol=1e-6)
+  assert not [p for p in tmp_path.iterdir() if '.tmp-' in p.name and
+              not p.is_symlink()]
+
+
+def _same_path(d):
+  np.save(d / 'p.npy', POINTS)
+  return d / 'p.npy', d / 'p.npy', []
+
+
+def _other_spelling(d):
+  np.save(d / 'p.npy', POINTS)
+  return d / 'p.npy', f'{d}/./sub/../p.npy', []
+
+
+def _symlink_to_input(d):
+  np.save(d / 'p.npy', POINTS)
+  (d / 'link.npy').symlink_to(d / 'p.npy')
+  return d / 'p.npy', d / 'link.npy', []
+
+
+def _hard_link_to_input(d):
+  write_csv(d / 'p.csv', POINTS)
+  os.link(d / 'p.csv', d / 'link.csv')
+  return d / 'p.csv', d / 'link.csv', []
+
+
+def _input_by_glob(d):
+  np.save(d / 'p.npy', POINTS)
+  return d / '*.npy', d / 'p.npy', []
+
+
+def _distances_output(d):
+  np.save(d / 'out.distances.npy', POINTS)
+  return d / 'out.distances.npy', d / 'out.npy', ['--distances']
+
+
+@pytest.mark.parametrize('make', [
+    _same_path, _other_spelling, _symlink_to_input, _hard_link_to_input,
+    _input_by_glob, _distances_output])
+def test_predict_refuses_an_output_that_is_an_input_file(trained, tmp_path,
+                                                         make):
+  model_dir, _ = trained
+  (tmp_path / 'sub').mkdir()
+  data, output, extra = make(tmp_path)
+  before = oracles.snapshot(tmp_path)
+  with pytest.raises(app.UsageError,
+                     match=r'`output` must not be an input file: the '
+                     r'predictions would overwrite the points\. Give another '
+                     rf'path\. Received: --output={re.escape(str(output))}.* '
+                     r'which is the input file '):
+    run_main('predict', f'--model_dir={model_dir}', f'--output={output}',
+             *extra, data)
+  assert oracles.snapshot(tmp_path) == before
+
+
+def test_the_temporary_output_is_created_exclusively(trained, tmp_path,
+                                                     monkeypatch, capsys):
+  model_dir, _ = trained
+  output = tmp_path / 'centers.npy'
+  victim = tmp_path / 'victim'
+  victim.write_text('precious')
+  # The first random name drawn is taken by a symlink: another is drawn.
+  names = iter(['planted', 'fresh'])
+  monkeypatch.setattr(cli.secrets, 'token_hex', lambda n: next(names))
+  (tmp_path / 'centers.npy.tmp-planted').symlink_to(victim)
+  assert run_main('centers', f'--model_dir={model_dir}',
+                  f'--output={output}') == 0
+  capsys.readouterr()
+  assert victim.read_text() == 'precious'
+  np.testing.assert_array_equal(np.load(output), centers_of(model_dir))
+  assert not (tmp_path / 'centers.npy.tmp-fresh').exists()
+
+
 def test_export_serves_the_cluster_indices(trained, tmp_path, capsys):
   model_dir, _ = trained
   assert run_main('export', f'--model_dir={model_dir}',
@@ -558,6 +665,49 @@ def test_csv_header_is_detected_and_quotes_and_blank_lines_are_read(
   headerless = file_inputs.open_files(path, header=False)
   with pytest.raises(ValueError, match=r"line 1, column 0: 'a' is not a "):
     headerless.read_all()
+
+
+@pytest.mark.parametrize('header', [None, False])
+def test_a_csv_byte_order_mark_does_not_make_the_first_row_a_header(
+    tmp_path, header):
+  # Spreadsheet programs open UTF-8 CSV files with a BOM (U+FEFF).
+  path = tmp_path / 'p.csv'
+  path.write_bytes('\ufeff1,2,3\n4,5,6\n7,8,9\n'.encode())
+  source = file_inputs.open_files(path, header=header)
+  assert source.feature_names is None
+  expected = np.arange(1, 10, dtype=np.float32).reshape(3, 3)
+  np.testing.assert_array_equal(source.read_all(), expected)
+  for batch_size in (1, 2):  # The first line alone, and with the next.
+    np.testing.assert_array_equal(
+        np.concatenate(list(source.dataset(batch_size))), expected)
+
+
+def test_a_csv_byte_order_mark_is_not_part_of_the_first_header_name(
+    tmp_path):
+  path = tmp_path / 'p.csv'
+  path.write_bytes('\ufeffx,y\n1,2\n3,4\n'.encode())
+  source = file_inputs.open_files(path, columns=['x'])
+  assert source.feature_names == ('x',)
+  np.testing.assert_array_equal(source.read_all(), [[1], [3]])
+
+
+def test_predict_and_initial_clusters_read_a_csv_with_a_byte_order_mark(
+    trained, data_dir, tmp_path, capsys):
+  model_dir, _ = trained
+  path = tmp_path / 'p.csv'
+  path.write_bytes(('\ufeff' + '\n'.join(
+      ','.join(repr(float(v)) for v in row) for row in POINTS[:5])
+                    ).encode())
+  assert run_main('predict', f'--model_dir={model_dir}', path) == 0
+  lines = capsys.readouterr().out.splitlines()
+  api = KMeansClustering(_K, model_dir=str(model_dir))
+  assert [int(line) for line in lines[1:]] == list(
+      api.predict_cluster_index(lambda: POINTS[:5]))
+  # --initial_clusters: five centers, not four.
+  assert run_main('train', f'--model_dir={tmp_path / "model"}',
+                  f'--initial_clusters={path}', '--steps=1', '--seed=0',
+                  data_dir / 'points.npy') == 0
+  assert centers_of(tmp_path / 'model').shape == (5, 3)
 
 
 def test_a_csv_batch_of_blank_lines_is_skipped_not_an_empty_batch(tmp_path):

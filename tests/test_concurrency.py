@@ -285,6 +285,51 @@ def test_a_stale_lock_file_is_taken_over(tmp_path):
   assert locking.LOCK_FILENAME not in names
 
 
+def _plant_symlink(lock, victim):
+  victim.write_text('precious')
+  lock.symlink_to(victim)
+
+
+def _plant_dangling_symlink(lock, victim):
+  lock.symlink_to(victim)  # O_CREAT through it would create the victim.
+
+
+def _plant_hard_link(lock, victim):
+  victim.write_text('precious')
+  os.link(victim, lock)
+
+
+def _plant_fifo(lock, victim):
+  del victim
+  os.mkfifo(lock)
+
+
+@pytest.mark.parametrize('plant,message', [
+    (_plant_symlink, r'is a symbolic link to .*victim'),
+    (_plant_dangling_symlink, r'is a symbolic link to .*victim'),
+    (_plant_hard_link, r'is a hard link to a file with 2 names'),
+    (_plant_fifo, r'is not a regular file'),
+], ids=['symlink', 'dangling_symlink', 'hard_link', 'fifo'])
+def test_a_link_planted_at_the_lock_path_is_refused_and_its_target_untouched(
+    tmp_path, plant, message):
+  model_dir = tmp_path / 'model'
+  _estimator(model_dir).train(lambda: _POINTS, steps=1)
+  victim = tmp_path / 'victim'
+  plant(model_dir / locking.LOCK_FILENAME, victim)
+  before = oracles.snapshot(model_dir)
+  victim_before = victim.read_bytes() if victim.exists() else None
+  with pytest.raises(checkpoints.CheckpointWriteError,
+                     match=rf"lock file '.*{re.escape(locking.LOCK_FILENAME)}'"
+                     rf" {message}.*Received: model_dir="):
+    _estimator(model_dir).train(lambda: _POINTS, steps=1)
+  assert oracles.snapshot(model_dir) == before
+  assert (victim.read_bytes() if victim.exists() else None) == victim_before
+  # Removing it is the fix.
+  os.unlink(model_dir / locking.LOCK_FILENAME)
+  _estimator(model_dir).train(lambda: _POINTS, steps=1)
+  assert tf.train.load_variable(str(model_dir), 'global_step') == 2
+
+
 def test_threads_racing_for_the_lock_never_hold_it_together(tmp_path):
   holders, most, acquired, errors = [0], [0], [0], []
   count_lock = threading.Lock()

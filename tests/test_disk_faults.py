@@ -23,7 +23,9 @@ the tests work as root, where chmod does not stop writes); the chmod tests
 run only when not root.
 """
 
+import contextlib
 import errno
+import io
 import os
 import pathlib
 import shutil
@@ -38,6 +40,7 @@ from kmeans_estimator import checkpoints
 from kmeans_estimator import locking
 
 import oracles
+from helpers import run_cli
 
 _K = 3
 _POINTS = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
@@ -438,6 +441,13 @@ _DAMAGE = {
         lambda d: (pathlib.Path(d) / 'checkpoint').write_text('{{{ garbage'),
         r"The checkpoint state file '.*checkpoint' is unreadable, but "
         r"`model_dir` holds checkpoints \['model\.ckpt-1', 'model\.ckpt-2'\]"),
+    'missing_state_file_and_newest_data': (
+        lambda d: [os.remove(d / 'checkpoint'),
+                   os.remove(d / ('model.ckpt-2' + _DATA))],
+        r"`model_dir` has no 'checkpoint' state file, and its newest "
+        r"checkpoint '.*model\.ckpt-2' is incomplete: its data file "
+        r"'.*model\.ckpt-2\.data-00000-of-00001' is missing\. Restore its "
+        r'files from a backup, or move them away'),
     'nan_centers': (
         lambda d: _resave(d, clusters=np.full((_K, 2), np.nan, np.float32)),
         r"The checkpoint '.*model\.ckpt-2' holds invalid cluster centers "
@@ -449,6 +459,25 @@ _DAMAGE = {
         lambda d: _resave(d, clusters=np.zeros((_K, 2), np.int64)),
         r'holds invalid cluster centers \(dtype int64'),
 }
+def _cli(command, *args):
+  """Runs the command line on the estimator's model_dir; raises its error."""
+
+  def run(estimator, tmp):
+    np.save(tmp / 'points.npy', _POINTS)
+    extra = {'predict': [tmp / 'points.npy'], 'score': [tmp / 'points.npy'],
+             'train': ['--steps=1', tmp / 'points.npy'],
+             'export': [f'--export_dir_base={tmp / "exports"}']}
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(
+        io.StringIO()):
+      status = run_cli(command, f'--model_dir={estimator.model_dir}',
+                       *args, *extra.get(command, []))
+    message = stderr.getvalue()
+    assert status == 1, message
+    raise ValueError(message.strip())
+  return run
+
+
 _ENTRY_POINTS = {
     'train': lambda e, tmp: e.train(lambda: _POINTS, steps=1),
     'evaluate': lambda e, tmp: e.evaluate(lambda: _POINTS),
@@ -456,12 +485,20 @@ _ENTRY_POINTS = {
     'cluster_centers': lambda e, tmp: e.cluster_centers(),
     'export_saved_model': lambda e, tmp: e.export_saved_model(
         str(tmp / 'exports')),
+    'cli_centers': _cli('centers'),
+    'cli_predict': _cli('predict'),
+    'cli_score': _cli('score'),
+    'cli_export': _cli('export'),
+    'cli_train': _cli('train'),
 }
 # `cluster_centers` (like `get_variable_value` and tf.train.load_variable)
 # returns what the checkpoint holds, unvalidated.
 _RAW_READS = {('nan_centers', 'cluster_centers'),
               ('centers_of_rank_1', 'cluster_centers'),
-              ('integer_centers', 'cluster_centers')}
+              ('integer_centers', 'cluster_centers'),
+              ('nan_centers', 'cli_centers'),
+              ('centers_of_rank_1', 'cli_centers'),
+              ('integer_centers', 'cli_centers')}
 
 
 @pytest.mark.parametrize('damage,entry_point', [
@@ -478,6 +515,76 @@ def test_a_damaged_checkpoint_gives_a_clear_error(damage, entry_point,
   assert 'Received: ' in str(info.value) or 'model_dir' in str(info.value)
   assert oracles.snapshot(trained_copy) == before  # Nothing was written...
   assert not (tmp_path / 'exports').exists()  # ... nor exported.
+
+
+def test_a_deleted_state_file_resumes_from_the_newest_checkpoint(
+    trained_copy, tmp_path, reference):
+  # Steps 1 and 2 are saved; the 'checkpoint' state file is lost.
+  os.remove(trained_copy / 'checkpoint')
+  saved = {name: data for name, data in oracles.snapshot(trained_copy).items()
+           if name.startswith('model.ckpt-')}
+  estimator = _estimator(trained_copy, config=RunConfig(
+      save_checkpoints_steps=1, keep_checkpoint_max=0))
+  # Every reader reads checkpoint 2, as before.
+  assert estimator.latest_checkpoint() == str(trained_copy / 'model.ckpt-2')
+  np.testing.assert_array_equal(estimator.cluster_centers(), reference[2])
+  assert estimator.evaluate(lambda: _POINTS)['global_step'] == 2
+  np.testing.assert_array_equal(
+      [p['cluster_index'] for p in estimator.predict(lambda: _POINTS)],
+      oracles.distances(_POINTS, reference[2]).argmin(axis=1))
+  exported = estimator.export_saved_model(str(tmp_path / 'exports'))
+  np.testing.assert_array_equal(
+      tf.saved_model.load(exported.decode()).signatures['cluster_centers']()[
+          'output'], reference[2])
+  with contextlib.redirect_stdout(io.StringIO()) as out:
+    assert run_cli('centers', f'--model_dir={trained_copy}') == 0
+  np.testing.assert_array_equal(
+      np.loadtxt(out.getvalue().splitlines(), delimiter=',').astype(
+          np.float32), reference[2])
+  # Training goes on from step 2, overwriting nothing.
+  estimator.train(lambda: _POINTS, steps=3)
+  assert estimator.get_variable_value('global_step') == 5
+  np.testing.assert_array_equal(estimator.cluster_centers(), reference[5])
+  after = oracles.snapshot(trained_copy)
+  assert {name: after[name] for name in saved} == saved
+  # The state file is whole again, for TensorFlow's readers too.
+  state = tf.train.get_checkpoint_state(str(trained_copy))
+  assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+      f'model.ckpt-{step}' for step in range(1, 6)]
+  assert tf.train.load_variable(str(trained_copy), 'global_step') == 5
+
+
+def test_a_state_file_that_lags_behind_a_complete_checkpoint(
+    trained_copy, reference):
+  # A save killed between its renames and its state file's leaves
+  # checkpoint 2 complete but unnamed: training goes on from it.
+  (trained_copy / 'checkpoint').write_text(
+      'model_checkpoint_path: "model.ckpt-1"\n'
+      'all_model_checkpoint_paths: "model.ckpt-1"\n')
+  before = oracles.snapshot(trained_copy)
+  estimator = _estimator(trained_copy)
+  np.testing.assert_array_equal(estimator.cluster_centers(), reference[2])
+  estimator.train(lambda: _POINTS, steps=1)
+  assert estimator.get_variable_value('global_step') == 3
+  np.testing.assert_array_equal(estimator.cluster_centers(), reference[3])
+  after = oracles.snapshot(trained_copy)
+  for step in (1, 2):
+    for suffix in ('.index', _DATA):
+      name = f'model.ckpt-{step}{suffix}'
+      assert after[name] == before[name]
+
+
+def test_a_save_never_overwrites_a_checkpoint_the_state_file_forgot(
+    trained_copy):
+  # Even when asked to: checkpoint 2 exists, and the save of step 2 after a
+  # restore of checkpoint 1 is refused.
+  before = oracles.snapshot(trained_copy)
+  values = checkpoints.read_checkpoint(str(trained_copy / 'model.ckpt-1'))
+  values['global_step'] = np.int64(2)
+  with pytest.raises(checkpoints.CheckpointExistsError,
+                     match=r"model\.ckpt-2' already exists"):
+    checkpoints.save_checkpoint(str(trained_copy), 2, values)
+  assert oracles.snapshot(trained_copy) == before
 
 
 def test_cluster_centers_returns_stored_values_unvalidated(trained_copy):

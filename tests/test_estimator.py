@@ -3,6 +3,7 @@
 import glob
 import inspect
 import os
+import re
 
 import numpy as np
 import pytest
@@ -367,6 +368,22 @@ def test_run_config_schedules_and_limits_checkpoints(tmp_path):
   indexes = sorted(os.path.basename(p)
                    for p in glob.glob(str(tmp_path / '*.index')))
   assert indexes == ['model.ckpt-6.index', 'model.ckpt-7.index']
+
+
+def test_event_file_names_end_in_a_random_part_no_one_can_plant_a_link_at(
+    tmp_path):
+  # TensorFlow opens event files following symlinks, under a name made of
+  # the time, host and pid; a random suffix makes it unguessable.
+  points, _ = blobs(seed=19, n=50)
+  for _ in range(2):
+    KMeansClustering(3, model_dir=str(tmp_path), use_mini_batch=False,
+                     seed=0, config=RunConfig(save_summary_steps=1)).train(
+                         lambda: points, steps=1)
+  names = [os.path.basename(p)
+           for p in glob.glob(str(tmp_path / 'events.out.tfevents*'))]
+  suffixes = {re.fullmatch(r'events\.out\.tfevents\..*\.([0-9a-f]{32})\.v2',
+                           name)[1] for name in names}
+  assert len(names) == len(suffixes) == 2
 
 
 def test_loss_is_a_tensorboard_scalar_in_model_dir(tmp_path):

@@ -378,6 +378,74 @@ def test_failed_export_leaves_nothing_behind(trained, tmp_path, monkeypatch):
   assert os.listdir(tmp_path) == []
 
 
+def test_export_writes_into_a_new_private_unpredictable_temp_dir(
+    trained, tmp_path, monkeypatch):
+  monkeypatch.setattr(time, 'time', lambda: 1700000000.0)
+  victim = tmp_path / 'victim'
+  victim.mkdir()
+  base = tmp_path / 'exports'
+  base.mkdir()
+  # Symlinks at the names temporary exports used to have.
+  for pid in (os.getpid(), os.getpid() + 1):
+    (base / f'temp-1700000000-{pid}').symlink_to(victim)
+  seen = []
+  original = tf.saved_model.save
+
+  def spy(obj, export_dir, **kwargs):
+    parent = os.path.dirname(export_dir)
+    seen.append((os.path.basename(parent), os.stat(parent).st_mode & 0o777))
+    return original(obj, export_dir, **kwargs)
+
+  monkeypatch.setattr(tf.saved_model, 'save', spy)
+  path = trained.export_saved_model(base).decode()
+  assert os.listdir(victim) == []
+  assert os.path.basename(path) == '1700000000'
+  assert not os.path.islink(path) and tf.saved_model.contains_saved_model(path)
+  (temp_name, mode), = seen
+  assert re.fullmatch(rf'temp-kmeans_estimator-.+-{os.getpid()}-[a-z0-9_]+',
+                      temp_name)
+  assert mode == 0o700  # mkdtemp: made exclusively, private.
+  assert sorted(os.listdir(base)) == sorted(
+      ['1700000000'] + [f'temp-1700000000-{pid}'
+                        for pid in (os.getpid(), os.getpid() + 1)])
+
+
+def _dead_pid():
+  process = subprocess.Popen([sys.executable, '-c', ''])
+  process.wait()
+  return process.pid
+
+
+def test_export_removes_temp_dirs_of_killed_exports_and_nothing_else(
+    trained, tmp_path):
+  from kmeans_estimator import export as export_lib  # pylint: disable=g-import-not-at-top
+  base = tmp_path / 'exports'
+  base.mkdir()
+  host, dead = export_lib._host(), _dead_pid()  # pylint: disable=protected-access
+  stale = base / f'temp-kmeans_estimator-{host}-{dead}-ab_c12'
+  (stale / 'model' / 'variables').mkdir(parents=True)
+  (stale / 'model' / 'saved_model.pb').write_bytes(b'half')
+  victim = tmp_path / 'victim'
+  victim.mkdir()
+  (victim / 'keep.txt').write_text('mine')
+  kept = [
+      f'temp-kmeans_estimator-{host}-{os.getpid()}-live12',  # In use.
+      f'temp-kmeans_estimator-elsewhere-{dead}-other1',  # Another host's.
+      'temp-1700000000-1',  # Not named by this library's convention.
+      'temp-notes',
+  ]
+  for name in kept:
+    (base / name).mkdir()
+    (base / name / 'file').write_text('x')
+  link = f'temp-kmeans_estimator-{host}-{dead}-link12'
+  (base / link).symlink_to(victim)  # A symlink is never followed.
+  path = trained.export_saved_model(base).decode()
+  assert sorted(os.listdir(base)) == sorted(
+      kept + [link, os.path.basename(path)])
+  assert (victim / 'keep.txt').read_text() == 'mine'
+  assert all((base / name / 'file').read_text() == 'x' for name in kept)
+
+
 def test_export_before_training_fails_and_writes_nothing(tmp_path):
   kmeans = KMeansClustering(3, model_dir=str(tmp_path / 'model'))
   with pytest.raises(ValueError, match='No trained model in model_dir'):
