@@ -240,8 +240,12 @@ class KMeansClustering:
       from ONE pass over the data (each batch is scored against all R k
       centers in one matrix product), and the checkpoint variable
       `clusters` (so `cluster_centers`, `predict`, `evaluate` and exports)
-      holds the updated centers of the restart whose loss was the lowest in
-      the last step; the step's reported loss is that restart's. Every
+      holds, among the restarts' current centers, those of lowest loss
+      over the training data: before writing each checkpoint, one more
+      pass scores every restart's centers as they are (a step knows only
+      the losses before its update, and an update can change the order).
+      A step's reported loss is that before its update, of the restart
+      with the lowest such loss. Every
       restart's centers are saved as `restart_clusters` (R, k, d). R > 1
       needs use_mini_batch=False, empty_cluster='keep',
       algorithm='lloyd', no `RunConfig(train_distribute=...)`, and
@@ -1039,6 +1043,7 @@ class KMeansClustering:
         break
       context = runner.before_run() if runner else None
       stats = step_fn(data)
+      last_data = data
       if 'total_weight' in stats:
         # Weighted: a full-batch step (all the data) of total weight 0.
         if not self._kmeans.use_mini_batch and not float(
@@ -1089,6 +1094,7 @@ class KMeansClustering:
           stopped_by = summary_lib.RELATIVE_TOLERANCE
       previous_loss = loss
       if self._checkpoint_due(step, last_save_time):
+        self._keep_best_restart(last_data)
         if self._save(listeners) and not stop:
           stop, stopped_by = True, summary_lib.SAVING_LISTENER
         self._write_summaries(summaries)
@@ -1101,6 +1107,7 @@ class KMeansClustering:
     if previous_loss is not None:
       logging.info('Loss for final step: %g.', previous_loss)
     if saved_step != self._global_step:
+      self._keep_best_restart(last_data)
       self._save(listeners)
     self._write_summaries(summaries)
     if stopped_by is None:
@@ -1124,6 +1131,18 @@ class KMeansClustering:
     for listener in listeners:
       listener.end(None, self._global_step)
     self._training_summary = summary
+
+  def _keep_best_restart(self, data):
+    """With num_restarts > 1, makes `clusters` the restart whose centers
+    score lowest over `data` (the last step's input; one more pass, see
+    `KMeans.keep_best_restart`), so that every checkpoint holds the best
+    restart's centers and not the step's provisional choice."""
+    if self._kmeans.num_restarts == 1:
+      return
+    def keep(x):
+      x = x if isinstance(x, tuple) else (x,)
+      return self._kmeans.keep_best_restart(*x)
+    self._compile('keep_best_restart', keep)(data)
 
   def _hook_values(self, loss, num_points, empty_clusters=0):
     """The values hooks may fetch by name after a step (see `hooks`)."""

@@ -107,8 +107,10 @@ class KMeans(tf.Module):
       from larger batches); every `full_batch_step` then moves all R restarts
       by one Lloyd update from ONE pass over the data (the points are scored
       against all R k centers in one matrix product, see
-      `distances.restart_statistics`), and `clusters` becomes the updated
-      centers of the restart with the lowest loss in that step. The R
+      `distances.restart_statistics`), and `clusters` becomes, provisionally,
+      the updated centers of the restart with the lowest loss before that
+      update; `keep_best_restart(data)` (one more pass) makes it the
+      restart whose current centers score lowest. The R
       restarts' centers are in the variable `restart_clusters` (R, k, d),
       saved under that name. R > 1 needs use_mini_batch=False,
       empty_cluster='keep' and initial_clusters named by a string (an
@@ -803,7 +805,10 @@ class KMeans(tf.Module):
     With num_restarts R > 1 the step moves all R restarts by one Lloyd
     update each, from one pass over `data` (`restart_statistics`), and
     `clusters` becomes the updated centers of the restart whose loss before
-    the update is the lowest (ties to the lower restart).
+    the update is the lowest (ties to the lower restart). That choice is
+    provisional (an update can change the restarts' order): after the last
+    step, `keep_best_restart(data)` keeps the restart whose updated centers
+    score lowest.
 
     Returns:
       dict with 'loss' (sum of distances to the nearest center before the
@@ -838,11 +843,44 @@ class KMeans(tf.Module):
         for r in range(self.num_restarts)])
     best = tf.argmin(losses, output_type=tf.int32)
     self.restart_clusters.assign(new)
+    # Provisional: the losses of `new` are known only after another pass
+    # (`keep_best_restart`).
     self.clusters.assign(tf.gather(new, best))
     stats = self._stats(losses[best], counts[best], weighted=weighted)
     stats['restart_losses'] = losses
     stats['best_restart'] = best
     return stats
+
+  def keep_best_restart(self, data, weights=None):
+    """Makes `clusters` the restart whose current centers score lowest.
+
+    A `full_batch_step` knows each restart's loss before its update only,
+    and a restart that was behind may overtake the others in that update;
+    so the step's choice of `clusters` is provisional. This scores every
+    restart's centers as they are now (`restart_clusters`) in one pass over
+    `data` (all R restarts in one matrix product, as in a step) and keeps
+    the lowest, ties to the lower restart: `clusters` is then, among the R
+    restarts' own centers, those of lowest loss over `data`. The estimator
+    calls it before every checkpoint it writes, with the data of the last
+    step. With num_restarts=1 it changes nothing.
+
+    Args:
+      data: what `full_batch_step` takes: a Tensor of shape (n, d), or a
+        finite dataset of such batches or of (points, weights) pairs.
+      weights: optional float Tensor (n,) of sample weights, with a Tensor
+        `data`.
+
+    Returns:
+      dict with 'loss' (the kept centers' loss over `data`),
+      'restart_losses' (R,) and 'best_restart' (int32).
+    """
+    losses = self.restart_statistics(data, weights)[2]
+    best = tf.argmin(losses, output_type=tf.int32)
+    if self.num_restarts > 1:
+      self.clusters.assign(tf.gather(self.restart_clusters.read_value(),
+                                     best))
+    return {'loss': losses[best], 'restart_losses': losses,
+            'best_restart': best}
 
   def _state_inputs(self, points, weights):
     points = self._prepare(points)
