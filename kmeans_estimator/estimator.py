@@ -726,7 +726,12 @@ class KMeansClustering:
     return [name for name, _ in checkpoints.list_checkpoint_variables(path)]
 
   def get_variable_value(self, name):
-    """Value of the variable `name` in the latest checkpoint (numpy)."""
+    """Value of the variable `name` in the latest checkpoint (numpy).
+
+    The checkpoint is read as it is, like `tf.train.load_variable`, without
+    checking it against this estimator's options; `cluster_centers` checks
+    them, as `train` and `predict` do.
+    """
     self._require_checkpoint()
     values = checkpoints.read_checkpoint(self._model_dir)
     if name not in values:
@@ -744,8 +749,17 @@ class KMeansClustering:
     return path
 
   def cluster_centers(self):
-    """The cluster centers, float array of shape (k, d), from the checkpoint."""
-    return self.get_variable_value(constants.CLUSTER_CENTERS_VAR_NAME)
+    """The cluster centers, float array of shape (k, d), from the checkpoint.
+
+    Raises:
+      ValueError: no checkpoint, or one that `train` and `predict` refuse
+        too: of another num_clusters or distance_metric than this
+        estimator's, or damaged (the same messages).
+    """
+    path = self._require_checkpoint()
+    values = checkpoints.read_checkpoint(self._model_dir)
+    self._check_compatible(values, path)
+    return values[constants.CLUSTER_CENTERS_VAR_NAME]
 
   # ---------------------------------------------------------------- inputs
   def _read(self, input_fn, mode, check_width=True, check_finite=True,

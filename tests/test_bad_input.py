@@ -441,3 +441,21 @@ def test_hooks_must_be_hook_like(trained_copy):
   with pytest.raises(TypeError, match=r'`hooks` must be SessionRunHook-like'):
     _estimator(trained_copy).train(lambda: _POINTS, steps=1, hooks=[object()])
   assert _snapshot(trained_copy) == before
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'num_clusters': _K + 1},
+     rf"holds a model with num_clusters={_K} but this estimator has "
+     rf'num_clusters={_K + 1}; use the same num_clusters or another '
+     'model_dir'),
+    ({'distance_metric': 'cosine'},
+     r"holds a model trained with distance_metric='squared_euclidean' but "
+     r"this estimator has distance_metric='cosine'"),
+])
+def test_cluster_centers_refuses_a_model_that_predict_refuses(
+    kwargs, message, trained_dir):
+  km = _estimator(trained_dir, **kwargs)
+  with pytest.raises(ValueError, match=message):
+    list(km.predict_cluster_index(_POINTS))
+  with pytest.raises(ValueError, match=message):
+    km.cluster_centers()
