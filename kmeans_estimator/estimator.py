@@ -856,7 +856,12 @@ class KMeansClustering:
         is used as it is. A positive int: an array or Tensor is read in
         consecutive batches of that many rows, in order (in mini-batch mode
         with `steps` or `max_steps` they cycle through the data; without,
-        one pass); a Dataset of single rows is batched.
+        one pass); a Dataset of single rows is batched. Mini-batch training
+        resumes where the model stopped: at batch global_step mod (batches
+        per pass), so split or killed-and-resumed runs read the batches one
+        uninterrupted run reads (without steps, to the end of that pass; see
+        `inputs.SlicedData`; not under a `train_distribute` strategy). A
+        Dataset or an input_fn is read from its start on every call.
 
     Returns:
       self. `training_summary` then says what the call did.
@@ -892,6 +897,10 @@ class KMeansClustering:
           steps=0, global_step=self._global_step,
           stopped_by=summary_lib.STEP_LIMIT, converged=False)
       return self
+    if (self._kmeans.use_mini_batch and strategy is None and
+        isinstance(input_fn, inputs.SlicedData)):
+      # Resume at the slice where the last step stopped.
+      input_fn = input_fn.resumed(self._global_step)
     # Without a checkpoint only initial centers given as an array build the
     # core, and they fix the width.
     given = not restored and self._kmeans.built
