@@ -178,7 +178,10 @@ class KMeansClustering:
       temporary directory (logged).
     initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
       'kmeans_parallel', an array of shape (k, d), or a callable
-      f(inputs, k) returning up to k centers. 'kmeans_plus_plus' and 'kmc2'
+      f(inputs, k) returning up to k centers (a numeric array or Tensor of
+      shape (m, d), finite; it is called on each batch in turn until k are
+      chosen, and a ValueError or TypeError naming `initial_clusters` says
+      what it returned otherwise). 'kmeans_plus_plus' and 'kmc2'
       choose from the first batch, as the legacy estimator did;
       'kmeans_parallel' (k-means||, Spark's default) samples all the data in
       `kmeans_parallel_rounds` + 2 passes, so it sees every batch of a
@@ -808,6 +811,8 @@ class KMeansClustering:
         raise FloatingPointError(f'{_OVERFLOW_MESSAGE}.') from None
       for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
                      inputs.WEIGHTS_MESSAGE,
+                     kmeans_lib.CALLABLE_NON_FINITE_MESSAGE,
+                     '`initial_clusters` (a callable) must return',
                      'kmeans_plus_plus needs', 'kmeans_parallel needs'):
         if marker in error.message:
           # TF appends its own words after ' : '; keep the check's message.
@@ -1023,6 +1028,13 @@ class KMeansClustering:
         return
     if not seen:
       raise ValueError(_NO_TRAINING_DATA)
+    if callable(self._kmeans.initial_clusters):
+      raise ValueError(
+          f'`initial_clusters` (a callable) returned '
+          f'{int(self._kmeans.num_initialized)} centers over all {seen} '
+          f'points of the input, but num_clusters={self.num_clusters}; make '
+          'it return num_clusters centers (it is called on each batch in '
+          'turn until num_clusters are chosen), or lower num_clusters.')
     if points.weighted:
       raise ValueError(
           f'The input has fewer than num_clusters={self.num_clusters} points '

@@ -308,3 +308,24 @@ def test_duplicate_points_fewer_distinct_points_than_k_init(method):
   if method == 'kmeans_plus_plus':
     # Both distinct points are chosen before any duplicate.
     assert len({tuple(c) for c in centers}) == 2
+
+
+def test_callable_init_returning_nan_fails_and_writes_nothing():
+  points = np.arange(20, dtype=np.float32).reshape(10, 2)
+  km = kmeans.KMeans(3, initial_clusters=lambda p, k: p[:3] * np.nan)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'`initial_clusters` \(a callable\) returned NaN'):
+    km.initialize(points)
+  assert km.num_initialized.numpy() == 0
+  np.testing.assert_array_equal(km.clusters.numpy(), np.zeros((3, 2)))
+
+
+def test_callable_init_of_the_wrong_width_is_named():
+  points = np.arange(20, dtype=np.float32).reshape(10, 2)
+  km = kmeans.KMeans(3, num_features=2,
+                     initial_clusters=lambda p, k: tf.zeros([3, 4]))
+  with pytest.raises(ValueError, match=(
+      r'`initial_clusters` \(a callable\) must return centers of shape '
+      r'\(m, 2\).*Received: centers of shape \(3, 4\)')):
+    tf.function(km.initialize)(points)
+  assert km.num_initialized.numpy() == 0

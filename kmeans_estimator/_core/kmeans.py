@@ -386,7 +386,7 @@ class KMeans(tf.Module):
     # choose(seed) -> the new centers (m, d); called once per restart.
     if callable(method):
       def choose(unused_seed):
-        return self._prepare(method(points, self.num_clusters))
+        return self._callable_centers(method(points, self.num_clusters))
     elif method == constants.RANDOM_INIT:
       def choose(seed):
         return initializers.random_points(points, wanted, seed, weights)
@@ -434,6 +434,56 @@ class KMeans(tf.Module):
                                    self.distance_metric)
     return self._append_chosen(choose, 1, self.num_initialized)
 
+  def _callable_centers(self, centers):
+    """What a callable `initial_clusters` returned, checked and prepared.
+
+    It must be a numeric (integer or float) array or Tensor of shape (m, d),
+    d the points' width; m may be below k (the callable is called again on
+    the next batches) or above (the first rows are taken). Its values must
+    be finite: NaN or Inf fails with an InvalidArgumentError carrying
+    `CALLABLE_NON_FINITE_MESSAGE`, before any center is written.
+
+    Raises:
+      TypeError: not numeric (strings, bools, complex, objects).
+      ValueError: not of shape (m, d).
+    """
+    fix = ('make it return up to num_clusters centers as rows like the '
+           'points, a float array or Tensor of shape (m, '
+           f'{self.num_features})')
+    try:
+      centers = tf.convert_to_tensor(centers)
+    except (TypeError, ValueError):
+      raise TypeError(
+          '`initial_clusters` (a callable) must return a numeric array or '
+          f'Tensor; {fix}. Received: {type(centers).__name__} '
+          f'{_shown(centers)}') from None
+    if not (centers.dtype.is_floating or centers.dtype.is_integer):
+      raise TypeError(
+          '`initial_clusters` (a callable) must return numeric centers; '
+          f'{fix}. Received: centers of dtype {centers.dtype.name}')
+    width = centers.shape[1] if centers.shape.rank == 2 else None
+    if centers.shape.rank != 2 or (width is not None and
+                                   width != self.num_features):
+      raise ValueError(
+          '`initial_clusters` (a callable) must return centers of shape '
+          f'(m, {self.num_features}), m <= num_clusters={self.num_clusters},'
+          f' as wide as the points; {fix}. Received: centers of shape '
+          f'{tuple(centers.shape)}')
+    centers = tf.cast(centers, self.dtype)
+    checks = [tf.debugging.Assert(
+        tf.reduce_all(tf.math.is_finite(centers)),
+        [CALLABLE_NON_FINITE_MESSAGE])]
+    if width is None:
+      checks.append(tf.debugging.Assert(
+          tf.equal(tf.shape(centers)[1], self.num_features),
+          [f'`initial_clusters` (a callable) must return centers of shape '
+           f'(m, {self.num_features}), as wide as the points']))
+    # A data dependency: a failed check writes nothing (see
+    # `_choose_centers`).
+    with tf.control_dependencies(checks):
+      centers = tf.identity(centers)
+    return self._prepare(centers)
+
   def _append_chosen(self, choose, *path):
     """Appends `choose(seed)`'s centers, once per restart.
 
@@ -479,8 +529,16 @@ class KMeans(tf.Module):
     Returns:
       bool scalar Tensor: whether all k centers are now chosen.
 
+    A callable must return a numeric array or Tensor of shape (m, d) with
+    finite values (see `_callable_centers`).
+
     Raises:
-      ValueError: `weights` with initial_clusters='kmc2'.
+      ValueError: `weights` with initial_clusters='kmc2'; a callable
+        initial_clusters that returned centers of another shape than (m, d).
+      TypeError: a callable initial_clusters that returned no numeric array.
+      tf.errors.InvalidArgumentError: a callable initial_clusters that
+        returned NaN or Inf (`CALLABLE_NON_FINITE_MESSAGE`); nothing is
+        written.
     """
     points = self._prepare(points)
     if weights is not None:
@@ -1207,6 +1265,19 @@ class KMeans(tf.Module):
                                        self.clusters.read_value(),
                                        self.distance_metric, k,
                                        self.chunk_elements)
+
+
+# The message of the check that a callable initial_clusters returned finite
+# centers (the estimator turns the check's error into a ValueError).
+CALLABLE_NON_FINITE_MESSAGE = (
+    '`initial_clusters` (a callable) returned NaN or Inf values; make it '
+    'return finite centers')
+
+
+def _shown(value):
+  """A short one-line repr of `value`, for error messages."""
+  shown = ' '.join(repr(value).split())
+  return shown if len(shown) <= 60 else shown[:57] + '...'
 
 
 # Folded into the seed of restarts r > 0 (see `KMeans._seed`), so that their
