@@ -558,3 +558,22 @@ def test_core_keep_best_restart_keeps_the_lowest_of_the_updated_centers():
     assert int(stats['best_restart']) == int(np.argmin(losses)), seed
     np.testing.assert_array_equal(
         km.clusters.numpy(), km.restart_clusters.numpy()[np.argmin(losses)])
+
+
+@pytest.mark.parametrize('seed, steps', [(19, 1), (7, 3), (0, 2)])
+def test_more_restarts_never_end_worse_than_one(seed, steps, tmp_path):
+  # Restart 0 is the single run, so keeping the best final centers can only
+  # help. (Seeds 19 and 7 are cases where the restart lowest before the
+  # last update ended worse than restart 0.)
+  points, _ = sk_datasets.make_blobs(60, centers=3, n_features=5,
+                                     random_state=42)
+  points = points.astype(np.float32)
+  inertias = {}
+  for num_restarts in (1, 4):
+    est = KMeansClustering(
+        3, model_dir=str(tmp_path / str(num_restarts)), seed=seed,
+        initial_clusters='random', use_mini_batch=False,
+        num_restarts=num_restarts)
+    est.train(points, steps=steps)
+    inertias[num_restarts] = _inertia(points, est.cluster_centers())
+  assert inertias[4] <= inertias[1] * (1 + 1e-6), inertias
