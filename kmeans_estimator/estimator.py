@@ -812,7 +812,7 @@ class KMeansClustering:
       for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
                      inputs.WEIGHTS_MESSAGE,
                      kmeans_lib.CALLABLE_NON_FINITE_MESSAGE,
-                     '`initial_clusters` (a callable) must return',
+                     kmeans_lib.CALLABLE_WIDTH_MESSAGE,
                      'kmeans_plus_plus needs', 'kmeans_parallel needs'):
         if marker in error.message:
           # TF appends its own words after ' : '; keep the check's message.
@@ -820,6 +820,8 @@ class KMeansClustering:
           for end in ('\n', ' : ', ']'):
             detail = detail.split(end)[0]
           detail = detail.replace("\\'", "'")  # TF escapes quotes.
+          if marker.startswith('`initial_clusters`'):
+            raise ValueError(f'{detail}.') from None
           raise ValueError(f'{detail} (found while reading the input_fn).'
                           ) from None
       raise

@@ -476,8 +476,8 @@ class KMeans(tf.Module):
     if width is None:
       checks.append(tf.debugging.Assert(
           tf.equal(tf.shape(centers)[1], self.num_features),
-          [f'`initial_clusters` (a callable) must return centers of shape '
-           f'(m, {self.num_features}), as wide as the points']))
+          [f'{CALLABLE_WIDTH_MESSAGE} (m, {self.num_features}), as wide as '
+           'the points']))
     # A data dependency: a failed check writes nothing (see
     # `_choose_centers`).
     with tf.control_dependencies(checks):
@@ -1272,6 +1272,8 @@ class KMeans(tf.Module):
 CALLABLE_NON_FINITE_MESSAGE = (
     '`initial_clusters` (a callable) returned NaN or Inf values; make it '
     'return finite centers')
+CALLABLE_WIDTH_MESSAGE = (
+    '`initial_clusters` (a callable) must return centers of shape')
 
 
 def _shown(value):
