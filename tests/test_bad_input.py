@@ -520,3 +520,16 @@ def test_callable_initial_clusters_returning_integers_is_cast(mode,
                   **_MODES[mode])
   km.train(_POINTS, steps=1)
   assert np.all(np.isfinite(km.cluster_centers()))
+
+
+@pytest.mark.parametrize('mode', sorted(_MODES))
+def test_array_initial_clusters_of_another_width_is_named_in_every_mode(
+    mode, tmp_path):
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, initial_clusters=np.zeros((_K, 4)),
+                  **_MODES[mode])
+  with pytest.raises(ValueError, match=(
+      r'`initial_clusters` has shape \(3, 4\) but the input has 3 features '
+      r'per point; give initial_clusters of shape \(3, 3\)')):
+    km.train(_POINTS, steps=1)
+  assert not model_dir.exists()
