@@ -179,7 +179,10 @@ class KMeansClustering:
       temporary directory (logged).
     initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
       'kmeans_parallel', an array of shape (k, d), or a callable
-      f(inputs, k) returning up to k centers. 'kmeans_plus_plus' and 'kmc2'
+      f(inputs, k) returning up to k centers (a numeric array or Tensor of
+      shape (m, d), finite; it is called on each batch in turn until k are
+      chosen, and a ValueError or TypeError naming `initial_clusters` says
+      what it returned otherwise). 'kmeans_plus_plus' and 'kmc2'
       choose from the first batch, as the legacy estimator did;
       'kmeans_parallel' (k-means||, Spark's default) samples all the data in
       `kmeans_parallel_rounds` + 2 passes, so it sees every batch of a
@@ -247,8 +250,12 @@ class KMeansClustering:
       from ONE pass over the data (each batch is scored against all R k
       centers in one matrix product), and the checkpoint variable
       `clusters` (so `cluster_centers`, `predict`, `evaluate` and exports)
-      holds the updated centers of the restart whose loss was the lowest in
-      the last step; the step's reported loss is that restart's. Every
+      holds, among the restarts' current centers, those of lowest loss
+      over the training data: before writing each checkpoint, one more
+      pass scores every restart's centers as they are (a step knows only
+      the losses before its update, and an update can change the order).
+      A step's reported loss is that before its update, of the restart
+      with the lowest such loss. Every
       restart's centers are saved as `restart_clusters` (R, k, d). R > 1
       needs use_mini_batch=False, empty_cluster='keep',
       algorithm='lloyd', no `RunConfig(train_distribute=...)`, and
@@ -729,7 +736,12 @@ class KMeansClustering:
     return [name for name, _ in checkpoints.list_checkpoint_variables(path)]
 
   def get_variable_value(self, name):
-    """Value of the variable `name` in the latest checkpoint (numpy)."""
+    """Value of the variable `name` in the latest checkpoint (numpy).
+
+    The checkpoint is read as it is, like `tf.train.load_variable`, without
+    checking it against this estimator's options; `cluster_centers` checks
+    them, as `train` and `predict` do.
+    """
     self._require_checkpoint()
     values = checkpoints.read_checkpoint(self._model_dir)
     if name not in values:
@@ -747,8 +759,17 @@ class KMeansClustering:
     return path
 
   def cluster_centers(self):
-    """The cluster centers, float array of shape (k, d), from the checkpoint."""
-    return self.get_variable_value(constants.CLUSTER_CENTERS_VAR_NAME)
+    """The cluster centers, float array of shape (k, d), from the checkpoint.
+
+    Raises:
+      ValueError: no checkpoint, or one that `train` and `predict` refuse
+        too: of another num_clusters or distance_metric than this
+        estimator's, or damaged (the same messages).
+    """
+    path = self._require_checkpoint()
+    values = checkpoints.read_checkpoint(self._model_dir)
+    self._check_compatible(values, path)
+    return values[constants.CLUSTER_CENTERS_VAR_NAME]
 
   # ---------------------------------------------------------------- inputs
   def _read(self, input_fn, mode, check_width=True, check_finite=True,
@@ -797,6 +818,8 @@ class KMeansClustering:
         raise FloatingPointError(f'{_OVERFLOW_MESSAGE}.') from None
       for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
                      inputs.WEIGHTS_MESSAGE,
+                     kmeans_lib.CALLABLE_NON_FINITE_MESSAGE,
+                     kmeans_lib.CALLABLE_WIDTH_MESSAGE,
                      'kmeans_plus_plus needs', 'kmeans_parallel needs'):
         if marker in error.message:
           # TF appends its own words after ' : '; keep the check's message.
@@ -804,6 +827,8 @@ class KMeansClustering:
           for end in ('\n', ' : ', ']'):
             detail = detail.split(end)[0]
           detail = detail.replace("\\'", "'")  # TF escapes quotes.
+          if marker.startswith('`initial_clusters`'):
+            raise ValueError(f'{detail}.') from None
           raise ValueError(f'{detail} (found while reading the input_fn).'
                           ) from None
       raise
@@ -845,7 +870,12 @@ class KMeansClustering:
         is used as it is. A positive int: an array or Tensor is read in
         consecutive batches of that many rows, in order (in mini-batch mode
         with `steps` or `max_steps` they cycle through the data; without,
-        one pass); a Dataset of single rows is batched.
+        one pass); a Dataset of single rows is batched. Mini-batch training
+        resumes where the model stopped: at batch global_step mod (batches
+        per pass), so split or killed-and-resumed runs read the batches one
+        uninterrupted run reads (without steps, to the end of that pass; see
+        `inputs.SlicedData`; not under a `train_distribute` strategy). A
+        Dataset or an input_fn is read from its start on every call.
 
     Returns:
       self. `training_summary` then says what the call did.
@@ -884,6 +914,10 @@ class KMeansClustering:
           steps=0, global_step=self._global_step,
           stopped_by=summary_lib.STEP_LIMIT, converged=False)
       return self
+    if (self._kmeans.use_mini_batch and strategy is None and
+        isinstance(input_fn, inputs.SlicedData)):
+      # Resume at the slice where the last step stopped.
+      input_fn = input_fn.resumed(self._global_step)
     # Without a checkpoint only initial centers given as an array build the
     # core, and they fix the width.
     given = not restored and self._kmeans.built
@@ -1006,6 +1040,13 @@ class KMeansClustering:
         return
     if not seen:
       raise ValueError(_NO_TRAINING_DATA)
+    if callable(self._kmeans.initial_clusters):
+      raise ValueError(
+          f'`initial_clusters` (a callable) returned '
+          f'{int(self._kmeans.num_initialized)} centers over all {seen} '
+          f'points of the input, but num_clusters={self.num_clusters}; make '
+          'it return num_clusters centers (it is called on each batch in '
+          'turn until num_clusters are chosen), or lower num_clusters.')
     if points.weighted:
       raise ValueError(
           f'The input has fewer than num_clusters={self.num_clusters} points '
@@ -1049,6 +1090,7 @@ class KMeansClustering:
         break
       context = runner.before_run() if runner else None
       stats = step_fn(data)
+      last_data = data
       if 'total_weight' in stats:
         # Weighted: a full-batch step (all the data) of total weight 0.
         if not self._kmeans.use_mini_batch and not float(
@@ -1099,6 +1141,7 @@ class KMeansClustering:
           stopped_by = summary_lib.RELATIVE_TOLERANCE
       previous_loss = loss
       if self._checkpoint_due(step, last_save_time):
+        self._keep_best_restart(last_data)
         if self._save(listeners) and not stop:
           stop, stopped_by = True, summary_lib.SAVING_LISTENER
         self._write_summaries(summaries)
@@ -1111,6 +1154,7 @@ class KMeansClustering:
     if previous_loss is not None:
       logging.info('Loss for final step: %g.', previous_loss)
     if saved_step != self._global_step:
+      self._keep_best_restart(last_data)
       self._save(listeners)
     self._write_summaries(summaries)
     if stopped_by is None:
@@ -1134,6 +1178,18 @@ class KMeansClustering:
     for listener in listeners:
       listener.end(None, self._global_step)
     self._training_summary = summary
+
+  def _keep_best_restart(self, data):
+    """With num_restarts > 1, makes `clusters` the restart whose centers
+    score lowest over `data` (the last step's input; one more pass, see
+    `KMeans.keep_best_restart`), so that every checkpoint holds the best
+    restart's centers and not the step's provisional choice."""
+    if self._kmeans.num_restarts == 1:
+      return
+    def keep(x):
+      x = x if isinstance(x, tuple) else (x,)
+      return self._kmeans.keep_best_restart(*x)
+    self._compile('keep_best_restart', keep)(data)
 
   def _hook_values(self, loss, num_points, empty_clusters=0):
     """The values hooks may fetch by name after a step (see `hooks`)."""

@@ -660,7 +660,59 @@ def as_input_fn(data, batch_size=None, repeat=False):
                        f'every row of the same length ({error}).') from None
   if batch_size is None:
     return lambda: data
-  return lambda: _slices(data, batch_size, repeat)
+  return SlicedData(data, batch_size, repeat)
+
+
+class SlicedData:
+  """The input_fn of data given directly with `batch_size`.
+
+  Calling it returns a dataset of consecutive slices of `batch_size` rows
+  (the last one shorter), in order, starting at slice `first_batch`: to the
+  end of the data, or without end when `repeat` (cycling through the data).
+
+  Where training resumes (`resumed`): mini-batch training reads one slice
+  per step, so a model at `global_step` g that was trained on these data
+  with this `batch_size` stopped before slice g mod (number of slices).
+  Training resumes there, so that `train(steps=a)` then `train(steps=b)`,
+  or a run killed and resumed from its checkpoint, reads the slices that
+  one `train(steps=a + b)` reads. Without `repeat` (train without steps or
+  max_steps) it reads from there to the end of the data, the rest of the
+  pass. The position is derived from `global_step` alone (nothing more is
+  saved, so checkpoints keep the legacy variables and older checkpoints
+  resume the same way); it is right when every step in the model_dir was
+  a mini-batch step on these data with this `batch_size`. A
+  `tf.data.Dataset` or an input_fn is read from its start on every call:
+  the library cannot know where the user's pipeline stands (an input_fn
+  can skip `global_step` batches itself).
+
+  Attributes:
+    batch_size: positive int.
+    num_batches: int, slices per pass over the data.
+    first_batch: int in [0, num_batches), the slice read first.
+  """
+
+  def __init__(self, data, batch_size, repeat, first_batch=0):
+    self._data = data
+    self._repeat = repeat
+    self.batch_size = batch_size
+    self.first_batch = first_batch
+    first = next(iter(data.values()), None) if isinstance(data, dict) else (
+        data)
+    shape = np.shape(first) if first is not None else ()
+    rows = int(shape[0]) if shape and shape[0] is not None else 0
+    self.num_batches = -(-rows // batch_size)
+
+  def resumed(self, global_step):
+    """This input_fn starting where mini-batch training at `global_step`
+    stopped (see the class docstring)."""
+    if not self.num_batches:
+      return self
+    return SlicedData(self._data, self.batch_size, self._repeat,
+                      int(global_step) % self.num_batches)
+
+  def __call__(self):
+    return _slices(self._data, self.batch_size, self._repeat,
+                   self.first_batch)
 
 
 def _dataset_input_fn(dataset, batch_size):
@@ -683,8 +735,9 @@ def _dataset_input_fn(dataset, batch_size):
   return lambda: batched
 
 
-def _slices(data, batch_size, repeat):
-  """A dataset of consecutive `batch_size`-row slices of `data`."""
+def _slices(data, batch_size, repeat, first_batch=0):
+  """A dataset of consecutive `batch_size`-row slices of `data`, from
+  slice `first_batch` on."""
   named = data if isinstance(data, dict) else {None: data}
   tensors = {}
   for name, value in named.items():
@@ -708,4 +761,6 @@ def _slices(data, batch_size, repeat):
   starts = tf.data.Dataset.range(0, num_points, batch_size)
   if repeat:
     starts = starts.repeat()
+  if first_batch:
+    starts = starts.skip(first_batch)
   return starts.map(tf.autograph.experimental.do_not_convert(batch))

@@ -129,11 +129,14 @@ def _install_phase_hooks(block_at, phase_sleep):
 
 def train(model_dir, seed=0, n=1500, d=2, k=16, max_steps=250,
           save_steps=1, keep=3, block_at=None, phase_sleep=0.0,
-          hold_file=None, use_mini_batch=False, on_ring=False):
+          hold_file=None, use_mini_batch=False, on_ring=False,
+          batch_size=None, algorithm='lloyd'):
   """Trains (or resumes) into model_dir, reporting every checkpoint saved.
 
   The data are `points(seed, n, d)` from random initial centers, or with
-  `on_ring`, `ring(seed, n)` from `clumped_centers(k)`.
+  `on_ring`, `ring(seed, n)` from `clumped_centers(k)`. Without
+  `batch_size` an input_fn returns them whole; with it, the array itself
+  is given, read in slices of `batch_size` rows.
 
   Events: `saved <step>` after each checkpoint; with `hold_file`, `holding
   <step>` after the first step, then waits until that file exists; `done
@@ -180,10 +183,11 @@ def train(model_dir, seed=0, n=1500, d=2, k=16, max_steps=250,
   estimator = ke.KMeansClustering(
       num_clusters=k, model_dir=model_dir, seed=seed,
       initial_clusters=clumped_centers(k) if on_ring else 'random',
-      use_mini_batch=use_mini_batch,
+      use_mini_batch=use_mini_batch, algorithm=algorithm,
       config=ke.RunConfig(save_checkpoints_steps=save_steps,
                           keep_checkpoint_max=keep))
-  estimator.train(lambda: data, max_steps=max_steps,
+  estimator.train((lambda: data) if batch_size is None else data,
+                  max_steps=max_steps, batch_size=batch_size,
                   hooks=[Hold()] if hold_file else None,
                   saving_listeners=[Listener()])
   _say('done', estimator.get_variable_value('global_step'))

@@ -123,6 +123,44 @@ def test_mini_batch_with_steps_cycles_through_the_data(tmp_path):
                              rtol=1e-4)
 
 
+@pytest.mark.parametrize('form', sorted(_WHOLE_FORMS))
+def test_mini_batch_resume_continues_at_the_batch_where_it_stopped(
+    form, tmp_path):
+  # 90 rows in batches of 25: 4 per pass; 7 steps stop inside the 2nd pass.
+  straight = _estimator(tmp_path / 'straight', use_mini_batch=True)
+  straight.train(_WHOLE_FORMS[form](), steps=14, batch_size=25)
+  split = _estimator(tmp_path / 'split', use_mini_batch=True)
+  split.train(_WHOLE_FORMS[form](), steps=7, batch_size=25)
+  split = _estimator(tmp_path / 'split', use_mini_batch=True)
+  split.train(_WHOLE_FORMS[form](), max_steps=14, batch_size=25)
+  assert split.get_variable_value('global_step') == 14
+  np.testing.assert_array_equal(split.cluster_centers(),
+                                straight.cluster_centers())
+  batches = [POINTS[i:i + 25] for i in range(0, 90, 25)] * 4
+  np.testing.assert_allclose(straight.cluster_centers(),
+                             _mini_batch_oracle(batches[:14], START),
+                             rtol=1e-4)
+
+
+def test_mini_batch_one_pass_after_a_stop_reads_the_rest_of_the_pass(
+    tmp_path):
+  # Stopped after 2 of the 4 batches of a pass: one pass without steps
+  # reads batches 3 and 4, as one uninterrupted pass would.
+  kmeans = _estimator(tmp_path, use_mini_batch=True)
+  kmeans.train(POINTS, steps=2, batch_size=25)
+  kmeans.train(POINTS, batch_size=25)
+  assert kmeans.get_variable_value('global_step') == 4
+  batches = [POINTS[i:i + 25] for i in range(0, 90, 25)]
+  np.testing.assert_allclose(kmeans.cluster_centers(),
+                             _mini_batch_oracle(batches, START), rtol=1e-4)
+  # A new pass starts at row 0.
+  kmeans.train(POINTS, batch_size=25)
+  assert kmeans.get_variable_value('global_step') == 8
+  np.testing.assert_allclose(kmeans.cluster_centers(),
+                             _mini_batch_oracle(batches * 2, START),
+                             rtol=1e-4)
+
+
 def test_mini_batch_dict_features_with_batch_size(tmp_path):
   kmeans = _estimator(tmp_path, use_mini_batch=True)
   kmeans.train({'a': POINTS[:, :1], 'b': POINTS[:, 1:]}, batch_size=40)

@@ -7,6 +7,7 @@ Prediction generators are lazy, so they are consumed with `list(...)` inside
 `pytest.raises`.
 """
 
+import os
 import re
 import shutil
 
@@ -441,3 +442,94 @@ def test_hooks_must_be_hook_like(trained_copy):
   with pytest.raises(TypeError, match=r'`hooks` must be SessionRunHook-like'):
     _estimator(trained_copy).train(lambda: _POINTS, steps=1, hooks=[object()])
   assert _snapshot(trained_copy) == before
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'num_clusters': _K + 1},
+     rf"holds a model with num_clusters={_K} but this estimator has "
+     rf'num_clusters={_K + 1}; use the same num_clusters or another '
+     'model_dir'),
+    ({'distance_metric': 'cosine'},
+     r"holds a model trained with distance_metric='squared_euclidean' but "
+     r"this estimator has distance_metric='cosine'"),
+])
+def test_cluster_centers_refuses_a_model_that_predict_refuses(
+    kwargs, message, trained_dir):
+  km = _estimator(trained_dir, **kwargs)
+  with pytest.raises(ValueError, match=message):
+    list(km.predict_cluster_index(_POINTS))
+  with pytest.raises(ValueError, match=message):
+    km.cluster_centers()
+
+
+# ------------------------------------------- callable initial_clusters
+_CALLABLE_FIX = (r'make it return up to num_clusters centers as rows like '
+                 r'the points, a float array or Tensor of shape \(m, 3\)')
+_BAD_CALLABLES = {
+    'too_few': (lambda p, k: p[:2], ValueError,
+                r'`initial_clusters` \(a callable\) returned 2 centers over '
+                r'all 40 points of the input, but num_clusters=3; make it '
+                r'return num_clusters centers'),
+    'too_wide': (lambda p, k: np.zeros((3, 5), np.float32), ValueError,
+                 r'`initial_clusters` \(a callable\) must return centers of '
+                 r'shape \(m, 3\), m <= num_clusters=3, as wide as the '
+                 rf'points; {_CALLABLE_FIX}. Received: centers of shape '
+                 r'\(3, 5\)'),
+    'rank_1': (lambda p, k: np.zeros(3), ValueError,
+               r'must return centers of shape \(m, 3\).*Received: centers '
+               r'of shape \(3,\)'),
+    'nan': (lambda p, k: np.full((3, 3), np.nan, np.float32), ValueError,
+            r'`initial_clusters` \(a callable\) returned NaN or Inf values; '
+            r'make it return finite centers'),
+    'inf': (lambda p, k: tf.fill([3, 3], np.inf), ValueError,
+            r'`initial_clusters` \(a callable\) returned NaN or Inf values'),
+    'strings': (lambda p, k: np.array([['a'] * 3] * 3), TypeError,
+                r'`initial_clusters` \(a callable\) must return numeric '
+                rf'centers; {_CALLABLE_FIX}. Received: centers of dtype '
+                r'string'),
+    'none': (lambda p, k: None, TypeError,
+             r'`initial_clusters` \(a callable\) must return a numeric array '
+             r'or Tensor.*Received: NoneType None'),
+}
+_MODES = {
+    'full_batch': {'use_mini_batch': False},
+    'mini_batch': {'use_mini_batch': True},
+    'hamerly': {'use_mini_batch': False, 'algorithm': 'hamerly'},
+}
+
+
+@pytest.mark.parametrize('mode', sorted(_MODES))
+@pytest.mark.parametrize('case', sorted(_BAD_CALLABLES))
+def test_callable_initial_clusters_that_returns_bad_centers_is_named(
+    case, mode, tmp_path):
+  function, error, message = _BAD_CALLABLES[case]
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, initial_clusters=function, **_MODES[mode])
+  with pytest.raises(error, match=message):
+    km.train(_POINTS, steps=2)
+  assert not model_dir.exists() or not any(
+      name.startswith(('model.ckpt', 'checkpoint'))
+      for name in os.listdir(model_dir))
+
+
+@pytest.mark.parametrize('mode', sorted(_MODES))
+def test_callable_initial_clusters_returning_integers_is_cast(mode,
+                                                              tmp_path):
+  centers = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2]], np.int32)
+  km = _estimator(tmp_path, initial_clusters=lambda p, k: centers,
+                  **_MODES[mode])
+  km.train(_POINTS, steps=1)
+  assert np.all(np.isfinite(km.cluster_centers()))
+
+
+@pytest.mark.parametrize('mode', sorted(_MODES))
+def test_array_initial_clusters_of_another_width_is_named_in_every_mode(
+    mode, tmp_path):
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, initial_clusters=np.zeros((_K, 4)),
+                  **_MODES[mode])
+  with pytest.raises(ValueError, match=(
+      r'`initial_clusters` has shape \(3, 4\) but the input has 3 features '
+      r'per point; give initial_clusters of shape \(3, 3\)')):
+    km.train(_POINTS, steps=1)
+  assert not model_dir.exists()

@@ -355,3 +355,24 @@ def test_kmeans_initialize_draws_the_same_centers_in_float32_and_float64(
          for dtype in (tf.float32, tf.float64)}
   np.testing.assert_array_equal(got[tf.float32],
                                 got[tf.float64].astype(np.float32))
+
+
+def test_callable_init_returning_nan_fails_and_writes_nothing():
+  points = np.arange(20, dtype=np.float32).reshape(10, 2)
+  km = kmeans.KMeans(3, initial_clusters=lambda p, k: p[:3] * np.nan)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'`initial_clusters` \(a callable\) returned NaN'):
+    km.initialize(points)
+  assert km.num_initialized.numpy() == 0
+  np.testing.assert_array_equal(km.clusters.numpy(), np.zeros((3, 2)))
+
+
+def test_callable_init_of_the_wrong_width_is_named():
+  points = np.arange(20, dtype=np.float32).reshape(10, 2)
+  km = kmeans.KMeans(3, num_features=2,
+                     initial_clusters=lambda p, k: tf.zeros([3, 4]))
+  with pytest.raises(ValueError, match=(
+      r'`initial_clusters` \(a callable\) must return centers of shape '
+      r'\(m, 2\).*Received: centers of shape \(3, 4\)')):
+    tf.function(km.initialize)(points)
+  assert km.num_initialized.numpy() == 0

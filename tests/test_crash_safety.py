@@ -21,6 +21,11 @@ trainer left does not stop the next one, which resumes at the next step. At
 the end, a last trainer finishes the run with the centers of the
 uninterrupted run, and no temporary file or lock is left.
 
+Mini-batch training over an array read in slices (`batch_size`), and
+Hamerly's full-batch steps, are killed a few times each too: every
+checkpoint, and the end of the resumed run, holds the centers of their
+uninterrupted runs.
+
 The trainers are forked from one process that imported TensorFlow once
 (tests/_child.py), so a kill costs a fraction of a second, not an import.
 """
@@ -136,11 +141,11 @@ def _kill_plan(rng):
   return [plan[i] for i in rng.permutation(len(plan))]
 
 
-def _kill_one(server, model_dir, target, saves, rng):
+def _kill_one(server, model_dir, target, saves, rng, job=None):
   """Starts a trainer, kills it as planned; returns (events, blocked step)."""
   random_kill = target == 'random'
   pid = server.start(
-      'train', model_dir=str(model_dir), keep=_KEEP, **_JOB,
+      'train', model_dir=str(model_dir), keep=_KEEP, **(job or _JOB),
       block_at=None if random_kill else [target, saves],
       phase_sleep=0.01 if random_kill else 0.0)
   events, blocked_step, seen = [], None, 0
@@ -258,3 +263,51 @@ def test_the_reference_run_moves_the_centers_until_late(reference):
            if not np.array_equal(reference[step], reference[step - 1])]
   assert len(moved) >= 120, len(moved)
   assert all(np.isfinite(c).all() for c in reference.values())
+
+
+# Mini-batch steps over an array read in slices (resumed at the slice where
+# the killed trainer stopped), and Hamerly's full-batch steps (bounds
+# carried from step to step, rebuilt by the resumed trainer).
+_OTHER_STEPS = 40
+_OTHER_JOBS = {
+    'mini_batch': dict(_JOB, max_steps=_OTHER_STEPS, use_mini_batch=True,
+                       batch_size=150),
+    'hamerly': dict(_JOB, max_steps=_OTHER_STEPS, algorithm='hamerly'),
+}
+
+
+@pytest.mark.parametrize('mode', sorted(_OTHER_JOBS))
+def test_killed_and_resumed_mini_batch_and_hamerly_equal_uninterrupted(
+    mode, server, tmp_path):
+  job = _OTHER_JOBS[mode]
+  reference_dir = tmp_path / 'reference'
+  pid = server.start('train', model_dir=str(reference_dir), keep=0, **job)
+  status, events = server.wait_exit(pid)
+  assert status == 0, events
+  reference = {
+      step: checkpoints.read_checkpoint(
+          str(reference_dir / f'model.ckpt-{step}'))['clusters']
+      for step in range(1, _OTHER_STEPS + 1)}
+  # 2000 rows in slices of 150: 14 per pass; the kills land mid-pass.
+  rng = np.random.default_rng(_SEED)
+  model_dir = tmp_path / 'model'
+  latest_step = 0
+  for target in ('state_written', 'random', 'rename_data', 'random',
+                 'delete_old'):
+    _kill_one(server, model_dir, target, int(rng.integers(2, 5)), rng, job)
+    latest = tf.train.latest_checkpoint(str(model_dir))
+    if latest is None:
+      continue
+    step = _step(latest)
+    assert step >= latest_step
+    np.testing.assert_array_equal(
+        tf.train.load_variable(str(model_dir), 'clusters'), reference[step])
+    latest_step = step
+  assert 0 < latest_step < _OTHER_STEPS
+  pid = server.start('train', model_dir=str(model_dir), keep=_KEEP, **job)
+  status, events = server.wait_exit(pid)
+  assert status == 0, events
+  np.testing.assert_array_equal(
+      tf.train.load_variable(str(model_dir), 'clusters'),
+      reference[_OTHER_STEPS])
+  assert not np.array_equal(reference[_OTHER_STEPS], reference[latest_step])

@@ -587,6 +587,14 @@ def test_a_save_never_overwrites_a_checkpoint_the_state_file_forgot(
   assert oracles.snapshot(trained_copy) == before
 
 
-def test_cluster_centers_returns_stored_values_unvalidated(trained_copy):
+def test_cluster_centers_refuses_damaged_centers_as_predict_does(
+    trained_copy):
+  # cluster_centers checks the checkpoint as train and predict do;
+  # get_variable_value (like tf.train.load_variable) returns it as stored.
   _resave(trained_copy, clusters=np.full((_K, 2), np.nan, np.float32))
-  assert np.isnan(_estimator(trained_copy).cluster_centers()).all()
+  estimator = _estimator(trained_copy)
+  with pytest.raises(ValueError, match=(
+      r"The checkpoint '.*' holds invalid cluster centers \(dtype float32, "
+      r'shape \(3, 2\); they must be finite')):
+    estimator.cluster_centers()
+  assert np.isnan(estimator.get_variable_value('clusters')).all()

@@ -153,5 +153,15 @@ def test_other_num_clusters_is_refused_and_leaves_the_dir(
     km.train(_points, steps=1)
   with pytest.raises(ValueError, match=r'num_clusters=5.*num_clusters=4'):
     list(km.predict_cluster_index(_points))
+  # Every reader refuses it alike, cluster_centers too.
+  for read in (km.cluster_centers, lambda: km.score(_points),
+               lambda: list(km.transform(_points)),
+               lambda: km.evaluate(_points)):
+    with pytest.raises(ValueError, match=(
+        r"model_dir='.*' holds a model with num_clusters=5 but this "
+        r'estimator has num_clusters=4; use the same num_clusters')):
+      read()
+  # get_variable_value reads the checkpoint as it is.
+  assert km.get_variable_value('clusters').shape[0] == 5
 
   assert _snapshot(model_dir) == before

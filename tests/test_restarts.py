@@ -511,3 +511,69 @@ def test_cli_num_restarts_flag_trains_as_the_api(tmp_path):
                      'use_mini_batch=False'):
     run_cli('train', f'--model_dir={tmp_path / "other"}',
              '--num_clusters=4', '--num_restarts=3', path)
+
+
+# ------------------------------------------ the kept restart is the best one
+def _inertia(points, centers, weights=None):
+  d = oracles.distances(points, centers).min(1)
+  return float(d.sum() if weights is None else (weights * d).sum())
+
+
+@pytest.mark.parametrize('form', ['array', 'batches', 'weighted'])
+def test_kept_centers_score_lowest_among_the_restarts_final_centers(
+    form, tmp_path):
+  # Each step knows the restarts' losses before its update only; an update
+  # can change their order, so the kept centers are scored after it.
+  points, _ = sk_datasets.make_blobs(60, centers=3, n_features=5,
+                                     random_state=42)
+  points = points.astype(np.float32)
+  weights = np.random.default_rng(0).integers(1, 4, len(points)).astype(
+      np.float32)
+  for seed in range(12):
+    model_dir = tmp_path / f'{form}{seed}'
+    kwargs = {'weight_column': 'w'} if form == 'weighted' else {}
+    est = KMeansClustering(3, model_dir=str(model_dir), seed=seed,
+                           initial_clusters='random', use_mini_batch=False,
+                           num_restarts=4, **kwargs)
+    data = {'x': points, 'w': weights} if form == 'weighted' else points
+    est.train(data, steps=1 + seed % 3,
+              batch_size=25 if form == 'batches' else None)
+    w = weights if form == 'weighted' else None
+    restarts = tf.train.load_variable(str(model_dir), 'restart_clusters')
+    centers = est.cluster_centers()
+    assert any(np.array_equal(centers, r) for r in restarts), seed
+    best = min(_inertia(points, r, w) for r in restarts)
+    assert _inertia(points, centers, w) <= best * (1 + 1e-5), seed
+
+
+def test_core_keep_best_restart_keeps_the_lowest_of_the_updated_centers():
+  points = blobs(3)
+  for seed in range(20):
+    km = make(k=4, init='random', num_restarts=4, seed=seed)
+    km.initialize(points)
+    km.full_batch_step(points)
+    stats = km.keep_best_restart(points)
+    losses = [_inertia(points, r) for r in km.restart_clusters.numpy()]
+    np.testing.assert_allclose(stats['restart_losses'], losses, rtol=1e-10)
+    assert int(stats['best_restart']) == int(np.argmin(losses)), seed
+    np.testing.assert_array_equal(
+        km.clusters.numpy(), km.restart_clusters.numpy()[np.argmin(losses)])
+
+
+@pytest.mark.parametrize('seed, steps', [(19, 1), (7, 3), (0, 2)])
+def test_more_restarts_never_end_worse_than_one(seed, steps, tmp_path):
+  # Restart 0 is the single run, so keeping the best final centers can only
+  # help. (Seeds 19 and 7 are cases where the restart lowest before the
+  # last update ended worse than restart 0.)
+  points, _ = sk_datasets.make_blobs(60, centers=3, n_features=5,
+                                     random_state=42)
+  points = points.astype(np.float32)
+  inertias = {}
+  for num_restarts in (1, 4):
+    est = KMeansClustering(
+        3, model_dir=str(tmp_path / str(num_restarts)), seed=seed,
+        initial_clusters='random', use_mini_batch=False,
+        num_restarts=num_restarts)
+    est.train(points, steps=steps)
+    inertias[num_restarts] = _inertia(points, est.cluster_centers())
+  assert inertias[4] <= inertias[1] * (1 + 1e-6), inertias

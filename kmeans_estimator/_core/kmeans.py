@@ -117,8 +117,10 @@ class KMeans(tf.Module):
       from larger batches); every `full_batch_step` then moves all R restarts
       by one Lloyd update from ONE pass over the data (the points are scored
       against all R k centers in one matrix product, see
-      `distances.restart_statistics`), and `clusters` becomes the updated
-      centers of the restart with the lowest loss in that step. The R
+      `distances.restart_statistics`), and `clusters` becomes, provisionally,
+      the updated centers of the restart with the lowest loss before that
+      update; `keep_best_restart(data)` (one more pass) makes it the
+      restart whose current centers score lowest. The R
       restarts' centers are in the variable `restart_clusters` (R, k, d),
       saved under that name. R > 1 needs use_mini_batch=False,
       empty_cluster='keep' and initial_clusters named by a string (an
@@ -404,7 +406,7 @@ class KMeans(tf.Module):
     # choose(seed) -> the new centers (m, d); called once per restart.
     if callable(method):
       def choose(unused_seed):
-        return self._prepare(method(points, self.num_clusters))
+        return self._callable_centers(method(points, self.num_clusters))
     elif method == constants.RANDOM_INIT:
       def choose(seed):
         return initializers.random_points(points, wanted, seed, weights)
@@ -452,6 +454,56 @@ class KMeans(tf.Module):
                                    self.distance_metric)
     return self._append_chosen(choose, 1, self.num_initialized)
 
+  def _callable_centers(self, centers):
+    """What a callable `initial_clusters` returned, checked and prepared.
+
+    It must be a numeric (integer or float) array or Tensor of shape (m, d),
+    d the points' width; m may be below k (the callable is called again on
+    the next batches) or above (the first rows are taken). Its values must
+    be finite: NaN or Inf fails with an InvalidArgumentError carrying
+    `CALLABLE_NON_FINITE_MESSAGE`, before any center is written.
+
+    Raises:
+      TypeError: not numeric (strings, bools, complex, objects).
+      ValueError: not of shape (m, d).
+    """
+    fix = ('make it return up to num_clusters centers as rows like the '
+           'points, a float array or Tensor of shape (m, '
+           f'{self.num_features})')
+    try:
+      centers = tf.convert_to_tensor(centers)
+    except (TypeError, ValueError):
+      raise TypeError(
+          '`initial_clusters` (a callable) must return a numeric array or '
+          f'Tensor; {fix}. Received: {type(centers).__name__} '
+          f'{_shown(centers)}') from None
+    if not (centers.dtype.is_floating or centers.dtype.is_integer):
+      raise TypeError(
+          '`initial_clusters` (a callable) must return numeric centers; '
+          f'{fix}. Received: centers of dtype {centers.dtype.name}')
+    width = centers.shape[1] if centers.shape.rank == 2 else None
+    if centers.shape.rank != 2 or (width is not None and
+                                   width != self.num_features):
+      raise ValueError(
+          '`initial_clusters` (a callable) must return centers of shape '
+          f'(m, {self.num_features}), m <= num_clusters={self.num_clusters},'
+          f' as wide as the points; {fix}. Received: centers of shape '
+          f'{tuple(centers.shape)}')
+    centers = tf.cast(centers, self.dtype)
+    checks = [tf.debugging.Assert(
+        tf.reduce_all(tf.math.is_finite(centers)),
+        [CALLABLE_NON_FINITE_MESSAGE])]
+    if width is None:
+      checks.append(tf.debugging.Assert(
+          tf.equal(tf.shape(centers)[1], self.num_features),
+          [f'{CALLABLE_WIDTH_MESSAGE} (m, {self.num_features}), as wide as '
+           'the points']))
+    # A data dependency: a failed check writes nothing (see
+    # `_choose_centers`).
+    with tf.control_dependencies(checks):
+      centers = tf.identity(centers)
+    return self._prepare(centers)
+
   def _append_chosen(self, choose, *path):
     """Appends `choose(seed)`'s centers, once per restart.
 
@@ -497,8 +549,16 @@ class KMeans(tf.Module):
     Returns:
       bool scalar Tensor: whether all k centers are now chosen.
 
+    A callable must return a numeric array or Tensor of shape (m, d) with
+    finite values (see `_callable_centers`).
+
     Raises:
-      ValueError: `weights` with initial_clusters='kmc2'.
+      ValueError: `weights` with initial_clusters='kmc2'; a callable
+        initial_clusters that returned centers of another shape than (m, d).
+      TypeError: a callable initial_clusters that returned no numeric array.
+      tf.errors.InvalidArgumentError: a callable initial_clusters that
+        returned NaN or Inf (`CALLABLE_NON_FINITE_MESSAGE`); nothing is
+        written.
     """
     points = self._prepare(points)
     if weights is not None:
@@ -825,7 +885,10 @@ class KMeans(tf.Module):
     With num_restarts R > 1 the step moves all R restarts by one Lloyd
     update each, from one pass over `data` (`restart_statistics`), and
     `clusters` becomes the updated centers of the restart whose loss before
-    the update is the lowest (ties to the lower restart).
+    the update is the lowest (ties to the lower restart). That choice is
+    provisional (an update can change the restarts' order): after the last
+    step, `keep_best_restart(data)` keeps the restart whose updated centers
+    score lowest.
 
     Returns:
       dict with 'loss' (sum of distances to the nearest center before the
@@ -860,11 +923,44 @@ class KMeans(tf.Module):
         for r in range(self.num_restarts)])
     best = tf.argmin(losses, output_type=tf.int32)
     self.restart_clusters.assign(new)
+    # Provisional: the losses of `new` are known only after another pass
+    # (`keep_best_restart`).
     self.clusters.assign(tf.gather(new, best))
     stats = self._stats(losses[best], counts[best], weighted=weighted)
     stats['restart_losses'] = losses
     stats['best_restart'] = best
     return stats
+
+  def keep_best_restart(self, data, weights=None):
+    """Makes `clusters` the restart whose current centers score lowest.
+
+    A `full_batch_step` knows each restart's loss before its update only,
+    and a restart that was behind may overtake the others in that update;
+    so the step's choice of `clusters` is provisional. This scores every
+    restart's centers as they are now (`restart_clusters`) in one pass over
+    `data` (all R restarts in one matrix product, as in a step) and keeps
+    the lowest, ties to the lower restart: `clusters` is then, among the R
+    restarts' own centers, those of lowest loss over `data`. The estimator
+    calls it before every checkpoint it writes, with the data of the last
+    step. With num_restarts=1 it changes nothing.
+
+    Args:
+      data: what `full_batch_step` takes: a Tensor of shape (n, d), or a
+        finite dataset of such batches or of (points, weights) pairs.
+      weights: optional float Tensor (n,) of sample weights, with a Tensor
+        `data`.
+
+    Returns:
+      dict with 'loss' (the kept centers' loss over `data`),
+      'restart_losses' (R,) and 'best_restart' (int32).
+    """
+    losses = self.restart_statistics(data, weights)[2]
+    best = tf.argmin(losses, output_type=tf.int32)
+    if self.num_restarts > 1:
+      self.clusters.assign(tf.gather(self.restart_clusters.read_value(),
+                                     best))
+    return {'loss': losses[best], 'restart_losses': losses,
+            'best_restart': best}
 
   def _state_inputs(self, points, weights):
     points = self._prepare(points)
@@ -1203,6 +1299,21 @@ class KMeans(tf.Module):
                                        self.clusters.read_value(),
                                        self.distance_metric, k,
                                        self.chunk_elements)
+
+
+# The message of the check that a callable initial_clusters returned finite
+# centers (the estimator turns the check's error into a ValueError).
+CALLABLE_NON_FINITE_MESSAGE = (
+    '`initial_clusters` (a callable) returned NaN or Inf values; make it '
+    'return finite centers')
+CALLABLE_WIDTH_MESSAGE = (
+    '`initial_clusters` (a callable) must return centers of shape')
+
+
+def _shown(value):
+  """A short one-line repr of `value`, for error messages."""
+  shown = ' '.join(repr(value).split())
+  return shown if len(shown) <= 60 else shown[:57] + '...'
 
 
 # Folded into the seed of restarts r > 0 (see `KMeans._seed`), so that their
