@@ -113,8 +113,11 @@ def _saved_num_restarts(values):
 
 
 def _check_steps(steps, max_steps):
-  options.check_positive_int('steps', steps, allow_none=True)
-  options.check_positive_int('max_steps', max_steps, allow_none=True)
+  # The global step is saved as an int64.
+  options.check_positive_int('steps', steps, allow_none=True,
+                             maximum=options.INT64_MAX)
+  options.check_positive_int('max_steps', max_steps, allow_none=True,
+                             maximum=options.INT64_MAX)
   if steps is not None and max_steps is not None:
     raise ValueError('Give `steps` or `max_steps`, not both. Received: '
                      f'steps={steps!r}, max_steps={max_steps!r}')
@@ -297,17 +300,18 @@ class KMeansClustering:
     elif not isinstance(config, run_config_lib.RunConfig):
       raise TypeError('`config` must be a kmeans_estimator.RunConfig. '
                       f'Received: config={config!r}')
+    given_model_dir = model_dir
+    model_dir = options.check_path('model_dir', model_dir, allow_none=True)
     if model_dir is not None and config.model_dir is not None and (
-        str(model_dir) != config.model_dir):
+        model_dir != config.model_dir):
       raise ValueError(
           '`model_dir` and `config.model_dir` differ; give one of them. '
-          f'Received: model_dir={model_dir!r}, config.model_dir='
+          f'Received: model_dir={given_model_dir!r}, config.model_dir='
           f'{config.model_dir!r}')
     model_dir = model_dir if model_dir is not None else config.model_dir
-    if model_dir is None:
-      model_dir = tempfile.mkdtemp(prefix='kmeans_estimator_')
-      logging.warning('Using temporary folder as model directory: %s',
-                      model_dir)
+    run_eagerly = options.check_bool('run_eagerly', run_eagerly)
+    if seed is not None:
+      seed = options.check_int('seed', seed)
     if seed is None:
       seed = config.tf_random_seed
     if seed is None:
@@ -339,9 +343,7 @@ class KMeansClustering:
         num_restarts=num_restarts,
         name='kmeans')
     self._kmeans = kmeans_lib.KMeans(**self._core_args)
-    self._model_dir = str(model_dir)
-    self._config = config.replace(model_dir=self._model_dir)
-    self._run_eagerly = bool(run_eagerly)
+    self._run_eagerly = run_eagerly
     self._algorithm = options.check_algorithm(algorithm, distance_metric,
                                               use_mini_batch)
     if (empty_cluster == constants.FARTHEST_POINT and
@@ -363,6 +365,13 @@ class KMeansClustering:
           f'num_restarts={restarts} is not supported with '
           'RunConfig(train_distribute=...); train without a strategy, or '
           'with num_restarts=1.')
+    if model_dir is None:
+      # Only once every argument is checked: a bad one leaves no directory.
+      model_dir = tempfile.mkdtemp(prefix='kmeans_estimator_')
+      logging.warning('Using temporary folder as model directory: %s',
+                      model_dir)
+    self._model_dir = model_dir
+    self._config = config.replace(model_dir=self._model_dir)
     self._training_summary = None
     self._compiled = {}
     self._global_step = 0
@@ -890,6 +899,15 @@ class KMeansClustering:
           'The input_fn returns an endless dataset, so training would never '
           'stop; pass steps= or max_steps=, set relative_tolerance, or give '
           'a hook that requests a stop.')
+    if points.whole and not self._kmeans.built:
+      # All the data are in hand: too few points, or tensors too large for
+      # memory, are refused before any is allocated.
+      num_points = int(points.tensor.shape[0])
+      if num_points < self.num_clusters and (
+          self._kmeans.initial_clusters in (constants.RANDOM_INIT,
+                                            constants.KMEANS_PARALLEL_INIT)):
+        self._raise_too_few_points(num_points, points)
+      self._kmeans.check_sizes(points.num_features, num_points)
     self._kmeans.build(points.num_features)
     finite_by_default = steps is None and max_steps is None
     with self._input_errors(), distribute_lib.peer_failures(
@@ -981,13 +999,15 @@ class KMeansClustering:
       n = int((batch[0] if points.weighted else batch).shape[0])
       if n == 0:
         continue
+      if seen == 0:
+        self._kmeans.check_sizes(points.num_features, n)
       if (self._kmeans.initial_clusters == constants.KMEANS_PLUS_PLUS_INIT
           and seen == 0 and n < self.num_clusters):
         raise ValueError(
             f'The first batch has {n} points but num_clusters='
             f'{self.num_clusters}; kmeans_plus_plus needs at least '
             'num_clusters points in its first batch, or use '
-            "initial_clusters='random'.")
+            "initial_clusters='random'." + self._transposed_hint(n, points))
       seen += n
       if (self._kmeans.initial_clusters == constants.KMEANS_PARALLEL_INIT and
           n < self.num_clusters):
@@ -996,15 +1016,34 @@ class KMeansClustering:
         return
     if not seen:
       raise ValueError(_NO_TRAINING_DATA)
+    self._raise_too_few_points(seen, points)
+
+  def _raise_too_few_points(self, num_points, points):
+    """The error for input with fewer than k points (of positive weight).
+
+    When the input is one array or Tensor of fewer rows than columns, and
+    would have enough points the other way round, the message says it may
+    be transposed: (d, n) data read as d points of n features.
+    """
     if points.weighted:
       raise ValueError(
           f'The input has fewer than num_clusters={self.num_clusters} points '
           f'of positive weight (`weight_column`={self._weight_column!r}); '
           'give more points a positive weight, or lower num_clusters.')
     raise ValueError(
-        f'The input has only {seen} points but num_clusters='
+        f'The input has only {num_points} points but num_clusters='
         f'{self.num_clusters}; give at least num_clusters points, or lower '
-        'num_clusters.')
+        'num_clusters.' + self._transposed_hint(num_points, points))
+
+  def _transposed_hint(self, num_points, points):
+    """' The input has shape (n, d): ... pass the transpose' when one array
+    or Tensor of n < k rows has at least k columns, else ''."""
+    if points.whole and num_points < points.num_features and (
+        points.num_features >= self.num_clusters):
+      return (f' The input has shape ({num_points}, {points.num_features}): '
+              'points are rows, so if each column is a point, pass the '
+              'transpose (array.T).')
+    return ''
 
   def _step_inputs(self, points, finite_by_default, unscreened=False):
     """Yields the argument of each training step, in order; full-batch
@@ -1199,6 +1238,8 @@ class KMeansClustering:
     """
     del name
     options.check_positive_int('steps', steps, allow_none=True)
+    checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
+                                         allow_none=True)
     input_fn = inputs.as_input_fn(input_fn, batch_size)
     strategy = self._config.eval_distribute
     with self._core_for(strategy):
@@ -1316,6 +1357,10 @@ class KMeansClustering:
     """
     top_k = self._check_top_k(top_k)
     keys = self._predict_keys(predict_keys, top_k)
+    checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
+                                         allow_none=True)
+    yield_single_examples = options.check_bool('yield_single_examples',
+                                               yield_single_examples)
     input_fn = inputs.as_input_fn(input_fn, batch_size)
     return self._predict(input_fn, keys, top_k, hooks, checkpoint_path,
                          yield_single_examples)
@@ -1460,7 +1505,11 @@ class KMeansClustering:
     Returns:
       The export directory as bytes, as the legacy method returned it.
     """
+    export_dir_base = options.check_path('export_dir_base', export_dir_base)
     assets_extra = export_lib.check_assets_extra(assets_extra)
+    as_text = options.check_bool('as_text', as_text)
+    checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
+                                         allow_none=True)
     top_k = self._check_top_k(top_k)
     with self._core_for(None):
       return self._export(export_dir_base, serving_input_receiver_fn,

@@ -634,7 +634,8 @@ def as_input_fn(data, batch_size=None, repeat=False):
       different lengths.
   """
   batch_size = options.check_positive_int('batch_size', batch_size,
-                                          allow_none=True)
+                                          allow_none=True,
+                                          maximum=options.INT64_MAX)
   if isinstance(data, tf.data.Dataset):
     return _dataset_input_fn(data, batch_size)
   if callable(data):
