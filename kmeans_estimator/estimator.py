@@ -32,6 +32,7 @@ from kmeans_estimator import training_summary as summary_lib
 from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
 from kmeans_estimator._core import kmeans as kmeans_lib
+from kmeans_estimator._core import numerics
 from kmeans_estimator._core import options
 
 from tensorflow.core.framework import summary_pb2  # pylint: disable=g-bad-import-order
@@ -46,14 +47,24 @@ _NO_TRAINING_DATA = ('The input_fn returned no points to train on (an empty '
                      'dataset); give it at least one batch of points.')
 
 
-# The message of the check that finite points gave finite distances.
-_OVERFLOW_MESSAGE = (
-    'The distances to the centers overflow: finite points gave Inf or NaN '
-    'distances, so their magnitudes are too large for the dtype (above about '
-    '1e19 in float32); rescale the data, or use dtype=tf.float64')
+# How the message of the check that finite points gave finite distances
+# starts, whatever the dtype.
+_OVERFLOW_MESSAGE = 'The distances to the centers overflow'
 
 
-def _after_overflow_check(distances, *outputs):
+def _overflow_message(dtype):
+  """The overflow check's message, with the limit and advice of `dtype`
+  (dtype=tf.float64 is advised only below float64)."""
+  limit, widen = numerics.overflow_advice(dtype)
+  dtype = tf.as_dtype(dtype).name
+  return (f'{_OVERFLOW_MESSAGE}: finite points gave Inf or NaN distances, so '
+          'their magnitudes are too large for the dtype (above about '
+          f'{limit} in {dtype}); ' + (
+              'rescale the data, or use dtype=tf.float64' if widen else
+              f'rescale the data ({dtype} is the widest dtype)'))
+
+
+def _after_overflow_check(dtype, distances, *outputs):
   """`outputs`, computed only once `distances` are checked to be finite
   (`distances` may also be a bool scalar that says whether they are).
 
@@ -61,16 +72,17 @@ def _after_overflow_check(distances, *outputs):
   means float overflow; the check raises InvalidArgumentError carrying
   `_OVERFLOW_MESSAGE` (in `predict`, `evaluate` and served signatures alike)
   instead of returning Inf or NaN distances and arbitrary cluster indices.
-  The one exception: a Tensor or array that `predict` or `evaluate` read
-  without checking it (`inputs.Points.checked` is False; squared Euclidean
-  only). Under that metric any NaN or Inf in a point makes its distances
-  NaN or Inf too (its |x|^2 is), so this check fails on it as well, and the
-  shell then tells the two causes apart (`_input_errors`): the data are
-  checked in a pass of their own only after a failure.
+  `dtype` is the computation's, for the message. The one exception: a
+  Tensor or array that `predict` or `evaluate` read without checking it
+  (`inputs.Points.checked` is False; squared Euclidean only). Under that
+  metric any NaN or Inf in a point makes its distances NaN or Inf too (its
+  |x|^2 is), so this check fails on it as well, and the shell then tells
+  the two causes apart (`_input_errors`): the data are checked in a pass of
+  their own only after a failure.
   """
   finite = distances if distances.dtype == tf.bool else tf.reduce_all(
       tf.math.is_finite(distances))
-  check = tf.debugging.Assert(finite, [_OVERFLOW_MESSAGE])
+  check = tf.debugging.Assert(finite, [_overflow_message(dtype)])
   with tf.control_dependencies([check]):
     outputs = tuple(tf.identity(output) for output in outputs)
   return outputs[0] if len(outputs) == 1 else outputs
@@ -157,11 +169,18 @@ class KMeansClustering:
   some centers coincide and stay empty; under the cosine metric a zero vector
   is at distance 1 from every center and does not move any center's
   direction; NaN or Inf in the data is an error; finite data so large that
-  squared distances overflow the dtype (above about 1e19 in float32) is a
-  FloatingPointError in training and prediction alike (rescale, or use
-  dtype=tf.float64); data so small that squared distances underflow (about
-  1e-23 in float32) stay finite, but every point then ties with every
-  center and goes to the lowest index.
+  squared distances overflow the dtype (above about 2e19 in float32, 1e154
+  in float64) is a FloatingPointError in training and prediction alike
+  (rescale, or below float64 use dtype=tf.float64); data so small that
+  squared distances underflow (about 1e-23 in float32) stay finite, but
+  every point then ties with every center and goes to the lowest index.
+  Arguments that ask for more than TensorFlow's int32 or int64 sizes hold,
+  or whose tensors alone would exceed the machine's memory (known once the
+  data's width, and for 'kmeans_plus_plus' the first batch's size, are
+  read), are an `options.SizeError` (a ValueError) naming the argument,
+  before anything is written. Arguments that are booleans must be bool or
+  numpy bool, and paths str or `os.PathLike` (a leading `~` is expanded);
+  anything else is a TypeError naming the argument.
 
   Example:
 
@@ -449,7 +468,7 @@ class KMeansClustering:
         loss = tf.reduce_sum(nearest)
       else:
         loss = tf.reduce_sum(weights * nearest)
-      loss = _after_overflow_check(loss, loss)
+      loss = _after_overflow_check(km.dtype, loss, loss)
       metrics = {constants.SCORE: loss,
                  'num_points': tf.size(nearest, tf.int64),
                  'num_batches': tf.minimum(tf.size(nearest), 1)}
@@ -470,12 +489,12 @@ class KMeansClustering:
                                  distances_lib.smallest_k(all_distances,
                                                           top_k)))
         predictions = dict(zip(predictions, _after_overflow_check(
-            all_distances, *predictions.values())))
+            km.dtype, all_distances, *predictions.values())))
       elif top_k is not None:
         # Bounded-memory chunks; the nearest center is the first column.
         top_index, top_distances = km.nearest_k(features, top_k)
         top_distances, top_index = _after_overflow_check(
-            top_distances, top_distances, top_index)
+            km.dtype, top_distances, top_distances, top_index)
         predictions = {constants.CLUSTER_INDEX: top_index[:, 0],
                        constants.TOP_K_CLUSTER_INDICES: top_index,
                        constants.TOP_K_DISTANCES: top_distances}
@@ -486,7 +505,8 @@ class KMeansClustering:
         index, checked = (km.nearest(features) if static_chunks else
                           km.nearest_index(features))
         predictions = {
-            constants.CLUSTER_INDEX: _after_overflow_check(checked, index)}
+            constants.CLUSTER_INDEX: _after_overflow_check(km.dtype, checked,
+                                                           index)}
       return EstimatorSpec(mode,
                            predictions={k: predictions[k] for k in keys},
                            export_outputs=self._export_outputs(predictions))
@@ -758,11 +778,15 @@ class KMeansClustering:
     raw = inputs.call_input_fn(input_fn, mode, self._config)
     num_features = (self._kmeans.num_features
                     if self._kmeans.built and check_width else None)
-    return inputs.read_points(raw, self._feature_columns, self._kmeans.dtype,
-                              num_features, self._weight_column,
-                              read_weights=mode != ModeKeys.PREDICT,
-                              check_finite=check_finite,
-                              share_memory=share_memory)
+    # Reading may take a first batch (to learn its width), whose checks
+    # fail as the steps' do.
+    with self._input_errors():
+      return inputs.read_points(raw, self._feature_columns,
+                                self._kmeans.dtype, num_features,
+                                self._weight_column,
+                                read_weights=mode != ModeKeys.PREDICT,
+                                check_finite=check_finite,
+                                share_memory=share_memory)
 
   def _read_to_infer(self, input_fn, mode, share_memory=False):
     """`_read` for predict and evaluate: in-memory data checked in the step.
@@ -796,9 +820,10 @@ class KMeansClustering:
             not points.all_finite()):
           raise ValueError(f'{inputs.NON_FINITE_MESSAGE} (found while '
                            'reading the input_fn).') from None
-        raise FloatingPointError(f'{_OVERFLOW_MESSAGE}.') from None
+        raise FloatingPointError(
+            f'{_overflow_message(self._kmeans.dtype)}.') from None
       for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
-                     inputs.WEIGHTS_MESSAGE,
+                     inputs.WEIGHTS_MESSAGE, inputs.ROWS_MESSAGE,
                      'kmeans_plus_plus needs', 'kmeans_parallel needs'):
         if marker in error.message:
           # TF appends its own words after ' : '; keep the check's message.
@@ -1090,10 +1115,13 @@ class KMeansClustering:
       loss = float(stats['loss'])
       step = self._global_step
       if not np.isfinite(loss):
+        limit, widen = numerics.overflow_advice(self._kmeans.dtype)
+        dtype = self._kmeans.dtype.name
         raise FloatingPointError(
             f'The loss became {loss} at step {step}; the data likely '
-            'overflow float32 (magnitudes near 1e19 or more); rescale them '
-            'or use dtype=tf.float64.')
+            f'overflow {dtype} (magnitudes near {limit} or more); ' + (
+                'rescale them or use dtype=tf.float64.' if widen else
+                f'rescale them ({dtype} is the widest dtype).'))
       empty = int(stats['empty_clusters'])
       relocated = int(stats['relocated_clusters'])
       relocated_total += relocated

@@ -16,9 +16,11 @@ import tensorflow as tf
 
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import RunConfig
+from kmeans_estimator import file_inputs
 from kmeans_estimator._core import options
 
 import oracles
+from helpers import run_cli
 
 _K = 3
 _POINTS = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
@@ -611,6 +613,68 @@ def test_path_and_boolean_arguments_of_the_methods(call, match, predictor,
 
 
 # ------------------------------------------------ messages that guide
+@pytest.mark.parametrize('dtype,magnitude,advice', [
+    (tf.float32, 1e30, r'rescale them or use dtype=tf\.float64'),
+    (tf.float64, 1e200,
+     r'overflow float64 \(magnitudes near 1e154 or more\); rescale them '
+     r'\(float64 is the widest dtype\)'),
+], ids=['float32', 'float64'])
+def test_overflow_advice_fits_the_dtype_in_training(dtype, magnitude, advice,
+                                                    tmp_path):
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, dtype=dtype)
+  with pytest.raises(FloatingPointError, match=advice) as raised:
+    km.train(_POINTS.astype(np.float64) * magnitude, steps=1)
+  if dtype == tf.float64:
+    assert 'use dtype=tf.float64' not in str(raised.value)
+  assert not model_dir.exists()
+
+
+@pytest.mark.parametrize('method', _READ_METHODS)
+def test_overflow_advice_fits_the_dtype_in_prediction(method, tmp_path):
+  km = _estimator(tmp_path / 'model', dtype=tf.float64)
+  km.train(_POINTS.astype(np.float64), steps=1)
+  with pytest.raises(FloatingPointError, match=(
+      r'The distances to the centers overflow.*above about 1e154 in '
+      r'float64\); rescale the data \(float64 is the widest dtype\)')) as (
+          raised):
+    _consume(getattr(km, method)(_POINTS.astype(np.float64) * 1e200))
+  assert 'use dtype=tf.float64' not in str(raised.value)
+
+
+def _ragged_dict():
+  return {'a': _POINTS[:, :2], 'b': _POINTS[:30, 2:]}
+
+
+def _ragged_dict_dataset():
+  return tf.data.Dataset.from_generator(
+      lambda: iter([_ragged_dict()]),
+      output_signature={'a': tf.TensorSpec([None, 2]),
+                        'b': tf.TensorSpec([None, 1])})
+
+
+_ROWS = r'The features have different numbers of rows'
+
+
+@pytest.mark.parametrize('data,batch_size,match', [
+    (_ragged_dict, None, _ROWS + r": \{'a': 40, 'b': 30\}; give every "
+     r'feature one row per point'),
+    (_ragged_dict, 8, _ROWS + r": \{'a': 40, 'b': 30\}"),
+    (_ragged_dict_dataset, None,
+     _ROWS + r' \(features a, b\); give every feature one row per point'),
+], ids=['dict', 'dict_batch_size', 'dataset'])
+@pytest.mark.parametrize('method', ['train'] + _READ_METHODS)
+def test_dict_features_of_different_lengths(data, batch_size, match, method,
+                                            trained_copy):
+  before = _snapshot(trained_copy)
+  km = _estimator(trained_copy)
+  kwargs = {'steps': 1} if method == 'train' else {}
+  with pytest.raises(ValueError, match=match):
+    _consume(getattr(km, method)(data() if batch_size else data,
+                                 batch_size=batch_size, **kwargs))
+  assert _snapshot(trained_copy) == before
+
+
 @pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus'])
 def test_too_few_points_hints_at_transposed_data(init, tmp_path):
   model_dir = tmp_path / 'model'
@@ -625,4 +689,52 @@ def test_too_few_points_hints_at_transposed_data(init, tmp_path):
       r'has (only )?2 points but num_clusters=5')) as raised:
     km.train(np.zeros((2, 4), np.float32), steps=1)
   assert 'transpose' not in str(raised.value)
+  assert not model_dir.exists()
+
+
+@pytest.mark.parametrize('destination', ['', '.', 'a/..'])
+def test_assets_extra_destination_must_name_a_file(destination, predictor,
+                                                   tmp_path):
+  source = tmp_path / 'vocab.txt'
+  source.write_text('a\n')
+  base = tmp_path / 'exports'
+  with pytest.raises(ValueError, match=(
+      r'`assets_extra` destinations must name a file inside assets.extra/, '
+      r"such as 'vocab.txt'; an empty path names the directory itself. "
+      f'Received: assets_extra={{{re.escape(repr(destination))}')):
+    predictor.export_saved_model(str(base),
+                                 assets_extra={destination: str(source)})
+  assert not base.exists()
+
+
+@pytest.mark.parametrize('assets_extra,error,match', [
+    (lambda d: {'x': str(d)}, ValueError,
+     r'`assets_extra` sources must be files; .* is a directory'),
+    (lambda d: {b'x': str(d / 'vocab.txt')}, TypeError,
+     r'`assets_extra` must map destination paths to source files, both str '
+     r'or pathlib.Path'),
+    (lambda d: {'x': str(d / 'vocab.txt'), './x': str(d / 'vocab.txt')},
+     ValueError, r"`assets_extra` names the destination 'x' twice"),
+], ids=['directory_source', 'bytes_destination', 'same_destination'])
+def test_assets_extra_sources_and_destinations(assets_extra, error, match,
+                                               predictor, tmp_path):
+  (tmp_path / 'vocab.txt').write_text('a\n')
+  base = tmp_path / 'exports'
+  with pytest.raises(error, match=match):
+    predictor.export_saved_model(str(base),
+                                 assets_extra=assets_extra(tmp_path))
+  assert not base.exists()
+
+
+def test_a_csv_that_is_not_utf8_is_named_in_the_error(tmp_path, capsys):
+  path = tmp_path / 'latin1.csv'
+  path.write_bytes('caf\xe9,x\n1,2\n3,4\n'.encode('latin-1'))
+  match = (r"'.*latin1\.csv' is not UTF-8 text \(byte 3 is b'\\xe9'\); save "
+           r'the CSV as UTF-8')
+  with pytest.raises(ValueError, match=match):
+    file_inputs.open_files(str(path))
+  model_dir = tmp_path / 'model'
+  assert run_cli('train', f'--model_dir={model_dir}', '--num_clusters=2',
+                 path) == 1
+  assert re.search(match, capsys.readouterr().err)
   assert not model_dir.exists()
