@@ -195,9 +195,10 @@ class KMeansClustering:
   ```
 
   Args:
-    num_clusters: positive int k.
-    model_dir: where checkpoints and summaries go; None makes a fresh
-      temporary directory (logged).
+    num_clusters: positive int k, at most 2**31 - 1.
+    model_dir: where checkpoints and summaries go, a str or `os.PathLike`
+      (a leading `~` is expanded); None makes a fresh temporary directory
+      (logged).
     initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
       'kmeans_parallel', an array of shape (k, d), or a callable
       f(inputs, k) returning up to k centers. 'kmeans_plus_plus' and 'kmc2'
@@ -210,22 +211,26 @@ class KMeansClustering:
     distance_metric: 'squared_euclidean' or 'cosine'.
     seed: int seed for initialisation; None uses `config.tf_random_seed`,
       else a random one (logged).
-    use_mini_batch: mini-batch (True, the legacy default) or full-batch Lloyd.
+    use_mini_batch: bool: mini-batch (True, the legacy default) or
+      full-batch Lloyd (False).
     mini_batch_steps_per_iteration: refresh the assignment centers every this
       many mini-batch steps (legacy two-copy scheme).
     kmeans_plus_plus_num_retries: extra k-means++ candidates per center;
-      negative means 2 + log(k).
+      negative means 2 + log(k). Each center's candidates are scored against
+      the whole first batch at once, so (n + d) x (1 + retries) values must
+      fit in memory.
     relative_tolerance: stop when the relative change in loss falls below it.
     config: a `RunConfig`.
     feature_columns: names (or columns with `.key`) of the dict features to
       use, in order; None uses all, in sorted key order.
-    kmc2_chain_length: Markov chain length per center for 'kmc2'.
+    kmc2_chain_length: Markov chain length per center for 'kmc2';
+      kmc2_chain_length x num_clusters at most 2**31 - 1.
     kmeans_parallel_rounds: sampling rounds of 'kmeans_parallel'.
     kmeans_parallel_oversampling: candidates drawn per round of
       'kmeans_parallel', as a multiple of num_clusters.
     dtype: float dtype of the computation (float32 unless asked otherwise).
-    run_eagerly: run steps eagerly instead of as compiled `tf.function`s
-      (for debugging).
+    run_eagerly: bool: run steps eagerly instead of as compiled
+      `tf.function`s (for debugging).
     algorithm: 'lloyd' (every point against every center each step) or
       'hamerly': the same full-batch steps, skipping the distances that
       Hamerly's triangle-inequality bounds rule out; much faster once the

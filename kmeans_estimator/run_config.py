@@ -25,7 +25,8 @@ class RunConfig:
   """Immutable run configuration; `replace(**kw)` returns a changed copy.
 
   Attributes:
-    model_dir: directory for checkpoints and summaries; None lets the
+    model_dir: directory for checkpoints and summaries, a str or
+      `os.PathLike` (kept as a str, a leading `~` expanded); None lets the
       estimator choose.
     tf_random_seed: seed used when the estimator is given no `seed`.
     save_summary_steps: write the loss summary every this many steps.

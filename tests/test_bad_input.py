@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import RunConfig
+from kmeans_estimator import build_raw_serving_input_receiver_fn
 from kmeans_estimator import file_inputs
 from kmeans_estimator._core import options
 
@@ -738,3 +739,15 @@ def test_a_csv_that_is_not_utf8_is_named_in_the_error(tmp_path, capsys):
                  path) == 1
   assert re.search(match, capsys.readouterr().err)
   assert not model_dir.exists()
+
+
+def test_served_dict_features_of_different_lengths(predictor, tmp_path):
+  receiver = build_raw_serving_input_receiver_fn({
+      'a': tf.TensorSpec([None, 2], tf.float32),
+      'b': tf.TensorSpec([None, 1], tf.float32)})
+  path = predictor.export_saved_model(str(tmp_path / 'exports'), receiver)
+  served = tf.saved_model.load(path.decode())
+  for name in ('serving_default', 'all_distances'):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=(
+        _ROWS + r' \(features a, b\); give every feature one row per point')):
+      served.signatures[name](a=_POINTS[:, :2], b=_POINTS[:30, 2:])
