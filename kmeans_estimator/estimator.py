@@ -1037,7 +1037,8 @@ class KMeansClustering:
             f'The first batch has {n} points but num_clusters='
             f'{self.num_clusters}; kmeans_plus_plus needs at least '
             'num_clusters points in its first batch, or use '
-            "initial_clusters='random'." + self._transposed_hint(n, points))
+            "initial_clusters='random'." + (
+                self._transposed_hint(n, points) if points.whole else ''))
       seen += n
       if (self._kmeans.initial_clusters == constants.KMEANS_PARALLEL_INIT and
           n < self.num_clusters):
@@ -1051,9 +1052,9 @@ class KMeansClustering:
   def _raise_too_few_points(self, num_points, points):
     """The error for input with fewer than k points (of positive weight).
 
-    When the input is one array or Tensor of fewer rows than columns, and
-    would have enough points the other way round, the message says it may
-    be transposed: (d, n) data read as d points of n features.
+    When the input has fewer points than features, and would have enough
+    points the other way round, the message says it may be transposed:
+    (d, n) data read as d points of n features.
     """
     if points.weighted:
       raise ValueError(
@@ -1066,13 +1067,13 @@ class KMeansClustering:
         'num_clusters.' + self._transposed_hint(num_points, points))
 
   def _transposed_hint(self, num_points, points):
-    """' The input has shape (n, d): ... pass the transpose' when one array
-    or Tensor of n < k rows has at least k columns, else ''."""
-    if points.whole and num_points < points.num_features and (
+    """' The input has n points of d features: ... pass the transpose' when
+    the n < k points of the input have at least k features, else ''."""
+    if num_points < points.num_features and (
         points.num_features >= self.num_clusters):
-      return (f' The input has shape ({num_points}, {points.num_features}): '
-              'points are rows, so if each column is a point, pass the '
-              'transpose (array.T).')
+      return (f' The input has {num_points} points of {points.num_features} '
+              'features: points are rows, so if each column is a point, '
+              'pass the transpose (array.T).')
     return ''
 
   def _step_inputs(self, points, finite_by_default, unscreened=False):

@@ -681,8 +681,8 @@ def test_too_few_points_hints_at_transposed_data(init, tmp_path):
   model_dir = tmp_path / 'model'
   km = _estimator(model_dir, num_clusters=5, initial_clusters=init)
   with pytest.raises(ValueError, match=(
-      r'has (only )?2 points but num_clusters=5.* The input has shape '
-      r'\(2, 100\): points are rows, so if each column is a point, pass '
+      r'has (only )?2 points but num_clusters=5.* The input has 2 points of '
+      r'100 features: points are rows, so if each column is a point, pass '
       r'the transpose \(array\.T\)')):
     km.train(np.zeros((2, 100), np.float32), steps=1)
   # Too few points, and too few columns to be the points either: no hint.
