@@ -210,9 +210,12 @@ def _model_dir():
   if not FLAGS.model_dir:
     raise _flag_error('model_dir', 'be given: the directory that holds (or, '
                       'for train, will hold) the checkpoints')
-  if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):
+  # A leading ~ is expanded, as the library does (a shell leaves
+  # --model_dir=~/dir as it is).
+  model_dir = os.path.expanduser(FLAGS.model_dir)
+  if os.path.exists(model_dir) and not os.path.isdir(model_dir):
     raise _flag_error('model_dir', 'be a directory, not a file')
-  return FLAGS.model_dir
+  return model_dir
 
 
 def _library_errors_as_usage(error):

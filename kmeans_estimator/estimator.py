@@ -33,6 +33,7 @@ from kmeans_estimator import training_summary as summary_lib
 from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
 from kmeans_estimator._core import kmeans as kmeans_lib
+from kmeans_estimator._core import numerics
 from kmeans_estimator._core import options
 
 from tensorflow.core.framework import summary_pb2  # pylint: disable=g-bad-import-order
@@ -47,14 +48,24 @@ _NO_TRAINING_DATA = ('The input_fn returned no points to train on (an empty '
                      'dataset); give it at least one batch of points.')
 
 
-# The message of the check that finite points gave finite distances.
-_OVERFLOW_MESSAGE = (
-    'The distances to the centers overflow: finite points gave Inf or NaN '
-    'distances, so their magnitudes are too large for the dtype (above about '
-    '1e19 in float32); rescale the data, or use dtype=tf.float64')
+# How the message of the check that finite points gave finite distances
+# starts, whatever the dtype.
+_OVERFLOW_MESSAGE = 'The distances to the centers overflow'
 
 
-def _after_overflow_check(distances, *outputs):
+def _overflow_message(dtype):
+  """The overflow check's message, with the limit and advice of `dtype`
+  (dtype=tf.float64 is advised only below float64)."""
+  limit, widen = numerics.overflow_advice(dtype)
+  dtype = tf.as_dtype(dtype).name
+  return (f'{_OVERFLOW_MESSAGE}: finite points gave Inf or NaN distances, so '
+          'their magnitudes are too large for the dtype (above about '
+          f'{limit} in {dtype}); ' + (
+              'rescale the data, or use dtype=tf.float64' if widen else
+              f'rescale the data ({dtype} is the widest dtype)'))
+
+
+def _after_overflow_check(dtype, distances, *outputs):
   """`outputs`, computed only once `distances` are checked to be finite
   (`distances` may also be a bool scalar that says whether they are).
 
@@ -62,16 +73,17 @@ def _after_overflow_check(distances, *outputs):
   means float overflow; the check raises InvalidArgumentError carrying
   `_OVERFLOW_MESSAGE` (in `predict`, `evaluate` and served signatures alike)
   instead of returning Inf or NaN distances and arbitrary cluster indices.
-  The one exception: a Tensor or array that `predict` or `evaluate` read
-  without checking it (`inputs.Points.checked` is False; squared Euclidean
-  only). Under that metric any NaN or Inf in a point makes its distances
-  NaN or Inf too (its |x|^2 is), so this check fails on it as well, and the
-  shell then tells the two causes apart (`_input_errors`): the data are
-  checked in a pass of their own only after a failure.
+  `dtype` is the computation's, for the message. The one exception: a
+  Tensor or array that `predict` or `evaluate` read without checking it
+  (`inputs.Points.checked` is False; squared Euclidean only). Under that
+  metric any NaN or Inf in a point makes its distances NaN or Inf too (its
+  |x|^2 is), so this check fails on it as well, and the shell then tells
+  the two causes apart (`_input_errors`): the data are checked in a pass of
+  their own only after a failure.
   """
   finite = distances if distances.dtype == tf.bool else tf.reduce_all(
       tf.math.is_finite(distances))
-  check = tf.debugging.Assert(finite, [_OVERFLOW_MESSAGE])
+  check = tf.debugging.Assert(finite, [_overflow_message(dtype)])
   with tf.control_dependencies([check]):
     outputs = tuple(tf.identity(output) for output in outputs)
   return outputs[0] if len(outputs) == 1 else outputs
@@ -114,8 +126,11 @@ def _saved_num_restarts(values):
 
 
 def _check_steps(steps, max_steps):
-  options.check_positive_int('steps', steps, allow_none=True)
-  options.check_positive_int('max_steps', max_steps, allow_none=True)
+  # The global step is saved as an int64.
+  options.check_positive_int('steps', steps, allow_none=True,
+                             maximum=options.INT64_MAX)
+  options.check_positive_int('max_steps', max_steps, allow_none=True,
+                             maximum=options.INT64_MAX)
   if steps is not None and max_steps is not None:
     raise ValueError('Give `steps` or `max_steps`, not both. Received: '
                      f'steps={steps!r}, max_steps={max_steps!r}')
@@ -155,11 +170,18 @@ class KMeansClustering:
   some centers coincide and stay empty; under the cosine metric a zero vector
   is at distance 1 from every center and does not move any center's
   direction; NaN or Inf in the data is an error; finite data so large that
-  squared distances overflow the dtype (above about 1e19 in float32) is a
-  FloatingPointError in training and prediction alike (rescale, or use
-  dtype=tf.float64); data so small that squared distances underflow (about
-  1e-23 in float32) stay finite, but every point then ties with every
-  center and goes to the lowest index.
+  squared distances overflow the dtype (above about 2e19 in float32, 1e154
+  in float64) is a FloatingPointError in training and prediction alike
+  (rescale, or below float64 use dtype=tf.float64); data so small that
+  squared distances underflow (about 1e-23 in float32) stay finite, but
+  every point then ties with every center and goes to the lowest index.
+  Arguments that ask for more than TensorFlow's int32 or int64 sizes hold,
+  or whose tensors alone would exceed the machine's memory (known once the
+  data's width, and for 'kmeans_plus_plus' the first batch's size, are
+  read), are an `options.SizeError` (a ValueError) naming the argument,
+  before anything is written. Arguments that are booleans must be bool or
+  numpy bool, and paths str or `os.PathLike` (a leading `~` is expanded);
+  anything else is a TypeError naming the argument.
 
   Example:
 
@@ -174,9 +196,10 @@ class KMeansClustering:
   ```
 
   Args:
-    num_clusters: positive int k.
-    model_dir: where checkpoints and summaries go; None makes a fresh
-      temporary directory (logged).
+    num_clusters: positive int k, at most 2**31 - 1.
+    model_dir: where checkpoints and summaries go, a str or `os.PathLike`
+      (a leading `~` is expanded); None makes a fresh temporary directory
+      (logged).
     initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
       'kmeans_parallel', an array of shape (k, d), or a callable
       f(inputs, k) returning up to k centers (a numeric array or Tensor of
@@ -192,7 +215,8 @@ class KMeansClustering:
     distance_metric: 'squared_euclidean' or 'cosine'.
     seed: int seed for initialisation; None uses `config.tf_random_seed`,
       else a random one (logged).
-    use_mini_batch: mini-batch (True, the legacy default) or full-batch Lloyd.
+    use_mini_batch: bool: mini-batch (True, the legacy default) or
+      full-batch Lloyd (False).
     mini_batch_steps_per_iteration: refresh the assignment centers every this
       many mini-batch steps (legacy two-copy scheme). As in the legacy
       estimator, a fresh model's per-cluster counts (n in the update
@@ -200,20 +224,23 @@ class KMeansClustering:
       larger (and return to 0 at each refresh); saved counts are restored
       as saved.
     kmeans_plus_plus_num_retries: extra k-means++ candidates per center;
-      negative means 2 + log(k).
+      negative means 2 + log(k). Each center's candidates are scored against
+      the whole first batch at once, so (n + d) x (1 + retries) values must
+      fit in memory.
     relative_tolerance: stop when the relative change in loss falls below it.
     config: a `RunConfig`.
     feature_columns: names (or columns with `.key`) of the dict features to
       use, in order; None uses all, in sorted key order.
-    kmc2_chain_length: Markov chain length per center for 'kmc2'.
+    kmc2_chain_length: Markov chain length per center for 'kmc2';
+      kmc2_chain_length x num_clusters at most 2**31 - 1.
     kmeans_parallel_rounds: sampling rounds of 'kmeans_parallel'.
     kmeans_parallel_oversampling: candidates drawn per round of
       'kmeans_parallel', as a multiple of num_clusters.
     dtype: tf.float32 (the default) or tf.float64, the dtype of the
       centers and the computation; half precision (float16, bfloat16) is
       refused with a TypeError, and data of any numeric dtype is cast to it.
-    run_eagerly: run steps eagerly instead of as compiled `tf.function`s
-      (for debugging).
+    run_eagerly: bool: run steps eagerly instead of as compiled
+      `tf.function`s (for debugging).
     algorithm: 'lloyd' (every point against every center each step) or
       'hamerly': the same full-batch steps, skipping the distances that
       Hamerly's triangle-inequality bounds rule out; much faster once the
@@ -311,17 +338,18 @@ class KMeansClustering:
     elif not isinstance(config, run_config_lib.RunConfig):
       raise TypeError('`config` must be a kmeans_estimator.RunConfig. '
                       f'Received: config={config!r}')
+    given_model_dir = model_dir
+    model_dir = options.check_path('model_dir', model_dir, allow_none=True)
     if model_dir is not None and config.model_dir is not None and (
-        str(model_dir) != config.model_dir):
+        model_dir != config.model_dir):
       raise ValueError(
           '`model_dir` and `config.model_dir` differ; give one of them. '
-          f'Received: model_dir={model_dir!r}, config.model_dir='
+          f'Received: model_dir={given_model_dir!r}, config.model_dir='
           f'{config.model_dir!r}')
     model_dir = model_dir if model_dir is not None else config.model_dir
-    if model_dir is None:
-      model_dir = tempfile.mkdtemp(prefix='kmeans_estimator_')
-      logging.warning('Using temporary folder as model directory: %s',
-                      model_dir)
+    run_eagerly = options.check_bool('run_eagerly', run_eagerly)
+    if seed is not None:
+      seed = options.check_int('seed', seed)
     if seed is None:
       seed = config.tf_random_seed
     if seed is None:
@@ -353,9 +381,7 @@ class KMeansClustering:
         num_restarts=num_restarts,
         name='kmeans')
     self._kmeans = kmeans_lib.KMeans(**self._core_args)
-    self._model_dir = str(model_dir)
-    self._config = config.replace(model_dir=self._model_dir)
-    self._run_eagerly = bool(run_eagerly)
+    self._run_eagerly = run_eagerly
     self._algorithm = options.check_algorithm(algorithm, distance_metric,
                                               use_mini_batch)
     if (empty_cluster == constants.FARTHEST_POINT and
@@ -377,6 +403,13 @@ class KMeansClustering:
           f'num_restarts={restarts} is not supported with '
           'RunConfig(train_distribute=...); train without a strategy, or '
           'with num_restarts=1.')
+    if model_dir is None:
+      # Only once every argument is checked: a bad one leaves no directory.
+      model_dir = tempfile.mkdtemp(prefix='kmeans_estimator_')
+      logging.warning('Using temporary folder as model directory: %s',
+                      model_dir)
+    self._model_dir = model_dir
+    self._config = config.replace(model_dir=self._model_dir)
     self._training_summary = None
     self._compiled = {}
     self._global_step = 0
@@ -454,7 +487,7 @@ class KMeansClustering:
         loss = tf.reduce_sum(nearest)
       else:
         loss = tf.reduce_sum(weights * nearest)
-      loss = _after_overflow_check(loss, loss)
+      loss = _after_overflow_check(km.dtype, loss, loss)
       metrics = {constants.SCORE: loss,
                  'num_points': tf.size(nearest, tf.int64),
                  'num_batches': tf.minimum(tf.size(nearest), 1)}
@@ -475,12 +508,12 @@ class KMeansClustering:
                                  distances_lib.smallest_k(all_distances,
                                                           top_k)))
         predictions = dict(zip(predictions, _after_overflow_check(
-            all_distances, *predictions.values())))
+            km.dtype, all_distances, *predictions.values())))
       elif top_k is not None:
         # Bounded-memory chunks; the nearest center is the first column.
         top_index, top_distances = km.nearest_k(features, top_k)
         top_distances, top_index = _after_overflow_check(
-            top_distances, top_distances, top_index)
+            km.dtype, top_distances, top_distances, top_index)
         predictions = {constants.CLUSTER_INDEX: top_index[:, 0],
                        constants.TOP_K_CLUSTER_INDICES: top_index,
                        constants.TOP_K_DISTANCES: top_distances}
@@ -491,7 +524,8 @@ class KMeansClustering:
         index, checked = (km.nearest(features) if static_chunks else
                           km.nearest_index(features))
         predictions = {
-            constants.CLUSTER_INDEX: _after_overflow_check(checked, index)}
+            constants.CLUSTER_INDEX: _after_overflow_check(km.dtype, checked,
+                                                           index)}
       return EstimatorSpec(mode,
                            predictions={k: predictions[k] for k in keys},
                            export_outputs=self._export_outputs(predictions))
@@ -777,11 +811,15 @@ class KMeansClustering:
     raw = inputs.call_input_fn(input_fn, mode, self._config)
     num_features = (self._kmeans.num_features
                     if self._kmeans.built and check_width else None)
-    return inputs.read_points(raw, self._feature_columns, self._kmeans.dtype,
-                              num_features, self._weight_column,
-                              read_weights=mode != ModeKeys.PREDICT,
-                              check_finite=check_finite,
-                              share_memory=share_memory)
+    # Reading may take a first batch (to learn its width), whose checks
+    # fail as the steps' do.
+    with self._input_errors():
+      return inputs.read_points(raw, self._feature_columns,
+                                self._kmeans.dtype, num_features,
+                                self._weight_column,
+                                read_weights=mode != ModeKeys.PREDICT,
+                                check_finite=check_finite,
+                                share_memory=share_memory)
 
   def _read_to_infer(self, input_fn, mode, share_memory=False):
     """`_read` for predict and evaluate: in-memory data checked in the step.
@@ -815,9 +853,10 @@ class KMeansClustering:
             not points.all_finite()):
           raise ValueError(f'{inputs.NON_FINITE_MESSAGE} (found while '
                            'reading the input_fn).') from None
-        raise FloatingPointError(f'{_OVERFLOW_MESSAGE}.') from None
+        raise FloatingPointError(
+            f'{_overflow_message(self._kmeans.dtype)}.') from None
       for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
-                     inputs.WEIGHTS_MESSAGE,
+                     inputs.WEIGHTS_MESSAGE, inputs.ROWS_MESSAGE,
                      kmeans_lib.CALLABLE_NON_FINITE_MESSAGE,
                      kmeans_lib.CALLABLE_WIDTH_MESSAGE,
                      'kmeans_plus_plus needs', 'kmeans_parallel needs'):
@@ -934,6 +973,15 @@ class KMeansClustering:
           'The input_fn returns an endless dataset, so training would never '
           'stop; pass steps= or max_steps=, set relative_tolerance, or give '
           'a hook that requests a stop.')
+    if points.whole and not self._kmeans.built:
+      # All the data are in hand: too few points, or tensors too large for
+      # memory, are refused before any is allocated.
+      num_points = int(points.tensor.shape[0])
+      if num_points < self.num_clusters and (
+          self._kmeans.initial_clusters in (constants.RANDOM_INIT,
+                                            constants.KMEANS_PARALLEL_INIT)):
+        self._raise_too_few_points(num_points, points)
+      self._kmeans.check_sizes(points.num_features, num_points)
     self._kmeans.build(points.num_features)
     finite_by_default = steps is None and max_steps is None
     with self._input_errors(), distribute_lib.peer_failures(
@@ -1025,13 +1073,16 @@ class KMeansClustering:
       n = int((batch[0] if points.weighted else batch).shape[0])
       if n == 0:
         continue
+      if seen == 0:
+        self._kmeans.check_sizes(points.num_features, n)
       if (self._kmeans.initial_clusters == constants.KMEANS_PLUS_PLUS_INIT
           and seen == 0 and n < self.num_clusters):
         raise ValueError(
             f'The first batch has {n} points but num_clusters='
             f'{self.num_clusters}; kmeans_plus_plus needs at least '
             'num_clusters points in its first batch, or use '
-            "initial_clusters='random'.")
+            "initial_clusters='random'." + (
+                self._transposed_hint(n, points) if points.whole else ''))
       seen += n
       if (self._kmeans.initial_clusters == constants.KMEANS_PARALLEL_INIT and
           n < self.num_clusters):
@@ -1047,15 +1098,34 @@ class KMeansClustering:
           f'points of the input, but num_clusters={self.num_clusters}; make '
           'it return num_clusters centers (it is called on each batch in '
           'turn until num_clusters are chosen), or lower num_clusters.')
+    self._raise_too_few_points(seen, points)
+
+  def _raise_too_few_points(self, num_points, points):
+    """The error for input with fewer than k points (of positive weight).
+
+    When the input has fewer points than features, and would have enough
+    points the other way round, the message says it may be transposed:
+    (d, n) data read as d points of n features.
+    """
     if points.weighted:
       raise ValueError(
           f'The input has fewer than num_clusters={self.num_clusters} points '
           f'of positive weight (`weight_column`={self._weight_column!r}); '
           'give more points a positive weight, or lower num_clusters.')
     raise ValueError(
-        f'The input has only {seen} points but num_clusters='
+        f'The input has only {num_points} points but num_clusters='
         f'{self.num_clusters}; give at least num_clusters points, or lower '
-        'num_clusters.')
+        'num_clusters.' + self._transposed_hint(num_points, points))
+
+  def _transposed_hint(self, num_points, points):
+    """' The input has n points of d features: ... pass the transpose' when
+    the n < k points of the input have at least k features, else ''."""
+    if num_points < points.num_features and (
+        points.num_features >= self.num_clusters):
+      return (f' The input has {num_points} points of {points.num_features} '
+              'features: points are rows, so if each column is a point, '
+              'pass the transpose (array.T).')
+    return ''
 
   def _step_inputs(self, points, finite_by_default, unscreened=False):
     """Yields the argument of each training step, in order; full-batch
@@ -1103,10 +1173,13 @@ class KMeansClustering:
       loss = float(stats['loss'])
       step = self._global_step
       if not np.isfinite(loss):
+        limit, widen = numerics.overflow_advice(self._kmeans.dtype)
+        dtype = self._kmeans.dtype.name
         raise FloatingPointError(
             f'The loss became {loss} at step {step}; the data likely '
-            'overflow float32 (magnitudes near 1e19 or more); rescale them '
-            'or use dtype=tf.float64.')
+            f'overflow {dtype} (magnitudes near {limit} or more); ' + (
+                'rescale them or use dtype=tf.float64.' if widen else
+                f'rescale them ({dtype} is the widest dtype).'))
       empty = int(stats['empty_clusters'])
       relocated = int(stats['relocated_clusters'])
       relocated_total += relocated
@@ -1269,6 +1342,8 @@ class KMeansClustering:
     """
     del name
     options.check_positive_int('steps', steps, allow_none=True)
+    checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
+                                         allow_none=True)
     input_fn = inputs.as_input_fn(input_fn, batch_size)
     strategy = self._config.eval_distribute
     with self._core_for(strategy):
@@ -1387,6 +1462,10 @@ class KMeansClustering:
     """
     top_k = self._check_top_k(top_k)
     keys = self._predict_keys(predict_keys, top_k)
+    checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
+                                         allow_none=True)
+    yield_single_examples = options.check_bool('yield_single_examples',
+                                               yield_single_examples)
     input_fn = inputs.as_input_fn(input_fn, batch_size)
     return self._predict(input_fn, keys, top_k, hooks, checkpoint_path,
                          yield_single_examples)
@@ -1531,7 +1610,11 @@ class KMeansClustering:
     Returns:
       The export directory as bytes, as the legacy method returned it.
     """
+    export_dir_base = options.check_path('export_dir_base', export_dir_base)
     assets_extra = export_lib.check_assets_extra(assets_extra)
+    as_text = options.check_bool('as_text', as_text)
+    checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
+                                         allow_none=True)
     top_k = self._check_top_k(top_k)
     with self._core_for(None):
       return self._export(export_dir_base, serving_input_receiver_fn,

@@ -415,16 +415,39 @@ def check_assets_extra(assets_extra):
     raise TypeError('`assets_extra` must be a dict of destination path (under '
                     'assets.extra/) -> source file. Received: '
                     f'assets_extra={assets_extra!r}')
-  for destination, source in assets_extra.items():
-    destination = os.path.normpath(str(destination))
+  checked = {}
+  for given, source in assets_extra.items():
+    if not isinstance(given, (str, os.PathLike)) or not isinstance(
+        source, (str, os.PathLike)):
+      raise TypeError(
+          '`assets_extra` must map destination paths to source files, both '
+          'str or pathlib.Path. Received: '
+          f'assets_extra={{{given!r}: {source!r}}}')
+    source = os.fspath(source)
+    destination = os.path.normpath(os.fspath(given))
+    if destination == '.' or not os.fspath(given).strip():
+      raise ValueError(
+          '`assets_extra` destinations must name a file inside assets.extra/'
+          ", such as 'vocab.txt'; an empty path names the directory itself. "
+          f'Received: assets_extra={{{given!r}: {source!r}}}')
     if os.path.isabs(destination) or destination.startswith('..'):
       raise ValueError(
           '`assets_extra` destinations must be relative paths inside '
           f'assets.extra/. Received: {destination!r}')
-    if not tf.io.gfile.exists(str(source)):
+    if not tf.io.gfile.exists(source):
       raise ValueError(f'`assets_extra` names a source file that does not '
                        f'exist: {source!r}')
-  return {os.path.normpath(str(k)): str(v) for k, v in assets_extra.items()}
+    if tf.io.gfile.isdir(source):
+      raise ValueError(
+          f'`assets_extra` sources must be files; {source!r} is a directory. '
+          'Name each file to copy. Received: '
+          f'assets_extra={{{given!r}: {source!r}}}')
+    if destination in checked:
+      raise ValueError(
+          f'`assets_extra` names the destination {destination!r} twice; '
+          'give each file its own destination.')
+    checked[destination] = source
+  return checked
 
 
 def write_saved_model(export_dir_base, model, assets_extra=None,

@@ -510,7 +510,14 @@ def _open_csv(paths, columns, header, delimiter):
                      f'Received: header={header!r}')
   skips, names, first = [], None, None
   for path in paths:
-    rows, first_index = _first_rows(path, delimiter)
+    try:
+      rows, first_index = _first_rows(path, delimiter)
+    except UnicodeDecodeError as error:
+      raise ValueError(
+          f'{path!r} is not UTF-8 text (byte {error.start} is '
+          f'{error.object[error.start:error.start + 1]!r}); save the CSV as '
+          'UTF-8 (or ASCII), or convert it, e.g. with iconv -f latin1 -t '
+          'utf-8.') from None
     if not rows:
       raise ValueError(f'{path!r} is empty; give a CSV file with at least '
                        'one row of numbers.')

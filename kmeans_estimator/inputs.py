@@ -51,6 +51,7 @@ NON_FINITE_MESSAGE = (
     'them before clustering')
 WIDTH_MESSAGE = 'The input has rows of the wrong width'
 WEIGHTS_MESSAGE = 'The weights of `weight_column`'
+ROWS_MESSAGE = 'The features have different numbers of rows'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,7 +305,11 @@ def _to_tensor(value, what):
 def combine_features(features, feature_columns, dtype, weight_column=None):
   """Features (a Tensor, array or dict of them) -> one float (n, d) Tensor.
 
-  The dict feature named `weight_column` (if any) is left out.
+  The dict feature named `weight_column` (if any) is left out. Dict
+  features must have one row per point each: where their lengths are known
+  (arrays, Tensors) different lengths are a ValueError here; where not
+  (dataset batches, served inputs) an `Assert` fails with `ROWS_MESSAGE`
+  as the batch is read.
   """
   if isinstance(features, dict):
     names = _feature_names(features, feature_columns, weight_column)
@@ -314,7 +319,22 @@ def combine_features(features, feature_columns, dtype, weight_column=None):
       _check_dense_numeric(part, f'feature {name!r}')
       part = tf.cast(part, dtype)
       parts.append(tf.reshape(part, [tf.shape(part)[0], -1]))
-    return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
+    if len(parts) == 1:
+      return parts[0]
+    lengths = {name: part.shape[0] for name, part in zip(names, parts)}
+    if None not in lengths.values():
+      if len(set(lengths.values())) > 1:
+        raise ValueError(f'{ROWS_MESSAGE}: {lengths}; give every feature '
+                         'one row per point.')
+      return tf.concat(parts, axis=1)
+    rows = tf.stack([tf.shape(part)[0] for part in parts])
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.equal(rows, rows[0])),
+        [f'{ROWS_MESSAGE} (features {", ".join(map(str, names))}); give '
+         'every feature one row '
+         'per point'])
+    with tf.control_dependencies([check]):
+      return tf.concat(parts, axis=1)
   features = _to_tensor(features, 'the features')
   _check_dense_numeric(features, 'the features')
   _check_rank(features.shape)
@@ -634,7 +654,8 @@ def as_input_fn(data, batch_size=None, repeat=False):
       different lengths.
   """
   batch_size = options.check_positive_int('batch_size', batch_size,
-                                          allow_none=True)
+                                          allow_none=True,
+                                          maximum=options.INT64_MAX)
   if isinstance(data, tf.data.Dataset):
     return _dataset_input_fn(data, batch_size)
   if callable(data):

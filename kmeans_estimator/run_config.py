@@ -6,6 +6,8 @@ from typing import Any, Optional
 
 import tensorflow as tf
 
+from kmeans_estimator._core import options
+
 _DEFAULT_CHECKPOINT_SECS = 600
 
 
@@ -23,7 +25,8 @@ class RunConfig:
   """Immutable run configuration; `replace(**kw)` returns a changed copy.
 
   Attributes:
-    model_dir: directory for checkpoints and summaries; None lets the
+    model_dir: directory for checkpoints and summaries, a str or
+      `os.PathLike` (kept as a str, a leading `~` expanded); None lets the
       estimator choose.
     tf_random_seed: seed used when the estimator is given no `seed`.
     save_summary_steps: write the loss summary every this many steps.
@@ -62,8 +65,9 @@ class RunConfig:
             'be set; choose one. Received: save_checkpoints_steps='
             f'{self.save_checkpoints_steps!r}, save_checkpoints_secs='
             f'{self.save_checkpoints_secs!r}')
-    if self.model_dir is not None and not isinstance(self.model_dir, str):
-      object.__setattr__(self, 'model_dir', str(self.model_dir))
+    # A str or os.PathLike, `~` expanded; bytes or numbers are a TypeError.
+    object.__setattr__(self, 'model_dir', options.check_path(
+        'model_dir', self.model_dir, allow_none=True))
     _check_optional_count('save_summary_steps', self.save_summary_steps, 1)
     _check_optional_count('save_checkpoints_steps',
                           self.save_checkpoints_steps, 1)

@@ -113,6 +113,10 @@ def _text(name, content):
 _NAN_ERRORS = {'py': (ValueError, _NON_FINITE), 'cli': (None, _NON_FINITE),
                'serve': (tf.errors.InvalidArgumentError, _NON_FINITE)}
 _WRONG_WIDTH = r'2 features per point but the model was trained on 3'
+_TRANSPOSED = (r'The input has only 2 points but num_clusters=3; .* The '
+               r'input has 2 points of 40 features: points are rows, so if '
+               r'each column is a point, pass the transpose')
+_TRANSPOSED_WIDTH = r'40 features per point but the model was trained on 3'
 CASES = {
     'nan': Case(lambda: _with(np.nan), _npy(_with(np.nan)), _NAN_ERRORS),
     'inf': Case(lambda: _with(np.inf), _npy(_with(np.inf)), _NAN_ERRORS),
@@ -181,6 +185,16 @@ CASES = {
         {}, model='cosine', metric=oracles.COSINE),
     'k_equals_n': Case(lambda: _POINTS[:3], _npy(_POINTS[:3]), {},
                        model='k_eq_n'),
+    # 40 points of 2 features, the wrong way round: 2 "points" of 40.
+    'transposed': Case(
+        lambda: np.ascontiguousarray(_POINTS[:, :2].T),
+        _npy(np.ascontiguousarray(_POINTS[:, :2].T)),
+        {'train': (ValueError, _TRANSPOSED),
+         'cli_train': (None, _TRANSPOSED),
+         'py': (ValueError, _TRANSPOSED_WIDTH),
+         'cli': (None, _TRANSPOSED_WIDTH),
+         'serve': (TypeError, r'Can not cast TensorSpec\(shape=\(2, 40\).* '
+                              r'to TensorSpec\(shape=\(None, 3\)')}),
 }
 _NOT_APPLICABLE = {
     (entry, 'sparse'): 'the command line reads dense .npy, .csv and '
@@ -413,7 +427,7 @@ def test_the_catalogue_covers_every_entry_point_and_case():
         'a documented result')
   assert len(CELLS) + len(_NOT_APPLICABLE) == len(ENTRY_POINTS) * len(CASES)
   assert all(reason for reason in _NOT_APPLICABLE.values())
-  assert len(ENTRY_POINTS) == 14 and len(CASES) == 15
+  assert len(ENTRY_POINTS) == 14 and len(CASES) == 16
 
 
 # ------------------------------------------------- incompatible model_dir

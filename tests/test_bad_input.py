@@ -17,8 +17,12 @@ import tensorflow as tf
 
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import RunConfig
+from kmeans_estimator import build_raw_serving_input_receiver_fn
+from kmeans_estimator import file_inputs
+from kmeans_estimator._core import options
 
 import oracles
+from helpers import run_cli
 
 _K = 3
 _POINTS = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
@@ -109,9 +113,11 @@ def test_num_clusters_must_be_a_positive_integer(num_clusters, error,
      r'`mini_batch_steps_per_iteration` must be a positive integer'),
     ({'config': {'model_dir': 'x'}}, TypeError,
      r'`config` must be a kmeans_estimator.RunConfig'),
+    ({'seed': '1'}, TypeError,
+     r"`seed` must be an integer. Received: seed='1'"),
 ], ids=['unknown_init', 'unknown_metric', 'init_rows', 'init_rank',
         'init_nan', 'init_strings', 'negative_tolerance', 'nan_tolerance',
-        'zero_steps_per_iteration', 'config_not_runconfig'])
+        'zero_steps_per_iteration', 'config_not_runconfig', 'seed_string'])
 def test_bad_constructor_argument(kwargs, error, match, tmp_path):
   with pytest.raises(error, match=match):
     _estimator(tmp_path / 'model', **kwargs)
@@ -533,3 +539,307 @@ def test_array_initial_clusters_of_another_width_is_named_in_every_mode(
       r'per point; give initial_clusters of shape \(3, 3\)')):
     km.train(_POINTS, steps=1)
   assert not model_dir.exists()
+
+
+# ------------------------------------------------- sizes checked up front
+@pytest.mark.parametrize('kwargs,argument,match', [
+    ({'num_clusters': 10**12}, 'num_clusters',
+     r'`num_clusters` must be a positive integer at most 2147483647 '
+     r'\(2\*\*31 - 1.*Received: num_clusters=1000000000000'),
+    ({'num_clusters': 2**63}, 'num_clusters',
+     r'at most 2147483647.*Received: num_clusters=9223372036854775808'),
+    ({'initial_clusters': 'kmc2', 'kmc2_chain_length': 10**9},
+     'kmc2_chain_length',
+     r'`kmc2_chain_length` x num_clusters .* must be at most 2\*\*31 - 1. '
+     r'Received: kmc2_chain_length=1000000000, num_clusters=3'),
+    ({'initial_clusters': 'kmeans_parallel',
+      'kmeans_parallel_oversampling': 1e9}, 'kmeans_parallel_oversampling',
+     r'Received: kmeans_parallel_oversampling=1000000000.0, num_clusters=3, '
+     r'kmeans_parallel_rounds=5; lower kmeans_parallel_oversampling'),
+    ({'kmeans_plus_plus_num_retries': 2**31}, 'kmeans_plus_plus_num_retries',
+     r'`kmeans_plus_plus_num_retries` must be an integer below 2\*\*31 - 1'),
+    ({'num_restarts': 2**30}, 'num_restarts',
+     r'num_restarts=1073741824 x num_clusters=3 centers must number at '
+     r'most 2\*\*31 - 1'),
+    ({'use_mini_batch': True, 'mini_batch_steps_per_iteration': 2**63},
+     'mini_batch_steps_per_iteration', r'at most 9223372036854775807'),
+    ({'kmeans_parallel_oversampling': 10**400},
+     'kmeans_parallel_oversampling',
+     r'`kmeans_parallel_oversampling` must be a finite number > 0 that a '
+     r'float holds'),
+], ids=['k_1e12', 'k_2_63', 'kmc2_chain', 'parallel_oversampling',
+        'plus_plus_retries', 'restarts', 'steps_per_iteration',
+        'oversampling_beyond_float'])
+def test_sizes_beyond_tensorflow_int_limits_fail_in_the_constructor(
+    kwargs, argument, match, tmp_path):
+  with pytest.raises(options.SizeError, match=match) as raised:
+    _estimator(tmp_path / 'model', **kwargs)
+  assert raised.value.argument == argument
+  assert isinstance(raised.value, ValueError)
+  assert not (tmp_path / 'model').exists()
+
+
+@pytest.fixture
+def one_gib_machine(monkeypatch):
+  """The size checks see a machine with 1 GiB of memory."""
+  monkeypatch.setattr(options, 'memory_bytes', lambda: 1 << 30)
+
+
+@pytest.mark.parametrize('kwargs,argument,match', [
+    ({'initial_clusters': 'kmeans_plus_plus',
+      'kmeans_plus_plus_num_retries': 10**9}, 'kmeans_plus_plus_num_retries',
+     r'`kmeans_plus_plus_num_retries` is too large: the products of '
+     r'1000000001 candidates per center with a first batch of (40|8) points '
+     r"of 3 features need .* GiB, more than this machine's 1.0 GiB of "
+     r'memory. Received: kmeans_plus_plus_num_retries=1000000000; lower it'),
+    ({'initial_clusters': 'kmc2', 'kmc2_chain_length': 10**8},
+     'kmc2_chain_length',
+     r'`kmc2_chain_length` is too large: the chain of 100000000 points and '
+     r'their distances to the 3 centers need'),
+    ({'initial_clusters': 'kmeans_parallel',
+      'kmeans_parallel_oversampling': 1e7}, 'kmeans_parallel_oversampling',
+     r'`kmeans_parallel_oversampling` is too large: 150000001 candidates of '
+     r'3 features'),
+    ({'num_clusters': 10**8, 'initial_clusters': 'kmeans_plus_plus'},
+     'num_clusters',
+     r'`num_clusters` is too large: \(100000000, 3\) float32 centers need '
+     r'1.1 GiB'),
+], ids=['plus_plus_retries', 'kmc2_chain', 'parallel_oversampling',
+        'num_clusters'])
+@pytest.mark.parametrize('make_input', [lambda: _POINTS,
+                                        lambda: _batches(_POINTS, 8)],
+                         ids=['array', 'dataset'])
+def test_sizes_beyond_memory_fail_before_anything_is_written(
+    kwargs, argument, match, make_input, one_gib_machine, tmp_path):
+  del one_gib_machine
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, **kwargs)
+  with pytest.raises(options.SizeError, match=match) as raised:
+    km.train(make_input, steps=1)
+  assert raised.value.argument == argument
+  assert not model_dir.exists()
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    ({'steps': 2**63}, r'`steps` must be a positive integer at most '
+                       r'9223372036854775807'),
+    ({'max_steps': 2**64}, r'`max_steps` must be a positive integer at most'),
+    ({'batch_size': 2**63}, r'`batch_size` must be a positive integer at '
+                            r'most 9223372036854775807'),
+], ids=['steps', 'max_steps', 'batch_size'])
+def test_train_counts_beyond_int64_are_refused(kwargs, match, tmp_path):
+  model_dir = tmp_path / 'model'
+  with pytest.raises(options.SizeError, match=match):
+    _estimator(model_dir).train(_POINTS, **kwargs)
+  assert not model_dir.exists()
+
+
+# ------------------------------------------ paths and booleans, strictly
+@pytest.mark.parametrize('model_dir', [b'/some/dir', 123, ''],
+                         ids=['bytes', 'int', 'empty'])
+def test_model_dir_must_be_a_str_or_path(model_dir, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  match = (r'`model_dir` must be a non-empty path: a str or a pathlib.Path. '
+           f'Received: model_dir={re.escape(repr(model_dir))}')
+  with pytest.raises(TypeError, match=match):
+    KMeansClustering(_K, model_dir=model_dir)
+  with pytest.raises(TypeError, match=match):
+    RunConfig(model_dir=model_dir)
+  with pytest.raises(TypeError, match=match):
+    RunConfig().replace(model_dir=model_dir)
+  assert not list(tmp_path.iterdir())  # No ./b'/some/dir' nor ./123.
+
+
+def test_model_dir_accepts_a_path_and_expands_the_home_directory(
+    tmp_path, monkeypatch):
+  monkeypatch.setenv('HOME', str(tmp_path))
+  expanded = str(tmp_path / 'model')
+  assert KMeansClustering(_K, model_dir='~/model').model_dir == expanded
+  assert KMeansClustering(_K, model_dir=tmp_path / 'model').model_dir == (
+      expanded)
+  km = KMeansClustering(_K, config=RunConfig(model_dir='~/model'))
+  assert km.model_dir == km.config.model_dir == expanded
+  # The same directory, spelled two ways, is no conflict.
+  assert KMeansClustering(_K, model_dir=tmp_path / 'model', config=RunConfig(
+      model_dir='~/model')).model_dir == expanded
+
+
+@pytest.mark.parametrize('argument', ['use_mini_batch', 'run_eagerly'])
+@pytest.mark.parametrize('value', ['no', 'yes', 1, None],
+                         ids=['no', 'yes', 'one', 'none'])
+def test_boolean_arguments_must_be_bools(argument, value, tmp_path):
+  with pytest.raises(TypeError, match=(
+      f'`{argument}` must be a bool \\(True or False\\). Received: '
+      f'{argument}={re.escape(repr(value))}')):
+    KMeansClustering(_K, model_dir=str(tmp_path / 'model'),
+                     **{argument: value})
+  assert not (tmp_path / 'model').exists()
+
+
+def test_numpy_bools_are_bools(tmp_path):
+  km = _estimator(tmp_path / 'model', use_mini_batch=np.bool_(False),
+                  run_eagerly=np.bool_(False))
+  km.train(_POINTS, steps=1)
+  assert len(list(km.predict_cluster_index(_POINTS))) == len(_POINTS)
+
+
+@pytest.mark.parametrize('call,match', [
+    (lambda km, _: list(km.predict(_POINTS, yield_single_examples='no')),
+     r'`yield_single_examples` must be a bool'),
+    (lambda km, _: list(km.predict(_POINTS, checkpoint_path=123)),
+     r'`checkpoint_path` must be a non-empty path'),
+    (lambda km, _: km.evaluate(_POINTS, checkpoint_path=b'ckpt'),
+     r"`checkpoint_path` must be .*Received: checkpoint_path=b'ckpt'.*"
+     r'os.fsdecode'),
+    (lambda km, base: km.export_saved_model(str(base), as_text='yes'),
+     r'`as_text` must be a bool'),
+    (lambda km, base: km.export_saved_model(str(base).encode()),
+     r'`export_dir_base` must be a non-empty path'),
+], ids=['yield_single_examples', 'predict_checkpoint_path',
+        'evaluate_checkpoint_path', 'as_text', 'export_dir_base'])
+def test_path_and_boolean_arguments_of_the_methods(call, match, predictor,
+                                                   tmp_path):
+  base = tmp_path / 'exports'
+  with pytest.raises(TypeError, match=match):
+    call(predictor, base)
+  assert not base.exists()
+
+
+# ------------------------------------------------ messages that guide
+@pytest.mark.parametrize('dtype,magnitude,advice', [
+    (tf.float32, 1e30, r'rescale them or use dtype=tf\.float64'),
+    (tf.float64, 1e200,
+     r'overflow float64 \(magnitudes near 1e154 or more\); rescale them '
+     r'\(float64 is the widest dtype\)'),
+], ids=['float32', 'float64'])
+def test_overflow_advice_fits_the_dtype_in_training(dtype, magnitude, advice,
+                                                    tmp_path):
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, dtype=dtype)
+  with pytest.raises(FloatingPointError, match=advice) as raised:
+    km.train(_POINTS.astype(np.float64) * magnitude, steps=1)
+  if dtype == tf.float64:
+    assert 'use dtype=tf.float64' not in str(raised.value)
+  assert not model_dir.exists()
+
+
+@pytest.mark.parametrize('method', _READ_METHODS)
+def test_overflow_advice_fits_the_dtype_in_prediction(method, tmp_path):
+  km = _estimator(tmp_path / 'model', dtype=tf.float64)
+  km.train(_POINTS.astype(np.float64), steps=1)
+  with pytest.raises(FloatingPointError, match=(
+      r'The distances to the centers overflow.*above about 1e154 in '
+      r'float64\); rescale the data \(float64 is the widest dtype\)')) as (
+          raised):
+    _consume(getattr(km, method)(_POINTS.astype(np.float64) * 1e200))
+  assert 'use dtype=tf.float64' not in str(raised.value)
+
+
+def _ragged_dict():
+  return {'a': _POINTS[:, :2], 'b': _POINTS[:30, 2:]}
+
+
+def _ragged_dict_dataset():
+  return tf.data.Dataset.from_generator(
+      lambda: iter([_ragged_dict()]),
+      output_signature={'a': tf.TensorSpec([None, 2]),
+                        'b': tf.TensorSpec([None, 1])})
+
+
+_ROWS = r'The features have different numbers of rows'
+
+
+@pytest.mark.parametrize('data,batch_size,match', [
+    (_ragged_dict, None, _ROWS + r": \{'a': 40, 'b': 30\}; give every "
+     r'feature one row per point'),
+    (_ragged_dict, 8, _ROWS + r": \{'a': 40, 'b': 30\}"),
+    (_ragged_dict_dataset, None,
+     _ROWS + r' \(features a, b\); give every feature one row per point'),
+], ids=['dict', 'dict_batch_size', 'dataset'])
+@pytest.mark.parametrize('method', ['train'] + _READ_METHODS)
+def test_dict_features_of_different_lengths(data, batch_size, match, method,
+                                            trained_copy):
+  before = _snapshot(trained_copy)
+  km = _estimator(trained_copy)
+  kwargs = {'steps': 1} if method == 'train' else {}
+  with pytest.raises(ValueError, match=match):
+    _consume(getattr(km, method)(data() if batch_size else data,
+                                 batch_size=batch_size, **kwargs))
+  assert _snapshot(trained_copy) == before
+
+
+@pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus'])
+def test_too_few_points_hints_at_transposed_data(init, tmp_path):
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, num_clusters=5, initial_clusters=init)
+  with pytest.raises(ValueError, match=(
+      r'has (only )?2 points but num_clusters=5.* The input has 2 points of '
+      r'100 features: points are rows, so if each column is a point, pass '
+      r'the transpose \(array\.T\)')):
+    km.train(np.zeros((2, 100), np.float32), steps=1)
+  # Too few points, and too few columns to be the points either: no hint.
+  with pytest.raises(ValueError, match=(
+      r'has (only )?2 points but num_clusters=5')) as raised:
+    km.train(np.zeros((2, 4), np.float32), steps=1)
+  assert 'transpose' not in str(raised.value)
+  assert not model_dir.exists()
+
+
+@pytest.mark.parametrize('destination', ['', '.', 'a/..'])
+def test_assets_extra_destination_must_name_a_file(destination, predictor,
+                                                   tmp_path):
+  source = tmp_path / 'vocab.txt'
+  source.write_text('a\n')
+  base = tmp_path / 'exports'
+  with pytest.raises(ValueError, match=(
+      r'`assets_extra` destinations must name a file inside assets.extra/, '
+      r"such as 'vocab.txt'; an empty path names the directory itself. "
+      f'Received: assets_extra={{{re.escape(repr(destination))}')):
+    predictor.export_saved_model(str(base),
+                                 assets_extra={destination: str(source)})
+  assert not base.exists()
+
+
+@pytest.mark.parametrize('assets_extra,error,match', [
+    (lambda d: {'x': str(d)}, ValueError,
+     r'`assets_extra` sources must be files; .* is a directory'),
+    (lambda d: {b'x': str(d / 'vocab.txt')}, TypeError,
+     r'`assets_extra` must map destination paths to source files, both str '
+     r'or pathlib.Path'),
+    (lambda d: {'x': str(d / 'vocab.txt'), './x': str(d / 'vocab.txt')},
+     ValueError, r"`assets_extra` names the destination 'x' twice"),
+], ids=['directory_source', 'bytes_destination', 'same_destination'])
+def test_assets_extra_sources_and_destinations(assets_extra, error, match,
+                                               predictor, tmp_path):
+  (tmp_path / 'vocab.txt').write_text('a\n')
+  base = tmp_path / 'exports'
+  with pytest.raises(error, match=match):
+    predictor.export_saved_model(str(base),
+                                 assets_extra=assets_extra(tmp_path))
+  assert not base.exists()
+
+
+def test_a_csv_that_is_not_utf8_is_named_in_the_error(tmp_path, capsys):
+  path = tmp_path / 'latin1.csv'
+  path.write_bytes('caf\xe9,x\n1,2\n3,4\n'.encode('latin-1'))
+  match = (r"'.*latin1\.csv' is not UTF-8 text \(byte 3 is b'\\xe9'\); save "
+           r'the CSV as UTF-8')
+  with pytest.raises(ValueError, match=match):
+    file_inputs.open_files(str(path))
+  model_dir = tmp_path / 'model'
+  assert run_cli('train', f'--model_dir={model_dir}', '--num_clusters=2',
+                 path) == 1
+  assert re.search(match, capsys.readouterr().err)
+  assert not model_dir.exists()
+
+
+def test_served_dict_features_of_different_lengths(predictor, tmp_path):
+  receiver = build_raw_serving_input_receiver_fn({
+      'a': tf.TensorSpec([None, 2], tf.float32),
+      'b': tf.TensorSpec([None, 1], tf.float32)})
+  path = predictor.export_saved_model(str(tmp_path / 'exports'), receiver)
+  served = tf.saved_model.load(path.decode())
+  for name in ('serving_default', 'all_distances'):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=(
+        _ROWS + r' \(features a, b\); give every feature one row per point')):
+      served.signatures[name](a=_POINTS[:, :2], b=_POINTS[:30, 2:])

@@ -167,20 +167,24 @@ class KMeans(tf.Module):
                num_restarts=1,
                name=None):
     super().__init__(name=name)
-    self.weighted = bool(weighted)
-    self.num_clusters = options.check_positive_int('num_clusters',
-                                                   num_clusters)
+    self.weighted = options.check_bool('weighted', weighted)
+    self.num_clusters = options.check_positive_int(
+        'num_clusters', num_clusters, maximum=options.INT32_MAX)
     self.distance_metric = options.check_distance_metric(distance_metric)
-    self.use_mini_batch = bool(use_mini_batch)
+    self.use_mini_batch = options.check_bool('use_mini_batch',
+                                             use_mini_batch)
     self.mini_batch_steps_per_iteration = options.check_positive_int(
-        'mini_batch_steps_per_iteration', mini_batch_steps_per_iteration)
+        'mini_batch_steps_per_iteration', mini_batch_steps_per_iteration,
+        maximum=options.INT64_MAX)
     self.random_seed = options.check_int('random_seed', random_seed)
-    self.kmeans_plus_plus_num_retries = options.check_int(
-        'kmeans_plus_plus_num_retries', kmeans_plus_plus_num_retries)
-    self.kmc2_chain_length = options.check_positive_int('kmc2_chain_length',
-                                                        kmc2_chain_length)
+    self.kmeans_plus_plus_num_retries = (
+        options.check_kmeans_plus_plus_num_retries(
+            kmeans_plus_plus_num_retries))
+    self.kmc2_chain_length = options.check_positive_int(
+        'kmc2_chain_length', kmc2_chain_length, maximum=options.INT32_MAX)
     self.kmeans_parallel_rounds = options.check_positive_int(
-        'kmeans_parallel_rounds', kmeans_parallel_rounds)
+        'kmeans_parallel_rounds', kmeans_parallel_rounds,
+        maximum=options.INT32_MAX)
     self.kmeans_parallel_oversampling = options.check_positive_number(
         'kmeans_parallel_oversampling', kmeans_parallel_oversampling)
     self.dtype = options.check_dtype(dtype)
@@ -209,6 +213,10 @@ class KMeans(tf.Module):
     self.num_restarts = options.check_num_restarts(
         num_restarts, self.use_mini_batch, self.empty_cluster,
         initial_clusters)
+    options.check_index_sizes(
+        self.num_clusters, initial_clusters, self.kmc2_chain_length,
+        self.kmeans_parallel_rounds, self.kmeans_parallel_oversampling,
+        self.num_restarts)
     self.num_features = None
     if num_features is not None:
       self.build(options.check_positive_int('num_features', num_features))
@@ -223,6 +231,7 @@ class KMeans(tf.Module):
     if self.built:
       return
     k, d = self.num_clusters, int(num_features)
+    self.check_sizes(d)
     self.num_features = d
 
     def variable(initial, name, dtype=None):
@@ -268,6 +277,55 @@ class KMeans(tf.Module):
   @property
   def _initial_count(self):
     return 1 if self.mini_batch_steps_per_iteration == 1 else 0
+
+  def check_sizes(self, num_features, num_points=None):
+    """Raises `options.SizeError` if this model's tensors for points of
+    `num_features` dimensions (and a first batch of `num_points` points,
+    when known) would not fit in the machine's memory.
+
+    Counted: the centers (`clusters`, the mini-batch copy and the restarts'
+    centers); with 'kmc2', the chain and its distances to the centers,
+    (kmc2_chain_length, d + k); with 'kmeans_parallel', the candidates
+    (1 + rounds x oversampling x k, d); with 'kmeans_plus_plus' and
+    `num_points` n, the candidates' products with the batch,
+    (n + d, 1 + num_retries). See `options.check_memory` for the policy.
+    """
+    k, d = self.num_clusters, int(num_features)
+    itemsize = self.dtype.size
+    copies = 1 + (self.num_restarts if self.num_restarts > 1 else 0) + (
+        self.mini_batch_steps_per_iteration > 1 and self.use_mini_batch)
+    options.check_memory(
+        'num_clusters', self.num_clusters, copies * k * d * itemsize,
+        ('' if copies == 1 else f'{copies} x ') +
+        f'({k}, {d}) {self.dtype.name} centers',
+        f'lower num_clusters (or num_restarts), or reduce the {d} features')
+    method = self.initial_clusters
+    if not isinstance(method, str):
+      return  # Given centers or a callable: no sampling of ours.
+    if method == constants.KMC2_INIT:
+      length = self.kmc2_chain_length
+      options.check_memory(
+          'kmc2_chain_length', length, 2 * length * (d + k + 1) * itemsize,
+          f'the chain of {length} points and their distances to the {k} '
+          'centers', 'lower it (the default is 200)')
+    elif method == constants.KMEANS_PARALLEL_INIT:
+      size = initializers.num_kmeans_parallel_candidates(
+          self.kmeans_parallel_rounds, self._parallel_oversampling())
+      options.check_memory(
+          'kmeans_parallel_oversampling', self.kmeans_parallel_oversampling,
+          3 * size * d * itemsize,
+          f'{size} candidates of {d} features ({self.kmeans_parallel_rounds}'
+          f' rounds of kmeans_parallel_oversampling x {k} each)',
+          'lower it (the default is 0.5) or kmeans_parallel_rounds')
+    elif method == constants.KMEANS_PLUS_PLUS_INIT and num_points:
+      candidates = initializers.num_kmeans_plus_plus_candidates(
+          k, self.kmeans_plus_plus_num_retries)
+      options.check_memory(
+          'kmeans_plus_plus_num_retries', self.kmeans_plus_plus_num_retries,
+          (int(num_points) + d + 4) * candidates * itemsize,
+          f'the products of {candidates} candidates per center with a first '
+          f'batch of {int(num_points)} points of {d} features',
+          'lower it (the default is 2; a negative value means 2 + log k)')
 
   def checkpoint_variables(self):
     """The variables to save, by their legacy checkpoint names."""

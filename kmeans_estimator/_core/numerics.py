@@ -4,6 +4,8 @@ Each helper exists because the obvious formula fails on data users have:
 zero vectors, tiny or huge magnitudes, and clusters that lose all their points.
 """
 
+import math
+
 import tensorflow as tf
 
 
@@ -55,3 +57,27 @@ def divide_or_keep(sums, counts, old):
   safe_counts = tf.where(has_points, counts, tf.ones_like(counts))
   return tf.where(has_points[:, tf.newaxis], sums / safe_counts[:, tf.newaxis],
                   old)
+
+
+def overflow_limit(dtype):
+  """The magnitude of data above which squared distances overflow `dtype`:
+  the square root of its largest value (about 1.8e19 in float32, 1.3e154 in
+  float64)."""
+  return math.sqrt(tf.as_dtype(dtype).max)
+
+
+def overflow_advice(dtype):
+  """What to say about data whose squared distances overflow `dtype`.
+
+  Rescaling always helps. A wider dtype helps only below float64: under
+  float64, the widest float TensorFlow computes in, advising
+  dtype=tf.float64 would send the user back to where they are.
+
+  Returns:
+    (limit, widen): the magnitude where overflow starts, as text ('2e19'
+    for float32, '1e154' for float64), and whether to advise
+    dtype=tf.float64.
+  """
+  dtype = tf.as_dtype(dtype)
+  limit = f'{overflow_limit(dtype):.0e}'.replace('e+', 'e')
+  return limit, dtype.size < 8

@@ -5,29 +5,188 @@ received and what would be valid.
 """
 
 import numbers
+import os
+
+import numpy as np
 
 import tensorflow as tf
 
 from kmeans_estimator._core import constants
 
+# The largest values TensorFlow's int32 and int64 shapes, indices and
+# counters hold.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 
-def check_positive_int(name, value, allow_none=False):
-  """Returns `value` as an int, or raises if it is not a positive integer."""
+
+class SizeError(ValueError):
+  """An argument asks for more than the machine or TensorFlow can hold.
+
+  Raised before anything runs or is written, with the argument's name in
+  `argument` and in the message, rather than an out-of-memory kill or an
+  opaque TensorFlow error minutes later.
+  """
+
+  def __init__(self, argument, message):
+    super().__init__(message)
+    self.argument = argument
+
+
+def check_positive_int(name, value, allow_none=False, maximum=None):
+  """Returns `value` as an int, or raises if it is not a positive integer
+  (at most `maximum`, when given: a SizeError names the limit)."""
   if value is None and allow_none:
     return None
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+  if isinstance(value, (bool, np.bool_)) or not isinstance(
+      value, numbers.Integral):
     raise TypeError(f'`{name}` must be a positive integer. '
                     f'Received: {name}={value!r}')
   if value < 1:
     raise ValueError(f'`{name}` must be a positive integer. '
                      f'Received: {name}={value!r}')
+  if maximum is not None and value > maximum:
+    raise SizeError(name, f'`{name}` must be a positive integer at most '
+                    f'{maximum}{_limit_reason(maximum)}. '
+                    f'Received: {name}={value!r}')
   return int(value)
+
+
+def _limit_reason(maximum):
+  if maximum == INT32_MAX:
+    return ' (2**31 - 1, the largest int32 TensorFlow indexes with)'
+  if maximum == INT64_MAX:
+    return ' (2**63 - 1, the largest int64)'
+  return ''
+
+
+def check_bool(name, value):
+  """Returns `value` as a Python bool; only bool and numpy bool are taken.
+
+  A string such as 'no' is truthy, so taking any value by its truth would
+  turn `use_mini_batch='no'` into mini-batch training: anything else is a
+  TypeError naming the argument.
+  """
+  if isinstance(value, (bool, np.bool_)):
+    return bool(value)
+  raise TypeError(f'`{name}` must be a bool (True or False). '
+                  f'Received: {name}={value!r} (type {type(value).__name__})')
+
+
+def check_path(name, value, allow_none=False):
+  """Returns the path `value` as a str, with a leading `~` expanded.
+
+  Takes a str or an `os.PathLike` whose path is a str (`pathlib.Path`).
+  Bytes, numbers and other objects are a TypeError naming the argument:
+  their `str()` (such as "b'/some/dir'" or '123') would quietly name
+  another directory, relative to the working directory. URLs such as
+  'gs://bucket/dir' are kept as they are.
+  """
+  if value is None and allow_none:
+    return None
+  path = os.fspath(value) if isinstance(value, os.PathLike) else value
+  if not isinstance(path, str) or not path:
+    raise TypeError(
+        f'`{name}` must be a non-empty path: a str or a pathlib.Path. '
+        f'Received: {name}={value!r} (type {type(value).__name__})' + (
+            '; decode bytes with os.fsdecode()'
+            if isinstance(path, bytes) else ''))
+  return os.path.expanduser(path)
+
+
+def memory_bytes():
+  """This machine's physical memory in bytes, or None where unknown."""
+  try:
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+  except (AttributeError, OSError, ValueError):
+    return None
+
+
+def _human(num_bytes):
+  for unit in ('bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'):
+    if num_bytes < 1024 or unit == 'PiB':
+      break
+    num_bytes /= 1024
+  return f'{num_bytes:.0f} {unit}' if unit == 'bytes' else (
+      f'{num_bytes:.1f} {unit}')
+
+
+def check_memory(name, value, num_bytes, what, fix):
+  """Raises a SizeError if `num_bytes` exceed the machine's memory.
+
+  Policy: a request whose tensors alone need more than the machine's
+  physical memory can only end in an out-of-memory kill or error, after a
+  long wait; it is refused up front, naming the argument `name`, what needs
+  the memory (`what`) and `fix`. Requests below that are left to run (the
+  limit is a sanity bound, not a promise that they fit beside other work).
+  Where the memory size is unknown nothing is checked.
+  """
+  memory = memory_bytes()
+  if memory is not None and num_bytes > memory:
+    raise SizeError(
+        name, f'`{name}` is too large: {what} need {_human(num_bytes)}, more '
+        f"than this machine's {_human(memory)} of memory. Received: "
+        f'{name}={value!r}; {fix}.')
 
 
 def check_int(name, value):
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+  if isinstance(value, (bool, np.bool_)) or not isinstance(
+      value, numbers.Integral):
     raise TypeError(f'`{name}` must be an integer. Received: {name}={value!r}')
   return int(value)
+
+
+def check_kmeans_plus_plus_num_retries(num_retries):
+  """An int; 1 + num_retries candidates per center must fit an int32
+  (negative values mean 2 + log k)."""
+  num_retries = check_int('kmeans_plus_plus_num_retries', num_retries)
+  if num_retries >= INT32_MAX:
+    raise SizeError(
+        'kmeans_plus_plus_num_retries',
+        '`kmeans_plus_plus_num_retries` must be an integer below 2**31 - 1 '
+        '(1 + num_retries candidates per center are drawn at once). '
+        f'Received: kmeans_plus_plus_num_retries={num_retries!r}; the '
+        'default is 2, and a negative value means 2 + log k.')
+  return num_retries
+
+
+def check_index_sizes(num_clusters, initial_clusters, kmc2_chain_length,
+                      kmeans_parallel_rounds, kmeans_parallel_oversampling,
+                      num_restarts):
+  """Checks the sizes that the options alone fix against int32 limits.
+
+  TensorFlow indexes the rows of a tensor, and many kernels its entries,
+  with int32; so are counted the centers of all restarts (R x k), the
+  chain's distances of 'kmc2' (kmc2_chain_length x k) and the candidates
+  of 'kmeans_parallel' (1 + rounds x round(oversampling x k)). Sizes that
+  also depend on the data are checked when it is read
+  (`KMeans.check_sizes`).
+  """
+  if not isinstance(initial_clusters, str):
+    initial_clusters = None  # An array or a callable: no sampling sizes.
+  if num_restarts * num_clusters > INT32_MAX:
+    raise SizeError(
+        'num_restarts',
+        f'num_restarts={num_restarts} x num_clusters={num_clusters} '
+        'centers must number at most 2**31 - 1; lower num_restarts.')
+  if initial_clusters == constants.KMC2_INIT and (
+      kmc2_chain_length * num_clusters > INT32_MAX):
+    raise SizeError(
+        'kmc2_chain_length',
+        f'`kmc2_chain_length` x num_clusters (the chain\'s distances to the '
+        'centers) must be at most 2**31 - 1. Received: kmc2_chain_length='
+        f'{kmc2_chain_length!r}, num_clusters={num_clusters}; lower '
+        'kmc2_chain_length (the default is 200).')
+  if initial_clusters == constants.KMEANS_PARALLEL_INIT:
+    per_round = kmeans_parallel_oversampling * num_clusters
+    if per_round * kmeans_parallel_rounds + 1 > INT32_MAX:
+      raise SizeError(
+          'kmeans_parallel_oversampling',
+          '`kmeans_parallel_oversampling` x num_clusters x '
+          'kmeans_parallel_rounds (the candidates of kmeans_parallel) must '
+          'be below 2**31 - 1. Received: kmeans_parallel_oversampling='
+          f'{kmeans_parallel_oversampling!r}, num_clusters={num_clusters}, '
+          f'kmeans_parallel_rounds={kmeans_parallel_rounds}; lower '
+          'kmeans_parallel_oversampling (the default is 0.5).')
 
 
 def check_distance_metric(distance_metric):
@@ -122,7 +281,11 @@ def check_positive_number(name, value):
       not value > 0 or value == float('inf')):
     raise ValueError(f'`{name}` must be a finite number > 0. '
                      f'Received: {name}={value!r}')
-  return float(value)
+  try:
+    return float(value)
+  except OverflowError:  # An int beyond the largest float.
+    raise SizeError(name, f'`{name}` must be a finite number > 0 that a '
+                    f'float holds. Received: {name}={value!r}') from None
 
 
 def check_relative_tolerance(relative_tolerance):
@@ -133,7 +296,10 @@ def check_relative_tolerance(relative_tolerance):
       not relative_tolerance >= 0):
     raise ValueError('`relative_tolerance` must be None or a number >= 0. '
                      f'Received: relative_tolerance={relative_tolerance!r}')
-  return float(relative_tolerance)
+  try:
+    return float(relative_tolerance)
+  except OverflowError:  # An int beyond the largest float: as large as inf.
+    return float('inf')
 
 
 def check_initial_centers_shape(shape, num_clusters, num_features=None):
