@@ -189,6 +189,41 @@ def nearest_indices(points, centers,
   return indices, finite
 
 
+def nearest_other_center(centers,
+                         chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
+  """Squared Euclidean distance from each center to its nearest OTHER one.
+
+  Computed in chunks of centers against all of them, so that at most
+  `chunk_elements` center-to-center distances exist at once: the k x k
+  matrix is never formed (k = 20,000 would make it 1.6 GB in float32, and
+  its temporaries several times that). Each chunk's distances are what the
+  whole matrix's rows would hold, so the result does not depend on
+  `chunk_elements`.
+
+  Args:
+    centers: float Tensor of shape (k, d).
+    chunk_elements: bound on the number of distances held at once.
+
+  Returns:
+    float Tensor of shape (k,), clamped at 0; +inf for every center when
+    k = 1 (no other center). Coinciding centers are at distance 0.
+  """
+  k = tf.shape(centers)[0]
+  infinity = tf.constant(float('inf'), centers.dtype)
+  center_norms = squared_norms(centers)
+
+  def nearest_other(chunk, chunk_index):
+    between = pairwise_distances(chunk, centers,
+                                 constants.SQUARED_EUCLIDEAN_DISTANCE,
+                                 tf.gather(center_norms, chunk_index))
+    itself = tf.equal(tf.range(k)[tf.newaxis, :], chunk_index[:, tf.newaxis])
+    return (tf.reduce_min(tf.where(itself, infinity, between), axis=1),)
+
+  return concat_over_row_chunks(
+      nearest_other, centers, _rows_for(centers, chunk_elements),
+      (centers.dtype,), tf.range(k))[0]
+
+
 def concat_over_row_chunks(fn, points, rows, dtypes, *per_point):
   """fn(chunk, *chunk_values) -> (a (m,), ...) over chunks of `rows`
   points (the last one shorter), concatenated in row order. `points` may
