@@ -1435,8 +1435,9 @@ def measure_call(call, data_file, model_dir, k):
   """Peak RSS of one call over the RSS just before it, in this process.
 
   The points are loaded whole from `data_file` (the caller's array), the
-  model restored from `model_dir`, and the call run once on the first
-  rows, so that tracing and restoring are done; the peak is then reset
+  model restored from `model_dir`, and an inference call run once on the
+  first rows, so that tracing and restoring are done (a training call
+  builds a new estimator and is not warmed up); the peak is then reset
   (where Linux lets it be) and the call run on all the points.
 
   Returns:
@@ -1448,7 +1449,9 @@ def measure_call(call, data_file, model_dir, k):
   points = np.load(data_file, allow_pickle=False)
   estimator = kmeans_estimator.KMeansClustering(
       num_clusters=k, model_dir=model_dir, use_mini_batch=False, seed=0)
-  _run_call(call, estimator, points[:_WARM_UP_ROWS].copy(), k)
+  if not call.startswith('train_'):
+    # (Training builds an estimator of its own, traced anew.)
+    _run_call(call, estimator, points[:_WARM_UP_ROWS].copy(), k)
   reset = _reset_peak_rss()
   before_kb = _rss_kb('VmRSS') if reset else None
   if before_kb is None:
