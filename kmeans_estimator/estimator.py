@@ -1217,6 +1217,9 @@ class KMeansClustering:
       batch_size: only for data given directly; see `train`. The figures
         over all points ('inertia', 'num_points', 'mean_squared_distance')
         do not depend on it; 'score' and 'loss' are means over batches.
+        Whatever the batches, data given whole are read, and every batch
+        evaluated, a chunk of rows at a time (`_read_to_infer`): memory
+        beyond the input is one chunk, not a copy of the data.
 
     Returns:
       dict: 'score' and 'loss' (the legacy figures: the mean over evaluated
@@ -1329,10 +1332,13 @@ class KMeansClustering:
       yield_single_examples: yield one dict per point (True) or per batch.
       top_k: None, or the number of nearest centers to give for each point,
         1 <= top_k <= num_clusters. Without 'all_distances' among the keys
-        they are computed in bounded memory (chunks of at most 2**20
-        distances), so pass predict_keys without 'all_distances' for a
-        large num_clusters.
-      batch_size: only for data given directly; see `train`.
+        they are computed from chunks of at most 2**20 distances.
+      batch_size: only for data given directly; see `train`. Without it,
+        data given whole are one batch all the same; whatever the batches,
+        each is computed in chunks of rows bounded by
+        `INFERENCE_CHUNK_BYTES` (see `_predict`), and with
+        `yield_single_examples` only a chunk's predictions are held, so a
+        large num_clusters needs no batch_size.
 
     Yields:
       dicts: 'all_distances' (k,) float (squared Euclidean, or 1 - cos),
@@ -1453,7 +1459,8 @@ class KMeansClustering:
     """Yields the index of the nearest center for every point, in order.
 
     `input_fn` may be the data itself, and `batch_size` applies to it, as in
-    `train`.
+    `train`. The indices are computed a chunk of rows at a time as the
+    generator advances (see `_predict`): memory holds one chunk's, not n.
     """
     # Per chunk, then per point: no dict per point (over twice as fast),
     # and no more than a chunk's indices held.
@@ -1469,7 +1476,9 @@ class KMeansClustering:
     Under the squared Euclidean metric these are Euclidean distances (the
     square root, as the legacy estimator and scikit-learn's `transform`
     return); under cosine, 1 - cos. `input_fn` may be the data itself, and
-    `batch_size` applies to it, as in `train`.
+    `batch_size` applies to it, as in `train`. The distances are computed a
+    chunk of rows at a time as the generator advances (see `_predict`):
+    memory holds one chunk's, not n x k.
     """
     chunks = self._predict(inputs.as_input_fn(input_fn, batch_size),
                            (constants.ALL_DISTANCES,), None, None, None,
