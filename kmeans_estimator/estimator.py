@@ -584,7 +584,8 @@ class KMeansClustering:
     for _, chunks in points.chunked_batches(rows):
       totals = {}
       for chunk, _ in chunks:
-        for key, value in self._eval_batch(chunk).items():
+        metrics, chunk = self._eval_batch(chunk), None
+        for key, value in metrics.items():
           value = value.numpy().item()
           if key not in totals:
             totals[key] = value
@@ -1411,6 +1412,8 @@ class KMeansClustering:
                          for key, value in predictions.items()}
               for key, value in predictions.items():
                 whole[key][start:num_points] = value
+            # Dropped before the next chunk is read: one chunk at a time.
+            chunk = predictions = None
           if yields == 'batches':
             yield whole
           if stop:

@@ -466,6 +466,7 @@ class WholeRows:
       chunk = (points if self._weights is None else
                (points, self._weights_chunk(begin, end)))
       yield chunk, end >= stop
+      points = chunk = None  # Not held while the next chunk is made.
 
   def all_finite(self, rows=1 << 16):
     """Whether the points hold no NaN and no Inf, a chunk at a time."""
