@@ -88,12 +88,19 @@ Workloads (d / k / n): tiny 2/5/500, small 20/20/10000, medium 100/50/50000
 from a file as above; `--stream_points` changes its n, say to show that
 streaming RSS does not grow with n). No timing is asserted anywhere.
 
+Memory per call (`--call_memory`, `call_memory`): instead of the fit
+benchmark, the peak RSS of each inference call (and of two training steps)
+over the RSS with the points loaded, one fresh process per call and n, at
+`--rss_points` (default 1M and 5M) points: flat in n when a call holds
+O(chunk) beyond its input and output.
+
 Usage:
   .venv/bin/python benchmarks/benchmark.py
   .venv/bin/python benchmarks/benchmark.py --workloads=large --max_iter=10
   .venv/bin/python benchmarks/benchmark.py --spread   # unseparated blobs
   .venv/bin/python benchmarks/benchmark.py --workloads=stream --max_iter=5 \
       --backends=kmeans_estimator,kmeans_estimator_in_memory,gemm_floor
+  .venv/bin/python benchmarks/benchmark.py --call_memory --rss_k=16
 """
 
 import dataclasses
