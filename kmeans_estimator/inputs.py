@@ -20,7 +20,8 @@ and >= 0 (checked while the batch is read, like NaN points) with a positive
 total (checked here for a Tensor or array, by the estimator for a dataset).
 Weighted batches are `(points (n, d), weights (n,))` pairs.
 
-A Tensor or array is the whole data in one batch. A dataset is a stream of
+A Tensor or array is the whole data in one batch (which prediction and
+evaluation read a chunk of rows at a time: `WholeRows`). A dataset is a stream of
 batches; `Dataset.cardinality() == INFINITE` marks an endless stream, whose
 elements keep the legacy meaning (one element per step).
 
@@ -295,9 +296,9 @@ def shared_row_parts(array, dtype):
   row further in may start aligned (with 400-byte rows, d = 100 float32,
   row 3 does): the rows before it are copied, at most 63, and the rest is
   shared. Prediction then skips the copy of the whole array, a tenth of
-  its time for 500,000 x 100 points. The parts are used before `predict`
-  yields anything, so the caller's later changes to the array cannot reach
-  them.
+  its time for 500,000 x 100 points. `WholeRows` reads the parts a chunk
+  at a time as prediction advances, so the caller's changes to rows not
+  yet read reach their chunks.
 
   Args:
     array: the points as the caller gave them.
