@@ -21,9 +21,9 @@ total (checked here for a Tensor or array, by the estimator for a dataset).
 Weighted batches are `(points (n, d), weights (n,))` pairs.
 
 A Tensor or array is the whole data in one batch (which prediction and
-evaluation read a chunk of rows at a time: `WholeRows`). A dataset is a stream of
-batches; `Dataset.cardinality() == INFINITE` marks an endless stream, whose
-elements keep the legacy meaning (one element per step).
+evaluation read a chunk of rows at a time: `WholeRows`). A dataset is a
+stream of batches; `Dataset.cardinality() == INFINITE` marks an endless
+stream, whose elements keep the legacy meaning (one element per step).
 
 The estimator's methods also take the data itself where an `input_fn` goes (an
 array, list of rows, Tensor, dict of features or `tf.data.Dataset`, with an
