@@ -88,12 +88,19 @@ Workloads (d / k / n): tiny 2/5/500, small 20/20/10000, medium 100/50/50000
 from a file as above; `--stream_points` changes its n, say to show that
 streaming RSS does not grow with n). No timing is asserted anywhere.
 
+Memory per call (`--call_memory`, `call_memory`): instead of the fit
+benchmark, the peak RSS of each inference call (and of two training steps)
+over the RSS with the points loaded, one fresh process per call and n, at
+`--rss_points` (default 1M and 5M) points: flat in n when a call holds
+O(chunk) beyond its input and output.
+
 Usage:
   .venv/bin/python benchmarks/benchmark.py
   .venv/bin/python benchmarks/benchmark.py --workloads=large --max_iter=10
   .venv/bin/python benchmarks/benchmark.py --spread   # unseparated blobs
   .venv/bin/python benchmarks/benchmark.py --workloads=stream --max_iter=5 \
       --backends=kmeans_estimator,kmeans_estimator_in_memory,gemm_floor
+  .venv/bin/python benchmarks/benchmark.py --call_memory --rss_k=16
 """
 
 import dataclasses
@@ -219,6 +226,21 @@ def _define_flags():
   flags.DEFINE_string('data_file', None,
                       'Internal: the streamed workload\'s .npy file, '
                       'written by the parent process.')
+  flags.DEFINE_bool('call_memory', False,
+                    'Instead of the fit benchmark: the peak RSS of each of '
+                    '--rss_calls over the loaded points, for each of '
+                    '--rss_points (see `call_memory`).')
+  flags.DEFINE_list('rss_calls', list(RSS_CALLS),
+                    f'Calls whose peak RSS --call_memory takes, of '
+                    f'{list(RSS_CALLS)}.')
+  flags.DEFINE_list('rss_points', [str(n) for n in RSS_POINTS],
+                    'Numbers of points n for --call_memory.')
+  flags.DEFINE_integer('rss_k', 16, 'Clusters k for --call_memory.')
+  flags.DEFINE_integer('rss_d', 32, 'Features d for --call_memory.')
+  flags.DEFINE_string('rss_worker', None,
+                      'Internal: measure this call in this process.')
+  flags.DEFINE_string('model_dir', None,
+                      'Internal: the model of --rss_worker.')
 
 
 def workload_of(name, config):
@@ -1350,6 +1372,244 @@ def markdown_report(report):
   return '\n'.join(lines)
 
 
+# ------------------------------------------------------------ call memory
+# The calls whose peak RSS `call_memory` measures; each consumes what the
+# call returns (a generator to its end) and keeps none of it.
+RSS_CALLS = ('predict_cluster_index', 'evaluate', 'predict',
+             'predict_batched', 'predict_batches', 'transform',
+             'train_lloyd', 'train_hamerly')
+RSS_POINTS = (1_000_000, 5_000_000)
+# Rows of `predict_batched`'s batch_size.
+RSS_BATCH = 65536
+# Rows of the warm-up call that traces each call before its peak is taken.
+_WARM_UP_ROWS = 1000
+
+
+def _rss_kb(field):
+  """VmRSS or VmHWM of this process in KiB, from /proc (None elsewhere)."""
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith(field + ':'):
+          return int(line.split()[1])
+  except OSError:
+    pass
+  return None
+
+
+def _reset_peak_rss():
+  """Resets VmHWM to the current RSS (Linux: clear_refs 5); whether it
+  could (elsewhere the peak stays the process's peak so far)."""
+  try:
+    with open('/proc/self/clear_refs', 'w') as f:
+      f.write('5')
+  except OSError:
+    return False
+  return True
+
+
+def _run_call(call, estimator, points, k):
+  """Runs `call` on `points`, consuming its generator without keeping it."""
+  import collections  # pylint: disable=g-import-not-at-top
+  import kmeans_estimator  # pylint: disable=g-import-not-at-top
+  drain = collections.deque(maxlen=0).extend
+  if call == 'predict_cluster_index':
+    drain(estimator.predict_cluster_index(points))
+  elif call == 'evaluate':
+    estimator.evaluate(points)
+  elif call == 'predict':  # The default keys, all_distances among them.
+    drain(estimator.predict(points))
+  elif call == 'predict_batched':
+    drain(estimator.predict(points, batch_size=RSS_BATCH))
+  elif call == 'predict_batches':  # One dict holding every point's index.
+    drain(estimator.predict(points, predict_keys=['cluster_index'],
+                            yield_single_examples=False))
+  elif call == 'transform':
+    drain(estimator.transform(points))
+  elif call in ('train_lloyd', 'train_hamerly'):
+    centers = estimator.cluster_centers()
+    with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as tmp:
+      kmeans_estimator.KMeansClustering(
+          num_clusters=k, model_dir=tmp, initial_clusters=centers,
+          use_mini_batch=False, seed=0,
+          algorithm=call[len('train_'):]).train(points, steps=2)
+  else:
+    raise ValueError(f'`call` must be one of {list(RSS_CALLS)}. Received: '
+                     f'call={call!r}')
+
+
+def measure_call(call, data_file, model_dir, k):
+  """Peak RSS of one call over the RSS just before it, in this process.
+
+  The points are loaded whole from `data_file` (the caller's array), the
+  model restored from `model_dir`, and an inference call run once on the
+  first rows, so that tracing and restoring are done (a training call
+  builds a new estimator and is not warmed up); the peak is then reset
+  (where Linux lets it be) and the call run on all the points.
+
+  Returns:
+    dict: 'rss_before_mb' (data loaded, warmed up), 'peak_mb', 'growth_mb'
+    (peak - before) and 'bytes_per_point' (growth / n), 'data_mb', 'n',
+    'seconds'.
+  """
+  import kmeans_estimator  # pylint: disable=g-import-not-at-top
+  points = np.load(data_file, allow_pickle=False)
+  estimator = kmeans_estimator.KMeansClustering(
+      num_clusters=k, model_dir=model_dir, use_mini_batch=False, seed=0)
+  if not call.startswith('train_'):
+    # (Training builds an estimator of its own, traced anew.)
+    _run_call(call, estimator, points[:_WARM_UP_ROWS].copy(), k)
+  reset = _reset_peak_rss()
+  before_kb = _rss_kb('VmRSS') if reset else None
+  if before_kb is None:
+    before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  start = time.perf_counter()
+  _run_call(call, estimator, points, k)
+  seconds = time.perf_counter() - start
+  peak_kb = _rss_kb('VmHWM') if reset else None
+  if peak_kb is None:
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  growth = (peak_kb - before_kb) / 1024.0
+  return {'call': call, 'n': int(len(points)), 'k': k,
+          'd': int(points.shape[1]), 'data_mb': points.nbytes / 2**20,
+          'rss_before_mb': before_kb / 1024.0, 'peak_mb': peak_kb / 1024.0,
+          'growth_mb': growth,
+          'bytes_per_point': growth * 2**20 / len(points),
+          'peak_reset': reset, 'seconds': seconds}
+
+
+def _measure_call_isolated(call, data_file, model_dir, k):
+  """`measure_call` in a fresh interpreter."""
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as tmp:
+    output = os.path.join(tmp, 'result.json')
+    command = [sys.executable, os.path.abspath(__file__),
+               f'--rss_worker={call}', f'--data_file={data_file}',
+               f'--model_dir={model_dir}', f'--rss_k={k}',
+               f'--worker_output={output}']
+    env = dict(os.environ)
+    env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    process = subprocess.run(command, capture_output=True, text=True, env=env,
+                             check=False)
+    if process.returncode != 0 or not os.path.exists(output):
+      tail = (process.stderr or process.stdout).strip().splitlines()[-15:]
+      raise RuntimeError(f'worker exited with {process.returncode}:\n' +
+                         '\n'.join(tail))
+    with open(output) as f:
+      return json.load(f)
+
+
+def call_memory(points=RSS_POINTS, calls=RSS_CALLS, d=32, k=16, seed=0,
+                out_dir=None, isolate=True, verbose=True):
+  """Peak RSS of each call over its input, for each n: flat when the call
+  holds O(chunk) beyond its input and output.
+
+  The points are `make_blobs`' (width 20, k blobs), written once per n to a
+  `.npy`; the model is k-means fitted on max(20,000, k) such points (3
+  Lloyd steps from random centers: the figures do not depend on its
+  quality). Each (n, call) runs in a fresh process
+  (`isolate`), which loads the array, warms the call up on its first rows,
+  and then reports the peak RSS of the call on all of them over the RSS
+  just before it (`measure_call`).
+
+  Returns:
+    dict with 'machine', 'config', 'date', 'results' (one dict per (n,
+    call), or with 'status': 'error' and its message) and 'markdown'.
+  """
+  import kmeans_estimator  # pylint: disable=g-import-not-at-top
+  points, calls = [int(n) for n in points], list(calls)
+  unknown = [call for call in calls if call not in RSS_CALLS]
+  if unknown or not calls:
+    raise ValueError(f'`calls` must be among {list(RSS_CALLS)}. Received: '
+                     f'calls={calls!r}')
+  results = []
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_rss_') as tmp:
+    model_dir = os.path.join(tmp, 'model')
+    sample = make_blobs(Workload('rss', d=d, k=k, n=max(20_000, k)),
+                        seed)[0]
+    kmeans_estimator.KMeansClustering(
+        num_clusters=k, model_dir=model_dir, use_mini_batch=False,
+        initial_clusters='random', seed=seed).train(sample, steps=3)
+    for n in points:
+      data_file = os.path.join(tmp, f'points_{n}.npy')
+      write_blobs(Workload('rss', d=d, k=k, n=n), seed, False, data_file)
+      for call in calls:
+        try:
+          result = (_measure_call_isolated(call, data_file, model_dir, k)
+                    if isolate else measure_call(call, data_file, model_dir,
+                                                 k))
+          result['status'] = 'ok'
+        except Exception as error:  # pylint: disable=broad-except
+          result = {'call': call, 'n': n, 'k': k, 'd': d, 'status': 'error',
+                    'message': f'{type(error).__name__}: {error}'}
+        if verbose:
+          print(_rss_line(result), flush=True)
+        results.append(result)
+      os.remove(data_file)
+  report = {'machine': machine_description(),
+            'config': {'points': points, 'calls': calls, 'd': d, 'k': k,
+                       'seed': seed, 'isolate': isolate},
+            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec='seconds'),
+            'results': results}
+  report['markdown'] = rss_markdown(report)
+  if out_dir is not None:
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, 'call_memory')
+    with open(stem + '.json', 'w') as f:
+      json.dump({key: value for key, value in report.items()
+                 if key != 'markdown'}, f, indent=1, sort_keys=True)
+      f.write('\n')
+    with open(stem + '.md', 'w') as f:
+      f.write(report['markdown'] + '\n')
+    if verbose:
+      print(f'\nWrote {stem}.md and {stem}.json')
+  if verbose:
+    print('\n' + report['markdown'])
+  return report
+
+
+def _rss_line(result):
+  if result['status'] != 'ok':
+    return (f'{result["call"]:<22} n={result["n"]:,}: {result["status"]}: '
+            f'{result["message"]}')
+  return (f'{result["call"]:<22} n={result["n"]:,}: peak '
+          f'{result["growth_mb"]:.0f} MB over {result["rss_before_mb"]:.0f} '
+          f'MB ({result["bytes_per_point"]:.0f} B/point), '
+          f'{result["seconds"]:.1f} s')
+
+
+def rss_markdown(report):
+  """`call_memory`'s report: one row per call, one column per n."""
+  config, machine = report['config'], report['machine']
+  points = config['points']
+  lines = [
+      '# kmeans_estimator peak RSS per call',
+      '',
+      f'- machine: {machine["cpu"]}, {machine["memory_gb"]} GB; git '
+      f'{machine["git_commit"]}; run {report["date"]}',
+      f'- d={config["d"]}, k={config["k"]}, float32 points loaded whole '
+      f'({", ".join(f"{n:,}" for n in points)} points); each call in '
+      + ('its own process' if config['isolate'] else 'this process') +
+      ', warmed up on its first rows; figure: peak RSS of the call over the '
+      'RSS just before it, MB (bytes per point)',
+      '',
+      '| call | ' + ' | '.join(f'n={n:,}' for n in points) + ' |',
+      '| --- |' + ' --- |' * len(points),
+  ]
+  by_key = {(r['call'], r['n']): r for r in report['results']}
+  for call in config['calls']:
+    cells = []
+    for n in points:
+      result = by_key.get((call, n))
+      if result is None or result['status'] != 'ok':
+        cells.append('error' if result else '')
+      else:
+        cells.append(f'{result["growth_mb"]:.0f} '
+                     f'({result["bytes_per_point"]:.0f})')
+    lines.append(f'| {call} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
 def sklearn_available():
   """Whether scikit-learn (an optional benchmark dependency) imports."""
   try:
@@ -1503,6 +1763,27 @@ def main(argv):
   if config['stream_points'] is not None and config['stream_points'] < 1:
     raise app.UsageError('--stream_points must be a positive integer. '
                          f'Received: --stream_points={config["stream_points"]}')
+  if FLAGS.rss_worker:
+    result = measure_call(FLAGS.rss_worker, FLAGS.data_file, FLAGS.model_dir,
+                          FLAGS.rss_k)
+    with open(FLAGS.worker_output, 'w') as f:
+      json.dump(result, f)
+    return
+  if FLAGS.call_memory:
+    try:
+      points = [int(n) for n in FLAGS.rss_points]
+    except ValueError:
+      points = []
+    if not points or min(points) < 1:
+      raise app.UsageError('--rss_points must be positive integers. '
+                           f'Received: --rss_points={FLAGS.rss_points}')
+    try:
+      call_memory(points, FLAGS.rss_calls, d=FLAGS.rss_d, k=FLAGS.rss_k,
+                  seed=FLAGS.seed, out_dir=FLAGS.out_dir,
+                  isolate=FLAGS.isolate)
+    except ValueError as error:
+      raise app.UsageError(str(error)) from None
+    return
   if FLAGS.worker_output:
     if len(FLAGS.workloads) != 1 or len(FLAGS.backends) != 1:
       raise app.UsageError('--worker_output runs exactly one workload and '

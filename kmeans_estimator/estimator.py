@@ -625,16 +625,30 @@ class KMeansClustering:
       return spec.eval_metric_ops
     return self._compile('eval', fn)(batch)
 
+  def _eval_batches(self, points):
+    """The metrics of each batch of `points` (read `_read_to_infer`), as
+    Python numbers summed over the batch's chunks."""
+    rows = self._inference_rows(points.num_features)
+    for _, chunks in points.chunked_batches(rows):
+      totals = {}
+      for chunk, _ in chunks:
+        metrics, chunk = self._eval_batch(chunk), None
+        for key, value in metrics.items():
+          value = value.numpy().item()
+          if key not in totals:
+            totals[key] = value
+          elif key == 'num_batches':  # Chunks of one batch count once.
+            totals[key] = max(totals[key], value)
+          else:
+            totals[key] += value
+      yield totals
+
   def _predict_batch(self, batch, keys, top_k=None):
-    """The predictions for a batch, or for a tuple of consecutive parts of
-    one (`inputs.Points.parts`), all computed in one call."""
+    """The predictions for a batch (or a chunk of one), in one call."""
     def fn(x):
-      parts = [self.model_fn(part, None, ModeKeys.PREDICT, self._config,
-                             {'predict_keys': keys, 'top_k': top_k,
-                              'static_chunks': False}).predictions
-               for part in (x if isinstance(x, tuple) else (x,))]
-      return {key: tf.concat([part[key] for part in parts], 0)
-              if len(parts) > 1 else parts[0][key] for key in keys}
+      return self.model_fn(x, None, ModeKeys.PREDICT, self._config,
+                           {'predict_keys': keys, 'top_k': top_k,
+                            'static_chunks': False}).predictions
     return self._compile(('predict', top_k) + keys, fn)(batch)
 
   # ----------------------------------------------------------- checkpoints
@@ -807,7 +821,7 @@ class KMeansClustering:
 
   # ---------------------------------------------------------------- inputs
   def _read(self, input_fn, mode, check_width=True, check_finite=True,
-            share_memory=False):
+            in_chunks=False, batch_rows=None):
     raw = inputs.call_input_fn(input_fn, mode, self._config)
     num_features = (self._kmeans.num_features
                     if self._kmeans.built and check_width else None)
@@ -819,10 +833,11 @@ class KMeansClustering:
                                 self._weight_column,
                                 read_weights=mode != ModeKeys.PREDICT,
                                 check_finite=check_finite,
-                                share_memory=share_memory)
+                                in_chunks=in_chunks, batch_rows=batch_rows)
 
-  def _read_to_infer(self, input_fn, mode, share_memory=False):
-    """`_read` for predict and evaluate: in-memory data checked in the step.
+  def _read_to_infer(self, input_fn, mode):
+    """`_read` for predict and evaluate: data given whole are read in
+    chunks, and in-memory data checked in the step.
 
     Under squared Euclidean distance the check of the distances that
     `model_fn` makes anyway also fails on NaN or Inf points (see
@@ -831,12 +846,29 @@ class KMeansClustering:
     NaNs normalises to a zero row, at the finite distance 1, which would
     pass it: there the points are checked as they are read.
 
-    `share_memory` lets a large array be read in parts that share its
-    memory (`inputs.shared_row_parts`) rather than copied.
+    An array, Tensor or dict of them (returned by the input_fn, or given
+    directly, with or without `batch_size`) is read a chunk of rows at a
+    time as the chunks are used (`inputs.Points.chunked_batches`): no whole
+    copy of it is made, so memory beyond the input and what the caller
+    keeps of the output is bounded by a chunk (`_inference_rows`).
     """
     euclidean = self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE
+    batch_rows = None
+    if isinstance(input_fn, inputs.DirectData) and (
+        input_fn.batch_size is not None):
+      batch_rows, input_fn = input_fn.batch_size, input_fn.unbatched
     return self._read(input_fn, mode, check_finite=not euclidean,
-                      share_memory=share_memory and euclidean)
+                      in_chunks=True, batch_rows=batch_rows)
+
+  def _inference_rows(self, num_features, keys=(), top_k=None):
+    """Rows per chunk of data that `predict`, `transform` and `evaluate`
+    compute at once: what fits in `constants.INFERENCE_CHUNK_BYTES` with
+    the outputs asked for (see `distances.inference_chunk_rows`), so that
+    'all_distances' for a large num_clusters never needs a batch_size."""
+    return distances_lib.inference_chunk_rows(
+        num_features, self.num_clusters, self._kmeans.dtype.size,
+        all_distances=constants.ALL_DISTANCES in keys, top_k=top_k,
+        budget_bytes=constants.INFERENCE_CHUNK_BYTES)
 
   @contextlib.contextmanager
   def _input_errors(self, points=None):
@@ -913,7 +945,7 @@ class KMeansClustering:
         resumes where the model stopped: at batch global_step mod (batches
         per pass), so split or killed-and-resumed runs read the batches one
         uninterrupted run reads (without steps, to the end of that pass; see
-        `inputs.SlicedData`; not under a `train_distribute` strategy). A
+        `inputs.DirectData`; not under a `train_distribute` strategy). A
         Dataset or an input_fn is read from its start on every call.
 
     Returns:
@@ -954,7 +986,7 @@ class KMeansClustering:
           stopped_by=summary_lib.STEP_LIMIT, converged=False)
       return self
     if (self._kmeans.use_mini_batch and strategy is None and
-        isinstance(input_fn, inputs.SlicedData)):
+        isinstance(input_fn, inputs.DirectData)):
       # Resume at the slice where the last step stopped.
       input_fn = input_fn.resumed(self._global_step)
     # Without a checkpoint only initial centers given as an array build the
@@ -1329,6 +1361,9 @@ class KMeansClustering:
       batch_size: only for data given directly; see `train`. The figures
         over all points ('inertia', 'num_points', 'mean_squared_distance')
         do not depend on it; 'score' and 'loss' are means over batches.
+        Whatever the batches, data given whole are read, and every batch
+        evaluated, a chunk of rows at a time (`_read_to_infer`): memory
+        beyond the input is one chunk, not a copy of the data.
 
     Returns:
       dict: 'score' and 'loss' (the legacy figures: the mean over evaluated
@@ -1355,7 +1390,7 @@ class KMeansClustering:
         raise ValueError('The input_fn returns an endless dataset; pass '
                          'steps= to evaluate a fixed number of batches.')
       if strategy is None:
-        evaluations = (self._eval_batch(batch) for batch in points.batches())
+        evaluations = self._eval_batches(points)
       else:
         evaluations = distribute_lib.evaluations(
             strategy, self._kmeans, self._compile,
@@ -1444,10 +1479,13 @@ class KMeansClustering:
       yield_single_examples: yield one dict per point (True) or per batch.
       top_k: None, or the number of nearest centers to give for each point,
         1 <= top_k <= num_clusters. Without 'all_distances' among the keys
-        they are computed in bounded memory (chunks of at most 2**20
-        distances), so pass predict_keys without 'all_distances' for a
-        large num_clusters.
-      batch_size: only for data given directly; see `train`.
+        they are computed from chunks of at most 2**20 distances.
+      batch_size: only for data given directly; see `train`. Without it,
+        data given whole are one batch all the same; whatever the batches,
+        each is computed in chunks of rows bounded by
+        `INFERENCE_CHUNK_BYTES` (see `_predict`), and with
+        `yield_single_examples` only a chunk's predictions are held, so a
+        large num_clusters needs no batch_size.
 
     Yields:
       dicts: 'all_distances' (k,) float (squared Euclidean, or 1 - cos),
@@ -1468,34 +1506,66 @@ class KMeansClustering:
                                                yield_single_examples)
     input_fn = inputs.as_input_fn(input_fn, batch_size)
     return self._predict(input_fn, keys, top_k, hooks, checkpoint_path,
-                         yield_single_examples)
+                         'points' if yield_single_examples else 'batches')
 
-  def _predict(self, input_fn, keys, top_k, hooks, checkpoint_path,
-               yield_single_examples):
+  def _predict(self, input_fn, keys, top_k, hooks, checkpoint_path, yields):
+    """The predictions of `predict`, computed a chunk of rows at a time.
+
+    A batch is the data given whole (one batch), a `batch_size` slice of
+    data given directly, or a batch of a dataset; each is computed in
+    chunks of `_inference_rows` rows, so that memory beyond the input and
+    the output handed over is bounded by a chunk, whatever n and k.
+
+    Args:
+      yields: 'points' (a dict per point; a chunk's predictions are kept
+        until its last point is taken), 'batches' (a dict of arrays per
+        batch: the batch's outputs, whole, are the only thing held beyond
+        a chunk) or 'chunks' (a dict of arrays per chunk, for the per-point
+        generators built on it; hooks run once per batch all the same).
+
+    The data given whole are read as the generator advances, a chunk at a
+    time: a NaN or Inf, or an overflow, raises when its chunk is reached
+    (with 'points' and 'chunks', after the predictions before it), and
+    whatever the caller changes in the data before a chunk is read is what
+    that chunk predicts from.
+    """
     # Prediction runs in this process, on a core of its own.
     with self._core_for(None):
       runner = hooks_lib.HookRunner(hooks)
       self._restore(checkpoint_path, required=True)
-      # Parts that share the caller's array are all predicted before the
-      # first yield; all_distances (n x k) is not put together from parts.
-      points = self._read_to_infer(
-          input_fn, ModeKeys.PREDICT,
-          share_memory=constants.ALL_DISTANCES not in keys)
+      points = self._read_to_infer(input_fn, ModeKeys.PREDICT)
+      rows = self._inference_rows(points.num_features, keys, top_k)
       runner.begin()
       with self._input_errors(points):
-        for batch in points.batches():
-          num_points = sum(int(part.shape[0]) for part in (
-              batch if isinstance(batch, tuple) else (batch,)))
+        for num_rows, chunks in points.chunked_batches(rows):
           context = runner.before_run() if runner else None
-          predictions = {key: value.numpy() for key, value in
-                         self._predict_batch(batch, keys, top_k).items()}
-          stop = runner.after_run(context, self._hook_values(
-              0.0, num_points)) if runner else False
-          if yield_single_examples:
-            for i in range(num_points):
-              yield {key: value[i] for key, value in predictions.items()}
-          else:
-            yield predictions
+          num_points, stop, whole = 0, False, None
+          for chunk, last in chunks:
+            predictions = {key: value.numpy() for key, value in
+                           self._predict_batch(chunk, keys, top_k).items()}
+            start = num_points
+            num_points += len(predictions[keys[0]])
+            if last and runner:
+              stop = runner.after_run(context, self._hook_values(
+                  0.0, num_points))
+            if yields == 'points':
+              for i in range(num_points - start):
+                yield {key: value[i] for key, value in predictions.items()}
+            elif yields == 'chunks':
+              yield predictions
+            elif last and whole is None:  # One chunk: the whole batch.
+              whole = predictions
+            else:
+              if whole is None:
+                whole = {key: np.empty((num_rows,) + value.shape[1:],
+                                       value.dtype)
+                         for key, value in predictions.items()}
+              for key, value in predictions.items():
+                whole[key][start:num_points] = value
+            # Dropped before the next chunk is read: one chunk at a time.
+            chunk = predictions = None
+          if yields == 'batches':
+            yield whole
           if stop:
             break
       runner.end()
@@ -1542,14 +1612,16 @@ class KMeansClustering:
     """Yields the index of the nearest center for every point, in order.
 
     `input_fn` may be the data itself, and `batch_size` applies to it, as in
-    `train`.
+    `train`. The indices are computed a chunk of rows at a time as the
+    generator advances (see `_predict`): memory holds one chunk's, not n.
     """
-    # Per batch, then per point: no dict per point (over twice as fast).
-    batches = self.predict(input_fn, predict_keys=[constants.CLUSTER_INDEX],
-                           yield_single_examples=False,
-                           batch_size=batch_size)
+    # Per chunk, then per point: no dict per point (over twice as fast),
+    # and no more than a chunk's indices held.
+    chunks = self._predict(inputs.as_input_fn(input_fn, batch_size),
+                           (constants.CLUSTER_INDEX,), None, None, None,
+                           'chunks')
     return itertools.chain.from_iterable(
-        batch[constants.CLUSTER_INDEX] for batch in batches)
+        chunk[constants.CLUSTER_INDEX] for chunk in chunks)
 
   def transform(self, input_fn, *, batch_size=None):
     """Yields each point's distances to all centers, shape (k,), in order.
@@ -1557,12 +1629,15 @@ class KMeansClustering:
     Under the squared Euclidean metric these are Euclidean distances (the
     square root, as the legacy estimator and scikit-learn's `transform`
     return); under cosine, 1 - cos. `input_fn` may be the data itself, and
-    `batch_size` applies to it, as in `train`.
+    `batch_size` applies to it, as in `train`. The distances are computed a
+    chunk of rows at a time as the generator advances (see `_predict`):
+    memory holds one chunk's, not n x k.
     """
-    batches = self.predict(input_fn, predict_keys=[constants.ALL_DISTANCES],
-                           yield_single_examples=False, batch_size=batch_size)
-    return (row for batch in batches for row in np.asarray(
-        self._transformed(batch[constants.ALL_DISTANCES])))
+    chunks = self._predict(inputs.as_input_fn(input_fn, batch_size),
+                           (constants.ALL_DISTANCES,), None, None, None,
+                           'chunks')
+    return (row for chunk in chunks for row in np.asarray(
+        self._transformed(chunk[constants.ALL_DISTANCES])))
 
   # ---------------------------------------------------------------- export
   def export_saved_model(self, export_dir_base, serving_input_receiver_fn=None,

@@ -20,9 +20,10 @@ and >= 0 (checked while the batch is read, like NaN points) with a positive
 total (checked here for a Tensor or array, by the estimator for a dataset).
 Weighted batches are `(points (n, d), weights (n,))` pairs.
 
-A Tensor or array is the whole data in one batch. A dataset is a stream of
-batches; `Dataset.cardinality() == INFINITE` marks an endless stream, whose
-elements keep the legacy meaning (one element per step).
+A Tensor or array is the whole data in one batch (which prediction and
+evaluation read a chunk of rows at a time: `WholeRows`). A dataset is a
+stream of batches; `Dataset.cardinality() == INFINITE` marks an endless
+stream, whose elements keep the legacy meaning (one element per step).
 
 The estimator's methods also take the data itself where an `input_fn` goes (an
 array, list of rows, Tensor, dict of features or `tf.data.Dataset`, with an
@@ -77,9 +78,11 @@ class Points:
       distance, where any NaN or Inf makes the loss NaN or Inf. Skipping
       the check saves a pass over every batch; a caller that sees a
       non-finite loss reads `stream` to say which it was.
-    parts: for an array read with `share_memory`, instead of `tensor`: its
-      rows as consecutive Tensors, the bulk sharing the array's memory (see
-      `shared_row_parts`); `batches()` yields them as one tuple.
+    rows: for data given whole and read `in_chunks` (prediction and
+      evaluation), instead of `tensor`: the `WholeRows` they are read from,
+      a chunk of rows at a time (`chunked_batches`).
+    batch_rows: with `rows`, the rows of each batch (data given with a
+      `batch_size`), or None: all of them are one batch.
     dataset: `tf.data.Dataset` of float Tensors of shape (n, d): `stream`,
       or for a whole Tensor a one-element dataset built on first use
       (building it costs about a millisecond that `batches()` never needs).
@@ -93,7 +96,8 @@ class Points:
   checked: bool = True
   stream: Optional[tf.data.Dataset] = None
   unscreened: Optional[tf.data.Dataset] = None
-  parts: tuple = ()
+  rows: Optional['WholeRows'] = None
+  batch_rows: Optional[int] = None
 
   @property
   def data(self):
@@ -110,17 +114,54 @@ class Points:
 
   def batches(self):
     """Iterates the batches (pairs, when weighted); all the data without
-    tf.data when `whole` (the tuple `parts`, when read in parts)."""
-    if self.parts:
-      return iter([self.parts])
+    tf.data when `whole`. Not for data read `in_chunks`."""
+    if self.rows is not None:
+      raise ValueError('Points read in chunks are read by chunked_batches.')
     if self.tensor is not None:
       return iter([self.data])
     return iter(self.dataset)
 
+  def chunked_batches(self, rows):
+    """Iterates the batches, each as (its rows, an iterator of its chunks).
+
+    Every chunk has at most `rows` rows, consecutive and in order, and
+    comes as `(chunk, last)`: the chunk (a Tensor, or a (points, weights)
+    pair when weighted) and whether it ends its batch. Data read
+    `in_chunks` are read a chunk at a time, as the iterators advance, so
+    no copy of all of them is made; a batch of a dataset, which tf.data
+    has made already, is sliced.
+    """
+    if self.rows is not None:
+      n = self.rows.num_points
+      size = self.batch_rows or n
+      for start in range(0, n, size):
+        stop = min(start + size, n)
+        yield stop - start, self.rows.chunks(rows, start, stop)
+      return
+    for batch in self.batches():
+      yield (int((batch[0] if isinstance(batch, tuple) else batch).shape[0]),
+             _row_chunks_of(batch, rows))
 
   def all_finite(self):
-    """Whether the whole points hold no NaN and no Inf (a pass over them)."""
-    return all(all_finite(part) for part in self.parts or (self.tensor,))
+    """Whether the whole points hold no NaN and no Inf (a pass over them,
+    a chunk at a time when read `in_chunks`)."""
+    if self.rows is not None:
+      return self.rows.all_finite()
+    return all_finite(self.tensor)
+
+
+def _row_chunks_of(batch, rows):
+  """(chunk, last) for chunks of at most `rows` rows of a batch (a Tensor,
+  or a (points, weights) pair)."""
+  parts = batch if isinstance(batch, tuple) else (batch,)
+  n = int(parts[0].shape[0])
+  if n <= rows:
+    yield batch, True
+    return
+  for start in range(0, n, rows):
+    chunk = tuple(part[start:start + rows] for part in parts)
+    yield (chunk if isinstance(batch, tuple) else chunk[0],
+           start + rows >= n)
 
 
 def takes_argument(input_fn, name):
@@ -256,9 +297,9 @@ def shared_row_parts(array, dtype):
   row further in may start aligned (with 400-byte rows, d = 100 float32,
   row 3 does): the rows before it are copied, at most 63, and the rest is
   shared. Prediction then skips the copy of the whole array, a tenth of
-  its time for 500,000 x 100 points. The parts are used before `predict`
-  yields anything, so the caller's later changes to the array cannot reach
-  them.
+  its time for 500,000 x 100 points. `WholeRows` reads the parts a chunk
+  at a time as prediction advances, so the caller's changes to rows not
+  yet read reach their chunks.
 
   Args:
     array: the points as the caller gave them.
@@ -286,6 +327,164 @@ def shared_row_parts(array, dtype):
   if not first:
     return (shared,)
   return (tf.convert_to_tensor(array[:first]), shared)
+
+
+def _rows_value(value):
+  """`value` as an array or dense Tensor whose rows can be sliced, or None
+  (a list, sparse or ragged, non-numeric: left to the whole conversion,
+  which says what is wrong)."""
+  if isinstance(value, (tf.Tensor, tf.Variable)):
+    dtype = tf.as_dtype(value.dtype)
+    numeric = (dtype.is_floating or dtype.is_integer) and not dtype.is_bool
+    return value if numeric and value.shape.rank is not None else None
+  if isinstance(value, np.ndarray) and value.dtype.kind in 'fiu':
+    return value
+  return None
+
+
+class WholeRows:
+  """Data given whole (an array, Tensor, or dict of them), read a chunk of
+  rows at a time.
+
+  For prediction and evaluation, which need one chunk at a time: the data
+  are never converted whole (a copy as large as the input, and another for
+  a cast or for dict features). Each chunk is combined and cast on its own
+  (`combine_features`), from a slice of the caller's rows. A large
+  C-contiguous array of the computation's dtype is shared where its rows
+  start 64-byte aligned (`shared_row_parts`: all but a short head): its
+  chunks are then slices of the caller's memory, not copies.
+
+  The caller's data are read as the chunks are taken: whatever is changed
+  in them before a chunk is taken is what that chunk holds.
+
+  Attributes:
+    num_points: n.
+    num_features: d.
+  """
+
+  def __init__(self, values, names, dtype, weight_column, weights,
+               num_points, num_features, shared=None, check_finite=False):
+    self._values = values  # None (the features themselves) or name -> value.
+    self._names = names
+    self._dtype = dtype
+    self._weight_column = weight_column
+    self._weights = weights
+    self.num_points = num_points
+    self.num_features = num_features
+    self._shared = shared
+    self._check_finite = check_finite
+
+  @classmethod
+  def of(cls, raw, feature_columns, dtype, weight_column=None,
+         weighted=False, check_finite=False):
+    """`WholeRows` of `raw`, or None where the rows cannot be sliced as
+    they are (a list, sparse, ragged or non-numeric features, no rows, the
+    wrong rank, dict features of different lengths, weights not of shape
+    (n,) or (n, 1)): those are converted whole, which raises the error
+    that says what is wrong, or reads them. With `check_finite`, each
+    chunk is checked for NaN and Inf as it is read (a ValueError)."""
+    weights = None
+    if isinstance(raw, dict):
+      names = _feature_names(raw, feature_columns, weight_column)
+      values = {name: _rows_value(raw[name]) for name in names}
+      if any(value is None or not len(value.shape)
+             for value in values.values()):
+        return None
+      shapes = [tuple(value.shape) for value in values.values()]
+      num_points = shapes[0][0]
+      if any(shape[0] != num_points for shape in shapes):
+        return None
+      num_features = sum(int(np.prod(shape[1:], dtype=np.int64))
+                         for shape in shapes)
+      if weighted:
+        weights = _rows_value(raw.get(weight_column))
+        if weights is None or len(weights.shape) not in (1, 2) or (
+            weights.shape[0] != num_points) or (
+                len(weights.shape) == 2 and weights.shape[1] != 1):
+          return None
+      features = values
+    else:
+      if weighted:
+        return None
+      features = _rows_value(raw)
+      if features is None or len(features.shape) != 2:
+        return None
+      names = None
+      num_points, num_features = (int(features.shape[0]),
+                                  int(features.shape[1]))
+    if not num_points or not num_features:
+      return None
+    shared = (shared_row_parts(features, dtype)
+              if isinstance(features, np.ndarray) else None)
+    return cls(features, names, dtype, weight_column, weights,
+               int(num_points), int(num_features), shared, check_finite)
+
+  def _slice(self, value, start, stop):
+    if isinstance(value, np.ndarray):
+      return _to_tensor(value[start:stop], 'the features')
+    return value[start:stop]
+
+  def _points(self, start, stop):
+    if self._names is not None:
+      return combine_features(
+          {name: self._slice(self._values[name], start, stop)
+           for name in self._names}, self._names, self._dtype)
+    if self._shared is not None:
+      # The head of `shared_row_parts` and the rest, sliced in TensorFlow
+      # (which shares a slice of aligned rows rather than copying it).
+      head = int(self._shared[0].shape[0]) if len(self._shared) > 1 else 0
+      if stop <= head:
+        part = self._shared[0][start:stop]
+      else:
+        part = self._shared[-1][start - head:stop - head]
+      return tf.cast(part, self._dtype)
+    return combine_features(self._slice(self._values, start, stop), None,
+                            self._dtype)
+
+  def _weights_chunk(self, start, stop):
+    weights = self._slice(self._weights, start, stop)
+    return tf.reshape(tf.cast(weights, self._dtype), [-1])
+
+  def _edges(self, rows, start, stop):
+    """Chunk boundaries: chunks of `rows` rows from `start`, and never one
+    across the end of `shared_row_parts`' head."""
+    head = (int(self._shared[0].shape[0])
+            if self._shared is not None and len(self._shared) > 1 else 0)
+    while start < stop:
+      end = min(start + rows, stop)
+      if start < head < end:
+        end = head
+      yield start, end
+      start = end
+
+  def chunks(self, rows, start=0, stop=None):
+    """(chunk, last) over rows [start, stop), at most `rows` rows each:
+    points (m, d), or (points, weights (m,)) pairs when weighted."""
+    stop = self.num_points if stop is None else stop
+    for begin, end in self._edges(rows, start, stop):
+      points = self._points(begin, end)
+      if self._check_finite and not all_finite(points):
+        raise ValueError(f'{NON_FINITE_MESSAGE}.')
+      chunk = (points if self._weights is None else
+               (points, self._weights_chunk(begin, end)))
+      yield chunk, end >= stop
+      points = chunk = None  # Not held while the next chunk is made.
+
+  def all_finite(self, rows=1 << 16):
+    """Whether the points hold no NaN and no Inf, a chunk at a time."""
+    return all(all_finite(self._points(begin, end))
+               for begin, end in self._edges(rows, 0, self.num_points))
+
+  def check_weights(self, rows=1 << 16):
+    """`check_total_weight` over the weights, a chunk at a time."""
+    total = 0.0
+    for begin, end in self._edges(rows, 0, self.num_points):
+      weights = np.asarray(self._weights_chunk(begin, end))
+      if not np.all(np.isfinite(weights) & (weights >= 0)):
+        raise ValueError(f'{_weights_message(self._weight_column)}.')
+      total += float(np.sum(weights, dtype=np.float64))
+    if not total > 0:
+      raise ValueError(zero_weight_message(self._weight_column))
 
 
 def _to_tensor(value, what):
@@ -463,7 +662,8 @@ def weights_of(features, weight_column, num_points, dtype):
 
 def read_points(raw, feature_columns=None, dtype=tf.float32,
                 num_features: Optional[int] = None, weight_column=None,
-                read_weights=True, check_finite=True, share_memory=False):
+                read_weights=True, check_finite=True, in_chunks=False,
+                batch_rows=None):
   """Wraps what an input_fn returned as `Points`.
 
   Args:
@@ -480,9 +680,13 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
       (a pass over all the data). False leaves it to the caller, whose
       compiled step must then fail on such points (`Points.checked` is
       False); batches of a dataset are always checked as they are read.
-    share_memory: for prediction, with `check_finite` False and no
-      weights: a large array is not copied into `tensor` where its rows can
-      be shared (`parts`, see `shared_row_parts`).
+    in_chunks: for prediction and evaluation: data given whole are not
+      converted whole but read a chunk of rows at a time (`rows`, a
+      `WholeRows`; see `Points.chunked_batches`), where their rows can be
+      sliced. A NaN or Inf in them is then found as its chunk is read
+      (with `check_finite`, by the caller; or by the caller's step).
+    batch_rows: with `in_chunks`, the rows of each batch (the `batch_size`
+      of data given directly), or None for one batch of all of them.
 
   Returns:
     `Points` (weighted when `weight_column` and `read_weights`).
@@ -498,6 +702,19 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
       raw[0], (int, float)):
     raw = raw[0]
   weighted = weight_column is not None and read_weights
+  if in_chunks and not isinstance(raw, tf.data.Dataset):
+    rows = WholeRows.of(raw, feature_columns, dtype, weight_column, weighted,
+                        check_finite)
+    if rows is not None:
+      _check_width(rows.num_features, num_features)
+      if weighted:
+        rows.check_weights()
+      return Points(rows.num_features, endless=False,
+                    whole=batch_rows is None, weighted=weighted,
+                    checked=check_finite, rows=rows, batch_rows=batch_rows)
+    if batch_rows is not None:
+      # Rows that cannot be sliced as they are: tf.data slices them.
+      raw = _slices(raw, batch_rows, repeat=False)
   if isinstance(raw, tf.data.Dataset):
     features_spec = _features_of(raw.element_spec)
     if weighted:
@@ -545,12 +762,6 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
     return Points(int(width), endless, whole=False, weighted=weighted,
                   stream=read(check_finite=True), unscreened=unscreened)
 
-  parts = (shared_row_parts(raw, dtype)
-           if share_memory and not check_finite and not weighted else None)
-  if parts:
-    _check_width(raw.shape[1], num_features)
-    return Points(int(raw.shape[1]), endless=False, whole=True, parts=parts,
-                  checked=False)
   if weighted:
     _check_weight_features(raw, weight_column)
   points = combine_features(raw, feature_columns, dtype, weight_column)
@@ -679,24 +890,26 @@ def as_input_fn(data, batch_size=None, repeat=False):
     except ValueError as error:
       raise ValueError('The data must be rectangular: rows of shape (n, d), '
                        f'every row of the same length ({error}).') from None
-  if batch_size is None:
-    return lambda: data
-  return SlicedData(data, batch_size, repeat)
+  return DirectData(data, batch_size, repeat)
 
 
-class SlicedData:
-  """The input_fn of data given directly with `batch_size`.
+class DirectData:
+  """The input_fn of data given directly (not a Dataset; see `as_input_fn`).
 
-  Calling it returns a dataset of consecutive slices of `batch_size` rows
-  (the last one shorter), in order, starting at slice `first_batch`: to the
-  end of the data, or without end when `repeat` (cycling through the data).
+  Calling it returns the data themselves, or with `batch_size` a dataset of
+  consecutive slices of `batch_size` rows (the last one shorter), in order,
+  starting at slice `first_batch`: to the end of the data, or without end
+  when `repeat` (cycling through the data). Prediction and evaluation read
+  `data` themselves instead, in chunks of rows
+  (`read_points(in_chunks=True, batch_rows=batch_size)`), so that the
+  batches are not sliced from a whole copy of the data.
 
-  Where training resumes (`resumed`): mini-batch training reads one slice
-  per step, so a model at `global_step` g that was trained on these data
-  with this `batch_size` stopped before slice g mod (number of slices).
-  Training resumes there, so that `train(steps=a)` then `train(steps=b)`,
-  or a run killed and resumed from its checkpoint, reads the slices that
-  one `train(steps=a + b)` reads. Without `repeat` (train without steps or
+  Where mini-batch training resumes (`resumed`): it reads one slice per
+  step, so a model at `global_step` g that was trained on these data with
+  this `batch_size` stopped before slice g mod (number of slices). Training
+  resumes there, so that `train(steps=a)` then `train(steps=b)`, or a run
+  killed and resumed from its checkpoint, reads the slices that one
+  `train(steps=a + b)` reads. Without `repeat` (train without steps or
   max_steps) it reads from there to the end of the data, the rest of the
   pass. The position is derived from `global_step` alone (nothing more is
   saved, so checkpoints keep the legacy variables and older checkpoints
@@ -707,33 +920,41 @@ class SlicedData:
   can skip `global_step` batches itself).
 
   Attributes:
-    batch_size: positive int.
-    num_batches: int, slices per pass over the data.
+    data: the data as given (an array, Tensor or dict of features).
+    batch_size: positive int, or None for the data whole.
+    num_batches: int, slices per pass over the data (0 without batch_size).
     first_batch: int in [0, num_batches), the slice read first.
   """
 
-  def __init__(self, data, batch_size, repeat, first_batch=0):
-    self._data = data
-    self._repeat = repeat
+  def __init__(self, data, batch_size=None, repeat=False, first_batch=0):
+    self.data = data
     self.batch_size = batch_size
+    self.repeat = repeat
     self.first_batch = first_batch
-    first = next(iter(data.values()), None) if isinstance(data, dict) else (
-        data)
-    shape = np.shape(first) if first is not None else ()
-    rows = int(shape[0]) if shape and shape[0] is not None else 0
-    self.num_batches = -(-rows // batch_size)
+    self.num_batches = 0
+    if batch_size is not None:
+      first = next(iter(data.values()), None) if isinstance(data, dict) else (
+          data)
+      shape = np.shape(first) if first is not None else ()
+      rows = int(shape[0]) if shape and shape[0] is not None else 0
+      self.num_batches = -(-rows // batch_size)
 
   def resumed(self, global_step):
     """This input_fn starting where mini-batch training at `global_step`
-    stopped (see the class docstring)."""
+    stopped (see the class docstring); itself without `batch_size`."""
     if not self.num_batches:
       return self
-    return SlicedData(self._data, self.batch_size, self._repeat,
+    return DirectData(self.data, self.batch_size, self.repeat,
                       int(global_step) % self.num_batches)
 
   def __call__(self):
-    return _slices(self._data, self.batch_size, self._repeat,
-                   self.first_batch)
+    if self.batch_size is None:
+      return self.data
+    return _slices(self.data, self.batch_size, self.repeat, self.first_batch)
+
+  def unbatched(self):
+    """The data themselves (an input_fn)."""
+    return self.data
 
 
 def _dataset_input_fn(dataset, batch_size):

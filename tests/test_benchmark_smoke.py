@@ -208,3 +208,32 @@ def test_tf32_setting_is_applied_and_stated(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match='`tf32` must be True, False or None'):
     benchmark.run_benchmarks(workloads=['tiny'], backends=['gemm_floor'],
                              out_dir=None, verbose=False, tf32='off')
+
+
+def test_call_memory_reports_each_calls_peak_rss(tmp_path):
+  # In this process (isolate=False), tiny: the figures exist and are
+  # finite; whether they stay flat in n is what a real run shows.
+  calls = ['predict_cluster_index', 'evaluate', 'transform',
+           'train_hamerly']
+  report = benchmark.call_memory(points=[300, 600], calls=calls, d=3, k=4,
+                                 out_dir=tmp_path, isolate=False,
+                                 verbose=False)
+  results = report['results']
+  assert [(r['n'], r['call']) for r in results] == [
+      (n, call) for n in (300, 600) for call in calls]
+  for result in results:
+    assert result['status'] == 'ok', result.get('message')
+    assert math.isfinite(result['growth_mb']) and result['growth_mb'] >= 0
+    assert result['peak_mb'] >= result['rss_before_mb'] > 0
+    assert result['bytes_per_point'] == pytest.approx(
+        result['growth_mb'] * 2**20 / result['n'])
+  markdown = (tmp_path / 'call_memory.md').read_text()
+  assert markdown.startswith('# kmeans_estimator peak RSS per call')
+  assert '| call | n=300 | n=600 |' in markdown
+  for call in calls:
+    assert f'| {call} |' in markdown
+  with open(tmp_path / 'call_memory.json') as f:
+    assert len(json.load(f)['results']) == 8
+  with pytest.raises(ValueError, match='`calls` must be among'):
+    benchmark.call_memory(points=[10], calls=['fit'], out_dir=None,
+                          verbose=False)

@@ -12,6 +12,7 @@ import tensorflow as tf
 from kmeans_estimator import KMeans
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator._core import carried
+from kmeans_estimator._core import distances
 
 import oracles
 
@@ -173,3 +174,53 @@ def test_bad_algorithm_options(tmp_path, kwargs, match):
   with pytest.raises(ValueError, match=match):
     KMeansClustering(3, model_dir=str(tmp_path), **kwargs)
   assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('chunk_elements', [1, 7, 40, 121, 1 << 20])
+def test_nearest_other_center_in_chunks_equals_the_whole_matrix(
+    chunk_elements):
+  # 40 centers: chunks of 1, 3 and 40 rows (the last one shorter, or the
+  # whole matrix at once); centers 5 and 9 coincide.
+  rng = np.random.default_rng(0)
+  centers = rng.uniform(-50, 50, (40, 6)).astype(np.float32)
+  centers[9] = centers[5]
+  got = distances.nearest_other_center(tf.constant(centers),
+                                       chunk_elements).numpy()
+  between = distances.pairwise_distances(
+      tf.constant(centers), tf.constant(centers),
+      'squared_euclidean').numpy()
+  np.fill_diagonal(between, np.inf)
+  # The expansion |a|^2 - 2 a.b + |b|^2 rounds to about float32's epsilon
+  # times the squared norms, whatever the chunks.
+  atol = 1e-6 * float(np.max(np.sum(centers.astype(np.float64)**2, 1)))
+  np.testing.assert_allclose(got, between.min(axis=1), rtol=1e-6, atol=atol)
+  want = oracles.distances(centers, centers)
+  np.fill_diagonal(want, np.inf)
+  np.testing.assert_allclose(got, want.min(axis=1), rtol=1e-5, atol=atol)
+  assert got[5] == got[9] and 0.0 <= got[5] <= atol
+  assert distances.nearest_other_center(
+      tf.constant(centers[:1]), chunk_elements).numpy().tolist() == [np.inf]
+
+
+def test_hamerly_holds_a_chunk_of_center_distances_not_k_by_k(monkeypatch):
+  # Eagerly, the chunk loops run in Python: every distance block Hamerly's
+  # step computes is recorded, and none may exceed chunk_elements (the
+  # k x k center-to-center matrix would be 64 x 64).
+  k, chunk_elements = 64, 256
+  points = blobs(3, n=500, k=8)
+  rng = np.random.default_rng(3)
+  initial = points[rng.choice(len(points), k, replace=False)]
+  blocks = []
+  pairwise = distances.pairwise_distances
+
+  def recorded(a, b, *args, **kwargs):
+    blocks.append((int(a.shape[0]), int(b.shape[0])))
+    return pairwise(a, b, *args, **kwargs)
+
+  monkeypatch.setattr(distances, 'pairwise_distances', recorded)
+  core = KMeans(k, initial_clusters=initial, chunk_elements=chunk_elements)
+  state = core.hamerly_state(points)
+  for _ in range(2):
+    _, state = core.hamerly_step(tf.constant(points), state)
+  assert blocks and max(rows * cols for rows, cols in blocks) <= (
+      chunk_elements)

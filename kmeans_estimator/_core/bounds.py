@@ -33,7 +33,6 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from kmeans_estimator._core import carried as carried_lib
-from kmeans_estimator._core import constants
 from kmeans_estimator._core import distances as distances_lib
 from kmeans_estimator._core import numerics
 
@@ -145,10 +144,10 @@ def hamerly_statistics(points, centers, state, chunk_elements, weights=None):
   infinity = tf.constant(float('inf'), points.dtype)
   assignments, upper, lower = (state.statistics.assignments, state.upper,
                                state.lower)
-  between = distances_lib.pairwise_distances(
-      centers, centers, constants.SQUARED_EUCLIDEAN_DISTANCE)
-  between += tf.linalg.diag(tf.fill([tf.shape(centers)[0]], infinity))
-  half_gap = 0.5 * numerics.clamped_sqrt(tf.reduce_min(between, axis=1))
+  # s(j), from chunks of the center-to-center distances (O(chunk), never
+  # the k x k matrix).
+  half_gap = 0.5 * numerics.clamped_sqrt(distances_lib.nearest_other_center(
+      centers, chunk_elements))
   bound = tf.maximum(lower, tf.gather(half_gap, tf.maximum(assignments, 0)))
 
   # The points whose bounds fail get their exact distance to their center

@@ -46,6 +46,11 @@ RESTART_CLUSTERS_VAR_NAME = 'restart_clusters'
 # Largest number of point-to-center distances held at once when only the
 # nearest center is needed (4 MiB of float32).
 DEFAULT_CHUNK_ELEMENTS = 1 << 20
+# The memory that `predict`, `transform` and `evaluate` give one chunk of the
+# data they read (its copy, outputs and temporaries; see
+# `distances.inference_chunk_rows`): 64 MiB, so that with all_distances a
+# chunk holds 200 points at k = 20,000, and 130,000 at k = 16.
+INFERENCE_CHUNK_BYTES = 64 << 20
 # Most rows per chunk, whatever chunk_elements allows. Measured on 2 cores
 # (benchmarks/README.md): the product of a chunk with the centers runs
 # fastest at about 2,000-4,000 rows; fewer rows leave the GEMM short of its

@@ -189,6 +189,77 @@ def nearest_indices(points, centers,
   return indices, finite
 
 
+def nearest_other_center(centers,
+                         chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
+  """Squared Euclidean distance from each center to its nearest OTHER one.
+
+  Computed in chunks of centers against all of them, so that at most
+  `chunk_elements` center-to-center distances exist at once: the k x k
+  matrix is never formed (k = 20,000 would make it 1.6 GB in float32, and
+  its temporaries several times that). Each chunk's distances are what the
+  whole matrix's rows would hold, so the result does not depend on
+  `chunk_elements`.
+
+  Args:
+    centers: float Tensor of shape (k, d).
+    chunk_elements: bound on the number of distances held at once.
+
+  Returns:
+    float Tensor of shape (k,), clamped at 0; +inf for every center when
+    k = 1 (no other center). Coinciding centers are at distance 0.
+  """
+  k = tf.shape(centers)[0]
+  infinity = tf.constant(float('inf'), centers.dtype)
+  center_norms = squared_norms(centers)
+
+  def nearest_other(chunk, chunk_index):
+    between = pairwise_distances(chunk, centers,
+                                 constants.SQUARED_EUCLIDEAN_DISTANCE,
+                                 tf.gather(center_norms, chunk_index))
+    itself = tf.equal(tf.range(k)[tf.newaxis, :], chunk_index[:, tf.newaxis])
+    return (tf.reduce_min(tf.where(itself, infinity, between), axis=1),)
+
+  return concat_over_row_chunks(
+      nearest_other, centers, _rows_for(centers, chunk_elements),
+      (centers.dtype,), tf.range(k))[0]
+
+
+def inference_chunk_rows(num_features, num_centers, itemsize,
+                         all_distances=False, top_k=None,
+                         budget_bytes=constants.INFERENCE_CHUNK_BYTES):
+  """Rows of the chunks that prediction and evaluation read data in.
+
+  A chunk's rows cost memory for their copy of the input (d values), the
+  outputs computed for them, and the temporaries in between: with
+  'all_distances', k distances and about three more k-wide temporaries of
+  the expansion (so 4 k values); with top_k, its indices and distances; and
+  the index. The nearest-center search itself holds a bounded number of
+  scores whatever the rows (`nearest_centers`). The rows are what fits in
+  `budget_bytes`, at least 1, and a multiple of 16 from 16 up, so that
+  every chunk of an array after its first starts 64-byte aligned when the
+  first does (a chunk can then share the array's memory).
+
+  Args:
+    num_features: d.
+    num_centers: k.
+    itemsize: bytes per value of the float dtype.
+    all_distances: whether the chunk's distances to every center are
+      computed.
+    top_k: None, or the number of nearest centers kept per point.
+    budget_bytes: the memory a chunk may take.
+
+  Returns:
+    A positive Python int.
+  """
+  per_row = num_features * itemsize + 8
+  if all_distances:
+    per_row += 4 * num_centers * itemsize
+  if top_k is not None:
+    per_row += top_k * (8 + itemsize)
+  rows = max(budget_bytes // per_row, 1)
+  return rows - rows % 16 if rows >= 16 else rows
+
+
 def concat_over_row_chunks(fn, points, rows, dtypes, *per_point):
   """fn(chunk, *chunk_values) -> (a (m,), ...) over chunks of `rows`
   points (the last one shorter), concatenated in row order. `points` may
