@@ -1449,7 +1449,7 @@ def measure_call(call, data_file, model_dir, k):
 
   Returns:
     dict: 'rss_before_mb' (data loaded, warmed up), 'peak_mb', 'growth_mb'
-    (peak - before) and 'bytes_per_point' (growth / n), 'data_mb', 'n',
+    (peak - before, at least 0) and 'bytes_per_point' (growth / n), 'data_mb', 'n',
     'seconds'.
   """
   import kmeans_estimator  # pylint: disable=g-import-not-at-top
@@ -1469,7 +1469,11 @@ def measure_call(call, data_file, model_dir, k):
   peak_kb = _rss_kb('VmHWM') if reset else None
   if peak_kb is None:
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  growth = (peak_kb - before_kb) / 1024.0
+  # Linux keeps RSS counters per thread and folds them in batches, so the
+  # peak can read a fraction of a MB below the RSS read before the call;
+  # such a call grew by nothing.
+  growth = max(0.0, (peak_kb - before_kb) / 1024.0)
+  peak_kb = max(peak_kb, before_kb)
   return {'call': call, 'n': int(len(points)), 'k': k,
           'd': int(points.shape[1]), 'data_mb': points.nbytes / 2**20,
           'rss_before_mb': before_kb / 1024.0, 'peak_mb': peak_kb / 1024.0,

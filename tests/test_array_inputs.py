@@ -85,8 +85,9 @@ def test_fits_as_well_as_scikit_learn(tmp_path):
 
 
 def _mini_batch_oracle(batches, start):
-  """The legacy mini-batch rule x <- x + (s - m x) / (n + m) in numpy."""
-  centers, counts = start.astype(np.float64), np.zeros(len(start))
+  """The legacy mini-batch rule x <- x + (s - m x) / (n + m) in numpy, with
+  the legacy start n = 1 (mini_batch_steps_per_iteration=1)."""
+  centers, counts = start.astype(np.float64), np.ones(len(start))
   for batch in batches:
     index = oracles.distances(batch, centers).argmin(axis=1)
     for j in range(len(centers)):
