@@ -1556,19 +1556,7 @@ def call_memory(points=RSS_POINTS, calls=RSS_CALLS, d=32, k=16, seed=0,
                 timespec='seconds'),
             'results': results}
   report['markdown'] = rss_markdown(report)
-  if out_dir is not None:
-    os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.join(out_dir, 'call_memory')
-    with open(stem + '.json', 'w') as f:
-      json.dump({key: value for key, value in report.items()
-                 if key != 'markdown'}, f, indent=1, sort_keys=True)
-      f.write('\n')
-    with open(stem + '.md', 'w') as f:
-      f.write(report['markdown'] + '\n')
-    if verbose:
-      print(f'\nWrote {stem}.md and {stem}.json')
-  if verbose:
-    print('\n' + report['markdown'])
+  _write_report(report, out_dir, 'call_memory', verbose)
   return report
 
 
@@ -1707,9 +1695,18 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
       'results': results,
   }
   report['markdown'] = markdown_report(report)
+  _write_report(report, out_dir,
+                'benchmark_spread' if spread else 'benchmark', verbose)
+  return report
+
+
+def _write_report(report, out_dir, name, verbose):
+  """Writes `report` to out_dir/name.json (all but its markdown) and
+  out_dir/name.md (when out_dir is not None), and prints the markdown
+  when `verbose`."""
   if out_dir is not None:
     os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.join(out_dir, 'benchmark_spread' if spread else 'benchmark')
+    stem = os.path.join(out_dir, name)
     with open(stem + '.json', 'w') as f:
       json.dump({k: v for k, v in report.items() if k != 'markdown'}, f,
                 indent=1, sort_keys=True)
@@ -1720,7 +1717,6 @@ def run_benchmarks(workloads=DEFAULT_WORKLOADS, backends=BACKENDS, max_iter=20,
       print(f'\nWrote {stem}.md and {stem}.json')
   if verbose:
     print('\n' + report['markdown'])
-  return report
 
 
 def _run_one(name, backend, config, data_file, have_sklearn, verbose):
