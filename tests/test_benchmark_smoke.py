@@ -16,6 +16,9 @@ import pathlib
 import numpy as np
 import pytest
 
+# Subprocesses or long runs: left out of the fast subset (-m 'not slow').
+pytestmark = pytest.mark.slow
+
 _PATH = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks' / (
     'benchmark.py')
 

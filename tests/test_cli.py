@@ -192,6 +192,7 @@ def test_streamed_npy_full_batch_equals_in_memory_training_and_numpy(
 
 
 @pytest.mark.parametrize('empty_cluster', ['keep', 'farthest_point'])
+@pytest.mark.slow
 def test_kmeans_parallel_and_empty_cluster_flags_equal_the_python_api(
     data_dir, tmp_path, empty_cluster):
   flags = (f'--num_clusters={_K}', '--nouse_mini_batch', '--seed=0',
@@ -530,6 +531,7 @@ def test_a_legacy_model_dir_predicts_with_the_metric_flag(tmp_path):
 
 
 # ------------------------------------------------------------ subprocess
+@pytest.mark.slow
 def test_the_module_trains_from_a_headerless_csv_like_from_npy(trained,
                                                              tmp_path):
   path = write_csv(tmp_path / 'points.csv', POINTS, extra_column=True)
@@ -544,6 +546,7 @@ def test_the_module_trains_from_a_headerless_csv_like_from_npy(trained,
                                 centers_of(trained[0]))
 
 
+@pytest.mark.slow
 def test_the_module_reports_a_bad_cell_with_status_1_and_no_traceback(
     trained, tmp_path):
   model_dir, _ = trained

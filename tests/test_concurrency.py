@@ -74,6 +74,7 @@ def _wait_for(server, pid, kind):
 
 
 # ------------------------------------------------------ across processes
+@pytest.mark.slow
 def test_a_second_trainer_is_refused_and_the_first_finishes(
     server, tmp_path, capsys):
   model_dir, release = tmp_path / 'model', tmp_path / 'release'
@@ -129,6 +130,7 @@ def test_a_killed_trainer_does_not_leave_the_lock_stuck(server, tmp_path):
   assert not lock_file.exists()
 
 
+@pytest.mark.slow
 def test_readers_work_while_a_trainer_writes(server, tmp_path):
   """Reads in a loop while a child checkpoints every step (keeping two)."""
   reference_dir, model_dir = tmp_path / 'reference', tmp_path / 'model'

@@ -46,10 +46,14 @@ from kmeans_estimator import locking
 
 import _child
 
-# Trainers are forked from a server process, and the lock is an flock.
-pytestmark = pytest.mark.skipif(
-    not hasattr(os, 'fork') or locking.fcntl is None,
-    reason='needs os.fork and fcntl (POSIX)')
+# Trainers are forked from a server process, and the lock is an flock;
+# subprocesses and long runs are left out of the fast subset
+# (-m 'not slow').
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, 'fork') or locking.fcntl is None,
+                       reason='needs os.fork and fcntl (POSIX)'),
+    pytest.mark.slow,
+]
 
 _SEED = 7
 _N = 2000

@@ -112,6 +112,7 @@ def test_seeded_initialisation_is_the_one_process_choice(tmp_path, mirrored,
 
 
 @pytest.mark.parametrize('metric', ['squared_euclidean', 'cosine'])
+@pytest.mark.slow
 def test_kmeans_parallel_samples_every_replica(tmp_path, mirrored, metric):
   """k-means|| over both replicas' batches: every blob gets a center, the
   fit equals one process's to 1%, and the same seed gives the same
@@ -419,6 +420,7 @@ def cluster_data(tmp_path):
   return points
 
 
+@pytest.mark.slow
 def test_two_workers_equal_one_process(tmp_path, cluster_data):
   points = cluster_data
   model_dir = tmp_path / 'model'
@@ -452,6 +454,7 @@ def test_two_workers_equal_one_process(tmp_path, cluster_data):
       list(single.predict_cluster_index(lambda: points)))
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_the_survivor_and_a_restart_ends_as_if_uninterrupted(
     tmp_path):
   # One Gaussian blob: Lloyd keeps moving for more than a dozen steps, so a

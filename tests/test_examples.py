@@ -20,6 +20,9 @@ import tensorflow as tf
 
 import oracles
 
+# Subprocesses or long runs: left out of the fast subset (-m 'not slow').
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 

@@ -165,6 +165,7 @@ CASES = ('squared_euclidean_full', 'squared_euclidean_mini', 'cosine_full',
          'cosine_mini', 'dict', 'parsing')
 
 
+@pytest.mark.slow
 def test_the_serving_process_never_imports_the_library(exports):
   assert exports['served']['imported'] == []
 
@@ -220,6 +221,7 @@ def _saved_model_cli(*args):
                         timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_and_runs_the_signatures(exports):
   case = exports['cases']['squared_euclidean_full']
   export_dir = case['export_dir'].decode()
@@ -263,6 +265,7 @@ def _tflite_runner(export_dir, signature):
 
 
 @pytest.mark.parametrize('case', ['squared_euclidean_full', 'cosine_full'])
+@pytest.mark.slow
 def test_tflite_interpreter_gives_the_same_indices(exports, case):
   export_dir = exports['cases'][case]['export_dir'].decode()
   want = exports['cases'][case]['expected']
@@ -325,6 +328,7 @@ def test_width_is_checked_inside_the_graph(exports, tmp_path):
       exports['cases']['squared_euclidean_full']['expected']['cluster_index'])
 
 
+@pytest.mark.slow
 def test_saved_model_cli_run_refuses_nan(exports, tmp_path):
   export_dir = exports['cases']['squared_euclidean_full']['export_dir']
   np.save(tmp_path / 'nan.npy', np.array([[1., np.nan, 2.]], np.float32))
@@ -556,6 +560,7 @@ _SERVE_TOP_K_SCRIPT = textwrap.dedent('''
 
 
 @pytest.mark.parametrize('metric', [oracles.SQUARED_EUCLIDEAN, oracles.COSINE])
+@pytest.mark.slow
 def test_top_k_signature_serves_what_predict_gives(tmp_path, metric):
   points, new_points = blobs(seed=2), blobs(seed=3, n=29)
   kmeans = train(tmp_path / 'model', points, metric)
@@ -592,6 +597,7 @@ def test_without_top_k_there_is_no_top_k_signature(exports):
   assert not hasattr(loaded, 'top_k')
 
 
+@pytest.mark.slow
 def test_tflite_interpreter_gives_the_same_top_k(tmp_path):
   points = blobs(seed=4)
   kmeans = train(tmp_path / 'model', points, oracles.SQUARED_EUCLIDEAN)

@@ -158,6 +158,7 @@ def test_streamed_is_deterministic_and_graph_equals_eager():
     assert len(set(nearest)) == 10
 
 
+@pytest.mark.slow
 def test_a_bounded_number_of_passes():
   points, _ = blobs(3, 2000, 10, 5)
   batches_read = tf.Variable(0)
@@ -186,6 +187,7 @@ def test_too_few_points_in_the_stream_is_an_error():
   assert not bool(km.initialized)
 
 
+@pytest.mark.slow
 def test_beats_kmeans_plus_plus_on_the_first_batch_over_20_seeds():
   """200k points streamed in batches of 1k; 5 of 20 blobs are rare (200
   points each), so the first batch often lacks some of them. Both start
@@ -233,6 +235,7 @@ def test_beats_kmeans_plus_plus_on_the_first_batch_over_20_seeds():
 # ------------------------------------------------------------- estimator
 
 
+@pytest.mark.slow
 def test_estimator_trains_from_an_array_and_from_batches(tmp_path):
   points, true_centers = blobs(6, 4000, 8, 5)
   results = []

@@ -23,6 +23,7 @@ import itertools
 import tempfile
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck
 from hypothesis import given
@@ -101,6 +102,7 @@ def test_cosine_cluster_index_is_the_nearest_center(seed, n, d, k):
 
 @settings(max_examples=15, **_SETTINGS)
 @given(st.data())
+@pytest.mark.slow
 def test_predict_cluster_index_is_the_numpy_argmin(data):
   n, d, k = (data.draw(st.integers(1, 25)), data.draw(st.integers(1, 3)),
              data.draw(st.integers(1, 5)))
@@ -120,6 +122,7 @@ def test_predict_cluster_index_is_the_numpy_argmin(data):
 @settings(max_examples=40, **_SETTINGS)
 @given(st.integers(0, 2**31 - 1), st.integers(2, 60), st.integers(1, 5),
        st.integers(1, 8), _METRICS, st.booleans())
+@pytest.mark.slow
 def test_full_batch_loss_never_increases(seed, n, d, k, metric, duplicates):
   rng = np.random.default_rng(seed)
   points = rng.normal(size=(n, d)) * rng.choice([1e-3, 1.0, 1e3])
@@ -161,6 +164,7 @@ def test_a_permutation_gives_the_same_full_batch_result(seed, n, d, k, metric,
 
 @settings(max_examples=6, **_SETTINGS)
 @given(st.integers(0, 2**31 - 1), st.integers(4, 60), st.integers(1, 16))
+@pytest.mark.slow
 def test_a_permuted_stream_of_batches_trains_the_same_estimator(seed, n,
                                                                 batch):
   rng = np.random.default_rng(seed)
@@ -186,6 +190,7 @@ _VALUES = st.one_of(
 
 @settings(max_examples=60, **_SETTINGS)
 @given(st.data(), _METRICS, st.booleans())
+@pytest.mark.slow
 def test_training_never_produces_nan(data, metric, mini_batch):
   n, d = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 4))
   points = data.draw(hnp.arrays(np.float32, (n, d), elements=_VALUES))
@@ -213,6 +218,7 @@ def test_training_never_produces_nan(data, metric, mini_batch):
 @given(st.integers(0, 2**31 - 1),
        st.sampled_from(['random', 'kmeans_plus_plus', 'kmc2']),
        st.booleans(), st.integers(1, 2), st.integers(1, 3), st.integers(1, 3))
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_equals_straight_through(
     seed, init, mini_batch, steps_per_iteration, first, second):
   rng = np.random.default_rng(seed)

@@ -493,6 +493,7 @@ def test_damaged_restart_clusters_are_refused(tmp_path):
 
 
 # -------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_num_restarts_flag_trains_as_the_api(tmp_path):
   path = tmp_path / 'points.npy'
   np.save(path, _POINTS)
@@ -520,6 +521,7 @@ def _inertia(points, centers, weights=None):
 
 
 @pytest.mark.parametrize('form', ['array', 'batches', 'weighted'])
+@pytest.mark.slow
 def test_kept_centers_score_lowest_among_the_restarts_final_centers(
     form, tmp_path):
   # Each step knows the restarts' losses before its update only; an update
