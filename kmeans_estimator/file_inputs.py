@@ -116,10 +116,9 @@ class FileSource:
     dataset = self._make_dataset(int(batch_size), dtype).prefetch(
         PREFETCH_BATCHES)
     # A full-batch step reads the files once per step, each time with a new
-    # iterator, whose tf.data autotuner starts again from nothing: measured
-    # on 2 cores (1M x 64 points), it stalled some passes to twice the time
-    # of the others. With fixed read-ahead no pass stalls, and the parsing
-    # maps use every core (AUTOTUNE without the autotuner).
+    # iterator, whose tf.data autotuner starts again from nothing and can
+    # stall a pass while it learns. With fixed read-ahead no pass stalls,
+    # and the parsing maps use every core (AUTOTUNE without the autotuner).
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)

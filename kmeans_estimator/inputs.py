@@ -249,8 +249,7 @@ def _copy_rows(destination, source):
   """np.copyto in slabs of rows on several threads (numpy drops the GIL).
 
   Most of a large copy into a fresh buffer is the kernel faulting its pages
-  in, which runs on as many cores as write at once: 500,000 x 100 float32
-  took 64 ms on one thread and 32 ms on two.
+  in, which runs on as many cores as write at once.
   """
   global _copy_pool
   rows = source.shape[0] if source.ndim else 0

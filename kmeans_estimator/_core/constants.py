@@ -51,11 +51,9 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 20
 # `distances.inference_chunk_rows`): 64 MiB, so that with all_distances a
 # chunk holds 200 points at k = 20,000, and 130,000 at k = 16.
 INFERENCE_CHUNK_BYTES = 64 << 20
-# Most rows per chunk, whatever chunk_elements allows. Measured on 2 cores
-# (benchmarks/README.md): the product of a chunk with the centers runs
-# fastest at about 2,000-4,000 rows; fewer rows leave the GEMM short of its
-# peak (524 rows for k = 500: 15% slower per pass), more spill its scores
-# out of the cache (20,000 rows for k = 50: 20% slower).
+# Most rows per chunk, whatever chunk_elements allows: fewer rows leave the
+# product of a chunk with the centers short of the GEMM's peak, more spill
+# its scores out of the cache (benchmarks/README.md has the figures).
 MAX_CHUNK_ROWS = 4096
 
 # Full-batch algorithms: every distance each step, or Hamerly's bounds.
