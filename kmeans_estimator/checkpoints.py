@@ -178,6 +178,8 @@ def save_checkpoint(model_dir: str,
   _refuse_existing(model_dir, prefix)
   temp_prefix = f'{prefix}_temp_{uuid.uuid4().hex}'
   state = _read_state(model_dir)
+  # Before anything here rewrites the state file (its age is compared).
+  unrecorded = _bundles_to_list(model_dir, state, step)
 
   succeeded = False
   dropped: list[str] = []
@@ -203,7 +205,8 @@ def save_checkpoint(model_dir: str,
     tf.io.gfile.rename(temp_prefix + _INDEX_SUFFIX, prefix + _INDEX_SUFFIX,
                        overwrite=False)
     renamed.append(prefix + _INDEX_SUFFIX)
-    state = _with_unlisted_bundles(model_dir, state, step)
+    for found in sorted(unrecorded):
+      state = state.with_latest(*unrecorded[found])
     state = state.with_latest(prefix, timestamp=time.time())
     state, dropped = state.trimmed(keep, protect=prefix)
     _write_state_file(model_dir, state)
@@ -234,9 +237,16 @@ def latest_checkpoint(model_dir: str) -> str | None:
   state file, provided its `.index` file exists. The files are looked at
   too, because the state file can lag behind them or be gone:
   - A complete `model.ckpt-<step>` bundle in `model_dir` (its index and
-    every data shard present) newer than the state file's latest entry is
-    the latest checkpoint: a save killed after its renames but before its
-    state file was written leaves one.
+    every data shard present) of a later step than the state file's latest
+    entry, and written no earlier than the state file (its index file's
+    modification time is not older than the state file's), is the latest
+    checkpoint: a save killed after its renames but before its state file
+    was written leaves one. A later bundle that is older than the state
+    file is not taken: the state file was written after it, by hand or by
+    a tool, to name an earlier checkpoint (rolling a model back is done so),
+    and the state file is followed, as TensorFlow's readers follow it. Such
+    a bundle is left alone; a save of its step is refused
+    (`CheckpointExistsError`) until it is moved away.
   - Without a state file, the newest complete bundle is the latest
     checkpoint (the state file was deleted, or a first save was killed
     before writing it); a warning says so. TensorFlow's own readers
@@ -282,9 +292,9 @@ def latest_checkpoint(model_dir: str) -> str | None:
         "%s has no '%s' state file; using its newest complete checkpoint, "
         '%s.', model_dir, _STATE_FILENAME, bundles[newest])
     return bundles[newest]
-  step = _step_of(latest)
-  if step is not None and newest > step:
-    return bundles[newest]
+  unrecorded = _unrecorded_bundles(model_dir, bundles, latest)
+  if unrecorded:
+    return unrecorded[max(unrecorded)]
   return latest
 
 
@@ -515,31 +525,72 @@ def _refuse_existing(model_dir: str, prefix: str) -> None:
       f"Received: model_dir='{model_dir}'")
 
 
-def _with_unlisted_bundles(model_dir: str, state: _State,
-                           step: int) -> _State:
-  """`state` listing the complete bundles newer than its latest entry.
+def _unrecorded_bundles(model_dir: str, bundles: dict[int, str],
+                        latest: str) -> dict[int, str]:
+  """The `bundles` the state file, naming `latest`, has not caught up with.
 
-  Those are what `latest_checkpoint` may have resumed from though the state
-  file does not name them; listed, `keep_checkpoint_max` counts them.
+  Those of a later step than `latest` whose index file is not older than
+  the state file: saves that renamed their files into place after the
+  state file was last written. Bundles older than the state file were
+  there when it was written, and left out of it on purpose (a roll-back);
+  they are not returned. If the times cannot be read, every later bundle
+  is returned.
+  """
+  after = _step_of(latest)
+  if after is None:
+    return {}
+  later = {found: prefix for found, prefix in bundles.items() if found > after}
+  if not later:
+    return {}
+  try:
+    written = _mtime(os.path.join(model_dir, _STATE_FILENAME))
+  except _WRITE_ERRORS:
+    return later
+  unrecorded = {}
+  for found, prefix in later.items():
+    try:
+      if _mtime(prefix + _INDEX_SUFFIX) < written:
+        continue
+    except _WRITE_ERRORS:
+      pass
+    unrecorded[found] = prefix
+  return unrecorded
+
+
+def _mtime(path: str) -> int:
+  """`path`'s modification time in ns (TensorFlow's stat has whole seconds
+  for local files, too coarse to order a save and a state file)."""
+  if '://' in path:
+    return tf.io.gfile.stat(path).mtime_nsec
+  return os.stat(path).st_mtime_ns
+
+
+def _bundles_to_list(model_dir: str, state: _State,
+                     step: int) -> dict[int, tuple[str, float]]:
+  """{step: (prefix, timestamp)} of bundles a save of `step` lists first.
+
+  They are the complete bundles before `step` that `latest_checkpoint`
+  may have resumed from though the state file does not name them: all of
+  them without a state file, else those it has not caught up with
+  (`_unrecorded_bundles`). Listed, `keep_checkpoint_max` counts them.
+  Called before the save writes anything.
   """
   try:
     bundles = _complete_bundles(model_dir, tf.io.gfile.listdir(model_dir))
+    if state.latest is not None:
+      bundles = _unrecorded_bundles(model_dir, bundles, state.latest)
   except _WRITE_ERRORS:
-    return state
-  after = -1
-  if state.latest is not None:
-    after = _step_of(state.latest)
-    if after is None:
-      return state
-  for found in sorted(bundles):
-    prefix = bundles[found]
-    if after < found < step and not state.contains(prefix):
-      try:
-        stamp = tf.io.gfile.stat(prefix + _INDEX_SUFFIX).mtime_nsec / 1e9
-      except _WRITE_ERRORS:
-        stamp = time.time()
-      state = state.with_latest(prefix, timestamp=stamp)
-  return state
+    return {}
+  listed = {}
+  for found, prefix in bundles.items():
+    if found >= step or state.contains(prefix):
+      continue
+    try:
+      stamp = _mtime(prefix + _INDEX_SUFFIX) / 1e9
+    except _WRITE_ERRORS:
+      stamp = time.time()
+    listed[found] = (prefix, stamp)
+  return listed
 
 
 def _unrename(model_dir: str, prefix: str, renamed: list[str]) -> None:
