@@ -185,17 +185,19 @@ def save_checkpoint(model_dir: str,
   dropped: list[str] = []
   renamed: list[str] = []
   try:
+    if state.contains(prefix):
+      # The final files are about to be replaced one by one; make sure the
+      # state file never names them while they are inconsistent. (Before
+      # the bundle is written, so that it is newer than the state file,
+      # as `_unrecorded_bundles` expects if the save is killed.)
+      state = state.without(prefix)
+      _write_state_file(model_dir, state)
     with tf.device('/cpu:0'):
       tf.raw_ops.SaveV2(
           prefix=temp_prefix,
           tensor_names=names,
           shape_and_slices=[''] * len(names),
           tensors=values)
-    if state.contains(prefix):
-      # The final files are about to be replaced one by one; make sure the
-      # state file never names them while they are inconsistent.
-      state = state.without(prefix)
-      _write_state_file(model_dir, state)
     # Data first, so that an `.index` file (which TensorFlow tools take as
     # the sign of a checkpoint) never refers to a missing data file. A data
     # file already there has no index (checked above): a killed save's.
