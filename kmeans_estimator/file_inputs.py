@@ -72,6 +72,9 @@ _NUMBER_RE = re.compile(_NUMBER)
 # The UTF-8 byte order mark some programs write at the start of a CSV file.
 _BOM = '\ufeff'
 _BOM_BYTES = _BOM.encode('utf-8')
+_NOT_UTF8_FIX = ', e.g. with iconv -f latin1 -t utf-8.'
+_NOT_UTF8_ADVICE = (' is not UTF-8 text; save the CSV as UTF-8 (or ASCII), '
+                    'or convert it' + _NOT_UTF8_FIX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -516,8 +519,7 @@ def _open_csv(paths, columns, header, delimiter):
       raise ValueError(
           f'{path!r} is not UTF-8 text (byte {error.start} is '
           f'{error.object[error.start:error.start + 1]!r}); save the CSV as '
-          'UTF-8 (or ASCII), or convert it, e.g. with iconv -f latin1 -t '
-          'utf-8.') from None
+          f'UTF-8 (or ASCII), or convert it{_NOT_UTF8_FIX}') from None
     if not rows:
       raise ValueError(f'{path!r} is empty; give a CSV file with at least '
                        'one row of numbers.')
@@ -581,6 +583,24 @@ def _open_csv(paths, columns, header, delimiter):
       picked = tf.gather(table, indices, axis=1)
       picked = tf.strings.strip(tf.strings.regex_replace(
           tf.strings.strip(picked), r'^"(.*)"$', r'\1'))
+      # A cell in use that is not UTF-8 is refused by its line before the
+      # message below quotes it: TensorFlow cannot hand an error message
+      # holding such bytes to Python (it raised a UnicodeDecodeError naming
+      # no file). Columns not in use may hold any bytes.
+      valid = tf.reduce_all(tf.strings.unicode_transcode(
+          picked, 'UTF-8', 'UTF-8', errors='replace',
+          replacement_char=0xFFFD) == picked, axis=1)
+      utf8_ok = tf.debugging.Assert(
+          tf.reduce_all(valid),
+          [tf.strings.join([
+              INPUT_ERROR_TAG, path, ' line ',
+              tf.strings.as_string(tf.gather(
+                  numbers, tf.argmax(tf.cast(tf.logical_not(valid),
+                                             tf.int32)))),
+              _NOT_UTF8_ADVICE])],
+          summarize=1)
+      with tf.control_dependencies([utf8_ok]):
+        picked = tf.identity(picked)
       is_number = tf.strings.regex_full_match(picked, _NUMBER)
       flat = tf.reshape(is_number, [-1])
       bad = tf.argmax(tf.cast(tf.logical_not(flat), tf.int32))

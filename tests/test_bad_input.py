@@ -833,6 +833,32 @@ def test_a_csv_that_is_not_utf8_is_named_in_the_error(tmp_path, capsys):
   assert not model_dir.exists()
 
 
+@pytest.mark.parametrize('batch_size', [1, 3, 1000])
+def test_a_csv_not_utf8_after_its_first_rows_is_named_by_file_and_line(
+    batch_size, tmp_path, capsys):
+  # Past the rows read for header detection, the bytes reach TensorFlow's
+  # parser, whose error message quoting them Python could not decode.
+  path = tmp_path / 'latin1.csv'
+  path.write_bytes(('1,2\n' * 4 + '3,caf\xe9\n').encode('latin-1'))
+  match = (r".*latin1\.csv line 5 is not UTF-8 text; save the CSV as UTF-8 "
+           r'\(or ASCII\), or convert it')
+  source = file_inputs.open_files(str(path))
+  with pytest.raises(ValueError, match=match), file_inputs.readable_errors():
+    np.concatenate(list(source.dataset(batch_size)))
+  model_dir = tmp_path / 'model'
+  assert run_cli('train', f'--model_dir={model_dir}', '--num_clusters=2',
+                 f'--batch_size={batch_size}', path) == 1
+  assert re.search(match, capsys.readouterr().err)
+  assert not model_dir.exists()
+
+
+def test_bytes_not_utf8_in_a_csv_column_not_in_use_are_read_past(tmp_path):
+  path = tmp_path / 'labels.csv'
+  path.write_bytes('x,label\n1,a\n2,caf\xe9\n'.encode('latin-1'))
+  source = file_inputs.open_files(str(path), columns=['x'])
+  np.testing.assert_array_equal(source.read_all(), [[1], [2]])
+
+
 def test_served_dict_features_of_different_lengths(predictor, tmp_path):
   receiver = build_raw_serving_input_receiver_fn({
       'a': tf.TensorSpec([None, 2], tf.float32),
