@@ -583,38 +583,44 @@ def _open_csv(paths, columns, header, delimiter):
       picked = tf.gather(table, indices, axis=1)
       picked = tf.strings.strip(tf.strings.regex_replace(
           tf.strings.strip(picked), r'^"(.*)"$', r'\1'))
-      # A cell in use that is not UTF-8 is refused by its line before the
-      # message below quotes it: TensorFlow cannot hand an error message
-      # holding such bytes to Python (it raised a UnicodeDecodeError naming
-      # no file). Columns not in use may hold any bytes.
-      valid = tf.reduce_all(tf.strings.unicode_transcode(
-          picked, 'UTF-8', 'UTF-8', errors='replace',
-          replacement_char=0xFFFD) == picked, axis=1)
-      utf8_ok = tf.debugging.Assert(
-          tf.reduce_all(valid),
-          [tf.strings.join([
-              INPUT_ERROR_TAG, path, ' line ',
-              tf.strings.as_string(tf.gather(
-                  numbers, tf.argmax(tf.cast(tf.logical_not(valid),
-                                             tf.int32)))),
-              _NOT_UTF8_ADVICE])],
-          summarize=1)
-      with tf.control_dependencies([utf8_ok]):
-        picked = tf.identity(picked)
       is_number = tf.strings.regex_full_match(picked, _NUMBER)
-      flat = tf.reshape(is_number, [-1])
-      bad = tf.argmax(tf.cast(tf.logical_not(flat), tf.int32))
-      row, column = bad // len(indices), bad % len(indices)
-      numbers_ok = tf.debugging.Assert(
-          tf.reduce_all(is_number),
-          [tf.strings.join([
-              INPUT_ERROR_TAG, path, ' line ',
-              tf.strings.as_string(tf.gather(numbers, row)), ', column ',
-              tf.gather(tf.constant(labels), column), ": '",
-              tf.gather(tf.reshape(picked, [-1]), bad),
-              ("' is not a number; fix the cell, or pick numeric columns "
-               'with `columns`.')])],
-          summarize=1)
+
+      def refuse_bad_cell():
+        # Only when a cell is not a number (a number is ASCII). A cell that
+        # is not UTF-8 is refused by its line without being quoted:
+        # TensorFlow cannot hand an error message holding such bytes to
+        # Python (it raised a UnicodeDecodeError naming no file).
+        valid = tf.reduce_all(tf.strings.unicode_transcode(
+            picked, 'UTF-8', 'UTF-8', errors='replace',
+            replacement_char=0xFFFD) == picked, axis=1)
+        utf8_ok = tf.debugging.Assert(
+            tf.reduce_all(valid),
+            [tf.strings.join([
+                INPUT_ERROR_TAG, path, ' line ',
+                tf.strings.as_string(tf.gather(
+                    numbers, tf.argmax(tf.cast(tf.logical_not(valid),
+                                               tf.int32)))),
+                _NOT_UTF8_ADVICE])],
+            summarize=1)
+        flat = tf.reshape(is_number, [-1])
+        bad = tf.argmax(tf.cast(tf.logical_not(flat), tf.int32))
+        row, column = bad // len(indices), bad % len(indices)
+        with tf.control_dependencies([utf8_ok]):
+          cell = tf.gather(tf.reshape(picked, [-1]), bad)
+        numbers_ok = tf.debugging.Assert(
+            False,
+            [tf.strings.join([
+                INPUT_ERROR_TAG, path, ' line ',
+                tf.strings.as_string(tf.gather(numbers, row)), ', column ',
+                tf.gather(tf.constant(labels), column), ": '", cell,
+                ("' is not a number; fix the cell, or pick numeric columns "
+                 'with `columns`.')])],
+            summarize=1)
+        with tf.control_dependencies([numbers_ok]):
+          return tf.constant(False)
+
+      numbers_ok = tf.cond(tf.reduce_all(is_number),
+                           lambda: tf.constant(True), refuse_bad_cell)
       with tf.control_dependencies([numbers_ok]):
         points = tf.strings.to_number(picked, dtype)
       return tf.ensure_shape(points, [None, len(indices)])
