@@ -590,8 +590,9 @@ def one_gib_machine(monkeypatch):
       'kmeans_plus_plus_num_retries': 10**9}, 'kmeans_plus_plus_num_retries',
      r'`kmeans_plus_plus_num_retries` is too large: the products of '
      r'1000000001 candidates per center with a first batch of (40|8) points '
-     r"of 3 features need .* GiB, more than this machine's 1.0 GiB of "
-     r'memory. Received: kmeans_plus_plus_num_retries=1000000000; lower it'),
+     r'of 3 features need .* GiB, more than the 1.0 GiB of memory this '
+     r"process may use \(the machine's, or a lower ulimit or cgroup "
+     r'limit\). Received: kmeans_plus_plus_num_retries=1000000000; lower it'),
     ({'initial_clusters': 'kmc2', 'kmc2_chain_length': 10**8},
      'kmc2_chain_length',
      r'`kmc2_chain_length` is too large: the chain of 100000000 points and '
@@ -618,6 +619,36 @@ def test_sizes_beyond_memory_fail_before_anything_is_written(
     km.train(make_input, steps=1)
   assert raised.value.argument == argument
   assert not model_dir.exists()
+
+
+def test_the_memory_bound_is_the_lowest_of_machine_ulimit_and_cgroup(
+    monkeypatch, tmp_path):
+  import resource  # pylint: disable=g-import-not-at-top
+  physical = options.memory_bytes()
+  cgroup_v2, cgroup_v1 = tmp_path / 'memory.max', tmp_path / 'limit'
+  monkeypatch.setattr(options, '_CGROUP_LIMIT_FILES',
+                      (str(cgroup_v2), str(cgroup_v1)))
+  limits = {resource.RLIMIT_AS: resource.RLIM_INFINITY,
+            resource.RLIMIT_DATA: resource.RLIM_INFINITY}
+  monkeypatch.setattr(resource, 'getrlimit', lambda which: (
+      limits.get(which, resource.RLIM_INFINITY), resource.RLIM_INFINITY))
+  cgroup_v2.write_text('max\n')  # No limit, as v1's huge value.
+  cgroup_v1.write_text('9223372036854771712\n')
+  assert options.memory_bytes() == physical
+  limits[resource.RLIMIT_DATA] = 3 << 30  # ulimit -d
+  assert options.memory_bytes() == min(physical, 3 << 30)
+  limits[resource.RLIMIT_AS] = 2 << 30  # ulimit -v
+  assert options.memory_bytes() == min(physical, 2 << 30)
+  cgroup_v1.write_text(f'{1 << 30}\n')  # A container's limit.
+  assert options.memory_bytes() == min(physical, 1 << 30)
+  # A request beyond the lowest limit names it.
+  km = _estimator(tmp_path / 'model', initial_clusters='kmeans_plus_plus',
+                  kmeans_plus_plus_num_retries=10**7)
+  with pytest.raises(options.SizeError, match=(
+      r'more than the 1.0 GiB of memory this process may use \(the '
+      r"machine's, or a lower ulimit or cgroup limit\)")):
+    km.train(_POINTS, steps=1)
+  assert not (tmp_path / 'model').exists()
 
 
 @pytest.mark.parametrize('kwargs,match', [

@@ -281,7 +281,7 @@ class KMeans(tf.Module):
   def check_sizes(self, num_features, num_points=None):
     """Raises `options.SizeError` if this model's tensors for points of
     `num_features` dimensions (and a first batch of `num_points` points,
-    when known) would not fit in the machine's memory.
+    when known) would not fit in the memory this process may use.
 
     Counted: the centers (`clusters`, the mini-batch copy and the restarts'
     centers); with 'kmc2', the chain and its distances to the centers,
