@@ -556,6 +556,11 @@ def test_array_initial_clusters_of_another_width_is_named_in_every_mode(
       'kmeans_parallel_oversampling': 1e9}, 'kmeans_parallel_oversampling',
      r'Received: kmeans_parallel_oversampling=1000000000.0, num_clusters=3, '
      r'kmeans_parallel_rounds=5; lower kmeans_parallel_oversampling'),
+    ({'initial_clusters': 'kmeans_parallel',
+      'kmeans_parallel_rounds': 2 * 10**9}, 'kmeans_parallel_rounds',
+     r'Received: kmeans_parallel_oversampling=0.5, num_clusters=3, '
+     r'kmeans_parallel_rounds=2000000000; lower kmeans_parallel_rounds '
+     r'\(the default is 5\)'),
     ({'kmeans_plus_plus_num_retries': 2**31}, 'kmeans_plus_plus_num_retries',
      r'`kmeans_plus_plus_num_retries` must be an integer below 2\*\*31 - 1'),
     ({'num_restarts': 2**30}, 'num_restarts',
@@ -568,6 +573,7 @@ def test_array_initial_clusters_of_another_width_is_named_in_every_mode(
      r'`kmeans_parallel_oversampling` must be a finite number > 0 that a '
      r'float holds'),
 ], ids=['k_1e12', 'k_2_63', 'kmc2_chain', 'parallel_oversampling',
+        'parallel_rounds',
         'plus_plus_retries', 'restarts', 'steps_per_iteration',
         'oversampling_beyond_float'])
 def test_sizes_beyond_tensorflow_int_limits_fail_in_the_constructor(
@@ -601,12 +607,17 @@ def one_gib_machine(monkeypatch):
       'kmeans_parallel_oversampling': 1e7}, 'kmeans_parallel_oversampling',
      r'`kmeans_parallel_oversampling` is too large: 150000001 candidates of '
      r'3 features'),
+    ({'initial_clusters': 'kmeans_parallel',
+      'kmeans_parallel_rounds': 10**8}, 'kmeans_parallel_rounds',
+     r'`kmeans_parallel_rounds` is too large: 200000001 candidates of 3 '
+     r'features .* Received: kmeans_parallel_rounds=100000000; lower it '
+     r'\(the default is 5\) or kmeans_parallel_oversampling'),
     ({'num_clusters': 10**8, 'initial_clusters': 'kmeans_plus_plus'},
      'num_clusters',
      r'`num_clusters` is too large: \(100000000, 3\) float32 centers need '
      r'1.1 GiB'),
 ], ids=['plus_plus_retries', 'kmc2_chain', 'parallel_oversampling',
-        'num_clusters'])
+        'parallel_rounds', 'num_clusters'])
 @pytest.mark.parametrize('make_input', [lambda: _POINTS,
                                         lambda: _batches(_POINTS, 8)],
                          ids=['array', 'dataset'])

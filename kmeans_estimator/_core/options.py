@@ -211,14 +211,34 @@ def check_index_sizes(num_clusters, initial_clusters, kmc2_chain_length,
   if initial_clusters == constants.KMEANS_PARALLEL_INIT:
     per_round = kmeans_parallel_oversampling * num_clusters
     if per_round * kmeans_parallel_rounds + 1 > INT32_MAX:
+      name, _ = kmeans_parallel_culprit(kmeans_parallel_rounds,
+                                        kmeans_parallel_oversampling)
       raise SizeError(
-          'kmeans_parallel_oversampling',
-          '`kmeans_parallel_oversampling` x num_clusters x '
+          name,
+          'kmeans_parallel_oversampling x num_clusters x '
           'kmeans_parallel_rounds (the candidates of kmeans_parallel) must '
           'be below 2**31 - 1. Received: kmeans_parallel_oversampling='
           f'{kmeans_parallel_oversampling!r}, num_clusters={num_clusters}, '
-          f'kmeans_parallel_rounds={kmeans_parallel_rounds}; lower '
-          'kmeans_parallel_oversampling (the default is 0.5).')
+          f'kmeans_parallel_rounds={kmeans_parallel_rounds}; lower {name} '
+          f'(the default is {_KMEANS_PARALLEL_DEFAULTS[name]}).')
+
+
+# The defaults of KMeansClustering's kmeans_parallel arguments.
+_KMEANS_PARALLEL_DEFAULTS = {'kmeans_parallel_rounds': 5,
+                             'kmeans_parallel_oversampling': 0.5}
+
+
+def kmeans_parallel_culprit(rounds, oversampling):
+  """(name, value) of the kmeans_parallel argument most above its default.
+
+  The candidates of 'kmeans_parallel' grow with the product of rounds and
+  oversampling; an error about their number names the argument that was
+  raised the most (relative to its default), as the one to lower.
+  """
+  if (rounds / _KMEANS_PARALLEL_DEFAULTS['kmeans_parallel_rounds'] >
+      oversampling / _KMEANS_PARALLEL_DEFAULTS['kmeans_parallel_oversampling']):
+    return 'kmeans_parallel_rounds', rounds
+  return 'kmeans_parallel_oversampling', oversampling
 
 
 def check_distance_metric(distance_metric):
