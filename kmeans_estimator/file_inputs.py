@@ -266,7 +266,9 @@ def _expand(patterns):
     patterns = [patterns]
   paths = []
   for pattern in patterns:
-    pattern = os.fsdecode(pattern)
+    # A leading ~ is expanded, as for model_dir (a shell leaves it in
+    # --flag=~/x and in quoted globs).
+    pattern = os.path.expanduser(os.fsdecode(pattern))
     if any(char in pattern for char in '*?['):
       matches = sorted(tf.io.gfile.glob(pattern))
       if not matches:

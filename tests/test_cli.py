@@ -773,3 +773,31 @@ def test_tfrecord_features_default_and_errors(tmp_path):
   with pytest.raises(ValueError, match=r'not a readable TFRecord file'):
     file_inputs.open_files(shutil.copy(tmp_path / 'p.tfrecord',
                                        tmp_path / 'bad.tfrecord.gz'))
+
+
+def test_a_leading_tilde_is_expanded_in_every_path_flag_and_input(
+    data_dir, tmp_path, monkeypatch):
+  # A shell leaves ~ as it is in --flag=~/x and in quoted globs.
+  home = tmp_path / 'home'
+  home.mkdir()
+  monkeypatch.setenv('HOME', str(home))
+  np.save(home / 'points.npy', POINTS)
+  np.save(home / 'init.npy', POINTS[:_K])
+  assert run_main('train', '--model_dir=~/model', '--num_clusters=3',
+                  '--initial_clusters=~/init.npy', '--steps=1',
+                  '~/points.npy') == 0
+  assert centers_of(home / 'model').shape == (_K, 3)
+  assert run_main('predict', '--model_dir=~/model', '--output=~/p.npy',
+                  '~/point*.npy') == 0
+  assert np.load(home / 'p.npy').shape == (len(POINTS),)
+  with pytest.raises(app.UsageError, match=(
+      r'Received: --output=~/points\.npy, which is the input file')):
+    run_main('predict', '--model_dir=~/model', '--output=~/points.npy',
+             '~/points.npy')
+  assert run_main('centers', '--model_dir=~/model', '--output=~/c.csv') == 0
+  assert (home / 'c.csv').exists()
+  assert run_main('export', '--model_dir=~/model',
+                  '--export_dir_base=~/exports') == 0
+  assert len(os.listdir(home / 'exports')) == 1
+  assert not any(path.name == '~' for path in tmp_path.rglob('*'))
+  assert not os.path.exists('~')
