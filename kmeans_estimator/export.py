@@ -329,7 +329,9 @@ _TEMP_MODEL = 'model'
 
 
 def _host():
-  return re.sub(r'[^A-Za-z0-9.-]', '_', socket.gethostname()) or 'host'
+  """This host's name as `_TEMP_RE` reads it back: other characters
+  (an underscore, say) become '-'."""
+  return re.sub(r'[^A-Za-z0-9.-]', '-', socket.gethostname()) or 'host'
 
 
 def _make_temp_dir(export_dir_base):

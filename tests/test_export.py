@@ -481,6 +481,20 @@ def test_a_symlinked_export_dir_base_exports_into_its_target(trained,
       trained.cluster_centers())
 
 
+@pytest.mark.parametrize('hostname', ['my_host', 'node-12', 'h\u00f6st'])
+def test_stale_temp_dirs_are_recognised_whatever_the_host_name(
+    hostname, trained, tmp_path, monkeypatch):
+  from kmeans_estimator import export as export_lib  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(export_lib.socket, 'gethostname', lambda: hostname)
+  base = tmp_path / 'exports'
+  base.mkdir()
+  stale = base / (f'temp-kmeans_estimator-{export_lib._host()}-'  # pylint: disable=protected-access
+                  f'{_dead_pid()}-12345678')
+  stale.mkdir()
+  path = trained.export_saved_model(base).decode()
+  assert os.listdir(base) == [os.path.basename(path)]
+
+
 def test_export_before_training_fails_and_writes_nothing(tmp_path):
   kmeans = KMeansClustering(3, model_dir=str(tmp_path / 'model'))
   with pytest.raises(ValueError, match='No trained model in model_dir'):
