@@ -257,7 +257,9 @@ def latest_checkpoint(model_dir: str) -> str | None:
   - A state file that is unreadable, or that names a checkpoint whose index
     file is missing, gives None: it is not clear which checkpoint is meant,
     and `check_no_lost_checkpoint` raises an error that says how to
-    recover. An older checkpoint is never taken in its place.
+    recover. An older checkpoint is never taken in its place. (If the state
+    file was replaced while it was read, as a trainer deleting its oldest
+    checkpoint does, it is read again.)
 
   Args:
     model_dir: Directory holding the `checkpoint` state file.
@@ -267,12 +269,41 @@ def latest_checkpoint(model_dir: str) -> str | None:
     complete checkpoint, or has a state file that is unusable.
   """
   model_dir = _validate_model_dir(model_dir)
+  for _ in range(_LATEST_ATTEMPTS):
+    found, written = _latest_once(model_dir)
+    # None while a trainer replaced the state file: the one read may have
+    # named a checkpoint that keep_checkpoint_max deleted since. Read again.
+    if found is not None or written is None or written == _mtime_or_none(
+        os.path.join(model_dir, _STATE_FILENAME)):
+      return found
+  return found
+
+
+# How often `latest_checkpoint` reads a state file that keeps changing.
+_LATEST_ATTEMPTS = 10
+
+
+def _mtime_or_none(path: str) -> int | None:
   try:
-    has_state = tf.io.gfile.exists(os.path.join(model_dir, _STATE_FILENAME))
-    names = (tf.io.gfile.listdir(model_dir)
-             if tf.io.gfile.isdir(model_dir) else [])
+    return _mtime(path)
   except _WRITE_ERRORS:
-    has_state, names = True, []  # Let TensorFlow's reader report it.
+    return None
+
+
+def _latest_once(model_dir: str) -> tuple[str | None, int | None]:
+  """`latest_checkpoint`'s answer, and the state file's time it read."""
+  # In this order, for a trainer may be saving meanwhile: the state file's
+  # time, then its content, then the files. A save finishing in between
+  # then makes its bundle look newer than the state file, never older (and
+  # so never hides it behind the state file's previous entry).
+  state_path = os.path.join(model_dir, _STATE_FILENAME)
+  has_state, written = True, None
+  try:
+    written = _mtime(state_path)
+  except (FileNotFoundError, tf.errors.NotFoundError):
+    has_state = False
+  except _WRITE_ERRORS:
+    pass  # Let TensorFlow's reader report it.
   latest = None
   if has_state:
     try:
@@ -280,24 +311,30 @@ def latest_checkpoint(model_dir: str) -> str | None:
     except ValueError as e:  # A state file without a latest entry.
       logging.warning('Ignoring invalid checkpoint state in %s: %s',
                       model_dir, e)
-      return None
+      return None, None
     if latest is None:
-      return None  # Unusable: check_no_lost_checkpoint says why.
+      return None, written  # Unusable: check_no_lost_checkpoint says why.
+  try:
+    names = (tf.io.gfile.listdir(model_dir)
+             if tf.io.gfile.isdir(model_dir) else [])
+  except _WRITE_ERRORS:
+    names = []
   bundles = _complete_bundles(model_dir, names)
   newest = max(bundles, default=None)
   if newest is None:
-    return latest
+    return latest, written
   if latest is None:
     if _newest_index(names) != newest:
-      return None  # The newest is damaged: check_no_lost_checkpoint says so.
+      # The newest is damaged: check_no_lost_checkpoint says so.
+      return None, None
     logging.warning(
         "%s has no '%s' state file; using its newest complete checkpoint, "
         '%s.', model_dir, _STATE_FILENAME, bundles[newest])
-    return bundles[newest]
-  unrecorded = _unrecorded_bundles(model_dir, bundles, latest)
+    return bundles[newest], None
+  unrecorded = _unrecorded_bundles(bundles, latest, written)
   if unrecorded:
-    return unrecorded[max(unrecorded)]
-  return latest
+    return unrecorded[max(unrecorded)], written
+  return latest, written
 
 
 def check_no_lost_checkpoint(model_dir: str) -> None:
@@ -527,34 +564,33 @@ def _refuse_existing(model_dir: str, prefix: str) -> None:
       f"Received: model_dir='{model_dir}'")
 
 
-def _unrecorded_bundles(model_dir: str, bundles: dict[int, str],
-                        latest: str) -> dict[int, str]:
+def _unrecorded_bundles(bundles: dict[int, str], latest: str,
+                        written: int | None) -> dict[int, str]:
   """The `bundles` the state file, naming `latest`, has not caught up with.
 
   Those of a later step than `latest` whose index file is not older than
-  the state file: saves that renamed their files into place after the
-  state file was last written. Bundles older than the state file were
-  there when it was written, and left out of it on purpose (a roll-back);
-  they are not returned. If the times cannot be read, every later bundle
-  is returned.
+  the state file's modification time `written` (ns): saves that renamed
+  their files into place after the state file was last written. Bundles
+  older than the state file were there when it was written, and left out
+  of it on purpose (a roll-back); they are not returned. A bundle whose
+  index is gone by now is not returned. If a time cannot be read (or
+  `written` is None), the bundle is returned.
   """
   after = _step_of(latest)
   if after is None:
     return {}
-  later = {found: prefix for found, prefix in bundles.items() if found > after}
-  if not later:
-    return {}
-  try:
-    written = _mtime(os.path.join(model_dir, _STATE_FILENAME))
-  except _WRITE_ERRORS:
-    return later
   unrecorded = {}
-  for found, prefix in later.items():
-    try:
-      if _mtime(prefix + _INDEX_SUFFIX) < written:
-        continue
-    except _WRITE_ERRORS:
-      pass
+  for found, prefix in bundles.items():
+    if found <= after:
+      continue
+    if written is not None:
+      try:
+        if _mtime(prefix + _INDEX_SUFFIX) < written:
+          continue
+      except (FileNotFoundError, tf.errors.NotFoundError):
+        continue  # Deleted meanwhile (keep_checkpoint_max).
+      except _WRITE_ERRORS:
+        pass
     unrecorded[found] = prefix
   return unrecorded
 
@@ -577,12 +613,17 @@ def _bundles_to_list(model_dir: str, state: _State,
   (`_unrecorded_bundles`). Listed, `keep_checkpoint_max` counts them.
   Called before the save writes anything.
   """
+  state_path = os.path.join(model_dir, _STATE_FILENAME)
+  try:
+    written = _mtime(state_path) if state.latest is not None else None
+  except _WRITE_ERRORS:
+    written = None
   try:
     bundles = _complete_bundles(model_dir, tf.io.gfile.listdir(model_dir))
-    if state.latest is not None:
-      bundles = _unrecorded_bundles(model_dir, bundles, state.latest)
   except _WRITE_ERRORS:
     return {}
+  if state.latest is not None:
+    bundles = _unrecorded_bundles(bundles, state.latest, written)
   listed = {}
   for found, prefix in bundles.items():
     if found >= step or state.contains(prefix):
