@@ -71,7 +71,6 @@ _NUMBER = (r'[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|'
 _NUMBER_RE = re.compile(_NUMBER)
 # The UTF-8 byte order mark some programs write at the start of a CSV file.
 _BOM = '\ufeff'
-_BOM_BYTES = _BOM.encode('utf-8')
 _NOT_UTF8_FIX = ', e.g. with iconv -f latin1 -t utf-8.'
 _NOT_UTF8_ADVICE = (' is not UTF-8 text; save the CSV as UTF-8 (or ASCII), '
                     'or convert it' + _NOT_UTF8_FIX)
@@ -470,15 +469,16 @@ def _is_number(cell):
 def _first_rows(path, delimiter):
   """The first two non-blank rows (as cells) and the first one's line index.
 
-  A byte order mark at the start of the file (which spreadsheet programs
-  write) is not part of the first row: it is dropped, as the dataset's
-  parser drops it, so that it never turns a row of numbers into a header.
+  Byte order marks at the start of the file (which spreadsheet programs
+  write; one per conversion) are not part of the first row: they are
+  dropped, as the dataset's parser drops them, so that they never turn a
+  row of numbers into a header.
   """
   rows, first_index = [], None
   with tf.io.gfile.GFile(path, 'r') as f:
     for index, line in enumerate(f):
-      if index == 0 and line.startswith(_BOM):
-        line = line[len(_BOM):]
+      if index == 0:
+        line = line.lstrip(_BOM)  # All of them: see _drop_bom.
       if not line.strip():
         continue
       if first_index is None:
@@ -490,14 +490,11 @@ def _first_rows(path, delimiter):
 
 
 def _drop_bom(lines):
-  """`lines` (a string Tensor (n,), n >= 1) without a BOM opening the first."""
-  first = lines[0]
-  size = len(_BOM_BYTES)
-  first = tf.where(tf.strings.substr(first, 0, size) == _BOM_BYTES,
-                   tf.strings.substr(first, size,
-                                     tf.maximum(tf.strings.length(first) -
-                                                size, 0)),
-                   first)
+  """`lines` (a string Tensor (n,), n >= 1) without the BOMs opening the first.
+
+  Every byte order mark at the start goes: a file converted twice has two.
+  """
+  first = tf.strings.regex_replace(lines[0], '^(' + _BOM + ')+', '')
   return tf.concat([first[tf.newaxis], lines[1:]], 0)
 
 

@@ -667,12 +667,14 @@ def test_csv_header_is_detected_and_quotes_and_blank_lines_are_read(
     headerless.read_all()
 
 
+@pytest.mark.parametrize('boms', [1, 2], ids=['bom', 'converted_twice'])
 @pytest.mark.parametrize('header', [None, False])
 def test_a_csv_byte_order_mark_does_not_make_the_first_row_a_header(
-    tmp_path, header):
-  # Spreadsheet programs open UTF-8 CSV files with a BOM (U+FEFF).
+    tmp_path, header, boms):
+  # Spreadsheet programs open UTF-8 CSV files with a BOM (U+FEFF); a file
+  # converted twice has two.
   path = tmp_path / 'p.csv'
-  path.write_bytes('\ufeff1,2,3\n4,5,6\n7,8,9\n'.encode())
+  path.write_bytes(('\ufeff' * boms + '1,2,3\n4,5,6\n7,8,9\n').encode())
   source = file_inputs.open_files(path, header=header)
   assert source.feature_names is None
   expected = np.arange(1, 10, dtype=np.float32).reshape(3, 3)
