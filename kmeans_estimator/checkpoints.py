@@ -178,22 +178,26 @@ def save_checkpoint(model_dir: str,
   _refuse_existing(model_dir, prefix)
   temp_prefix = f'{prefix}_temp_{uuid.uuid4().hex}'
   state = _read_state(model_dir)
+  # Before anything here rewrites the state file (its age is compared).
+  unrecorded = _bundles_to_list(model_dir, state, step)
 
   succeeded = False
   dropped: list[str] = []
   renamed: list[str] = []
   try:
+    if state.contains(prefix):
+      # The final files are about to be replaced one by one; make sure the
+      # state file never names them while they are inconsistent. (Before
+      # the bundle is written, so that it is newer than the state file,
+      # as `_unrecorded_bundles` expects if the save is killed.)
+      state = state.without(prefix)
+      _write_state_file(model_dir, state)
     with tf.device('/cpu:0'):
       tf.raw_ops.SaveV2(
           prefix=temp_prefix,
           tensor_names=names,
           shape_and_slices=[''] * len(names),
           tensors=values)
-    if state.contains(prefix):
-      # The final files are about to be replaced one by one; make sure the
-      # state file never names them while they are inconsistent.
-      state = state.without(prefix)
-      _write_state_file(model_dir, state)
     # Data first, so that an `.index` file (which TensorFlow tools take as
     # the sign of a checkpoint) never refers to a missing data file. A data
     # file already there has no index (checked above): a killed save's.
@@ -203,7 +207,8 @@ def save_checkpoint(model_dir: str,
     tf.io.gfile.rename(temp_prefix + _INDEX_SUFFIX, prefix + _INDEX_SUFFIX,
                        overwrite=False)
     renamed.append(prefix + _INDEX_SUFFIX)
-    state = _with_unlisted_bundles(model_dir, state, step)
+    for found in sorted(unrecorded):
+      state = state.with_latest(*unrecorded[found])
     state = state.with_latest(prefix, timestamp=time.time())
     state, dropped = state.trimmed(keep, protect=prefix)
     _write_state_file(model_dir, state)
@@ -234,9 +239,16 @@ def latest_checkpoint(model_dir: str) -> str | None:
   state file, provided its `.index` file exists. The files are looked at
   too, because the state file can lag behind them or be gone:
   - A complete `model.ckpt-<step>` bundle in `model_dir` (its index and
-    every data shard present) newer than the state file's latest entry is
-    the latest checkpoint: a save killed after its renames but before its
-    state file was written leaves one.
+    every data shard present) of a later step than the state file's latest
+    entry, and written no earlier than the state file (its index file's
+    modification time is not older than the state file's), is the latest
+    checkpoint: a save killed after its renames but before its state file
+    was written leaves one. A later bundle that is older than the state
+    file is not taken: the state file was written after it, by hand or by
+    a tool, to name an earlier checkpoint (rolling a model back is done so),
+    and the state file is followed, as TensorFlow's readers follow it. Such
+    a bundle is left alone; a save of its step is refused
+    (`CheckpointExistsError`) until it is moved away.
   - Without a state file, the newest complete bundle is the latest
     checkpoint (the state file was deleted, or a first save was killed
     before writing it); a warning says so. TensorFlow's own readers
@@ -245,7 +257,9 @@ def latest_checkpoint(model_dir: str) -> str | None:
   - A state file that is unreadable, or that names a checkpoint whose index
     file is missing, gives None: it is not clear which checkpoint is meant,
     and `check_no_lost_checkpoint` raises an error that says how to
-    recover. An older checkpoint is never taken in its place.
+    recover. An older checkpoint is never taken in its place. (If the state
+    file was replaced while it was read, as a trainer deleting its oldest
+    checkpoint does, it is read again.)
 
   Args:
     model_dir: Directory holding the `checkpoint` state file.
@@ -255,12 +269,41 @@ def latest_checkpoint(model_dir: str) -> str | None:
     complete checkpoint, or has a state file that is unusable.
   """
   model_dir = _validate_model_dir(model_dir)
+  for _ in range(_LATEST_ATTEMPTS):
+    found, written = _latest_once(model_dir)
+    # None while a trainer replaced the state file: the one read may have
+    # named a checkpoint that keep_checkpoint_max deleted since. Read again.
+    if found is not None or written is None or written == _mtime_or_none(
+        os.path.join(model_dir, _STATE_FILENAME)):
+      return found
+  return found
+
+
+# How often `latest_checkpoint` reads a state file that keeps changing.
+_LATEST_ATTEMPTS = 10
+
+
+def _mtime_or_none(path: str) -> int | None:
   try:
-    has_state = tf.io.gfile.exists(os.path.join(model_dir, _STATE_FILENAME))
-    names = (tf.io.gfile.listdir(model_dir)
-             if tf.io.gfile.isdir(model_dir) else [])
+    return _mtime(path)
   except _WRITE_ERRORS:
-    has_state, names = True, []  # Let TensorFlow's reader report it.
+    return None
+
+
+def _latest_once(model_dir: str) -> tuple[str | None, int | None]:
+  """`latest_checkpoint`'s answer, and the state file's time it read."""
+  # In this order, for a trainer may be saving meanwhile: the state file's
+  # time, then its content, then the files. A save finishing in between
+  # then makes its bundle look newer than the state file, never older (and
+  # so never hides it behind the state file's previous entry).
+  state_path = os.path.join(model_dir, _STATE_FILENAME)
+  has_state, written = True, None
+  try:
+    written = _mtime(state_path)
+  except (FileNotFoundError, tf.errors.NotFoundError):
+    has_state = False
+  except _WRITE_ERRORS:
+    pass  # Let TensorFlow's reader report it.
   latest = None
   if has_state:
     try:
@@ -268,24 +311,30 @@ def latest_checkpoint(model_dir: str) -> str | None:
     except ValueError as e:  # A state file without a latest entry.
       logging.warning('Ignoring invalid checkpoint state in %s: %s',
                       model_dir, e)
-      return None
+      return None, None
     if latest is None:
-      return None  # Unusable: check_no_lost_checkpoint says why.
+      return None, written  # Unusable: check_no_lost_checkpoint says why.
+  try:
+    names = (tf.io.gfile.listdir(model_dir)
+             if tf.io.gfile.isdir(model_dir) else [])
+  except _WRITE_ERRORS:
+    names = []
   bundles = _complete_bundles(model_dir, names)
   newest = max(bundles, default=None)
   if newest is None:
-    return latest
+    return latest, written
   if latest is None:
     if _newest_index(names) != newest:
-      return None  # The newest is damaged: check_no_lost_checkpoint says so.
+      # The newest is damaged: check_no_lost_checkpoint says so.
+      return None, None
     logging.warning(
         "%s has no '%s' state file; using its newest complete checkpoint, "
         '%s.', model_dir, _STATE_FILENAME, bundles[newest])
-    return bundles[newest]
-  step = _step_of(latest)
-  if step is not None and newest > step:
-    return bundles[newest]
-  return latest
+    return bundles[newest], None
+  unrecorded = _unrecorded_bundles(bundles, latest, written)
+  if unrecorded:
+    return unrecorded[max(unrecorded)], written
+  return latest, written
 
 
 def check_no_lost_checkpoint(model_dir: str) -> None:
@@ -515,31 +564,76 @@ def _refuse_existing(model_dir: str, prefix: str) -> None:
       f"Received: model_dir='{model_dir}'")
 
 
-def _with_unlisted_bundles(model_dir: str, state: _State,
-                           step: int) -> _State:
-  """`state` listing the complete bundles newer than its latest entry.
+def _unrecorded_bundles(bundles: dict[int, str], latest: str,
+                        written: int | None) -> dict[int, str]:
+  """The `bundles` the state file, naming `latest`, has not caught up with.
 
-  Those are what `latest_checkpoint` may have resumed from though the state
-  file does not name them; listed, `keep_checkpoint_max` counts them.
+  Those of a later step than `latest` whose index file is not older than
+  the state file's modification time `written` (ns): saves that renamed
+  their files into place after the state file was last written. Bundles
+  older than the state file were there when it was written, and left out
+  of it on purpose (a roll-back); they are not returned. A bundle whose
+  index is gone by now is not returned. If a time cannot be read (or
+  `written` is None), the bundle is returned.
   """
+  after = _step_of(latest)
+  if after is None:
+    return {}
+  unrecorded = {}
+  for found, prefix in bundles.items():
+    if found <= after:
+      continue
+    if written is not None:
+      try:
+        if _mtime(prefix + _INDEX_SUFFIX) < written:
+          continue
+      except (FileNotFoundError, tf.errors.NotFoundError):
+        continue  # Deleted meanwhile (keep_checkpoint_max).
+      except _WRITE_ERRORS:
+        pass
+    unrecorded[found] = prefix
+  return unrecorded
+
+
+def _mtime(path: str) -> int:
+  """`path`'s modification time in ns (TensorFlow's stat has whole seconds
+  for local files, too coarse to order a save and a state file)."""
+  if '://' in path:
+    return tf.io.gfile.stat(path).mtime_nsec
+  return os.stat(path).st_mtime_ns
+
+
+def _bundles_to_list(model_dir: str, state: _State,
+                     step: int) -> dict[int, tuple[str, float]]:
+  """{step: (prefix, timestamp)} of bundles a save of `step` lists first.
+
+  They are the complete bundles before `step` that `latest_checkpoint`
+  may have resumed from though the state file does not name them: all of
+  them without a state file, else those it has not caught up with
+  (`_unrecorded_bundles`). Listed, `keep_checkpoint_max` counts them.
+  Called before the save writes anything.
+  """
+  state_path = os.path.join(model_dir, _STATE_FILENAME)
+  try:
+    written = _mtime(state_path) if state.latest is not None else None
+  except _WRITE_ERRORS:
+    written = None
   try:
     bundles = _complete_bundles(model_dir, tf.io.gfile.listdir(model_dir))
   except _WRITE_ERRORS:
-    return state
-  after = -1
+    return {}
   if state.latest is not None:
-    after = _step_of(state.latest)
-    if after is None:
-      return state
-  for found in sorted(bundles):
-    prefix = bundles[found]
-    if after < found < step and not state.contains(prefix):
-      try:
-        stamp = tf.io.gfile.stat(prefix + _INDEX_SUFFIX).mtime_nsec / 1e9
-      except _WRITE_ERRORS:
-        stamp = time.time()
-      state = state.with_latest(prefix, timestamp=stamp)
-  return state
+    bundles = _unrecorded_bundles(bundles, state.latest, written)
+  listed = {}
+  for found, prefix in bundles.items():
+    if found >= step or state.contains(prefix):
+      continue
+    try:
+      stamp = _mtime(prefix + _INDEX_SUFFIX) / 1e9
+    except _WRITE_ERRORS:
+      stamp = time.time()
+    listed[found] = (prefix, stamp)
+  return listed
 
 
 def _unrename(model_dir: str, prefix: str, renamed: list[str]) -> None:

@@ -356,6 +356,7 @@ def _initial_clusters():
   value = FLAGS.initial_clusters
   if value in _INIT_NAMES:
     return value
+  value = os.path.expanduser(value)  # A file: ~ expanded, as for paths.
   if not value.lower().endswith(('.npy', '.csv')):
     raise _flag_error('initial_clusters', f'be one of {list(_INIT_NAMES)} or '
                       'a .npy or .csv file of shape (num_clusters, d)')
@@ -366,9 +367,9 @@ def _initial_clusters():
 
 
 def _output_flag(extensions=('.npy', '.csv')):
-  output = FLAGS.output
-  if output is None:
+  if FLAGS.output is None:
     return None
+  output = os.path.expanduser(FLAGS.output)  # As for --model_dir.
   if not output.lower().endswith(extensions):
     raise _flag_error('output', f'end in {" or ".join(extensions)} (or be '
                       'left out to print CSV)')
@@ -393,10 +394,10 @@ def _check_output_is_not_an_input(outputs, inputs):
   names: a symlink, a hard link or another spelling of an input's path is
   that input.
   """
-  for output in outputs:
+  for index, output in enumerate(outputs):
     for path in inputs:
       if _same_file(output, path):
-        shown = (f'--output={FLAGS.output}' if output == FLAGS.output else
+        shown = (f'--output={FLAGS.output}' if index == 0 else
                  f'--output={FLAGS.output} (whose distances go to {output})')
         raise app.UsageError(
             f'`output` must not be an input file: the predictions would '

@@ -176,7 +176,8 @@ class KMeansClustering:
   squared distances underflow (about 1e-23 in float32) stay finite, but
   every point then ties with every center and goes to the lowest index.
   Arguments that ask for more than TensorFlow's int32 or int64 sizes hold,
-  or whose tensors alone would exceed the machine's memory (known once the
+  or whose tensors alone would exceed the memory this process may use
+  (the machine's, or a lower ulimit or cgroup limit; known once the
   data's width, and for 'kmeans_plus_plus' the first batch's size, are
   read), are an `options.SizeError` (a ValueError) naming the argument,
   before anything is written. Arguments that are booleans must be bool or

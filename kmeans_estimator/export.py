@@ -295,10 +295,22 @@ class ServingModel(tf.Module):
             for name, function in self._functions.items()}
 
 
+def _taken(path):
+  """Whether a directory entry named `path` exists.
+
+  A symlink counts, even one that points nowhere: `tf.io.gfile.exists`
+  follows links, and a dangling one planted at the next timestamp's name
+  would make the rename into place fail.
+  """
+  if '://' in path:
+    return tf.io.gfile.exists(path)
+  return os.path.lexists(path)
+
+
 def _timestamped_dir(export_dir_base):
   """A path under `export_dir_base` named by the time, not yet taken."""
   stamp = int(time.time())
-  while tf.io.gfile.exists(os.path.join(export_dir_base, str(stamp))):
+  while _taken(os.path.join(export_dir_base, str(stamp))):
     stamp += 1
   return os.path.join(export_dir_base, str(stamp))
 
@@ -317,7 +329,9 @@ _TEMP_MODEL = 'model'
 
 
 def _host():
-  return re.sub(r'[^A-Za-z0-9.-]', '_', socket.gethostname()) or 'host'
+  """This host's name as `_TEMP_RE` reads it back: other characters
+  (an underscore, say) become '-'."""
+  return re.sub(r'[^A-Za-z0-9.-]', '-', socket.gethostname()) or 'host'
 
 
 def _make_temp_dir(export_dir_base):
@@ -491,7 +505,7 @@ def write_saved_model(export_dir_base, model, assets_extra=None,
         break
       except tf.errors.OpError:
         # Another export took the name first: keep it, take the next one.
-        if not tf.io.gfile.exists(export_dir):
+        if not _taken(export_dir):
           raise
         export_dir = _timestamped_dir(export_dir_base)
   finally:

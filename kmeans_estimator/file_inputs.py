@@ -71,7 +71,9 @@ _NUMBER = (r'[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|'
 _NUMBER_RE = re.compile(_NUMBER)
 # The UTF-8 byte order mark some programs write at the start of a CSV file.
 _BOM = '\ufeff'
-_BOM_BYTES = _BOM.encode('utf-8')
+_NOT_UTF8_FIX = ', e.g. with iconv -f latin1 -t utf-8.'
+_NOT_UTF8_ADVICE = (' is not UTF-8 text; save the CSV as UTF-8 (or ASCII), '
+                    'or convert it' + _NOT_UTF8_FIX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,7 +264,9 @@ def _expand(patterns):
     patterns = [patterns]
   paths = []
   for pattern in patterns:
-    pattern = os.fsdecode(pattern)
+    # A leading ~ is expanded, as for model_dir (a shell leaves it in
+    # --flag=~/x and in quoted globs).
+    pattern = os.path.expanduser(os.fsdecode(pattern))
     if any(char in pattern for char in '*?['):
       matches = sorted(tf.io.gfile.glob(pattern))
       if not matches:
@@ -464,15 +468,16 @@ def _is_number(cell):
 def _first_rows(path, delimiter):
   """The first two non-blank rows (as cells) and the first one's line index.
 
-  A byte order mark at the start of the file (which spreadsheet programs
-  write) is not part of the first row: it is dropped, as the dataset's
-  parser drops it, so that it never turns a row of numbers into a header.
+  Byte order marks at the start of the file (which spreadsheet programs
+  write; one per conversion) are not part of the first row: they are
+  dropped, as the dataset's parser drops them, so that they never turn a
+  row of numbers into a header.
   """
   rows, first_index = [], None
   with tf.io.gfile.GFile(path, 'r') as f:
     for index, line in enumerate(f):
-      if index == 0 and line.startswith(_BOM):
-        line = line[len(_BOM):]
+      if index == 0:
+        line = line.lstrip(_BOM)  # All of them: see _drop_bom.
       if not line.strip():
         continue
       if first_index is None:
@@ -484,14 +489,11 @@ def _first_rows(path, delimiter):
 
 
 def _drop_bom(lines):
-  """`lines` (a string Tensor (n,), n >= 1) without a BOM opening the first."""
-  first = lines[0]
-  size = len(_BOM_BYTES)
-  first = tf.where(tf.strings.substr(first, 0, size) == _BOM_BYTES,
-                   tf.strings.substr(first, size,
-                                     tf.maximum(tf.strings.length(first) -
-                                                size, 0)),
-                   first)
+  """`lines` (a string Tensor (n,), n >= 1) without the BOMs opening the first.
+
+  Every byte order mark at the start goes: a file converted twice has two.
+  """
+  first = tf.strings.regex_replace(lines[0], '^(' + _BOM + ')+', '')
   return tf.concat([first[tf.newaxis], lines[1:]], 0)
 
 
@@ -515,8 +517,7 @@ def _open_csv(paths, columns, header, delimiter):
       raise ValueError(
           f'{path!r} is not UTF-8 text (byte {error.start} is '
           f'{error.object[error.start:error.start + 1]!r}); save the CSV as '
-          'UTF-8 (or ASCII), or convert it, e.g. with iconv -f latin1 -t '
-          'utf-8.') from None
+          f'UTF-8 (or ASCII), or convert it{_NOT_UTF8_FIX}') from None
     if not rows:
       raise ValueError(f'{path!r} is empty; give a CSV file with at least '
                        'one row of numbers.')
@@ -581,19 +582,43 @@ def _open_csv(paths, columns, header, delimiter):
       picked = tf.strings.strip(tf.strings.regex_replace(
           tf.strings.strip(picked), r'^"(.*)"$', r'\1'))
       is_number = tf.strings.regex_full_match(picked, _NUMBER)
-      flat = tf.reshape(is_number, [-1])
-      bad = tf.argmax(tf.cast(tf.logical_not(flat), tf.int32))
-      row, column = bad // len(indices), bad % len(indices)
-      numbers_ok = tf.debugging.Assert(
-          tf.reduce_all(is_number),
-          [tf.strings.join([
-              INPUT_ERROR_TAG, path, ' line ',
-              tf.strings.as_string(tf.gather(numbers, row)), ', column ',
-              tf.gather(tf.constant(labels), column), ": '",
-              tf.gather(tf.reshape(picked, [-1]), bad),
-              ("' is not a number; fix the cell, or pick numeric columns "
-               'with `columns`.')])],
-          summarize=1)
+
+      def refuse_bad_cell():
+        # Only when a cell is not a number (a number is ASCII). A cell that
+        # is not UTF-8 is refused by its line without being quoted:
+        # TensorFlow cannot hand an error message holding such bytes to
+        # Python (it raised a UnicodeDecodeError naming no file).
+        valid = tf.reduce_all(tf.strings.unicode_transcode(
+            picked, 'UTF-8', 'UTF-8', errors='replace',
+            replacement_char=0xFFFD) == picked, axis=1)
+        utf8_ok = tf.debugging.Assert(
+            tf.reduce_all(valid),
+            [tf.strings.join([
+                INPUT_ERROR_TAG, path, ' line ',
+                tf.strings.as_string(tf.gather(
+                    numbers, tf.argmax(tf.cast(tf.logical_not(valid),
+                                               tf.int32)))),
+                _NOT_UTF8_ADVICE])],
+            summarize=1)
+        flat = tf.reshape(is_number, [-1])
+        bad = tf.argmax(tf.cast(tf.logical_not(flat), tf.int32))
+        row, column = bad // len(indices), bad % len(indices)
+        with tf.control_dependencies([utf8_ok]):
+          cell = tf.gather(tf.reshape(picked, [-1]), bad)
+        numbers_ok = tf.debugging.Assert(
+            False,
+            [tf.strings.join([
+                INPUT_ERROR_TAG, path, ' line ',
+                tf.strings.as_string(tf.gather(numbers, row)), ', column ',
+                tf.gather(tf.constant(labels), column), ": '", cell,
+                ("' is not a number; fix the cell, or pick numeric columns "
+                 'with `columns`.')])],
+            summarize=1)
+        with tf.control_dependencies([numbers_ok]):
+          return tf.constant(False)
+
+      numbers_ok = tf.cond(tf.reduce_all(is_number),
+                           lambda: tf.constant(True), refuse_bad_cell)
       with tf.control_dependencies([numbers_ok]):
         points = tf.strings.to_number(picked, dtype)
       return tf.ensure_shape(points, [None, len(indices)])

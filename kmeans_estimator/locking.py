@@ -179,6 +179,14 @@ def _acquire(model_dir):
       if os.path.islink(path):  # O_NOFOLLOW refused it (ELOOP).
         raise _planted_error(model_dir, path, 'a symbolic link to '
                              f'{os.readlink(path)!r}') from None
+      try:
+        mode = os.lstat(path).st_mode
+      except OSError:
+        mode = None
+      if mode is not None and not stat.S_ISREG(mode):  # EISDIR, ENXIO, ...
+        raise _planted_error(
+            model_dir, path, 'a directory' if stat.S_ISDIR(mode) else
+            'not a regular file') from None
       raise _unwritable_error(model_dir, e) from e
     planted = _not_our_kind_of_file(fd)
     if planted is not None:

@@ -556,6 +556,11 @@ def test_array_initial_clusters_of_another_width_is_named_in_every_mode(
       'kmeans_parallel_oversampling': 1e9}, 'kmeans_parallel_oversampling',
      r'Received: kmeans_parallel_oversampling=1000000000.0, num_clusters=3, '
      r'kmeans_parallel_rounds=5; lower kmeans_parallel_oversampling'),
+    ({'initial_clusters': 'kmeans_parallel',
+      'kmeans_parallel_rounds': 2 * 10**9}, 'kmeans_parallel_rounds',
+     r'Received: kmeans_parallel_oversampling=0.5, num_clusters=3, '
+     r'kmeans_parallel_rounds=2000000000; lower kmeans_parallel_rounds '
+     r'\(the default is 5\)'),
     ({'kmeans_plus_plus_num_retries': 2**31}, 'kmeans_plus_plus_num_retries',
      r'`kmeans_plus_plus_num_retries` must be an integer below 2\*\*31 - 1'),
     ({'num_restarts': 2**30}, 'num_restarts',
@@ -568,6 +573,7 @@ def test_array_initial_clusters_of_another_width_is_named_in_every_mode(
      r'`kmeans_parallel_oversampling` must be a finite number > 0 that a '
      r'float holds'),
 ], ids=['k_1e12', 'k_2_63', 'kmc2_chain', 'parallel_oversampling',
+        'parallel_rounds',
         'plus_plus_retries', 'restarts', 'steps_per_iteration',
         'oversampling_beyond_float'])
 def test_sizes_beyond_tensorflow_int_limits_fail_in_the_constructor(
@@ -590,8 +596,9 @@ def one_gib_machine(monkeypatch):
       'kmeans_plus_plus_num_retries': 10**9}, 'kmeans_plus_plus_num_retries',
      r'`kmeans_plus_plus_num_retries` is too large: the products of '
      r'1000000001 candidates per center with a first batch of (40|8) points '
-     r"of 3 features need .* GiB, more than this machine's 1.0 GiB of "
-     r'memory. Received: kmeans_plus_plus_num_retries=1000000000; lower it'),
+     r'of 3 features need .* GiB, more than the 1.0 GiB of memory this '
+     r"process may use \(the machine's, or a lower ulimit or cgroup "
+     r'limit\). Received: kmeans_plus_plus_num_retries=1000000000; lower it'),
     ({'initial_clusters': 'kmc2', 'kmc2_chain_length': 10**8},
      'kmc2_chain_length',
      r'`kmc2_chain_length` is too large: the chain of 100000000 points and '
@@ -600,12 +607,17 @@ def one_gib_machine(monkeypatch):
       'kmeans_parallel_oversampling': 1e7}, 'kmeans_parallel_oversampling',
      r'`kmeans_parallel_oversampling` is too large: 150000001 candidates of '
      r'3 features'),
+    ({'initial_clusters': 'kmeans_parallel',
+      'kmeans_parallel_rounds': 10**8}, 'kmeans_parallel_rounds',
+     r'`kmeans_parallel_rounds` is too large: 200000001 candidates of 3 '
+     r'features .* Received: kmeans_parallel_rounds=100000000; lower it '
+     r'\(the default is 5\) or kmeans_parallel_oversampling'),
     ({'num_clusters': 10**8, 'initial_clusters': 'kmeans_plus_plus'},
      'num_clusters',
      r'`num_clusters` is too large: \(100000000, 3\) float32 centers need '
      r'1.1 GiB'),
 ], ids=['plus_plus_retries', 'kmc2_chain', 'parallel_oversampling',
-        'num_clusters'])
+        'parallel_rounds', 'num_clusters'])
 @pytest.mark.parametrize('make_input', [lambda: _POINTS,
                                         lambda: _batches(_POINTS, 8)],
                          ids=['array', 'dataset'])
@@ -618,6 +630,36 @@ def test_sizes_beyond_memory_fail_before_anything_is_written(
     km.train(make_input, steps=1)
   assert raised.value.argument == argument
   assert not model_dir.exists()
+
+
+def test_the_memory_bound_is_the_lowest_of_machine_ulimit_and_cgroup(
+    monkeypatch, tmp_path):
+  import resource  # pylint: disable=g-import-not-at-top
+  physical = options.memory_bytes()
+  cgroup_v2, cgroup_v1 = tmp_path / 'memory.max', tmp_path / 'limit'
+  monkeypatch.setattr(options, '_CGROUP_LIMIT_FILES',
+                      (str(cgroup_v2), str(cgroup_v1)))
+  limits = {resource.RLIMIT_AS: resource.RLIM_INFINITY,
+            resource.RLIMIT_DATA: resource.RLIM_INFINITY}
+  monkeypatch.setattr(resource, 'getrlimit', lambda which: (
+      limits.get(which, resource.RLIM_INFINITY), resource.RLIM_INFINITY))
+  cgroup_v2.write_text('max\n')  # No limit, as v1's huge value.
+  cgroup_v1.write_text('9223372036854771712\n')
+  assert options.memory_bytes() == physical
+  limits[resource.RLIMIT_DATA] = 3 << 30  # ulimit -d
+  assert options.memory_bytes() == min(physical, 3 << 30)
+  limits[resource.RLIMIT_AS] = 2 << 30  # ulimit -v
+  assert options.memory_bytes() == min(physical, 2 << 30)
+  cgroup_v1.write_text(f'{1 << 30}\n')  # A container's limit.
+  assert options.memory_bytes() == min(physical, 1 << 30)
+  # A request beyond the lowest limit names it.
+  km = _estimator(tmp_path / 'model', initial_clusters='kmeans_plus_plus',
+                  kmeans_plus_plus_num_retries=10**7)
+  with pytest.raises(options.SizeError, match=(
+      r'more than the 1.0 GiB of memory this process may use \(the '
+      r"machine's, or a lower ulimit or cgroup limit\)")):
+    km.train(_POINTS, steps=1)
+  assert not (tmp_path / 'model').exists()
 
 
 @pytest.mark.parametrize('kwargs,match', [
@@ -831,6 +873,32 @@ def test_a_csv_that_is_not_utf8_is_named_in_the_error(tmp_path, capsys):
                  path) == 1
   assert re.search(match, capsys.readouterr().err)
   assert not model_dir.exists()
+
+
+@pytest.mark.parametrize('batch_size', [1, 3, 1000])
+def test_a_csv_not_utf8_after_its_first_rows_is_named_by_file_and_line(
+    batch_size, tmp_path, capsys):
+  # Past the rows read for header detection, the bytes reach TensorFlow's
+  # parser, whose error message quoting them Python could not decode.
+  path = tmp_path / 'latin1.csv'
+  path.write_bytes(('1,2\n' * 4 + '3,caf\xe9\n').encode('latin-1'))
+  match = (r".*latin1\.csv line 5 is not UTF-8 text; save the CSV as UTF-8 "
+           r'\(or ASCII\), or convert it')
+  source = file_inputs.open_files(str(path))
+  with pytest.raises(ValueError, match=match), file_inputs.readable_errors():
+    np.concatenate(list(source.dataset(batch_size)))
+  model_dir = tmp_path / 'model'
+  assert run_cli('train', f'--model_dir={model_dir}', '--num_clusters=2',
+                 f'--batch_size={batch_size}', path) == 1
+  assert re.search(match, capsys.readouterr().err)
+  assert not model_dir.exists()
+
+
+def test_bytes_not_utf8_in_a_csv_column_not_in_use_are_read_past(tmp_path):
+  path = tmp_path / 'labels.csv'
+  path.write_bytes('x,label\n1,a\n2,caf\xe9\n'.encode('latin-1'))
+  source = file_inputs.open_files(str(path), columns=['x'])
+  np.testing.assert_array_equal(source.read_all(), [[1], [2]])
 
 
 def test_served_dict_features_of_different_lengths(predictor, tmp_path):

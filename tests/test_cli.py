@@ -670,12 +670,14 @@ def test_csv_header_is_detected_and_quotes_and_blank_lines_are_read(
     headerless.read_all()
 
 
+@pytest.mark.parametrize('boms', [1, 2], ids=['bom', 'converted_twice'])
 @pytest.mark.parametrize('header', [None, False])
 def test_a_csv_byte_order_mark_does_not_make_the_first_row_a_header(
-    tmp_path, header):
-  # Spreadsheet programs open UTF-8 CSV files with a BOM (U+FEFF).
+    tmp_path, header, boms):
+  # Spreadsheet programs open UTF-8 CSV files with a BOM (U+FEFF); a file
+  # converted twice has two.
   path = tmp_path / 'p.csv'
-  path.write_bytes('\ufeff1,2,3\n4,5,6\n7,8,9\n'.encode())
+  path.write_bytes(('\ufeff' * boms + '1,2,3\n4,5,6\n7,8,9\n').encode())
   source = file_inputs.open_files(path, header=header)
   assert source.feature_names is None
   expected = np.arange(1, 10, dtype=np.float32).reshape(3, 3)
@@ -776,3 +778,31 @@ def test_tfrecord_features_default_and_errors(tmp_path):
   with pytest.raises(ValueError, match=r'not a readable TFRecord file'):
     file_inputs.open_files(shutil.copy(tmp_path / 'p.tfrecord',
                                        tmp_path / 'bad.tfrecord.gz'))
+
+
+def test_a_leading_tilde_is_expanded_in_every_path_flag_and_input(
+    data_dir, tmp_path, monkeypatch):
+  # A shell leaves ~ as it is in --flag=~/x and in quoted globs.
+  home = tmp_path / 'home'
+  home.mkdir()
+  monkeypatch.setenv('HOME', str(home))
+  np.save(home / 'points.npy', POINTS)
+  np.save(home / 'init.npy', POINTS[:_K])
+  assert run_main('train', '--model_dir=~/model', '--num_clusters=3',
+                  '--initial_clusters=~/init.npy', '--steps=1',
+                  '~/points.npy') == 0
+  assert centers_of(home / 'model').shape == (_K, 3)
+  assert run_main('predict', '--model_dir=~/model', '--output=~/p.npy',
+                  '~/point*.npy') == 0
+  assert np.load(home / 'p.npy').shape == (len(POINTS),)
+  with pytest.raises(app.UsageError, match=(
+      r'Received: --output=~/points\.npy, which is the input file')):
+    run_main('predict', '--model_dir=~/model', '--output=~/points.npy',
+             '~/points.npy')
+  assert run_main('centers', '--model_dir=~/model', '--output=~/c.csv') == 0
+  assert (home / 'c.csv').exists()
+  assert run_main('export', '--model_dir=~/model',
+                  '--export_dir_base=~/exports') == 0
+  assert len(os.listdir(home / 'exports')) == 1
+  assert not any(path.name == '~' for path in tmp_path.rglob('*'))
+  assert not os.path.exists('~')

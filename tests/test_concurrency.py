@@ -21,6 +21,7 @@ import errno
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -306,12 +307,26 @@ def _plant_fifo(lock, victim):
   os.mkfifo(lock)
 
 
+def _plant_directory(lock, victim):
+  del victim
+  os.mkdir(lock)
+
+
+def _plant_socket(lock, victim):
+  del victim
+  with socket.socket(socket.AF_UNIX) as server:
+    server.bind(str(lock))
+
+
 @pytest.mark.parametrize('plant,message', [
     (_plant_symlink, r'is a symbolic link to .*victim'),
     (_plant_dangling_symlink, r'is a symbolic link to .*victim'),
     (_plant_hard_link, r'is a hard link to a file with 2 names'),
     (_plant_fifo, r'is not a regular file'),
-], ids=['symlink', 'dangling_symlink', 'hard_link', 'fifo'])
+    (_plant_directory, r'is a directory'),
+    (_plant_socket, r'is not a regular file'),
+], ids=['symlink', 'dangling_symlink', 'hard_link', 'fifo', 'directory',
+        'socket'])
 def test_a_link_planted_at_the_lock_path_is_refused_and_its_target_untouched(
     tmp_path, plant, message):
   model_dir = tmp_path / 'model'
@@ -327,7 +342,11 @@ def test_a_link_planted_at_the_lock_path_is_refused_and_its_target_untouched(
   assert oracles.snapshot(model_dir) == before
   assert (victim.read_bytes() if victim.exists() else None) == victim_before
   # Removing it is the fix.
-  os.unlink(model_dir / locking.LOCK_FILENAME)
+  lock = model_dir / locking.LOCK_FILENAME
+  if lock.is_dir() and not lock.is_symlink():
+    lock.rmdir()
+  else:
+    os.unlink(lock)
   _estimator(model_dir).train(lambda: _POINTS, steps=1)
   assert tf.train.load_variable(str(model_dir), 'global_step') == 2
 

@@ -557,10 +557,13 @@ def test_a_deleted_state_file_resumes_from_the_newest_checkpoint(
 def test_a_state_file_that_lags_behind_a_complete_checkpoint(
     trained_copy, reference):
   # A save killed between its renames and its state file's leaves
-  # checkpoint 2 complete but unnamed: training goes on from it.
+  # checkpoint 2 complete but unnamed, and written after the state file
+  # (of save 1): training goes on from it.
   (trained_copy / 'checkpoint').write_text(
       'model_checkpoint_path: "model.ckpt-1"\n'
       'all_model_checkpoint_paths: "model.ckpt-1"\n')
+  _set_age(trained_copy / 'checkpoint', older_than=trained_copy /
+           'model.ckpt-2.index')
   before = oracles.snapshot(trained_copy)
   estimator = _estimator(trained_copy)
   np.testing.assert_array_equal(estimator.cluster_centers(), reference[2])
@@ -572,6 +575,65 @@ def test_a_state_file_that_lags_behind_a_complete_checkpoint(
     for suffix in ('.index', _DATA):
       name = f'model.ckpt-{step}{suffix}'
       assert after[name] == before[name]
+
+
+def _set_age(path, older_than=None, newer_than=None):
+  """Sets `path`'s modification time a second before or after another's."""
+  if older_than is not None:
+    stamp = os.stat(older_than).st_mtime_ns - 10**9
+  else:
+    stamp = os.stat(newer_than).st_mtime_ns + 10**9
+  os.utime(path, ns=(stamp, stamp))
+
+
+def test_a_state_file_rolled_back_by_hand_is_followed(trained_copy,
+                                                      reference):
+  # The state file was edited after checkpoint 2 was written, to name
+  # checkpoint 1: every reader and the next train() use checkpoint 1, as
+  # tf.train.latest_checkpoint does; checkpoint 2 is kept as it is.
+  (trained_copy / 'checkpoint').write_text(
+      'model_checkpoint_path: "model.ckpt-1"\n'
+      'all_model_checkpoint_paths: "model.ckpt-1"\n')
+  _set_age(trained_copy / 'checkpoint', newer_than=trained_copy /
+           'model.ckpt-2.index')
+  before = oracles.snapshot(trained_copy)
+  estimator = _estimator(trained_copy, config=RunConfig(
+      save_checkpoints_steps=1, keep_checkpoint_max=1))
+  assert estimator.latest_checkpoint() == str(trained_copy / 'model.ckpt-1')
+  np.testing.assert_array_equal(estimator.cluster_centers(), reference[1])
+  assert estimator.evaluate(lambda: _POINTS)['global_step'] == 1
+  # Training goes on from step 1; its save of step 2 is refused (the
+  # rolled-back checkpoint 2 is never overwritten, nor deleted by
+  # keep_checkpoint_max).
+  with pytest.raises(checkpoints.CheckpointExistsError,
+                     match=r"model\.ckpt-2' already exists"):
+    estimator.train(lambda: _POINTS, steps=1)
+  after = oracles.snapshot(trained_copy)
+  for suffix in ('.index', _DATA):
+    name = f'model.ckpt-2{suffix}'
+    assert after[name] == before[name]
+  assert estimator.latest_checkpoint() == str(trained_copy / 'model.ckpt-1')
+
+
+def test_a_rolled_back_checkpoint_is_not_listed_or_trimmed_by_later_saves(
+    trained_copy):
+  # Rolled back to checkpoint 1, a save of step 3 must not list checkpoint 2
+  # (of the abandoned run) in the state file, where keep_checkpoint_max
+  # would delete it.
+  (trained_copy / 'checkpoint').write_text(
+      'model_checkpoint_path: "model.ckpt-1"\n'
+      'all_model_checkpoint_paths: "model.ckpt-1"\n')
+  _set_age(trained_copy / 'checkpoint', newer_than=trained_copy /
+           'model.ckpt-2.index')
+  values = checkpoints.read_checkpoint(str(trained_copy / 'model.ckpt-1'))
+  values['global_step'] = np.int64(3)
+  checkpoints.save_checkpoint(str(trained_copy), 3, values,
+                              keep_checkpoint_max=1)
+  state = tf.train.get_checkpoint_state(str(trained_copy))
+  assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+      'model.ckpt-3']
+  assert (trained_copy / 'model.ckpt-2.index').exists()
+  assert (trained_copy / f'model.ckpt-2{_DATA}').exists()
 
 
 def test_a_save_never_overwrites_a_checkpoint_the_state_file_forgot(

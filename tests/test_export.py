@@ -450,6 +450,55 @@ def test_export_removes_temp_dirs_of_killed_exports_and_nothing_else(
   assert all((base / name / 'file').read_text() == 'x' for name in kept)
 
 
+def test_export_skips_symlinks_planted_at_the_next_timestamps(trained,
+                                                              tmp_path):
+  # Dangling links at the names the next exports would take (the time is
+  # predictable) neither fail the export nor are written through.
+  base = tmp_path / 'exports'
+  base.mkdir()
+  now = int(time.time())
+  planted = [str(stamp) for stamp in range(now, now + 5)]
+  for name in planted:
+    (base / name).symlink_to(tmp_path / f'nowhere-{name}')
+  path = trained.export_saved_model(base).decode()
+  name = os.path.basename(path)
+  assert name not in planted and int(name) >= now + 5
+  assert not os.path.islink(path)
+  assert sorted(os.listdir(base)) == sorted(planted + [name])
+  assert all((base / link).is_symlink() for link in planted)
+  assert not any(tmp_path.glob('nowhere-*'))
+  np.testing.assert_array_equal(
+      tf.saved_model.load(path).signatures['cluster_centers']()['output'],
+      trained.cluster_centers())
+
+
+def test_a_symlinked_export_dir_base_exports_into_its_target(trained,
+                                                             tmp_path):
+  # A base the user made a link to a directory is followed, as any path is.
+  target = tmp_path / 'real'
+  target.mkdir()
+  (tmp_path / 'link').symlink_to(target)
+  path = trained.export_saved_model(tmp_path / 'link').decode()
+  assert os.listdir(target) == [os.path.basename(path)]
+  np.testing.assert_array_equal(
+      tf.saved_model.load(path).signatures['cluster_centers']()['output'],
+      trained.cluster_centers())
+
+
+@pytest.mark.parametrize('hostname', ['my_host', 'node-12', 'h\u00f6st'])
+def test_stale_temp_dirs_are_recognised_whatever_the_host_name(
+    hostname, trained, tmp_path, monkeypatch):
+  from kmeans_estimator import export as export_lib  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(export_lib.socket, 'gethostname', lambda: hostname)
+  base = tmp_path / 'exports'
+  base.mkdir()
+  stale = base / (f'temp-kmeans_estimator-{export_lib._host()}-'  # pylint: disable=protected-access
+                  f'{_dead_pid()}-12345678')
+  stale.mkdir()
+  path = trained.export_saved_model(base).decode()
+  assert os.listdir(base) == [os.path.basename(path)]
+
+
 def test_export_before_training_fails_and_writes_nothing(tmp_path):
   kmeans = KMeansClustering(3, model_dir=str(tmp_path / 'model'))
   with pytest.raises(ValueError, match='No trained model in model_dir'):

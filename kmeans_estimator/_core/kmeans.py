@@ -281,7 +281,7 @@ class KMeans(tf.Module):
   def check_sizes(self, num_features, num_points=None):
     """Raises `options.SizeError` if this model's tensors for points of
     `num_features` dimensions (and a first batch of `num_points` points,
-    when known) would not fit in the machine's memory.
+    when known) would not fit in the memory this process may use.
 
     Counted: the centers (`clusters`, the mini-batch copy and the restarts'
     centers); with 'kmc2', the chain and its distances to the centers,
@@ -311,12 +311,17 @@ class KMeans(tf.Module):
     elif method == constants.KMEANS_PARALLEL_INIT:
       size = initializers.num_kmeans_parallel_candidates(
           self.kmeans_parallel_rounds, self._parallel_oversampling())
+      name, value = options.kmeans_parallel_culprit(
+          self.kmeans_parallel_rounds, self.kmeans_parallel_oversampling)
+      other = ('kmeans_parallel_rounds' if name ==
+               'kmeans_parallel_oversampling' else
+               'kmeans_parallel_oversampling')
       options.check_memory(
-          'kmeans_parallel_oversampling', self.kmeans_parallel_oversampling,
-          3 * size * d * itemsize,
+          name, value, 3 * size * d * itemsize,
           f'{size} candidates of {d} features ({self.kmeans_parallel_rounds}'
           f' rounds of kmeans_parallel_oversampling x {k} each)',
-          'lower it (the default is 0.5) or kmeans_parallel_rounds')
+          f'lower it (the default is '
+          f'{"5" if name == "kmeans_parallel_rounds" else "0.5"}) or {other}')
     elif method == constants.KMEANS_PLUS_PLUS_INIT and num_points:
       candidates = initializers.num_kmeans_plus_plus_candidates(
           k, self.kmeans_plus_plus_num_retries)

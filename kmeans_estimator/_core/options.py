@@ -93,12 +93,42 @@ def check_path(name, value, allow_none=False):
   return os.path.expanduser(path)
 
 
+# Where a cgroup (a container's, a systemd unit's) caps this process's
+# memory: cgroup v2, then v1, as seen from inside the container.
+_CGROUP_LIMIT_FILES = ('/sys/fs/cgroup/memory.max',
+                       '/sys/fs/cgroup/memory/memory.limit_in_bytes')
+
+
 def memory_bytes():
-  """This machine's physical memory in bytes, or None where unknown."""
+  """The memory this process may use in bytes, or None where unknown.
+
+  The least of the machine's physical memory, the process's address-space
+  and data-segment limits (`ulimit -v`, `ulimit -d`) and its cgroup's
+  memory limit (a container's): beyond any of them an allocation fails or
+  the process is killed.
+  """
+  limits = []
   try:
-    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    limits.append(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))
   except (AttributeError, OSError, ValueError):
-    return None
+    pass
+  try:
+    import resource  # pylint: disable=g-import-not-at-top
+    for which in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
+      soft, _ = resource.getrlimit(which)
+      if soft != resource.RLIM_INFINITY and soft > 0:
+        limits.append(soft)
+  except (ImportError, AttributeError, OSError, ValueError):
+    pass  # No resource module (Windows) or no such limit.
+  for path in _CGROUP_LIMIT_FILES:
+    try:
+      with open(path, encoding='ascii') as f:
+        text = f.read().strip()
+    except (OSError, ValueError):
+      continue
+    if text.isdigit() and 0 < int(text) < 2**62:  # 'max' or a huge value
+      limits.append(int(text))  # means no limit.
+  return min(limits, default=None)
 
 
 def _human(num_bytes):
@@ -111,10 +141,11 @@ def _human(num_bytes):
 
 
 def check_memory(name, value, num_bytes, what, fix):
-  """Raises a SizeError if `num_bytes` exceed the machine's memory.
+  """Raises a SizeError if `num_bytes` exceed the memory this process has.
 
-  Policy: a request whose tensors alone need more than the machine's
-  physical memory can only end in an out-of-memory kill or error, after a
+  Policy: a request whose tensors alone need more than the memory this
+  process may use (`memory_bytes`: the machine's, or a lower ulimit or
+  cgroup limit) can only end in an out-of-memory kill or error, after a
   long wait; it is refused up front, naming the argument `name`, what needs
   the memory (`what`) and `fix`. Requests below that are left to run (the
   limit is a sanity bound, not a promise that they fit beside other work).
@@ -124,7 +155,8 @@ def check_memory(name, value, num_bytes, what, fix):
   if memory is not None and num_bytes > memory:
     raise SizeError(
         name, f'`{name}` is too large: {what} need {_human(num_bytes)}, more '
-        f"than this machine's {_human(memory)} of memory. Received: "
+        f'than the {_human(memory)} of memory this process may use (the '
+        "machine's, or a lower ulimit or cgroup limit). Received: "
         f'{name}={value!r}; {fix}.')
 
 
@@ -179,14 +211,34 @@ def check_index_sizes(num_clusters, initial_clusters, kmc2_chain_length,
   if initial_clusters == constants.KMEANS_PARALLEL_INIT:
     per_round = kmeans_parallel_oversampling * num_clusters
     if per_round * kmeans_parallel_rounds + 1 > INT32_MAX:
+      name, _ = kmeans_parallel_culprit(kmeans_parallel_rounds,
+                                        kmeans_parallel_oversampling)
       raise SizeError(
-          'kmeans_parallel_oversampling',
-          '`kmeans_parallel_oversampling` x num_clusters x '
+          name,
+          'kmeans_parallel_oversampling x num_clusters x '
           'kmeans_parallel_rounds (the candidates of kmeans_parallel) must '
           'be below 2**31 - 1. Received: kmeans_parallel_oversampling='
           f'{kmeans_parallel_oversampling!r}, num_clusters={num_clusters}, '
-          f'kmeans_parallel_rounds={kmeans_parallel_rounds}; lower '
-          'kmeans_parallel_oversampling (the default is 0.5).')
+          f'kmeans_parallel_rounds={kmeans_parallel_rounds}; lower {name} '
+          f'(the default is {_KMEANS_PARALLEL_DEFAULTS[name]}).')
+
+
+# The defaults of KMeansClustering's kmeans_parallel arguments.
+_KMEANS_PARALLEL_DEFAULTS = {'kmeans_parallel_rounds': 5,
+                             'kmeans_parallel_oversampling': 0.5}
+
+
+def kmeans_parallel_culprit(rounds, oversampling):
+  """(name, value) of the kmeans_parallel argument most above its default.
+
+  The candidates of 'kmeans_parallel' grow with the product of rounds and
+  oversampling; an error about their number names the argument that was
+  raised the most (relative to its default), as the one to lower.
+  """
+  if (rounds / _KMEANS_PARALLEL_DEFAULTS['kmeans_parallel_rounds'] >
+      oversampling / _KMEANS_PARALLEL_DEFAULTS['kmeans_parallel_oversampling']):
+    return 'kmeans_parallel_rounds', rounds
+  return 'kmeans_parallel_oversampling', oversampling
 
 
 def check_distance_metric(distance_metric):
