@@ -481,6 +481,18 @@ _BAD_CALLABLES = {
                  r'shape \(m, 3\), m <= num_clusters=3, as wide as the '
                  rf'points; {_CALLABLE_FIX}. Received: centers of shape '
                  r'\(3, 5\)'),
+    # Computed from the points: the width is known only when the step runs,
+    # and the message still says what came back.
+    'too_wide_from_points': (
+        lambda p, k: tf.concat([p[:k], p[:k, :1]], axis=1), ValueError,
+        r'`initial_clusters` \(a callable\) must return centers of '
+        r'shape \(m, 3\), m <= num_clusters=3, as wide as the '
+        rf'points; {_CALLABLE_FIX}. Received: centers of shape '
+        r'\(3, 4\)\.?$'),
+    'too_narrow_from_points': (
+        lambda p, k: p[:k, :2], ValueError,
+        r'must return centers of shape \(m, 3\).*Received: centers of '
+        r'shape \(3, 2\)\.?$'),
     'rank_1': (lambda p, k: np.zeros(3), ValueError,
                r'must return centers of shape \(m, 3\).*Received: centers '
                r'of shape \(3,\)'),

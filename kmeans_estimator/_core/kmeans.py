@@ -540,22 +540,25 @@ class KMeans(tf.Module):
           '`initial_clusters` (a callable) must return numeric centers; '
           f'{fix}. Received: centers of dtype {centers.dtype.name}')
     width = centers.shape[1] if centers.shape.rank == 2 else None
+    wrong_width = (
+        f'{CALLABLE_WIDTH_MESSAGE} (m, {self.num_features}), m <= '
+        f'num_clusters={self.num_clusters}, as wide as the points; {fix}. '
+        'Received: centers of shape ')
     if centers.shape.rank != 2 or (width is not None and
                                    width != self.num_features):
-      raise ValueError(
-          '`initial_clusters` (a callable) must return centers of shape '
-          f'(m, {self.num_features}), m <= num_clusters={self.num_clusters},'
-          f' as wide as the points; {fix}. Received: centers of shape '
-          f'{tuple(centers.shape)}')
+      raise ValueError(f'{wrong_width}{tuple(centers.shape)}')
     centers = tf.cast(centers, self.dtype)
     checks = [tf.debugging.Assert(
         tf.reduce_all(tf.math.is_finite(centers)),
         [CALLABLE_NON_FINITE_MESSAGE])]
     if width is None:
+      # Known only when the step runs (the points' width is not static
+      # inside the compiled step): the message gives the returned shape too.
+      shape = tf.strings.as_string(tf.shape(centers, out_type=tf.int64))
       checks.append(tf.debugging.Assert(
           tf.equal(tf.shape(centers)[1], self.num_features),
-          [f'{CALLABLE_WIDTH_MESSAGE} (m, {self.num_features}), as wide as '
-           'the points']))
+          [tf.strings.join([wrong_width, '(', shape[0], ', ', shape[1],
+                            ')'])]))
     # A data dependency: a failed check writes nothing (see
     # `_choose_centers`).
     with tf.control_dependencies(checks):
