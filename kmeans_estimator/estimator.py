@@ -1019,7 +1019,8 @@ class KMeansClustering:
     with self._input_errors(), distribute_lib.peer_failures(
         strategy, self._model_dir):
       if strategy is None:
-        self._initialize_centers(points)
+        self._initialize_centers(self._one_pass_to_initialize(input_fn,
+                                                              points))
         # Full-batch Lloyd over a stream: its loss reveals NaN and Inf.
         unscreened = (
             points.unscreened is not None and not points.endless and
@@ -1085,6 +1086,26 @@ class KMeansClustering:
         self._core_strategy = strategy
         self._restored_stamp = None
       yield
+
+  def _one_pass_to_initialize(self, input_fn, points):
+    """What `_initialize_centers` reads: `points`, or one pass over the data
+    when they were given directly and are cycled through.
+
+    Mini-batch training with `steps` or `max_steps` reads an array, Tensor
+    or dict given with `batch_size` as an endless cycle of its slices; the
+    initialisers that pass over all the data ('kmeans_parallel') then take
+    one pass over the slices from the first row, as training without steps
+    does, so the data given directly get the same initial centers however
+    long the run. A Dataset or an input_fn is read as the user made it.
+    """
+    method = self._kmeans.initial_clusters
+    if (points.endless and isinstance(input_fn, inputs.DirectData) and
+        input_fn.batch_size is not None and isinstance(method, str) and
+        method == constants.KMEANS_PARALLEL_INIT and
+        not bool(self._kmeans.initialized)):
+      return self._read(inputs.DirectData(input_fn.data, input_fn.batch_size),
+                        ModeKeys.TRAIN)
+    return points
 
   def _initialize_centers(self, points):
     if bool(self._kmeans.initialized):

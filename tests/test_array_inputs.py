@@ -143,6 +143,25 @@ def test_mini_batch_resume_continues_at_the_batch_where_it_stopped(
                              rtol=1e-4)
 
 
+@pytest.mark.parametrize('weighted', [False, True])
+def test_mini_batch_kmeans_parallel_with_steps_over_sliced_data_initialises_from_one_pass(
+    weighted, tmp_path):
+  # With steps the slices cycle without end; kmeans_parallel still takes
+  # one pass over them (it said the input_fn was endless), the pass one
+  # train() without steps takes, so 4 steps equal one pass of 4 slices.
+  data = {'x': POINTS, 'w': np.ones(len(POINTS), np.float32)} if (
+      weighted) else POINTS
+  kwargs = dict(num_clusters=4, seed=0, initial_clusters='kmeans_parallel',
+                use_mini_batch=True, weight_column='w' if weighted else None)
+  with_steps = KMeansClustering(model_dir=str(tmp_path / 'steps'), **kwargs)
+  with_steps.train(data, steps=4, batch_size=25)
+  one_pass = KMeansClustering(model_dir=str(tmp_path / 'pass'), **kwargs)
+  one_pass.train(data, batch_size=25)
+  assert one_pass.get_variable_value('global_step') == 4
+  np.testing.assert_array_equal(with_steps.cluster_centers(),
+                                one_pass.cluster_centers())
+
+
 def test_mini_batch_one_pass_after_a_stop_reads_the_rest_of_the_pass(
     tmp_path):
   # Stopped after 2 of the 4 batches of a pass: one pass without steps
