@@ -891,6 +891,7 @@ class KMeansClustering:
                      inputs.WEIGHTS_MESSAGE, inputs.ROWS_MESSAGE,
                      kmeans_lib.CALLABLE_NON_FINITE_MESSAGE,
                      kmeans_lib.CALLABLE_WIDTH_MESSAGE,
+                     kmeans_lib.CALLABLE_OVERFLOW_MESSAGE,
                      'kmeans_plus_plus needs', 'kmeans_parallel needs'):
         if marker in error.message:
           # TF appends its own words after ' : '; keep the check's message.
