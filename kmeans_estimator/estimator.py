@@ -946,8 +946,10 @@ class KMeansClustering:
         resumes where the model stopped: at batch global_step mod (batches
         per pass), so split or killed-and-resumed runs read the batches one
         uninterrupted run reads (without steps, to the end of that pass; see
-        `inputs.DirectData`; not under a `train_distribute` strategy). A
-        Dataset or an input_fn is read from its start on every call.
+        `inputs.DirectData`; not under a `train_distribute` strategy);
+        'kmeans_parallel' initialises from one pass over the batches, with
+        or without steps. A Dataset or an input_fn is read from its start on
+        every call.
 
     Returns:
       self. `training_summary` then says what the call did.
