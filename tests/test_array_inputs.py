@@ -144,6 +144,26 @@ def test_mini_batch_resume_continues_at_the_batch_where_it_stopped(
 
 
 @pytest.mark.parametrize('weighted', [False, True])
+def test_mini_batch_resume_with_several_steps_per_iteration_equals_one_run(
+    weighted, tmp_path):
+  # The two-copy scheme (3 steps per iteration) carries update_in_steps
+  # and the copy across the split; the slices resume at global_step mod 4.
+  data = {'x': POINTS, 'w': np.arange(len(POINTS), dtype=np.float32) % 3}
+  kwargs = dict(use_mini_batch=True, mini_batch_steps_per_iteration=3,
+                weight_column='w' if weighted else None)
+  data = data if weighted else {'x': POINTS}
+  straight = _estimator(tmp_path / 'straight', **kwargs)
+  straight.train(data, max_steps=14, batch_size=25)
+  split = _estimator(tmp_path / 'split', **kwargs)
+  for max_steps in (5, 9, 14):  # Stops inside an iteration and a pass.
+    _estimator(tmp_path / 'split', **kwargs).train(
+        data, max_steps=max_steps, batch_size=25)
+  assert split.get_variable_value('global_step') == 14
+  np.testing.assert_array_equal(split.cluster_centers(),
+                                straight.cluster_centers())
+
+
+@pytest.mark.parametrize('weighted', [False, True])
 def test_mini_batch_kmeans_parallel_with_steps_over_sliced_data_initialises_from_one_pass(
     weighted, tmp_path):
   # With steps the slices cycle without end; kmeans_parallel still takes
