@@ -370,7 +370,8 @@ def sklearn_float_precision_data():
 
 
 @pytest.mark.parametrize('weighted', [False, True])
-@pytest.mark.parametrize('method', METHODS + ('kmeans_parallel',))
+@pytest.mark.parametrize('method', METHODS + ('kmeans_parallel',
+                                              'streamed_parallel'))
 def test_float32_and_float64_draw_the_same_points_on_sklearn_precision_data(
     method, weighted):
   # The rounding of float32 distances moves no draw here (a draw could move
@@ -382,12 +383,18 @@ def test_float32_and_float64_draw_the_same_points_on_sklearn_precision_data(
   for seed in range(10):
     got = {}
     for dtype in (tf.float32, tf.float64):
-      km = kmeans.KMeans(3, initial_clusters=method, random_seed=seed,
-                         dtype=dtype, weighted=weighted, num_features=5,
-                         kmc2_chain_length=20)
-      km.initialize(points.astype(dtype.as_numpy_dtype),
-                    weights.astype(dtype.as_numpy_dtype) if weighted
-                    else None)
+      km = kmeans.KMeans(
+          3, initial_clusters=method.replace('streamed_parallel',
+                                             'kmeans_parallel'),
+          random_seed=seed, dtype=dtype, weighted=weighted, num_features=5,
+          kmc2_chain_length=20)
+      x = points.astype(dtype.as_numpy_dtype)
+      w = weights.astype(dtype.as_numpy_dtype) if weighted else None
+      if method == 'streamed_parallel':  # Batches of a dataset.
+        km.initialize_from_dataset(tf.data.Dataset.from_tensor_slices(
+            x if w is None else (x, w)).batch(30))
+      else:
+        km.initialize(x, w)
       got[dtype] = km.clusters.numpy().astype(np.float64)
     np.testing.assert_allclose(got[tf.float32], got[tf.float64], rtol=1e-6,
                                atol=1e-6, err_msg=f'seed {seed}')
