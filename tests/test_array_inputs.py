@@ -4,6 +4,8 @@ Evidence: each form gives what the equivalent input_fn gives, and both agree
 with numpy (exact Lloyd, distances, inertia) or with scikit-learn.
 """
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -180,6 +182,20 @@ def test_mini_batch_kmeans_parallel_with_steps_over_sliced_data_initialises_from
   assert one_pass.get_variable_value('global_step') == 4
   np.testing.assert_array_equal(with_steps.cluster_centers(),
                                 one_pass.cluster_centers())
+
+
+def test_kmeans_parallel_over_an_endless_input_fn_is_still_refused(tmp_path):
+  # The user's own endless dataset has no pass to take.
+  model_dir = tmp_path / 'model'
+  kmeans = KMeansClustering(4, model_dir=str(model_dir), use_mini_batch=True,
+                            initial_clusters='kmeans_parallel')
+  with pytest.raises(ValueError, match=(
+      r"initial_clusters='kmeans_parallel' passes over all the data, but the "
+      r'input_fn returns an endless dataset')):
+    kmeans.train(lambda: tf.data.Dataset.from_tensor_slices(POINTS).batch(
+        25).repeat(), steps=3)
+  assert not model_dir.exists() or not any(
+      name.startswith('model.ckpt') for name in os.listdir(model_dir))
 
 
 def test_mini_batch_one_pass_after_a_stop_reads_the_rest_of_the_pass(
