@@ -282,7 +282,8 @@ class KMeansClustering:
       pass scores every restart's centers as they are (a step knows only
       the losses before its update, and an update can change the order).
       A step's reported loss is that before its update, of the restart
-      with the lowest such loss. Every
+      with the lowest such loss; between checkpoints `clusters` (what hooks
+      fetch as 'clusters') is that restart's updated centers. Every
       restart's centers are saved as `restart_clusters` (R, k, d). R > 1
       needs use_mini_batch=False, empty_cluster='keep',
       algorithm='lloyd', no `RunConfig(train_distribute=...)`, and
