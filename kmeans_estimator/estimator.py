@@ -283,7 +283,8 @@ class KMeansClustering:
       pass scores every restart's centers as they are (a step knows only
       the losses before its update, and an update can change the order).
       A step's reported loss is that before its update, of the restart
-      with the lowest such loss. Every
+      with the lowest such loss; between checkpoints `clusters` (what hooks
+      fetch as 'clusters') is that restart's updated centers. Every
       restart's centers are saved as `restart_clusters` (R, k, d). R > 1
       needs use_mini_batch=False, empty_cluster='keep',
       algorithm='lloyd', no `RunConfig(train_distribute=...)`, and
@@ -892,6 +893,7 @@ class KMeansClustering:
                      inputs.WEIGHTS_MESSAGE, inputs.ROWS_MESSAGE,
                      kmeans_lib.CALLABLE_NON_FINITE_MESSAGE,
                      kmeans_lib.CALLABLE_WIDTH_MESSAGE,
+                     kmeans_lib.CALLABLE_OVERFLOW_MESSAGE,
                      'kmeans_plus_plus needs', 'kmeans_parallel needs'):
         if marker in error.message:
           # TF appends its own words after ' : '; keep the check's message.
@@ -946,8 +948,10 @@ class KMeansClustering:
         resumes where the model stopped: at batch global_step mod (batches
         per pass), so split or killed-and-resumed runs read the batches one
         uninterrupted run reads (without steps, to the end of that pass; see
-        `inputs.DirectData`; not under a `train_distribute` strategy). A
-        Dataset or an input_fn is read from its start on every call.
+        `inputs.DirectData`; not under a `train_distribute` strategy);
+        'kmeans_parallel' initialises from one pass over the batches, with
+        or without steps. A Dataset or an input_fn is read from its start on
+        every call.
 
     Returns:
       self. `training_summary` then says what the call did.
@@ -1020,7 +1024,8 @@ class KMeansClustering:
     with self._input_errors(), distribute_lib.peer_failures(
         strategy, self._model_dir):
       if strategy is None:
-        self._initialize_centers(points)
+        self._initialize_centers(self._one_pass_to_initialize(input_fn,
+                                                              points))
         # Full-batch Lloyd over a stream: its loss reveals NaN and Inf.
         unscreened = (
             points.unscreened is not None and not points.endless and
@@ -1086,6 +1091,26 @@ class KMeansClustering:
         self._core_strategy = strategy
         self._restored_stamp = None
       yield
+
+  def _one_pass_to_initialize(self, input_fn, points):
+    """What `_initialize_centers` reads: `points`, or one pass over the data
+    when they were given directly and are cycled through.
+
+    Mini-batch training with `steps` or `max_steps` reads an array, Tensor
+    or dict given with `batch_size` as an endless cycle of its slices; the
+    initialisers that pass over all the data ('kmeans_parallel') then take
+    one pass over the slices from the first row, as training without steps
+    does, so the data given directly get the same initial centers however
+    long the run. A Dataset or an input_fn is read as the user made it.
+    """
+    method = self._kmeans.initial_clusters
+    if (points.endless and isinstance(input_fn, inputs.DirectData) and
+        input_fn.batch_size is not None and isinstance(method, str) and
+        method == constants.KMEANS_PARALLEL_INIT and
+        not bool(self._kmeans.initialized)):
+      return self._read(inputs.DirectData(input_fn.data, input_fn.batch_size),
+                        ModeKeys.TRAIN)
+    return points
 
   def _initialize_centers(self, points):
     if bool(self._kmeans.initialized):

@@ -4,6 +4,8 @@ Evidence: each form gives what the equivalent input_fn gives, and both agree
 with numpy (exact Lloyd, distances, inertia) or with scikit-learn.
 """
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -141,6 +143,59 @@ def test_mini_batch_resume_continues_at_the_batch_where_it_stopped(
   np.testing.assert_allclose(straight.cluster_centers(),
                              _mini_batch_oracle(batches[:14], START),
                              rtol=1e-4)
+
+
+@pytest.mark.parametrize('weighted', [False, True])
+def test_mini_batch_resume_with_several_steps_per_iteration_equals_one_run(
+    weighted, tmp_path):
+  # The two-copy scheme (3 steps per iteration) carries update_in_steps
+  # and the copy across the split; the slices resume at global_step mod 4.
+  data = {'x': POINTS, 'w': np.arange(len(POINTS), dtype=np.float32) % 3}
+  kwargs = dict(use_mini_batch=True, mini_batch_steps_per_iteration=3,
+                weight_column='w' if weighted else None)
+  data = data if weighted else {'x': POINTS}
+  straight = _estimator(tmp_path / 'straight', **kwargs)
+  straight.train(data, max_steps=14, batch_size=25)
+  split = _estimator(tmp_path / 'split', **kwargs)
+  for max_steps in (5, 9, 14):  # Stops inside an iteration and a pass.
+    _estimator(tmp_path / 'split', **kwargs).train(
+        data, max_steps=max_steps, batch_size=25)
+  assert split.get_variable_value('global_step') == 14
+  np.testing.assert_array_equal(split.cluster_centers(),
+                                straight.cluster_centers())
+
+
+@pytest.mark.parametrize('weighted', [False, True])
+def test_mini_batch_kmeans_parallel_with_steps_over_sliced_data_initialises_from_one_pass(
+    weighted, tmp_path):
+  # With steps the slices cycle without end; kmeans_parallel still takes
+  # one pass over them (it said the input_fn was endless), the pass one
+  # train() without steps takes, so 4 steps equal one pass of 4 slices.
+  data = {'x': POINTS, 'w': np.ones(len(POINTS), np.float32)} if (
+      weighted) else POINTS
+  kwargs = dict(num_clusters=4, seed=0, initial_clusters='kmeans_parallel',
+                use_mini_batch=True, weight_column='w' if weighted else None)
+  with_steps = KMeansClustering(model_dir=str(tmp_path / 'steps'), **kwargs)
+  with_steps.train(data, steps=4, batch_size=25)
+  one_pass = KMeansClustering(model_dir=str(tmp_path / 'pass'), **kwargs)
+  one_pass.train(data, batch_size=25)
+  assert one_pass.get_variable_value('global_step') == 4
+  np.testing.assert_array_equal(with_steps.cluster_centers(),
+                                one_pass.cluster_centers())
+
+
+def test_kmeans_parallel_over_an_endless_input_fn_is_still_refused(tmp_path):
+  # The user's own endless dataset has no pass to take.
+  model_dir = tmp_path / 'model'
+  kmeans = KMeansClustering(4, model_dir=str(model_dir), use_mini_batch=True,
+                            initial_clusters='kmeans_parallel')
+  with pytest.raises(ValueError, match=(
+      r"initial_clusters='kmeans_parallel' passes over all the data, but the "
+      r'input_fn returns an endless dataset')):
+    kmeans.train(lambda: tf.data.Dataset.from_tensor_slices(POINTS).batch(
+        25).repeat(), steps=3)
+  assert not model_dir.exists() or not any(
+      name.startswith('model.ckpt') for name in os.listdir(model_dir))
 
 
 def test_mini_batch_one_pass_after_a_stop_reads_the_rest_of_the_pass(

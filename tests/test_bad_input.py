@@ -481,6 +481,18 @@ _BAD_CALLABLES = {
                  r'shape \(m, 3\), m <= num_clusters=3, as wide as the '
                  rf'points; {_CALLABLE_FIX}. Received: centers of shape '
                  r'\(3, 5\)'),
+    # Computed from the points: the width is known only when the step runs,
+    # and the message still says what came back.
+    'too_wide_from_points': (
+        lambda p, k: tf.concat([p[:k], p[:k, :1]], axis=1), ValueError,
+        r'`initial_clusters` \(a callable\) must return centers of '
+        r'shape \(m, 3\), m <= num_clusters=3, as wide as the '
+        rf'points; {_CALLABLE_FIX}. Received: centers of shape '
+        r'\(3, 4\)\.?$'),
+    'too_narrow_from_points': (
+        lambda p, k: p[:k, :2], ValueError,
+        r'must return centers of shape \(m, 3\).*Received: centers of '
+        r'shape \(3, 2\)\.?$'),
     'rank_1': (lambda p, k: np.zeros(3), ValueError,
                r'must return centers of shape \(m, 3\).*Received: centers '
                r'of shape \(3,\)'),
@@ -489,6 +501,12 @@ _BAD_CALLABLES = {
             r'make it return finite centers'),
     'inf': (lambda p, k: tf.fill([3, 3], np.inf), ValueError,
             r'`initial_clusters` \(a callable\) returned NaN or Inf values'),
+    # Finite but overflowing: it was blamed on the points.
+    'huge': (lambda p, k: p[:k] * 1e30, ValueError,
+             r'`initial_clusters` \(a callable\) returned values of '
+             r'magnitude 2e19 or more, whose squared distances overflow '
+             r'float32; give centers on the scale of the points \(or use '
+             r'dtype=tf.float64\)'),
     'strings': (lambda p, k: np.array([['a'] * 3] * 3), TypeError,
                 r'`initial_clusters` \(a callable\) must return numeric '
                 rf'centers; {_CALLABLE_FIX}. Received: centers of dtype '
@@ -516,6 +534,21 @@ def test_callable_initial_clusters_that_returns_bad_centers_is_named(
   assert not model_dir.exists() or not any(
       name.startswith(('model.ckpt', 'checkpoint'))
       for name in os.listdir(model_dir))
+
+
+@pytest.mark.parametrize('dtype, limit', [(tf.float32, '2e19'),
+                                          (tf.float64, '1e154')])
+def test_initial_clusters_array_whose_squares_overflow_is_refused_up_front(
+    dtype, limit, tmp_path):
+  model_dir = tmp_path / 'model'
+  huge = np.full((_K, 3), 1e30 if dtype == tf.float32 else 1e200)
+  with pytest.raises(ValueError, match=(
+      rf'`initial_clusters` has values of magnitude {limit} or more, whose '
+      rf'squared distances overflow {dtype.name}; give centers on the scale '
+      r'of the points.*Received: initial_clusters with a value of magnitude '
+      r'1e\+(30|200)')):
+    _estimator(model_dir, initial_clusters=huge, dtype=dtype)
+  assert not model_dir.exists()
 
 
 @pytest.mark.parametrize('mode', sorted(_MODES))

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from sklearn import datasets as sk_datasets
 
 from kmeans_estimator._core import initializers
 from kmeans_estimator._core import kmeans
@@ -355,6 +356,48 @@ def test_kmeans_initialize_draws_the_same_centers_in_float32_and_float64(
          for dtype in (tf.float32, tf.float64)}
   np.testing.assert_array_equal(got[tf.float32],
                                 got[tf.float64].astype(np.float32))
+
+
+def sklearn_float_precision_data():
+  """scikit-learn's k-means test data (tests/test_k_means.py: 100 points of
+  5 features around 3 centers, make_blobs(random_state=42)), which its
+  test_kmeans_float_precision fits in float32 and float64. Not exact in
+  float32, unlike `small_integers`."""
+  centers = np.array([[0., 5., 0., 0., 0.], [1., 1., 4., 0., 0.],
+                      [1., 0., 0., 5., 1.]])
+  return sk_datasets.make_blobs(n_samples=100, centers=centers,
+                                cluster_std=1.0, random_state=42)[0]
+
+
+@pytest.mark.parametrize('weighted', [False, True])
+@pytest.mark.parametrize('method', METHODS + ('kmeans_parallel',
+                                              'streamed_parallel'))
+def test_float32_and_float64_draw_the_same_points_on_sklearn_precision_data(
+    method, weighted):
+  # The rounding of float32 distances moves no draw here (a draw could move
+  # only where a random number falls within rounding of a boundary).
+  if weighted and method == 'kmc2':
+    pytest.skip("'kmc2' takes no weights")
+  points = sklearn_float_precision_data()
+  weights = np.random.default_rng(1).uniform(0.5, 2., len(points))
+  for seed in range(10):
+    got = {}
+    for dtype in (tf.float32, tf.float64):
+      km = kmeans.KMeans(
+          3, initial_clusters=method.replace('streamed_parallel',
+                                             'kmeans_parallel'),
+          random_seed=seed, dtype=dtype, weighted=weighted, num_features=5,
+          kmc2_chain_length=20)
+      x = points.astype(dtype.as_numpy_dtype)
+      w = weights.astype(dtype.as_numpy_dtype) if weighted else None
+      if method == 'streamed_parallel':  # Batches of a dataset.
+        km.initialize_from_dataset(tf.data.Dataset.from_tensor_slices(
+            x if w is None else (x, w)).batch(30))
+      else:
+        km.initialize(x, w)
+      got[dtype] = km.clusters.numpy().astype(np.float64)
+    np.testing.assert_allclose(got[tf.float32], got[tf.float64], rtol=1e-6,
+                               atol=1e-6, err_msg=f'seed {seed}')
 
 
 def test_callable_init_returning_nan_fails_and_writes_nothing():

@@ -189,6 +189,26 @@ def test_mini_batch_hand_checked():
   np.testing.assert_array_equal(km.cluster_counts.numpy(), [4, 2, 1])
 
 
+@pytest.mark.parametrize('width', [2, 4])
+def test_callable_of_wrong_width_seen_only_at_run_time_says_what_it_returned(
+    width):
+  # Traced for points of unknown width (as a step retraced with relaxed
+  # shapes is), the width check runs in the graph; its message still names
+  # initial_clusters and the shape the callable returned.
+  km = KMeans(3, initial_clusters=lambda p, k: p[:k, :width] if width < 3
+              else tf.concat([p[:k], p[:k, :1]], axis=1), num_features=3)
+  initialize = tf.function(
+      km.initialize, input_signature=[tf.TensorSpec([None, None], tf.float32)])
+  points = np.arange(30, dtype=np.float32).reshape(10, 3)
+  with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(
+      f'{kmeans.CALLABLE_WIDTH_MESSAGE} (m, 3), m <= num_clusters=3, as wide '
+      'as the points; make it return up to num_clusters centers as rows like '
+      'the points, a float array or Tensor of shape (m, 3). Received: centers '
+      f'of shape (3, {width})')):
+    initialize(points)
+  assert not bool(km.initialized) and int(km.num_initialized) == 0
+
+
 def test_integer_points_are_cast_to_dtype():
   km = KMeans(2, initial_clusters=[[0., 0.], [10., 10.]], dtype=tf.float64)
   stats = km.full_batch_step(np.array([[0, 1], [1, 0], [10, 11]], np.int32))

@@ -132,17 +132,31 @@ def test_integer_weights_draw_what_repeated_rows_draw_kmeans_plus_plus(seed):
                                 repeated.clusters.numpy())
 
 
-@pytest.mark.parametrize('use_mini_batch', [False, True])
-@pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus'])
+_ESTIMATOR_MODES = {
+    'full_batch': (dict(use_mini_batch=False), None),
+    'mini_batch': (dict(use_mini_batch=True), None),
+    'hamerly': (dict(use_mini_batch=False, algorithm='hamerly'), None),
+    # Slices of 25 rows: mini-batch cycles through them, full batch sums
+    # them in each step.
+    'mini_batch_sliced': (dict(use_mini_batch=True), 25),
+    'full_batch_sliced': (dict(use_mini_batch=False), 25),
+}
+
+
+@pytest.mark.parametrize('init, mode', [
+    (init, mode) for init in ('random', 'kmeans_plus_plus')
+    for mode in sorted(_ESTIMATOR_MODES)] + [
+        ('kmeans_parallel', 'mini_batch_sliced')])
 def test_estimator_weight_column_of_ones_equals_no_weights(
-    tmp_path, init, use_mini_batch):
+    tmp_path, init, mode):
   points = _data(12, n=80)[0].astype(np.float32)
-  kwargs = dict(initial_clusters=init, use_mini_batch=use_mini_batch,
-                dtype=tf.float32)
+  options, batch_size = _ESTIMATOR_MODES[mode]
+  kwargs = dict(initial_clusters=init, dtype=tf.float32, **options)
   weighted = _estimator(tmp_path / 'w', weight_column='w', **kwargs)
-  weighted.train({'x': points, 'w': np.ones(len(points))}, steps=2)
+  weighted.train({'x': points, 'w': np.ones(len(points))}, steps=5,
+                 batch_size=batch_size)
   plain = _estimator(tmp_path / 'p', **kwargs)
-  plain.train({'x': points}, steps=2)
+  plain.train({'x': points}, steps=5, batch_size=batch_size)
   np.testing.assert_array_equal(weighted.cluster_centers(),
                                 plain.cluster_centers())
 

@@ -206,6 +206,12 @@ class KMeans(tf.Module):
       if not np.all(np.isfinite(given)):
         raise ValueError('`initial_clusters` contains NaN or Inf values; give '
                          'finite centers.')
+      largest = float(np.max(np.abs(given), initial=0))
+      if largest >= numerics.overflow_limit(self.dtype):
+        raise ValueError(
+            '`initial_clusters` has values of magnitude '
+            f'{_overflow_text(self.dtype)}. Received: '
+            f'initial_clusters with a value of magnitude {largest:.3g}')
       self._given_centers = given
       if num_features is None:
         num_features = given.shape[1]
@@ -524,7 +530,11 @@ class KMeans(tf.Module):
     d the points' width; m may be below k (the callable is called again on
     the next batches) or above (the first rows are taken). Its values must
     be finite: NaN or Inf fails with an InvalidArgumentError carrying
-    `CALLABLE_NON_FINITE_MESSAGE`, before any center is written.
+    `CALLABLE_NON_FINITE_MESSAGE`, before any center is written; and below
+    `numerics.overflow_limit(dtype)` in magnitude (their squared distances
+    would overflow and fail the first step as if the points did): larger
+    fail likewise with `CALLABLE_OVERFLOW_MESSAGE`. Given arrays are held
+    to the same two rules when the model is made.
 
     Raises:
       TypeError: not numeric (strings, bools, complex, objects).
@@ -545,22 +555,31 @@ class KMeans(tf.Module):
           '`initial_clusters` (a callable) must return numeric centers; '
           f'{fix}. Received: centers of dtype {centers.dtype.name}')
     width = centers.shape[1] if centers.shape.rank == 2 else None
+    wrong_width = (
+        f'{CALLABLE_WIDTH_MESSAGE} (m, {self.num_features}), m <= '
+        f'num_clusters={self.num_clusters}, as wide as the points; {fix}. '
+        'Received: centers of shape ')
     if centers.shape.rank != 2 or (width is not None and
                                    width != self.num_features):
-      raise ValueError(
-          '`initial_clusters` (a callable) must return centers of shape '
-          f'(m, {self.num_features}), m <= num_clusters={self.num_clusters},'
-          f' as wide as the points; {fix}. Received: centers of shape '
-          f'{tuple(centers.shape)}')
+      raise ValueError(f'{wrong_width}{tuple(centers.shape)}')
     centers = tf.cast(centers, self.dtype)
     checks = [tf.debugging.Assert(
         tf.reduce_all(tf.math.is_finite(centers)),
         [CALLABLE_NON_FINITE_MESSAGE])]
+    # Values whose squares overflow would fail the first step as if the
+    # points overflowed (NaN and Inf fail the check above first).
+    checks.append(tf.debugging.Assert(
+        tf.reduce_all((tf.abs(centers) < numerics.overflow_limit(self.dtype))
+                      | ~tf.math.is_finite(centers)),
+        [f'{CALLABLE_OVERFLOW_MESSAGE} {_overflow_text(self.dtype)}']))
     if width is None:
+      # Known only when the step runs (the points' width is not static
+      # inside the compiled step): the message gives the returned shape too.
+      shape = tf.strings.as_string(tf.shape(centers, out_type=tf.int64))
       checks.append(tf.debugging.Assert(
           tf.equal(tf.shape(centers)[1], self.num_features),
-          [f'{CALLABLE_WIDTH_MESSAGE} (m, {self.num_features}), as wide as '
-           'the points']))
+          [tf.strings.join([wrong_width, '(', shape[0], ', ', shape[1],
+                            ')'])]))
     # A data dependency: a failed check writes nothing (see
     # `_choose_centers`).
     with tf.control_dependencies(checks):
@@ -1371,6 +1390,17 @@ CALLABLE_NON_FINITE_MESSAGE = (
     'return finite centers')
 CALLABLE_WIDTH_MESSAGE = (
     '`initial_clusters` (a callable) must return centers of shape')
+CALLABLE_OVERFLOW_MESSAGE = (
+    '`initial_clusters` (a callable) returned values of magnitude')
+
+
+def _overflow_text(dtype):
+  """'<limit> or more, whose ...': why centers of `dtype` with values of
+  that magnitude are refused, and the fix (see `numerics.overflow_advice`)."""
+  limit, widen = numerics.overflow_advice(dtype)
+  return (f'{limit} or more, whose squared distances '
+          f'overflow {tf.as_dtype(dtype).name}; give centers on the scale of '
+          'the points' + (' (or use dtype=tf.float64)' if widen else ''))
 
 
 def _shown(value):
