@@ -369,15 +369,15 @@ def sklearn_float_precision_data():
                                 cluster_std=1.0, random_state=42)[0]
 
 
-@pytest.mark.parametrize('weighted', [False, True])
-@pytest.mark.parametrize('method', METHODS + ('kmeans_parallel',
-                                              'streamed_parallel'))
+@pytest.mark.parametrize('method, weighted', [
+    (method, weighted)
+    for method in METHODS + ('kmeans_parallel', 'streamed_parallel')
+    for weighted in (False, True)
+    if not (weighted and method == 'kmc2')])  # kmc2 takes no weights.
 def test_float32_and_float64_draw_the_same_points_on_sklearn_precision_data(
     method, weighted):
   # The rounding of float32 distances moves no draw here (a draw could move
   # only where a random number falls within rounding of a boundary).
-  if weighted and method == 'kmc2':
-    pytest.skip("'kmc2' takes no weights")
   points = sklearn_float_precision_data()
   weights = np.random.default_rng(1).uniform(0.5, 2., len(points))
   for seed in range(10):
