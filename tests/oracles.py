@@ -119,3 +119,13 @@ def relocating_lloyd_step(points, centers, metric=SQUARED_EUCLIDEAN):
   if metric == COSINE:
     new[moved] = normalize(new[moved])
   return new, counts, relocated
+
+
+def blobs(n, k, d, seed=0):
+  """float32 array (n, d): n points around k centers drawn uniformly in
+  [-10, 10]^d, each with unit Gaussian noise (the center of each point
+  uniform at random)."""
+  rng = np.random.default_rng(seed)
+  centers = rng.uniform(-10, 10, (k, d))
+  labels = rng.integers(0, k, n)
+  return (centers[labels] + rng.normal(0, 1, (n, d))).astype(np.float32)

@@ -586,16 +586,22 @@ def _set_age(path, older_than=None, newer_than=None):
   os.utime(path, ns=(stamp, stamp))
 
 
+
+def _roll_back_by_hand_to_checkpoint_1(model_dir):
+  """Rewrites the state file, after checkpoint 2 was written, to name
+  checkpoint 1 only (a user's deliberate roll-back)."""
+  (model_dir / 'checkpoint').write_text(
+      'model_checkpoint_path: "model.ckpt-1"\n'
+      'all_model_checkpoint_paths: "model.ckpt-1"\n')
+  _set_age(model_dir / 'checkpoint', newer_than=model_dir /
+           'model.ckpt-2.index')
+
 def test_a_state_file_rolled_back_by_hand_is_followed(trained_copy,
                                                       reference):
   # The state file was edited after checkpoint 2 was written, to name
   # checkpoint 1: every reader and the next train() use checkpoint 1, as
   # tf.train.latest_checkpoint does; checkpoint 2 is kept as it is.
-  (trained_copy / 'checkpoint').write_text(
-      'model_checkpoint_path: "model.ckpt-1"\n'
-      'all_model_checkpoint_paths: "model.ckpt-1"\n')
-  _set_age(trained_copy / 'checkpoint', newer_than=trained_copy /
-           'model.ckpt-2.index')
+  _roll_back_by_hand_to_checkpoint_1(trained_copy)
   before = oracles.snapshot(trained_copy)
   estimator = _estimator(trained_copy, config=RunConfig(
       save_checkpoints_steps=1, keep_checkpoint_max=1))
@@ -620,11 +626,7 @@ def test_a_rolled_back_checkpoint_is_not_listed_or_trimmed_by_later_saves(
   # Rolled back to checkpoint 1, a save of step 3 must not list checkpoint 2
   # (of the abandoned run) in the state file, where keep_checkpoint_max
   # would delete it.
-  (trained_copy / 'checkpoint').write_text(
-      'model_checkpoint_path: "model.ckpt-1"\n'
-      'all_model_checkpoint_paths: "model.ckpt-1"\n')
-  _set_age(trained_copy / 'checkpoint', newer_than=trained_copy /
-           'model.ckpt-2.index')
+  _roll_back_by_hand_to_checkpoint_1(trained_copy)
   values = checkpoints.read_checkpoint(str(trained_copy / 'model.ckpt-1'))
   values['global_step'] = np.int64(3)
   checkpoints.save_checkpoint(str(trained_copy), 3, values,

@@ -28,10 +28,7 @@ _WHOLE_BUDGET = 1 << 30
 
 
 def _points(seed=0):
-  rng = np.random.default_rng(seed)
-  centers = rng.uniform(-10, 10, (_K, _D))
-  labels = rng.integers(0, _K, _N)
-  return (centers[labels] + rng.normal(0, 1, (_N, _D))).astype(np.float32)
+  return oracles.blobs(_N, _K, _D, seed)
 
 
 _POINTS = _points()
