@@ -425,7 +425,7 @@ def stream_dataset(path, num_features, batch_size):
   Returns:
     `tf.data.Dataset` of float32 Tensors of shape (batch_size or fewer, d).
   """
-  from kmeans_estimator import file_inputs  # pylint: disable=g-import-not-at-top
+  from kmeans_estimator.data import files as file_inputs  # pylint: disable=g-import-not-at-top
   source = file_inputs.open_files([path])
   if source.num_features != num_features:
     raise ValueError(f'{path} has {source.num_features} columns, not '

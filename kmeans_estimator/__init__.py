@@ -4,20 +4,20 @@ The successor of the `KMeans` Estimator that TensorFlow 2.16 removed with
 `tf.estimator`: switch by changing the import, keep your `model_dir`.
 """
 
-from kmeans_estimator._core.kmeans import KMeans
-from kmeans_estimator.estimator import KMeansClustering
-from kmeans_estimator.export import build_parsing_serving_input_receiver_fn
-from kmeans_estimator.export import build_raw_serving_input_receiver_fn
-from kmeans_estimator.export import ServingInputReceiver
-from kmeans_estimator.hooks import SessionRunArgs
-from kmeans_estimator.hooks import SessionRunContext
-from kmeans_estimator.hooks import SessionRunHook
-from kmeans_estimator.hooks import SessionRunValues
-from kmeans_estimator.hooks import StopAtStepHook
-from kmeans_estimator.model_fn import EstimatorSpec
-from kmeans_estimator.model_fn import ModeKeys
-from kmeans_estimator.run_config import RunConfig
-from kmeans_estimator.training_summary import TrainingSummary
+from kmeans_estimator.model import KMeans
+from kmeans_estimator.estimator.kmeans_clustering import KMeansClustering
+from kmeans_estimator.io.export import build_parsing_serving_input_receiver_fn
+from kmeans_estimator.io.export import build_raw_serving_input_receiver_fn
+from kmeans_estimator.io.export import ServingInputReceiver
+from kmeans_estimator.estimator.hooks import SessionRunArgs
+from kmeans_estimator.estimator.hooks import SessionRunContext
+from kmeans_estimator.estimator.hooks import SessionRunHook
+from kmeans_estimator.estimator.hooks import SessionRunValues
+from kmeans_estimator.estimator.hooks import StopAtStepHook
+from kmeans_estimator.estimator.model_fn import EstimatorSpec
+from kmeans_estimator.estimator.model_fn import ModeKeys
+from kmeans_estimator.estimator.run_config import RunConfig
+from kmeans_estimator.estimator.training_summary import TrainingSummary
 
 __version__ = '0.1.0'
 

@@ -32,9 +32,9 @@ import re
 
 import tensorflow as tf
 
-from kmeans_estimator import checkpoints
-from kmeans_estimator._core import constants
-from kmeans_estimator._core import initializers
+from kmeans_estimator.io import checkpoints
+from kmeans_estimator import constants
+from kmeans_estimator.ops import initializers
 
 # What a collective raises when a peer dies or stops answering in time.
 _PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,

@@ -6,7 +6,7 @@ from absl import flags
 
 from kmeans_estimator import SessionRunArgs
 from kmeans_estimator import SessionRunHook
-from kmeans_estimator import cli
+from kmeans_estimator.cli import app as cli
 
 
 class LossRecorder(SessionRunHook):

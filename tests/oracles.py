@@ -17,7 +17,7 @@ METRICS = (SQUARED_EUCLIDEAN, COSINE)
 DTYPES = (np.float32, np.float64)
 MODES = ('full_batch', 'mini_batch')
 
-LEGACY_DIR = (pathlib.Path(__file__).parent / 'data' /
+LEGACY_DIR = (pathlib.Path(__file__).parent / 'fixtures' /
               'legacy_estimator_model_dirs')
 
 

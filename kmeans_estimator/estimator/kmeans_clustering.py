@@ -1,0 +1,1770 @@
+"""`KMeansClustering`: the legacy KMeans Estimator's API over the `KMeans` core.
+
+A user of the legacy `KMeans` Estimator (removed in TensorFlow 2.16) switches by
+changing the import and keeps their `model_dir`. The estimator is a thin shell: it reads
+input, validates it once, restores and writes checkpoints, runs hooks, logs,
+and calls compiled steps of the pure `KMeans` core through `model_fn`.
+
+Where we differ from scikit-learn: `score` is positive (a sum of distances,
+not its negation), and `transform` returns Euclidean distances (not squared)
+under the squared Euclidean metric, as the legacy estimator did.
+"""
+
+import contextlib
+import itertools
+import random
+import tempfile
+import time
+import uuid
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from kmeans_estimator.io import checkpoints
+from kmeans_estimator import distribute as distribute_lib
+from kmeans_estimator.io import export as export_lib
+from kmeans_estimator.estimator import hooks as hooks_lib
+from kmeans_estimator.data import inputs
+from kmeans_estimator.io import locking
+from kmeans_estimator.estimator import model_fn as model_fn_lib
+from kmeans_estimator.estimator import run_config as run_config_lib
+from kmeans_estimator.estimator import training_summary as summary_lib
+from kmeans_estimator import constants
+from kmeans_estimator.ops import distances as distances_lib
+from kmeans_estimator import model as kmeans_lib
+from kmeans_estimator.ops import numerics
+from kmeans_estimator import config as options
+
+from tensorflow.core.framework import summary_pb2  # pylint: disable=g-bad-import-order
+
+ModeKeys = model_fn_lib.ModeKeys
+# What TensorBoard's scalars plugin expects on a scalar summary.
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars'),
+    data_class=summary_pb2.DATA_CLASS_SCALAR)
+EstimatorSpec = model_fn_lib.EstimatorSpec
+_NO_TRAINING_DATA = ('The input_fn returned no points to train on (an empty '
+                     'dataset); give it at least one batch of points.')
+
+
+# How the message of the check that finite points gave finite distances
+# starts, whatever the dtype.
+_OVERFLOW_MESSAGE = 'The distances to the centers overflow'
+
+
+def _overflow_message(dtype):
+  """The overflow check's message, with the limit and advice of `dtype`
+  (dtype=tf.float64 is advised only below float64)."""
+  limit, widen = numerics.overflow_advice(dtype)
+  dtype = tf.as_dtype(dtype).name
+  return (f'{_OVERFLOW_MESSAGE}: finite points gave Inf or NaN distances, so '
+          'their magnitudes are too large for the dtype (above about '
+          f'{limit} in {dtype}); ' + (
+              'rescale the data, or use dtype=tf.float64' if widen else
+              f'rescale the data ({dtype} is the widest dtype)'))
+
+
+def _after_overflow_check(dtype, distances, *outputs):
+  """`outputs`, computed only once `distances` are checked to be finite
+  (`distances` may also be a bool scalar that says whether they are).
+
+  Points are finite by the time they get here, so a non-finite distance
+  means float overflow; the check raises InvalidArgumentError carrying
+  `_OVERFLOW_MESSAGE` (in `predict`, `evaluate` and served signatures alike)
+  instead of returning Inf or NaN distances and arbitrary cluster indices.
+  `dtype` is the computation's, for the message. The one exception: a
+  Tensor or array that `predict` or `evaluate` read without checking it
+  (`inputs.Points.checked` is False; squared Euclidean only). Under that
+  metric any NaN or Inf in a point makes its distances NaN or Inf too (its
+  |x|^2 is), so this check fails on it as well, and the shell then tells
+  the two causes apart (`_input_errors`): the data are checked in a pass of
+  their own only after a failure.
+  """
+  finite = distances if distances.dtype == tf.bool else tf.reduce_all(
+      tf.math.is_finite(distances))
+  check = tf.debugging.Assert(finite, [_overflow_message(dtype)])
+  with tf.control_dependencies([check]):
+    outputs = tuple(tf.identity(output) for output in outputs)
+  return outputs[0] if len(outputs) == 1 else outputs
+
+
+def _check_weight_column(weight_column, feature_columns, empty_cluster,
+                         config):
+  """`weight_column` as a feature name (or None), checked against the rest."""
+  if weight_column is None:
+    return None
+  name = inputs.column_name(weight_column)
+  if not isinstance(name, str) or not name:
+    raise TypeError(
+        '`weight_column` must be the name of the feature holding the sample '
+        'weights (a string, or a column with a `.key`). Received: '
+        f'weight_column={weight_column!r}')
+  if feature_columns is not None and name in [
+      inputs.column_name(column) for column in feature_columns]:
+    raise ValueError(
+        f'`weight_column`={name!r} is also in `feature_columns`; the weights '
+        'are not a point feature. Remove it from feature_columns.')
+  if empty_cluster == constants.FARTHEST_POINT:
+    raise ValueError(
+        "empty_cluster='farthest_point' does not support `weight_column`; "
+        f"use empty_cluster='keep'. Received: weight_column={name!r}")
+  if config.train_distribute is not None or (
+      config.eval_distribute is not None):
+    raise ValueError(
+        '`weight_column` is not supported with RunConfig(train_distribute=...'
+        ') or eval_distribute; train without a strategy, or drop '
+        f'weight_column. Received: weight_column={name!r}')
+  return name
+
+
+def _saved_num_restarts(values):
+  """The num_restarts a checkpoint's values were trained with (1 without
+  'restart_clusters': legacy models and num_restarts=1)."""
+  restarts = values.get(constants.RESTART_CLUSTERS_VAR_NAME)
+  return 1 if restarts is None else int(restarts.shape[0])
+
+
+def _check_steps(steps, max_steps):
+  # The global step is saved as an int64.
+  options.check_positive_int('steps', steps, allow_none=True,
+                             maximum=options.INT64_MAX)
+  options.check_positive_int('max_steps', max_steps, allow_none=True,
+                             maximum=options.INT64_MAX)
+  if steps is not None and max_steps is not None:
+    raise ValueError('Give `steps` or `max_steps`, not both. Received: '
+                     f'steps={steps!r}, max_steps={max_steps!r}')
+
+
+class KMeansClustering:
+  """An Estimator for k-means clustering, compatible with the legacy one.
+
+  Training data come from `input_fn`, which returns a `tf.data.Dataset` of
+  batches (float Tensors of shape (n, d) or dicts of features), a Tensor or
+  array of shape (n, d) (all the data), or a `(features, labels)` tuple.
+  Every method that takes an `input_fn` also takes the data itself in its
+  place, scikit-learn style: a numpy array (or list of rows), a Tensor, a
+  dict of features or a `tf.data.Dataset`, with an optional `batch_size`
+  (None: an array is one batch, all the data; a Dataset is used as it is).
+
+  What one training step is:
+  - Full batch (`use_mini_batch=False`): one exact Lloyd iteration over all
+    the data. A finite dataset of batches is streamed once per step
+    (per-cluster sums and counts are accumulated, then the centers move
+    once), so the data need not fit in memory. An endless dataset
+    (`cardinality() == INFINITE`, e.g. `from_tensors(points).repeat()`)
+    keeps the legacy meaning: each element is the whole data, one step each.
+  - Mini-batch: one update from one batch, x <- x + (s - m x) / (n + m).
+
+  How long `train` runs: until `steps` more steps, or `max_steps` in total
+  (counted from the saved `global_step`), or `relative_tolerance` is met
+  (|loss - previous| / (1 + |previous|) < tolerance), or a hook requests a
+  stop, or the input ends. Without `steps`/`max_steps`, finite input is read
+  once, as Estimator did: one step for a Tensor or array or for a full-batch
+  pass over a finite dataset, one step per batch in mini-batch mode. A Tensor
+  or array with `steps` is reused for every step.
+
+  Edge cases: an empty cluster keeps its center (never NaN, never the
+  origin), or with empty_cluster='farthest_point' moves to a point far from
+  its center; duplicate points are fine, and with fewer distinct points than k
+  some centers coincide and stay empty; under the cosine metric a zero vector
+  is at distance 1 from every center and does not move any center's
+  direction; NaN or Inf in the data is an error; finite data so large that
+  squared distances overflow the dtype (above about 2e19 in float32, 1e154
+  in float64) is a FloatingPointError in training and prediction alike
+  (rescale, or below float64 use dtype=tf.float64); data so small that
+  squared distances underflow (about 1e-23 in float32) stay finite, but
+  every point then ties with every center and goes to the lowest index.
+  Arguments that ask for more than TensorFlow's int32 or int64 sizes hold,
+  or whose tensors alone would exceed the memory this process may use
+  (the machine's, or a lower ulimit or cgroup limit; known once the
+  data's width, and for 'kmeans_plus_plus' the first batch's size, are
+  read), are an `options.SizeError` (a ValueError) naming the argument,
+  before anything is written. Arguments that are booleans must be bool or
+  numpy bool, and paths str or `os.PathLike` (a leading `~` is expanded);
+  anything else is a TypeError naming the argument.
+
+  Example:
+
+  ```python
+  kmeans = KMeansClustering(num_clusters=5, use_mini_batch=False)
+  kmeans.train(lambda: points, steps=10)
+  centers = kmeans.cluster_centers()
+  indices = list(kmeans.predict_cluster_index(lambda: points))
+  # The same with the array itself, and the 3 nearest centers of each point:
+  kmeans.train(points, steps=10)
+  nearest = list(kmeans.predict(points, top_k=3))
+  ```
+
+  Args:
+    num_clusters: positive int k, at most 2**31 - 1.
+    model_dir: where checkpoints and summaries go, a str or `os.PathLike`
+      (a leading `~` is expanded); None makes a fresh temporary directory
+      (logged).
+    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
+      'kmeans_parallel', an array of shape (k, d), or a callable
+      f(inputs, k) returning up to k centers (a numeric array or Tensor of
+      shape (m, d), finite; it is called on each batch in turn until k are
+      chosen, and a ValueError or TypeError naming `initial_clusters` says
+      what it returned otherwise). 'kmeans_plus_plus' and 'kmc2'
+      choose from the first batch, as the legacy estimator did;
+      'kmeans_parallel' (k-means||, Spark's default) samples all the data in
+      `kmeans_parallel_rounds` + 2 passes, so it sees every batch of a
+      dataset and is much faster than 'kmeans_plus_plus' on large data. It
+      needs finite input; under tf.distribute every replica samples its own
+      batches.
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    seed: int seed for initialisation; None uses `config.tf_random_seed`,
+      else a random one (logged).
+    use_mini_batch: bool: mini-batch (True, the legacy default) or
+      full-batch Lloyd (False).
+    mini_batch_steps_per_iteration: refresh the assignment centers every this
+      many mini-batch steps (legacy two-copy scheme). As in the legacy
+      estimator, a fresh model's per-cluster counts (n in the update
+      x <- x + (s - m x) / (n + m)) start at 1 when it is 1, at 0 when it is
+      larger (and return to 0 at each refresh); saved counts are restored
+      as saved.
+    kmeans_plus_plus_num_retries: extra k-means++ candidates per center;
+      negative means 2 + log(k). Each center's candidates are scored against
+      the whole first batch at once, so (n + d) x (1 + retries) values must
+      fit in memory.
+    relative_tolerance: stop when the relative change in loss falls below it.
+    config: a `RunConfig`.
+    feature_columns: names (or columns with `.key`) of the dict features to
+      use, in order; None uses all, in sorted key order.
+    kmc2_chain_length: Markov chain length per center for 'kmc2';
+      kmc2_chain_length x num_clusters at most 2**31 - 1.
+    kmeans_parallel_rounds: sampling rounds of 'kmeans_parallel'.
+    kmeans_parallel_oversampling: candidates drawn per round of
+      'kmeans_parallel', as a multiple of num_clusters.
+    dtype: tf.float32 (the default) or tf.float64, the dtype of the
+      centers and the computation; half precision (float16, bfloat16) is
+      refused with a TypeError, and data of any numeric dtype is cast to it.
+    run_eagerly: bool: run steps eagerly instead of as compiled
+      `tf.function`s (for debugging).
+    algorithm: 'lloyd' (every point against every center each step) or
+      'hamerly': the same full-batch steps, skipping the distances that
+      Hamerly's triangle-inequality bounds rule out; much faster once the
+      clusters settle. 'hamerly' needs use_mini_batch=False and the squared
+      Euclidean metric, and applies to in-memory input (a Tensor or array);
+      a dataset of batches, or a distributed run, uses 'lloyd'.
+    empty_cluster: 'keep' (the legacy behaviour): a cluster that no point is
+      nearest to keeps its center. 'farthest_point' (scikit-learn's policy):
+      it moves to one of the points farthest from their own centers, which
+      leaves its old cluster; in mini-batch mode only clusters that have
+      never had a point are moved, to the batch's far points (needs
+      mini_batch_steps_per_iteration=1). Each logged step reports the empty
+      clusters and, with 'farthest_point', the relocated ones. Not available
+      with `RunConfig(train_distribute=...)`.
+    weight_column: None, or the name (or a column with `.key`) of the dict
+      feature holding sample weights, as other canned Estimators had: a
+      point of weight w counts as w copies of it (integer weights give the
+      result of repeated rows, weights of 1 that of no weights). The feature
+      is never a point feature (`feature_columns` must not name it); the
+      input must then be a dict of features, with weights of shape (n,) or
+      (n, 1), finite and >= 0 with a positive total. Weights count in
+      initialisation ('random' draws in proportion to weight;
+      'kmeans_plus_plus' and 'kmeans_parallel' are weighted; 'kmc2' has no
+      weighted form), in every update (weighted means; in mini-batch steps
+      the per-cluster learning rate uses the weight seen so far), in the
+      training loss and in `evaluate` and `score` (weighted sums of
+      distances). `predict` and `transform` ignore the weight feature. Not
+      available with empty_cluster='farthest_point' or with a
+      tf.distribute strategy in `RunConfig`.
+    num_restarts: positive int R, scikit-learn's `n_init`: train R k-means
+      runs (restarts) side by side and keep the best. Restart r is
+      initialised with `seed` folded with r (restart 0 with what
+      num_restarts=1 would draw); each full-batch step moves all R restarts
+      from ONE pass over the data (each batch is scored against all R k
+      centers in one matrix product), and the checkpoint variable
+      `clusters` (so `cluster_centers`, `predict`, `evaluate` and exports)
+      holds, among the restarts' current centers, those of lowest loss
+      over the training data: before writing each checkpoint, one more
+      pass scores every restart's centers as they are (a step knows only
+      the losses before its update, and an update can change the order).
+      A step's reported loss is that before its update, of the restart
+      with the lowest such loss; between checkpoints `clusters` (what hooks
+      fetch as 'clusters') is that restart's updated centers. Every
+      restart's centers are saved as `restart_clusters` (R, k, d). R > 1
+      needs use_mini_batch=False, empty_cluster='keep',
+      algorithm='lloyd', no `RunConfig(train_distribute=...)`, and
+      initial_clusters named by a string ('kmeans_parallel' samples each
+      restart on its own: over a dataset of batches, kmeans_parallel_rounds
+      + 2 passes per restart). Training resumes only a model_dir trained with the same
+      num_restarts (a ValueError names both otherwise); predict, evaluate
+      and export read any model_dir, since they use `clusters` alone.
+
+  After `train`, `training_summary` says what the call did (steps, why it
+  stopped, final loss, cluster sizes, empty clusters); the same figures go
+  to TensorBoard under 'training_summary/'.
+  """
+
+  SQUARED_EUCLIDEAN_DISTANCE = constants.SQUARED_EUCLIDEAN_DISTANCE
+  COSINE_DISTANCE = constants.COSINE_DISTANCE
+  RANDOM_INIT = constants.RANDOM_INIT
+  KMEANS_PLUS_PLUS_INIT = constants.KMEANS_PLUS_PLUS_INIT
+  KMC2_INIT = constants.KMC2_INIT
+  KMEANS_PARALLEL_INIT = constants.KMEANS_PARALLEL_INIT
+  SCORE = constants.SCORE
+  CLUSTER_INDEX = constants.CLUSTER_INDEX
+  ALL_DISTANCES = constants.ALL_DISTANCES
+  TOP_K_CLUSTER_INDICES = constants.TOP_K_CLUSTER_INDICES
+  TOP_K_DISTANCES = constants.TOP_K_DISTANCES
+  CLUSTER_CENTERS_VAR_NAME = constants.CLUSTER_CENTERS_VAR_NAME
+  KEEP_EMPTY = constants.KEEP_EMPTY
+  FARTHEST_POINT = constants.FARTHEST_POINT
+
+  def __init__(self,
+               num_clusters,
+               model_dir=None,
+               initial_clusters=RANDOM_INIT,
+               distance_metric=SQUARED_EUCLIDEAN_DISTANCE,
+               seed=None,
+               use_mini_batch=True,
+               mini_batch_steps_per_iteration=1,
+               kmeans_plus_plus_num_retries=2,
+               relative_tolerance=None,
+               config=None,
+               feature_columns=None,
+               kmc2_chain_length=200,
+               dtype=tf.float32,
+               run_eagerly=False,
+               algorithm=constants.LLOYD,
+               kmeans_parallel_rounds=5,
+               kmeans_parallel_oversampling=0.5,
+               empty_cluster=constants.KEEP_EMPTY,
+               weight_column=None,
+               num_restarts=1):
+    if config is None:
+      config = run_config_lib.RunConfig()
+    elif not isinstance(config, run_config_lib.RunConfig):
+      raise TypeError('`config` must be a kmeans_estimator.RunConfig. '
+                      f'Received: config={config!r}')
+    given_model_dir = model_dir
+    model_dir = options.check_path('model_dir', model_dir, allow_none=True)
+    if model_dir is not None and config.model_dir is not None and (
+        model_dir != config.model_dir):
+      raise ValueError(
+          '`model_dir` and `config.model_dir` differ; give one of them. '
+          f'Received: model_dir={given_model_dir!r}, config.model_dir='
+          f'{config.model_dir!r}')
+    model_dir = model_dir if model_dir is not None else config.model_dir
+    run_eagerly = options.check_bool('run_eagerly', run_eagerly)
+    if seed is not None:
+      seed = options.check_int('seed', seed)
+    if seed is None:
+      seed = config.tf_random_seed
+    if seed is None:
+      seed = random.SystemRandom().randrange(2**31)
+      logging.info('No seed given; using seed %d.', seed)
+    self._relative_tolerance = options.check_relative_tolerance(
+        relative_tolerance)
+    if feature_columns is not None and isinstance(feature_columns, str):
+      feature_columns = [feature_columns]
+    self._feature_columns = (None if feature_columns is None else
+                             list(feature_columns))
+    self._weight_column = _check_weight_column(
+        weight_column, self._feature_columns, empty_cluster, config)
+    # The core validates the k-means hyper-parameters (it is public too).
+    self._core_args = dict(
+        num_clusters=num_clusters,
+        initial_clusters=initial_clusters,
+        distance_metric=distance_metric,
+        use_mini_batch=use_mini_batch,
+        mini_batch_steps_per_iteration=mini_batch_steps_per_iteration,
+        random_seed=seed,
+        kmeans_plus_plus_num_retries=kmeans_plus_plus_num_retries,
+        kmc2_chain_length=kmc2_chain_length,
+        kmeans_parallel_rounds=kmeans_parallel_rounds,
+        kmeans_parallel_oversampling=kmeans_parallel_oversampling,
+        dtype=dtype,
+        empty_cluster=empty_cluster,
+        weighted=self._weight_column is not None,
+        num_restarts=num_restarts,
+        name='kmeans')
+    self._kmeans = kmeans_lib.KMeans(**self._core_args)
+    self._run_eagerly = run_eagerly
+    self._algorithm = options.check_algorithm(algorithm, distance_metric,
+                                              use_mini_batch)
+    if (empty_cluster == constants.FARTHEST_POINT and
+        config.train_distribute is not None):
+      raise ValueError(
+          "empty_cluster='farthest_point' is not supported with "
+          'RunConfig(train_distribute=...): the far points would have to be '
+          "gathered from every replica. Use empty_cluster='keep', or train "
+          'without a strategy.')
+    restarts = self._kmeans.num_restarts
+    if restarts > 1 and self._algorithm != constants.LLOYD:
+      raise ValueError(
+          f'num_restarts={restarts} needs algorithm=\'lloyd\': the restarts '
+          'share Lloyd passes over the data. Received: '
+          f"algorithm={algorithm!r}; use algorithm='lloyd', or "
+          'num_restarts=1.')
+    if restarts > 1 and config.train_distribute is not None:
+      raise ValueError(
+          f'num_restarts={restarts} is not supported with '
+          'RunConfig(train_distribute=...); train without a strategy, or '
+          'with num_restarts=1.')
+    if model_dir is None:
+      # Only once every argument is checked: a bad one leaves no directory.
+      model_dir = tempfile.mkdtemp(prefix='kmeans_estimator_')
+      logging.warning('Using temporary folder as model directory: %s',
+                      model_dir)
+    self._model_dir = model_dir
+    self._config = config.replace(model_dir=self._model_dir)
+    self._training_summary = None
+    self._compiled = {}
+    self._global_step = 0
+    self._summary_writer = None
+    self._core_strategy = None
+    # The checkpoint the core holds, so that calls in a row restore once,
+    # and the num_restarts it was trained with.
+    self._restored_stamp = None
+    self._restored_restarts = None
+
+  # ------------------------------------------------------------ properties
+  @property
+  def model_dir(self):
+    return self._model_dir
+
+  @property
+  def config(self):
+    return self._config
+
+  @property
+  def num_clusters(self):
+    return self._kmeans.num_clusters
+
+  @property
+  def distance_metric(self):
+    return self._kmeans.distance_metric
+
+  @property
+  def training_summary(self):
+    """What the last `train` call of this object did: a `TrainingSummary`.
+
+    Steps run, global step, why training stopped, whether
+    `relative_tolerance` was met, and the last step's loss, cluster sizes
+    and empty (and relocated) clusters. None before the first `train`, and
+    after a `train` that raised. It lives on this object, like
+    scikit-learn's fitted attributes; the same figures are in `model_dir` as
+    TensorBoard summaries under 'training_summary/' at the final global
+    step, which is where a later process finds them.
+    """
+    return self._training_summary
+
+  # -------------------------------------------------------------- model_fn
+  def model_fn(self, features, labels, mode, config=None, params=None):  # pylint: disable=unused-argument
+    """Builds the `EstimatorSpec` for one batch; runs inside compiled steps.
+
+    Args:
+      features: float Tensor of shape (n, d); in full-batch TRAIN mode also a
+        finite dataset of such batches (one Lloyd step over all of them).
+        With sample weights (`weight_column`), in TRAIN and EVAL mode a
+        (points (n, d), weights (n,)) pair, or a dataset of such pairs.
+      labels: ignored (k-means is unsupervised).
+      mode: a `ModeKeys` value.
+      config: the `RunConfig` (unused by the maths).
+      params: dict; 'predict_keys' selects the predictions to compute, and
+        'top_k' (a Python int) is the number of nearest centers that the
+        'top_k_*' keys give. 'static_chunks' (default True) keeps every
+        chunk of the nearest-center search at one static shape, as the
+        exported signatures need for TFLite; False runs a faster loop, for
+        evaluate and predict in this process.
+
+    Returns:
+      `EstimatorSpec`.
+    """
+    km = self._kmeans
+    weights = None
+    if isinstance(features, tuple):
+      features, weights = features
+    if mode == ModeKeys.TRAIN:
+      stats = km.step(features, weights)
+      return EstimatorSpec(mode, loss=stats['loss'], train_op=stats)
+    static_chunks = (params or {}).get('static_chunks', True)
+    if mode == ModeKeys.EVAL:
+      _, nearest = km.nearest(features, static_chunks)
+      if weights is None:
+        loss = tf.reduce_sum(nearest)
+      else:
+        loss = tf.reduce_sum(weights * nearest)
+      loss = _after_overflow_check(km.dtype, loss, loss)
+      metrics = {constants.SCORE: loss,
+                 'num_points': tf.size(nearest, tf.int64),
+                 'num_batches': tf.minimum(tf.size(nearest), 1)}
+      if weights is not None:
+        metrics['total_weight'] = tf.reduce_sum(weights)
+      return EstimatorSpec(mode, loss=loss, eval_metric_ops=metrics)
+    if mode == ModeKeys.PREDICT:
+      keys = (params or {}).get('predict_keys', constants.PREDICT_KEYS)
+      top_k = (params or {}).get('top_k')
+      if constants.ALL_DISTANCES in keys:
+        all_distances, index, _ = km.infer(features)
+        predictions = {constants.ALL_DISTANCES: all_distances,
+                       constants.CLUSTER_INDEX: index}
+        if top_k is not None:
+          # From the same distances, so that the first column is
+          # cluster_index and the distances are entries of all_distances.
+          predictions.update(zip(constants.TOP_K_PREDICT_KEYS,
+                                 distances_lib.smallest_k(all_distances,
+                                                          top_k)))
+        predictions = dict(zip(predictions, _after_overflow_check(
+            km.dtype, all_distances, *predictions.values())))
+      elif top_k is not None:
+        # Bounded-memory chunks; the nearest center is the first column.
+        top_index, top_distances = km.nearest_k(features, top_k)
+        top_distances, top_index = _after_overflow_check(
+            km.dtype, top_distances, top_distances, top_index)
+        predictions = {constants.CLUSTER_INDEX: top_index[:, 0],
+                       constants.TOP_K_CLUSTER_INDICES: top_index,
+                       constants.TOP_K_DISTANCES: top_distances}
+      else:
+        # Only the nearest center is needed: bounded-memory chunks. In this
+        # process, without the distances unless they might overflow.
+        # `checked`: the distances, or whether they are finite.
+        index, checked = (km.nearest(features) if static_chunks else
+                          km.nearest_index(features))
+        predictions = {
+            constants.CLUSTER_INDEX: _after_overflow_check(km.dtype, checked,
+                                                           index)}
+      return EstimatorSpec(mode,
+                           predictions={k: predictions[k] for k in keys},
+                           export_outputs=self._export_outputs(predictions))
+    raise ValueError(f'`mode` must be one of {ModeKeys.TRAIN!r}, '
+                     f'{ModeKeys.EVAL!r}, {ModeKeys.PREDICT!r}. '
+                     f'Received: mode={mode!r}')
+
+  def _export_outputs(self, predictions):
+    """What each serving signature returns, from the predictions made."""
+    outputs = {}
+    if constants.CLUSTER_INDEX in predictions:
+      outputs[export_lib.SERVING_DEFAULT] = predictions[
+          constants.CLUSTER_INDEX]
+      outputs[export_lib.CLUSTER_INDEX_SIGNATURE] = predictions[
+          constants.CLUSTER_INDEX]
+    if constants.ALL_DISTANCES in predictions:
+      distances = predictions[constants.ALL_DISTANCES]
+      outputs[export_lib.ALL_DISTANCES_SIGNATURE] = distances
+      outputs[export_lib.TRANSFORM_SIGNATURE] = self._transformed(distances)
+    if constants.TOP_K_CLUSTER_INDICES in predictions:
+      outputs[export_lib.TOP_K_SIGNATURE] = {
+          key: predictions[key] for key in constants.TOP_K_PREDICT_KEYS}
+    return outputs
+
+  def _transformed(self, all_distances):
+    """`transform`'s distances: Euclidean (not squared), or 1 - cos."""
+    if self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE:
+      return distances_lib.euclidean_distances(all_distances)
+    return all_distances
+
+  def _compile(self, name, fn):
+    """Wraps `fn` in `tf.function` once and caches it on the estimator."""
+    if name not in self._compiled:
+      # The core writes its control flow with tf.cond / tf.while_loop /
+      # Dataset.reduce, so AutoGraph's source conversion (most of the
+      # tracing time) is not needed.
+      self._compiled[name] = fn if self._run_eagerly else tf.function(
+          fn, reduce_retracing=True, autograph=False)
+    return self._compiled[name]
+
+  def _train_step(self, data):
+    return self._compile('train', lambda x: self.model_fn(
+        x, None, ModeKeys.TRAIN, self._config).train_op)(data)
+
+  def _carried_steps(self, name, start, step, weighted):
+    """A step function carrying the state of `step` (a core method) from
+    step to step over the same data; `start(points, weights)` makes it on
+    the first call."""
+    start = self._compile(name + '_state', start)
+    step = self._compile(name, step)
+    state = call = None
+
+    def carried_step(data):
+      nonlocal state, call
+      points, weights = data if weighted else (data, None)
+      if state is None:
+        state = start(points, weights)
+      if call is None:
+        # Every step gets the same points and a state of the same structure
+        # and shapes: its traced graph is called directly, without the
+        # tf.function's matching of the arguments on each call (0.4-0.7 ms,
+        # 4-7% of a 10 ms step at 50,000 x 100 points).
+        call = (step.get_concrete_function(points, state, weights)
+                if hasattr(step, 'get_concrete_function') else step)
+      stats, state = call(points, state, weights)
+      return stats
+    return carried_step
+
+  @staticmethod
+  def _screened_by_loss(step, points):
+    """`step` over batches read without the NaN and Inf check
+    (`points.unscreened`), raising the check's error when they held any.
+
+    Under squared Euclidean distance a NaN or Inf coordinate makes the
+    point's distances, and so the loss of a full-batch step, NaN or Inf:
+    the loss says whether such points were read, so the batches need no
+    pass of their own. Only a step whose loss is not finite reads the data
+    again, checked, to tell bad points (a ValueError) from overflow (the
+    FloatingPointError of the training loop).
+    """
+    def screened_step(data):
+      stats = step(data)
+      if not np.isfinite(float(stats['loss'])):
+        for _ in points.stream:
+          pass
+      return stats
+    return screened_step
+
+  def _initialize(self, batch):
+    batch = batch if isinstance(batch, tuple) else (batch,)
+    return bool(self._compile('initialize', self._kmeans.initialize)(*batch))
+
+  def _eval_batch(self, batch):
+    def fn(x):
+      spec = self.model_fn(x, None, ModeKeys.EVAL, self._config,
+                           {'static_chunks': False})
+      return spec.eval_metric_ops
+    return self._compile('eval', fn)(batch)
+
+  def _eval_batches(self, points):
+    """The metrics of each batch of `points` (read `_read_to_infer`), as
+    Python numbers summed over the batch's chunks."""
+    rows = self._inference_rows(points.num_features)
+    for _, chunks in points.chunked_batches(rows):
+      totals = {}
+      for chunk, _ in chunks:
+        metrics, chunk = self._eval_batch(chunk), None
+        for key, value in metrics.items():
+          value = value.numpy().item()
+          if key not in totals:
+            totals[key] = value
+          elif key == 'num_batches':  # Chunks of one batch count once.
+            totals[key] = max(totals[key], value)
+          else:
+            totals[key] += value
+      yield totals
+
+  def _predict_batch(self, batch, keys, top_k=None):
+    """The predictions for a batch (or a chunk of one), in one call."""
+    def fn(x):
+      return self.model_fn(x, None, ModeKeys.PREDICT, self._config,
+                           {'predict_keys': keys, 'top_k': top_k,
+                            'static_chunks': False}).predictions
+    return self._compile(('predict', top_k) + keys, fn)(batch)
+
+  # ----------------------------------------------------------- checkpoints
+  def latest_checkpoint(self):
+    """Path of the newest checkpoint in `model_dir`, or None."""
+    return checkpoints.latest_checkpoint(self._model_dir)
+
+  def _restore(self, checkpoint_path=None, required=False):
+    """Loads the model state from a checkpoint (the latest by default).
+
+    Returns:
+      True if a checkpoint was loaded. Without one, the model is reset to its
+      untrained state (or, with `required`, a ValueError says to train).
+    """
+    path = checkpoint_path or self.latest_checkpoint()
+    stamp = None if path is None else checkpoints.checkpoint_stamp(path)
+    if stamp is not None and stamp == self._restored_stamp:
+      return True  # The core holds this checkpoint already.
+    self._restored_stamp = None
+    if path is None:
+      # A damaged state file is not "untrained": never start over on it.
+      checkpoints.check_no_lost_checkpoint(self._model_dir)
+      if required:
+        raise ValueError(
+            f'No trained model in model_dir={self._model_dir!r}: call '
+            'train() first, or point model_dir at a trained model.')
+      if self._kmeans.built:
+        # No model yet: nothing fixes the data width but given initial
+        # centers, so start from a fresh core (and fresh compiled steps).
+        self._kmeans = kmeans_lib.KMeans(**self._core_args)
+        self._compiled = {}
+      self._global_step = 0
+      return False
+    # Read by directory when we can: the read then starts over if a trainer
+    # replaces (and deletes) this checkpoint while we read it.
+    values = checkpoints.read_checkpoint(checkpoint_path or self._model_dir)
+    self._check_compatible(values, path)
+    saved_restarts = _saved_num_restarts(values)
+    if saved_restarts != self._kmeans.num_restarts:
+      # Readers use `clusters` alone (training refuses this model_dir).
+      values = {name: value for name, value in values.items()
+                if name != constants.RESTART_CLUSTERS_VAR_NAME}
+    self._kmeans.restore(values)
+    self._restored_restarts = saved_restarts
+    self._global_step = int(values.get(constants.GLOBAL_STEP_VAR_NAME, 0))
+    # (If a newer checkpoint was read, the next call sees a newer latest
+    # checkpoint than `stamp` names and reads again.)
+    self._restored_stamp = stamp
+    return True
+
+  def _check_compatible(self, values, path):
+    if constants.CLUSTER_CENTERS_VAR_NAME not in values:
+      raise ValueError(f'The checkpoint {path!r} has no '
+                       f'{constants.CLUSTER_CENTERS_VAR_NAME!r} variable; it '
+                       'was not written by a k-means estimator.')
+    centers = values[constants.CLUSTER_CENTERS_VAR_NAME]
+    if centers.ndim != 2 or centers.dtype.kind != 'f' or not np.all(
+        np.isfinite(centers)):
+      raise ValueError(
+          f'The checkpoint {path!r} holds invalid cluster centers (dtype '
+          f'{centers.dtype}, shape {centers.shape}; they must be finite '
+          'floats of shape (k, d)): it is damaged or was not written by a '
+          'k-means estimator. Restore model_dir from a backup, or retrain '
+          'into a new model_dir.')
+    k, d = centers.shape
+    metric = values.get(constants.DISTANCE_METRIC_VAR_NAME)
+    if metric is not None and metric.item().decode() != self.distance_metric:
+      raise ValueError(
+          f'model_dir={self._model_dir!r} holds a model trained with '
+          f'distance_metric={metric.item().decode()!r} but this estimator has '
+          f'distance_metric={self.distance_metric!r}; use the same '
+          'distance_metric or another model_dir.')
+    if k != self.num_clusters:
+      raise ValueError(
+          f'model_dir={self._model_dir!r} holds a model with num_clusters={k}'
+          f' but this estimator has num_clusters={self.num_clusters}; use the'
+          ' same num_clusters or another model_dir.')
+    if self._kmeans.built and d != self._kmeans.num_features:
+      raise ValueError(
+          f'model_dir={self._model_dir!r} holds centers of dimension {d} but '
+          f'initial_clusters have dimension {self._kmeans.num_features}; use '
+          'matching data or another model_dir.')
+    restarts = values.get(constants.RESTART_CLUSTERS_VAR_NAME)
+    if restarts is not None and (
+        restarts.ndim != 3 or restarts.shape[0] < 2 or
+        restarts.shape[1:] != (k, d) or restarts.dtype != centers.dtype or
+        not np.all(np.isfinite(restarts))):
+      raise ValueError(
+          f'The checkpoint {path!r} holds invalid restart_clusters (dtype '
+          f'{restarts.dtype}, shape {restarts.shape}; they must be finite '
+          f'floats of shape (num_restarts, {k}, {d}) like the clusters): it '
+          'is damaged. Restore model_dir from a backup, or retrain into a '
+          'new model_dir.')
+
+  def _check_restarts_match(self):
+    """Refuses to resume training with another num_restarts."""
+    saved, restarts = self._restored_restarts, self._kmeans.num_restarts
+    if saved is not None and saved != restarts:
+      raise ValueError(
+          f'model_dir={self._model_dir!r} holds a model trained with '
+          f'num_restarts={saved} but this estimator has num_restarts='
+          f'{restarts}; train with the same num_restarts, or into another '
+          'model_dir (predict, evaluate and export read it with any '
+          'num_restarts).')
+
+  def _save(self, listeners=()):
+    """Writes a checkpoint; returns True if a saving listener asks to stop.
+
+    In a distributed run only the chief writes.
+    """
+    if not distribute_lib.is_chief(self._core_strategy):
+      return False
+    for listener in listeners:
+      listener.before_save(None, self._global_step)
+    tensors = {name: variable.read_value() for name, variable in
+               self._kmeans.checkpoint_variables().items()}
+    tensors[constants.GLOBAL_STEP_VAR_NAME] = np.int64(self._global_step)
+    tensors[constants.DISTANCE_METRIC_VAR_NAME] = np.bytes_(
+        self.distance_metric.encode())
+    path = checkpoints.save_checkpoint(self._model_dir, self._global_step,
+                                       tensors,
+                                       self._config.keep_checkpoint_max)
+    self._restored_stamp = checkpoints.checkpoint_stamp(path)
+    self._restored_restarts = self._kmeans.num_restarts
+    logging.info('Saving checkpoints for %d into %s.', self._global_step,
+                 path)
+    return any([bool(listener.after_save(None, self._global_step))
+                for listener in listeners])
+
+  def get_variable_names(self):
+    """Names of the variables in the latest checkpoint."""
+    path = self._require_checkpoint()
+    return [name for name, _ in checkpoints.list_checkpoint_variables(path)]
+
+  def get_variable_value(self, name):
+    """Value of the variable `name` in the latest checkpoint (numpy).
+
+    The checkpoint is read as it is, like `tf.train.load_variable`, without
+    checking it against this estimator's options; `cluster_centers` checks
+    them, as `train` and `predict` do.
+    """
+    self._require_checkpoint()
+    values = checkpoints.read_checkpoint(self._model_dir)
+    if name not in values:
+      raise ValueError(f'`name` must be one of {sorted(values)}. '
+                       f'Received: name={name!r}')
+    return values[name]
+
+  def _require_checkpoint(self):
+    path = self.latest_checkpoint()
+    if path is None:
+      checkpoints.check_no_lost_checkpoint(self._model_dir)
+      raise ValueError(
+          f'No trained model in model_dir={self._model_dir!r}: call train() '
+          'first, or point model_dir at a trained model.')
+    return path
+
+  def cluster_centers(self):
+    """The cluster centers, float array of shape (k, d), from the checkpoint.
+
+    Raises:
+      ValueError: no checkpoint, or one that `train` and `predict` refuse
+        too: of another num_clusters or distance_metric than this
+        estimator's, or damaged (the same messages).
+    """
+    path = self._require_checkpoint()
+    values = checkpoints.read_checkpoint(self._model_dir)
+    self._check_compatible(values, path)
+    return values[constants.CLUSTER_CENTERS_VAR_NAME]
+
+  # ---------------------------------------------------------------- inputs
+  def _read(self, input_fn, mode, check_width=True, check_finite=True,
+            in_chunks=False, batch_rows=None):
+    raw = inputs.call_input_fn(input_fn, mode, self._config)
+    num_features = (self._kmeans.num_features
+                    if self._kmeans.built and check_width else None)
+    # Reading may take a first batch (to learn its width), whose checks
+    # fail as the steps' do.
+    with self._input_errors():
+      return inputs.read_points(raw, self._feature_columns,
+                                self._kmeans.dtype, num_features,
+                                self._weight_column,
+                                read_weights=mode != ModeKeys.PREDICT,
+                                check_finite=check_finite,
+                                in_chunks=in_chunks, batch_rows=batch_rows)
+
+  def _read_to_infer(self, input_fn, mode):
+    """`_read` for predict and evaluate: data given whole are read in
+    chunks, and in-memory data checked in the step.
+
+    Under squared Euclidean distance the check of the distances that
+    `model_fn` makes anyway also fails on NaN or Inf points (see
+    `_after_overflow_check`), so a Tensor or array is not given a pass of
+    its own (as costly as a tenth of the assignment). Under cosine a row of
+    NaNs normalises to a zero row, at the finite distance 1, which would
+    pass it: there the points are checked as they are read.
+
+    An array, Tensor or dict of them (returned by the input_fn, or given
+    directly, with or without `batch_size`) is read a chunk of rows at a
+    time as the chunks are used (`inputs.Points.chunked_batches`): no whole
+    copy of it is made, so memory beyond the input and what the caller
+    keeps of the output is bounded by a chunk (`_inference_rows`).
+    """
+    euclidean = self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE
+    batch_rows = None
+    if isinstance(input_fn, inputs.DirectData) and (
+        input_fn.batch_size is not None):
+      batch_rows, input_fn = input_fn.batch_size, input_fn.unbatched
+    return self._read(input_fn, mode, check_finite=not euclidean,
+                      in_chunks=True, batch_rows=batch_rows)
+
+  def _inference_rows(self, num_features, keys=(), top_k=None):
+    """Rows per chunk of data that `predict`, `transform` and `evaluate`
+    compute at once: what fits in `constants.INFERENCE_CHUNK_BYTES` with
+    the outputs asked for (see `distances.inference_chunk_rows`), so that
+    'all_distances' for a large num_clusters never needs a batch_size."""
+    return distances_lib.inference_chunk_rows(
+        num_features, self.num_clusters, self._kmeans.dtype.size,
+        all_distances=constants.ALL_DISTANCES in keys, top_k=top_k,
+        budget_bytes=constants.INFERENCE_CHUNK_BYTES)
+
+  @contextlib.contextmanager
+  def _input_errors(self, points=None):
+    """Turns the input pipeline's runtime checks into ValueErrors.
+
+    An overflow of the distances becomes a FloatingPointError, unless
+    `points` (read unchecked) hold NaN or Inf: a ValueError says so.
+    """
+    try:
+      yield
+    except tf.errors.InvalidArgumentError as error:
+      if _OVERFLOW_MESSAGE in error.message:
+        if points is not None and not points.checked and (
+            not points.all_finite()):
+          raise ValueError(f'{inputs.NON_FINITE_MESSAGE} (found while '
+                           'reading the input_fn).') from None
+        raise FloatingPointError(
+            f'{_overflow_message(self._kmeans.dtype)}.') from None
+      for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
+                     inputs.WEIGHTS_MESSAGE, inputs.ROWS_MESSAGE,
+                     kmeans_lib.CALLABLE_NON_FINITE_MESSAGE,
+                     kmeans_lib.CALLABLE_WIDTH_MESSAGE,
+                     kmeans_lib.CALLABLE_OVERFLOW_MESSAGE,
+                     'kmeans_plus_plus needs', 'kmeans_parallel needs'):
+        if marker in error.message:
+          # TF appends its own words after ' : '; keep the check's message.
+          detail = error.message[error.message.index(marker):]
+          for end in ('\n', ' : ', ']'):
+            detail = detail.split(end)[0]
+          detail = detail.replace("\\'", "'")  # TF escapes quotes.
+          if marker.startswith('`initial_clusters`'):
+            raise ValueError(f'{detail}.') from None
+          raise ValueError(f'{detail} (found while reading the input_fn).'
+                          ) from None
+      raise
+
+  # ------------------------------------------------------------- training
+  @locking.holds_model_dir_lock
+  def train(self, input_fn, hooks=None, steps=None, max_steps=None,
+            saving_listeners=None, *, batch_size=None):
+    """Trains the model; see the class docstring for how long it runs.
+
+    One trainer per model_dir: `train` holds an exclusive lock on
+    `model_dir` (a `flock` on `model_dir/.kmeans_estimator.lock`) from start
+    to end, so a second `train` into the same directory, from another
+    process or from this one, fails at once with
+    `locking.ModelDirLockedError` naming the directory and the holder. The
+    operating system drops the lock when its process ends, even by a crash
+    or SIGKILL, so a crash never leaves `model_dir` locked. Readers take no
+    lock: `predict`, `evaluate`, `cluster_centers`, `export_saved_model`
+    and `tf.train.load_variable(model_dir, 'clusters')` read the latest
+    complete checkpoint while a trainer writes (checkpoints are atomic). A
+    crash at any moment loses at most the steps since the last checkpoint;
+    the next `train` resumes from it. Under a `tf.distribute` strategy only
+    the chief takes the lock. URLs (`gs://...`) get no lock. See `locking`.
+
+    Args:
+      input_fn: callable returning the training data (see the class doc), or
+        the data itself: a numpy array (or list of rows) of shape (n, d), a
+        Tensor, a dict of features or a `tf.data.Dataset`.
+      hooks: `SessionRunHook`-like objects.
+      steps: train this many more steps.
+      max_steps: train until `global_step` reaches this.
+      saving_listeners: objects with Estimator's `CheckpointSaverListener`
+        methods (`begin()`, `before_save(session, global_step)`,
+        `after_save(session, global_step)` (True stops training),
+        `end(session, global_step)`); `session` is None.
+      batch_size: only for data given directly. None: an array or Tensor is
+        one batch (all the data; a full-batch step is one Lloyd iteration
+        over it, a mini-batch step one update from all of it) and a Dataset
+        is used as it is. A positive int: an array or Tensor is read in
+        consecutive batches of that many rows, in order (in mini-batch mode
+        with `steps` or `max_steps` they cycle through the data; without,
+        one pass); a Dataset of single rows is batched. Mini-batch training
+        resumes where the model stopped: at batch global_step mod (batches
+        per pass), so split or killed-and-resumed runs read the batches one
+        uninterrupted run reads (without steps, to the end of that pass; see
+        `inputs.DirectData`; not under a `train_distribute` strategy);
+        'kmeans_parallel' initialises from one pass over the batches, with
+        or without steps. A Dataset or an input_fn is read from its start on
+        every call.
+
+    Returns:
+      self. `training_summary` then says what the call did.
+
+    Raises:
+      TypeError: `input_fn` is neither a callable nor data of a supported
+        kind.
+      distribute.WorkerFailedError: under a multi-worker strategy, another
+        worker died or stopped responding; restart all workers to resume
+        from the chief's last checkpoint.
+    """
+    _check_steps(steps, max_steps)
+    input_fn = inputs.as_input_fn(
+        input_fn, batch_size, repeat=self._kmeans.use_mini_batch and (
+            steps is not None or max_steps is not None))
+    self._training_summary = None
+    strategy = self._config.train_distribute
+    with self._core_for(strategy):
+      try:
+        return self._train(input_fn, hooks, steps, max_steps,
+                           saving_listeners, strategy)
+      except BaseException:
+        # The core may be ahead of the last checkpoint: reload next time.
+        self._restored_stamp = None
+        raise
+
+  def _train(self, input_fn, hooks, steps, max_steps, saving_listeners,
+             strategy):
+    runner = hooks_lib.HookRunner(hooks)
+    restored = self._restore()
+    if restored:
+      self._check_restarts_match()
+    if max_steps is not None and self._global_step >= max_steps:
+      logging.info('Skipping training since max_steps has already saved.')
+      self._training_summary = summary_lib.TrainingSummary(
+          steps=0, global_step=self._global_step,
+          stopped_by=summary_lib.STEP_LIMIT, converged=False)
+      return self
+    if (self._kmeans.use_mini_batch and strategy is None and
+        isinstance(input_fn, inputs.DirectData)):
+      # Resume at the slice where the last step stopped.
+      input_fn = input_fn.resumed(self._global_step)
+    # Without a checkpoint only initial centers given as an array build the
+    # core, and they fix the width.
+    given = not restored and self._kmeans.built
+    points = self._read(input_fn, ModeKeys.TRAIN, check_width=not given)
+    if given and points.num_features != self._kmeans.num_features:
+      raise ValueError(
+          f'`initial_clusters` has shape ({self.num_clusters}, '
+          f'{self._kmeans.num_features}) but the input has '
+          f'{points.num_features} features per point; give initial_clusters '
+          f'of shape ({self.num_clusters}, {points.num_features}).')
+    if points.endless and steps is None and max_steps is None and (
+        self._relative_tolerance is None) and not runner:
+      raise ValueError(
+          'The input_fn returns an endless dataset, so training would never '
+          'stop; pass steps= or max_steps=, set relative_tolerance, or give '
+          'a hook that requests a stop.')
+    if points.whole and not self._kmeans.built:
+      # All the data are in hand: too few points, or tensors too large for
+      # memory, are refused before any is allocated.
+      num_points = int(points.tensor.shape[0])
+      if num_points < self.num_clusters and (
+          self._kmeans.initial_clusters in (constants.RANDOM_INIT,
+                                            constants.KMEANS_PARALLEL_INIT)):
+        self._raise_too_few_points(num_points, points)
+      self._kmeans.check_sizes(points.num_features, num_points)
+    self._kmeans.build(points.num_features)
+    finite_by_default = steps is None and max_steps is None
+    with self._input_errors(), distribute_lib.peer_failures(
+        strategy, self._model_dir):
+      if strategy is None:
+        self._initialize_centers(self._one_pass_to_initialize(input_fn,
+                                                              points))
+        # Full-batch Lloyd over a stream: its loss reveals NaN and Inf.
+        unscreened = (
+            points.unscreened is not None and not points.endless and
+            not self._kmeans.use_mini_batch and
+            self._kmeans.num_restarts == 1 and
+            self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE)
+        step_inputs = self._step_inputs(points, finite_by_default, unscreened)
+        step_fn = (self._screened_by_loss(self._train_step, points)
+                   if unscreened else self._train_step)
+        # Full-batch steps over an array carry state from step to step. Its
+        # sums are exact, so a train() that resumes gives the centers of one
+        # that did not stop, bit for bit.
+        km = self._kmeans
+        if self._algorithm == constants.HAMERLY and points.whole:
+          step_fn = self._carried_steps('hamerly', km.hamerly_state,
+                                        km.hamerly_step, points.weighted)
+        elif (points.whole and not km.use_mini_batch and
+              km.num_restarts == 1):
+          step_fn = self._carried_steps('lloyd', km.lloyd_state,
+                                        km.lloyd_step, points.weighted)
+        elif self._algorithm == constants.HAMERLY:
+          logging.warning("algorithm='hamerly' needs the data in memory (a "
+                          'Tensor or array); this dataset of batches is '
+                          "trained with algorithm='lloyd'.")
+      else:
+        trainer = distribute_lib.Trainer(
+            strategy, self._kmeans, self._compile,
+            self._dataset_fn(input_fn, ModeKeys.TRAIN, points.num_features))
+        self._global_step = trainer.initialize(self._global_step)
+        step_inputs, step_fn = trainer.steps(points, finite_by_default)
+      last_step = (self._global_step + steps if steps is not None else
+                   max_steps)
+      self._train_loop(runner, list(saving_listeners or ()), last_step,
+                       step_inputs, step_fn)
+    return self
+
+  def _dataset_fn(self, input_fn, mode, num_features):
+    """The per-pipeline dataset function of a distributed run."""
+    sharded_by_input_fn = inputs.takes_argument(input_fn, 'input_context')
+
+    def dataset_fn(input_context):
+      raw = inputs.call_input_fn(input_fn, mode, self._config,
+                                 input_context=input_context)
+      points = inputs.read_points(raw, self._feature_columns,
+                                  self._kmeans.dtype, num_features)
+      return distribute_lib.shard_points(points, input_context,
+                                         sharded_by_input_fn)
+    return dataset_fn
+
+  @contextlib.contextmanager
+  def _core_for(self, strategy):
+    """Runs the body with a core built in `strategy`'s scope (None: none).
+
+    A core built under another strategy is replaced by a fresh one; the
+    state comes back from the checkpoint, which every train() ends with.
+    """
+    scope = (strategy.scope() if strategy is not None else
+             contextlib.nullcontext())
+    with scope:
+      if strategy is not self._core_strategy:
+        self._kmeans = kmeans_lib.KMeans(**self._core_args)
+        self._compiled = {}
+        self._core_strategy = strategy
+        self._restored_stamp = None
+      yield
+
+  def _one_pass_to_initialize(self, input_fn, points):
+    """What `_initialize_centers` reads: `points`, or one pass over the data
+    when they were given directly and are cycled through.
+
+    Mini-batch training with `steps` or `max_steps` reads an array, Tensor
+    or dict given with `batch_size` as an endless cycle of its slices; the
+    initialisers that pass over all the data ('kmeans_parallel') then take
+    one pass over the slices from the first row, as training without steps
+    does, so the data given directly get the same initial centers however
+    long the run. A Dataset or an input_fn is read as the user made it.
+    """
+    method = self._kmeans.initial_clusters
+    if (points.endless and isinstance(input_fn, inputs.DirectData) and
+        input_fn.batch_size is not None and isinstance(method, str) and
+        method == constants.KMEANS_PARALLEL_INIT and
+        not bool(self._kmeans.initialized)):
+      return self._read(inputs.DirectData(input_fn.data, input_fn.batch_size),
+                        ModeKeys.TRAIN)
+    return points
+
+  def _initialize_centers(self, points):
+    if bool(self._kmeans.initialized):
+      return
+    if (self._kmeans.initial_clusters == constants.KMEANS_PARALLEL_INIT and
+        not points.whole):
+      if points.endless:
+        raise ValueError(
+            "initial_clusters='kmeans_parallel' passes over all the data, "
+            'but the input_fn returns an endless dataset; give a finite one '
+            "(or use initial_clusters='kmeans_plus_plus', which uses the "
+            'first batch).')
+      self._compile('initialize_from_dataset',
+                    self._kmeans.initialize_from_dataset)(points.dataset)
+      return
+    seen = 0
+    for batch in points.batches():
+      n = int((batch[0] if points.weighted else batch).shape[0])
+      if n == 0:
+        continue
+      if seen == 0:
+        self._kmeans.check_sizes(points.num_features, n)
+      if (self._kmeans.initial_clusters == constants.KMEANS_PLUS_PLUS_INIT
+          and seen == 0 and n < self.num_clusters):
+        raise ValueError(
+            f'The first batch has {n} points but num_clusters='
+            f'{self.num_clusters}; kmeans_plus_plus needs at least '
+            'num_clusters points in its first batch, or use '
+            "initial_clusters='random'." + (
+                self._transposed_hint(n, points) if points.whole else ''))
+      seen += n
+      if (self._kmeans.initial_clusters == constants.KMEANS_PARALLEL_INIT and
+          n < self.num_clusters):
+        break  # All the data, and too few points.
+      if self._initialize(batch):
+        return
+    if not seen:
+      raise ValueError(_NO_TRAINING_DATA)
+    if callable(self._kmeans.initial_clusters):
+      raise ValueError(
+          f'`initial_clusters` (a callable) returned '
+          f'{int(self._kmeans.num_initialized)} centers over all {seen} '
+          f'points of the input, but num_clusters={self.num_clusters}; make '
+          'it return num_clusters centers (it is called on each batch in '
+          'turn until num_clusters are chosen), or lower num_clusters.')
+    self._raise_too_few_points(seen, points)
+
+  def _raise_too_few_points(self, num_points, points):
+    """The error for input with fewer than k points (of positive weight).
+
+    When the input has fewer points than features, and would have enough
+    points the other way round, the message says it may be transposed:
+    (d, n) data read as d points of n features.
+    """
+    if points.weighted:
+      raise ValueError(
+          f'The input has fewer than num_clusters={self.num_clusters} points '
+          f'of positive weight (`weight_column`={self._weight_column!r}); '
+          'give more points a positive weight, or lower num_clusters.')
+    raise ValueError(
+        f'The input has only {num_points} points but num_clusters='
+        f'{self.num_clusters}; give at least num_clusters points, or lower '
+        'num_clusters.' + self._transposed_hint(num_points, points))
+
+  def _transposed_hint(self, num_points, points):
+    """' The input has n points of d features: ... pass the transpose' when
+    the n < k points of the input have at least k features, else ''."""
+    if num_points < points.num_features and (
+        points.num_features >= self.num_clusters):
+      return (f' The input has {num_points} points of {points.num_features} '
+              'features: points are rows, so if each column is a point, '
+              'pass the transpose (array.T).')
+    return ''
+
+  def _step_inputs(self, points, finite_by_default, unscreened=False):
+    """Yields the argument of each training step, in order; full-batch
+    steps over a stream read `points.unscreened` when `unscreened`."""
+    if self._kmeans.use_mini_batch or points.endless:
+      if points.whole and not finite_by_default:
+        yield from points.dataset.repeat()
+      else:
+        yield from points.dataset
+      return
+    whole = (points.data if points.whole else
+             points.unscreened if unscreened else points.dataset)
+    while True:
+      yield whole
+      if finite_by_default:
+        return
+
+  def _train_loop(self, runner, listeners, last_step, step_inputs, step_fn):
+    config = self._config
+    runner.begin()
+    for listener in listeners:
+      listener.begin()
+    summaries = []
+    previous_loss = None
+    stats, stopped_by, relocated_total = None, None, 0
+    relocating = self._kmeans.empty_cluster == constants.FARTHEST_POINT
+    start_step, start_time = self._global_step, time.time()
+    last_log_step, last_log_time = start_step, start_time
+    last_save_time, saved_step = start_time, None
+    for data in step_inputs:
+      if last_step is not None and self._global_step >= last_step:
+        break
+      context = runner.before_run() if runner else None
+      stats = step_fn(data)
+      last_data = data
+      if 'total_weight' in stats:
+        # Weighted: a full-batch step (all the data) of total weight 0.
+        if not self._kmeans.use_mini_batch and not float(
+            stats['total_weight']) > 0:
+          raise ValueError(inputs.zero_weight_message(self._weight_column))
+      elif not self._kmeans.use_mini_batch and int(
+          stats['num_points']) == 0:
+        raise ValueError(_NO_TRAINING_DATA)
+      self._global_step += 1
+      loss = float(stats['loss'])
+      step = self._global_step
+      if not np.isfinite(loss):
+        limit, widen = numerics.overflow_advice(self._kmeans.dtype)
+        dtype = self._kmeans.dtype.name
+        raise FloatingPointError(
+            f'The loss became {loss} at step {step}; the data likely '
+            f'overflow {dtype} (magnitudes near {limit} or more); ' + (
+                'rescale them or use dtype=tf.float64.' if widen else
+                f'rescale them ({dtype} is the widest dtype).'))
+      empty = int(stats['empty_clusters'])
+      relocated = int(stats['relocated_clusters'])
+      relocated_total += relocated
+      if (step - start_step) % config.save_summary_steps == 0 or (
+          step == start_step + 1):
+        summaries.append((step, loss, empty,
+                          relocated if relocating else None))
+      stop = runner.after_run(context, self._hook_values(
+          loss, stats['num_points'], stats['empty_clusters'])
+                             ) if runner else False
+      if stop:
+        stopped_by = summary_lib.HOOK
+      # The empty clusters, and those relocated, as '..., empty clusters =
+      # 2, relocated = 2' after the step.
+      clusters_note = f', empty clusters = {empty}' + (
+          f', relocated = {relocated}' if relocating else '')
+      if step == start_step + 1:
+        logging.info('loss = %g, step = %d%s', loss, step, clusters_note)
+      elif step - last_log_step >= config.log_step_count_steps:
+        now = time.time()
+        logging.info('loss = %g, step = %d%s (%.3f steps/sec)', loss, step,
+                     clusters_note,
+                     (step - last_log_step) / max(now - last_log_time, 1e-9))
+        last_log_step, last_log_time = step, now
+      if self._relative_tolerance is not None and previous_loss is not None:
+        change = abs(loss - previous_loss) / (1 + abs(previous_loss))
+        if change < self._relative_tolerance:
+          logging.info('Loss relative change %g < relative_tolerance %g at '
+                       'step %d: stopping.', change,
+                       self._relative_tolerance, step)
+          stop = True
+          stopped_by = summary_lib.RELATIVE_TOLERANCE
+      previous_loss = loss
+      if self._checkpoint_due(step, last_save_time):
+        self._keep_best_restart(last_data)
+        if self._save(listeners) and not stop:
+          stop, stopped_by = True, summary_lib.SAVING_LISTENER
+        self._write_summaries(summaries)
+        summaries, last_save_time, saved_step = [], time.time(), step
+      if stop:
+        break
+    if self._global_step == start_step:  # The dataset had no batches.
+      raise ValueError(_NO_TRAINING_DATA)
+    runner.end()
+    if previous_loss is not None:
+      logging.info('Loss for final step: %g.', previous_loss)
+    if saved_step != self._global_step:
+      self._keep_best_restart(last_data)
+      self._save(listeners)
+    self._write_summaries(summaries)
+    if stopped_by is None:
+      stopped_by = (summary_lib.STEP_LIMIT if last_step is not None and
+                    self._global_step >= last_step else
+                    summary_lib.END_OF_INPUT)
+    summary = summary_lib.TrainingSummary(
+        steps=self._global_step - start_step,
+        global_step=self._global_step,
+        stopped_by=stopped_by,
+        converged=stopped_by == summary_lib.RELATIVE_TOLERANCE,
+        loss=previous_loss,
+        cluster_sizes=tuple(int(size) for size in
+                            np.asarray(stats['cluster_sizes'])),
+        empty_clusters=int(stats['empty_clusters']),
+        relocated_clusters=int(stats['relocated_clusters']),
+        relocated_total=relocated_total)
+    if distribute_lib.is_chief(self._core_strategy):
+      summary_lib.write(self._summary_writer_or_new(), summary)
+    logging.info('Training summary: %s', summary)
+    for listener in listeners:
+      listener.end(None, self._global_step)
+    self._training_summary = summary
+
+  def _keep_best_restart(self, data):
+    """With num_restarts > 1, makes `clusters` the restart whose centers
+    score lowest over `data` (the last step's input; one more pass, see
+    `KMeans.keep_best_restart`), so that every checkpoint holds the best
+    restart's centers and not the step's provisional choice."""
+    if self._kmeans.num_restarts == 1:
+      return
+    def keep(x):
+      x = x if isinstance(x, tuple) else (x,)
+      return self._kmeans.keep_best_restart(*x)
+    self._compile('keep_best_restart', keep)(data)
+
+  def _hook_values(self, loss, num_points, empty_clusters=0):
+    """The values hooks may fetch by name after a step (see `hooks`)."""
+    return {'loss': loss, 'global_step': self._global_step,
+            'clusters': self._kmeans.clusters, 'num_points': num_points,
+            'empty_clusters': empty_clusters}
+
+  def _checkpoint_due(self, step, last_save_time):
+    config = self._config
+    if config.save_checkpoints_steps is not None:
+      return step % config.save_checkpoints_steps == 0
+    if config.save_checkpoints_secs is not None:
+      return time.time() - last_save_time >= config.save_checkpoints_secs
+    return False
+
+  def _write_summaries(self, summaries):
+    """Writes buffered (step, loss, empty, relocated) as TensorBoard scalars.
+
+    Tags 'loss', 'empty_clusters', and 'relocated_clusters' (only with
+    empty_cluster='farthest_point', when `relocated` is not None).
+
+    Summaries are buffered until a checkpoint is written, so that a run that
+    fails early leaves `model_dir` as it was.
+    """
+    if not summaries:
+      return
+    writer = self._summary_writer_or_new()
+    with writer.as_default():
+      for step, loss, empty, relocated in summaries:
+        # tf.summary.scalar lives in the optional tensorboard package; this
+        # writes the same record with TensorFlow alone.
+        tf.summary.write('loss', tf.constant(loss, tf.float32), step=step,
+                         metadata=_SCALAR_METADATA)
+        tf.summary.write('empty_clusters', tf.constant(empty, tf.float32),
+                         step=step, metadata=_SCALAR_METADATA)
+        if relocated is not None:
+          tf.summary.write('relocated_clusters',
+                           tf.constant(relocated, tf.float32), step=step,
+                           metadata=_SCALAR_METADATA)
+    writer.flush()
+
+  def _summary_writer_or_new(self):
+    if self._summary_writer is None:
+      # TensorFlow names event files by time, host and pid, and opens them
+      # following symlinks: a random suffix makes the name unguessable, so
+      # no link planted in model_dir in advance can be written through.
+      self._summary_writer = tf.summary.create_file_writer(
+          self._model_dir, filename_suffix=f'.{uuid.uuid4().hex}.v2')
+    return self._summary_writer
+
+  # ------------------------------------------------------------ evaluation
+  def evaluate(self, input_fn, steps=None, hooks=None, checkpoint_path=None,
+               name=None, *, batch_size=None):
+    """Evaluates the model on the data of `input_fn`.
+
+    Args:
+      input_fn: callable returning the data, or the data itself (an array,
+        Tensor, dict of features or `tf.data.Dataset`; see `train`).
+      steps: evaluate this many batches; None evaluates all (an endless
+        dataset needs `steps`).
+      hooks: `SessionRunHook`-like objects.
+      checkpoint_path: evaluate this checkpoint instead of the latest.
+      name: name of the evaluation (kept for API compatibility).
+      batch_size: only for data given directly; see `train`. The figures
+        over all points ('inertia', 'num_points', 'mean_squared_distance')
+        do not depend on it; 'score' and 'loss' are means over batches.
+        Whatever the batches, data given whole are read, and every batch
+        evaluated, a chunk of rows at a time (`_read_to_infer`): memory
+        beyond the input is one chunk, not a copy of the data.
+
+    Returns:
+      dict: 'score' and 'loss' (the legacy figures: the mean over evaluated
+      batches of each batch's sum of distances to the nearest center),
+      'global_step', and over all evaluated points 'inertia' (the total sum),
+      'num_points' and 'mean_squared_distance' (inertia / num_points; the
+      mean distance under cosine). With `weight_column`, every sum of
+      distances is weighted (sum of w * distance), 'total_weight' is the sum
+      of the weights, and 'mean_squared_distance' is inertia / total_weight
+      ('num_points' still counts rows).
+    """
+    del name
+    options.check_positive_int('steps', steps, allow_none=True)
+    checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
+                                         allow_none=True)
+    input_fn = inputs.as_input_fn(input_fn, batch_size)
+    strategy = self._config.eval_distribute
+    with self._core_for(strategy):
+      runner = hooks_lib.HookRunner(hooks)
+      self._restore(checkpoint_path, required=True)
+      points = (self._read_to_infer(input_fn, ModeKeys.EVAL)
+                if strategy is None else self._read(input_fn, ModeKeys.EVAL))
+      if points.endless and steps is None:
+        raise ValueError('The input_fn returns an endless dataset; pass '
+                         'steps= to evaluate a fixed number of batches.')
+      if strategy is None:
+        evaluations = self._eval_batches(points)
+      else:
+        evaluations = distribute_lib.evaluations(
+            strategy, self._kmeans, self._compile,
+            self._dataset_fn(input_fn, ModeKeys.EVAL, points.num_features))
+      inertia, num_points, num_batches, num_steps = 0.0, 0, 0, 0
+      total_weight = 0.0
+      runner.begin()
+      with self._input_errors(points), distribute_lib.peer_failures(
+          strategy, self._model_dir):
+        for metrics in evaluations:
+          if steps is not None and num_steps >= steps:
+            break
+          context = runner.before_run() if runner else None
+          batch_sum = float(metrics[constants.SCORE])
+          inertia += batch_sum
+          num_points += int(metrics['num_points'])
+          if 'total_weight' in metrics:
+            total_weight += float(metrics['total_weight'])
+          num_batches += int(metrics['num_batches'])
+          num_steps += 1
+          if runner and runner.after_run(
+              context, self._hook_values(batch_sum, num_points)):
+            break
+      runner.end()
+    if not num_batches:
+      raise ValueError('The input_fn returned no data to evaluate.')
+    if points.whole:  # One batch, even when split over replicas.
+      num_batches = 1
+    score = inertia / num_batches
+    results = {
+        constants.SCORE: score,
+        'loss': score,
+        'global_step': self._global_step,
+        'inertia': inertia,
+        'num_points': num_points,
+        'mean_squared_distance': inertia / max(num_points, 1),
+    }
+    if points.weighted:
+      if not total_weight > 0:
+        raise ValueError(inputs.zero_weight_message(self._weight_column))
+      results['total_weight'] = total_weight
+      results['mean_squared_distance'] = inertia / total_weight
+    return results
+
+  def score(self, input_fn, *, batch_size=None):
+    """The legacy score: the sum of distances to the nearest center over the
+    FIRST batch of `input_fn` only (all the data for a Tensor or array given
+    without `batch_size`).
+
+    For a figure over all the data use `evaluate(input_fn)['inertia']`.
+    Unlike scikit-learn's `score`, this is positive. `input_fn` may be the
+    data itself, and `batch_size` applies to it, as in `train`.
+    """
+    return self.evaluate(input_fn, steps=1,
+                         batch_size=batch_size)[constants.SCORE]
+
+  # ------------------------------------------------------------ prediction
+  def predict(self, input_fn, predict_keys=None, hooks=None,
+              checkpoint_path=None, yield_single_examples=True, *,
+              top_k=None, batch_size=None):
+    """Yields predictions for every point, in input order.
+
+    The arguments are checked when `predict` is called; the model is read,
+    and the input too, when the first prediction is taken.
+
+    Example, soft assignment over the 3 nearest centers:
+
+    ```python
+    for p in kmeans.predict(points, top_k=3,
+                            predict_keys=['top_k_cluster_indices',
+                                          'top_k_distances']):
+      weights = np.exp(-p['top_k_distances'])  # (3,)
+      centers = p['top_k_cluster_indices']     # (3,), nearest first
+    ```
+
+    Args:
+      input_fn: callable returning the data, or the data itself (an array,
+        Tensor, dict of features or `tf.data.Dataset`; see `train`);
+        prediction ends when the data end.
+      predict_keys: 'all_distances', 'cluster_index', 'top_k_cluster_indices',
+        'top_k_distances', or a list of them (default: 'all_distances' and
+        'cluster_index', and with `top_k` the two top_k keys too). The top_k
+        keys need `top_k`, and `top_k` needs one of them.
+      hooks: `SessionRunHook`-like objects.
+      checkpoint_path: predict with this checkpoint instead of the latest.
+      yield_single_examples: yield one dict per point (True) or per batch.
+      top_k: None, or the number of nearest centers to give for each point,
+        1 <= top_k <= num_clusters. Without 'all_distances' among the keys
+        they are computed from chunks of at most 2**20 distances.
+      batch_size: only for data given directly; see `train`. Without it,
+        data given whole are one batch all the same; whatever the batches,
+        each is computed in chunks of rows bounded by
+        `INFERENCE_CHUNK_BYTES` (see `_predict`), and with
+        `yield_single_examples` only a chunk's predictions are held, so a
+        large num_clusters needs no batch_size.
+
+    Yields:
+      dicts: 'all_distances' (k,) float (squared Euclidean, or 1 - cos),
+      'cluster_index' int64; with `top_k`, 'top_k_cluster_indices' int64
+      (top_k,) and 'top_k_distances' (top_k,) float in the same metric as
+      'all_distances', sorted nearest first, equal distances to the lower
+      index ('top_k_cluster_indices'[0] is 'cluster_index').
+
+    Raises:
+      ValueError: `top_k` outside [1, num_clusters], or `predict_keys` that
+        name top_k keys without `top_k` (or none of them with it).
+    """
+    top_k = self._check_top_k(top_k)
+    keys = self._predict_keys(predict_keys, top_k)
+    checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
+                                         allow_none=True)
+    yield_single_examples = options.check_bool('yield_single_examples',
+                                               yield_single_examples)
+    input_fn = inputs.as_input_fn(input_fn, batch_size)
+    return self._predict(input_fn, keys, top_k, hooks, checkpoint_path,
+                         'points' if yield_single_examples else 'batches')
+
+  def _predict(self, input_fn, keys, top_k, hooks, checkpoint_path, yields):
+    """The predictions of `predict`, computed a chunk of rows at a time.
+
+    A batch is the data given whole (one batch), a `batch_size` slice of
+    data given directly, or a batch of a dataset; each is computed in
+    chunks of `_inference_rows` rows, so that memory beyond the input and
+    the output handed over is bounded by a chunk, whatever n and k.
+
+    Args:
+      yields: 'points' (a dict per point; a chunk's predictions are kept
+        until its last point is taken), 'batches' (a dict of arrays per
+        batch: the batch's outputs, whole, are the only thing held beyond
+        a chunk) or 'chunks' (a dict of arrays per chunk, for the per-point
+        generators built on it; hooks run once per batch all the same).
+
+    The data given whole are read as the generator advances, a chunk at a
+    time: a NaN or Inf, or an overflow, raises when its chunk is reached
+    (with 'points' and 'chunks', after the predictions before it), and
+    whatever the caller changes in the data before a chunk is read is what
+    that chunk predicts from.
+    """
+    # Prediction runs in this process, on a core of its own.
+    with self._core_for(None):
+      runner = hooks_lib.HookRunner(hooks)
+      self._restore(checkpoint_path, required=True)
+      points = self._read_to_infer(input_fn, ModeKeys.PREDICT)
+      rows = self._inference_rows(points.num_features, keys, top_k)
+      runner.begin()
+      with self._input_errors(points):
+        for num_rows, chunks in points.chunked_batches(rows):
+          context = runner.before_run() if runner else None
+          num_points, stop, whole = 0, False, None
+          for chunk, last in chunks:
+            predictions = {key: value.numpy() for key, value in
+                           self._predict_batch(chunk, keys, top_k).items()}
+            start = num_points
+            num_points += len(predictions[keys[0]])
+            if last and runner:
+              stop = runner.after_run(context, self._hook_values(
+                  0.0, num_points))
+            if yields == 'points':
+              for i in range(num_points - start):
+                yield {key: value[i] for key, value in predictions.items()}
+            elif yields == 'chunks':
+              yield predictions
+            elif last and whole is None:  # One chunk: the whole batch.
+              whole = predictions
+            else:
+              if whole is None:
+                whole = {key: np.empty((num_rows,) + value.shape[1:],
+                                       value.dtype)
+                         for key, value in predictions.items()}
+              for key, value in predictions.items():
+                whole[key][start:num_points] = value
+            # Dropped before the next chunk is read: one chunk at a time.
+            chunk = predictions = None
+          if yields == 'batches':
+            yield whole
+          if stop:
+            break
+      runner.end()
+
+  def _check_top_k(self, top_k):
+    """`top_k` as an int in [1, num_clusters], or None."""
+    top_k = options.check_positive_int('top_k', top_k, allow_none=True)
+    if top_k is not None and top_k > self.num_clusters:
+      raise ValueError(
+          f'`top_k` must be at most num_clusters={self.num_clusters} (the '
+          f'number of centers to rank). Received: top_k={top_k}')
+    return top_k
+
+  @staticmethod
+  def _predict_keys(predict_keys, top_k=None):
+    """The keys to predict, in canonical order; checked against `top_k`."""
+    available = constants.PREDICT_KEYS + constants.TOP_K_PREDICT_KEYS
+    if predict_keys is None:
+      return available if top_k is not None else constants.PREDICT_KEYS
+    received = predict_keys
+    if isinstance(predict_keys, str):
+      predict_keys = [predict_keys]
+    unknown = [key for key in predict_keys if key not in available]
+    if unknown or not predict_keys:
+      raise ValueError(f'`predict_keys` must be a subset of '
+                       f'{list(available)}. '
+                       f'Received: predict_keys={received!r}')
+    keys = tuple(key for key in available if key in predict_keys)
+    asks_top_k = any(key in constants.TOP_K_PREDICT_KEYS for key in keys)
+    if asks_top_k and top_k is None:
+      raise ValueError(
+          f'`predict_keys` asks for {list(constants.TOP_K_PREDICT_KEYS)}, '
+          'which need top_k: pass top_k=<number of nearest centers>. '
+          f'Received: predict_keys={received!r}, top_k=None')
+    if top_k is not None and not asks_top_k:
+      raise ValueError(
+          f'`top_k` is given but predict_keys selects none of '
+          f'{list(constants.TOP_K_PREDICT_KEYS)}; add them to predict_keys, '
+          f'or drop top_k. Received: predict_keys={received!r}, '
+          f'top_k={top_k}')
+    return keys
+
+  def predict_cluster_index(self, input_fn, *, batch_size=None):
+    """Yields the index of the nearest center for every point, in order.
+
+    `input_fn` may be the data itself, and `batch_size` applies to it, as in
+    `train`. The indices are computed a chunk of rows at a time as the
+    generator advances (see `_predict`): memory holds one chunk's, not n.
+    """
+    # Per chunk, then per point: no dict per point (over twice as fast),
+    # and no more than a chunk's indices held.
+    chunks = self._predict(inputs.as_input_fn(input_fn, batch_size),
+                           (constants.CLUSTER_INDEX,), None, None, None,
+                           'chunks')
+    return itertools.chain.from_iterable(
+        chunk[constants.CLUSTER_INDEX] for chunk in chunks)
+
+  def transform(self, input_fn, *, batch_size=None):
+    """Yields each point's distances to all centers, shape (k,), in order.
+
+    Under the squared Euclidean metric these are Euclidean distances (the
+    square root, as the legacy estimator and scikit-learn's `transform`
+    return); under cosine, 1 - cos. `input_fn` may be the data itself, and
+    `batch_size` applies to it, as in `train`. The distances are computed a
+    chunk of rows at a time as the generator advances (see `_predict`):
+    memory holds one chunk's, not n x k.
+    """
+    chunks = self._predict(inputs.as_input_fn(input_fn, batch_size),
+                           (constants.ALL_DISTANCES,), None, None, None,
+                           'chunks')
+    return (row for chunk in chunks for row in np.asarray(
+        self._transformed(chunk[constants.ALL_DISTANCES])))
+
+  # ---------------------------------------------------------------- export
+  def export_saved_model(self, export_dir_base, serving_input_receiver_fn=None,
+                         assets_extra=None, as_text=False,
+                         checkpoint_path=None, *, top_k=None):
+    """Exports the model as a SavedModel for TensorFlow Serving and TFLite.
+
+    Writes a new directory `export_dir_base/<timestamp>` (never overwriting
+    an existing export; a failed export leaves nothing behind). The
+    SavedModel holds the centers as a variable, the metadata as variables
+    (`distance_metric`, `num_clusters`, `num_features`, `global_step`) and
+    five signatures, each returning one Tensor under the key 'output':
+    'serving_default' and 'cluster_index' (int64 (n,)), 'all_distances'
+    ((n, k), as `predict` gives them), 'transform' ((n, k), as `transform`
+    gives them) and 'cluster_centers' (no input; (k, d)). With `top_k`, a
+    sixth signature 'top_k' returns two tensors, 'top_k_cluster_indices'
+    (int64 (n, top_k)) and 'top_k_distances' ((n, top_k)), as
+    `predict(top_k=top_k)` gives them, computed in bounded-memory chunks;
+    the SavedModel then has a `top_k` metadata variable too. Served inputs
+    with NaN or Inf, or of the wrong width, fail with an
+    InvalidArgumentError.
+
+    Example:
+
+    ```python
+    path = kmeans.export_saved_model('/tmp/exports')
+    served = tf.saved_model.load(path)
+    served.signatures['serving_default'](input=points)['output']
+    ```
+
+    Args:
+      export_dir_base: directory to create the timestamped export in.
+      serving_input_receiver_fn: None (one float32 input, 'input', of shape
+        (None, d)), or a callable returning a `ServingInputReceiver`, such as
+        `build_raw_serving_input_receiver_fn(...)` (one input per feature) or
+        `build_parsing_serving_input_receiver_fn(...)` (serialized
+        `tf.Example`s under 'examples').
+      assets_extra: dict of destination path inside `assets.extra/` ->
+        source file to copy there.
+      as_text: write saved_model.pbtxt instead of saved_model.pb.
+      checkpoint_path: export this checkpoint instead of the latest.
+      top_k: None, or 1 <= top_k <= num_clusters: also serve the 'top_k'
+        signature with this many nearest centers per point.
+
+    Returns:
+      The export directory as bytes, as the legacy method returned it.
+    """
+    export_dir_base = options.check_path('export_dir_base', export_dir_base)
+    assets_extra = export_lib.check_assets_extra(assets_extra)
+    as_text = options.check_bool('as_text', as_text)
+    checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
+                                         allow_none=True)
+    top_k = self._check_top_k(top_k)
+    with self._core_for(None):
+      return self._export(export_dir_base, serving_input_receiver_fn,
+                          assets_extra, as_text, checkpoint_path, top_k)
+
+  def _export(self, export_dir_base, serving_input_receiver_fn, assets_extra,
+              as_text, checkpoint_path, top_k):
+    self._restore(checkpoint_path, required=True)
+    num_features = self._kmeans.num_features
+    receiver = export_lib.receiver_from_fn(serving_input_receiver_fn,
+                                           num_features)
+
+    def outputs(features, signature_name):
+      points = inputs.combine_features(features, self._feature_columns,
+                                       self._kmeans.dtype,
+                                       self._weight_column)
+      width = points.shape[-1]
+      if width is not None and width != num_features:
+        raise ValueError(
+            f'The serving input receiver gives points of width {width} but '
+            f'the model was trained on width {num_features}; give it the '
+            'features the model was trained on.')
+      points = inputs.check_points(points, num_features)
+      if signature_name == export_lib.TOP_K_SIGNATURE:
+        keys = constants.TOP_K_PREDICT_KEYS
+      elif signature_name in (export_lib.SERVING_DEFAULT,
+                              export_lib.CLUSTER_INDEX_SIGNATURE):
+        keys = (constants.CLUSTER_INDEX,)
+      else:
+        keys = (constants.ALL_DISTANCES,)
+      spec = self.model_fn(points, None, ModeKeys.PREDICT, self._config,
+                           {'predict_keys': keys, 'top_k': (
+                               top_k if signature_name ==
+                               export_lib.TOP_K_SIGNATURE else None)})
+      return spec.export_outputs[signature_name]
+
+    model = export_lib.ServingModel(self._kmeans.clusters,
+                                    self.distance_metric, self._global_step,
+                                    receiver, outputs, top_k)
+    export_dir = export_lib.write_saved_model(export_dir_base, model,
+                                              assets_extra, as_text)
+    return export_dir.encode()
+
+  def export_savedmodel(self, export_dir_base, serving_input_receiver_fn=None,
+                        assets_extra=None, as_text=False,
+                        checkpoint_path=None, strip_default_attrs=None, *,
+                        top_k=None):
+    """The legacy name of `export_saved_model` (`strip_default_attrs` unused)."""
+    del strip_default_attrs
+    return self.export_saved_model(export_dir_base, serving_input_receiver_fn,
+                                   assets_extra, as_text, checkpoint_path,
+                                   top_k=top_k)

@@ -1,0 +1,1446 @@
+"""`KMeans`: the k-means model as a `tf.Module`, the TF 2 form of the legacy
+graph-level `clustering_ops.KMeans`.
+
+The legacy class built a graph (`training_graph()` returned all_scores,
+cluster_idx, scores, cluster_centers_initialized, init_op and training_op).
+Here the same pieces are methods over fixed-shape variables:
+`initialize` (init_op), `train_step` / `full_batch_step` (training_op) and
+`infer` (all_scores, cluster_idx, scores). Every method works eagerly and
+inside a user's `tf.function`, so k-means can sit inside a larger model.
+The module performs no I/O: the estimator shell owns checkpoints and input.
+"""
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from kmeans_estimator.ops import bounds
+from kmeans_estimator.ops import carried as carried_lib
+from kmeans_estimator import constants
+from kmeans_estimator.ops import distances as distances_lib
+from kmeans_estimator.ops import initializers
+from kmeans_estimator.ops import numerics
+from kmeans_estimator import config as options
+from kmeans_estimator.ops import updates
+
+
+class KMeans(tf.Module):
+  """k-means clustering state and steps over fixed-shape variables.
+
+  Centers live in the variable `clusters` of shape (k, d). Points given to
+  any method are float Tensors of shape (n, d) (other numeric dtypes are cast
+  to `dtype`); under the cosine metric they are L2-normalised first (a zero
+  vector stays zero and is at distance 1 from every center).
+
+  Example:
+
+  ```python
+  km = KMeans(num_clusters=3, num_features=2, use_mini_batch=False,
+              random_seed=0)
+  km.initialize(points)             # may take several calls for small batches
+  for _ in range(10):
+    stats = km.full_batch_step(points)   # one Lloyd iteration
+  index, distance = km.nearest(points)
+  ```
+
+  Many steps over the same Tensor of points run cheaper with state carried
+  from step to step: `lloyd_step` (the same Lloyd step, with the points'
+  |x|^2 computed once and the per-cluster sums updated by the points that
+  changed cluster, exactly: see `carried`) and `hamerly_step` (which also
+  skips the distances its bounds rule out), started by `lloyd_state` and
+  `hamerly_state`.
+
+  Sample weights: `initialize`, `statistics`, `full_batch_step`,
+  `lloyd_step`, `hamerly_step`, `train_step` (with `weighted=True`) and
+  `loss` take an optional float Tensor `weights` of shape (n,),
+  non-negative, beside the points; a point of weight w counts as w copies
+  of it (integer weights give the result of repeated rows, weights of 1
+  that of no weights). A `tf.data.Dataset` of batches carries them in its
+  elements: each element is then a `(points (m, d), weights (m,))` pair.
+  Weights are not checked here (the estimator checks them); None adds no
+  work.
+
+  Args:
+    num_clusters: positive int k.
+    num_features: int d, or None to take it from the first points seen.
+    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
+      'kmeans_parallel' (k-means||: a few sampling rounds over all the data,
+      see `initialize_from_dataset`), an array of shape (k, d), or a callable
+      f(points, k) returning up to k centers (called on successive batches
+      until k are chosen).
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    use_mini_batch: False for exact Lloyd steps (`full_batch_step`), True for
+      mini-batch steps (`train_step`).
+    mini_batch_steps_per_iteration: with mini-batch, the centers used for
+      assignment are refreshed from the updated copy every this many steps
+      (the legacy two-copy scheme); 1 updates them every step. It also sets
+      where the per-cluster counts n of the mini-batch rule start, as the
+      legacy estimator did: at 1 with 1 step per iteration (the initial
+      center weighs like one point: its first batch of m points moves it by
+      m / (1 + m) of the way to their mean), at 0 otherwise (and at every
+      refresh, when the counts are reset: the first batch of an iteration
+      puts a center on its points' mean). Counts restored from a checkpoint
+      are used as saved.
+    random_seed: int driving all randomness (stateless ops).
+    kmeans_plus_plus_num_retries: extra candidates per k-means++ center;
+      negative means 2 + log(k).
+    kmc2_chain_length: Markov chain length per center for 'kmc2'.
+    kmeans_parallel_rounds: sampling rounds (passes over the data) of
+      'kmeans_parallel'.
+    kmeans_parallel_oversampling: candidates drawn per round of
+      'kmeans_parallel', as a multiple of num_clusters (Bahmani et al.'s
+      l / k).
+    dtype: tf.float32 or tf.float64, the dtype of the centers and the
+      computation. Half precision is refused (see `options.check_dtype`);
+      points of any numeric dtype are cast to this one.
+    chunk_elements: the most point-to-center distances held at once when only
+      the nearest center is needed.
+    empty_cluster: what a step does with a cluster that no point is nearest
+      to. 'keep' (the legacy behaviour): it keeps its center.
+      'farthest_point' (scikit-learn's policy): it moves to one of the points
+      farthest from their own centers, which leaves its old cluster (see
+      `updates.relocate_empty_clusters`). In mini-batch steps the
+      candidates are the batch's points, and only clusters that have never
+      had a point (count still at its fresh value 1) are relocated: a
+      cluster that merely misses one batch keeps its center and learning
+      rate. Finding the far
+      points costs one more distance pass, only in steps that left a
+      cluster empty. Not available inside `strategy.run` with several
+      replicas, nor with sample weights.
+    num_restarts: positive int R, scikit-learn's `n_init`: with R > 1 the
+      model keeps R independent k-means runs (restarts) and `clusters` is
+      always the best one's. Restart r is initialised with the seed folded
+      with r (restart 0 draws exactly what num_restarts=1 draws), all in one
+      `initialize` call ('random' over batches smaller than k takes such a
+      batch whole in every restart, so restarts differ in the centers drawn
+      from larger batches); every `full_batch_step` then moves all R restarts
+      by one Lloyd update from ONE pass over the data (the points are scored
+      against all R k centers in one matrix product, see
+      `distances.restart_statistics`), and `clusters` becomes, provisionally,
+      the updated centers of the restart with the lowest loss before that
+      update; `keep_best_restart(data)` (one more pass) makes it the
+      restart whose current centers score lowest. The R
+      restarts' centers are in the variable `restart_clusters` (R, k, d),
+      saved under that name. R > 1 needs use_mini_batch=False,
+      empty_cluster='keep' and initial_clusters named by a string (an
+      array or a callable would start every restart from the same
+      centers). 'kmeans_parallel' samples each restart on its own: over a
+      dataset of batches (`initialize_from_dataset`) that is
+      kmeans_parallel_rounds + 2 passes per restart. Not available with
+      `hamerly_step`, `apply_full_batch`, `finish_parallel` or inside
+      `strategy.run` with several replicas.
+    weighted: whether mini-batch steps (`train_step`) will get sample
+      weights. The per-cluster counts that set the mini-batch learning rate
+      are then float sums of weights, in a float variable under the legacy
+      name 'Variable' (int64 otherwise, as the legacy checkpoints hold it;
+      restoring either kind into the other casts). Full-batch steps take
+      weights either way.
+    name: module name.
+  """
+
+  SQUARED_EUCLIDEAN_DISTANCE = constants.SQUARED_EUCLIDEAN_DISTANCE
+  COSINE_DISTANCE = constants.COSINE_DISTANCE
+  RANDOM_INIT = constants.RANDOM_INIT
+  KMEANS_PLUS_PLUS_INIT = constants.KMEANS_PLUS_PLUS_INIT
+  KMC2_INIT = constants.KMC2_INIT
+  KMEANS_PARALLEL_INIT = constants.KMEANS_PARALLEL_INIT
+  KEEP_EMPTY = constants.KEEP_EMPTY
+  FARTHEST_POINT = constants.FARTHEST_POINT
+
+  def __init__(self,
+               num_clusters,
+               num_features=None,
+               initial_clusters=constants.RANDOM_INIT,
+               distance_metric=constants.SQUARED_EUCLIDEAN_DISTANCE,
+               use_mini_batch=False,
+               mini_batch_steps_per_iteration=1,
+               random_seed=0,
+               kmeans_plus_plus_num_retries=2,
+               kmc2_chain_length=200,
+               dtype=tf.float32,
+               chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
+               kmeans_parallel_rounds=5,
+               kmeans_parallel_oversampling=0.5,
+               empty_cluster=constants.KEEP_EMPTY,
+               weighted=False,
+               num_restarts=1,
+               name=None):
+    super().__init__(name=name)
+    self.weighted = options.check_bool('weighted', weighted)
+    self.num_clusters = options.check_positive_int(
+        'num_clusters', num_clusters, maximum=options.INT32_MAX)
+    self.distance_metric = options.check_distance_metric(distance_metric)
+    self.use_mini_batch = options.check_bool('use_mini_batch',
+                                             use_mini_batch)
+    self.mini_batch_steps_per_iteration = options.check_positive_int(
+        'mini_batch_steps_per_iteration', mini_batch_steps_per_iteration,
+        maximum=options.INT64_MAX)
+    self.random_seed = options.check_int('random_seed', random_seed)
+    self.kmeans_plus_plus_num_retries = (
+        options.check_kmeans_plus_plus_num_retries(
+            kmeans_plus_plus_num_retries))
+    self.kmc2_chain_length = options.check_positive_int(
+        'kmc2_chain_length', kmc2_chain_length, maximum=options.INT32_MAX)
+    self.kmeans_parallel_rounds = options.check_positive_int(
+        'kmeans_parallel_rounds', kmeans_parallel_rounds,
+        maximum=options.INT32_MAX)
+    self.kmeans_parallel_oversampling = options.check_positive_number(
+        'kmeans_parallel_oversampling', kmeans_parallel_oversampling)
+    self.dtype = options.check_dtype(dtype)
+    self.chunk_elements = options.check_positive_int('chunk_elements',
+                                                     chunk_elements)
+    self.empty_cluster = options.check_empty_cluster(
+        empty_cluster, self.use_mini_batch,
+        self.mini_batch_steps_per_iteration)
+    self._given_centers = None
+    if isinstance(initial_clusters, str):
+      options.check_initial_clusters_name(initial_clusters)
+    elif not callable(initial_clusters):
+      given = np.asarray(initial_clusters)
+      if not np.issubdtype(given.dtype, np.number):
+        raise TypeError('`initial_clusters` must be numeric when given as an '
+                        f'array. Received: dtype {given.dtype}')
+      options.check_initial_centers_shape(given.shape, self.num_clusters,
+                                          num_features)
+      if not np.all(np.isfinite(given)):
+        raise ValueError('`initial_clusters` contains NaN or Inf values; give '
+                         'finite centers.')
+      largest = float(np.max(np.abs(given), initial=0))
+      if largest >= numerics.overflow_limit(self.dtype):
+        raise ValueError(
+            '`initial_clusters` has values of magnitude '
+            f'{_overflow_text(self.dtype)}. Received: '
+            f'initial_clusters with a value of magnitude {largest:.3g}')
+      self._given_centers = given
+      if num_features is None:
+        num_features = given.shape[1]
+    self.initial_clusters = initial_clusters
+    self.num_restarts = options.check_num_restarts(
+        num_restarts, self.use_mini_batch, self.empty_cluster,
+        initial_clusters)
+    options.check_index_sizes(
+        self.num_clusters, initial_clusters, self.kmc2_chain_length,
+        self.kmeans_parallel_rounds, self.kmeans_parallel_oversampling,
+        self.num_restarts)
+    self.num_features = None
+    if num_features is not None:
+      self.build(options.check_positive_int('num_features', num_features))
+
+  # ---------------------------------------------------------------- state
+  @property
+  def built(self):
+    return self.num_features is not None
+
+  def build(self, num_features):
+    """Creates the variables for points of `num_features` dimensions."""
+    if self.built:
+      return
+    k, d = self.num_clusters, int(num_features)
+    self.check_sizes(d)
+    self.num_features = d
+
+    def variable(initial, name, dtype=None):
+      # Under a tf.distribute strategy every replica computes the same new
+      # value (statistics are all-reduced first); the first replica's is kept.
+      return tf.Variable(initial, dtype=dtype, trainable=False, name=name,
+                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    with self.name_scope:
+      self.clusters = variable(tf.zeros([k, d], self.dtype),
+                               constants.CLUSTER_CENTERS_VAR_NAME)
+      self.initialized = variable(False, constants.INITIALIZED_VAR_NAME)
+      # Centers chosen so far; initialisation may span several batches.
+      self.num_initialized = variable(0, 'num_initialized', tf.int32)
+      self.cluster_counts = None
+      self.clusters_updated = None
+      self.update_in_steps = None
+      self.restart_clusters = None
+      if self.num_restarts > 1:
+        self.restart_clusters = variable(
+            tf.zeros([self.num_restarts, k, d], self.dtype),
+            constants.RESTART_CLUSTERS_VAR_NAME)
+      if self.use_mini_batch:
+        self.cluster_counts = variable(
+            self._fresh_counts(self.dtype if self.weighted else tf.int64),
+            constants.CLUSTER_COUNTS_VAR_NAME)
+        if self.mini_batch_steps_per_iteration > 1:
+          self.clusters_updated = variable(
+              tf.zeros([k, d], self.dtype),
+              constants.UPDATED_CLUSTERS_VAR_NAME)
+          self.update_in_steps = variable(
+              self.mini_batch_steps_per_iteration,
+              constants.UPDATE_IN_STEPS_VAR_NAME, tf.int64)
+    if self._given_centers is not None:
+      self._append_centers(self._prepare(self._given_centers))
+
+  def _fresh_counts(self, dtype):
+    """The mini-batch counts of a fresh model (k,): the legacy rule, 1 with
+    mini_batch_steps_per_iteration=1, else 0 (see the class docstring)."""
+    return tf.fill([self.num_clusters],
+                   tf.constant(self._initial_count, dtype))
+
+  @property
+  def _initial_count(self):
+    return 1 if self.mini_batch_steps_per_iteration == 1 else 0
+
+  def check_sizes(self, num_features, num_points=None):
+    """Raises `options.SizeError` if this model's tensors for points of
+    `num_features` dimensions (and a first batch of `num_points` points,
+    when known) would not fit in the memory this process may use.
+
+    Counted: the centers (`clusters`, the mini-batch copy and the restarts'
+    centers); with 'kmc2', the chain and its distances to the centers,
+    (kmc2_chain_length, d + k); with 'kmeans_parallel', the candidates
+    (1 + rounds x oversampling x k, d); with 'kmeans_plus_plus' and
+    `num_points` n, the candidates' products with the batch,
+    (n + d, 1 + num_retries). See `options.check_memory` for the policy.
+    """
+    k, d = self.num_clusters, int(num_features)
+    itemsize = self.dtype.size
+    copies = 1 + (self.num_restarts if self.num_restarts > 1 else 0) + (
+        self.mini_batch_steps_per_iteration > 1 and self.use_mini_batch)
+    options.check_memory(
+        'num_clusters', self.num_clusters, copies * k * d * itemsize,
+        ('' if copies == 1 else f'{copies} x ') +
+        f'({k}, {d}) {self.dtype.name} centers',
+        f'lower num_clusters (or num_restarts), or reduce the {d} features')
+    method = self.initial_clusters
+    if not isinstance(method, str):
+      return  # Given centers or a callable: no sampling of ours.
+    if method == constants.KMC2_INIT:
+      length = self.kmc2_chain_length
+      options.check_memory(
+          'kmc2_chain_length', length, 2 * length * (d + k + 1) * itemsize,
+          f'the chain of {length} points and their distances to the {k} '
+          'centers', 'lower it (the default is 200)')
+    elif method == constants.KMEANS_PARALLEL_INIT:
+      size = initializers.num_kmeans_parallel_candidates(
+          self.kmeans_parallel_rounds, self._parallel_oversampling())
+      name, value = options.kmeans_parallel_culprit(
+          self.kmeans_parallel_rounds, self.kmeans_parallel_oversampling)
+      other = ('kmeans_parallel_rounds' if name ==
+               'kmeans_parallel_oversampling' else
+               'kmeans_parallel_oversampling')
+      options.check_memory(
+          name, value, 3 * size * d * itemsize,
+          f'{size} candidates of {d} features ({self.kmeans_parallel_rounds}'
+          f' rounds of kmeans_parallel_oversampling x {k} each)',
+          f'lower it (the default is '
+          f'{"5" if name == "kmeans_parallel_rounds" else "0.5"}) or {other}')
+    elif method == constants.KMEANS_PLUS_PLUS_INIT and num_points:
+      candidates = initializers.num_kmeans_plus_plus_candidates(
+          k, self.kmeans_plus_plus_num_retries)
+      options.check_memory(
+          'kmeans_plus_plus_num_retries', self.kmeans_plus_plus_num_retries,
+          (int(num_points) + d + 4) * candidates * itemsize,
+          f'the products of {candidates} candidates per center with a first '
+          f'batch of {int(num_points)} points of {d} features',
+          'lower it (the default is 2; a negative value means 2 + log k)')
+
+  def checkpoint_variables(self):
+    """The variables to save, by their legacy checkpoint names."""
+    named = {
+        constants.CLUSTER_CENTERS_VAR_NAME: self.clusters,
+        constants.INITIALIZED_VAR_NAME: self.initialized,
+    }
+    for variable, name in ((self.cluster_counts,
+                            constants.CLUSTER_COUNTS_VAR_NAME),
+                           (self.clusters_updated,
+                            constants.UPDATED_CLUSTERS_VAR_NAME),
+                           (self.update_in_steps,
+                            constants.UPDATE_IN_STEPS_VAR_NAME),
+                           (self.restart_clusters,
+                            constants.RESTART_CLUSTERS_VAR_NAME)):
+      if variable is not None:
+        named[name] = variable
+    return named
+
+  def reset(self):
+    """Returns to the untrained state (given initial centers are re-applied)."""
+    self.clusters.assign(tf.zeros_like(self.clusters))
+    self.initialized.assign(False)
+    self.num_initialized.assign(0)
+    if self.cluster_counts is not None:
+      self.cluster_counts.assign(self._fresh_counts(self.cluster_counts.dtype))
+    if self.update_in_steps is not None:
+      self.update_in_steps.assign(self.mini_batch_steps_per_iteration)
+      self.clusters_updated.assign(tf.zeros_like(self.clusters_updated))
+    if self.restart_clusters is not None:
+      self.restart_clusters.assign(tf.zeros_like(self.restart_clusters))
+    if self._given_centers is not None:
+      self._append_centers(self._prepare(self._given_centers))
+
+  def restore(self, values):
+    """Assigns saved values (legacy name -> array) to the variables.
+
+    Names this model does not use are ignored, and a mini-batch state missing
+    from `values` (say, a full-batch checkpoint) starts fresh. A checkpoint
+    taken before initialisation finished restarts initialisation. With
+    num_restarts R > 1, values without 'restart_clusters' (a legacy model,
+    or one trained with num_restarts=1) start every restart from the saved
+    `clusters`.
+
+    Raises:
+      ValueError: 'restart_clusters' of another shape than (R, k, d).
+    """
+    self.build(np.shape(values[constants.CLUSTER_CENTERS_VAR_NAME])[1])
+    restarts = values.get(constants.RESTART_CLUSTERS_VAR_NAME)
+    if self.restart_clusters is not None and restarts is not None and (
+        tuple(np.shape(restarts)) != tuple(self.restart_clusters.shape)):
+      raise ValueError(
+          f'The saved restart_clusters have shape {tuple(np.shape(restarts))}'
+          f' but this KMeans has num_restarts={self.num_restarts}, '
+          f'num_clusters={self.num_clusters}, num_features='
+          f'{self.num_features}; restore values saved by a model with the '
+          'same options.')
+    for name, variable in self.checkpoint_variables().items():
+      if name in values:
+        variable.assign(tf.cast(values[name], variable.dtype))
+    if constants.CLUSTER_COUNTS_VAR_NAME not in values and (
+        self.cluster_counts is not None):
+      self.cluster_counts.assign(self._fresh_counts(self.cluster_counts.dtype))
+    if constants.UPDATED_CLUSTERS_VAR_NAME not in values and (
+        self.clusters_updated is not None):
+      self.clusters_updated.assign(self.clusters)
+    if self.restart_clusters is not None and restarts is None:
+      self.restart_clusters.assign(tf.tile(
+          self.clusters.read_value()[tf.newaxis], [self.num_restarts, 1, 1]))
+    initialized = bool(np.asarray(values.get(constants.INITIALIZED_VAR_NAME,
+                                             True)))
+    self.initialized.assign(initialized)
+    self.num_initialized.assign(self.num_clusters if initialized else 0)
+
+  def prepare(self, points):
+    """`points` as this model computes with them: cast to `dtype`, and
+    L2-normalised under the cosine metric."""
+    return self._prepare(points)
+
+  def _prepare(self, points):
+    points = tf.cast(tf.convert_to_tensor(points), self.dtype)
+    if not self.built:
+      if points.shape.rank != 2 or points.shape[1] is None:
+        raise ValueError('`points` must have a known static shape (n, d) the '
+                         'first time KMeans sees them, or pass num_features. '
+                         f'Received: shape {points.shape}')
+      self.build(points.shape[1])
+    if self.distance_metric == constants.COSINE_DISTANCE:
+      points = numerics.safe_l2_normalize(points)
+    return points
+
+  def _seed(self, *path, restart=0):
+    """The seed at `path`; restart r > 0 (a Python int) folds r in first."""
+    seed = tf.constant([self.random_seed & 0x7FFFFFFF, 0x6B6D], tf.int64)
+    if restart:
+      seed = initializers.fold_seed(seed, _RESTART_SALT, restart)
+    for i in path:
+      seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
+    return seed
+
+  # -------------------------------------------------------- initialisation
+  def _append_centers(self, new, restarts=None):
+    """Writes `new` (m, d) centers after those chosen so far, up to k.
+
+    With num_restarts > 1, `restarts` (R, m, d) holds every restart's new
+    centers (`new` is then ignored): they go to `restart_clusters`, and
+    restart 0's to `clusters`.
+    """
+    start = self.num_initialized.read_value()
+    if restarts is not None:
+      restarts = restarts[:, :self.num_clusters - start]
+      new = restarts[0]
+    else:
+      new = new[:self.num_clusters - start]
+    count = tf.shape(new)[0]
+    indices = start + tf.range(count)
+    self.clusters.assign(tf.tensor_scatter_nd_update(
+        self.clusters.read_value(), indices[:, tf.newaxis], new))
+    if restarts is not None:
+      # Scattered along k: (k, R, d) views of both.
+      self.restart_clusters.assign(tf.transpose(tf.tensor_scatter_nd_update(
+          tf.transpose(self.restart_clusters.read_value(), [1, 0, 2]),
+          indices[:, tf.newaxis], tf.transpose(restarts, [1, 0, 2])),
+                                                [1, 0, 2]))
+    total = start + count
+    self.num_initialized.assign(total)
+    if self.clusters_updated is not None:
+      self.clusters_updated.assign(self.clusters)
+    done = total >= self.num_clusters
+    self.initialized.assign(done)
+    return done
+
+  def _choose_centers(self, points, weights=None):
+    wanted = self.num_clusters - self.num_initialized
+    method = self.initial_clusters
+    # choose(seed) -> the new centers (m, d); called once per restart.
+    if callable(method):
+      def choose(unused_seed):
+        return self._callable_centers(method(points, self.num_clusters))
+    elif method == constants.RANDOM_INIT:
+      def choose(seed):
+        return initializers.random_points(points, wanted, seed, weights)
+    else:
+      # With weights, only points of positive weight can become centers.
+      n = (tf.shape(points)[0] if weights is None else
+           tf.reduce_sum(tf.cast(weights > 0, tf.int32)))
+      positive = '' if weights is None else ' of positive weight'
+      if method == constants.KMEANS_PARALLEL_INIT:
+        check = tf.debugging.assert_greater_equal(
+            n, self.num_clusters,
+            message=(f'kmeans_parallel needs at least num_clusters points'
+                     f'{positive}; give more data or lower num_clusters'))
+      elif method == constants.KMEANS_PLUS_PLUS_INIT:
+        check = tf.debugging.assert_greater_equal(
+            n, self.num_clusters,
+            message=(f'kmeans_plus_plus needs at least num_clusters points'
+                     f'{positive} in its first batch; use bigger batches or '
+                     "initial_clusters='random'"))
+      else:
+        check = tf.debugging.assert_greater(
+            n, 0, message='kmc2 needs at least one point in its first batch')
+      # Inside tf.function an Assert is not ordered before the variable
+      # writes; a data dependency makes a failed check write nothing.
+      with tf.control_dependencies([check]):
+        points = tf.identity(points)
+      if method == constants.KMEANS_PARALLEL_INIT:
+        def choose(seed):
+          candidates, candidate_weights = (
+              initializers.kmeans_parallel_candidates(
+                  points, seed, self.kmeans_parallel_rounds,
+                  self._parallel_oversampling(), self.distance_metric,
+                  self.chunk_elements, weights))
+          return self._reduce_candidates(candidates, candidate_weights, seed)
+      elif method == constants.KMEANS_PLUS_PLUS_INIT:
+        def choose(seed):
+          return initializers.kmeans_plus_plus(
+              points, self.num_clusters, seed,
+              self.kmeans_plus_plus_num_retries, self.distance_metric,
+              weights=weights)
+      else:
+        def choose(seed):
+          return initializers.kmc2(points, self.num_clusters, seed,
+                                   self.kmc2_chain_length,
+                                   self.distance_metric)
+    return self._append_chosen(choose, 1, self.num_initialized)
+
+  def _callable_centers(self, centers):
+    """What a callable `initial_clusters` returned, checked and prepared.
+
+    It must be a numeric (integer or float) array or Tensor of shape (m, d),
+    d the points' width; m may be below k (the callable is called again on
+    the next batches) or above (the first rows are taken). Its values must
+    be finite: NaN or Inf fails with an InvalidArgumentError carrying
+    `CALLABLE_NON_FINITE_MESSAGE`, before any center is written; and below
+    `numerics.overflow_limit(dtype)` in magnitude (their squared distances
+    would overflow and fail the first step as if the points did): larger
+    fail likewise with `CALLABLE_OVERFLOW_MESSAGE`. Given arrays are held
+    to the same two rules when the model is made.
+
+    Raises:
+      TypeError: not numeric (strings, bools, complex, objects).
+      ValueError: not of shape (m, d).
+    """
+    fix = ('make it return up to num_clusters centers as rows like the '
+           'points, a float array or Tensor of shape (m, '
+           f'{self.num_features})')
+    try:
+      centers = tf.convert_to_tensor(centers)
+    except (TypeError, ValueError):
+      raise TypeError(
+          '`initial_clusters` (a callable) must return a numeric array or '
+          f'Tensor; {fix}. Received: {type(centers).__name__} '
+          f'{_shown(centers)}') from None
+    if not (centers.dtype.is_floating or centers.dtype.is_integer):
+      raise TypeError(
+          '`initial_clusters` (a callable) must return numeric centers; '
+          f'{fix}. Received: centers of dtype {centers.dtype.name}')
+    width = centers.shape[1] if centers.shape.rank == 2 else None
+    wrong_width = (
+        f'{CALLABLE_WIDTH_MESSAGE} (m, {self.num_features}), m <= '
+        f'num_clusters={self.num_clusters}, as wide as the points; {fix}. '
+        'Received: centers of shape ')
+    if centers.shape.rank != 2 or (width is not None and
+                                   width != self.num_features):
+      raise ValueError(f'{wrong_width}{tuple(centers.shape)}')
+    centers = tf.cast(centers, self.dtype)
+    checks = [tf.debugging.Assert(
+        tf.reduce_all(tf.math.is_finite(centers)),
+        [CALLABLE_NON_FINITE_MESSAGE])]
+    # Values whose squares overflow would fail the first step as if the
+    # points overflowed (NaN and Inf fail the check above first).
+    checks.append(tf.debugging.Assert(
+        tf.reduce_all((tf.abs(centers) < numerics.overflow_limit(self.dtype))
+                      | ~tf.math.is_finite(centers)),
+        [f'{CALLABLE_OVERFLOW_MESSAGE} {_overflow_text(self.dtype)}']))
+    if width is None:
+      # Known only when the step runs (the points' width is not static
+      # inside the compiled step): the message gives the returned shape too.
+      shape = tf.strings.as_string(tf.shape(centers, out_type=tf.int64))
+      checks.append(tf.debugging.Assert(
+          tf.equal(tf.shape(centers)[1], self.num_features),
+          [tf.strings.join([wrong_width, '(', shape[0], ', ', shape[1],
+                            ')'])]))
+    # A data dependency: a failed check writes nothing (see
+    # `_choose_centers`).
+    with tf.control_dependencies(checks):
+      centers = tf.identity(centers)
+    return self._prepare(centers)
+
+  def _append_chosen(self, choose, *path):
+    """Appends `choose(seed)`'s centers, once per restart.
+
+    Restart r draws with the seed at `path` folded with r; restart 0 with
+    the seed at `path` itself, as num_restarts=1 does.
+    """
+    if self.num_restarts == 1:
+      return self._append_centers(choose(self._seed(*path)))
+    return self._append_centers(None, tf.stack([
+        choose(self._seed(*path, restart=r))
+        for r in range(self.num_restarts)]))
+
+  def _parallel_oversampling(self):
+    return max(1, int(round(self.kmeans_parallel_oversampling *
+                            self.num_clusters)))
+
+  def _reduce_candidates(self, candidates, weights, seed):
+    return initializers.reduce_candidates(
+        candidates, weights, self.num_clusters,
+        initializers.fold_seed(seed, self.kmeans_parallel_rounds + 1),
+        self.distance_metric)
+
+  def initialize(self, points, weights=None):
+    """Chooses initial centers from `points` unless already initialized.
+
+    'random' takes distinct points of the batch, and takes the rest from later
+    calls when the batch has fewer than k points; a callable is likewise
+    called on successive batches until k centers exist. 'kmeans_plus_plus'
+    (which needs at least k points) and 'kmc2' choose all k from one batch;
+    so does 'kmeans_parallel', treating the batch as all the data (see
+    `initialize_from_dataset` for data in batches).
+
+    With `weights`, 'random' draws in proportion to weight, and
+    'kmeans_plus_plus' and 'kmeans_parallel' are their weighted forms (a
+    point of weight w counts as w copies); points of weight 0 are never
+    chosen, so they need at least k points of positive weight. A callable
+    gets the points without their weights; 'kmc2' has no weighted form.
+
+    Args:
+      points: Tensor of shape (n, d).
+      weights: optional float Tensor of shape (n,), non-negative.
+
+    Returns:
+      bool scalar Tensor: whether all k centers are now chosen.
+
+    A callable must return a numeric array or Tensor of shape (m, d) with
+    finite values (see `_callable_centers`).
+
+    Raises:
+      ValueError: `weights` with initial_clusters='kmc2'; a callable
+        initial_clusters that returned centers of another shape than (m, d).
+      TypeError: a callable initial_clusters that returned no numeric array.
+      tf.errors.InvalidArgumentError: a callable initial_clusters that
+        returned NaN or Inf (`CALLABLE_NON_FINITE_MESSAGE`); nothing is
+        written.
+    """
+    points = self._prepare(points)
+    if weights is not None:
+      # A string test first: given centers are an array.
+      if (isinstance(self.initial_clusters, str) and
+          self.initial_clusters == constants.KMC2_INIT):
+        raise ValueError(
+            "initial_clusters='kmc2' does not support sample weights; use "
+            "'kmeans_plus_plus', 'kmeans_parallel' or 'random' with "
+            'weights.')
+      weights = tf.cast(weights, self.dtype)
+    return tf.cond(self.initialized.read_value(),
+                   lambda: tf.constant(True),
+                   lambda: self._choose_centers(points, weights))
+
+  def initialize_from_dataset(self, dataset):
+    """k-means|| over all batches of a finite dataset (a bounded number of
+    passes: one to draw the first center and count the points,
+    `kmeans_parallel_rounds` to draw candidates, one to weigh them).
+
+    Each round keeps, across batches, the candidates with the largest
+    sampling keys (a reservoir of fixed size), so memory holds one batch, the
+    candidates, and a chunk of distances, whatever the size of the data.
+    Batches must come in the same order on every pass for the result to be
+    reproducible. Already-initialized models are left as they are.
+
+    Args:
+      dataset: a finite `tf.data.Dataset` of float Tensors (batches) of shape
+        (m, d), or of (points (m, d), weights (m,)) pairs: points are then
+        drawn in proportion to weight and weigh the candidates by it.
+
+    Returns:
+      bool scalar Tensor: True (all k centers are chosen).
+    """
+    if self.initial_clusters != constants.KMEANS_PARALLEL_INIT:
+      raise ValueError('initialize_from_dataset is for '
+                       "initial_clusters='kmeans_parallel'; use initialize() "
+                       'batch by batch for the others.')
+    return tf.cond(self.initialized.read_value(),
+                   lambda: tf.constant(True),
+                   lambda: self._parallel_from_dataset(dataset))
+
+  def _parallel_from_dataset(self, dataset):
+    weighted = _is_weighted(dataset)
+
+    def choose(seed):
+      # With restarts, each restart samples the dataset on its own.
+      candidates, weights, count = initializers.kmeans_parallel_streamed(
+          dataset, self._prepare, self.num_features, self.dtype, seed,
+          self.kmeans_parallel_rounds, self._parallel_oversampling(),
+          self.distance_metric, self.chunk_elements, weighted)
+      return self._reduce_counted(candidates, weights, count, seed, weighted)
+
+    return self._append_chosen(choose, 1, 0)
+
+  def streamed_sampler(self):
+    """This model's k-means|| settings as an `initializers.StreamedSampler`,
+    for drivers that pass over batches themselves (tf.distribute)."""
+    return initializers.StreamedSampler(
+        self.num_features, self.dtype, self._seed(1, 0),
+        self.kmeans_parallel_rounds, self._parallel_oversampling(),
+        self.distance_metric, self.chunk_elements)
+
+  def finish_parallel(self, candidates, weights, count, weighted=False):
+    """Reduces k-means|| candidates of `count` points to the k centers.
+
+    For drivers that sample with `streamed_sampler` (num_restarts=1).
+    """
+    if self.num_restarts > 1:
+      raise ValueError(
+          'finish_parallel reduces one set of candidates, but this KMeans '
+          f'has num_restarts={self.num_restarts}; use '
+          'initialize_from_dataset, or num_restarts=1.')
+    return self._append_centers(self._reduce_counted(
+        candidates, weights, count, self._seed(1, 0), weighted))
+
+  def _reduce_counted(self, candidates, weights, count, seed, weighted):
+    """`_reduce_candidates`, once `count` points are known to be enough."""
+    positive = ' of positive weight' if weighted else ''
+    check = tf.debugging.assert_greater_equal(
+        count, tf.cast(self.num_clusters, count.dtype),
+        message=(f'kmeans_parallel needs at least num_clusters points'
+                 f'{positive} in the input; give more data or lower '
+                 'num_clusters'))
+    with tf.control_dependencies([check]):
+      candidates = tf.identity(candidates)
+    return self._reduce_candidates(candidates, weights, seed)
+
+  # -------------------------------------------------------------- training
+  def _statistics(self, points, centers, weights=None):
+    return distances_lib.cluster_statistics(
+        points, centers, self.distance_metric, self.chunk_elements,
+        None if weights is None else tf.cast(weights, self.dtype))
+
+  def point_norms(self, points):
+    """|x|^2 of every point, computed once for the steps of `lloyd_step`.
+
+    Many full-batch steps over the same Tensor of points then skip a pass
+    over the data each (scikit-learn's Lloyd does the same). None under the
+    cosine metric, whose steps do not use it.
+
+    Args:
+      points: Tensor of shape (n, d).
+
+    Returns:
+      float Tensor (n,), or None.
+    """
+    if self.distance_metric == constants.COSINE_DISTANCE:
+      return None
+    return distances_lib.squared_norms_in_chunks(self._prepare(points),
+                                                 self.chunk_elements)
+
+  def _check_weights(self, data, weights):
+    """Whether the step is weighted; refuses what has no weighted form."""
+    if weights is not None and isinstance(data, tf.data.Dataset):
+      raise ValueError(
+          '`weights` goes with a Tensor of points; a dataset carries its '
+          'weights in its elements, as (points, weights) pairs.')
+    weighted = weights is not None or _is_weighted(data)
+    if weighted and self.empty_cluster == constants.FARTHEST_POINT:
+      raise ValueError(
+          "empty_cluster='farthest_point' does not support sample weights; "
+          "use empty_cluster='keep' with weights.")
+    return weighted
+
+  def statistics(self, data, weights=None):
+    """Per-cluster statistics of `data` under the current centers.
+
+    Args:
+      data: Tensor of shape (n, d), or a finite `tf.data.Dataset` of such
+        Tensors (batches) or of (points, weights) pairs, whose statistics
+        are summed.
+      weights: optional float Tensor (n,) of sample weights, with a Tensor
+        `data`.
+
+    Returns:
+      (sums (k, d), counts (k,), loss scalar), as in
+      `distances.cluster_statistics` (weighted, with weights); sums over
+      batches add up exactly. With num_restarts > 1, those of `clusters`
+      (the kept restart); `restart_statistics` gives every restart's.
+    """
+    self._check_weights(data, weights)
+    centers = self.clusters.read_value()
+    k, d = self.num_clusters, self.num_features
+    return self._sum_over_batches(
+        data, weights,
+        lambda points, w: self._statistics(points, centers, w),
+        lambda: (tf.zeros([k, d], self.dtype), tf.zeros([k], self.dtype),
+                 tf.zeros([], self.dtype)))
+
+  def restart_statistics(self, data, weights=None):
+    """`statistics` of every restart (num_restarts > 1), in one pass.
+
+    Each batch is scored against all R k centers in one matrix product (see
+    `distances.restart_statistics`), so R restarts cost one pass over the
+    data, not R.
+
+    Args:
+      data: Tensor of shape (n, d), or a finite `tf.data.Dataset` of such
+        Tensors (batches) or of (points, weights) pairs, whose statistics
+        are summed.
+      weights: optional float Tensor (n,) of sample weights, with a Tensor
+        `data`.
+
+    Returns:
+      (sums (R, k, d), counts (R, k), loss (R,)): restart r's as
+      `statistics` gives them for the centers `restart_clusters[r]`.
+    """
+    self._check_weights(data, weights)
+    if self.num_restarts == 1:
+      return tf.nest.map_structure(lambda t: t[tf.newaxis],
+                                   self.statistics(data, weights))
+    # Prepared first: that builds the model on first use.
+    points = (None if isinstance(data, tf.data.Dataset) else
+              self._prepare(data))
+    centers = self.restart_clusters.read_value()
+    r, k, d = self.num_restarts, self.num_clusters, self.num_features
+
+    def batch_statistics(points, batch_weights):
+      return distances_lib.restart_statistics(
+          points, centers, self.distance_metric, self.chunk_elements,
+          None if batch_weights is None else tf.cast(batch_weights,
+                                                     self.dtype))
+
+    if points is not None:
+      return batch_statistics(points, weights)
+    return self._sum_over_batches(
+        data, None, batch_statistics,
+        lambda: (tf.zeros([r, k, d], self.dtype), tf.zeros([r, k], self.dtype),
+                 tf.zeros([r], self.dtype)))
+
+  def _sum_over_batches(self, data, weights, batch_statistics, zeros):
+    """`batch_statistics(points, weights)` of a Tensor, or summed over the
+    batches of a dataset starting from `zeros()`."""
+    if not isinstance(data, tf.data.Dataset):
+      return batch_statistics(self._prepare(data), weights)
+    weighted = _is_weighted(data)
+    # A loop over an iterator in this function's own graph: control flow
+    # inside Dataset.reduce's function runs several times slower.
+    iterator = iter(data)
+
+    def add(batch, state):
+      if weighted:
+        points, batch_weights = batch.get_value()
+        stats = batch_statistics(self._prepare(points), batch_weights)
+      else:
+        stats = batch_statistics(self._prepare(batch.get_value()), None)
+      return (iterator.get_next_as_optional(),
+              tuple(a + b for a, b in zip(state, stats)))
+
+    return tf.while_loop(lambda batch, _: batch.has_value(), add,
+                         (iterator.get_next_as_optional(), zeros()))[1]
+
+  def apply_full_batch(self, sums, counts, loss, data=None, weighted=False):
+    """Moves the centers by one Lloyd update from summed statistics.
+
+    Inside `strategy.run` the statistics are first summed over all replicas
+    (one all-reduce), so every replica moves the centers identically.
+
+    Args:
+      sums, counts, loss: `statistics(data)` under the current centers.
+      data: the data the statistics came from (a Tensor (n, d) or a finite
+        dataset of batches), needed only by empty_cluster='farthest_point'
+        to find the far points (one more pass, only when a cluster is
+        empty); without it empty clusters keep their centers.
+      weighted: whether the statistics are weighted (see `_stats`).
+
+    Returns:
+      dict with 'loss', 'num_points' (int64), 'empty_clusters' (int32, the
+      clusters the assignment left empty), 'relocated_clusters' (int32, how
+      many of them moved to a far point) and 'cluster_sizes' (int64 (k,),
+      the points each center's update used), over all replicas; when
+      `weighted`, also 'total_weight' (see `_stats`).
+    """
+    if self.num_restarts > 1:
+      raise ValueError(
+          f'apply_full_batch moves `clusters` alone, but this KMeans has '
+          f'num_restarts={self.num_restarts}; use full_batch_step, which '
+          'moves every restart.')
+    sums, counts, loss = sum_over_replicas((sums, counts, loss))
+    centers = self.clusters.read_value()
+    sizes, relocated = counts, None
+    if data is not None and self.empty_cluster == constants.FARTHEST_POINT:
+      sums, sizes, relocated = self._relocate(sums, counts, counts == 0,
+                                              data, centers)
+    self.clusters.assign(updates.lloyd_update(
+        centers, sums, sizes, self.distance_metric))
+    return self._stats(loss, counts, sizes, relocated, weighted)
+
+  def _relocate(self, sums, counts, empty, data, centers, prepared=False):
+    """`updates.relocate_empty_clusters` when a cluster is `empty`.
+
+    The far points are searched (one more pass over `data`) only in steps
+    that left a cluster empty.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+      raise ValueError(
+          "empty_cluster='farthest_point' is not supported inside "
+          f'strategy.run with {context.num_replicas_in_sync} replicas; use '
+          "empty_cluster='keep'.")
+
+    def relocate():
+      return updates.relocate_empty_clusters(
+          sums, counts, empty,
+          self._farthest_candidates(data, centers, prepared))
+
+    return tf.cond(tf.reduce_any(empty), relocate,
+                   lambda: (sums, counts, tf.constant(0, tf.int32)))
+
+  def _farthest_candidates(self, data, centers, prepared=False):
+    """The k points of `data` farthest from their nearest `centers`.
+
+    A dataset is streamed once, keeping a running top k (k distances and
+    k points), so memory never grows with the data.
+    """
+    k = self.num_clusters
+
+    def candidates(points):
+      index, distance = distances_lib.nearest_centers(
+          points, centers, self.distance_metric, self.chunk_elements)
+      return updates.farthest_candidates(points, index, distance, k)
+
+    if not isinstance(data, tf.data.Dataset):
+      return candidates(data if prepared else self._prepare(data))
+    initial = (tf.fill([k], tf.constant(float('-inf'), self.dtype)),
+               tf.zeros([k, self.num_features], self.dtype),
+               tf.zeros([k], tf.int32))
+    iterator = iter(data)
+
+    def add(batch, best):
+      points = batch.get_value()
+      if isinstance(points, tuple):  # (points, weights): weights not needed.
+        points = points[0]
+      return (iterator.get_next_as_optional(), updates.merge_candidates(
+          best, candidates(self._prepare(points))))
+
+    return tf.while_loop(lambda batch, _: batch.has_value(), add,
+                         (iterator.get_next_as_optional(), initial))[1]
+
+  def full_batch_step(self, data, weights=None):
+    """One exact Lloyd iteration over all of `data`.
+
+    Statistics are accumulated over every batch with the current centers, then
+    the centers move once: a finite dataset of batches gives exactly the step
+    that the concatenated tensor would. An empty cluster keeps its center, or
+    with empty_cluster='farthest_point' moves to a far point (a dataset is
+    then read a second time, in steps that left a cluster empty; it must
+    yield the same points each time).
+    Inside `strategy.run` each replica passes its own share of the data and
+    the step covers their union.
+
+    With sample weights each center moves to the weighted mean of its
+    points (sum of w x / sum of w); a cluster whose points all have weight 0
+    keeps its center, like an empty one.
+
+    Args:
+      data: Tensor of shape (n, d) (all the data), or a finite
+        `tf.data.Dataset` whose elements are such Tensors (batches), or
+        (points, weights) pairs.
+      weights: optional float Tensor (n,) of sample weights, with a Tensor
+        `data`.
+
+    With num_restarts R > 1 the step moves all R restarts by one Lloyd
+    update each, from one pass over `data` (`restart_statistics`), and
+    `clusters` becomes the updated centers of the restart whose loss before
+    the update is the lowest (ties to the lower restart). That choice is
+    provisional (an update can change the restarts' order): after the last
+    step, `keep_best_restart(data)` keeps the restart whose updated centers
+    score lowest.
+
+    Returns:
+      dict with 'loss' (sum of distances to the nearest center before the
+      update), 'num_points' (int64), 'empty_clusters' (int32),
+      'relocated_clusters' (int32) and 'cluster_sizes' (int64 (k,)), as
+      `apply_full_batch` describes them; weighted, with weights (see
+      `_stats`). With R > 1 these are the kept restart's, and the dict adds
+      'restart_losses' (R,), every restart's loss before the update, and
+      'best_restart' (int32), the kept restart.
+    """
+    weighted = self._check_weights(data, weights)
+    if self.num_restarts > 1:
+      return self._restarts_step(data, weights, weighted)
+    return self.apply_full_batch(*self.statistics(data, weights), data,
+                                 weighted)
+
+  def _restarts_step(self, data, weights, weighted):
+    """`full_batch_step` with num_restarts > 1 (see there)."""
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+      raise ValueError(
+          f'num_restarts={self.num_restarts} is not supported inside '
+          f'strategy.run with {context.num_replicas_in_sync} replicas; use '
+          'num_restarts=1.')
+    sums, counts, losses = self.restart_statistics(data, weights)
+    centers = self.restart_clusters.read_value()
+    # x_j <- (sum of the points nearest to x_j) / (their number), per
+    # restart; an empty cluster keeps its center.
+    new = tf.stack([
+        updates.lloyd_update(centers[r], sums[r], counts[r],
+                             self.distance_metric)
+        for r in range(self.num_restarts)])
+    best = tf.argmin(losses, output_type=tf.int32)
+    self.restart_clusters.assign(new)
+    # Provisional: the losses of `new` are known only after another pass
+    # (`keep_best_restart`).
+    self.clusters.assign(tf.gather(new, best))
+    stats = self._stats(losses[best], counts[best], weighted=weighted)
+    stats['restart_losses'] = losses
+    stats['best_restart'] = best
+    return stats
+
+  def keep_best_restart(self, data, weights=None):
+    """Makes `clusters` the restart whose current centers score lowest.
+
+    A `full_batch_step` knows each restart's loss before its update only,
+    and a restart that was behind may overtake the others in that update;
+    so the step's choice of `clusters` is provisional. This scores every
+    restart's centers as they are now (`restart_clusters`) in one pass over
+    `data` (all R restarts in one matrix product, as in a step) and keeps
+    the lowest, ties to the lower restart: `clusters` is then, among the R
+    restarts' own centers, those of lowest loss over `data`. The estimator
+    calls it before every checkpoint it writes, with the data of the last
+    step. With num_restarts=1 it changes nothing.
+
+    Args:
+      data: what `full_batch_step` takes: a Tensor of shape (n, d), or a
+        finite dataset of such batches or of (points, weights) pairs.
+      weights: optional float Tensor (n,) of sample weights, with a Tensor
+        `data`.
+
+    Returns:
+      dict with 'loss' (the kept centers' loss over `data`),
+      'restart_losses' (R,) and 'best_restart' (int32).
+    """
+    losses = self.restart_statistics(data, weights)[2]
+    best = tf.argmin(losses, output_type=tf.int32)
+    if self.num_restarts > 1:
+      self.clusters.assign(tf.gather(self.restart_clusters.read_value(),
+                                     best))
+    return {'loss': losses[best], 'restart_losses': losses,
+            'best_restart': best}
+
+  def _state_inputs(self, points, weights):
+    points = self._prepare(points)
+    return points, None if weights is None else tf.cast(weights, self.dtype)
+
+  def _carried_step_inputs(self, name, points, weights):
+    """(weighted, points, weights) of a step carrying state over the same
+    points; refuses what it cannot do."""
+    if self.num_restarts > 1:
+      raise ValueError(
+          f'{name} does not support num_restarts={self.num_restarts}; '
+          'use full_batch_step, or num_restarts=1.')
+    weighted = self._check_weights(points, weights)
+    return (weighted, *self._state_inputs(points, weights))
+
+  def lloyd_state(self, points, weights=None):
+    """The starting state of `lloyd_step` for these points.
+
+    Args:
+      points: Tensor of shape (n, d), all the data, as the steps will get
+        it.
+      weights: optional float Tensor (n,) of sample weights, as the steps
+        will get them.
+
+    Returns:
+      `LloydState`: no assignments yet, and the points' |x|^2
+      (`point_norms`), computed once for all the steps.
+    """
+    points, weights = self._state_inputs(points, weights)
+    return LloydState(
+        statistics=carried_lib.start(points, self.num_clusters, weights),
+        point_norms=self.point_norms(points))
+
+  def lloyd_step(self, points, state, weights=None):
+    """`full_batch_step` on a Tensor of points, with state carried over.
+
+    The same exact Lloyd step (every distance computed), cheaper when many
+    steps run over the same points: their |x|^2 is computed once, and the
+    per-cluster sums change by the points that changed cluster rather than
+    being summed again, once few points move (`carried.update`). The sums
+    are exact (`carried`), so they are the same whichever way they were kept:
+    a run resumed from a checkpoint gives the same centers, bit for bit,
+    as one that was not interrupted. `points` (and `weights`) must be the
+    same, in the same order, at every step that shares the state.
+
+    Args:
+      points: Tensor of shape (n, d), all the data.
+      state: `LloydState`, from the previous step or `lloyd_state`.
+      weights: optional float Tensor (n,) of sample weights, those given to
+        `lloyd_state`.
+
+    Returns:
+      (stats, state): `full_batch_step`'s dict, and the state for the next
+      step.
+    """
+    weighted, points, weights = self._carried_step_inputs(
+        'lloyd_step', points, weights)
+    statistics, point_norms = state
+    carried_lib.check_weights(statistics, weights)
+    centers = self.clusters.read_value()
+    index, distance = distances_lib.nearest_centers(
+        points, centers, self.distance_metric, self.chunk_elements,
+        point_norms, static_chunks=False)
+    loss = tf.reduce_sum(distance if weights is None else weights * distance)
+    statistics = carried_lib.update(statistics, points, index, weights)
+    stats = self.apply_full_batch(
+        *carried_lib.statistics(statistics, self.dtype), loss, points,
+        weighted)
+    return stats, LloydState(statistics, point_norms)
+
+  def hamerly_state(self, points, weights=None):
+    """The starting state of `hamerly_step` for these points (and weights,
+    as `lloyd_state` takes them).
+
+    Returns:
+      `bounds.HamerlyState`: bounds that prove nothing yet (the first step
+      compares every point with every center), no sums yet, and the
+      points' total squared norm.
+    """
+    points, weights = self._state_inputs(points, weights)
+    return bounds.initial_state(points, self.num_clusters, weights)
+
+  def hamerly_step(self, points, state, weights=None):
+    """One exact Lloyd step that skips the work bounds rule out.
+
+    Hamerly's algorithm (see `bounds`): the result is `full_batch_step`'s,
+    but once the clustering settles most points are neither compared with
+    every center nor summed again. Squared Euclidean distance; `points`
+    (and `weights`) must be the same, in the same order, at every step that
+    shares the state.
+
+    Args:
+      points: Tensor of shape (n, d), all the data.
+      state: `bounds.HamerlyState`, from the previous step or
+        `hamerly_state`.
+      weights: optional float Tensor (n,) of sample weights, those given to
+        `hamerly_state`; they weight the statistics (the bounds are per
+        point and do not depend on them).
+
+    Returns:
+      (stats, state): `full_batch_step`'s dict plus 'recomputed' (points
+      compared with every center), and the state for the next step.
+    """
+    weighted, points, weights = self._carried_step_inputs(
+        'hamerly_step', points, weights)
+    centers = self.clusters.read_value()
+    carried_lib.check_weights(state.statistics, weights)
+    (sums, counts, loss), state, recomputed = bounds.hamerly_statistics(
+        points, centers, state, self.chunk_elements, weights)
+    # A relocation moves a center like any update, so the bounds still
+    # hold; the carried sums stay those of the assignments.
+    stats = self.apply_full_batch(sums, counts, loss, points, weighted)
+    state = bounds.move_bounds(state, centers, self.clusters.read_value())
+    stats['recomputed'] = recomputed
+    return stats, state
+
+  def train_step(self, points, weights=None):
+    """One mini-batch step on `points` (Tensor of shape (n, d)).
+
+    With `weights` (float Tensor (n,), non-negative; the model must be built
+    with `weighted=True`), s and m of the update rule (see
+    `updates.mini_batch_update`) are the batch's weighted sum and total
+    weight per cluster, and the counts n accumulate weight: a point of
+    integer weight w moves the centers as w copies of it would.
+
+    With `mini_batch_steps_per_iteration` N > 1, points are assigned with the
+    centers in `clusters` while the updates go to `clusters_updated`, which is
+    copied to `clusters` (and the counts reset) every N steps. Inside
+    `strategy.run` the step uses the global batch (the union of the replicas'
+    batches): statistics are all-reduced before the update.
+
+    With empty_cluster='farthest_point', clusters that no point has ever been
+    assigned to take the batch's points farthest from their centers (see
+    `updates.relocate_empty_clusters`): those whose count is still at most
+    its fresh value 1 (the legacy start; a count of 0 comes from a model
+    saved before counts started at 1, and 1 there means one point so far,
+    which this rule takes as none). A relocated center lands on its point
+    (its update uses n = 0) and its count grows by 1 as usual.
+
+    Returns:
+      dict with 'loss' (sum of distances to the nearest center for this
+      batch, before the update), 'num_points', 'empty_clusters' (clusters
+      with no point of this batch), 'relocated_clusters' and 'cluster_sizes'
+      (int64 (k,), this batch's points per cluster, after any relocation);
+      weighted, with weights (see `_stats`).
+
+    Raises:
+      ValueError: `weights` given to a model built without `weighted=True`.
+    """
+    weighted = self._check_weights(points, weights)
+    if weighted and not self.weighted:
+      raise ValueError(
+          'train_step got `weights` but this KMeans was built with '
+          'weighted=False, whose mini-batch counts are integers; build it '
+          'with weighted=True.')
+    points = self._prepare(points)
+    if self.update_in_steps is not None:
+      self._sync_updated_copy()
+      target = self.clusters_updated
+    else:
+      target = self.clusters
+    centers = self.clusters.read_value()
+    sums, counts, loss = sum_over_replicas(
+        self._statistics(points, centers, weights))
+    sizes, relocated = counts, None
+    old_counts = self.cluster_counts.read_value()
+    rate_counts = old_counts
+    if self.empty_cluster == constants.FARTHEST_POINT:
+      never_used = old_counts <= self._initial_count
+      sums, sizes, relocated = self._relocate(
+          sums, counts, never_used & tf.equal(counts, 0), points, centers,
+          prepared=True)
+      # A relocated center lands on its point (n = 0 in the rule): the old
+      # center's weight goes with the old center. Its count still grows by
+      # the point, past the fresh value.
+      moved = never_used & tf.equal(counts, 0) & (sizes > 0)
+      rate_counts = tf.where(moved, tf.zeros_like(old_counts), old_counts)
+    new_centers, _ = updates.mini_batch_update(
+        target.read_value(), rate_counts, sums, sizes, self.distance_metric)
+    target.assign(new_centers)
+    self.cluster_counts.assign(old_counts + tf.cast(sizes, old_counts.dtype))
+    return self._stats(loss, counts, sizes, relocated, weighted)
+
+  def broadcast_state(self):
+    """Makes every replica's state the first replica's (inside strategy.run).
+
+    Used after restoring or initialising, so that workers that restored or
+    initialised differently (say, from their own shards) train identically.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+      return tf.constant(True)
+    first = tf.equal(context.replica_id_in_sync_group, 0)
+    for variable in [self.clusters, self.initialized, self.num_initialized,
+                     *(v for v in (self.cluster_counts, self.clusters_updated,
+                                   self.update_in_steps,
+                                   self.restart_clusters) if v is not None)]:
+      value = variable.read_value()
+      as_number = tf.cast(value, tf.float64 if value.dtype.is_integer or
+                          value.dtype == tf.bool else value.dtype)
+      summed = context.all_reduce(
+          tf.distribute.ReduceOp.SUM,
+          tf.where(first, as_number, tf.zeros_like(as_number)))
+      variable.assign(tf.cast(summed, value.dtype))
+    return tf.constant(True)
+
+  def _sync_updated_copy(self):
+    def sync():
+      self.clusters.assign(self.clusters_updated)
+      # The legacy reset: every count back to 0 (the fresh value with
+      # several steps per iteration).
+      self.cluster_counts.assign(tf.zeros_like(self.cluster_counts))
+      self.update_in_steps.assign(self.mini_batch_steps_per_iteration - 1)
+      return tf.constant(True)
+
+    def count_down():
+      self.update_in_steps.assign_sub(1)
+      return tf.constant(False)
+
+    return tf.cond(self.update_in_steps.read_value() <= 0, sync, count_down)
+
+  def step(self, data, weights=None):
+    """`train_step` or `full_batch_step`, as `use_mini_batch` says."""
+    if self.use_mini_batch:
+      return self.train_step(data, weights)
+    return self.full_batch_step(data, weights)
+
+  @staticmethod
+  def _stats(loss, counts, sizes=None, relocated=None, weighted=False):
+    """The step's figures; `sizes` are the counts after any relocation.
+
+    Weighted, 'num_points' and 'cluster_sizes' are weights (rounded to
+    integers: with integer weights, the counts that repeated rows give),
+    'empty_clusters' counts the clusters of total weight 0, and
+    'total_weight' is the exact float sum of the weights.
+    """
+    if sizes is None:
+      sizes = counts
+    stats = {
+        'loss': loss,
+        'num_points': tf.cast(tf.reduce_sum(counts), tf.int64),
+        'empty_clusters': tf.reduce_sum(tf.cast(counts == 0, tf.int32)),
+        'relocated_clusters': (tf.constant(0, tf.int32) if relocated is None
+                               else relocated),
+        'cluster_sizes': tf.cast(sizes, tf.int64),
+    }
+    if weighted:
+      stats['total_weight'] = tf.reduce_sum(counts)
+      stats['num_points'] = tf.cast(tf.round(stats['total_weight']),
+                                    tf.int64)
+      stats['cluster_sizes'] = tf.cast(tf.round(sizes), tf.int64)
+    return stats
+
+  # ------------------------------------------------------------- inference
+  def all_distances(self, points):
+    """Distances from each point to each center: float Tensor (n, k).
+
+    Squared Euclidean distances, or 1 - cos under the cosine metric.
+    """
+    return distances_lib.pairwise_distances(self._prepare(points),
+                                            self.clusters,
+                                            self.distance_metric)
+
+  def nearest(self, points, static_chunks=True):
+    """(cluster_index int64 (n,), distance (n,)) in bounded memory.
+
+    static_chunks=False runs the faster chunk loop that TFLite cannot
+    convert (see `distances.nearest_centers`): for use in this process, not
+    in exported signatures.
+    """
+    index, distance = distances_lib.nearest_centers(
+        self._prepare(points), self.clusters.read_value(),
+        self.distance_metric, self.chunk_elements,
+        static_chunks=static_chunks)
+    return tf.cast(index, tf.int64), distance
+
+  def nearest_index(self, points):
+    """(cluster_index int64 (n,), finite): the nearest centers, and a bool
+    scalar, whether every distance to them is finite (False means overflow,
+    or NaN/Inf points).
+
+    For prediction in this process: under squared Euclidean distance the
+    distances are not computed unless a bound says they might overflow
+    (`distances.nearest_indices`).
+    """
+    if self.distance_metric != constants.SQUARED_EUCLIDEAN_DISTANCE:
+      index, distance = self.nearest(points, static_chunks=False)
+      return index, tf.reduce_all(tf.math.is_finite(distance))
+    index, finite = distances_lib.nearest_indices(
+        self._prepare(points), self.clusters.read_value(),
+        self.chunk_elements)
+    return tf.cast(index, tf.int64), finite
+
+  def infer(self, points):
+    """What the legacy training_graph inferred for a batch.
+
+    Returns:
+      (all_distances (n, k), cluster_index int64 (n,), distance to the
+      nearest center (n,)).
+    """
+    all_distances = self.all_distances(points)
+    index = tf.argmin(all_distances, axis=1, output_type=tf.int64)
+    return (all_distances, index,
+            tf.gather(all_distances, index, axis=1, batch_dims=1))
+
+  def loss(self, points, weights=None):
+    """Sum over points of the distance to the nearest center (scalar).
+
+    With `weights` (float Tensor (n,)), the weighted sum.
+    """
+    distances = self.nearest(points)[1]
+    if weights is None:
+      return tf.reduce_sum(distances)
+    return tf.reduce_sum(tf.cast(weights, self.dtype) * distances)
+
+  def nearest_k(self, points, k):
+    """The `k` nearest centers of each point, in bounded memory.
+
+    Args:
+      points: float Tensor of shape (n, d).
+      k: Python int, 1 <= k <= num_clusters.
+
+    Returns:
+      (top_k_cluster_indices int64 (n, k), top_k_distances (n, k)), nearest
+      first, ties to the lower index; the first column is what `nearest`
+      gives.
+
+    Raises:
+      ValueError: `k` outside [1, num_clusters].
+    """
+    k = options.check_positive_int('k', k)
+    if k > self.num_clusters:
+      raise ValueError(f'`k` must be at most num_clusters={self.num_clusters}.'
+                       f' Received: k={k}')
+    return distances_lib.top_k_nearest(self._prepare(points),
+                                       self.clusters.read_value(),
+                                       self.distance_metric, k,
+                                       self.chunk_elements)
+
+
+# The message of the check that a callable initial_clusters returned finite
+# centers (the estimator turns the check's error into a ValueError).
+CALLABLE_NON_FINITE_MESSAGE = (
+    '`initial_clusters` (a callable) returned NaN or Inf values; make it '
+    'return finite centers')
+CALLABLE_WIDTH_MESSAGE = (
+    '`initial_clusters` (a callable) must return centers of shape')
+CALLABLE_OVERFLOW_MESSAGE = (
+    '`initial_clusters` (a callable) returned values of magnitude')
+
+
+def _overflow_text(dtype):
+  """'<limit> or more, whose ...': why centers of `dtype` with values of
+  that magnitude are refused, and the fix (see `numerics.overflow_advice`)."""
+  limit, widen = numerics.overflow_advice(dtype)
+  return (f'{limit} or more, whose squared distances '
+          f'overflow {tf.as_dtype(dtype).name}; give centers on the scale of '
+          'the points' + (' (or use dtype=tf.float64)' if widen else ''))
+
+
+def _shown(value):
+  """A short one-line repr of `value`, for error messages."""
+  shown = ' '.join(repr(value).split())
+  return shown if len(shown) <= 60 else shown[:57] + '...'
+
+
+# Folded into the seed of restarts r > 0 (see `KMeans._seed`), so that their
+# seeds differ from every seed path of num_restarts=1.
+_RESTART_SALT = 0x7273
+
+
+class LloydState(NamedTuple):
+  """What one `KMeans.lloyd_step` hands to the next.
+
+  Attributes:
+    statistics: `carried.CarriedStatistics` of the last assignments.
+    point_norms: float (n,), the points' |x|^2 (None under cosine).
+  """
+  statistics: carried_lib.CarriedStatistics
+  point_norms: Optional[tf.Tensor]
+
+
+def _is_weighted(data):
+  """Whether `data` is a dataset of (points, weights) pairs."""
+  return isinstance(data, tf.data.Dataset) and isinstance(
+      data.element_spec, tuple)
+
+
+def sum_over_replicas(values):
+  """`values` summed over the replicas of the current tf.distribute strategy.
+
+  Identity outside `strategy.run` or with one replica; one all-reduce of the
+  whole structure otherwise.
+  """
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return values
+  # Op outputs carry the replica's device, which a multi-worker all-reduce
+  # needs (a function's inputs have none).
+  return context.all_reduce(tf.distribute.ReduceOp.SUM,
+                            tf.nest.map_structure(tf.identity, values))

@@ -1,0 +1,242 @@
+"""Smoke test of benchmarks/benchmark.py on the tiny workload.
+
+Checks that every backend runs and reports usable figures, and that
+kmeans_estimator reaches scikit-learn Lloyd's inertia on separated blobs (a
+correctness check); that the streamed workload's file and tf.data pipeline
+give back exactly the array, and that a tiny streamed run reports the
+streamed-vs-in-memory figures. No timing is asserted.
+"""
+
+import dataclasses
+import importlib.util
+import json
+import math
+import pathlib
+
+import numpy as np
+import pytest
+
+# Subprocesses or long runs: left out of the fast subset (-m 'not slow').
+pytestmark = pytest.mark.slow
+
+_PATH = pathlib.Path(__file__).resolve().parents[2] / 'benchmarks' / (
+    'benchmark.py')
+
+
+def _load_benchmark():
+  spec = importlib.util.spec_from_file_location('kmeans_benchmark', _PATH)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+benchmark = _load_benchmark()
+HAVE_SKLEARN = benchmark.sklearn_available()
+
+
+def _positive_finite(value):
+  return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_make_blobs_is_deterministic_float32():
+  workload = benchmark.WORKLOADS['tiny']
+  points, centers = benchmark.make_blobs(workload, seed=3)
+  again, _ = benchmark.make_blobs(workload, seed=3)
+  other, _ = benchmark.make_blobs(workload, seed=4)
+  assert points.dtype == np.float32 and points.shape == (500, 2)
+  assert centers.shape == (5, 2)
+  assert np.all((centers >= 0) & (centers < 500))
+  np.testing.assert_array_equal(points, again)
+  assert not np.array_equal(points, other)
+
+
+def test_inertia_matches_brute_force_in_chunks(monkeypatch):
+  rng = np.random.default_rng(0)
+  points = rng.normal(size=(1000, 3)).astype(np.float32)
+  centers = rng.normal(size=(7, 3))
+  expected = ((points[:, None, :].astype(np.float64) - centers[None]) **
+              2).sum(-1).min(axis=1).sum()
+  monkeypatch.setattr(benchmark, 'CHUNK_ELEMENTS', 7 * 64)  # 16 chunks.
+  np.testing.assert_allclose(benchmark.inertia(points, centers), expected,
+                             rtol=1e-9)
+  # Row blocks (as read from a file) give the same sum.
+  blocks = (points[start:start + 300] for start in range(0, 1000, 300))
+  np.testing.assert_allclose(benchmark.inertia(blocks, centers), expected,
+                             rtol=1e-9)
+
+
+_TINY_STREAM = dataclasses.replace(benchmark.WORKLOADS['stream'], d=3, k=4,
+                                   n=1000)
+
+
+@pytest.mark.parametrize('batch_size, sizes', [
+    (300, [300, 300, 300, 100]),  # A last, shorter batch.
+    (250, [250] * 4),             # Batches that divide n.
+    (5000, [1000]),               # One batch larger than the data.
+])
+def test_stream_dataset_gives_back_the_array(tmp_path, batch_size, sizes):
+  points, centers = benchmark.make_blobs(_TINY_STREAM, seed=1)
+  path = str(tmp_path / 'points.npy')
+  written = benchmark.write_blobs(_TINY_STREAM, 1, False, path)
+  np.testing.assert_array_equal(written, centers)
+  np.testing.assert_array_equal(benchmark.read_blobs(path, 3), points)
+  batches = [b.numpy() for b in benchmark.stream_dataset(path, 3, batch_size)]
+  assert [len(b) for b in batches] == sizes
+  assert all(b.dtype == np.float32 and b.shape[1] == 3 for b in batches)
+  np.testing.assert_array_equal(np.concatenate(batches), points)
+  np.testing.assert_array_equal(
+      np.concatenate(list(benchmark._file_blocks(path, 3, 333))), points)
+
+
+def test_stream_dataset_rejects_a_file_of_another_width(tmp_path):
+  path = str(tmp_path / 'points.npy')
+  np.save(path, np.zeros((10, 4), np.float32))
+  with pytest.raises(ValueError, match='has 4 columns, not 3'):
+    benchmark.stream_dataset(path, 3, 2)
+  with pytest.raises(ValueError, match=r'shape \(10, 4\), not \(n, 3\)'):
+    benchmark.read_blobs(path, 3)
+
+
+def test_tiny_streamed_run_compares_with_in_memory(tmp_path, monkeypatch):
+  monkeypatch.setitem(benchmark.WORKLOADS, 'stream', _TINY_STREAM)
+  backends = ['kmeans_estimator', benchmark.IN_MEMORY, 'kmeans_core',
+              'gemm_floor']
+  report = benchmark.run_benchmarks(
+      workloads=['stream'], backends=backends, max_iter=3, out_dir=tmp_path,
+      repeats=1, isolate=False, verbose=False, stream_batch=300)
+  results = {r['backend']: r for r in report['results']}
+  for backend in backends:
+    assert results[backend]['status'] == 'ok', (
+        backend, results[backend].get('message'))
+    assert results[backend]['n'] == 1000
+  assert results['kmeans_estimator']['streamed_input']
+  assert results['kmeans_core']['streamed_input']
+  assert not results[benchmark.IN_MEMORY]['streamed_input']
+  assert not results['gemm_floor']['streamed_input']
+  for backend in ('kmeans_estimator', 'kmeans_core'):
+    assert results[backend]['steady_vs_in_memory'] == pytest.approx(
+        results[backend]['s_per_iter_steady'] /
+        results[benchmark.IN_MEMORY]['s_per_iter_steady'])
+    # Separated blobs: both reach the same clustering.
+    assert results[backend]['inertia'] == pytest.approx(
+        results[benchmark.IN_MEMORY]['inertia'], rel=0.1)
+  assert 'the in-memory one' in report['markdown']
+  # The same comparison timed in turn in the streamed backend's process.
+  streamed = results['kmeans_estimator']
+  assert streamed['rounds_here'] == 2
+  assert streamed['stream_here_s'] > 0 and streamed['in_memory_here_s'] > 0
+  assert streamed['stream_vs_in_memory_here'] == pytest.approx(
+      streamed['stream_here_s'] / streamed['in_memory_here_s'])
+  assert 'stream_here_s' not in results['kmeans_core']
+  assert (f'{streamed["stream_vs_in_memory_here"]:.2f}x'
+          in report['markdown'])
+
+
+def test_tiny_run_reports_every_backend(tmp_path):
+  benchmark.run_benchmarks(workloads=['tiny'], max_iter=3, out_dir=tmp_path,
+                           repeats=1, isolate=False, verbose=False)
+  with open(tmp_path / 'benchmark.json') as f:
+    report = json.load(f)
+  assert (tmp_path / 'benchmark.md').read_text().startswith(
+      '# kmeans_estimator benchmark')
+  assert report['machine']['cpu'] and report['machine']['cpu_count'] >= 1
+  results = {r['backend']: r for r in report['results']}
+  assert set(results) == set(benchmark.BACKENDS)
+  for backend, result in results.items():
+    if (backend in benchmark.SKLEARN_BACKENDS and not HAVE_SKLEARN) or (
+        backend == benchmark.IN_MEMORY):  # tiny is in memory already.
+      assert result['status'] == 'skipped'
+      continue
+    assert result['status'] == 'ok', (backend, result.get('message'))
+    for key in ('s_per_iter', 'iter_total_s', 'fit_s', 'predict_s',
+                'predict_points_per_s', 'inertia', 'peak_rss_mb',
+                'iterations'):
+      assert _positive_finite(result[key]), (backend, key, result[key])
+    assert math.isfinite(result['init_s']) and result['init_s'] >= 0
+    assert result['s_per_iter_vs_floor'] > 0
+    if backend.startswith('kmeans_estimator'):  # Measured against the floor.
+      for key in ('predict_vs_floor_interleaved',
+                  'predict_cluster_index_vs_floor_interleaved'):
+        assert _positive_finite(result[key]), (backend, key, result[key])
+  assert 'floor / predict s (per point)' in (tmp_path / 'benchmark.md'
+                                             ).read_text()
+  # Lloyd steps and floor passes timed in turn, for the Lloyd backend only.
+  lloyd = results['kmeans_estimator']
+  assert _positive_finite(lloyd['step_interleaved_s'])
+  assert _positive_finite(lloyd['floor_interleaved_s'])
+  assert lloyd['step_vs_floor_interleaved'] == pytest.approx(
+      lloyd['step_interleaved_s'] / lloyd['floor_interleaved_s'])
+  assert 'step_interleaved_s' not in results['kmeans_estimator_hamerly']
+  assert (f'(in turn {benchmark._fmt(lloyd["step_vs_floor_interleaved"])})'
+          in (tmp_path / 'benchmark.md').read_text())
+  if not HAVE_SKLEARN:
+    pytest.skip('scikit-learn is not installed')
+  reference = results['sklearn_lloyd']['inertia']
+  for backend in ('kmeans_estimator', 'kmeans_core'):
+    assert results[backend]['inertia'] == pytest.approx(reference, rel=0.1)
+
+
+def test_the_device_column_states_a_gpus_name_and_tf32(monkeypatch):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  experimental = tf.config.experimental
+  monkeypatch.setattr(tf.config, 'list_physical_devices',
+                      lambda kind=None: ['a GPU'] if kind == 'GPU' else [])
+  monkeypatch.setattr(experimental, 'get_device_details',
+                      lambda device: {'device_name': 'NVIDIA H100'})
+  for enabled, stated in ((True, 'on'), (False, 'off')):
+    monkeypatch.setattr(experimental, 'tensor_float_32_execution_enabled',
+                        lambda enabled=enabled: enabled)
+    assert benchmark._tf_device() == f'GPU (NVIDIA H100), TF32 {stated}'
+  monkeypatch.setattr(tf.config, 'list_physical_devices', lambda kind=None: [])
+  assert benchmark._tf_device() == 'CPU'
+
+
+def test_tf32_setting_is_applied_and_stated(tmp_path, monkeypatch):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  applied = []
+  monkeypatch.setattr(tf.config.experimental,
+                      'enable_tensor_float_32_execution', applied.append)
+  report = benchmark.run_benchmarks(
+      workloads=['tiny'], backends=['gemm_floor'], max_iter=2, out_dir=None,
+      repeats=1, isolate=False, verbose=False, tf32=False)
+  assert report['results'][0]['status'] == 'ok'
+  assert applied == [False]
+  assert 'tf32=off (GPU only)' in report['markdown']
+  applied.clear()
+  report = benchmark.run_benchmarks(
+      workloads=['tiny'], backends=['gemm_floor'], max_iter=2, out_dir=None,
+      repeats=1, isolate=False, verbose=False)
+  assert applied == []  # TensorFlow's default is left alone.
+  assert 'tf32=default (GPU only)' in report['markdown']
+  with pytest.raises(ValueError, match='`tf32` must be True, False or None'):
+    benchmark.run_benchmarks(workloads=['tiny'], backends=['gemm_floor'],
+                             out_dir=None, verbose=False, tf32='off')
+
+
+def test_call_memory_reports_each_calls_peak_rss(tmp_path):
+  # In this process (isolate=False), tiny: the figures exist and are
+  # finite; whether they stay flat in n is what a real run shows.
+  calls = ['predict_cluster_index', 'evaluate', 'transform',
+           'train_hamerly']
+  report = benchmark.call_memory(points=[300, 600], calls=calls, d=3, k=4,
+                                 out_dir=tmp_path, isolate=False,
+                                 verbose=False)
+  results = report['results']
+  assert [(r['n'], r['call']) for r in results] == [
+      (n, call) for n in (300, 600) for call in calls]
+  for result in results:
+    assert result['status'] == 'ok', result.get('message')
+    assert math.isfinite(result['growth_mb']) and result['growth_mb'] >= 0
+    assert result['peak_mb'] >= result['rss_before_mb'] > 0
+    assert result['bytes_per_point'] == pytest.approx(
+        result['growth_mb'] * 2**20 / result['n'])
+  markdown = (tmp_path / 'call_memory.md').read_text()
+  assert markdown.startswith('# kmeans_estimator peak RSS per call')
+  assert '| call | n=300 | n=600 |' in markdown
+  for call in calls:
+    assert f'| {call} |' in markdown
+  with open(tmp_path / 'call_memory.json') as f:
+    assert len(json.load(f)['results']) == 8
+  with pytest.raises(ValueError, match='`calls` must be among'):
+    benchmark.call_memory(points=[10], calls=['fit'], out_dir=None,
+                          verbose=False)
