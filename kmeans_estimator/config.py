@@ -1,17 +1,25 @@
-"""Validation of k-means hyper-parameters, shared by `KMeans` and the shell.
+"""The k-means options: `KMeansConfig` and `EstimatorConfig`, and their checks.
 
-Pure Python checks on Python values; each error names the argument, what it
-received and what would be valid.
+A config is a frozen dataclass that holds every option, checks each one and
+every rule between them once, when it is made (and again in `replace`), and
+computes the values derived from them in one place. `KMeans` and
+`KMeansClustering` build one and read their options from it.
+
+The checks are pure Python on Python values; each error names the argument,
+what it received and what would be valid.
 """
 
+import dataclasses
 import numbers
 import os
+from typing import Any, Optional
 
 import numpy as np
 
 import tensorflow as tf
 
 from kmeans_estimator import constants
+from kmeans_estimator.ops import numerics
 
 # The largest values TensorFlow's int32 and int64 shapes, indices and
 # counters hold.
@@ -389,3 +397,340 @@ def check_dtype(dtype):
                     'bits: tf.float32 or tf.float64.' + reason +
                     f' Received: dtype={dtype!r}')
   return as_dtype
+
+
+def overflow_text(dtype):
+  """'<limit> or more, whose ...': why centers of `dtype` with values of
+  that magnitude are refused, and the fix (see `numerics.overflow_advice`)."""
+  limit, widen = numerics.overflow_advice(dtype)
+  return (f'{limit} or more, whose squared distances '
+          f'overflow {tf.as_dtype(dtype).name}; give centers on the scale of '
+          'the points' + (' (or use dtype=tf.float64)' if widen else ''))
+
+
+def check_initial_centers(initial_clusters, num_clusters, num_features,
+                          dtype):
+  """Returns centers given as an array as a read-only numpy copy (k, d).
+
+  They must be numeric, of shape (num_clusters, num_features) (any width
+  when `num_features` is None), finite, and below the magnitude whose
+  squared distances overflow `dtype`. The copy keeps the config frozen: a
+  later change to the caller's array changes nothing.
+  """
+  given = np.asarray(initial_clusters)
+  if not np.issubdtype(given.dtype, np.number):
+    raise TypeError('`initial_clusters` must be numeric when given as an '
+                    f'array. Received: dtype {given.dtype}')
+  check_initial_centers_shape(given.shape, num_clusters, num_features)
+  if not np.all(np.isfinite(given)):
+    raise ValueError('`initial_clusters` contains NaN or Inf values; give '
+                     'finite centers.')
+  largest = float(np.max(np.abs(given), initial=0))
+  if largest >= numerics.overflow_limit(dtype):
+    raise ValueError(
+        '`initial_clusters` has values of magnitude '
+        f'{overflow_text(dtype)}. Received: '
+        f'initial_clusters with a value of magnitude {largest:.3g}')
+  given = np.array(given)
+  given.flags.writeable = False
+  return given
+
+
+def check_restarts_algorithm(num_restarts, algorithm):
+  """Restarts (num_restarts > 1) share Lloyd passes: they need 'lloyd'."""
+  if num_restarts > 1 and algorithm != constants.LLOYD:
+    raise ValueError(
+        f'num_restarts={num_restarts} needs algorithm=\'lloyd\': the restarts '
+        'share Lloyd passes over the data. Received: '
+        f"algorithm={algorithm!r}; use algorithm='lloyd', or "
+        'num_restarts=1.')
+
+
+def check_sample_weights(empty_cluster, weight_column=None):
+  """Refuses sample weights with empty_cluster='farthest_point'.
+
+  Policy: the far points that empty clusters move to have no weighted form,
+  so 'farthest_point' takes no weights. The estimator refuses a
+  `weight_column` (its name, given as `weight_column`) when it is built;
+  `KMeans` refuses weights given to a step (`weight_column` None) when the
+  step is called.
+  """
+  if empty_cluster != constants.FARTHEST_POINT:
+    return
+  if weight_column is not None:
+    raise ValueError(
+        "empty_cluster='farthest_point' does not support `weight_column`; "
+        f"use empty_cluster='keep'. Received: weight_column={weight_column!r}")
+  raise ValueError(
+      "empty_cluster='farthest_point' does not support sample weights; "
+      "use empty_cluster='keep' with weights.")
+
+
+def check_replicas(empty_cluster, num_restarts, replicas=None):
+  """Refuses the options that have no form over several replicas.
+
+  Policy: empty_cluster='farthest_point' would need the far points gathered
+  from every replica, and num_restarts > 1 keeps its restarts' statistics
+  on one device; both are refused under a tf.distribute strategy. The
+  estimator refuses them when it is built with
+  `RunConfig(train_distribute=...)` (`replicas` None); `KMeans` refuses
+  them when a step runs inside `strategy.run` with `replicas` > 1.
+  """
+  if replicas is not None and replicas <= 1:
+    return
+  if empty_cluster == constants.FARTHEST_POINT:
+    if replicas is None:
+      raise ValueError(
+          "empty_cluster='farthest_point' is not supported with "
+          'RunConfig(train_distribute=...): the far points would have to be '
+          "gathered from every replica. Use empty_cluster='keep', or train "
+          'without a strategy.')
+    raise ValueError(
+        "empty_cluster='farthest_point' is not supported inside "
+        f"strategy.run with {replicas} replicas; use empty_cluster='keep'.")
+  if num_restarts > 1:
+    if replicas is None:
+      raise ValueError(
+          f'num_restarts={num_restarts} is not supported with '
+          'RunConfig(train_distribute=...); train without a strategy, or '
+          'with num_restarts=1.')
+    raise ValueError(
+        f'num_restarts={num_restarts} is not supported inside '
+        f'strategy.run with {replicas} replicas; use num_restarts=1.')
+
+
+def column_name(column):
+  """The feature name of a column: a name, or an object with `.key`."""
+  return getattr(column, 'key', column)
+
+
+def check_weight_column(weight_column, feature_columns, empty_cluster,
+                        distributed):
+  """`weight_column` as a feature name (or None), checked against the rest
+  (`distributed`: whether a RunConfig strategy trains or evaluates)."""
+  if weight_column is None:
+    return None
+  name = column_name(weight_column)
+  if not isinstance(name, str) or not name:
+    raise TypeError(
+        '`weight_column` must be the name of the feature holding the sample '
+        'weights (a string, or a column with a `.key`). Received: '
+        f'weight_column={weight_column!r}')
+  if feature_columns is not None and name in [
+      column_name(column) for column in feature_columns]:
+    raise ValueError(
+        f'`weight_column`={name!r} is also in `feature_columns`; the weights '
+        'are not a point feature. Remove it from feature_columns.')
+  check_sample_weights(empty_cluster, name)
+  if distributed:
+    raise ValueError(
+        '`weight_column` is not supported with RunConfig(train_distribute=...'
+        ') or eval_distribute; train without a strategy, or drop '
+        f'weight_column. Received: weight_column={name!r}')
+  return name
+
+
+# The options that do not change a compiled graph (see `graph_key`).
+_NOT_IN_GRAPH_KEY = ('num_clusters', 'num_features', 'random_seed')
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class KMeansConfig:
+  """Every option of the `KMeans` core, checked once, immutable.
+
+  Each field is an argument of `KMeans` (see there for its meaning), plus
+  `algorithm` ('lloyd' or 'hamerly', the full-batch step the estimator
+  runs). Making a config checks every field and every rule between fields,
+  in the order `KMeans` always checked them, so a bad call raises the same
+  error as before; `replace(**changes)` makes a new config and checks it
+  again. Fields hold the values as given, in canonical types (ints, floats,
+  a `tf.DType`; `initial_clusters` exactly as given); what follows from
+  them is a property (`given_centers`, `known_num_features`,
+  `mini_batch_initial_count`, `kmeans_parallel_per_round`, `graph_key`).
+
+  Configs compare by identity (an `initial_clusters` array has no single
+  truth value); compare their `graph_key`s or fields instead.
+
+  Example:
+
+  ```python
+  config = KMeansConfig(num_clusters=3, use_mini_batch=False)
+  km = KMeans.from_config(config.replace(distance_metric='cosine'))
+  ```
+  """
+
+  num_clusters: int
+  num_features: Optional[int] = None
+  initial_clusters: Any = constants.RANDOM_INIT
+  distance_metric: str = constants.SQUARED_EUCLIDEAN_DISTANCE
+  use_mini_batch: bool = False
+  mini_batch_steps_per_iteration: int = 1
+  random_seed: int = 0
+  kmeans_plus_plus_num_retries: int = 2
+  kmc2_chain_length: int = 200
+  dtype: Any = tf.float32
+  chunk_elements: int = constants.DEFAULT_CHUNK_ELEMENTS
+  kmeans_parallel_rounds: int = 5
+  kmeans_parallel_oversampling: float = 0.5
+  empty_cluster: str = constants.KEEP_EMPTY
+  weighted: bool = False
+  num_restarts: int = 1
+  algorithm: str = constants.LLOYD
+
+  def _set(self, name, value):
+    object.__setattr__(self, name, value)  # Frozen: only while checking.
+
+  def __post_init__(self):
+    self._set('weighted', check_bool('weighted', self.weighted))
+    self._set('num_clusters', check_positive_int(
+        'num_clusters', self.num_clusters, maximum=INT32_MAX))
+    self._set('distance_metric', check_distance_metric(self.distance_metric))
+    self._set('use_mini_batch',
+              check_bool('use_mini_batch', self.use_mini_batch))
+    self._set('mini_batch_steps_per_iteration', check_positive_int(
+        'mini_batch_steps_per_iteration',
+        self.mini_batch_steps_per_iteration, maximum=INT64_MAX))
+    self._set('random_seed', check_int('random_seed', self.random_seed))
+    self._set('kmeans_plus_plus_num_retries',
+              check_kmeans_plus_plus_num_retries(
+                  self.kmeans_plus_plus_num_retries))
+    self._set('kmc2_chain_length', check_positive_int(
+        'kmc2_chain_length', self.kmc2_chain_length, maximum=INT32_MAX))
+    self._set('kmeans_parallel_rounds', check_positive_int(
+        'kmeans_parallel_rounds', self.kmeans_parallel_rounds,
+        maximum=INT32_MAX))
+    self._set('kmeans_parallel_oversampling', check_positive_number(
+        'kmeans_parallel_oversampling', self.kmeans_parallel_oversampling))
+    self._set('dtype', check_dtype(self.dtype))
+    self._set('chunk_elements', check_positive_int('chunk_elements',
+                                                   self.chunk_elements))
+    self._set('empty_cluster', check_empty_cluster(
+        self.empty_cluster, self.use_mini_batch,
+        self.mini_batch_steps_per_iteration))
+    centers = None
+    if isinstance(self.initial_clusters, str):
+      check_initial_clusters_name(self.initial_clusters)
+    elif not callable(self.initial_clusters):
+      centers = check_initial_centers(self.initial_clusters,
+                                      self.num_clusters, self.num_features,
+                                      self.dtype)
+    self._set('_given_centers', centers)
+    self._set('num_restarts', check_num_restarts(
+        self.num_restarts, self.use_mini_batch, self.empty_cluster,
+        self.initial_clusters))
+    check_index_sizes(
+        self.num_clusters, self.initial_clusters, self.kmc2_chain_length,
+        self.kmeans_parallel_rounds, self.kmeans_parallel_oversampling,
+        self.num_restarts)
+    if self.num_features is not None:
+      self._set('num_features',
+                check_positive_int('num_features', self.num_features))
+    elif centers is not None:  # The width the centers give.
+      check_positive_int('num_features', centers.shape[1])
+    self._set('algorithm', check_algorithm(
+        self.algorithm, self.distance_metric, self.use_mini_batch))
+    check_restarts_algorithm(self.num_restarts, self.algorithm)
+
+  def replace(self, **changes):
+    """A new config with `changes`, checked again as a whole."""
+    return dataclasses.replace(self, **changes)
+
+  @property
+  def given_centers(self):
+    """`initial_clusters` given as an array: a read-only float copy of
+    shape (k, d), or None for a method name or a callable."""
+    return self._given_centers
+
+  @property
+  def known_num_features(self):
+    """d: `num_features`, else the width of centers given as an array;
+    None when only the data will tell."""
+    if self.num_features is not None:
+      return self.num_features
+    if self._given_centers is not None:
+      return int(self._given_centers.shape[1])
+    return None
+
+  @property
+  def mini_batch_initial_count(self):
+    """Where a fresh model's mini-batch counts start: the legacy rule, 1
+    with mini_batch_steps_per_iteration=1, else 0 (see `KMeans`)."""
+    return 1 if self.mini_batch_steps_per_iteration == 1 else 0
+
+  @property
+  def kmeans_parallel_per_round(self):
+    """The candidates 'kmeans_parallel' draws per round:
+    kmeans_parallel_oversampling x num_clusters, rounded, at least 1."""
+    return max(1, int(round(self.kmeans_parallel_oversampling *
+                            self.num_clusters)))
+
+  @property
+  def graph_key(self):
+    """A hashable tuple of the options that change a compiled graph.
+
+    Two configs with equal keys can share every traced function, so a
+    process-wide cache of compiled steps is keyed by it. It holds every
+    field of `KMeansConfig` as (name, value) pairs except num_clusters,
+    num_features and random_seed (which a shared trace must take as
+    tensors) and, for an `EstimatorConfig`, the estimator's own fields.
+    `initial_clusters` enters as its method name, as the callable itself,
+    or as 'array' for centers given as an array (their values go into the
+    variables, never into a trace).
+    """
+    key = []
+    for field in dataclasses.fields(KMeansConfig):
+      if field.name in _NOT_IN_GRAPH_KEY:
+        continue
+      value = getattr(self, field.name)
+      if field.name == 'initial_clusters' and self._given_centers is not None:
+        value = 'array'
+      key.append((field.name, value))
+    return tuple(key)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EstimatorConfig(KMeansConfig):
+  """A `KMeansConfig` plus the options of `KMeansClustering` that rules
+  between options involve.
+
+  Fields beyond the core's: `relative_tolerance`; `feature_columns` (a
+  tuple, or None); `weight_column` (stored as the feature's name);
+  `train_distributed` and `eval_distributed`, whether the `RunConfig` has a
+  train or eval strategy. `weighted` is derived: True when `weight_column`
+  is given. The defaults are the estimator's (`use_mini_batch=True`).
+
+  It is a subclass, not a wrapper around a core config: the estimator
+  always checked its weight_column before the core's options and its
+  strategy rules after them, and one `__post_init__` chain keeps that order
+  (so a call with two faults raises the same error as before); and the
+  estimator's core is built from this very object (`KMeans.from_config`),
+  so nothing is checked twice.
+  """
+
+  use_mini_batch: bool = True
+  weighted: bool = dataclasses.field(init=False, default=False)
+  relative_tolerance: Optional[float] = None
+  feature_columns: Optional[tuple] = None
+  weight_column: Optional[str] = None
+  train_distributed: bool = False
+  eval_distributed: bool = False
+
+  def __post_init__(self):
+    self._set('train_distributed',
+              check_bool('train_distributed', self.train_distributed))
+    self._set('eval_distributed',
+              check_bool('eval_distributed', self.eval_distributed))
+    self._set('relative_tolerance',
+              check_relative_tolerance(self.relative_tolerance))
+    feature_columns = self.feature_columns
+    if feature_columns is not None and isinstance(feature_columns, str):
+      feature_columns = [feature_columns]
+    self._set('feature_columns', None if feature_columns is None else
+              tuple(feature_columns))
+    self._set('weight_column', check_weight_column(
+        self.weight_column, self.feature_columns, self.empty_cluster,
+        self.train_distributed or self.eval_distributed))
+    self._set('weighted', self.weight_column is not None)
+    super().__post_init__()
+    if self.train_distributed:
+      check_replicas(self.empty_cluster, self.num_restarts)

@@ -25,6 +25,15 @@ from kmeans_estimator import config as options
 from kmeans_estimator.ops import updates
 
 
+def _option(name):
+  """A read-only attribute of `KMeans` that mirrors its config's `name`."""
+
+  def get(self):
+    return getattr(self.config, name)
+
+  return property(get, doc=f'The option `{name}` (see `KMeansConfig`).')
+
+
 class KMeans(tf.Module):
   """k-means clustering state and steps over fixed-shape variables.
 
@@ -137,6 +146,11 @@ class KMeans(tf.Module):
       restoring either kind into the other casts). Full-batch steps take
       weights either way.
     name: module name.
+
+  The options are checked (each one, and every rule between them) into a
+  frozen `kmeans_estimator.config.KMeansConfig`, kept in `config`; the
+  attributes named after the arguments read it. `KMeans.from_config` builds
+  a model from a config made beforehand (the estimator's).
   """
 
   SQUARED_EUCLIDEAN_DISTANCE = constants.SQUARED_EUCLIDEAN_DISTANCE
@@ -166,66 +180,63 @@ class KMeans(tf.Module):
                weighted=False,
                num_restarts=1,
                name=None):
+    self._init(options.KMeansConfig(
+        num_clusters=num_clusters,
+        num_features=num_features,
+        initial_clusters=initial_clusters,
+        distance_metric=distance_metric,
+        use_mini_batch=use_mini_batch,
+        mini_batch_steps_per_iteration=mini_batch_steps_per_iteration,
+        random_seed=random_seed,
+        kmeans_plus_plus_num_retries=kmeans_plus_plus_num_retries,
+        kmc2_chain_length=kmc2_chain_length,
+        dtype=dtype,
+        chunk_elements=chunk_elements,
+        kmeans_parallel_rounds=kmeans_parallel_rounds,
+        kmeans_parallel_oversampling=kmeans_parallel_oversampling,
+        empty_cluster=empty_cluster,
+        weighted=weighted,
+        num_restarts=num_restarts), name)
+
+  @classmethod
+  def from_config(cls, config, name=None):
+    """A `KMeans` with the options of `config`, a `KMeansConfig` (or an
+    `EstimatorConfig`) from `kmeans_estimator.config`, which checked them
+    when it was made: nothing is checked again."""
+    if not isinstance(config, options.KMeansConfig):
+      raise TypeError('`config` must be a KMeansConfig. Received: '
+                      f'config={config!r}')
+    km = cls.__new__(cls)
+    km._init(config, name)  # pylint: disable=protected-access
+    return km
+
+  def _init(self, config, name):
     super().__init__(name=name)
-    self.weighted = options.check_bool('weighted', weighted)
-    self.num_clusters = options.check_positive_int(
-        'num_clusters', num_clusters, maximum=options.INT32_MAX)
-    self.distance_metric = options.check_distance_metric(distance_metric)
-    self.use_mini_batch = options.check_bool('use_mini_batch',
-                                             use_mini_batch)
-    self.mini_batch_steps_per_iteration = options.check_positive_int(
-        'mini_batch_steps_per_iteration', mini_batch_steps_per_iteration,
-        maximum=options.INT64_MAX)
-    self.random_seed = options.check_int('random_seed', random_seed)
-    self.kmeans_plus_plus_num_retries = (
-        options.check_kmeans_plus_plus_num_retries(
-            kmeans_plus_plus_num_retries))
-    self.kmc2_chain_length = options.check_positive_int(
-        'kmc2_chain_length', kmc2_chain_length, maximum=options.INT32_MAX)
-    self.kmeans_parallel_rounds = options.check_positive_int(
-        'kmeans_parallel_rounds', kmeans_parallel_rounds,
-        maximum=options.INT32_MAX)
-    self.kmeans_parallel_oversampling = options.check_positive_number(
-        'kmeans_parallel_oversampling', kmeans_parallel_oversampling)
-    self.dtype = options.check_dtype(dtype)
-    self.chunk_elements = options.check_positive_int('chunk_elements',
-                                                     chunk_elements)
-    self.empty_cluster = options.check_empty_cluster(
-        empty_cluster, self.use_mini_batch,
-        self.mini_batch_steps_per_iteration)
-    self._given_centers = None
-    if isinstance(initial_clusters, str):
-      options.check_initial_clusters_name(initial_clusters)
-    elif not callable(initial_clusters):
-      given = np.asarray(initial_clusters)
-      if not np.issubdtype(given.dtype, np.number):
-        raise TypeError('`initial_clusters` must be numeric when given as an '
-                        f'array. Received: dtype {given.dtype}')
-      options.check_initial_centers_shape(given.shape, self.num_clusters,
-                                          num_features)
-      if not np.all(np.isfinite(given)):
-        raise ValueError('`initial_clusters` contains NaN or Inf values; give '
-                         'finite centers.')
-      largest = float(np.max(np.abs(given), initial=0))
-      if largest >= numerics.overflow_limit(self.dtype):
-        raise ValueError(
-            '`initial_clusters` has values of magnitude '
-            f'{_overflow_text(self.dtype)}. Received: '
-            f'initial_clusters with a value of magnitude {largest:.3g}')
-      self._given_centers = given
-      if num_features is None:
-        num_features = given.shape[1]
-    self.initial_clusters = initial_clusters
-    self.num_restarts = options.check_num_restarts(
-        num_restarts, self.use_mini_batch, self.empty_cluster,
-        initial_clusters)
-    options.check_index_sizes(
-        self.num_clusters, initial_clusters, self.kmc2_chain_length,
-        self.kmeans_parallel_rounds, self.kmeans_parallel_oversampling,
-        self.num_restarts)
+    self._config = config
     self.num_features = None
-    if num_features is not None:
-      self.build(options.check_positive_int('num_features', num_features))
+    if config.known_num_features is not None:
+      self.build(config.known_num_features)
+
+  @property
+  def config(self):
+    """The options, a frozen `kmeans_estimator.config.KMeansConfig`."""
+    return self._config
+
+  num_clusters = _option('num_clusters')
+  initial_clusters = _option('initial_clusters')
+  distance_metric = _option('distance_metric')
+  use_mini_batch = _option('use_mini_batch')
+  mini_batch_steps_per_iteration = _option('mini_batch_steps_per_iteration')
+  random_seed = _option('random_seed')
+  kmeans_plus_plus_num_retries = _option('kmeans_plus_plus_num_retries')
+  kmc2_chain_length = _option('kmc2_chain_length')
+  kmeans_parallel_rounds = _option('kmeans_parallel_rounds')
+  kmeans_parallel_oversampling = _option('kmeans_parallel_oversampling')
+  dtype = _option('dtype')
+  chunk_elements = _option('chunk_elements')
+  empty_cluster = _option('empty_cluster')
+  weighted = _option('weighted')
+  num_restarts = _option('num_restarts')
 
   # ---------------------------------------------------------------- state
   @property
@@ -271,8 +282,8 @@ class KMeans(tf.Module):
           self.update_in_steps = variable(
               self.mini_batch_steps_per_iteration,
               constants.UPDATE_IN_STEPS_VAR_NAME, tf.int64)
-    if self._given_centers is not None:
-      self._append_centers(self._prepare(self._given_centers))
+    if self._config.given_centers is not None:
+      self._append_centers(self._prepare(self._config.given_centers))
 
   def _fresh_counts(self, dtype):
     """The mini-batch counts of a fresh model (k,): the legacy rule, 1 with
@@ -282,7 +293,7 @@ class KMeans(tf.Module):
 
   @property
   def _initial_count(self):
-    return 1 if self.mini_batch_steps_per_iteration == 1 else 0
+    return self._config.mini_batch_initial_count
 
   def check_sizes(self, num_features, num_points=None):
     """Raises `options.SizeError` if this model's tensors for points of
@@ -368,8 +379,8 @@ class KMeans(tf.Module):
       self.clusters_updated.assign(tf.zeros_like(self.clusters_updated))
     if self.restart_clusters is not None:
       self.restart_clusters.assign(tf.zeros_like(self.restart_clusters))
-    if self._given_centers is not None:
-      self._append_centers(self._prepare(self._given_centers))
+    if self._config.given_centers is not None:
+      self._append_centers(self._prepare(self._config.given_centers))
 
   def restore(self, values):
     """Assigns saved values (legacy name -> array) to the variables.
@@ -571,7 +582,7 @@ class KMeans(tf.Module):
     checks.append(tf.debugging.Assert(
         tf.reduce_all((tf.abs(centers) < numerics.overflow_limit(self.dtype))
                       | ~tf.math.is_finite(centers)),
-        [f'{CALLABLE_OVERFLOW_MESSAGE} {_overflow_text(self.dtype)}']))
+        [f'{CALLABLE_OVERFLOW_MESSAGE} {options.overflow_text(self.dtype)}']))
     if width is None:
       # Known only when the step runs (the points' width is not static
       # inside the compiled step): the message gives the returned shape too.
@@ -599,8 +610,7 @@ class KMeans(tf.Module):
         for r in range(self.num_restarts)]))
 
   def _parallel_oversampling(self):
-    return max(1, int(round(self.kmeans_parallel_oversampling *
-                            self.num_clusters)))
+    return self._config.kmeans_parallel_per_round
 
   def _reduce_candidates(self, candidates, weights, seed):
     return initializers.reduce_candidates(
@@ -760,10 +770,8 @@ class KMeans(tf.Module):
           '`weights` goes with a Tensor of points; a dataset carries its '
           'weights in its elements, as (points, weights) pairs.')
     weighted = weights is not None or _is_weighted(data)
-    if weighted and self.empty_cluster == constants.FARTHEST_POINT:
-      raise ValueError(
-          "empty_cluster='farthest_point' does not support sample weights; "
-          "use empty_cluster='keep' with weights.")
+    if weighted:
+      options.check_sample_weights(self.empty_cluster)
     return weighted
 
   def statistics(self, data, weights=None):
@@ -897,11 +905,9 @@ class KMeans(tf.Module):
     that left a cluster empty.
     """
     context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:
-      raise ValueError(
-          "empty_cluster='farthest_point' is not supported inside "
-          f'strategy.run with {context.num_replicas_in_sync} replicas; use '
-          "empty_cluster='keep'.")
+    if context is not None:
+      options.check_replicas(self.empty_cluster, self.num_restarts,
+                             context.num_replicas_in_sync)
 
     def relocate():
       return updates.relocate_empty_clusters(
@@ -990,11 +996,9 @@ class KMeans(tf.Module):
   def _restarts_step(self, data, weights, weighted):
     """`full_batch_step` with num_restarts > 1 (see there)."""
     context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:
-      raise ValueError(
-          f'num_restarts={self.num_restarts} is not supported inside '
-          f'strategy.run with {context.num_replicas_in_sync} replicas; use '
-          'num_restarts=1.')
+    if context is not None:
+      options.check_replicas(self.empty_cluster, self.num_restarts,
+                             context.num_replicas_in_sync)
     sums, counts, losses = self.restart_statistics(data, weights)
     centers = self.restart_clusters.read_value()
     # x_j <- (sum of the points nearest to x_j) / (their number), per
@@ -1392,15 +1396,6 @@ CALLABLE_WIDTH_MESSAGE = (
     '`initial_clusters` (a callable) must return centers of shape')
 CALLABLE_OVERFLOW_MESSAGE = (
     '`initial_clusters` (a callable) returned values of magnitude')
-
-
-def _overflow_text(dtype):
-  """'<limit> or more, whose ...': why centers of `dtype` with values of
-  that magnitude are refused, and the fix (see `numerics.overflow_advice`)."""
-  limit, widen = numerics.overflow_advice(dtype)
-  return (f'{limit} or more, whose squared distances '
-          f'overflow {tf.as_dtype(dtype).name}; give centers on the scale of '
-          'the points' + (' (or use dtype=tf.float64)' if widen else ''))
 
 
 def _shown(value):

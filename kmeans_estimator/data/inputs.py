@@ -186,9 +186,7 @@ def call_input_fn(input_fn, mode, config, params=None, input_context=None):
   return input_fn(**kwargs)
 
 
-def column_name(column):
-  """The feature name of a column: a name, or an object with `.key`."""
-  return getattr(column, 'key', column)
+column_name = options.column_name
 
 
 def _feature_names(features, feature_columns, weight_column=None):

@@ -89,35 +89,6 @@ def _after_overflow_check(dtype, distances, *outputs):
   return outputs[0] if len(outputs) == 1 else outputs
 
 
-def _check_weight_column(weight_column, feature_columns, empty_cluster,
-                         config):
-  """`weight_column` as a feature name (or None), checked against the rest."""
-  if weight_column is None:
-    return None
-  name = inputs.column_name(weight_column)
-  if not isinstance(name, str) or not name:
-    raise TypeError(
-        '`weight_column` must be the name of the feature holding the sample '
-        'weights (a string, or a column with a `.key`). Received: '
-        f'weight_column={weight_column!r}')
-  if feature_columns is not None and name in [
-      inputs.column_name(column) for column in feature_columns]:
-    raise ValueError(
-        f'`weight_column`={name!r} is also in `feature_columns`; the weights '
-        'are not a point feature. Remove it from feature_columns.')
-  if empty_cluster == constants.FARTHEST_POINT:
-    raise ValueError(
-        "empty_cluster='farthest_point' does not support `weight_column`; "
-        f"use empty_cluster='keep'. Received: weight_column={name!r}")
-  if config.train_distribute is not None or (
-      config.eval_distribute is not None):
-    raise ValueError(
-        '`weight_column` is not supported with RunConfig(train_distribute=...'
-        ') or eval_distribute; train without a strategy, or drop '
-        f'weight_column. Received: weight_column={name!r}')
-  return name
-
-
 def _saved_num_restarts(values):
   """The num_restarts a checkpoint's values were trained with (1 without
   'restart_clusters': legacy models and num_restarts=1)."""
@@ -357,16 +328,9 @@ class KMeansClustering:
     if seed is None:
       seed = random.SystemRandom().randrange(2**31)
       logging.info('No seed given; using seed %d.', seed)
-    self._relative_tolerance = options.check_relative_tolerance(
-        relative_tolerance)
-    if feature_columns is not None and isinstance(feature_columns, str):
-      feature_columns = [feature_columns]
-    self._feature_columns = (None if feature_columns is None else
-                             list(feature_columns))
-    self._weight_column = _check_weight_column(
-        weight_column, self._feature_columns, empty_cluster, config)
-    # The core validates the k-means hyper-parameters (it is public too).
-    self._core_args = dict(
+    # Every option and every rule between options is checked here, once;
+    # the core is built from this config, as is every fresh core later.
+    self._kmeans_config = options.EstimatorConfig(
         num_clusters=num_clusters,
         initial_clusters=initial_clusters,
         distance_metric=distance_metric,
@@ -379,32 +343,22 @@ class KMeansClustering:
         kmeans_parallel_oversampling=kmeans_parallel_oversampling,
         dtype=dtype,
         empty_cluster=empty_cluster,
-        weighted=self._weight_column is not None,
         num_restarts=num_restarts,
-        name='kmeans')
-    self._kmeans = kmeans_lib.KMeans(**self._core_args)
+        algorithm=algorithm,
+        relative_tolerance=relative_tolerance,
+        feature_columns=feature_columns,
+        weight_column=weight_column,
+        train_distributed=config.train_distribute is not None,
+        eval_distributed=config.eval_distribute is not None)
+    self._relative_tolerance = self._kmeans_config.relative_tolerance
+    self._feature_columns = (
+        None if self._kmeans_config.feature_columns is None else
+        list(self._kmeans_config.feature_columns))
+    self._weight_column = self._kmeans_config.weight_column
+    self._algorithm = self._kmeans_config.algorithm
+    self._kmeans = kmeans_lib.KMeans.from_config(self._kmeans_config,
+                                                 name='kmeans')
     self._run_eagerly = run_eagerly
-    self._algorithm = options.check_algorithm(algorithm, distance_metric,
-                                              use_mini_batch)
-    if (empty_cluster == constants.FARTHEST_POINT and
-        config.train_distribute is not None):
-      raise ValueError(
-          "empty_cluster='farthest_point' is not supported with "
-          'RunConfig(train_distribute=...): the far points would have to be '
-          "gathered from every replica. Use empty_cluster='keep', or train "
-          'without a strategy.')
-    restarts = self._kmeans.num_restarts
-    if restarts > 1 and self._algorithm != constants.LLOYD:
-      raise ValueError(
-          f'num_restarts={restarts} needs algorithm=\'lloyd\': the restarts '
-          'share Lloyd passes over the data. Received: '
-          f"algorithm={algorithm!r}; use algorithm='lloyd', or "
-          'num_restarts=1.')
-    if restarts > 1 and config.train_distribute is not None:
-      raise ValueError(
-          f'num_restarts={restarts} is not supported with '
-          'RunConfig(train_distribute=...); train without a strategy, or '
-          'with num_restarts=1.')
     if model_dir is None:
       # Only once every argument is checked: a bad one leaves no directory.
       model_dir = tempfile.mkdtemp(prefix='kmeans_estimator_')
@@ -680,7 +634,8 @@ class KMeansClustering:
       if self._kmeans.built:
         # No model yet: nothing fixes the data width but given initial
         # centers, so start from a fresh core (and fresh compiled steps).
-        self._kmeans = kmeans_lib.KMeans(**self._core_args)
+        self._kmeans = kmeans_lib.KMeans.from_config(
+            self._kmeans_config, name='kmeans')
         self._compiled = {}
       self._global_step = 0
       return False
@@ -1086,7 +1041,8 @@ class KMeansClustering:
              contextlib.nullcontext())
     with scope:
       if strategy is not self._core_strategy:
-        self._kmeans = kmeans_lib.KMeans(**self._core_args)
+        self._kmeans = kmeans_lib.KMeans.from_config(
+            self._kmeans_config, name='kmeans')
         self._compiled = {}
         self._core_strategy = strategy
         self._restored_stamp = None
