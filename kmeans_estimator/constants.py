@@ -56,6 +56,10 @@ INFERENCE_CHUNK_BYTES = 64 << 20
 # its scores out of the cache (benchmarks/README.md has the figures).
 MAX_CHUNK_ROWS = 4096
 
+# The fewest segments XLA-compiled per-cluster sums are compiled for (see
+# `distances.padded_segments`): every k up to it shares one compilation.
+MIN_SEGMENTS = 16
+
 # Full-batch algorithms: every distance each step, or Hamerly's bounds.
 LLOYD = 'lloyd'
 HAMERLY = 'hamerly'

@@ -213,6 +213,7 @@ class KMeans(tf.Module):
   def _init(self, config, name):
     super().__init__(name=name)
     self._config = config
+    self._seed_argument = None
     self.num_features = None
     if config.known_num_features is not None:
       self.build(config.known_num_features)
@@ -238,6 +239,81 @@ class KMeans(tf.Module):
   weighted = _option('weighted')
   num_restarts = _option('num_restarts')
 
+  # Whether the variables have a dynamic first dimension k (shapes (None, d),
+  # (None,) and (R, None, d)), so that one traced function serves models of
+  # every num_clusters (see `view` and `estimator.compiled`).
+  _DYNAMIC_NUM_CLUSTERS = False
+
+  def graph_options(self):
+    """What the graph of a method depends on, besides the variables' shapes
+    and the arguments: a hashable tuple of (name, value) pairs.
+
+    `config.graph_key`, the number of features, and num_clusters where the
+    graph needs it as a Python int: a callable `initial_clusters` (called
+    with k), 'kmeans_parallel' (oversampling x k candidates per round) and
+    'kmeans_plus_plus' with negative `kmeans_plus_plus_num_retries`
+    (2 + log k candidates); elsewhere a view takes k from the `clusters`
+    variable (see `view`). The seed is left out: views take it as an
+    argument (`seed_argument`).
+    """
+    method = self.initial_clusters
+    static_k = callable(method) or (isinstance(method, str) and (
+        method == constants.KMEANS_PARALLEL_INIT or (
+            method == constants.KMEANS_PLUS_PLUS_INIT and
+            self.kmeans_plus_plus_num_retries < 0)))
+    return self.config.graph_key + (
+        ('num_clusters', self.num_clusters if static_k else None),
+        ('num_features', self.num_features))
+
+  def state_variables(self):
+    """The model's variables by attribute name (those it has), for `view`."""
+    names = ('clusters', 'initialized', 'num_initialized', 'cluster_counts',
+             'clusters_updated', 'update_in_steps', 'restart_clusters')
+    return {name: getattr(self, name) for name in names
+            if getattr(self, name) is not None}
+
+  def seed_argument(self):
+    """The base seed as an int64 Tensor (2,), for `view` (made once)."""
+    if self._seed_argument is None:
+      with tf.init_scope():
+        self._seed_argument = tf.constant(
+            [self.random_seed & 0x7FFFFFFF, 0x6B6D], tf.int64)
+    return self._seed_argument
+
+  @staticmethod
+  def view(config, graph_options, variables, seed):
+    """A `KMeans` over given variables, making none of its own.
+
+    For functions traced once for every model of the same `graph_options`
+    (see `estimator.compiled`): the variables and the seed are the traced
+    function's arguments, so its graph holds no model of its own. The view
+    reads its options from `config` (any config of these graph_options)
+    except num_clusters: the Python int of `graph_options` when there is
+    one, else the Tensor `tf.shape(clusters)[0]`.
+
+    Args:
+      config: a `KMeansConfig` whose model has these `graph_options`.
+      graph_options: what `graph_options()` returned.
+      variables: what `state_variables()` returned.
+      seed: int64 Tensor (2,), what `seed_argument()` returned.
+    """
+    view = _KMeansView.__new__(_KMeansView)
+    tf.Module.__init__(view, name='kmeans')
+    settings = dict(graph_options)
+    view._config = config
+    view._seed_argument = seed
+    view.num_features = settings['num_features']
+    for name in ('cluster_counts', 'clusters_updated', 'update_in_steps',
+                 'restart_clusters'):
+      setattr(view, name, variables.get(name))
+    view.clusters = variables['clusters']
+    view.initialized = variables['initialized']
+    view.num_initialized = variables['num_initialized']
+    view.num_clusters = settings['num_clusters']
+    if view.num_clusters is None:
+      view.num_clusters = tf.shape(view.clusters)[0]
+    return view
+
   # ---------------------------------------------------------------- state
   @property
   def built(self):
@@ -250,16 +326,20 @@ class KMeans(tf.Module):
     k, d = self.num_clusters, int(num_features)
     self.check_sizes(d)
     self.num_features = d
+    # The shape the variables declare: k left dynamic when traces are shared.
+    dynamic = None if self._DYNAMIC_NUM_CLUSTERS else k
 
-    def variable(initial, name, dtype=None):
+    def variable(initial, name, dtype=None, shape=None):
       # Under a tf.distribute strategy every replica computes the same new
       # value (statistics are all-reduced first); the first replica's is kept.
       return tf.Variable(initial, dtype=dtype, trainable=False, name=name,
-                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                         shape=shape)
 
     with self.name_scope:
       self.clusters = variable(tf.zeros([k, d], self.dtype),
-                               constants.CLUSTER_CENTERS_VAR_NAME)
+                               constants.CLUSTER_CENTERS_VAR_NAME,
+                               shape=tf.TensorShape([dynamic, d]))
       self.initialized = variable(False, constants.INITIALIZED_VAR_NAME)
       # Centers chosen so far; initialisation may span several batches.
       self.num_initialized = variable(0, 'num_initialized', tf.int32)
@@ -270,15 +350,18 @@ class KMeans(tf.Module):
       if self.num_restarts > 1:
         self.restart_clusters = variable(
             tf.zeros([self.num_restarts, k, d], self.dtype),
-            constants.RESTART_CLUSTERS_VAR_NAME)
+            constants.RESTART_CLUSTERS_VAR_NAME,
+            shape=tf.TensorShape([self.num_restarts, dynamic, d]))
       if self.use_mini_batch:
         self.cluster_counts = variable(
             self._fresh_counts(self.dtype if self.weighted else tf.int64),
-            constants.CLUSTER_COUNTS_VAR_NAME)
+            constants.CLUSTER_COUNTS_VAR_NAME,
+            shape=tf.TensorShape([dynamic]))
         if self.mini_batch_steps_per_iteration > 1:
           self.clusters_updated = variable(
               tf.zeros([k, d], self.dtype),
-              constants.UPDATED_CLUSTERS_VAR_NAME)
+              constants.UPDATED_CLUSTERS_VAR_NAME,
+              shape=tf.TensorShape([dynamic, d]))
           self.update_in_steps = variable(
               self.mini_batch_steps_per_iteration,
               constants.UPDATE_IN_STEPS_VAR_NAME, tf.int64)
@@ -398,7 +481,8 @@ class KMeans(tf.Module):
     self.build(np.shape(values[constants.CLUSTER_CENTERS_VAR_NAME])[1])
     restarts = values.get(constants.RESTART_CLUSTERS_VAR_NAME)
     if self.restart_clusters is not None and restarts is not None and (
-        tuple(np.shape(restarts)) != tuple(self.restart_clusters.shape)):
+        tuple(np.shape(restarts)) != (self.num_restarts, self.num_clusters,
+                                      self.num_features)):
       raise ValueError(
           f'The saved restart_clusters have shape {tuple(np.shape(restarts))}'
           f' but this KMeans has num_restarts={self.num_restarts}, '
@@ -441,7 +525,7 @@ class KMeans(tf.Module):
 
   def _seed(self, *path, restart=0):
     """The seed at `path`; restart r > 0 (a Python int) folds r in first."""
-    seed = tf.constant([self.random_seed & 0x7FFFFFFF, 0x6B6D], tf.int64)
+    seed = self.seed_argument()
     if restart:
       seed = initializers.fold_seed(seed, _RESTART_SALT, restart)
     for i in path:
@@ -1378,7 +1462,8 @@ class KMeans(tf.Module):
       ValueError: `k` outside [1, num_clusters].
     """
     k = options.check_positive_int('k', k)
-    if k > self.num_clusters:
+    # (A view's num_clusters is a Tensor: its callers check k first.)
+    if isinstance(self.num_clusters, int) and k > self.num_clusters:
       raise ValueError(f'`k` must be at most num_clusters={self.num_clusters}.'
                        f' Received: k={k}')
     return distances_lib.top_k_nearest(self._prepare(points),
@@ -1439,3 +1524,11 @@ def sum_over_replicas(values):
   # needs (a function's inputs have none).
   return context.all_reduce(tf.distribute.ReduceOp.SUM,
                             tf.nest.map_structure(tf.identity, values))
+
+
+class _KMeansView(KMeans):
+  """What `KMeans.view` makes: num_clusters is its own (an int or a
+  Tensor), not the config's; the rest reads the config."""
+
+  num_clusters = None
+  random_seed = None

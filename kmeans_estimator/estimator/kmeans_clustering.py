@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from kmeans_estimator.io import checkpoints
+from kmeans_estimator.estimator import compiled
 from kmeans_estimator import distribute as distribute_lib
 from kmeans_estimator.io import export as export_lib
 from kmeans_estimator.estimator import hooks as hooks_lib
@@ -105,6 +106,118 @@ def _check_steps(steps, max_steps):
   if steps is not None and max_steps is not None:
     raise ValueError('Give `steps` or `max_steps`, not both. Received: '
                      f'steps={steps!r}, max_steps={max_steps!r}')
+
+
+def _spec(km, features, mode, params=None):
+  """`KMeansClustering.model_fn` on the model `km` (a `KMeans` or a view of
+  one, see `compiled`): the compiled functions call it with no estimator."""
+  weights = None
+  if isinstance(features, tuple):
+    features, weights = features
+  if mode == ModeKeys.TRAIN:
+    stats = km.step(features, weights)
+    return EstimatorSpec(mode, loss=stats['loss'], train_op=stats)
+  static_chunks = (params or {}).get('static_chunks', True)
+  if mode == ModeKeys.EVAL:
+    _, nearest = km.nearest(features, static_chunks)
+    if weights is None:
+      loss = tf.reduce_sum(nearest)
+    else:
+      loss = tf.reduce_sum(weights * nearest)
+    loss = _after_overflow_check(km.dtype, loss, loss)
+    metrics = {constants.SCORE: loss,
+               'num_points': tf.size(nearest, tf.int64),
+               'num_batches': tf.minimum(tf.size(nearest), 1)}
+    if weights is not None:
+      metrics['total_weight'] = tf.reduce_sum(weights)
+    return EstimatorSpec(mode, loss=loss, eval_metric_ops=metrics)
+  if mode == ModeKeys.PREDICT:
+    keys = (params or {}).get('predict_keys', constants.PREDICT_KEYS)
+    top_k = (params or {}).get('top_k')
+    if constants.ALL_DISTANCES in keys:
+      all_distances, index, _ = km.infer(features)
+      predictions = {constants.ALL_DISTANCES: all_distances,
+                     constants.CLUSTER_INDEX: index}
+      if top_k is not None:
+        # From the same distances, so that the first column is
+        # cluster_index and the distances are entries of all_distances.
+        predictions.update(zip(constants.TOP_K_PREDICT_KEYS,
+                               distances_lib.smallest_k(all_distances,
+                                                        top_k)))
+      predictions = dict(zip(predictions, _after_overflow_check(
+          km.dtype, all_distances, *predictions.values())))
+    elif top_k is not None:
+      # Bounded-memory chunks; the nearest center is the first column.
+      top_index, top_distances = km.nearest_k(features, top_k)
+      top_distances, top_index = _after_overflow_check(
+          km.dtype, top_distances, top_distances, top_index)
+      predictions = {constants.CLUSTER_INDEX: top_index[:, 0],
+                     constants.TOP_K_CLUSTER_INDICES: top_index,
+                     constants.TOP_K_DISTANCES: top_distances}
+    else:
+      # Only the nearest center is needed: bounded-memory chunks. In this
+      # process, without the distances unless they might overflow.
+      # `checked`: the distances, or whether they are finite.
+      index, checked = (km.nearest(features) if static_chunks else
+                        km.nearest_index(features))
+      predictions = {
+          constants.CLUSTER_INDEX: _after_overflow_check(km.dtype, checked,
+                                                         index)}
+    return EstimatorSpec(mode,
+                         predictions={k: predictions[k] for k in keys},
+                         export_outputs=_export_outputs(km, predictions))
+  raise ValueError(f'`mode` must be one of {ModeKeys.TRAIN!r}, '
+                   f'{ModeKeys.EVAL!r}, {ModeKeys.PREDICT!r}. '
+                   f'Received: mode={mode!r}')
+
+
+def _export_outputs(km, predictions):
+  """What each serving signature returns, from the predictions made."""
+  outputs = {}
+  if constants.CLUSTER_INDEX in predictions:
+    outputs[export_lib.SERVING_DEFAULT] = predictions[
+        constants.CLUSTER_INDEX]
+    outputs[export_lib.CLUSTER_INDEX_SIGNATURE] = predictions[
+        constants.CLUSTER_INDEX]
+  if constants.ALL_DISTANCES in predictions:
+    distances = predictions[constants.ALL_DISTANCES]
+    outputs[export_lib.ALL_DISTANCES_SIGNATURE] = distances
+    outputs[export_lib.TRANSFORM_SIGNATURE] = _transformed(km, distances)
+  if constants.TOP_K_CLUSTER_INDICES in predictions:
+    outputs[export_lib.TOP_K_SIGNATURE] = {
+        key: predictions[key] for key in constants.TOP_K_PREDICT_KEYS}
+  return outputs
+
+
+def _transformed(km, all_distances):
+  """`transform`'s distances: Euclidean (not squared), or 1 - cos."""
+  if km.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE:
+    return distances_lib.euclidean_distances(all_distances)
+  return all_distances
+
+
+# The bodies of the shared compiled functions (see `compiled`): each takes
+# the model (a view inside the trace) and the call's arguments, nothing else.
+def _train_step(km, data):
+  return _spec(km, data, ModeKeys.TRAIN).train_op
+
+
+def _initialize(km, *batch):
+  return km.initialize(*batch)
+
+
+def _initialize_from_dataset(km, dataset):
+  return km.initialize_from_dataset(dataset)
+
+
+def _eval_batch(km, data):
+  return _spec(km, data, ModeKeys.EVAL,
+               {'static_chunks': False}).eval_metric_ops
+
+
+def _keep_best_restart(km, data):
+  data = data if isinstance(data, tuple) else (data,)
+  return km.keep_best_restart(*data)
 
 
 class KMeansClustering:
@@ -356,8 +469,8 @@ class KMeansClustering:
         list(self._kmeans_config.feature_columns))
     self._weight_column = self._kmeans_config.weight_column
     self._algorithm = self._kmeans_config.algorithm
-    self._kmeans = kmeans_lib.KMeans.from_config(self._kmeans_config,
-                                                 name='kmeans')
+    self._kmeans = compiled.SharedKMeans.from_config(
+        self._kmeans_config, name='kmeans')
     self._run_eagerly = run_eagerly
     if model_dir is None:
       # Only once every argument is checked: a bad one leaves no directory.
@@ -429,91 +542,20 @@ class KMeansClustering:
     Returns:
       `EstimatorSpec`.
     """
-    km = self._kmeans
-    weights = None
-    if isinstance(features, tuple):
-      features, weights = features
-    if mode == ModeKeys.TRAIN:
-      stats = km.step(features, weights)
-      return EstimatorSpec(mode, loss=stats['loss'], train_op=stats)
-    static_chunks = (params or {}).get('static_chunks', True)
-    if mode == ModeKeys.EVAL:
-      _, nearest = km.nearest(features, static_chunks)
-      if weights is None:
-        loss = tf.reduce_sum(nearest)
-      else:
-        loss = tf.reduce_sum(weights * nearest)
-      loss = _after_overflow_check(km.dtype, loss, loss)
-      metrics = {constants.SCORE: loss,
-                 'num_points': tf.size(nearest, tf.int64),
-                 'num_batches': tf.minimum(tf.size(nearest), 1)}
-      if weights is not None:
-        metrics['total_weight'] = tf.reduce_sum(weights)
-      return EstimatorSpec(mode, loss=loss, eval_metric_ops=metrics)
-    if mode == ModeKeys.PREDICT:
-      keys = (params or {}).get('predict_keys', constants.PREDICT_KEYS)
-      top_k = (params or {}).get('top_k')
-      if constants.ALL_DISTANCES in keys:
-        all_distances, index, _ = km.infer(features)
-        predictions = {constants.ALL_DISTANCES: all_distances,
-                       constants.CLUSTER_INDEX: index}
-        if top_k is not None:
-          # From the same distances, so that the first column is
-          # cluster_index and the distances are entries of all_distances.
-          predictions.update(zip(constants.TOP_K_PREDICT_KEYS,
-                                 distances_lib.smallest_k(all_distances,
-                                                          top_k)))
-        predictions = dict(zip(predictions, _after_overflow_check(
-            km.dtype, all_distances, *predictions.values())))
-      elif top_k is not None:
-        # Bounded-memory chunks; the nearest center is the first column.
-        top_index, top_distances = km.nearest_k(features, top_k)
-        top_distances, top_index = _after_overflow_check(
-            km.dtype, top_distances, top_distances, top_index)
-        predictions = {constants.CLUSTER_INDEX: top_index[:, 0],
-                       constants.TOP_K_CLUSTER_INDICES: top_index,
-                       constants.TOP_K_DISTANCES: top_distances}
-      else:
-        # Only the nearest center is needed: bounded-memory chunks. In this
-        # process, without the distances unless they might overflow.
-        # `checked`: the distances, or whether they are finite.
-        index, checked = (km.nearest(features) if static_chunks else
-                          km.nearest_index(features))
-        predictions = {
-            constants.CLUSTER_INDEX: _after_overflow_check(km.dtype, checked,
-                                                           index)}
-      return EstimatorSpec(mode,
-                           predictions={k: predictions[k] for k in keys},
-                           export_outputs=self._export_outputs(predictions))
-    raise ValueError(f'`mode` must be one of {ModeKeys.TRAIN!r}, '
-                     f'{ModeKeys.EVAL!r}, {ModeKeys.PREDICT!r}. '
-                     f'Received: mode={mode!r}')
-
-  def _export_outputs(self, predictions):
-    """What each serving signature returns, from the predictions made."""
-    outputs = {}
-    if constants.CLUSTER_INDEX in predictions:
-      outputs[export_lib.SERVING_DEFAULT] = predictions[
-          constants.CLUSTER_INDEX]
-      outputs[export_lib.CLUSTER_INDEX_SIGNATURE] = predictions[
-          constants.CLUSTER_INDEX]
-    if constants.ALL_DISTANCES in predictions:
-      distances = predictions[constants.ALL_DISTANCES]
-      outputs[export_lib.ALL_DISTANCES_SIGNATURE] = distances
-      outputs[export_lib.TRANSFORM_SIGNATURE] = self._transformed(distances)
-    if constants.TOP_K_CLUSTER_INDICES in predictions:
-      outputs[export_lib.TOP_K_SIGNATURE] = {
-          key: predictions[key] for key in constants.TOP_K_PREDICT_KEYS}
-    return outputs
+    return _spec(self._kmeans, features, mode, params)
 
   def _transformed(self, all_distances):
     """`transform`'s distances: Euclidean (not squared), or 1 - cos."""
-    if self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE:
-      return distances_lib.euclidean_distances(all_distances)
-    return all_distances
+    return _transformed(self._kmeans, all_distances)
 
   def _compile(self, name, fn):
-    """Wraps `fn` in `tf.function` once and caches it on the estimator."""
+    """Wraps `fn` in `tf.function` once and caches it on the estimator.
+
+    For the per-estimator functions of a `tf.distribute` run
+    (`distribute.Trainer`), which close over the core built in the
+    strategy's scope; everything else shares traces across estimators
+    (`_shared`).
+    """
     if name not in self._compiled:
       # The core writes its control flow with tf.cond / tf.while_loop /
       # Dataset.reduce, so AutoGraph's source conversion (most of the
@@ -522,16 +564,37 @@ class KMeansClustering:
           fn, reduce_retracing=True, autograph=False)
     return self._compiled[name]
 
+  def _shared(self, name, body):
+    """`body(core, *args)` compiled once per process for every estimator
+    whose core has the same `graph_options` (see `compiled`), as a callable
+    of `args` bound to this estimator's core; `body` must depend on nothing
+    but its arguments and what `name` and the options say.
+
+    Eagerly (`run_eagerly`) it runs on the core itself; under a strategy it
+    is compiled per estimator (`_compile`).
+    """
+    if self._run_eagerly or self._core_strategy is not None:
+      core = self._kmeans
+      return self._compile(name, lambda *args: body(core, *args))
+    if name not in self._compiled:
+      self._compiled[name] = compiled.bind(name, self._kmeans, body)
+    return self._compiled[name]
+
+  def _new_core(self):
+    """A fresh core (and no compiled functions bound to the old one)."""
+    self._kmeans = compiled.SharedKMeans.from_config(self._kmeans_config,
+                                                     name='kmeans')
+    self._compiled = {}
+
   def _train_step(self, data):
-    return self._compile('train', lambda x: self.model_fn(
-        x, None, ModeKeys.TRAIN, self._config).train_op)(data)
+    return self._shared('train', _train_step)(data)
 
   def _carried_steps(self, name, start, step, weighted):
-    """A step function carrying the state of `step` (a core method) from
-    step to step over the same data; `start(points, weights)` makes it on
-    the first call."""
-    start = self._compile(name + '_state', start)
-    step = self._compile(name, step)
+    """A step function carrying the state of `step` (a core method, called
+    as `step(core, points, state, weights)`) from step to step over the same
+    data; `start(core, points, weights)` makes it on the first call."""
+    start = self._shared(name + '_state', start)
+    step = self._shared(name, step)
     state = call = None
 
     def carried_step(data):
@@ -543,8 +606,10 @@ class KMeansClustering:
         # Every step gets the same points and a state of the same structure
         # and shapes: its traced graph is called directly, without the
         # tf.function's matching of the arguments on each call (0.4-0.7 ms,
-        # 4-7% of a 10 ms step at 50,000 x 100 points).
-        call = (step.get_concrete_function(points, state, weights)
+        # 4-7% of a 10 ms step at 50,000 x 100 points). The state's shapes
+        # (which hold k) are left unknown: one trace for every k.
+        call = (step.get_concrete_function(
+            points, compiled.relaxed_spec(state), weights)
                 if hasattr(step, 'get_concrete_function') else step)
       stats, state = call(points, state, weights)
       return stats
@@ -572,14 +637,10 @@ class KMeansClustering:
 
   def _initialize(self, batch):
     batch = batch if isinstance(batch, tuple) else (batch,)
-    return bool(self._compile('initialize', self._kmeans.initialize)(*batch))
+    return bool(self._shared('initialize', _initialize)(*batch))
 
   def _eval_batch(self, batch):
-    def fn(x):
-      spec = self.model_fn(x, None, ModeKeys.EVAL, self._config,
-                           {'static_chunks': False})
-      return spec.eval_metric_ops
-    return self._compile('eval', fn)(batch)
+    return self._shared('eval', _eval_batch)(batch)
 
   def _eval_batches(self, points):
     """The metrics of each batch of `points` (read `_read_to_infer`), as
@@ -601,11 +662,12 @@ class KMeansClustering:
 
   def _predict_batch(self, batch, keys, top_k=None):
     """The predictions for a batch (or a chunk of one), in one call."""
-    def fn(x):
-      return self.model_fn(x, None, ModeKeys.PREDICT, self._config,
-                           {'predict_keys': keys, 'top_k': top_k,
-                            'static_chunks': False}).predictions
-    return self._compile(('predict', top_k) + keys, fn)(batch)
+    def fn(km, x):
+      return _spec(km, x, ModeKeys.PREDICT,
+                   {'predict_keys': keys, 'top_k': top_k,
+                    'static_chunks': False}).predictions
+    # The keys and top_k are in the name: the key of the shared function.
+    return self._shared(('predict', top_k) + keys, fn)(batch)
 
   # ----------------------------------------------------------- checkpoints
   def latest_checkpoint(self):
@@ -634,9 +696,7 @@ class KMeansClustering:
       if self._kmeans.built:
         # No model yet: nothing fixes the data width but given initial
         # centers, so start from a fresh core (and fresh compiled steps).
-        self._kmeans = kmeans_lib.KMeans.from_config(
-            self._kmeans_config, name='kmeans')
-        self._compiled = {}
+        self._new_core()
       self._global_step = 0
       return False
     # Read by directory when we can: the read then starts over if a trainer
@@ -995,12 +1055,14 @@ class KMeansClustering:
         # that did not stop, bit for bit.
         km = self._kmeans
         if self._algorithm == constants.HAMERLY and points.whole:
-          step_fn = self._carried_steps('hamerly', km.hamerly_state,
-                                        km.hamerly_step, points.weighted)
+          step_fn = self._carried_steps(
+              'hamerly', kmeans_lib.KMeans.hamerly_state,
+              kmeans_lib.KMeans.hamerly_step, points.weighted)
         elif (points.whole and not km.use_mini_batch and
               km.num_restarts == 1):
-          step_fn = self._carried_steps('lloyd', km.lloyd_state,
-                                        km.lloyd_step, points.weighted)
+          step_fn = self._carried_steps(
+              'lloyd', kmeans_lib.KMeans.lloyd_state,
+              kmeans_lib.KMeans.lloyd_step, points.weighted)
         elif self._algorithm == constants.HAMERLY:
           logging.warning("algorithm='hamerly' needs the data in memory (a "
                           'Tensor or array); this dataset of batches is '
@@ -1041,9 +1103,7 @@ class KMeansClustering:
              contextlib.nullcontext())
     with scope:
       if strategy is not self._core_strategy:
-        self._kmeans = kmeans_lib.KMeans.from_config(
-            self._kmeans_config, name='kmeans')
-        self._compiled = {}
+        self._new_core()
         self._core_strategy = strategy
         self._restored_stamp = None
       yield
@@ -1079,8 +1139,8 @@ class KMeansClustering:
             'but the input_fn returns an endless dataset; give a finite one '
             "(or use initial_clusters='kmeans_plus_plus', which uses the "
             'first batch).')
-      self._compile('initialize_from_dataset',
-                    self._kmeans.initialize_from_dataset)(points.dataset)
+      self._shared('initialize_from_dataset', _initialize_from_dataset)(
+          points.dataset)
       return
     seen = 0
     for batch in points.batches():
@@ -1273,10 +1333,7 @@ class KMeansClustering:
     restart's centers and not the step's provisional choice."""
     if self._kmeans.num_restarts == 1:
       return
-    def keep(x):
-      x = x if isinstance(x, tuple) else (x,)
-      return self._kmeans.keep_best_restart(*x)
-    self._compile('keep_best_restart', keep)(data)
+    self._shared('keep_best_restart', _keep_best_restart)(data)
 
   def _hook_values(self, loss, num_points, empty_clusters=0):
     """The values hooks may fetch by name after a step (see `hooks`)."""
@@ -1680,7 +1737,12 @@ class KMeansClustering:
   def _export(self, export_dir_base, serving_input_receiver_fn, assets_extra,
               as_text, checkpoint_path, top_k):
     self._restore(checkpoint_path, required=True)
-    num_features = self._kmeans.num_features
+    # The exported graphs get a core of static shapes (k known: TFLite
+    # converts their chunk loops only with static shapes).
+    core = kmeans_lib.KMeans.from_config(self._kmeans_config, name='kmeans')
+    core.restore({name: variable.numpy() for name, variable in
+                  self._kmeans.checkpoint_variables().items()})
+    num_features = core.num_features
     receiver = export_lib.receiver_from_fn(serving_input_receiver_fn,
                                            num_features)
 
@@ -1702,13 +1764,13 @@ class KMeansClustering:
         keys = (constants.CLUSTER_INDEX,)
       else:
         keys = (constants.ALL_DISTANCES,)
-      spec = self.model_fn(points, None, ModeKeys.PREDICT, self._config,
-                           {'predict_keys': keys, 'top_k': (
-                               top_k if signature_name ==
-                               export_lib.TOP_K_SIGNATURE else None)})
+      spec = _spec(core, points, ModeKeys.PREDICT,
+                   {'predict_keys': keys, 'top_k': (
+                       top_k if signature_name ==
+                       export_lib.TOP_K_SIGNATURE else None)})
       return spec.export_outputs[signature_name]
 
-    model = export_lib.ServingModel(self._kmeans.clusters,
+    model = export_lib.ServingModel(core.clusters,
                                     self.distance_metric, self._global_step,
                                     receiver, outputs, top_k)
     export_dir = export_lib.write_saved_model(export_dir_base, model,

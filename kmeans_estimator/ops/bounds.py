@@ -195,7 +195,13 @@ def move_bounds(state, old_centers, new_centers):
   upper = state.upper + tf.gather(movement, assignments)
   if movement.shape[0] == 1:
     return state._replace(upper=upper)
-  largest, mover = tf.math.top_k(movement, k=2)
-  drop = tf.where(tf.equal(assignments, mover[0]), largest[1], largest[0])
-  return state._replace(upper=upper,
-                        lower=tf.maximum(state.lower - drop, 0.0))
+
+  def lowered():
+    largest, mover = tf.math.top_k(movement, k=2)
+    drop = tf.where(tf.equal(assignments, mover[0]), largest[1], largest[0])
+    return tf.maximum(state.lower - drop, 0.0)
+
+  if movement.shape[0] is None:  # k dynamic: k = 1 has no second center.
+    return state._replace(upper=upper, lower=tf.cond(
+        tf.size(movement) > 1, lowered, lambda: state.lower))
+  return state._replace(upper=upper, lower=lowered())

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from kmeans_estimator.ops import distances as distances_lib
+
 # Bits of the int64 sums used by n points at the largest magnitude (one
 # bit of margin against rounding in the logarithm).
 _SUM_BITS = 61
@@ -183,14 +185,21 @@ def _sum_over_pieces(fn, n, zeros):
                        (tf.constant(0), *zeros))[1:]
 
 
+def _num_clusters(carried):
+  """k: a Python int when the counts' shape is static, else a Tensor."""
+  k = carried.counts.shape[0]
+  return int(k) if k is not None else tf.shape(carried.counts)[0]
+
+
 def recount(carried, points, assignments, weights=None):
   """`carried` for new assignments of all the points, summed from scratch
   in fused passes over pieces of the points."""
-  k = int(carried.counts.shape[0])
+  k = _num_clusters(carried)
   sums, counts = _sum_over_pieces(
-      lambda piece: _recount_xla(
+      lambda piece: tuple(total[:k] for total in _recount_xla(
           points[piece], None if weights is None else weights[piece],
-          assignments[piece], carried.scales, k),
+          assignments[piece], carried.scales,
+          distances_lib.padded_segments(k))),
       tf.shape(points)[0],
       (tf.zeros_like(carried.sums), tf.zeros_like(carried.counts)))
   return CarriedStatistics(assignments, sums, counts, carried.scales)
@@ -229,7 +238,7 @@ def carry(carried, points, assignments, weights=None):
                                           assignments))[:, 0], tf.int32)
   new = tf.gather(assignments, changed)
   old = tf.gather(carried.assignments, changed)
-  k = int(carried.counts.shape[0])
+  k = _num_clusters(carried)
   moved_points = tf.gather(points, changed)
   moved_weights = None if weights is None else tf.gather(weights, changed)
   added = _segment_sums(moved_points, moved_weights, new, carried.scales, k)

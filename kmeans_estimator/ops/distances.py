@@ -446,7 +446,10 @@ def restart_statistics(points, centers, distance_metric,
     (sums, counts, loss): float Tensors of shape (R, k, d), (R, k) and (R,),
     set r's as `cluster_statistics` returns them.
   """
-  num_sets, k = int(centers.shape[0]), int(centers.shape[1])
+  num_sets = int(centers.shape[0])
+  # k is static unless the centers' shape leaves it dynamic (shared traces).
+  k = centers.shape[1]
+  k = int(k) if k is not None else tf.shape(centers)[1]
   flat = tf.reshape(centers, [num_sets * k, -1])
   scaled_centers, offsets = _argmin_terms(flat, distance_metric)
   add_point_norms = distance_metric != constants.COSINE_DISTANCE
@@ -490,8 +493,8 @@ def _assign_and_sum(scores, chunk, add_point_norms, weights=None):
 def segment_statistics(points, index, distances, num_centers, weights=None):
   """(sums (k, d), counts (k,), loss) of points assigned by `index`.
 
-  One XLA-fused pass when k is a Python int (TensorFlow's CPU
-  unsorted_segment_sum costs as much as the distance GEMM itself).
+  One XLA-fused pass (TensorFlow's CPU unsorted_segment_sum costs as much
+  as the distance GEMM itself).
 
   Args:
     points: float Tensor (n, d).
@@ -502,15 +505,32 @@ def segment_statistics(points, index, distances, num_centers, weights=None):
     weights: optional float Tensor (n,) of sample weights: sums, counts and
       loss are then weighted (sum of w x, sum of w, sum of w * distance).
   """
+  # The number of segments is a compile-time constant of the XLA function:
+  # compiled for k rounded up (`padded_segments`), then cut to k. Each
+  # segment sums its points in the same order whatever the padding, so
+  # every k, static or a Tensor, gets the sums of an unpadded pass.
+  padded = padded_segments(num_centers)
   if weights is not None:
-    if isinstance(num_centers, int):
-      return _weighted_segment_statistics_xla(points, index, distances,
-                                              weights, num_centers)
-    return _weighted_segment_statistics(points, index, distances, weights,
-                                        num_centers)
+    stats = _weighted_segment_statistics_xla(points, index, distances,
+                                             weights, padded)
+  else:
+    stats = _segment_statistics_xla(points, index, distances, padded)
+  sums, counts, loss = stats
+  return sums[:num_centers], counts[:num_centers], loss
+
+
+def padded_segments(num_centers):
+  """k rounded up to a power of two, at least `constants.MIN_SEGMENTS`:
+  the number of segments XLA-compiled sums are compiled for, so that models
+  of many k (a choose-k loop) share a few compilations. A Python int for a
+  Python int k, else an int32 Tensor."""
   if isinstance(num_centers, int):
-    return _segment_statistics_xla(points, index, distances, num_centers)
-  return _segment_statistics(points, index, distances, num_centers)
+    return max(constants.MIN_SEGMENTS,
+               1 << max(num_centers - 1, 0).bit_length())
+  v = tf.cast(num_centers, tf.int32) - 1
+  for shift in (1, 2, 4, 8, 16):
+    v = tf.bitwise.bitwise_or(v, tf.bitwise.right_shift(v, shift))
+  return tf.maximum(constants.MIN_SEGMENTS, v + 1)
 
 
 def _segment_statistics(points, index, distances, num_centers):

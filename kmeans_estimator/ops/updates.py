@@ -88,7 +88,8 @@ def farthest_candidates(points, index, distances, num_candidates):
     points: float Tensor of shape (n, d).
     index: int Tensor of shape (n,), each point's nearest center.
     distances: float Tensor of shape (n,), each point's distance to it.
-    num_candidates: Python int m, the number of candidates kept (k).
+    num_candidates: m, the number of candidates kept (k): a Python int,
+      or an int32 scalar Tensor.
 
   Returns:
     (distances (m,), points (m, d), labels int32 (m,)), sorted by
@@ -101,9 +102,10 @@ def farthest_candidates(points, index, distances, num_candidates):
   values = tf.concat([values, tf.fill([missing], -infinity)], axis=0)
   chosen = tf.pad(tf.gather(points, rows), [[0, missing], [0, 0]])
   labels = tf.pad(tf.gather(tf.cast(index, tf.int32), rows), [[0, missing]])
-  return (tf.ensure_shape(values, [num_candidates]),
-          tf.ensure_shape(chosen, [num_candidates, points.shape[1]]),
-          tf.ensure_shape(labels, [num_candidates]))
+  static = num_candidates if isinstance(num_candidates, int) else None
+  return (tf.ensure_shape(values, [static]),
+          tf.ensure_shape(chosen, [static, points.shape[1]]),
+          tf.ensure_shape(labels, [static]))
 
 
 def merge_candidates(first, second):
@@ -121,6 +123,8 @@ def merge_candidates(first, second):
     The m farthest of both, in the same form.
   """
   num_candidates = first[0].shape[0]
+  if num_candidates is None:
+    num_candidates = tf.shape(first[0])[0]
   values, rows = tf.math.top_k(tf.concat([first[0], second[0]], axis=0),
                                k=num_candidates)
   return (values,

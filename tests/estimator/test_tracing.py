@@ -6,14 +6,28 @@ core already holds: that is what makes a round cost milliseconds rather
 than a graph rebuild. Timing itself is measured in benchmarks/, not here.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import kmeans_estimator
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import model as kmeans_lib
+from kmeans_estimator.estimator import compiled
 
 import oracles
+
+
+@pytest.fixture(autouse=True)
+def fresh_compiled_functions():
+  """Every test counts traces from an empty process-wide cache."""
+  compiled.clear()
+  yield
+  compiled.clear()
 
 
 def _trace_counts(estimator):
@@ -100,3 +114,102 @@ def test_failed_training_does_not_leave_unsaved_state_in_use(tmp_path):
   got = list(kmeans.predict_cluster_index(lambda: points))
   np.testing.assert_array_equal(
       got, oracles.distances(points, saved).argmin(axis=1))
+
+
+@pytest.mark.parametrize('mini_batch', [False, True])
+def test_a_choose_k_loop_traces_each_function_once(tmp_path, mini_batch):
+  points = np.random.default_rng(3).normal(size=(200, 2)).astype(np.float32)
+  functions = {}
+  for k in range(2, 11):
+    kmeans = KMeansClustering(k, model_dir=str(tmp_path / str(k)), seed=k,
+                              initial_clusters='kmeans_plus_plus',
+                              use_mini_batch=mini_batch)
+    kmeans.train(points, steps=3)
+    assert len(list(kmeans.predict_cluster_index(points))) == 200
+    kmeans.evaluate(points)
+    kmeans.score(points)
+    # One function per name for every estimator: the process-wide cache.
+    for name, function in kmeans._compiled.items():  # pylint: disable=protected-access
+      functions.setdefault(name, set()).add(id(function._function))  # pylint: disable=protected-access
+    counts = _trace_counts(kmeans)
+    assert all(count == 1 for count in counts.values()), (k, counts)
+  assert all(len(ids) == 1 for ids in functions.values()), functions
+  steps = {'train'} if mini_batch else {'lloyd', 'lloyd_state'}
+  assert set(functions) >= steps | {'initialize', 'eval'}
+
+
+def test_predict_on_a_new_estimator_over_a_trained_model_dir_traces_nothing(
+    tmp_path):
+  points = np.random.default_rng(4).normal(size=(50, 3)).astype(np.float32)
+  trained = KMeansClustering(4, model_dir=str(tmp_path), seed=0,
+                             use_mini_batch=False)
+  trained.train(points, steps=2)
+  first = list(trained.predict(points, predict_keys=['cluster_index',
+                                                     'all_distances']))
+  before = _trace_counts(trained)
+  reader = KMeansClustering(4, model_dir=str(tmp_path), seed=0,
+                            use_mini_batch=False)
+  again = list(reader.predict(points, predict_keys=['cluster_index',
+                                                    'all_distances']))
+  assert _trace_counts(reader) == {
+      name: count for name, count in before.items() if name in
+      _trace_counts(reader)}
+  for want, got in zip(first, again):
+    np.testing.assert_array_equal(got['cluster_index'], want['cluster_index'])
+    np.testing.assert_array_equal(got['all_distances'], want['all_distances'])
+
+
+# Each option set trained alone in a new process (argv: the points, the
+# option sets, a directory for the model_dirs, where to save the centers).
+_FRESH_PROCESS = """
+import sys
+import numpy as np
+from kmeans_estimator import KMeansClustering
+points = np.load(sys.argv[1])
+centers = []
+for i, options in enumerate(eval(sys.argv[2])):
+  kmeans = KMeansClustering(model_dir=f'{sys.argv[3]}/{i}', **options)
+  kmeans.train(points, steps=4)
+  centers.append(kmeans.cluster_centers())
+np.savez(sys.argv[4], *centers)
+"""
+
+_OPTION_SETS = [
+    dict(initial_clusters='kmeans_plus_plus', use_mini_batch=False),
+    dict(initial_clusters='random', use_mini_batch=True),
+    dict(initial_clusters='kmc2', use_mini_batch=False, algorithm='hamerly'),
+    dict(initial_clusters='random', use_mini_batch=False, num_restarts=2),
+    dict(initial_clusters='kmeans_plus_plus', use_mini_batch=False,
+         distance_metric='cosine', dtype=tf.float64),
+]
+
+
+def test_shared_traces_give_the_centers_of_a_fresh_process_bit_for_bit(
+    tmp_path):
+  points = np.random.default_rng(5).normal(size=(120, 3)).astype(np.float32)
+  np.save(tmp_path / 'points.npy', points)
+  option_sets = [dict(options, num_clusters=4, seed=7)
+                 for options in _OPTION_SETS]
+  here = []
+  for i, options in enumerate(option_sets):
+    # Estimators of other k trace the shared functions first.
+    for k in (2, 6):
+      KMeansClustering(**dict(options, num_clusters=k, seed=1),
+                       model_dir=str(tmp_path / f'{i}_{k}')).train(
+                           points, steps=4)
+    kmeans = KMeansClustering(model_dir=str(tmp_path / f'here_{i}'),
+                              **options)
+    kmeans.train(points, steps=4)
+    here.append(kmeans.cluster_centers())
+  root = os.path.dirname(os.path.dirname(kmeans_estimator.__file__))
+  shown = repr(option_sets)  # tf.float64 shows as itself.
+  subprocess.run(
+      [sys.executable, '-c', 'import tensorflow as tf\n' + _FRESH_PROCESS,
+       str(tmp_path / 'points.npy'), shown, str(tmp_path / 'fresh'),
+       str(tmp_path / 'fresh.npz')],
+      check=True, env=dict(os.environ, PYTHONPATH=root,
+                           TF_CPP_MIN_LOG_LEVEL='3'))
+  fresh = np.load(tmp_path / 'fresh.npz')
+  for i, centers in enumerate(here):
+    np.testing.assert_array_equal(centers, fresh[f'arr_{i}'],
+                                  err_msg=str(option_sets[i]))
