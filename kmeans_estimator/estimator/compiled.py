@@ -62,15 +62,32 @@ def traced_function(name, config, graph_options, body):
   key = (name, graph_options)
   function = _CACHE.get(key)
   if function is None:
-    def traced(variables, seed, *args):
-      return body(kmeans_lib.KMeans.view(config, graph_options, variables,
-                                         seed), *args)
     # The core writes its control flow with tf.cond / tf.while_loop, so
     # AutoGraph's source conversion (most of the tracing time) is not
     # needed.
-    function = tf.function(traced, reduce_retracing=True, autograph=False)
+    function = tf.function(_Traced(body, config, graph_options),
+                           reduce_retracing=True, autograph=False)
     _CACHE[key] = function
   return function
+
+
+class _Traced:
+  """`body` on a view of the variables: what a shared function traces.
+
+  A callable object rather than a closure: TensorFlow counts the traces of
+  functions of the same code object together, and would take the one trace
+  of each of many shared functions for retracing (its "triggered
+  tf.function retracing" warning).
+  """
+
+  def __init__(self, body, config, graph_options):
+    self._body = body
+    self._config = config
+    self._graph_options = graph_options
+
+  def __call__(self, variables, seed, *args):
+    return self._body(kmeans_lib.KMeans.view(
+        self._config, self._graph_options, variables, seed), *args)
 
 
 class Bound:

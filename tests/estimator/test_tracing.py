@@ -6,6 +6,7 @@ core already holds: that is what makes a round cost milliseconds rather
 than a graph rebuild. Timing itself is measured in benchmarks/, not here.
 """
 
+import logging
 import os
 import subprocess
 import sys
@@ -116,10 +117,35 @@ def test_failed_training_does_not_leave_unsaved_state_in_use(tmp_path):
       got, oracles.distances(points, saved).argmin(axis=1))
 
 
+class _Messages(logging.Handler):
+
+  def __init__(self):
+    super().__init__()
+    self.messages = []
+
+  def emit(self, record):
+    self.messages.append(record.getMessage())
+
+
 @pytest.mark.parametrize('mini_batch', [False, True])
 def test_a_choose_k_loop_traces_each_function_once(tmp_path, mini_batch):
   points = np.random.default_rng(3).normal(size=(200, 2)).astype(np.float32)
   functions = {}
+  logged = _Messages()
+  tf.get_logger().addHandler(logged)
+  try:
+    _choose_k(tmp_path, points, mini_batch, functions)
+  finally:
+    tf.get_logger().removeHandler(logged)
+  assert all(len(ids) == 1 for ids in functions.values()), functions
+  steps = {'train'} if mini_batch else {'lloyd', 'lloyd_state'}
+  assert set(functions) >= steps | {'initialize', 'eval'}
+  assert not [m for m in logged.messages if 'retracing' in m], logged.messages
+
+
+def _choose_k(tmp_path, points, mini_batch, functions):
+  """Trains, predicts and evaluates with k = 2..10; records in `functions`
+  name -> ids of the shared functions used."""
   for k in range(2, 11):
     kmeans = KMeansClustering(k, model_dir=str(tmp_path / str(k)), seed=k,
                               initial_clusters='kmeans_plus_plus',
@@ -133,9 +159,6 @@ def test_a_choose_k_loop_traces_each_function_once(tmp_path, mini_batch):
       functions.setdefault(name, set()).add(id(function._function))  # pylint: disable=protected-access
     counts = _trace_counts(kmeans)
     assert all(count == 1 for count in counts.values()), (k, counts)
-  assert all(len(ids) == 1 for ids in functions.values()), functions
-  steps = {'train'} if mini_batch else {'lloyd', 'lloyd_state'}
-  assert set(functions) >= steps | {'initialize', 'eval'}
 
 
 def test_predict_on_a_new_estimator_over_a_trained_model_dir_traces_nothing(
