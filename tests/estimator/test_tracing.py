@@ -236,3 +236,17 @@ def test_shared_traces_give_the_centers_of_a_fresh_process_bit_for_bit(
   for i, centers in enumerate(here):
     np.testing.assert_array_equal(centers, fresh[f'arr_{i}'],
                                   err_msg=str(option_sets[i]))
+
+
+@pytest.mark.parametrize('algorithm', ['lloyd', 'hamerly'])
+def test_one_cluster_shares_the_traces_of_larger_k(tmp_path, algorithm):
+  # k is dynamic in the shared traces: k = 1 (no second-nearest center for
+  # Hamerly's bounds) runs the graph traced for k = 3.
+  points = np.random.default_rng(6).normal(size=(40, 2)).astype(np.float32)
+  for k in (3, 1):
+    kmeans = KMeansClustering(k, model_dir=str(tmp_path / str(k)), seed=0,
+                              use_mini_batch=False, algorithm=algorithm)
+    kmeans.train(points, steps=3)
+  assert all(count == 1 for count in _trace_counts(kmeans).values())
+  np.testing.assert_allclose(kmeans.cluster_centers(),
+                             points.mean(axis=0, keepdims=True), rtol=1e-5)

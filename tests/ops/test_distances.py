@@ -487,3 +487,29 @@ def test_squared_norms_in_chunks_equal_the_whole_computation(n, chunk_elements,
   np.testing.assert_allclose(
       got.numpy(), (points.astype(np.float64)**2).sum(axis=1),
       rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize('k', [1, 5, 16, 17, 40])
+def test_segment_statistics_are_the_same_for_a_python_int_and_a_tensor_k(k):
+  # The XLA sums are compiled for k rounded up (distances.padded_segments)
+  # and cut to k: the same bits whether k is static or a Tensor.
+  rng = np.random.default_rng(k)
+  points = tf.constant(rng.normal(size=(300, 3)), tf.float32)
+  index = tf.constant(rng.integers(0, k, 300), tf.int32)
+  dist = tf.constant(rng.uniform(size=300), tf.float32)
+  weights = tf.constant(rng.uniform(size=300), tf.float32)
+  for w in (None, weights):
+    static = distances.segment_statistics(points, index, dist, k, w)
+    dynamic = tf.function(
+        lambda n, w=w: distances.segment_statistics(points, index, dist, n,
+                                                    w))(tf.constant(k))
+    for a, b in zip(static, dynamic):
+      assert a.shape == b.shape
+      np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_allclose(
+        static[1].numpy(),
+        np.bincount(index.numpy(), None if w is None else w.numpy(), k),
+        rtol=1e-6)
+  assert distances.padded_segments(k) == max(16, 1 << (k - 1).bit_length())
+  assert int(distances.padded_segments(tf.constant(k))) == (
+      distances.padded_segments(k))
