@@ -151,3 +151,11 @@ class HookRunner:
   def end(self):
     for hook in self._hooks:
       hook.end(None)
+
+
+def fetchable_values(loss, global_step, clusters, num_points,
+                     empty_clusters=0):
+  """The values hooks may fetch by name after a step or an evaluated batch
+  (see the module docstring)."""
+  return {'loss': loss, 'global_step': global_step, 'clusters': clusters,
+          'num_points': num_points, 'empty_clusters': empty_clusters}

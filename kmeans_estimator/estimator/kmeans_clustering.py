@@ -5,6 +5,14 @@ changing the import and keeps their `model_dir`. The estimator is a thin shell: 
 input, validates it once, restores and writes checkpoints, runs hooks, logs,
 and calls compiled steps of the pure `KMeans` core through `model_fn`.
 
+This module holds the public API, the argument checks, input reading and
+the compiled steps; each public method delegates the rest to the module
+named for it: `training` (the loop between steps: budget, hooks, logging,
+tolerance, checkpoint cadence, saving listeners, the `TrainingSummary`),
+`initialization` (which data the initialisers see), `model_dir` (which
+checkpoint the core holds; restoring, checking, saving), `inference` (the
+chunked loops of evaluate and predict) and `io.export` (the SavedModel).
+
 Where we differ from scikit-learn: `score` is positive (a sum of distances,
 not its negation), and `transform` returns Euclidean distances (not squared)
 under the squared Euclidean metric, as the legacy estimator did.
@@ -14,22 +22,23 @@ import contextlib
 import itertools
 import random
 import tempfile
-import time
-import uuid
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from kmeans_estimator.io import checkpoints
 from kmeans_estimator.estimator import compiled
 from kmeans_estimator import distribute as distribute_lib
 from kmeans_estimator.io import export as export_lib
 from kmeans_estimator.estimator import hooks as hooks_lib
+from kmeans_estimator.estimator import inference
+from kmeans_estimator.estimator import initialization
+from kmeans_estimator.estimator import model_dir as model_dir_lib
 from kmeans_estimator.data import inputs
 from kmeans_estimator.io import locking
 from kmeans_estimator.estimator import model_fn as model_fn_lib
 from kmeans_estimator.estimator import run_config as run_config_lib
+from kmeans_estimator.estimator import training
 from kmeans_estimator.estimator import training_summary as summary_lib
 from kmeans_estimator import constants
 from kmeans_estimator.ops import distances as distances_lib
@@ -37,16 +46,8 @@ from kmeans_estimator import model as kmeans_lib
 from kmeans_estimator.ops import numerics
 from kmeans_estimator import config as options
 
-from tensorflow.core.framework import summary_pb2  # pylint: disable=g-bad-import-order
-
 ModeKeys = model_fn_lib.ModeKeys
-# What TensorBoard's scalars plugin expects on a scalar summary.
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars'),
-    data_class=summary_pb2.DATA_CLASS_SCALAR)
 EstimatorSpec = model_fn_lib.EstimatorSpec
-_NO_TRAINING_DATA = ('The input_fn returned no points to train on (an empty '
-                     'dataset); give it at least one batch of points.')
 
 
 # How the message of the check that finite points gave finite distances
@@ -88,24 +89,6 @@ def _after_overflow_check(dtype, distances, *outputs):
   with tf.control_dependencies([check]):
     outputs = tuple(tf.identity(output) for output in outputs)
   return outputs[0] if len(outputs) == 1 else outputs
-
-
-def _saved_num_restarts(values):
-  """The num_restarts a checkpoint's values were trained with (1 without
-  'restart_clusters': legacy models and num_restarts=1)."""
-  restarts = values.get(constants.RESTART_CLUSTERS_VAR_NAME)
-  return 1 if restarts is None else int(restarts.shape[0])
-
-
-def _check_steps(steps, max_steps):
-  # The global step is saved as an int64.
-  options.check_positive_int('steps', steps, allow_none=True,
-                             maximum=options.INT64_MAX)
-  options.check_positive_int('max_steps', max_steps, allow_none=True,
-                             maximum=options.INT64_MAX)
-  if steps is not None and max_steps is not None:
-    raise ValueError('Give `steps` or `max_steps`, not both. Received: '
-                     f'steps={steps!r}, max_steps={max_steps!r}')
 
 
 def _spec(km, features, mode, params=None):
@@ -482,12 +465,11 @@ class KMeansClustering:
     self._training_summary = None
     self._compiled = {}
     self._global_step = 0
-    self._summary_writer = None
     self._core_strategy = None
-    # The checkpoint the core holds, so that calls in a row restore once,
-    # and the num_restarts it was trained with.
-    self._restored_stamp = None
-    self._restored_restarts = None
+    # Which checkpoint the core holds; reading and writing model_dir.
+    self._dir = model_dir_lib.ModelDir(
+        self._model_dir, self._kmeans.num_clusters,
+        self._kmeans.distance_metric, self._config.keep_checkpoint_max)
 
   # ------------------------------------------------------------ properties
   @property
@@ -615,50 +597,16 @@ class KMeansClustering:
       return stats
     return carried_step
 
-  @staticmethod
-  def _screened_by_loss(step, points):
-    """`step` over batches read without the NaN and Inf check
-    (`points.unscreened`), raising the check's error when they held any.
-
-    Under squared Euclidean distance a NaN or Inf coordinate makes the
-    point's distances, and so the loss of a full-batch step, NaN or Inf:
-    the loss says whether such points were read, so the batches need no
-    pass of their own. Only a step whose loss is not finite reads the data
-    again, checked, to tell bad points (a ValueError) from overflow (the
-    FloatingPointError of the training loop).
-    """
-    def screened_step(data):
-      stats = step(data)
-      if not np.isfinite(float(stats['loss'])):
-        for _ in points.stream:
-          pass
-      return stats
-    return screened_step
-
   def _initialize(self, batch):
     batch = batch if isinstance(batch, tuple) else (batch,)
     return bool(self._shared('initialize', _initialize)(*batch))
 
+  def _initialize_from_dataset(self, dataset):
+    self._shared('initialize_from_dataset', _initialize_from_dataset)(
+        dataset)
+
   def _eval_batch(self, batch):
     return self._shared('eval', _eval_batch)(batch)
-
-  def _eval_batches(self, points):
-    """The metrics of each batch of `points` (read `_read_to_infer`), as
-    Python numbers summed over the batch's chunks."""
-    rows = self._inference_rows(points.num_features)
-    for _, chunks in points.chunked_batches(rows):
-      totals = {}
-      for chunk, _ in chunks:
-        metrics, chunk = self._eval_batch(chunk), None
-        for key, value in metrics.items():
-          value = value.numpy().item()
-          if key not in totals:
-            totals[key] = value
-          elif key == 'num_batches':  # Chunks of one batch count once.
-            totals[key] = max(totals[key], value)
-          else:
-            totals[key] += value
-      yield totals
 
   def _predict_batch(self, batch, keys, top_k=None):
     """The predictions for a batch (or a chunk of one), in one call."""
@@ -672,7 +620,7 @@ class KMeansClustering:
   # ----------------------------------------------------------- checkpoints
   def latest_checkpoint(self):
     """Path of the newest checkpoint in `model_dir`, or None."""
-    return checkpoints.latest_checkpoint(self._model_dir)
+    return self._dir.latest_checkpoint()
 
   def _restore(self, checkpoint_path=None, required=False):
     """Loads the model state from a checkpoint (the latest by default).
@@ -681,124 +629,20 @@ class KMeansClustering:
       True if a checkpoint was loaded. Without one, the model is reset to its
       untrained state (or, with `required`, a ValueError says to train).
     """
-    path = checkpoint_path or self.latest_checkpoint()
-    stamp = None if path is None else checkpoints.checkpoint_stamp(path)
-    if stamp is not None and stamp == self._restored_stamp:
-      return True  # The core holds this checkpoint already.
-    self._restored_stamp = None
-    if path is None:
-      # A damaged state file is not "untrained": never start over on it.
-      checkpoints.check_no_lost_checkpoint(self._model_dir)
-      if required:
-        raise ValueError(
-            f'No trained model in model_dir={self._model_dir!r}: call '
-            'train() first, or point model_dir at a trained model.')
+    global_step = self._dir.restore(self._kmeans, checkpoint_path, required)
+    if global_step is None:
       if self._kmeans.built:
         # No model yet: nothing fixes the data width but given initial
         # centers, so start from a fresh core (and fresh compiled steps).
         self._new_core()
       self._global_step = 0
       return False
-    # Read by directory when we can: the read then starts over if a trainer
-    # replaces (and deletes) this checkpoint while we read it.
-    values = checkpoints.read_checkpoint(checkpoint_path or self._model_dir)
-    self._check_compatible(values, path)
-    saved_restarts = _saved_num_restarts(values)
-    if saved_restarts != self._kmeans.num_restarts:
-      # Readers use `clusters` alone (training refuses this model_dir).
-      values = {name: value for name, value in values.items()
-                if name != constants.RESTART_CLUSTERS_VAR_NAME}
-    self._kmeans.restore(values)
-    self._restored_restarts = saved_restarts
-    self._global_step = int(values.get(constants.GLOBAL_STEP_VAR_NAME, 0))
-    # (If a newer checkpoint was read, the next call sees a newer latest
-    # checkpoint than `stamp` names and reads again.)
-    self._restored_stamp = stamp
+    self._global_step = global_step
     return True
-
-  def _check_compatible(self, values, path):
-    if constants.CLUSTER_CENTERS_VAR_NAME not in values:
-      raise ValueError(f'The checkpoint {path!r} has no '
-                       f'{constants.CLUSTER_CENTERS_VAR_NAME!r} variable; it '
-                       'was not written by a k-means estimator.')
-    centers = values[constants.CLUSTER_CENTERS_VAR_NAME]
-    if centers.ndim != 2 or centers.dtype.kind != 'f' or not np.all(
-        np.isfinite(centers)):
-      raise ValueError(
-          f'The checkpoint {path!r} holds invalid cluster centers (dtype '
-          f'{centers.dtype}, shape {centers.shape}; they must be finite '
-          'floats of shape (k, d)): it is damaged or was not written by a '
-          'k-means estimator. Restore model_dir from a backup, or retrain '
-          'into a new model_dir.')
-    k, d = centers.shape
-    metric = values.get(constants.DISTANCE_METRIC_VAR_NAME)
-    if metric is not None and metric.item().decode() != self.distance_metric:
-      raise ValueError(
-          f'model_dir={self._model_dir!r} holds a model trained with '
-          f'distance_metric={metric.item().decode()!r} but this estimator has '
-          f'distance_metric={self.distance_metric!r}; use the same '
-          'distance_metric or another model_dir.')
-    if k != self.num_clusters:
-      raise ValueError(
-          f'model_dir={self._model_dir!r} holds a model with num_clusters={k}'
-          f' but this estimator has num_clusters={self.num_clusters}; use the'
-          ' same num_clusters or another model_dir.')
-    if self._kmeans.built and d != self._kmeans.num_features:
-      raise ValueError(
-          f'model_dir={self._model_dir!r} holds centers of dimension {d} but '
-          f'initial_clusters have dimension {self._kmeans.num_features}; use '
-          'matching data or another model_dir.')
-    restarts = values.get(constants.RESTART_CLUSTERS_VAR_NAME)
-    if restarts is not None and (
-        restarts.ndim != 3 or restarts.shape[0] < 2 or
-        restarts.shape[1:] != (k, d) or restarts.dtype != centers.dtype or
-        not np.all(np.isfinite(restarts))):
-      raise ValueError(
-          f'The checkpoint {path!r} holds invalid restart_clusters (dtype '
-          f'{restarts.dtype}, shape {restarts.shape}; they must be finite '
-          f'floats of shape (num_restarts, {k}, {d}) like the clusters): it '
-          'is damaged. Restore model_dir from a backup, or retrain into a '
-          'new model_dir.')
-
-  def _check_restarts_match(self):
-    """Refuses to resume training with another num_restarts."""
-    saved, restarts = self._restored_restarts, self._kmeans.num_restarts
-    if saved is not None and saved != restarts:
-      raise ValueError(
-          f'model_dir={self._model_dir!r} holds a model trained with '
-          f'num_restarts={saved} but this estimator has num_restarts='
-          f'{restarts}; train with the same num_restarts, or into another '
-          'model_dir (predict, evaluate and export read it with any '
-          'num_restarts).')
-
-  def _save(self, listeners=()):
-    """Writes a checkpoint; returns True if a saving listener asks to stop.
-
-    In a distributed run only the chief writes.
-    """
-    if not distribute_lib.is_chief(self._core_strategy):
-      return False
-    for listener in listeners:
-      listener.before_save(None, self._global_step)
-    tensors = {name: variable.read_value() for name, variable in
-               self._kmeans.checkpoint_variables().items()}
-    tensors[constants.GLOBAL_STEP_VAR_NAME] = np.int64(self._global_step)
-    tensors[constants.DISTANCE_METRIC_VAR_NAME] = np.bytes_(
-        self.distance_metric.encode())
-    path = checkpoints.save_checkpoint(self._model_dir, self._global_step,
-                                       tensors,
-                                       self._config.keep_checkpoint_max)
-    self._restored_stamp = checkpoints.checkpoint_stamp(path)
-    self._restored_restarts = self._kmeans.num_restarts
-    logging.info('Saving checkpoints for %d into %s.', self._global_step,
-                 path)
-    return any([bool(listener.after_save(None, self._global_step))
-                for listener in listeners])
 
   def get_variable_names(self):
     """Names of the variables in the latest checkpoint."""
-    path = self._require_checkpoint()
-    return [name for name, _ in checkpoints.list_checkpoint_variables(path)]
+    return self._dir.variable_names()
 
   def get_variable_value(self, name):
     """Value of the variable `name` in the latest checkpoint (numpy).
@@ -807,21 +651,7 @@ class KMeansClustering:
     checking it against this estimator's options; `cluster_centers` checks
     them, as `train` and `predict` do.
     """
-    self._require_checkpoint()
-    values = checkpoints.read_checkpoint(self._model_dir)
-    if name not in values:
-      raise ValueError(f'`name` must be one of {sorted(values)}. '
-                       f'Received: name={name!r}')
-    return values[name]
-
-  def _require_checkpoint(self):
-    path = self.latest_checkpoint()
-    if path is None:
-      checkpoints.check_no_lost_checkpoint(self._model_dir)
-      raise ValueError(
-          f'No trained model in model_dir={self._model_dir!r}: call train() '
-          'first, or point model_dir at a trained model.')
-    return path
+    return self._dir.variable_value(name)
 
   def cluster_centers(self):
     """The cluster centers, float array of shape (k, d), from the checkpoint.
@@ -831,10 +661,7 @@ class KMeansClustering:
         too: of another num_clusters or distance_metric than this
         estimator's, or damaged (the same messages).
     """
-    path = self._require_checkpoint()
-    values = checkpoints.read_checkpoint(self._model_dir)
-    self._check_compatible(values, path)
-    return values[constants.CLUSTER_CENTERS_VAR_NAME]
+    return self._dir.cluster_centers(self._kmeans)
 
   # ---------------------------------------------------------------- inputs
   def _read(self, input_fn, mode, check_width=True, check_finite=True,
@@ -853,39 +680,9 @@ class KMeansClustering:
                                 in_chunks=in_chunks, batch_rows=batch_rows)
 
   def _read_to_infer(self, input_fn, mode):
-    """`_read` for predict and evaluate: data given whole are read in
-    chunks, and in-memory data checked in the step.
-
-    Under squared Euclidean distance the check of the distances that
-    `model_fn` makes anyway also fails on NaN or Inf points (see
-    `_after_overflow_check`), so a Tensor or array is not given a pass of
-    its own (as costly as a tenth of the assignment). Under cosine a row of
-    NaNs normalises to a zero row, at the finite distance 1, which would
-    pass it: there the points are checked as they are read.
-
-    An array, Tensor or dict of them (returned by the input_fn, or given
-    directly, with or without `batch_size`) is read a chunk of rows at a
-    time as the chunks are used (`inputs.Points.chunked_batches`): no whole
-    copy of it is made, so memory beyond the input and what the caller
-    keeps of the output is bounded by a chunk (`_inference_rows`).
-    """
-    euclidean = self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE
-    batch_rows = None
-    if isinstance(input_fn, inputs.DirectData) and (
-        input_fn.batch_size is not None):
-      batch_rows, input_fn = input_fn.batch_size, input_fn.unbatched
-    return self._read(input_fn, mode, check_finite=not euclidean,
-                      in_chunks=True, batch_rows=batch_rows)
-
-  def _inference_rows(self, num_features, keys=(), top_k=None):
-    """Rows per chunk of data that `predict`, `transform` and `evaluate`
-    compute at once: what fits in `constants.INFERENCE_CHUNK_BYTES` with
-    the outputs asked for (see `distances.inference_chunk_rows`), so that
-    'all_distances' for a large num_clusters never needs a batch_size."""
-    return distances_lib.inference_chunk_rows(
-        num_features, self.num_clusters, self._kmeans.dtype.size,
-        all_distances=constants.ALL_DISTANCES in keys, top_k=top_k,
-        budget_bytes=constants.INFERENCE_CHUNK_BYTES)
+    """`_read` for predict and evaluate (see `inference.read_to_infer`)."""
+    return inference.read_to_infer(self._read, input_fn, mode,
+                                   self.distance_metric)
 
   @contextlib.contextmanager
   def _input_errors(self, points=None):
@@ -978,7 +775,7 @@ class KMeansClustering:
         worker died or stopped responding; restart all workers to resume
         from the chief's last checkpoint.
     """
-    _check_steps(steps, max_steps)
+    training.check_steps(steps, max_steps)
     input_fn = inputs.as_input_fn(
         input_fn, batch_size, repeat=self._kmeans.use_mini_batch and (
             steps is not None or max_steps is not None))
@@ -990,7 +787,7 @@ class KMeansClustering:
                            saving_listeners, strategy)
       except BaseException:
         # The core may be ahead of the last checkpoint: reload next time.
-        self._restored_stamp = None
+        self._dir.forget()
         raise
 
   def _train(self, input_fn, hooks, steps, max_steps, saving_listeners,
@@ -998,7 +795,7 @@ class KMeansClustering:
     runner = hooks_lib.HookRunner(hooks)
     restored = self._restore()
     if restored:
-      self._check_restarts_match()
+      self._dir.check_restarts_match(self._kmeans.num_restarts)
     if max_steps is not None and self._global_step >= max_steps:
       logging.info('Skipping training since max_steps has already saved.')
       self._training_summary = summary_lib.TrainingSummary(
@@ -1032,23 +829,28 @@ class KMeansClustering:
       if num_points < self.num_clusters and (
           self._kmeans.initial_clusters in (constants.RANDOM_INIT,
                                             constants.KMEANS_PARALLEL_INIT)):
-        self._raise_too_few_points(num_points, points)
+        initialization.raise_too_few_points(
+            self.num_clusters, self._weight_column, num_points, points)
       self._kmeans.check_sizes(points.num_features, num_points)
     self._kmeans.build(points.num_features)
     finite_by_default = steps is None and max_steps is None
     with self._input_errors(), distribute_lib.peer_failures(
         strategy, self._model_dir):
       if strategy is None:
-        self._initialize_centers(self._one_pass_to_initialize(input_fn,
-                                                              points))
+        initialization.initialize_centers(
+            self._kmeans, initialization.one_pass_to_initialize(
+                self._kmeans, self._read, input_fn, points),
+            self._initialize, self._initialize_from_dataset,
+            self._weight_column)
         # Full-batch Lloyd over a stream: its loss reveals NaN and Inf.
         unscreened = (
             points.unscreened is not None and not points.endless and
             not self._kmeans.use_mini_batch and
             self._kmeans.num_restarts == 1 and
             self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE)
-        step_inputs = self._step_inputs(points, finite_by_default, unscreened)
-        step_fn = (self._screened_by_loss(self._train_step, points)
+        step_inputs = training.step_inputs(self._kmeans, points,
+                                           finite_by_default, unscreened)
+        step_fn = (training.screened_by_loss(self._train_step, points)
                    if unscreened else self._train_step)
         # Full-batch steps over an array carry state from step to step. Its
         # sums are exact, so a train() that resumes gives the centers of one
@@ -1075,8 +877,17 @@ class KMeansClustering:
         step_inputs, step_fn = trainer.steps(points, finite_by_default)
       last_step = (self._global_step + steps if steps is not None else
                    max_steps)
-      self._train_loop(runner, list(saving_listeners or ()), last_step,
-                       step_inputs, step_fn)
+      loop = training.TrainingLoop(
+          self._kmeans, self._config, self._relative_tolerance,
+          self._weight_column, self._global_step,
+          save=lambda step: self._dir.save(self._kmeans, step),
+          keep_best_restart=self._keep_best_restart,
+          summary_writer=self._dir.summary_writer,
+          chief=distribute_lib.is_chief(self._core_strategy))
+      self._training_summary = loop.run(
+          runner, list(saving_listeners or ()), last_step, step_inputs,
+          step_fn)
+      self._global_step = self._training_summary.global_step
     return self
 
   def _dataset_fn(self, input_fn, mode, num_features):
@@ -1105,226 +916,8 @@ class KMeansClustering:
       if strategy is not self._core_strategy:
         self._new_core()
         self._core_strategy = strategy
-        self._restored_stamp = None
+        self._dir.forget()
       yield
-
-  def _one_pass_to_initialize(self, input_fn, points):
-    """What `_initialize_centers` reads: `points`, or one pass over the data
-    when they were given directly and are cycled through.
-
-    Mini-batch training with `steps` or `max_steps` reads an array, Tensor
-    or dict given with `batch_size` as an endless cycle of its slices; the
-    initialisers that pass over all the data ('kmeans_parallel') then take
-    one pass over the slices from the first row, as training without steps
-    does, so the data given directly get the same initial centers however
-    long the run. A Dataset or an input_fn is read as the user made it.
-    """
-    method = self._kmeans.initial_clusters
-    if (points.endless and isinstance(input_fn, inputs.DirectData) and
-        input_fn.batch_size is not None and isinstance(method, str) and
-        method == constants.KMEANS_PARALLEL_INIT and
-        not bool(self._kmeans.initialized)):
-      return self._read(inputs.DirectData(input_fn.data, input_fn.batch_size),
-                        ModeKeys.TRAIN)
-    return points
-
-  def _initialize_centers(self, points):
-    if bool(self._kmeans.initialized):
-      return
-    if (self._kmeans.initial_clusters == constants.KMEANS_PARALLEL_INIT and
-        not points.whole):
-      if points.endless:
-        raise ValueError(
-            "initial_clusters='kmeans_parallel' passes over all the data, "
-            'but the input_fn returns an endless dataset; give a finite one '
-            "(or use initial_clusters='kmeans_plus_plus', which uses the "
-            'first batch).')
-      self._shared('initialize_from_dataset', _initialize_from_dataset)(
-          points.dataset)
-      return
-    seen = 0
-    for batch in points.batches():
-      n = int((batch[0] if points.weighted else batch).shape[0])
-      if n == 0:
-        continue
-      if seen == 0:
-        self._kmeans.check_sizes(points.num_features, n)
-      if (self._kmeans.initial_clusters == constants.KMEANS_PLUS_PLUS_INIT
-          and seen == 0 and n < self.num_clusters):
-        raise ValueError(
-            f'The first batch has {n} points but num_clusters='
-            f'{self.num_clusters}; kmeans_plus_plus needs at least '
-            'num_clusters points in its first batch, or use '
-            "initial_clusters='random'." + (
-                self._transposed_hint(n, points) if points.whole else ''))
-      seen += n
-      if (self._kmeans.initial_clusters == constants.KMEANS_PARALLEL_INIT and
-          n < self.num_clusters):
-        break  # All the data, and too few points.
-      if self._initialize(batch):
-        return
-    if not seen:
-      raise ValueError(_NO_TRAINING_DATA)
-    if callable(self._kmeans.initial_clusters):
-      raise ValueError(
-          f'`initial_clusters` (a callable) returned '
-          f'{int(self._kmeans.num_initialized)} centers over all {seen} '
-          f'points of the input, but num_clusters={self.num_clusters}; make '
-          'it return num_clusters centers (it is called on each batch in '
-          'turn until num_clusters are chosen), or lower num_clusters.')
-    self._raise_too_few_points(seen, points)
-
-  def _raise_too_few_points(self, num_points, points):
-    """The error for input with fewer than k points (of positive weight).
-
-    When the input has fewer points than features, and would have enough
-    points the other way round, the message says it may be transposed:
-    (d, n) data read as d points of n features.
-    """
-    if points.weighted:
-      raise ValueError(
-          f'The input has fewer than num_clusters={self.num_clusters} points '
-          f'of positive weight (`weight_column`={self._weight_column!r}); '
-          'give more points a positive weight, or lower num_clusters.')
-    raise ValueError(
-        f'The input has only {num_points} points but num_clusters='
-        f'{self.num_clusters}; give at least num_clusters points, or lower '
-        'num_clusters.' + self._transposed_hint(num_points, points))
-
-  def _transposed_hint(self, num_points, points):
-    """' The input has n points of d features: ... pass the transpose' when
-    the n < k points of the input have at least k features, else ''."""
-    if num_points < points.num_features and (
-        points.num_features >= self.num_clusters):
-      return (f' The input has {num_points} points of {points.num_features} '
-              'features: points are rows, so if each column is a point, '
-              'pass the transpose (array.T).')
-    return ''
-
-  def _step_inputs(self, points, finite_by_default, unscreened=False):
-    """Yields the argument of each training step, in order; full-batch
-    steps over a stream read `points.unscreened` when `unscreened`."""
-    if self._kmeans.use_mini_batch or points.endless:
-      if points.whole and not finite_by_default:
-        yield from points.dataset.repeat()
-      else:
-        yield from points.dataset
-      return
-    whole = (points.data if points.whole else
-             points.unscreened if unscreened else points.dataset)
-    while True:
-      yield whole
-      if finite_by_default:
-        return
-
-  def _train_loop(self, runner, listeners, last_step, step_inputs, step_fn):
-    config = self._config
-    runner.begin()
-    for listener in listeners:
-      listener.begin()
-    summaries = []
-    previous_loss = None
-    stats, stopped_by, relocated_total = None, None, 0
-    relocating = self._kmeans.empty_cluster == constants.FARTHEST_POINT
-    start_step, start_time = self._global_step, time.time()
-    last_log_step, last_log_time = start_step, start_time
-    last_save_time, saved_step = start_time, None
-    for data in step_inputs:
-      if last_step is not None and self._global_step >= last_step:
-        break
-      context = runner.before_run() if runner else None
-      stats = step_fn(data)
-      last_data = data
-      if 'total_weight' in stats:
-        # Weighted: a full-batch step (all the data) of total weight 0.
-        if not self._kmeans.use_mini_batch and not float(
-            stats['total_weight']) > 0:
-          raise ValueError(inputs.zero_weight_message(self._weight_column))
-      elif not self._kmeans.use_mini_batch and int(
-          stats['num_points']) == 0:
-        raise ValueError(_NO_TRAINING_DATA)
-      self._global_step += 1
-      loss = float(stats['loss'])
-      step = self._global_step
-      if not np.isfinite(loss):
-        limit, widen = numerics.overflow_advice(self._kmeans.dtype)
-        dtype = self._kmeans.dtype.name
-        raise FloatingPointError(
-            f'The loss became {loss} at step {step}; the data likely '
-            f'overflow {dtype} (magnitudes near {limit} or more); ' + (
-                'rescale them or use dtype=tf.float64.' if widen else
-                f'rescale them ({dtype} is the widest dtype).'))
-      empty = int(stats['empty_clusters'])
-      relocated = int(stats['relocated_clusters'])
-      relocated_total += relocated
-      if (step - start_step) % config.save_summary_steps == 0 or (
-          step == start_step + 1):
-        summaries.append((step, loss, empty,
-                          relocated if relocating else None))
-      stop = runner.after_run(context, self._hook_values(
-          loss, stats['num_points'], stats['empty_clusters'])
-                             ) if runner else False
-      if stop:
-        stopped_by = summary_lib.HOOK
-      # The empty clusters, and those relocated, as '..., empty clusters =
-      # 2, relocated = 2' after the step.
-      clusters_note = f', empty clusters = {empty}' + (
-          f', relocated = {relocated}' if relocating else '')
-      if step == start_step + 1:
-        logging.info('loss = %g, step = %d%s', loss, step, clusters_note)
-      elif step - last_log_step >= config.log_step_count_steps:
-        now = time.time()
-        logging.info('loss = %g, step = %d%s (%.3f steps/sec)', loss, step,
-                     clusters_note,
-                     (step - last_log_step) / max(now - last_log_time, 1e-9))
-        last_log_step, last_log_time = step, now
-      if self._relative_tolerance is not None and previous_loss is not None:
-        change = abs(loss - previous_loss) / (1 + abs(previous_loss))
-        if change < self._relative_tolerance:
-          logging.info('Loss relative change %g < relative_tolerance %g at '
-                       'step %d: stopping.', change,
-                       self._relative_tolerance, step)
-          stop = True
-          stopped_by = summary_lib.RELATIVE_TOLERANCE
-      previous_loss = loss
-      if self._checkpoint_due(step, last_save_time):
-        self._keep_best_restart(last_data)
-        if self._save(listeners) and not stop:
-          stop, stopped_by = True, summary_lib.SAVING_LISTENER
-        self._write_summaries(summaries)
-        summaries, last_save_time, saved_step = [], time.time(), step
-      if stop:
-        break
-    if self._global_step == start_step:  # The dataset had no batches.
-      raise ValueError(_NO_TRAINING_DATA)
-    runner.end()
-    if previous_loss is not None:
-      logging.info('Loss for final step: %g.', previous_loss)
-    if saved_step != self._global_step:
-      self._keep_best_restart(last_data)
-      self._save(listeners)
-    self._write_summaries(summaries)
-    if stopped_by is None:
-      stopped_by = (summary_lib.STEP_LIMIT if last_step is not None and
-                    self._global_step >= last_step else
-                    summary_lib.END_OF_INPUT)
-    summary = summary_lib.TrainingSummary(
-        steps=self._global_step - start_step,
-        global_step=self._global_step,
-        stopped_by=stopped_by,
-        converged=stopped_by == summary_lib.RELATIVE_TOLERANCE,
-        loss=previous_loss,
-        cluster_sizes=tuple(int(size) for size in
-                            np.asarray(stats['cluster_sizes'])),
-        empty_clusters=int(stats['empty_clusters']),
-        relocated_clusters=int(stats['relocated_clusters']),
-        relocated_total=relocated_total)
-    if distribute_lib.is_chief(self._core_strategy):
-      summary_lib.write(self._summary_writer_or_new(), summary)
-    logging.info('Training summary: %s', summary)
-    for listener in listeners:
-      listener.end(None, self._global_step)
-    self._training_summary = summary
 
   def _keep_best_restart(self, data):
     """With num_restarts > 1, makes `clusters` the restart whose centers
@@ -1337,52 +930,9 @@ class KMeansClustering:
 
   def _hook_values(self, loss, num_points, empty_clusters=0):
     """The values hooks may fetch by name after a step (see `hooks`)."""
-    return {'loss': loss, 'global_step': self._global_step,
-            'clusters': self._kmeans.clusters, 'num_points': num_points,
-            'empty_clusters': empty_clusters}
-
-  def _checkpoint_due(self, step, last_save_time):
-    config = self._config
-    if config.save_checkpoints_steps is not None:
-      return step % config.save_checkpoints_steps == 0
-    if config.save_checkpoints_secs is not None:
-      return time.time() - last_save_time >= config.save_checkpoints_secs
-    return False
-
-  def _write_summaries(self, summaries):
-    """Writes buffered (step, loss, empty, relocated) as TensorBoard scalars.
-
-    Tags 'loss', 'empty_clusters', and 'relocated_clusters' (only with
-    empty_cluster='farthest_point', when `relocated` is not None).
-
-    Summaries are buffered until a checkpoint is written, so that a run that
-    fails early leaves `model_dir` as it was.
-    """
-    if not summaries:
-      return
-    writer = self._summary_writer_or_new()
-    with writer.as_default():
-      for step, loss, empty, relocated in summaries:
-        # tf.summary.scalar lives in the optional tensorboard package; this
-        # writes the same record with TensorFlow alone.
-        tf.summary.write('loss', tf.constant(loss, tf.float32), step=step,
-                         metadata=_SCALAR_METADATA)
-        tf.summary.write('empty_clusters', tf.constant(empty, tf.float32),
-                         step=step, metadata=_SCALAR_METADATA)
-        if relocated is not None:
-          tf.summary.write('relocated_clusters',
-                           tf.constant(relocated, tf.float32), step=step,
-                           metadata=_SCALAR_METADATA)
-    writer.flush()
-
-  def _summary_writer_or_new(self):
-    if self._summary_writer is None:
-      # TensorFlow names event files by time, host and pid, and opens them
-      # following symlinks: a random suffix makes the name unguessable, so
-      # no link planted in model_dir in advance can be written through.
-      self._summary_writer = tf.summary.create_file_writer(
-          self._model_dir, filename_suffix=f'.{uuid.uuid4().hex}.v2')
-    return self._summary_writer
+    return hooks_lib.fetchable_values(loss, self._global_step,
+                                      self._kmeans.clusters, num_points,
+                                      empty_clusters)
 
   # ------------------------------------------------------------ evaluation
   def evaluate(self, input_fn, steps=None, hooks=None, checkpoint_path=None,
@@ -1429,50 +979,18 @@ class KMeansClustering:
         raise ValueError('The input_fn returns an endless dataset; pass '
                          'steps= to evaluate a fixed number of batches.')
       if strategy is None:
-        evaluations = self._eval_batches(points)
+        evaluations = inference.eval_batches(self._kmeans, points,
+                                             self._eval_batch)
       else:
         evaluations = distribute_lib.evaluations(
             strategy, self._kmeans, self._compile,
             self._dataset_fn(input_fn, ModeKeys.EVAL, points.num_features))
-      inertia, num_points, num_batches, num_steps = 0.0, 0, 0, 0
-      total_weight = 0.0
-      runner.begin()
       with self._input_errors(points), distribute_lib.peer_failures(
           strategy, self._model_dir):
-        for metrics in evaluations:
-          if steps is not None and num_steps >= steps:
-            break
-          context = runner.before_run() if runner else None
-          batch_sum = float(metrics[constants.SCORE])
-          inertia += batch_sum
-          num_points += int(metrics['num_points'])
-          if 'total_weight' in metrics:
-            total_weight += float(metrics['total_weight'])
-          num_batches += int(metrics['num_batches'])
-          num_steps += 1
-          if runner and runner.after_run(
-              context, self._hook_values(batch_sum, num_points)):
-            break
-      runner.end()
-    if not num_batches:
-      raise ValueError('The input_fn returned no data to evaluate.')
-    if points.whole:  # One batch, even when split over replicas.
-      num_batches = 1
-    score = inertia / num_batches
-    results = {
-        constants.SCORE: score,
-        'loss': score,
-        'global_step': self._global_step,
-        'inertia': inertia,
-        'num_points': num_points,
-        'mean_squared_distance': inertia / max(num_points, 1),
-    }
-    if points.weighted:
-      if not total_weight > 0:
-        raise ValueError(inputs.zero_weight_message(self._weight_column))
-      results['total_weight'] = total_weight
-      results['mean_squared_distance'] = inertia / total_weight
-    return results
+        totals = inference.evaluation_totals(evaluations, steps, runner,
+                                             self._hook_values)
+    return inference.evaluation_results(totals, points, self._global_step,
+                                        self._weight_column)
 
   def score(self, input_fn, *, batch_size=None):
     """The legacy score: the sum of distances to the nearest center over the
@@ -1537,8 +1055,8 @@ class KMeansClustering:
       ValueError: `top_k` outside [1, num_clusters], or `predict_keys` that
         name top_k keys without `top_k` (or none of them with it).
     """
-    top_k = self._check_top_k(top_k)
-    keys = self._predict_keys(predict_keys, top_k)
+    top_k = inference.check_top_k(top_k, self.num_clusters)
+    keys = inference.predict_keys(predict_keys, top_k)
     checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
                                          allow_none=True)
     yield_single_examples = options.check_bool('yield_single_examples',
@@ -1552,15 +1070,10 @@ class KMeansClustering:
 
     A batch is the data given whole (one batch), a `batch_size` slice of
     data given directly, or a batch of a dataset; each is computed in
-    chunks of `_inference_rows` rows, so that memory beyond the input and
-    the output handed over is bounded by a chunk, whatever n and k.
-
-    Args:
-      yields: 'points' (a dict per point; a chunk's predictions are kept
-        until its last point is taken), 'batches' (a dict of arrays per
-        batch: the batch's outputs, whole, are the only thing held beyond
-        a chunk) or 'chunks' (a dict of arrays per chunk, for the per-point
-        generators built on it; hooks run once per batch all the same).
+    chunks of `inference.inference_rows` rows, so that memory beyond the
+    input and the output handed over is bounded by a chunk, whatever n and
+    k. `yields` is 'points', 'batches' or 'chunks' (see
+    `inference.predictions`).
 
     The data given whole are read as the generator advances, a chunk at a
     time: a NaN or Inf, or an overflow, raises when its chunk is reached
@@ -1573,79 +1086,12 @@ class KMeansClustering:
       runner = hooks_lib.HookRunner(hooks)
       self._restore(checkpoint_path, required=True)
       points = self._read_to_infer(input_fn, ModeKeys.PREDICT)
-      rows = self._inference_rows(points.num_features, keys, top_k)
-      runner.begin()
+      rows = inference.inference_rows(self._kmeans, points.num_features,
+                                      keys, top_k)
       with self._input_errors(points):
-        for num_rows, chunks in points.chunked_batches(rows):
-          context = runner.before_run() if runner else None
-          num_points, stop, whole = 0, False, None
-          for chunk, last in chunks:
-            predictions = {key: value.numpy() for key, value in
-                           self._predict_batch(chunk, keys, top_k).items()}
-            start = num_points
-            num_points += len(predictions[keys[0]])
-            if last and runner:
-              stop = runner.after_run(context, self._hook_values(
-                  0.0, num_points))
-            if yields == 'points':
-              for i in range(num_points - start):
-                yield {key: value[i] for key, value in predictions.items()}
-            elif yields == 'chunks':
-              yield predictions
-            elif last and whole is None:  # One chunk: the whole batch.
-              whole = predictions
-            else:
-              if whole is None:
-                whole = {key: np.empty((num_rows,) + value.shape[1:],
-                                       value.dtype)
-                         for key, value in predictions.items()}
-              for key, value in predictions.items():
-                whole[key][start:num_points] = value
-            # Dropped before the next chunk is read: one chunk at a time.
-            chunk = predictions = None
-          if yields == 'batches':
-            yield whole
-          if stop:
-            break
-      runner.end()
-
-  def _check_top_k(self, top_k):
-    """`top_k` as an int in [1, num_clusters], or None."""
-    top_k = options.check_positive_int('top_k', top_k, allow_none=True)
-    if top_k is not None and top_k > self.num_clusters:
-      raise ValueError(
-          f'`top_k` must be at most num_clusters={self.num_clusters} (the '
-          f'number of centers to rank). Received: top_k={top_k}')
-    return top_k
-
-  @staticmethod
-  def _predict_keys(predict_keys, top_k=None):
-    """The keys to predict, in canonical order; checked against `top_k`."""
-    available = constants.PREDICT_KEYS + constants.TOP_K_PREDICT_KEYS
-    if predict_keys is None:
-      return available if top_k is not None else constants.PREDICT_KEYS
-    received = predict_keys
-    if isinstance(predict_keys, str):
-      predict_keys = [predict_keys]
-    unknown = [key for key in predict_keys if key not in available]
-    if unknown or not predict_keys:
-      raise ValueError(f'`predict_keys` must be a subset of '
-                       f'{list(available)}. '
-                       f'Received: predict_keys={received!r}')
-    keys = tuple(key for key in available if key in predict_keys)
-    asks_top_k = any(key in constants.TOP_K_PREDICT_KEYS for key in keys)
-    if asks_top_k and top_k is None:
-      raise ValueError(
-          f'`predict_keys` asks for {list(constants.TOP_K_PREDICT_KEYS)}, '
-          'which need top_k: pass top_k=<number of nearest centers>. '
-          f'Received: predict_keys={received!r}, top_k=None')
-    if top_k is not None and not asks_top_k:
-      raise ValueError(
-          f'`top_k` is given but predict_keys selects none of '
-          f'{list(constants.TOP_K_PREDICT_KEYS)}; add them to predict_keys, '
-          f'or drop top_k. Received: predict_keys={received!r}, '
-          f'top_k={top_k}')
-    return keys
+        yield from inference.predictions(points, rows, keys, top_k, runner,
+                                         self._predict_batch,
+                                         self._hook_values, yields)
 
   def predict_cluster_index(self, input_fn, *, batch_size=None):
     """Yields the index of the nearest center for every point, in order.
@@ -1729,7 +1175,7 @@ class KMeansClustering:
     as_text = options.check_bool('as_text', as_text)
     checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
                                          allow_none=True)
-    top_k = self._check_top_k(top_k)
+    top_k = inference.check_top_k(top_k, self.num_clusters)
     with self._core_for(None):
       return self._export(export_dir_base, serving_input_receiver_fn,
                           assets_extra, as_text, checkpoint_path, top_k)

@@ -18,6 +18,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from kmeans_estimator.io import summaries
+
 from tensorflow.core.framework import summary_pb2  # pylint: disable=g-bad-import-order
 
 # Why `train` stopped.
@@ -33,9 +35,7 @@ STOP_REASONS = (STEP_LIMIT, RELATIVE_TOLERANCE, HOOK, SAVING_LISTENER,
 TAG_PREFIX = 'training_summary/'
 CLUSTER_SIZES_TAG = TAG_PREFIX + 'cluster_sizes'
 
-SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars'),
-    data_class=summary_pb2.DATA_CLASS_SCALAR)
+SCALAR_METADATA = summaries.SCALAR_METADATA
 # TensorBoard's histograms plugin reads a (buckets, 3) tensor of
 # [left edge, right edge, count] rows.
 HISTOGRAM_METADATA = summary_pb2.SummaryMetadata(
