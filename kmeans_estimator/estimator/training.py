@@ -86,6 +86,18 @@ def screened_by_loss(step, points):
 class TrainingLoop:
   """Runs the steps of one `train` call and everything between them.
 
+  After each step, in this order: the step's figures are checked (zero
+  total weight, no points, a loss that overflowed), the global step
+  advances, the figures are buffered for TensorBoard every
+  `save_summary_steps`, hooks run, a log line is written every
+  `log_step_count_steps`, `relative_tolerance` is tested, and a checkpoint
+  is written when one is due (with the saving listeners around it, and the
+  buffered summaries after it). Training stops at the step budget, at the
+  end of the input, or when a hook, the tolerance or a saving listener asks
+  (`stopped_by` is the first of hook, tolerance, listener, except that the
+  tolerance overrides a hook's stop of the same step); it ends with a
+  checkpoint of the last step.
+
   Args:
     core: the `KMeans` core being trained.
     config: the estimator's `RunConfig` (checkpoint, summary and log
@@ -113,15 +125,24 @@ class TrainingLoop:
     self._keep_best_restart = keep_best_restart
     self._summary_writer = summary_writer
     self._chief = chief
+    self._relocating = core.empty_cluster == constants.FARTHEST_POINT
+    # What the loop carries from step to step.
+    self._start_step = global_step
+    self._stats = self._last_data = self._previous_loss = None
+    self._stopped_by = None
+    self._relocated_total = 0
+    self._summaries = []  # (step, loss, empty, relocated) not yet written
+    self._last_log_step, self._last_log_time = global_step, time.time()
+    self._last_save_time, self._saved_step = self._last_log_time, None
 
-  def run(self, runner, listeners, last_step, step_inputs, step_fn):  # pylint: disable=redefined-outer-name
-    """Calls `step_fn` on each of `step_inputs` until a stop reason.
+  def run(self, runner, listeners, last_step, inputs_of_steps, step_fn):
+    """Calls `step_fn` on each of `inputs_of_steps` until a stop reason.
 
     Args:
       runner: the `hooks.HookRunner` of the call's hooks.
       listeners: the saving listeners (see `KMeansClustering.train`).
       last_step: stop once the global step reaches it (None: no limit).
-      step_inputs: iterable of each step's argument.
+      inputs_of_steps: iterable of each step's argument (`step_inputs`).
       step_fn: one training step: input -> dict of the step's statistics
         ('loss', 'num_points', 'empty_clusters', 'relocated_clusters',
         'cluster_sizes', and 'total_weight' when weighted).
@@ -134,107 +155,148 @@ class TrainingLoop:
       ValueError: the input had no points (or, weighted, zero total weight).
       FloatingPointError: the loss became NaN or Inf (overflow).
     """
-    config = self._config
     runner.begin()
     for listener in listeners:
       listener.begin()
-    summaries = []
-    previous_loss = None
-    stats, stopped_by, relocated_total = None, None, 0
-    relocating = self._kmeans.empty_cluster == constants.FARTHEST_POINT
-    start_step, start_time = self._global_step, time.time()
-    last_log_step, last_log_time = start_step, start_time
-    last_save_time, saved_step = start_time, None
-    for data in step_inputs:
+    for data in inputs_of_steps:
       if last_step is not None and self._global_step >= last_step:
         break
       context = runner.before_run() if runner else None
       stats = step_fn(data)
-      last_data = data
-      if 'total_weight' in stats:
-        # Weighted: a full-batch step (all the data) of total weight 0.
-        if not self._kmeans.use_mini_batch and not float(
-            stats['total_weight']) > 0:
-          raise ValueError(inputs.zero_weight_message(self._weight_column))
-      elif not self._kmeans.use_mini_batch and int(
-          stats['num_points']) == 0:
-        raise ValueError(NO_TRAINING_DATA)
+      self._stats, self._last_data = stats, data
+      self._check_points(stats)
       self._global_step += 1
-      loss = float(stats['loss'])
       step = self._global_step
-      if not np.isfinite(loss):
-        limit, widen = numerics.overflow_advice(self._kmeans.dtype)
-        dtype = self._kmeans.dtype.name
-        raise FloatingPointError(
-            f'The loss became {loss} at step {step}; the data likely '
-            f'overflow {dtype} (magnitudes near {limit} or more); ' + (
-                'rescale them or use dtype=tf.float64.' if widen else
-                f'rescale them ({dtype} is the widest dtype).'))
+      loss = self._finite_loss(stats, step)
       empty = int(stats['empty_clusters'])
       relocated = int(stats['relocated_clusters'])
-      relocated_total += relocated
-      if (step - start_step) % config.save_summary_steps == 0 or (
-          step == start_step + 1):
-        summaries.append((step, loss, empty,
-                          relocated if relocating else None))
-      stop = runner.after_run(context, self._hook_values(
-          loss, stats['num_points'], stats['empty_clusters'])
-                             ) if runner else False
-      if stop:
-        stopped_by = summary_lib.HOOK
-      # The empty clusters, and those relocated, as '..., empty clusters =
-      # 2, relocated = 2' after the step.
-      clusters_note = f', empty clusters = {empty}' + (
-          f', relocated = {relocated}' if relocating else '')
-      if step == start_step + 1:
-        logging.info('loss = %g, step = %d%s', loss, step, clusters_note)
-      elif step - last_log_step >= config.log_step_count_steps:
-        now = time.time()
-        logging.info('loss = %g, step = %d%s (%.3f steps/sec)', loss, step,
-                     clusters_note,
-                     (step - last_log_step) / max(now - last_log_time, 1e-9))
-        last_log_step, last_log_time = step, now
-      if self._relative_tolerance is not None and previous_loss is not None:
-        change = abs(loss - previous_loss) / (1 + abs(previous_loss))
-        if change < self._relative_tolerance:
-          logging.info('Loss relative change %g < relative_tolerance %g at '
-                       'step %d: stopping.', change,
-                       self._relative_tolerance, step)
-          stop = True
-          stopped_by = summary_lib.RELATIVE_TOLERANCE
-      previous_loss = loss
-      if self._checkpoint_due(step, last_save_time):
-        self._keep_best_restart(last_data)
-        if self._save(listeners) and not stop:
-          stop, stopped_by = True, summary_lib.SAVING_LISTENER
-        self._write_summaries(summaries)
-        summaries, last_save_time, saved_step = [], time.time(), step
-      if stop:
+      self._relocated_total += relocated
+      self._buffer_summary(step, loss, empty, relocated)
+      if runner and runner.after_run(context, self._hook_values(
+          loss, stats['num_points'], stats['empty_clusters'])):
+        self._stopped_by = summary_lib.HOOK
+      self._log(step, loss, empty, relocated)
+      if self._tolerance_met(step, loss):
+        self._stopped_by = summary_lib.RELATIVE_TOLERANCE
+      self._previous_loss = loss
+      if self._checkpoint_due(step, self._last_save_time):
+        if self._checkpoint(listeners) and self._stopped_by is None:
+          self._stopped_by = summary_lib.SAVING_LISTENER
+      if self._stopped_by is not None:
         break
-    if self._global_step == start_step:  # The dataset had no batches.
+    if self._global_step == self._start_step:  # The dataset had no batches.
       raise ValueError(NO_TRAINING_DATA)
     runner.end()
-    if previous_loss is not None:
-      logging.info('Loss for final step: %g.', previous_loss)
-    if saved_step != self._global_step:
-      self._keep_best_restart(last_data)
+    return self._finish(listeners, last_step)
+
+  def _check_points(self, stats):
+    """Refuses a full-batch step over no points, or of total weight 0."""
+    if 'total_weight' in stats:
+      # Weighted: a full-batch step (all the data) of total weight 0.
+      if not self._kmeans.use_mini_batch and not float(
+          stats['total_weight']) > 0:
+        raise ValueError(inputs.zero_weight_message(self._weight_column))
+    elif not self._kmeans.use_mini_batch and int(
+        stats['num_points']) == 0:
+      raise ValueError(NO_TRAINING_DATA)
+
+  def _finite_loss(self, stats, step):
+    """The step's loss as a float; NaN or Inf (overflow: the data were
+    checked to be finite) is a FloatingPointError with the dtype's advice."""
+    loss = float(stats['loss'])
+    if not np.isfinite(loss):
+      limit, widen = numerics.overflow_advice(self._kmeans.dtype)
+      dtype = self._kmeans.dtype.name
+      raise FloatingPointError(
+          f'The loss became {loss} at step {step}; the data likely '
+          f'overflow {dtype} (magnitudes near {limit} or more); ' + (
+              'rescale them or use dtype=tf.float64.' if widen else
+              f'rescale them ({dtype} is the widest dtype).'))
+    return loss
+
+  def _buffer_summary(self, step, loss, empty, relocated):
+    """Keeps the step's scalars for TensorBoard (the call's first step and
+    every `save_summary_steps`); they are written with the next checkpoint."""
+    if (step - self._start_step) % self._config.save_summary_steps == 0 or (
+        step == self._start_step + 1):
+      self._summaries.append((step, loss, empty,
+                              relocated if self._relocating else None))
+
+  def _log(self, step, loss, empty, relocated):
+    """Logs the call's first step, then a step every
+    `log_step_count_steps`, with the rate since the last line."""
+    # The empty clusters, and those relocated, as '..., empty clusters =
+    # 2, relocated = 2' after the step.
+    clusters_note = f', empty clusters = {empty}' + (
+        f', relocated = {relocated}' if self._relocating else '')
+    if step == self._start_step + 1:
+      logging.info('loss = %g, step = %d%s', loss, step, clusters_note)
+    elif step - self._last_log_step >= self._config.log_step_count_steps:
+      now = time.time()
+      logging.info('loss = %g, step = %d%s (%.3f steps/sec)', loss, step,
+                   clusters_note, (step - self._last_log_step) / max(
+                       now - self._last_log_time, 1e-9))
+      self._last_log_step, self._last_log_time = step, now
+
+  def _tolerance_met(self, step, loss):
+    """Whether |loss - previous| / (1 + |previous|) < relative_tolerance."""
+    previous_loss = self._previous_loss
+    if self._relative_tolerance is not None and previous_loss is not None:
+      change = abs(loss - previous_loss) / (1 + abs(previous_loss))
+      if change < self._relative_tolerance:
+        logging.info('Loss relative change %g < relative_tolerance %g at '
+                     'step %d: stopping.', change,
+                     self._relative_tolerance, step)
+        return True
+    return False
+
+  def _checkpoint_due(self, step, last_save_time):
+    """Whether `step` ends with a checkpoint: every `save_checkpoints_steps`
+    steps, or once `save_checkpoints_secs` have passed since the last."""
+    config = self._config
+    if config.save_checkpoints_steps is not None:
+      return step % config.save_checkpoints_steps == 0
+    if config.save_checkpoints_secs is not None:
+      return time.time() - last_save_time >= config.save_checkpoints_secs
+    return False
+
+  def _checkpoint(self, listeners):
+    """Keeps the best restart, saves, then writes the buffered summaries;
+    returns True if a saving listener asks to stop."""
+    self._keep_best_restart(self._last_data)
+    stop = self._save(listeners)
+    self._write_summaries()
+    self._last_save_time = time.time()
+    self._saved_step = self._global_step
+    return stop
+
+  def _finish(self, listeners, last_step):
+    """After the last step: the final checkpoint (unless the last step
+    wrote one), the summaries, the stop reason and the `TrainingSummary`
+    (logged, and written to TensorBoard by the chief)."""
+    if self._previous_loss is not None:
+      logging.info('Loss for final step: %g.', self._previous_loss)
+    if self._saved_step != self._global_step:
+      self._keep_best_restart(self._last_data)
       self._save(listeners)
-    self._write_summaries(summaries)
+    self._write_summaries()
+    stopped_by = self._stopped_by
     if stopped_by is None:
       stopped_by = (summary_lib.STEP_LIMIT if last_step is not None and
                     self._global_step >= last_step else
                     summary_lib.END_OF_INPUT)
+    stats = self._stats
     summary = summary_lib.TrainingSummary(
-        steps=self._global_step - start_step,
+        steps=self._global_step - self._start_step,
         global_step=self._global_step,
         stopped_by=stopped_by,
         converged=stopped_by == summary_lib.RELATIVE_TOLERANCE,
-        loss=previous_loss,
+        loss=self._previous_loss,
         cluster_sizes=tuple(int(size) for size in
                             np.asarray(stats['cluster_sizes'])),
         empty_clusters=int(stats['empty_clusters']),
         relocated_clusters=int(stats['relocated_clusters']),
-        relocated_total=relocated_total)
+        relocated_total=self._relocated_total)
     if self._chief:
       summary_lib.write(self._summary_writer(), summary)
     logging.info('Training summary: %s', summary)
@@ -247,16 +309,6 @@ class TrainingLoop:
     return hooks_lib.fetchable_values(loss, self._global_step,
                                       self._kmeans.clusters, num_points,
                                       empty_clusters)
-
-  def _checkpoint_due(self, step, last_save_time):
-    """Whether `step` ends with a checkpoint: every `save_checkpoints_steps`
-    steps, or once `save_checkpoints_secs` have passed since the last."""
-    config = self._config
-    if config.save_checkpoints_steps is not None:
-      return step % config.save_checkpoints_steps == 0
-    if config.save_checkpoints_secs is not None:
-      return time.time() - last_save_time >= config.save_checkpoints_secs
-    return False
 
   def _save(self, listeners=()):
     """Writes a checkpoint; returns True if a saving listener asks to stop.
@@ -271,7 +323,8 @@ class TrainingLoop:
     return any([bool(listener.after_save(None, self._global_step))
                 for listener in listeners])
 
-  def _write_summaries(self, summaries):
-    """Writes buffered (step, loss, empty, relocated) as TensorBoard scalars
-    (see `summaries.write_step_scalars`)."""
-    summaries_lib.write_step_scalars(self._summary_writer, summaries)
+  def _write_summaries(self):
+    """Writes the buffered step scalars (see `summaries.write_step_scalars`)
+    and empties the buffer."""
+    summaries_lib.write_step_scalars(self._summary_writer, self._summaries)
+    self._summaries = []
