@@ -94,8 +94,23 @@ over the RSS with the points loaded, one fresh process per call and n, at
 `--rss_points` (default 1M and 5M) points: flat in n when a call holds
 O(chunk) beyond its input and output.
 
+Latency (`--workloads=latency`, not in the default set; `latency`): what
+small problems cost, on 500 x 2 (k=5) and 10,000 x 20 (k=20) blobs:
+full-batch kmeans_estimator from k-means++ given the array
+(`train(x, steps=20)`) against scikit-learn's KMeans (k-means++, n_init=1,
+max_iter=20, tol=0) and, with `--legacy_python`, the legacy TF 2.15
+estimator in that interpreter (`legacy_latency.py`). Each runs in a fresh
+process per size, which times its first fit (import excluded), then the
+median second estimator's fit, choose-k loop (k = 2..10, fresh estimators),
+`predict_cluster_index` on a new estimator over a trained model_dir (500
+points), and on 500 x 2 the per-step cost of `train(x, steps=1000)`. The
+report puts each beside its target (LATENCY_TARGETS) and says whether it
+is met; nothing is asserted.
+
 Usage:
   .venv/bin/python benchmarks/benchmark.py
+  .venv/bin/python benchmarks/benchmark.py --workloads=latency \
+      --legacy_python=/path/to/tf215-venv/bin/python
   .venv/bin/python benchmarks/benchmark.py --workloads=large --max_iter=10
   .venv/bin/python benchmarks/benchmark.py --spread   # unseparated blobs
   .venv/bin/python benchmarks/benchmark.py --workloads=stream --max_iter=5 \
@@ -186,7 +201,9 @@ TF32_SETTINGS = {'default': None, 'on': True, 'off': False}
 def _define_flags():
   """Defines the flags; only when run as a script, so importing is inert."""
   flags.DEFINE_list('workloads', list(DEFAULT_WORKLOADS),
-                    f'Workloads to run, of {list(WORKLOADS)}.')
+                    f'Workloads to run, of {list(WORKLOADS) + [LATENCY]} '
+                    f'({LATENCY!r}: the latency of small fits and calls, '
+                    'see `latency`).')
   flags.DEFINE_list('backends', list(BACKENDS),
                     f'Backends to run, of {list(BACKENDS)}.')
   flags.DEFINE_integer('max_iter', 20,
@@ -237,6 +254,27 @@ def _define_flags():
                     'Numbers of points n for --call_memory.')
   flags.DEFINE_integer('rss_k', 16, 'Clusters k for --call_memory.')
   flags.DEFINE_integer('rss_d', 32, 'Features d for --call_memory.')
+  flags.DEFINE_string(
+      'legacy_python', None,
+      'With --workloads=latency: a Python interpreter with TensorFlow 2.15 '
+      'and tensorflow-estimator 2.15, which runs the same latency '
+      'measurements on the legacy tf.compat.v1.estimator.experimental.KMeans '
+      '(benchmarks/legacy_latency.py) for the legacy column.')
+  flags.DEFINE_integer('latency_steps', LATENCY_STEPS,
+                       'Latency workload: train(x, steps) of every fit.')
+  flags.DEFINE_integer('latency_long_steps', LATENCY_LONG_STEPS,
+                       'Latency workload: the steps of the long train call '
+                       'whose per-step cost is measured; 0 skips it.')
+  flags.DEFINE_integer('latency_repeats', LATENCY_REPEATS,
+                       'Latency workload: timed calls (at least; fast ones '
+                       'are repeated for 0.2 s) of each measurement after '
+                       'the first fit (median).')
+  flags.DEFINE_enum('latency_worker', None, ['kmeans_estimator', 'sklearn'],
+                    'Internal: measure this backend\'s latency in this '
+                    'fresh process with --latency_config and print it as '
+                    'JSON.')
+  flags.DEFINE_string('latency_config', None,
+                      'Internal: the JSON settings of --latency_worker.')
   flags.DEFINE_string('rss_worker', None,
                       'Internal: measure this call in this process.')
   flags.DEFINE_string('model_dir', None,
@@ -1602,6 +1640,553 @@ def rss_markdown(report):
   return '\n'.join(lines)
 
 
+# ---------------------------------------------------------------- latency
+LATENCY = 'latency'
+# The latency workload's data sizes (WORKLOADS names): 500 x 2 with k = 5 and
+# 10,000 x 20 with k = 20.
+LATENCY_SIZES = ('tiny', 'small')
+# The size on which the per-step cost of a long `train` call is measured.
+PER_STEP_SIZE = 'tiny'
+LATENCY_STEPS = 20
+LATENCY_LONG_STEPS = 1000
+# The choose-k loop: one fresh estimator per k.
+CHOOSE_K = tuple(range(2, 11))
+PREDICT_POINTS = 500
+LATENCY_REPEATS = 3
+LATENCY_MEASUREMENTS = ('first_fit', 'second_fit', 'choose_k', 'predict',
+                        'per_step')
+# The latency backends, each measured in processes of its own.
+LATENCY_BACKENDS = ('kmeans_estimator', 'sklearn', 'legacy')
+LEGACY_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                             'legacy_latency.py')
+# (measurement, size or None for every size, what the figure is compared
+# with, limit): 'sklearn' and 'legacy' bound the ratio ours / theirs,
+# 'absolute' bounds our figure in seconds. Reported, never asserted.
+LATENCY_TARGETS = (
+    ('first_fit', None, 'legacy', 1.0),
+    ('second_fit', None, 'sklearn', 10.0),
+    ('choose_k', 'tiny', 'sklearn', 15.0),
+    ('choose_k', 'small', 'sklearn', 3.0),
+    ('predict', None, 'sklearn', 50.0),
+    ('per_step', None, 'absolute', 0.2e-3),
+)
+# Measurements reported in milliseconds (the others in seconds).
+_LATENCY_MS = ('predict', 'per_step')
+
+
+def _latency_estimator(k, model_dir, config):
+  """The latency workload's estimator: full batch from k-means++."""
+  import kmeans_estimator  # pylint: disable=g-import-not-at-top
+  estimator_class = kmeans_estimator.KMeansClustering
+  return estimator_class(
+      num_clusters=k, model_dir=model_dir,
+      initial_clusters=estimator_class.KMEANS_PLUS_PLUS_INIT,
+      use_mini_batch=False, seed=config['seed'],
+      kmeans_plus_plus_num_retries=config['kmeans_plus_plus_num_retries'])
+
+
+def _sklearn_latency_kmeans(k, config, max_iter=None):
+  """scikit-learn's counterpart: k-means++, one init, Lloyd, tol=0 (which
+  still stops at strict convergence)."""
+  from sklearn import cluster  # pylint: disable=g-import-not-at-top
+  return cluster.KMeans(n_clusters=k, init='k-means++', n_init=1,
+                        max_iter=max_iter or config['steps'], tol=0.0,
+                        algorithm='lloyd', random_state=config['seed'])
+
+
+def latency_process_config(size, config):
+  """The settings of one latency process on `size` (JSON-able): those of
+  `config` with the size's k, the per-step steps (0 but on PER_STEP_SIZE)
+  and the k-means++ retries resolved."""
+  workload = WORKLOADS[size]
+  return {
+      'size': size, 'k': workload.k, 'steps': config['steps'],
+      'long_steps': (config['long_steps'] if size == PER_STEP_SIZE else 0),
+      'choose_k': list(config['choose_k']),
+      'predict_points': config['predict_points'],
+      'repeats': config['repeats'], 'seed': config['seed'],
+      'kmeans_plus_plus_num_retries': kmeans_plus_plus_retries(
+          workload.k, config['kmeans_plus_plus_num_retries'])}
+
+
+def _median_of(times):
+  return float(np.median(times)) if times else None
+
+
+def _repeat_times(fn, repeats, min_total_s=0.2, max_calls=1000):
+  """The seconds that each call of `fn` (a callable returning the seconds
+  it measured) took: at least `repeats` calls, and fast calls repeated
+  until `min_total_s` has passed (at most `max_calls`), so that a median of
+  millisecond calls does not rest on a few of them."""
+  times = []
+  while len(times) < repeats or (sum(times) < min_total_s and
+                                 len(times) < max_calls):
+    times.append(float(fn()))
+  return times
+
+
+def latency_worker(backend, config):
+  """The latency measurements of `backend` in this process, which must be
+  fresh (its first fit is measured first).
+
+  `config` is `latency_process_config`'s. The points are made and the
+  library imported (TensorFlow with kmeans_estimator, or scikit-learn)
+  before any clock starts. benchmarks/legacy_latency.py measures the legacy
+  estimator in the same way. Medians are over `_repeat_times`' calls (at
+  least `repeats`).
+
+  - first_fit_s: constructing the process's first estimator and its
+    `train(x, steps)` (scikit-learn: constructing and fitting its first
+    KMeans);
+  - second_fit_s: the median over fresh estimators (each its own
+    model_dir) fitted the same way;
+  - choose_k_s: the median over loops of fresh estimators, one per k of
+    `choose_k`;
+  - predict_s: the median over calls of
+    `list(predict_cluster_index(x[:predict_points]))`, each on a new
+    estimator over the first fit's model_dir (constructed untimed), after
+    one untimed such call (scikit-learn: `predict` of its first model);
+  - per_step_s (when `long_steps`): a fresh estimator fitted with
+    `train(x, steps)`, then the median over its calls of
+    `train(x, steps=long_steps)`, over long_steps (scikit-learn: fits with
+    max_iter=long_steps over their n_iter_, few: they stop at strict
+    convergence; 'per_step_iterations' has them). None otherwise.
+
+  Returns:
+    dict of those, with 'times' (every timed call) and 'status': 'ok'.
+  """
+  workload = WORKLOADS[config['size']]
+  points, _ = make_blobs(workload, config['seed'])
+  predict_points = points[:config['predict_points']]
+  steps, repeats, k = config['steps'], config['repeats'], config['k']
+  long_steps = config['long_steps']
+  iterations = []
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as tmp:
+    if backend == 'kmeans_estimator':
+      import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+      import kmeans_estimator  # pylint: disable=g-import-not-at-top,unused-import
+      counter = iter(range(1 << 30))
+
+      def fit(num_clusters):
+        estimator = _latency_estimator(
+            num_clusters, os.path.join(tmp, f'model_{next(counter)}'),
+            config)
+        estimator.train(points, steps=steps)
+        return estimator
+
+      def predictor(fitted):
+        estimator = _latency_estimator(k, fitted.model_dir, config)
+        return lambda: list(estimator.predict_cluster_index(predict_points))
+
+      def long_fit():
+        estimator = fit(k)
+
+        def once():
+          start = time.perf_counter()
+          estimator.train(points, steps=long_steps)
+          iterations.append(long_steps)
+          return time.perf_counter() - start
+        return once
+    elif backend == 'sklearn':
+      from sklearn import cluster  # pylint: disable=g-import-not-at-top,unused-import
+
+      def fit(num_clusters):
+        return _sklearn_latency_kmeans(num_clusters, config).fit(points)
+
+      def predictor(fitted):
+        return lambda: fitted.predict(predict_points)
+
+      def long_fit():
+        def once():
+          start = time.perf_counter()
+          model = _sklearn_latency_kmeans(k, config, long_steps).fit(points)
+          seconds = time.perf_counter() - start
+          iterations.append(max(int(model.n_iter_), 1))
+          return seconds
+        return once
+    else:
+      raise ValueError('`backend` must be kmeans_estimator or sklearn. '
+                       f'Received: backend={backend!r}')
+
+    def timed(fn):
+      start = time.perf_counter()
+      fn()
+      return time.perf_counter() - start
+
+    def predict_once():
+      predict = predictor(first)
+      start = time.perf_counter()
+      indices = predict()
+      seconds = time.perf_counter() - start
+      if len(indices) != len(predict_points):
+        raise RuntimeError(f'{backend} predicted {len(indices)} indices for '
+                           f'{len(predict_points)} points')
+      return seconds
+
+    start = time.perf_counter()
+    first = fit(k)
+    first_fit_s = time.perf_counter() - start
+    times = {
+        'second_fit_s': _repeat_times(lambda: timed(lambda: fit(k)),
+                                      repeats),
+        'choose_k_s': _repeat_times(
+            lambda: timed(lambda: [fit(j) for j in config['choose_k']]),
+            repeats)}
+    predict_once()  # Warm-up.
+    times['predict_s'] = _repeat_times(predict_once, repeats)
+    # Whole calls are repeated, then each divided by its iterations.
+    times['per_step_s'] = [
+        seconds / count for seconds, count in zip(
+            _repeat_times(long_fit(), repeats) if long_steps else [],
+            iterations)]
+  return {'status': 'ok', 'first_fit_s': first_fit_s,
+          **{name: _median_of(values) for name, values in times.items()},
+          'per_step_iterations': iterations, 'times': times}
+
+
+def _latency_process(command, env, what):
+  """Runs a latency process that prints its result as the last line of
+  JSON on stdout: that dict, or {'status': 'error', 'message'} (never
+  raises for what the process does)."""
+  try:
+    process = subprocess.run(command, capture_output=True, text=True,
+                             env=env, check=False)
+  except OSError as error:
+    return {'status': 'error', 'message': f'cannot run {what}: {error}'}
+  lines = process.stdout.strip().splitlines()
+  if process.returncode != 0 or not lines:
+    tail = (process.stderr or process.stdout).strip().splitlines()[-5:]
+    return {'status': 'error',
+            'message': f'{what} exited with {process.returncode}: '
+                       + ' / '.join(tail)}
+  try:
+    result = json.loads(lines[-1])
+    for measurement in LATENCY_MEASUREMENTS:
+      value = result[f'{measurement}_s']
+      if value is not None and (isinstance(value, bool) or
+                                not isinstance(value, (int, float))):
+        raise TypeError(f'{measurement}_s is {value!r}')
+  except (ValueError, KeyError, TypeError) as error:
+    return {'status': 'error',
+            'message': f'{what} printed no latency JSON '
+                       f'({type(error).__name__}: {error}): {lines[-1][:200]}'}
+  result['status'] = 'ok'
+  return result
+
+
+def run_latency_worker(backend, size, config):
+  """`latency_worker` in a fresh interpreter running this script."""
+  command = [sys.executable, os.path.abspath(__file__),
+             f'--latency_worker={backend}',
+             '--latency_config=' + json.dumps(latency_process_config(size,
+                                                                     config))]
+  env = dict(os.environ)
+  env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  return _latency_process(command, env, f'the {backend} latency worker')
+
+
+def run_legacy_latency(legacy_python, size, config, tmp):
+  """LEGACY_SCRIPT on `size` in the interpreter `legacy_python`.
+
+  The points go to a `.npy` file in `tmp` (the values this script makes);
+  the script runs in a fresh process, without this process's PYTHONPATH,
+  and prints its measurements (those of `latency_worker`) as one line of
+  JSON.
+
+  Returns:
+    its dict with 'status': 'ok', or {'status': 'error', 'message'}.
+  """
+  data = os.path.join(tmp, f'legacy_{size}.npy')
+  np.save(data, make_blobs(WORKLOADS[size], config['seed'])[0])
+  env = {name: value for name, value in os.environ.items()
+         if name != 'PYTHONPATH'}
+  env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  legacy_python = os.path.expanduser(legacy_python)
+  command = [legacy_python, LEGACY_SCRIPT,
+             json.dumps(dict(latency_process_config(size, config),
+                             data=data))]
+  return _latency_process(command, env, legacy_python)
+
+
+def _target_of(measurement, size):
+  for target in LATENCY_TARGETS:
+    if target[0] == measurement and target[1] in (None, size):
+      return target
+  return None
+
+
+def _target_text(measurement, reference, limit):
+  if reference == 'absolute':
+    if measurement in _LATENCY_MS:
+      return f'<= {limit * 1e3:g} ms' + (
+          '/step' if measurement == 'per_step' else '')
+    return f'<= {limit:g} s'
+  if reference == 'legacy' and limit == 1.0:
+    return '<= legacy'
+  return f'<= {limit:g}x {reference}'
+
+
+def latency_rows(sizes, results):
+  """The report's rows: each measurement's figures, ratios and target.
+
+  Args:
+    sizes: WORKLOADS names.
+    results: {size: {backend: its process's dict, or None when not run}}
+      for the backends of LATENCY_BACKENDS.
+
+  Returns:
+    list of dicts: 'size', 'measurement', 'ours_s', 'sklearn_s',
+    'legacy_s' (None when not measured), 'vs_sklearn', 'vs_legacy' (ours /
+    theirs), 'target' (its text, or None) and 'met' (True, False, or None
+    when a figure it needs was not measured).
+  """
+  rows = []
+  for size in sizes:
+    figures = {}
+    for backend in LATENCY_BACKENDS:
+      result = results[size].get(backend) or {}
+      figures[backend] = result if result.get('status') == 'ok' else {}
+    for measurement in LATENCY_MEASUREMENTS:
+      key = f'{measurement}_s'
+      ours = figures['kmeans_estimator'].get(key)
+      sklearn = figures['sklearn'].get(key)
+      legacy = figures['legacy'].get(key)
+      if ours is None and sklearn is None and legacy is None:
+        continue  # Not measured on this size (per_step), or errors only.
+      row = {'size': size, 'measurement': measurement, 'ours_s': ours,
+             'sklearn_s': sklearn, 'legacy_s': legacy,
+             'vs_sklearn': ours / sklearn if ours and sklearn else None,
+             'vs_legacy': ours / legacy if ours and legacy else None,
+             'target': None, 'met': None}
+      target = _target_of(measurement, size)
+      if target is not None:
+        _, _, reference, limit = target
+        row['target'] = _target_text(measurement, reference, limit)
+        value = ours if reference == 'absolute' else row[f'vs_{reference}']
+        row['met'] = None if value is None else bool(value <= limit)
+      rows.append(row)
+  return rows
+
+
+def latency(sizes=LATENCY_SIZES, steps=LATENCY_STEPS,
+            long_steps=LATENCY_LONG_STEPS, choose_k=CHOOSE_K,
+            predict_points=PREDICT_POINTS, repeats=LATENCY_REPEATS, seed=0,
+            kmeans_plus_plus_num_retries=None, legacy_python=None,
+            out_dir=None, verbose=True):
+  """The latency workload: what small fits and calls cost, side by side.
+
+  On each size of `sizes` (WORKLOADS names; blobs, float32), full-batch
+  `KMeansClustering` from k-means++ given the array (`train(x, steps)`),
+  scikit-learn's `KMeans(init='k-means++', n_init=1, max_iter=steps,
+  tol=0)` and, with `legacy_python`, the legacy TF 2.15 estimator each run
+  in a fresh process of their own per size, which measures its first fit
+  first, then the second estimator's fit, the choose-k loop, predict on a
+  new estimator and (on PER_STEP_SIZE) the per-step cost of
+  `train(x, steps=long_steps)` (`latency_worker`; LEGACY_SCRIPT for the
+  legacy estimator, in that interpreter). scikit-learn runs in a process
+  without TensorFlow: its OpenMP loops are slowed by TensorFlow's thread
+  pools in the same process. The ratios therefore compare processes run
+  one after the other. The report gives each figure beside its target
+  (LATENCY_TARGETS) and whether it is met; nothing is asserted.
+
+  Args:
+    sizes: in-memory WORKLOADS names.
+    steps: steps of every fit (scikit-learn's max_iter).
+    long_steps: steps of the per-step measurement; 0 skips it.
+    choose_k: the k of the choose-k loop.
+    predict_points: the first this many points are predicted.
+    repeats: timed repeats of the measurements after the first fit
+      (median).
+    seed: seed of the data and of every estimator.
+    kmeans_plus_plus_num_retries: kmeans_estimator's (and the legacy
+      estimator's) k-means++ retries; None draws as many candidates per
+      center as scikit-learn.
+    legacy_python: path of a Python interpreter with TensorFlow 2.15 and
+      tensorflow-estimator 2.15, or None (the legacy column then says it
+      was not run).
+    out_dir: where `latency.md` and `latency.json` go; None writes nothing.
+    verbose: print progress and the table.
+
+  Returns:
+    dict with 'machine', 'config', 'date', 'total_wall_s', 'results'
+    ({size: {backend: dict or None}}), 'rows' (`latency_rows`) and
+    'markdown'.
+  """
+  sizes = list(sizes)
+  in_memory = [w for w in WORKLOADS if not WORKLOADS[w].streamed]
+  if not sizes or any(size not in in_memory for size in sizes):
+    raise ValueError(f'`sizes` must be among {in_memory}. Received: '
+                     f'sizes={sizes!r}')
+  for name, value, least in (('steps', steps, 1), ('repeats', repeats, 1),
+                             ('predict_points', predict_points, 1),
+                             ('long_steps', long_steps, 0)):
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+      raise ValueError(f'`{name}` must be an integer >= {least}. Received: '
+                       f'{name}={value!r}')
+  choose_k = list(choose_k)
+  if not choose_k or any(isinstance(k, bool) or not isinstance(k, int) or
+                         k < 1 for k in choose_k):
+    raise ValueError('`choose_k` must be positive integers. Received: '
+                     f'choose_k={choose_k!r}')
+  config = {'sizes': sizes, 'steps': steps, 'long_steps': long_steps,
+            'choose_k': choose_k, 'predict_points': predict_points,
+            'repeats': repeats, 'seed': seed,
+            'kmeans_plus_plus_num_retries': kmeans_plus_plus_num_retries,
+            'legacy_python': legacy_python}
+  have_sklearn = sklearn_available()
+  if not have_sklearn and verbose:
+    print('scikit-learn is not installed: its column stays empty '
+          "(pip install 'kmeans_estimator[benchmark]').")
+  load_before = list(os.getloadavg()) if hasattr(os, 'getloadavg') else None
+  start = time.perf_counter()
+  results = {}
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_latency_') as tmp:
+    for size in sizes:
+      results[size] = {
+          'kmeans_estimator': run_latency_worker('kmeans_estimator', size,
+                                                 config),
+          'sklearn': (run_latency_worker('sklearn', size, config)
+                      if have_sklearn else None),
+          'legacy': (run_legacy_latency(legacy_python, size, config, tmp)
+                     if legacy_python is not None else None)}
+      if verbose:
+        for backend, result in results[size].items():
+          if result is not None:
+            print(f'{size:>7} {backend:<17} ' + (
+                ', '.join(f'{m} {_fmt(result.get(m + "_s"))} s'
+                          for m in LATENCY_MEASUREMENTS)
+                if result['status'] == 'ok' else
+                f'error: {result["message"]}'), flush=True)
+  machine = machine_description()
+  machine['load_average_before'] = load_before
+  report = {
+      'machine': machine, 'config': config,
+      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
+          timespec='seconds'),
+      'total_wall_s': time.perf_counter() - start,
+      'results': results, 'rows': latency_rows(sizes, results)}
+  report['markdown'] = latency_markdown(report)
+  _write_report(report, out_dir, 'latency', verbose)
+  return report
+
+
+_MEASUREMENT_LABELS = {
+    'first_fit': 'first fit, fresh process (import excluded)',
+    'second_fit': 'second estimator\'s fit',
+    'choose_k': 'choose-k loop',
+    'predict': 'predict_cluster_index, new estimator',
+    'per_step': 'train(x, steps={long_steps}), per step',
+}
+
+
+def _latency_cell(seconds, measurement):
+  if seconds is None:
+    return '-'
+  if measurement in _LATENCY_MS:
+    return f'{_fmt(seconds * 1e3)} ms'
+  return f'{_fmt(seconds)} s'
+
+
+def _latency_status_lines(report):
+  """The legacy line, and a line per process that failed."""
+  config, results = report['config'], report['results']
+  legacy = [r['legacy'] for r in results.values()
+            if r.get('legacy') is not None]
+  if config['legacy_python'] is None:
+    lines = ['- legacy: not run (pass --legacy_python)']
+  else:
+    versions = sorted({f'TensorFlow {r["tensorflow"]}, numpy {r["numpy"]}, '
+                       f'Python {r["python"]}' for r in legacy
+                       if r['status'] == 'ok' and 'tensorflow' in r})
+    lines = ['- legacy: `tf.compat.v1.estimator.experimental.KMeans` ('
+             f'{"; ".join(versions) or "versions unknown"}) in '
+             f'`{config["legacy_python"]}`, the same settings, '
+             '`train(input_fn, steps)` reading the whole array at every '
+             'step, `predict_cluster_index(input_fn)` (benchmarks/'
+             'legacy_latency.py)']
+  for size, by_backend in results.items():
+    for backend, result in by_backend.items():
+      if result is not None and result['status'] != 'ok':
+        lines.append(f'- {backend} on {size}: error: {result["message"]}')
+  return lines
+
+
+def latency_markdown(report):
+  """The latency report as markdown: settings and one table of rows."""
+  machine, config = report['machine'], report['config']
+  retries = config['kmeans_plus_plus_num_retries']
+  retries = ('1 + int(ln k) (as many candidates as scikit-learn)'
+             if retries is None else retries)
+  choose_k = config['choose_k']
+  versions = ', '.join(f'{k} {v}' for k, v in machine['versions'].items()
+                       if v)
+  lines = [
+      '# kmeans_estimator latency',
+      '',
+      f'- machine: {machine["cpu"]}, {machine["usable_cores"]} usable of '
+      f'{machine["cpu_count"]} cores, {machine["memory_gb"]} GB; '
+      f'Python {machine["python"]}, {machine["platform"]}',
+      f'- versions: {versions}; git {machine["git_commit"]}',
+      f'- run: {report["date"]}, total {report["total_wall_s"]:.0f} s; '
+      f'load average {_fmt_load(machine.get("load_average_before"))} '
+      f'before, {_fmt_load(machine.get("load_average"))} after',
+      '- kmeans_estimator: `KMeansClustering(use_mini_batch=False, '
+      'initial_clusters=KMEANS_PLUS_PLUS_INIT)`, `train(x, '
+      f'steps={config["steps"]})` given the float32 array; k-means++ '
+      f'retries {retries}',
+      '- scikit-learn: `KMeans(init=\'k-means++\', n_init=1, '
+      f'max_iter={config["steps"]}, tol=0, algorithm=\'lloyd\')` (tol=0 '
+      'still stops at strict convergence), `predict`',
+      *_latency_status_lines(report),
+      '- each backend in a fresh process per size: the library imported and '
+      'the data made before any clock starts, the first fit timed first; '
+      f'then medians of at least {config["repeats"]} calls (fast ones '
+      'repeated for 0.2 s): fresh estimators '
+      '(second fit), the choose-k loop over fresh estimators for k = '
+      f'{choose_k[0]}..{choose_k[-1]} ({len(choose_k)} fits), '
+      f'predict of the first {config["predict_points"]} points on a new '
+      'estimator over the first fit\'s model_dir (constructed untimed; one '
+      'untimed call first), and on '
+      f'{WORKLOADS[PER_STEP_SIZE].n:,} x {WORKLOADS[PER_STEP_SIZE].d} '
+      f'`train(x, steps={config["long_steps"]})` of a fitted estimator '
+      'over its steps (scikit-learn: a fit over its n_iter_, few: it '
+      'converges)',
+      '- ratios are ours / theirs, across processes; targets are reported, '
+      'never asserted',
+      '',
+      '| size | measurement | kmeans_estimator | scikit-learn '
+      '| ours / sklearn | legacy | ours / legacy | target | met |',
+      '|' + ' --- |' * 9,
+  ]
+  legacy_run = config['legacy_python'] is not None
+  for row in report['rows']:
+    workload = WORKLOADS[row['size']]
+    measurement = row['measurement']
+    label = _MEASUREMENT_LABELS[measurement].format(
+        long_steps=config['long_steps'])
+    if measurement == 'choose_k':
+      label += f', k={choose_k[0]}..{choose_k[-1]} ({len(choose_k)} fits)'
+    elif measurement == 'predict':
+      label += f', {min(config["predict_points"], workload.n)} points'
+    if row['target'] is None:
+      met = '-'
+    elif row['met'] is not None:
+      met = 'yes' if row['met'] else 'no'
+    elif row['target'] == '<= legacy' and not legacy_run:
+      met = 'legacy not run'
+    else:
+      met = 'not measured'
+    legacy = (_latency_cell(row['legacy_s'], measurement) if legacy_run
+              else 'not run')
+    lines.append(
+        f'| {workload.n:,} x {workload.d}, k={workload.k} | {label} '
+        f'| {_latency_cell(row["ours_s"], measurement)} '
+        f'| {_latency_cell(row["sklearn_s"], measurement)} '
+        f'| {_fmt(row["vs_sklearn"])} | {legacy} '
+        f'| {_fmt(row["vs_legacy"])} | {row["target"] or "-"} | {met} |')
+  return '\n'.join(lines)
+
+
 def sklearn_available():
   """Whether scikit-learn (an optional benchmark dependency) imports."""
   try:
@@ -1763,6 +2348,11 @@ def main(argv):
   if config['stream_points'] is not None and config['stream_points'] < 1:
     raise app.UsageError('--stream_points must be a positive integer. '
                          f'Received: --stream_points={config["stream_points"]}')
+  if FLAGS.latency_worker:
+    result = latency_worker(FLAGS.latency_worker,
+                            json.loads(FLAGS.latency_config))
+    print(json.dumps(result), flush=True)
+    return
   if FLAGS.rss_worker:
     result = measure_call(FLAGS.rss_worker, FLAGS.data_file, FLAGS.model_dir,
                           FLAGS.rss_k)
@@ -1793,12 +2383,30 @@ def main(argv):
     with open(FLAGS.worker_output, 'w') as f:
       json.dump(result, f)
     return
-  try:
-    check_names(FLAGS.workloads, FLAGS.backends)
-  except ValueError as error:
-    raise app.UsageError(str(error)) from None
-  run_benchmarks(FLAGS.workloads, FLAGS.backends, out_dir=FLAGS.out_dir,
-                 isolate=FLAGS.isolate, **config)
+  unknown = [w for w in FLAGS.workloads if w not in WORKLOADS and
+             w != LATENCY]
+  if unknown or not FLAGS.workloads:
+    raise app.UsageError(f'--workloads must be among '
+                         f'{list(WORKLOADS) + [LATENCY]}. Received: '
+                         f'--workloads={",".join(FLAGS.workloads)}')
+  workloads = [w for w in FLAGS.workloads if w != LATENCY]
+  if workloads:
+    try:
+      check_names(workloads, FLAGS.backends)
+    except ValueError as error:
+      raise app.UsageError(str(error)) from None
+    run_benchmarks(workloads, FLAGS.backends, out_dir=FLAGS.out_dir,
+                   isolate=FLAGS.isolate, **config)
+  if LATENCY in FLAGS.workloads:
+    try:
+      latency(steps=FLAGS.latency_steps,
+              long_steps=FLAGS.latency_long_steps,
+              repeats=FLAGS.latency_repeats, seed=FLAGS.seed,
+              kmeans_plus_plus_num_retries=(
+                  FLAGS.kmeans_plus_plus_num_retries),
+              legacy_python=FLAGS.legacy_python, out_dir=FLAGS.out_dir)
+    except ValueError as error:
+      raise app.UsageError(str(error)) from None
 
 
 if __name__ == '__main__':
