@@ -269,6 +269,11 @@ def _define_flags():
                        'Latency workload: timed calls (at least; fast ones '
                        'are repeated for 0.2 s) of each measurement after '
                        'the first fit (median).')
+  flags.DEFINE_integer(
+      'latency_sklearn_threads', None,
+      'Latency workload: OpenMP threads of scikit-learn\'s process '
+      '(OMP_NUM_THREADS); by default its own (one per core). 1 keeps its '
+      'small fits steady when other processes keep the cores busy.')
   flags.DEFINE_enum('latency_worker', None, ['kmeans_estimator', 'sklearn'],
                     'Internal: measure this backend\'s latency in this '
                     'fresh process with --latency_config and print it as '
@@ -1875,13 +1880,17 @@ def _latency_process(command, env, what):
 
 
 def run_latency_worker(backend, size, config):
-  """`latency_worker` in a fresh interpreter running this script."""
+  """`latency_worker` in a fresh interpreter running this script (for
+  scikit-learn with OMP_NUM_THREADS set to config['sklearn_threads'] when
+  that is not None)."""
   command = [sys.executable, os.path.abspath(__file__),
              f'--latency_worker={backend}',
              '--latency_config=' + json.dumps(latency_process_config(size,
                                                                      config))]
   env = dict(os.environ)
   env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  if backend == 'sklearn' and config.get('sklearn_threads') is not None:
+    env['OMP_NUM_THREADS'] = str(config['sklearn_threads'])
   return _latency_process(command, env, f'the {backend} latency worker')
 
 
@@ -1972,7 +1981,7 @@ def latency(sizes=LATENCY_SIZES, steps=LATENCY_STEPS,
             long_steps=LATENCY_LONG_STEPS, choose_k=CHOOSE_K,
             predict_points=PREDICT_POINTS, repeats=LATENCY_REPEATS, seed=0,
             kmeans_plus_plus_num_retries=None, legacy_python=None,
-            out_dir=None, verbose=True):
+            sklearn_threads=None, out_dir=None, verbose=True):
   """The latency workload: what small fits and calls cost, side by side.
 
   On each size of `sizes` (WORKLOADS names; blobs, float32), full-batch
@@ -2004,6 +2013,11 @@ def latency(sizes=LATENCY_SIZES, steps=LATENCY_STEPS,
     legacy_python: path of a Python interpreter with TensorFlow 2.15 and
       tensorflow-estimator 2.15, or None (the legacy column then says it
       was not run).
+    sklearn_threads: OpenMP threads of scikit-learn's process
+      (OMP_NUM_THREADS), or None for its default (one per core). On a
+      machine whose cores other processes keep busy, its OpenMP loops can
+      wait for a descheduled thread at every barrier; one thread avoids
+      that.
     out_dir: where `latency.md` and `latency.json` go; None writes nothing.
     verbose: print progress and the table.
 
@@ -2017,9 +2031,12 @@ def latency(sizes=LATENCY_SIZES, steps=LATENCY_STEPS,
   if not sizes or any(size not in in_memory for size in sizes):
     raise ValueError(f'`sizes` must be among {in_memory}. Received: '
                      f'sizes={sizes!r}')
-  for name, value, least in (('steps', steps, 1), ('repeats', repeats, 1),
-                             ('predict_points', predict_points, 1),
-                             ('long_steps', long_steps, 0)):
+  counts = [('steps', steps, 1), ('repeats', repeats, 1),
+            ('predict_points', predict_points, 1),
+            ('long_steps', long_steps, 0)]
+  if sklearn_threads is not None:
+    counts.append(('sklearn_threads', sklearn_threads, 1))
+  for name, value, least in counts:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
       raise ValueError(f'`{name}` must be an integer >= {least}. Received: '
                        f'{name}={value!r}')
@@ -2032,7 +2049,8 @@ def latency(sizes=LATENCY_SIZES, steps=LATENCY_STEPS,
             'choose_k': choose_k, 'predict_points': predict_points,
             'repeats': repeats, 'seed': seed,
             'kmeans_plus_plus_num_retries': kmeans_plus_plus_num_retries,
-            'legacy_python': legacy_python}
+            'legacy_python': legacy_python,
+            'sklearn_threads': sklearn_threads}
   have_sklearn = sklearn_available()
   if not have_sklearn and verbose:
     print('scikit-learn is not installed: its column stays empty '
@@ -2136,7 +2154,10 @@ def latency_markdown(report):
       f'retries {retries}',
       '- scikit-learn: `KMeans(init=\'k-means++\', n_init=1, '
       f'max_iter={config["steps"]}, tol=0, algorithm=\'lloyd\')` (tol=0 '
-      'still stops at strict convergence), `predict`',
+      'still stops at strict convergence), `predict`; OpenMP threads: '
+      + (f'{config["sklearn_threads"]} (OMP_NUM_THREADS)'
+         if config.get('sklearn_threads') is not None else
+         'its default (one per core)'),
       *_latency_status_lines(report),
       '- each backend in a fresh process per size: the library imported and '
       'the data made before any clock starts, the first fit timed first; '
@@ -2404,7 +2425,9 @@ def main(argv):
               repeats=FLAGS.latency_repeats, seed=FLAGS.seed,
               kmeans_plus_plus_num_retries=(
                   FLAGS.kmeans_plus_plus_num_retries),
-              legacy_python=FLAGS.legacy_python, out_dir=FLAGS.out_dir)
+              legacy_python=FLAGS.legacy_python,
+              sklearn_threads=FLAGS.latency_sklearn_threads,
+              out_dir=FLAGS.out_dir)
     except ValueError as error:
       raise app.UsageError(str(error)) from None
 
