@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -240,3 +241,175 @@ def test_call_memory_reports_each_calls_peak_rss(tmp_path):
   with pytest.raises(ValueError, match='`calls` must be among'):
     benchmark.call_memory(points=[10], calls=['fit'], out_dir=None,
                           verbose=False)
+
+
+# ------------------------------------------------------------------ latency
+_LATENCY_LABELS = ('first fit, fresh process', 'second estimator\'s fit',
+                   'choose-k loop, k=2..3 (2 fits)',
+                   'predict_cluster_index, new estimator, 500 points',
+                   'train(x, steps=5), per step')
+
+# A stand-in for a TensorFlow 2.15 interpreter: checks what
+# run_legacy_latency gives it and prints legacy_latency.py's JSON.
+_FAKE_LEGACY = '''#!{python}
+import json, os, sys
+import numpy as np
+script, config = sys.argv[1], json.loads(sys.argv[2])
+assert script.endswith('legacy_latency.py'), script
+assert 'PYTHONPATH' not in os.environ
+points = np.load(config['data'])
+assert points.dtype == np.float32 and points.shape == (500, 2), points.shape
+assert config['k'] == 5 and config['choose_k'] == [2, 3], config
+print('TensorFlow logs go to stderr', file=sys.stderr)
+print(json.dumps({{
+    'tensorflow': '2.15.1', 'numpy': '1.26.4', 'python': '3.11.2',
+    'first_fit_s': 0.5, 'second_fit_s': 0.25, 'choose_k_s': 2.0,
+    'predict_s': 0.1, 'times': {{}},
+    'per_step_s': 0.0004 if config['long_steps'] else None}}))
+'''
+
+
+def _fake_interpreter(tmp_path, text, name='python'):
+  path = tmp_path / name
+  path.write_text(text)
+  path.chmod(0o755)
+  return str(path)
+
+
+def test_tiny_latency_run_reports_every_row_beside_sklearn_and_legacy(
+    tmp_path):
+  legacy_python = _fake_interpreter(
+      tmp_path, _FAKE_LEGACY.format(python=sys.executable))
+  report = benchmark.latency(
+      sizes=['tiny'], steps=3, long_steps=5, choose_k=(2, 3), repeats=1,
+      legacy_python=legacy_python, out_dir=tmp_path / 'out', verbose=False)
+  for backend, result in report['results']['tiny'].items():
+    if backend == 'sklearn' and not HAVE_SKLEARN:
+      assert result is None
+      continue
+    assert result['status'] == 'ok', (backend, result.get('message'))
+  rows = report['rows']
+  assert [r['measurement'] for r in rows] == list(
+      benchmark.LATENCY_MEASUREMENTS)
+  for row in rows:
+    assert _positive_finite(row['ours_s']), row
+    assert row['vs_legacy'] == pytest.approx(row['ours_s'] /
+                                             row['legacy_s']), row
+    if HAVE_SKLEARN:
+      assert row['vs_sklearn'] == pytest.approx(row['ours_s'] /
+                                                row['sklearn_s']), row
+    assert row['target'] is not None and isinstance(row['met'], bool), row
+  markdown = (tmp_path / 'out' / 'latency.md').read_text()
+  assert markdown == report['markdown'] + '\n'
+  assert markdown.startswith('# kmeans_estimator latency')
+  assert 'TensorFlow 2.15.1, numpy 1.26.4' in markdown
+  table = [line for line in markdown.splitlines()
+           if line.startswith('| 500 x 2, k=5 |')]
+  assert len(table) == len(_LATENCY_LABELS)
+  for line, label, row in zip(table, _LATENCY_LABELS, rows):
+    cells = [cell.strip() for cell in line.strip('|').split('|')]
+    assert cells[1].startswith(label)
+    assert float(cells[6]) == pytest.approx(row['vs_legacy'], rel=6e-3)
+    if HAVE_SKLEARN:
+      assert float(cells[4]) == pytest.approx(row['vs_sklearn'], rel=6e-3)
+    assert cells[7] == row['target'] and cells[8] in ('yes', 'no')
+  with open(tmp_path / 'out' / 'latency.json') as f:
+    saved = json.load(f)
+  assert saved['rows'] == json.loads(json.dumps(rows))
+  # Only the per-step size measures the long train call.
+  assert saved['results']['tiny']['kmeans_estimator'][
+      'per_step_iterations'][0] == 5
+
+
+def _synthetic_latency_report(legacy):
+  """A latency report from given figures (no process run)."""
+  figures = {
+      'tiny': {'first_fit_s': 1.0, 'second_fit_s': 0.5, 'choose_k_s': 2.0,
+               'predict_s': 0.01, 'per_step_s': 1e-4},
+      'small': {'first_fit_s': 1.0, 'second_fit_s': 2.0, 'choose_k_s': 0.25,
+                'predict_s': 0.01, 'per_step_s': None},
+  }
+  sklearn = {'first_fit_s': 0.1, 'second_fit_s': 0.1, 'choose_k_s': 0.1,
+             'predict_s': 0.001, 'per_step_s': 1e-4, 'status': 'ok'}
+  results = {size: {'kmeans_estimator': dict(ours, status='ok'),
+                    'sklearn': dict(sklearn, per_step_s=(
+                        sklearn['per_step_s'] if size == 'tiny' else None)),
+                    'legacy': legacy}
+             for size, ours in figures.items()}
+  config = {'sizes': ['tiny', 'small'], 'steps': 20, 'long_steps': 1000,
+            'choose_k': list(range(2, 11)), 'predict_points': 500,
+            'repeats': 3, 'seed': 0, 'kmeans_plus_plus_num_retries': None,
+            'legacy_python': None if legacy is None else 'legacy/python',
+            'sklearn_threads': None}
+  report = {'machine': benchmark.machine_description(), 'config': config,
+            'date': 'today', 'total_wall_s': 1.0, 'results': results,
+            'rows': benchmark.latency_rows(config['sizes'], results)}
+  report['markdown'] = benchmark.latency_markdown(report)
+  return report
+
+
+def test_latency_targets_are_reported_met_or_not():
+  report = _synthetic_latency_report(legacy=None)
+  met = {(r['size'], r['measurement']): (r['target'], r['met'])
+         for r in report['rows']}
+  assert met == {
+      ('tiny', 'first_fit'): ('<= legacy', None),
+      ('tiny', 'second_fit'): ('<= 10x sklearn', True),    # 5x
+      ('tiny', 'choose_k'): ('<= 15x sklearn', False),     # 20x
+      ('tiny', 'predict'): ('<= 50x sklearn', True),       # 10x
+      ('tiny', 'per_step'): ('<= 0.2 ms/step', True),      # 0.1 ms
+      ('small', 'first_fit'): ('<= legacy', None),
+      ('small', 'second_fit'): ('<= 10x sklearn', False),  # 20x
+      ('small', 'choose_k'): ('<= 3x sklearn', True),      # 2.5x
+      ('small', 'predict'): ('<= 50x sklearn', True),
+  }
+  markdown = report['markdown']
+  assert '- legacy: not run (pass --legacy_python)' in markdown
+  assert ('| 500 x 2, k=5 | first fit, fresh process (import excluded) '
+          '| 1 s | 0.1 s | 10 | not run | - | <= legacy | legacy not run |'
+          in markdown)
+  assert ('| 10,000 x 20, k=20 | choose-k loop, k=2..10 (9 fits) | 0.25 s '
+          '| 0.1 s | 2.5 | not run | - | <= 3x sklearn | yes |' in markdown)
+  assert ('| 500 x 2, k=5 | train(x, steps=1000), per step | 0.1 ms '
+          '| 0.1 ms | 1 | not run | - | <= 0.2 ms/step | yes |' in markdown)
+  # A legacy run that failed leaves its column empty and says why.
+  failed = _synthetic_latency_report(
+      legacy={'status': 'error', 'message': 'no tensorflow here'})
+  assert all(r['legacy_s'] is None and r['vs_legacy'] is None
+             for r in failed['rows'])
+  assert '- legacy on tiny: error: no tensorflow here' in failed['markdown']
+  assert ('| 500 x 2, k=5 | first fit, fresh process (import excluded) '
+          '| 1 s | 0.1 s | 10 | - | - | <= legacy | not measured |'
+          in failed['markdown'])
+
+
+@pytest.mark.parametrize('script, message', [
+    ('import sys\nsys.exit("no tf.compat.v1.estimator")', 'exited with 1'),
+    ('print("not json")', 'printed no latency JSON'),
+    ('print(\'{"first_fit_s": 1.0}\')', "KeyError: 'second_fit_s'"),
+    ('print(\'{"first_fit_s": "1", "second_fit_s": 1, "choose_k_s": 1, '
+     '"predict_s": 1, "per_step_s": null}\')', "first_fit_s is '1'"),
+])
+def test_a_failing_legacy_interpreter_is_reported_not_raised(
+    tmp_path, script, message):
+  python = _fake_interpreter(tmp_path, f'#!{sys.executable}\n{script}\n')
+  config = {'steps': 2, 'long_steps': 0, 'choose_k': [2], 'repeats': 1,
+            'predict_points': 10, 'seed': 0,
+            'kmeans_plus_plus_num_retries': None}
+  result = benchmark.run_legacy_latency(python, 'tiny', config, str(tmp_path))
+  assert result['status'] == 'error' and message in result['message']
+  missing = benchmark.run_legacy_latency(str(tmp_path / 'missing'), 'tiny',
+                                         config, str(tmp_path))
+  assert missing['status'] == 'error'
+  assert missing['message'].startswith('cannot run')
+
+
+def test_latency_rejects_bad_settings_before_running_anything():
+  with pytest.raises(ValueError, match=r'`sizes` must be among \['):
+    benchmark.latency(sizes=['stream'], out_dir=None, verbose=False)
+  with pytest.raises(ValueError, match='`steps` must be an integer >= 1'):
+    benchmark.latency(steps=0, out_dir=None, verbose=False)
+  with pytest.raises(ValueError, match='`choose_k` must be positive'):
+    benchmark.latency(choose_k=[], out_dir=None, verbose=False)
+  with pytest.raises(ValueError, match='`sklearn_threads` must be an integer'):
+    benchmark.latency(sklearn_threads=0, out_dir=None, verbose=False)
