@@ -202,7 +202,7 @@ def shard_points(points, context, sharded_by_input_fn):
   pipelines = context.num_input_pipelines
   local_replicas = max(context.num_replicas_in_sync // pipelines, 1)
   if points.whole:
-    whole = points.tensor
+    whole = points.batch.points
     if pipelines > 1 and not sharded_by_input_fn:
       whole = whole[context.input_pipeline_id::pipelines]
     rows = max(math.ceil(int(whole.shape[0]) / local_replicas), 1)

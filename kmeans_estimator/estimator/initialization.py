@@ -74,7 +74,7 @@ def initialize_centers(core, points, initialize, initialize_from_dataset,
     return
   seen = 0
   for batch in points.batches():
-    n = int((batch[0] if points.weighted else batch).shape[0])
+    n = batch.num_points
     if n == 0:
       continue
     if seen == 0:

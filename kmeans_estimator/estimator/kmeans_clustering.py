@@ -94,9 +94,7 @@ def _after_overflow_check(dtype, distances, *outputs):
 def _spec(km, features, mode, params=None):
   """`KMeansClustering.model_fn` on the model `km` (a `KMeans` or a view of
   one, see `compiled`): the compiled functions call it with no estimator."""
-  weights = None
-  if isinstance(features, tuple):
-    features, weights = features
+  features, weights = inputs.Batch.of(features)
   if mode == ModeKeys.TRAIN:
     stats = km.step(features, weights)
     return EstimatorSpec(mode, loss=stats['loss'], train_op=stats)
@@ -199,8 +197,8 @@ def _eval_batch(km, data):
 
 
 def _keep_best_restart(km, data):
-  data = data if isinstance(data, tuple) else (data,)
-  return km.keep_best_restart(*data)
+  points, weights = inputs.Batch.of(data)
+  return km.keep_best_restart(points, weights)
 
 
 class KMeansClustering:
@@ -571,7 +569,7 @@ class KMeansClustering:
   def _train_step(self, data):
     return self._shared('train', _train_step)(data)
 
-  def _carried_steps(self, name, start, step, weighted):
+  def _carried_steps(self, name, start, step):
     """A step function carrying the state of `step` (a core method, called
     as `step(core, points, state, weights)`) from step to step over the same
     data; `start(core, points, weights)` makes it on the first call."""
@@ -581,7 +579,7 @@ class KMeansClustering:
 
     def carried_step(data):
       nonlocal state, call
-      points, weights = data if weighted else (data, None)
+      points, weights = data  # A `Batch`.
       if state is None:
         state = start(points, weights)
       if call is None:
@@ -598,8 +596,8 @@ class KMeansClustering:
     return carried_step
 
   def _initialize(self, batch):
-    batch = batch if isinstance(batch, tuple) else (batch,)
-    return bool(self._shared('initialize', _initialize)(*batch))
+    return bool(self._shared('initialize', _initialize)(batch.points,
+                                                        batch.weights))
 
   def _initialize_from_dataset(self, dataset):
     self._shared('initialize_from_dataset', _initialize_from_dataset)(
@@ -825,7 +823,7 @@ class KMeansClustering:
     if points.whole and not self._kmeans.built:
       # All the data are in hand: too few points, or tensors too large for
       # memory, are refused before any is allocated.
-      num_points = int(points.tensor.shape[0])
+      num_points = points.num_points
       if num_points < self.num_clusters and (
           self._kmeans.initial_clusters in (constants.RANDOM_INIT,
                                             constants.KMEANS_PARALLEL_INIT)):
@@ -848,8 +846,8 @@ class KMeansClustering:
             not self._kmeans.use_mini_batch and
             self._kmeans.num_restarts == 1 and
             self.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE)
-        step_inputs = training.step_inputs(self._kmeans, points,
-                                           finite_by_default, unscreened)
+        step_inputs = points.step_inputs(self._kmeans.use_mini_batch,
+                                         finite_by_default, unscreened)
         step_fn = (training.screened_by_loss(self._train_step, points)
                    if unscreened else self._train_step)
         # Full-batch steps over an array carry state from step to step. Its
@@ -859,12 +857,12 @@ class KMeansClustering:
         if self._algorithm == constants.HAMERLY and points.whole:
           step_fn = self._carried_steps(
               'hamerly', kmeans_lib.KMeans.hamerly_state,
-              kmeans_lib.KMeans.hamerly_step, points.weighted)
+              kmeans_lib.KMeans.hamerly_step)
         elif (points.whole and not km.use_mini_batch and
               km.num_restarts == 1):
           step_fn = self._carried_steps(
               'lloyd', kmeans_lib.KMeans.lloyd_state,
-              kmeans_lib.KMeans.lloyd_step, points.weighted)
+              kmeans_lib.KMeans.lloyd_step)
         elif self._algorithm == constants.HAMERLY:
           logging.warning("algorithm='hamerly' needs the data in memory (a "
                           'Tensor or array); this dataset of batches is '

@@ -8,7 +8,8 @@ overflowed), hooks, log lines every `log_step_count_steps`, the
 `relative_tolerance` test, checkpoints every `save_checkpoints_steps` or
 `save_checkpoints_secs` with the saving listeners around them, TensorBoard
 scalars every `save_summary_steps`, the reason training stopped, and the
-`TrainingSummary` of the call. `step_inputs` says what each step is given.
+`TrainingSummary` of the call. What each step is given comes from the
+input's adapter (`inputs.Points.step_inputs`).
 """
 
 import time
@@ -40,29 +41,6 @@ def check_steps(steps, max_steps):
                      f'steps={steps!r}, max_steps={max_steps!r}')
 
 
-def step_inputs(core, points, finite_by_default, unscreened=False):
-  """Yields the argument of each training step, in order; full-batch
-  steps over a stream read `points.unscreened` when `unscreened`.
-
-  A mini-batch step, or a step over an endless dataset, takes the next
-  batch (an in-memory dataset cycles when steps are counted). A full-batch
-  step takes all the data: once without `steps` or `max_steps`
-  (`finite_by_default`), else again and again.
-  """
-  if core.use_mini_batch or points.endless:
-    if points.whole and not finite_by_default:
-      yield from points.dataset.repeat()
-    else:
-      yield from points.dataset
-    return
-  whole = (points.data if points.whole else
-           points.unscreened if unscreened else points.dataset)
-  while True:
-    yield whole
-    if finite_by_default:
-      return
-
-
 def screened_by_loss(step, points):
   """`step` over batches read without the NaN and Inf check
   (`points.unscreened`), raising the check's error when they held any.
@@ -77,7 +55,7 @@ def screened_by_loss(step, points):
   def screened_step(data):
     stats = step(data)
     if not np.isfinite(float(stats['loss'])):
-      for _ in points.stream:
+      for _ in points.dataset:
         pass
     return stats
   return screened_step
@@ -142,7 +120,8 @@ class TrainingLoop:
       runner: the `hooks.HookRunner` of the call's hooks.
       listeners: the saving listeners (see `KMeansClustering.train`).
       last_step: stop once the global step reaches it (None: no limit).
-      inputs_of_steps: iterable of each step's argument (`step_inputs`).
+      inputs_of_steps: iterable of each step's argument
+        (`inputs.Points.step_inputs`).
       step_fn: one training step: input -> dict of the step's statistics
         ('loss', 'num_points', 'empty_clusters', 'relocated_clusters',
         'cluster_sizes', and 'total_weight' when weighted).

@@ -1,6 +1,6 @@
 """Reading in-memory data: the one-copy conversion and the deferred checks.
 
-Arrays of 1 MiB or more are copied into Tensors by `inputs._copy_to_tensor`
+Arrays of 1 MiB or more are copied into Tensors by `tensors._copy_to_tensor`
 (one aligned copy instead of `tf.convert_to_tensor`'s two); the Tensor must
 equal the array whatever its dtype and memory layout, and must not share the
 caller's memory. `predict` and `evaluate` under squared Euclidean distance
@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kmeans_estimator.data import inputs
+from kmeans_estimator.data import adapters
+from kmeans_estimator.data import checks
+from kmeans_estimator.data import tensors
 from kmeans_estimator import KMeansClustering
 
 import oracles
@@ -61,8 +63,8 @@ def test_large_array_becomes_an_equal_tensor(dtype, layout):
   base = rng.normal(0, 50, (1 << 18, 6)).astype(dtype)
   array = {'c': base, 'fortran': np.asfortranarray(base),
            'strided': base[::2, ::2]}[layout]
-  assert array.nbytes >= inputs._LARGE_ARRAY_BYTES or layout == 'strided'
-  tensor = inputs._to_tensor(array, 'the features')
+  assert array.nbytes >= tensors._LARGE_ARRAY_BYTES or layout == 'strided'
+  tensor = tensors.to_tensor(array, 'the features')
   assert tensor.dtype == tf.as_dtype(dtype)
   assert tensor.shape == array.shape
   np.testing.assert_array_equal(tensor.numpy(), array)
@@ -70,14 +72,14 @@ def test_large_array_becomes_an_equal_tensor(dtype, layout):
 
 def test_large_array_tensor_does_not_share_the_callers_memory():
   array = _POINTS.copy()
-  tensor = inputs.read_points(array).tensor
+  tensor = adapters.read_points(array).batch.points
   array[:] = 0.0
   np.testing.assert_array_equal(tensor.numpy(), _POINTS)
 
 
 def test_large_array_computes_like_a_converted_one():
   # Matmul and slicing read the shared buffer (misalignment would abort).
-  tensor = inputs._to_tensor(_POINTS, 'the features')
+  tensor = tensors.to_tensor(_POINTS, 'the features')
   centers = _POINTS[:_K]
   np.testing.assert_allclose(
       tf.matmul(tensor[1:], centers, transpose_b=True).numpy(),
@@ -102,7 +104,7 @@ def test_shared_row_parts_share_all_but_a_short_head(offset):
   # 12-byte rows: row r starts aligned when offset + 12 r is a multiple of
   # 64; the rows before it are copied, the rest is the caller's memory.
   array = _at_offset(_POINTS, offset)
-  parts = inputs.shared_row_parts(array, tf.float32)
+  parts = tensors.shared_row_parts(array, tf.float32)
   head = (12 * np.arange(64) + offset) % 64
   first = int(np.flatnonzero(head == 0)[0])
   assert [int(part.shape[0]) for part in parts] == (
@@ -133,7 +135,7 @@ def test_shared_row_parts_only_where_rows_can_be_shared(case):
     array = _at_offset(np.ones((20_000, 16), np.float32), 16)
   elif case == 'strided':
     array = array[::2]
-  assert inputs.shared_row_parts(array, dtype) is None
+  assert tensors.shared_row_parts(array, dtype) is None
 
 
 @pytest.mark.parametrize('offset', [0, 4, 16])
@@ -170,10 +172,10 @@ def test_read_points_check_finite_false_leaves_the_check_to_the_caller():
   points = _POINTS.copy()
   points[7, 1] = np.nan
   with pytest.raises(ValueError, match=_NON_FINITE):
-    inputs.read_points(points)
-  unchecked = inputs.read_points(points, check_finite=False)
+    adapters.read_points(points)
+  unchecked = adapters.read_points(points, check_finite=False)
   assert not unchecked.checked and unchecked.whole
-  assert inputs.read_points(_POINTS, check_finite=False).num_features == _D
+  assert adapters.read_points(_POINTS, check_finite=False).num_features == _D
 
 
 def test_predict_of_large_array_matches_the_oracle(trained):
@@ -321,13 +323,13 @@ def test_check_points_screened_by_sum_gives_the_plain_answer(bad,
   elif bad is not None:
     points[999, 1] = bad
   finite = bad in (None, 'huge_finite')
-  check = tf.function(lambda x: inputs.check_points(
+  check = tf.function(lambda x: checks.check_points(
       x, _D, screen_by_sum=screen_by_sum))
   if finite:
     np.testing.assert_array_equal(check(tf.constant(points)).numpy(), points)
   else:
     with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=inputs.NON_FINITE_MESSAGE[:30]):
+                       match=checks.NON_FINITE_MESSAGE[:30]):
       check(tf.constant(points))
 
 
@@ -335,17 +337,17 @@ def test_check_points_screened_by_sum_gives_the_plain_answer(bad,
 def test_parallel_copy_of_a_large_array_equals_it(layout, monkeypatch):
   # Above _PARALLEL_COPY_BYTES the copy is split into slabs of rows over
   # several threads; every layout must come out equal, with nothing shared.
-  monkeypatch.setattr(inputs, '_COPY_THREADS', 3)
+  monkeypatch.setattr(tensors, '_COPY_THREADS', 3)
   rng = np.random.default_rng(2)
   base = rng.normal(0, 50, (1001, 6000)).astype(np.float32)
   array = {'c': base, 'fortran': np.asfortranarray(base),
            'strided': base[::2, ::3], 'float64': base.astype(np.float64)
            }[layout]
-  assert array.nbytes >= inputs._PARALLEL_COPY_BYTES or layout == 'strided'
-  monkeypatch.setattr(inputs, '_PARALLEL_COPY_BYTES', min(
-      array.nbytes, inputs._PARALLEL_COPY_BYTES))
+  assert array.nbytes >= tensors._PARALLEL_COPY_BYTES or layout == 'strided'
+  monkeypatch.setattr(tensors, '_PARALLEL_COPY_BYTES', min(
+      array.nbytes, tensors._PARALLEL_COPY_BYTES))
   expected = array.copy()
-  tensor = inputs._to_tensor(array, 'the features')
+  tensor = tensors.to_tensor(array, 'the features')
   array[...] = 0
   np.testing.assert_array_equal(tensor.numpy(), expected)
 
@@ -354,19 +356,19 @@ def test_parallel_copy_of_a_large_array_equals_it(layout, monkeypatch):
 def test_parallel_copy_works_in_a_forked_child(monkeypatch):
   # The copy threads of the parent do not exist in a forked child: the child
   # must copy with threads of its own instead of waiting on the parent's.
-  monkeypatch.setattr(inputs, '_PARALLEL_COPY_BYTES', 1 << 10)
-  monkeypatch.setattr(inputs, '_COPY_THREADS', 2)  # A pool even on 1 core.
+  monkeypatch.setattr(tensors, '_PARALLEL_COPY_BYTES', 1 << 10)
+  monkeypatch.setattr(tensors, '_COPY_THREADS', 2)  # A pool even on 1 core.
   # 2 MB: above _LARGE_ARRAY_BYTES, so it goes through _copy_to_tensor.
   array = np.arange(1024 * 512, dtype=np.float32).reshape(1024, 512)
   np.testing.assert_array_equal(
-      inputs._to_tensor(array, 'the features').numpy(), array)
-  assert inputs._copy_pool is not None  # The parent's pool now exists.
+      tensors.to_tensor(array, 'the features').numpy(), array)
+  assert tensors._copy_pool is not None  # The parent's pool now exists.
   read, write = os.pipe()
   pid = os.fork()
   if pid == 0:  # The child: copy, report, and leave at once.
     try:
       signal.alarm(20)  # A deadlock ends the child instead of the test run.
-      tensor = inputs._to_tensor(array * 2, 'the features')
+      tensor = tensors.to_tensor(array * 2, 'the features')
       os.write(write, b'ok' if np.array_equal(tensor.numpy(), array * 2)
                else b'bad')
     finally:
