@@ -19,6 +19,46 @@ from kmeans_estimator.data import checks
 from kmeans_estimator.data import features as features_lib
 from kmeans_estimator.data import tensors
 
+def shared_row_parts(array, dtype):
+  """`array` (n, d) as Tensors of consecutive rows, most sharing its memory.
+
+  A Tensor can share an array only from an address aligned as TensorFlow
+  needs (64 bytes), and numpy's large buffers start 16 bytes past one. A
+  row further in may start aligned (with 400-byte rows, d = 100 float32,
+  row 3 does): the rows before it are copied, at most 63, and the rest is
+  shared. Prediction then skips the copy of the whole array, a tenth of
+  its time for 500,000 x 100 points. `WholeRows` reads the parts a chunk
+  at a time as prediction advances, so the caller's changes to rows not
+  yet read reach their chunks.
+
+  Args:
+    array: the points as the caller gave them.
+    dtype: the float dtype of the computation.
+
+  Returns:
+    A tuple of one or two Tensors, or None where nothing is shared: not a
+    large, writeable, C-contiguous 2-D numpy array of `dtype`, or no row
+    starts aligned.
+  """
+  if not (isinstance(array, np.ndarray) and array.ndim == 2 and
+          array.dtype == dtype.as_numpy_dtype and array.dtype.isnative and
+          array.flags.c_contiguous and array.flags.writeable and
+          array.nbytes >= tensors.LARGE_ARRAY_BYTES):
+    return None
+  address, row_bytes = array.ctypes.data, array.strides[0]
+  first = next((row for row in range(tensors.TENSOR_ALIGNMENT)
+                if (address + row * row_bytes) % tensors.TENSOR_ALIGNMENT == 0), None)
+  if first is None or first >= array.shape[0]:
+    return None
+  try:
+    shared = tf.experimental.dlpack.from_dlpack(array[first:].__dlpack__())
+  except (AttributeError, BufferError, TypeError):  # An older numpy.
+    return None
+  if not first:
+    return (shared,)
+  return (tf.convert_to_tensor(array[:first]), shared)
+
+
 def _rows_value(value):
   """`value` as an array or dense Tensor whose rows can be sliced, or None
   (a list, sparse or ragged, non-numeric: left to the whole conversion,
@@ -104,7 +144,7 @@ class WholeRows:
                                   int(features.shape[1]))
     if not num_points or not num_features:
       return None
-    shared = (tensors.shared_row_parts(features, dtype)
+    shared = (shared_row_parts(features, dtype)
               if isinstance(features, np.ndarray) else None)
     return cls(features, names, dtype, weight_column, weights,
                int(num_points), int(num_features), shared, check_finite)

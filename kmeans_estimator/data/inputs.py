@@ -17,6 +17,7 @@ from kmeans_estimator.data.adapters import takes_argument
 from kmeans_estimator.data.arrays import RowPoints
 from kmeans_estimator.data.arrays import TensorPoints
 from kmeans_estimator.data.arrays import WholeRows
+from kmeans_estimator.data.arrays import shared_row_parts
 from kmeans_estimator.data.base import Batch
 from kmeans_estimator.data.base import Points
 from kmeans_estimator.data.checks import NON_FINITE_MESSAGE
@@ -32,7 +33,6 @@ from kmeans_estimator.data.direct import DirectData
 from kmeans_estimator.data.direct import as_input_fn
 from kmeans_estimator.data.features import combine_features
 from kmeans_estimator.data.features import weights_of
-from kmeans_estimator.data.tensors import shared_row_parts
 
 __all__ = [
     'Batch', 'DirectData', 'NON_FINITE_MESSAGE', 'Points', 'ROWS_MESSAGE',

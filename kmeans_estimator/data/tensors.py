@@ -3,10 +3,8 @@
 `to_tensor` converts the features a user gives (an array, a list of rows, a
 Tensor) to a Tensor of their own dtype. An array of 1 MiB or more is copied
 once, into an aligned buffer that the Tensor shares (`tf.convert_to_tensor`
-copies it twice); `shared_row_parts` lets prediction read a large array's
-rows without any copy. The Tensors never share memory the caller may still
-change, except the parts of `shared_row_parts`, which are read as the
-chunks are taken (see `arrays.WholeRows`).
+copies it twice). The Tensors never share memory the caller may still
+change (`arrays.shared_row_parts`, for prediction, does, on purpose).
 """
 
 import concurrent.futures
@@ -17,10 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 # Arrays of at least this many bytes are copied by `_copy_to_tensor`.
-_LARGE_ARRAY_BYTES = 1 << 20
+LARGE_ARRAY_BYTES = 1 << 20
 _DLPACK_KINDS = 'fiu'
 # TensorFlow's kernels need tensor buffers aligned to this many bytes.
-_TENSOR_ALIGNMENT = 64
+TENSOR_ALIGNMENT = 64
 # Arrays of at least this many bytes are copied by several threads at once.
 _PARALLEL_COPY_BYTES = 16 << 20
 _COPY_THREADS = max(1, min(os.cpu_count() or 1, 8))
@@ -71,8 +69,8 @@ def _copy_to_tensor(array):
   the array is copied once into an aligned numpy buffer that the Tensor then
   shares (DLPack). The Tensor never shares the caller's array.
   """
-  buffer = np.empty(array.nbytes + _TENSOR_ALIGNMENT, np.uint8)
-  offset = -buffer.ctypes.data % _TENSOR_ALIGNMENT
+  buffer = np.empty(array.nbytes + TENSOR_ALIGNMENT, np.uint8)
+  offset = -buffer.ctypes.data % TENSOR_ALIGNMENT
   copy = buffer[offset:offset + array.nbytes].view(array.dtype).reshape(
       array.shape)
   _copy_rows(copy, array)
@@ -80,47 +78,6 @@ def _copy_to_tensor(array):
     return tf.experimental.dlpack.from_dlpack(copy.__dlpack__())
   except (AttributeError, BufferError, TypeError):  # An older numpy.
     return tf.convert_to_tensor(copy)
-
-
-def shared_row_parts(array, dtype):
-  """`array` (n, d) as Tensors of consecutive rows, most sharing its memory.
-
-  A Tensor can share an array only from an address aligned as TensorFlow
-  needs (64 bytes), and numpy's large buffers start 16 bytes past one. A
-  row further in may start aligned (with 400-byte rows, d = 100 float32,
-  row 3 does): the rows before it are copied, at most 63, and the rest is
-  shared. Prediction then skips the copy of the whole array, a tenth of
-  its time for 500,000 x 100 points. `WholeRows` reads the parts a chunk
-  at a time as prediction advances, so the caller's changes to rows not
-  yet read reach their chunks.
-
-  Args:
-    array: the points as the caller gave them.
-    dtype: the float dtype of the computation.
-
-  Returns:
-    A tuple of one or two Tensors, or None where nothing is shared: not a
-    large, writeable, C-contiguous 2-D numpy array of `dtype`, or no row
-    starts aligned.
-  """
-  if not (isinstance(array, np.ndarray) and array.ndim == 2 and
-          array.dtype == dtype.as_numpy_dtype and array.dtype.isnative and
-          array.flags.c_contiguous and array.flags.writeable and
-          array.nbytes >= _LARGE_ARRAY_BYTES):
-    return None
-  address, row_bytes = array.ctypes.data, array.strides[0]
-  first = next((row for row in range(_TENSOR_ALIGNMENT)
-                if (address + row * row_bytes) % _TENSOR_ALIGNMENT == 0), None)
-  if first is None or first >= array.shape[0]:
-    return None
-  try:
-    shared = tf.experimental.dlpack.from_dlpack(array[first:].__dlpack__())
-  except (AttributeError, BufferError, TypeError):  # An older numpy.
-    return None
-  if not first:
-    return (shared,)
-  return (tf.convert_to_tensor(array[:first]), shared)
-
 
 
 def to_tensor(value, what):
@@ -135,7 +92,7 @@ def to_tensor(value, what):
   if array.dtype == object or array.dtype.kind in 'USb':
     raise TypeError(f'{what} must be numeric (integer or float). Received: '
                     f'dtype {array.dtype}')
-  if (array.nbytes >= _LARGE_ARRAY_BYTES and array.dtype.kind in _DLPACK_KINDS
+  if (array.nbytes >= LARGE_ARRAY_BYTES and array.dtype.kind in _DLPACK_KINDS
       and array.dtype.isnative):
     return _copy_to_tensor(array)
   return tf.convert_to_tensor(array)

@@ -248,7 +248,8 @@ _BAD_DATA = {
                     r'trained on 3; give points of width 3'),
     'wrong_width_dataset': (lambda: _batches(_POINTS[:, :2]), ValueError,
                             r'2 features per point.*trained on 3'),
-    # Data are taken directly too (test_array_inputs.py); a file name is not.
+    # Data are taken directly too (tests/data/test_direct.py); a file name
+    # is not.
     'non_callable': ('points.npy', TypeError,
                      r'`input_fn` must be a callable returning the data, or '
                      r'the data itself: a numpy array \(or list of rows\) of '

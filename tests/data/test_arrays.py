@@ -1,27 +1,21 @@
-"""Reading in-memory data: the one-copy conversion and the deferred checks.
+"""Reading in-memory data: shared rows and the deferred checks.
 
-Arrays of 1 MiB or more are copied into Tensors by `tensors._copy_to_tensor`
-(one aligned copy instead of `tf.convert_to_tensor`'s two); the Tensor must
-equal the array whatever its dtype and memory layout, and must not share the
-caller's memory. `predict` and `evaluate` under squared Euclidean distance
-check a Tensor or array for NaN and Inf only through the distances they
-compute anyway; these tests put the bad value at the first, a middle and
-the last row of data spanning several chunks, and check that the errors
-are those of the up-front check (a ValueError for NaN or Inf, a
-FloatingPointError for overflow), under cosine too, with model_dir left as
-it was.
+A large C-contiguous array is read by prediction from its own memory where
+its rows start aligned (`arrays.shared_row_parts`). `predict` and
+`evaluate` under squared Euclidean distance check a Tensor or array for NaN
+and Inf only through the distances they compute anyway; these tests put the
+bad value at the first, a middle and the last row of data spanning several
+chunks, and check that the errors are those of the up-front check (a
+ValueError for NaN or Inf, a FloatingPointError for overflow), under cosine
+too, with model_dir left as it was.
 """
-
-import os
-import signal
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kmeans_estimator.data import adapters
-from kmeans_estimator.data import checks
-from kmeans_estimator.data import tensors
+from kmeans_estimator.data import arrays
 from kmeans_estimator import KMeansClustering
 
 import oracles
@@ -54,39 +48,6 @@ def trained(request, tmp_path_factory):
   return km, model_dir, request.param
 
 
-# ------------------------------------------------------------ conversion
-@pytest.mark.parametrize('dtype', [np.float16, np.float32, np.float64,
-                                   np.int32, np.int64, np.uint8])
-@pytest.mark.parametrize('layout', ['c', 'fortran', 'strided'])
-def test_large_array_becomes_an_equal_tensor(dtype, layout):
-  rng = np.random.default_rng(1)
-  base = rng.normal(0, 50, (1 << 18, 6)).astype(dtype)
-  array = {'c': base, 'fortran': np.asfortranarray(base),
-           'strided': base[::2, ::2]}[layout]
-  assert array.nbytes >= tensors._LARGE_ARRAY_BYTES or layout == 'strided'
-  tensor = tensors.to_tensor(array, 'the features')
-  assert tensor.dtype == tf.as_dtype(dtype)
-  assert tensor.shape == array.shape
-  np.testing.assert_array_equal(tensor.numpy(), array)
-
-
-def test_large_array_tensor_does_not_share_the_callers_memory():
-  array = _POINTS.copy()
-  tensor = adapters.read_points(array).batch.points
-  array[:] = 0.0
-  np.testing.assert_array_equal(tensor.numpy(), _POINTS)
-
-
-def test_large_array_computes_like_a_converted_one():
-  # Matmul and slicing read the shared buffer (misalignment would abort).
-  tensor = tensors.to_tensor(_POINTS, 'the features')
-  centers = _POINTS[:_K]
-  np.testing.assert_allclose(
-      tf.matmul(tensor[1:], centers, transpose_b=True).numpy(),
-      _POINTS[1:].astype(np.float64) @ centers.T.astype(np.float64),
-      rtol=1e-5, atol=1e-3)
-
-
 def _at_offset(array, offset):
   """A copy of `array` whose data start `offset` bytes past a 64-byte
   boundary (numpy puts large buffers 16 bytes past one)."""
@@ -104,7 +65,7 @@ def test_shared_row_parts_share_all_but_a_short_head(offset):
   # 12-byte rows: row r starts aligned when offset + 12 r is a multiple of
   # 64; the rows before it are copied, the rest is the caller's memory.
   array = _at_offset(_POINTS, offset)
-  parts = tensors.shared_row_parts(array, tf.float32)
+  parts = arrays.shared_row_parts(array, tf.float32)
   head = (12 * np.arange(64) + offset) % 64
   first = int(np.flatnonzero(head == 0)[0])
   assert [int(part.shape[0]) for part in parts] == (
@@ -135,7 +96,7 @@ def test_shared_row_parts_only_where_rows_can_be_shared(case):
     array = _at_offset(np.ones((20_000, 16), np.float32), 16)
   elif case == 'strided':
     array = array[::2]
-  assert tensors.shared_row_parts(array, dtype) is None
+  assert arrays.shared_row_parts(array, dtype) is None
 
 
 @pytest.mark.parametrize('offset', [0, 4, 16])
@@ -305,76 +266,3 @@ def test_prediction_near_the_overflow_limit_is_exact_not_an_error(euclidean):
   assert distances.max() < np.finfo(np.float32).max
   chosen = distances[np.arange(len(points)), index]
   np.testing.assert_allclose(chosen, distances.min(1), rtol=1e-5)
-
-
-@pytest.mark.parametrize('bad', [
-    None, np.nan, np.inf, -np.inf, 'inf_and_minus_inf', 'huge_finite'])
-@pytest.mark.parametrize('screen_by_sum', [False, True])
-def test_check_points_screened_by_sum_gives_the_plain_answer(bad,
-                                                             screen_by_sum):
-  # The screen sums the batch first; any NaN or Inf makes that sum
-  # non-finite, and finite values whose sum overflows (huge_finite) must
-  # then pass the exact check, not fail the screen.
-  points = _points()[:1000].copy()
-  if bad == 'inf_and_minus_inf':  # The sum is NaN.
-    points[10, 0], points[500, 2] = np.inf, -np.inf
-  elif bad == 'huge_finite':  # The sum is Inf; every value is finite.
-    points[:20] = np.float32(3e38)
-  elif bad is not None:
-    points[999, 1] = bad
-  finite = bad in (None, 'huge_finite')
-  check = tf.function(lambda x: checks.check_points(
-      x, _D, screen_by_sum=screen_by_sum))
-  if finite:
-    np.testing.assert_array_equal(check(tf.constant(points)).numpy(), points)
-  else:
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=checks.NON_FINITE_MESSAGE[:30]):
-      check(tf.constant(points))
-
-
-@pytest.mark.parametrize('layout', ['c', 'fortran', 'strided', 'float64'])
-def test_parallel_copy_of_a_large_array_equals_it(layout, monkeypatch):
-  # Above _PARALLEL_COPY_BYTES the copy is split into slabs of rows over
-  # several threads; every layout must come out equal, with nothing shared.
-  monkeypatch.setattr(tensors, '_COPY_THREADS', 3)
-  rng = np.random.default_rng(2)
-  base = rng.normal(0, 50, (1001, 6000)).astype(np.float32)
-  array = {'c': base, 'fortran': np.asfortranarray(base),
-           'strided': base[::2, ::3], 'float64': base.astype(np.float64)
-           }[layout]
-  assert array.nbytes >= tensors._PARALLEL_COPY_BYTES or layout == 'strided'
-  monkeypatch.setattr(tensors, '_PARALLEL_COPY_BYTES', min(
-      array.nbytes, tensors._PARALLEL_COPY_BYTES))
-  expected = array.copy()
-  tensor = tensors.to_tensor(array, 'the features')
-  array[...] = 0
-  np.testing.assert_array_equal(tensor.numpy(), expected)
-
-
-@pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs os.fork (POSIX)')
-def test_parallel_copy_works_in_a_forked_child(monkeypatch):
-  # The copy threads of the parent do not exist in a forked child: the child
-  # must copy with threads of its own instead of waiting on the parent's.
-  monkeypatch.setattr(tensors, '_PARALLEL_COPY_BYTES', 1 << 10)
-  monkeypatch.setattr(tensors, '_COPY_THREADS', 2)  # A pool even on 1 core.
-  # 2 MB: above _LARGE_ARRAY_BYTES, so it goes through _copy_to_tensor.
-  array = np.arange(1024 * 512, dtype=np.float32).reshape(1024, 512)
-  np.testing.assert_array_equal(
-      tensors.to_tensor(array, 'the features').numpy(), array)
-  assert tensors._copy_pool is not None  # The parent's pool now exists.
-  read, write = os.pipe()
-  pid = os.fork()
-  if pid == 0:  # The child: copy, report, and leave at once.
-    try:
-      signal.alarm(20)  # A deadlock ends the child instead of the test run.
-      tensor = tensors.to_tensor(array * 2, 'the features')
-      os.write(write, b'ok' if np.array_equal(tensor.numpy(), array * 2)
-               else b'bad')
-    finally:
-      os._exit(0)
-  os.close(write)
-  with os.fdopen(read, 'rb') as pipe:
-    answer = pipe.read()
-  os.waitpid(pid, 0)
-  assert answer == b'ok'
