@@ -19,6 +19,7 @@ from kmeans_estimator.data import checks
 from kmeans_estimator.data import features as features_lib
 from kmeans_estimator.data import tensors
 
+
 def shared_row_parts(array, dtype):
   """`array` (n, d) as Tensors of consecutive rows, most sharing its memory.
 
@@ -46,8 +47,9 @@ def shared_row_parts(array, dtype):
           array.nbytes >= tensors.LARGE_ARRAY_BYTES):
     return None
   address, row_bytes = array.ctypes.data, array.strides[0]
-  first = next((row for row in range(tensors.TENSOR_ALIGNMENT)
-                if (address + row * row_bytes) % tensors.TENSOR_ALIGNMENT == 0), None)
+  alignment = tensors.TENSOR_ALIGNMENT
+  first = next((row for row in range(alignment)
+                if (address + row * row_bytes) % alignment == 0), None)
   if first is None or first >= array.shape[0]:
     return None
   try:

@@ -16,7 +16,6 @@ forms the estimator needs (`batches`, `step_inputs`, `chunked_batches`,
 their callers.
 """
 
-import abc
 from typing import NamedTuple, Optional
 
 import tensorflow as tf
@@ -86,7 +85,7 @@ def row_chunks(batch, rows):
     yield batch.rows(start, start + rows), start + rows >= n
 
 
-class Points(abc.ABC):
+class Points:
   """The points an input holds, read by one adapter per kind of input.
 
   Attributes:
@@ -165,4 +164,3 @@ class Points(abc.ABC):
   def all_finite(self):
     """Whether the points hold no NaN and no Inf (a pass over them)."""
     return True
-

@@ -96,4 +96,3 @@ def to_tensor(value, what):
       and array.dtype.isnative):
     return _copy_to_tensor(array)
   return tf.convert_to_tensor(array)
-
