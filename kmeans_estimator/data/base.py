@@ -97,8 +97,8 @@ class Points:
     checked: whether NaN and Inf are already ruled out (always, except for
       a Tensor or array read with `check_finite=False`, whose caller's
       compiled step must then fail on them).
-    unscreened: for a finite stream, the dataset of its batches without the
-      NaN and Inf check; None for every other kind (see
+    unscreened: for a stream, the dataset of its batches without the NaN
+      and Inf check; None for data given whole (see
       `datasets.StreamPoints`).
   """
   kind: str
@@ -114,7 +114,7 @@ class Points:
 
   @property
   def whole(self):
-    """Whether all the data are one batch (a Tensor or array without a
+    """Whether all the data are one batch (data given whole, without a
     `batch_size`)."""
     return self.kind == IN_MEMORY
 
@@ -162,5 +162,7 @@ class Points:
                     'training.')
 
   def all_finite(self):
-    """Whether the points hold no NaN and no Inf (a pass over them)."""
+    """Whether the points hold no NaN and no Inf (a pass over them, for
+    points read with `checked` False; a stream, always checked as it is
+    read, answers True)."""
     return True
