@@ -6,7 +6,10 @@ computes the values derived from them in one place. `KMeans` and
 `KMeansClustering` build one and read their options from it.
 
 The checks are pure Python on Python values; each error names the argument,
-what it received and what would be valid.
+what it received and what would be valid. They raise
+`errors.InvalidArgumentError` (a ValueError), `errors.InvalidArgumentTypeError`
+(a TypeError) or `errors.SizeError`, whose `argument` is the argument at
+fault.
 """
 
 import dataclasses
@@ -19,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from kmeans_estimator import constants
+from kmeans_estimator import errors
 from kmeans_estimator.ops import numerics
 
 # The largest values TensorFlow's int32 and int64 shapes, indices and
@@ -27,17 +31,11 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
 
-class SizeError(ValueError):
-  """An argument asks for more than the machine or TensorFlow can hold.
-
-  Raised before anything runs or is written, with the argument's name in
-  `argument` and in the message, rather than an out-of-memory kill or an
-  opaque TensorFlow error minutes later.
-  """
-
-  def __init__(self, argument, message):
-    super().__init__(message)
-    self.argument = argument
+# Defined in `errors`; importable from here as before.
+SizeError = errors.SizeError
+_invalid = errors.InvalidArgumentError.from_template
+_invalid_type = errors.InvalidArgumentTypeError.from_template
+_too_large = errors.SizeError.from_template
 
 
 def check_positive_int(name, value, allow_none=False, maximum=None):
@@ -47,15 +45,17 @@ def check_positive_int(name, value, allow_none=False, maximum=None):
     return None
   if isinstance(value, (bool, np.bool_)) or not isinstance(
       value, numbers.Integral):
-    raise TypeError(f'`{name}` must be a positive integer. '
-                    f'Received: {name}={value!r}')
+    raise _invalid_type(
+        '`{%s}` must be a positive integer. Received: {%s=}' % (name, name),
+        name, value)
   if value < 1:
-    raise ValueError(f'`{name}` must be a positive integer. '
-                     f'Received: {name}={value!r}')
+    raise _invalid(
+        '`{%s}` must be a positive integer. Received: {%s=}' % (name, name),
+        name, value)
   if maximum is not None and value > maximum:
-    raise SizeError(name, f'`{name}` must be a positive integer at most '
-                    f'{maximum}{_limit_reason(maximum)}. '
-                    f'Received: {name}={value!r}')
+    raise _too_large(
+        f'`{{{name}}}` must be a positive integer at most {maximum}'
+        f'{_limit_reason(maximum)}. Received: {{{name}=}}', name, value)
   return int(value)
 
 
@@ -76,8 +76,9 @@ def check_bool(name, value):
   """
   if isinstance(value, (bool, np.bool_)):
     return bool(value)
-  raise TypeError(f'`{name}` must be a bool (True or False). '
-                  f'Received: {name}={value!r} (type {type(value).__name__})')
+  raise _invalid_type(
+      f'`{{{name}}}` must be a bool (True or False). Received: {{{name}=}} '
+      f'(type {type(value).__name__})', name, value)
 
 
 def check_path(name, value, allow_none=False):
@@ -93,11 +94,11 @@ def check_path(name, value, allow_none=False):
     return None
   path = os.fspath(value) if isinstance(value, os.PathLike) else value
   if not isinstance(path, str) or not path:
-    raise TypeError(
-        f'`{name}` must be a non-empty path: a str or a pathlib.Path. '
-        f'Received: {name}={value!r} (type {type(value).__name__})' + (
+    raise _invalid_type(
+        f'`{{{name}}}` must be a non-empty path: a str or a pathlib.Path. '
+        f'Received: {{{name}=}} (type {type(value).__name__})' + (
             '; decode bytes with os.fsdecode()'
-            if isinstance(path, bytes) else ''))
+            if isinstance(path, bytes) else ''), name, value)
   return os.path.expanduser(path)
 
 
@@ -161,17 +162,19 @@ def check_memory(name, value, num_bytes, what, fix):
   """
   memory = memory_bytes()
   if memory is not None and num_bytes > memory:
-    raise SizeError(
-        name, f'`{name}` is too large: {what} need {_human(num_bytes)}, more '
+    raise _too_large(
+        f'`{{{name}}}` is too large: {what} need {_human(num_bytes)}, more '
         f'than the {_human(memory)} of memory this process may use (the '
         "machine's, or a lower ulimit or cgroup limit). Received: "
-        f'{name}={value!r}; {fix}.')
+        f'{{{name}=}}; {fix}.', name, value)
 
 
 def check_int(name, value):
   if isinstance(value, (bool, np.bool_)) or not isinstance(
       value, numbers.Integral):
-    raise TypeError(f'`{name}` must be an integer. Received: {name}={value!r}')
+    raise _invalid_type(
+        '`{%s}` must be an integer. Received: {%s=}' % (name, name), name,
+        value)
   return int(value)
 
 
@@ -180,12 +183,12 @@ def check_kmeans_plus_plus_num_retries(num_retries):
   (negative values mean 2 + log k)."""
   num_retries = check_int('kmeans_plus_plus_num_retries', num_retries)
   if num_retries >= INT32_MAX:
-    raise SizeError(
-        'kmeans_plus_plus_num_retries',
-        '`kmeans_plus_plus_num_retries` must be an integer below 2**31 - 1 '
+    raise _too_large(
+        '`{kmeans_plus_plus_num_retries}` must be an integer below 2**31 - 1 '
         '(1 + num_retries candidates per center are drawn at once). '
-        f'Received: kmeans_plus_plus_num_retries={num_retries!r}; the '
-        'default is 2, and a negative value means 2 + log k.')
+        'Received: {kmeans_plus_plus_num_retries=}; the default is 2, and a '
+        'negative value means 2 + log k.', 'kmeans_plus_plus_num_retries',
+        num_retries)
   return num_retries
 
 
@@ -204,31 +207,35 @@ def check_index_sizes(num_clusters, initial_clusters, kmc2_chain_length,
   if not isinstance(initial_clusters, str):
     initial_clusters = None  # An array or a callable: no sampling sizes.
   if num_restarts * num_clusters > INT32_MAX:
-    raise SizeError(
-        'num_restarts',
-        f'num_restarts={num_restarts} x num_clusters={num_clusters} '
-        'centers must number at most 2**31 - 1; lower num_restarts.')
+    raise _too_large(
+        f'num_restarts={num_restarts} x num_clusters={num_clusters} centers '
+        'must number at most 2**31 - 1; lower {num_restarts}.',
+        'num_restarts', num_restarts)
   if initial_clusters == constants.KMC2_INIT and (
       kmc2_chain_length * num_clusters > INT32_MAX):
-    raise SizeError(
-        'kmc2_chain_length',
-        f'`kmc2_chain_length` x num_clusters (the chain\'s distances to the '
-        'centers) must be at most 2**31 - 1. Received: kmc2_chain_length='
-        f'{kmc2_chain_length!r}, num_clusters={num_clusters}; lower '
-        'kmc2_chain_length (the default is 200).')
+    raise _too_large(
+        '`{kmc2_chain_length}` x {num_clusters} (the chain\'s distances to '
+        'the centers) must be at most 2**31 - 1. Received: '
+        '{kmc2_chain_length=}, num_clusters=%d; lower {kmc2_chain_length} '
+        '(the default is 200).' % num_clusters, 'kmc2_chain_length',
+        kmc2_chain_length, num_clusters=num_clusters)
   if initial_clusters == constants.KMEANS_PARALLEL_INIT:
     per_round = kmeans_parallel_oversampling * num_clusters
     if per_round * kmeans_parallel_rounds + 1 > INT32_MAX:
       name, _ = kmeans_parallel_culprit(kmeans_parallel_rounds,
                                         kmeans_parallel_oversampling)
-      raise SizeError(
-          name,
-          'kmeans_parallel_oversampling x num_clusters x '
-          'kmeans_parallel_rounds (the candidates of kmeans_parallel) must '
-          'be below 2**31 - 1. Received: kmeans_parallel_oversampling='
-          f'{kmeans_parallel_oversampling!r}, num_clusters={num_clusters}, '
-          f'kmeans_parallel_rounds={kmeans_parallel_rounds}; lower {name} '
-          f'(the default is {_KMEANS_PARALLEL_DEFAULTS[name]}).')
+      raise _too_large(
+          '{kmeans_parallel_oversampling} x {num_clusters} x '
+          '{kmeans_parallel_rounds} (the candidates of kmeans_parallel) must '
+          'be below 2**31 - 1. Received: {kmeans_parallel_oversampling=}, '
+          'num_clusters=%d, kmeans_parallel_rounds=%d; lower {%s} (the '
+          'default is %s).' % (num_clusters, kmeans_parallel_rounds, name,
+                               _KMEANS_PARALLEL_DEFAULTS[name]),
+          name, kmeans_parallel_oversampling if
+          name == 'kmeans_parallel_oversampling' else kmeans_parallel_rounds,
+          num_clusters=num_clusters,
+          kmeans_parallel_rounds=kmeans_parallel_rounds,
+          kmeans_parallel_oversampling=kmeans_parallel_oversampling)
 
 
 # The defaults of KMeansClustering's kmeans_parallel arguments.
@@ -251,26 +258,28 @@ def kmeans_parallel_culprit(rounds, oversampling):
 
 def check_distance_metric(distance_metric):
   if distance_metric not in constants.DISTANCE_METRICS:
-    raise ValueError(
-        f'`distance_metric` must be one of {list(constants.DISTANCE_METRICS)}.'
-        f' Received: distance_metric={distance_metric!r}')
+    raise _invalid(
+        '`{distance_metric}` must be one of '
+        f'{list(constants.DISTANCE_METRICS)}. Received: {{distance_metric=}}',
+        'distance_metric', distance_metric)
   return distance_metric
 
 
 def check_algorithm(algorithm, distance_metric, use_mini_batch):
   """Checks `algorithm` and what it needs of the other options."""
   if algorithm not in constants.ALGORITHMS:
-    raise ValueError(f'`algorithm` must be one of {list(constants.ALGORITHMS)}.'
-                     f' Received: algorithm={algorithm!r}')
+    raise _invalid(
+        f'`{{algorithm}}` must be one of {list(constants.ALGORITHMS)}. '
+        'Received: {algorithm=}', 'algorithm', algorithm)
   if algorithm == constants.HAMERLY and (
       distance_metric != constants.SQUARED_EUCLIDEAN_DISTANCE or
       use_mini_batch):
-    raise ValueError(
+    raise _invalid(
         "algorithm='hamerly' needs use_mini_batch=False and "
-        "distance_metric='squared_euclidean'. Received: "
-        f'use_mini_batch={use_mini_batch!r}, '
+        "distance_metric='squared_euclidean'. Received: {use_mini_batch=}, "
         f'distance_metric={distance_metric!r}; use algorithm=\'lloyd\' '
-        'for the others.')
+        'for the others.', 'algorithm', algorithm,
+        use_mini_batch=use_mini_batch)
   return algorithm
 
 
@@ -278,19 +287,20 @@ def check_empty_cluster(empty_cluster, use_mini_batch,
                         mini_batch_steps_per_iteration):
   """Checks `empty_cluster` and what it needs of the mini-batch options."""
   if empty_cluster not in constants.EMPTY_CLUSTER_POLICIES:
-    raise ValueError(
-        f'`empty_cluster` must be one of '
+    raise _invalid(
+        '`{empty_cluster}` must be one of '
         f'{list(constants.EMPTY_CLUSTER_POLICIES)}. '
-        f'Received: empty_cluster={empty_cluster!r}')
+        'Received: {empty_cluster=}', 'empty_cluster', empty_cluster)
   if (empty_cluster == constants.FARTHEST_POINT and use_mini_batch and
       mini_batch_steps_per_iteration != 1):
-    raise ValueError(
+    raise _invalid(
         "empty_cluster='farthest_point' with use_mini_batch=True needs "
         'mini_batch_steps_per_iteration=1: the per-cluster counts that tell '
         'a dead center from one that missed a batch are reset every '
-        'iteration otherwise. Received: mini_batch_steps_per_iteration='
-        f"{mini_batch_steps_per_iteration!r}; use empty_cluster='keep' or "
-        'mini_batch_steps_per_iteration=1.')
+        'iteration otherwise. Received: {mini_batch_steps_per_iteration=}; '
+        "use empty_cluster='keep' or mini_batch_steps_per_iteration=1.",
+        'empty_cluster', empty_cluster,
+        mini_batch_steps_per_iteration=mini_batch_steps_per_iteration)
   return empty_cluster
 
 
@@ -306,32 +316,36 @@ def check_num_restarts(num_restarts, use_mini_batch, empty_cluster,
   if num_restarts == 1:
     return num_restarts
   if use_mini_batch:
-    raise ValueError(
+    raise _invalid(
         f'num_restarts={num_restarts} needs use_mini_batch=False: the '
         'restarts share the passes of full-batch Lloyd steps. Received: '
-        'use_mini_batch=True; pass use_mini_batch=False, or num_restarts=1 '
-        'for mini-batch training.')
+        '{use_mini_batch=}; pass use_mini_batch=False, or num_restarts=1 '
+        'for mini-batch training.', 'num_restarts', num_restarts,
+        use_mini_batch=True)
   if empty_cluster == constants.FARTHEST_POINT:
-    raise ValueError(
+    raise errors.InvalidArgumentError(
         f"num_restarts={num_restarts} does not support empty_cluster="
-        f"'farthest_point'; use empty_cluster='keep', or num_restarts=1.")
+        f"'farthest_point'; use empty_cluster='keep', or num_restarts=1.",
+        'num_restarts', num_restarts)
   given_centers = not isinstance(initial_clusters, str)  # Array, callable.
   if given_centers:
-    raise ValueError(
+    raise errors.InvalidArgumentError(
         f'num_restarts={num_restarts} needs initial centers drawn at random, '
         f'one of {list(constants.INIT_METHODS)}: initial_clusters given as '
         'an array or a callable would start every restart from the same '
-        'centers. Use num_restarts=1 with them.')
+        'centers. Use num_restarts=1 with them.', 'num_restarts',
+        num_restarts)
   return num_restarts
 
 
 def check_initial_clusters_name(initial_clusters):
   """Checks a string `initial_clusters`; other kinds are checked elsewhere."""
   if initial_clusters not in constants.INIT_METHODS:
-    raise ValueError(
-        f'`initial_clusters` must be one of {list(constants.INIT_METHODS)}, '
-        'an array of shape (num_clusters, d), or a callable f(inputs, k). '
-        f'Received: initial_clusters={initial_clusters!r}')
+    raise _invalid(
+        f'`{{initial_clusters}}` must be one of '
+        f'{list(constants.INIT_METHODS)}, an array of shape (num_clusters, '
+        'd), or a callable f(inputs, k). Received: {initial_clusters=}',
+        'initial_clusters', initial_clusters)
   return initial_clusters
 
 
@@ -339,13 +353,15 @@ def check_positive_number(name, value):
   """Returns `value` as a float, or raises if it is not a number > 0."""
   if (isinstance(value, bool) or not isinstance(value, numbers.Real) or
       not value > 0 or value == float('inf')):
-    raise ValueError(f'`{name}` must be a finite number > 0. '
-                     f'Received: {name}={value!r}')
+    raise _invalid(
+        '`{%s}` must be a finite number > 0. Received: {%s=}' % (name, name),
+        name, value)
   try:
     return float(value)
   except OverflowError:  # An int beyond the largest float.
-    raise SizeError(name, f'`{name}` must be a finite number > 0 that a '
-                    f'float holds. Received: {name}={value!r}') from None
+    raise _too_large(
+        '`{%s}` must be a finite number > 0 that a float holds. Received: '
+        '{%s=}' % (name, name), name, value) from None
 
 
 def check_relative_tolerance(relative_tolerance):
@@ -354,8 +370,9 @@ def check_relative_tolerance(relative_tolerance):
   if (isinstance(relative_tolerance, bool) or
       not isinstance(relative_tolerance, numbers.Real) or
       not relative_tolerance >= 0):
-    raise ValueError('`relative_tolerance` must be None or a number >= 0. '
-                     f'Received: relative_tolerance={relative_tolerance!r}')
+    raise _invalid(
+        '`{relative_tolerance}` must be None or a number >= 0. Received: '
+        '{relative_tolerance=}', 'relative_tolerance', relative_tolerance)
   try:
     return float(relative_tolerance)
   except OverflowError:  # An int beyond the largest float: as large as inf.
@@ -368,7 +385,7 @@ def check_initial_centers_shape(shape, num_clusters, num_features=None):
       num_features is not None and shape[1] is not None and
       shape[1] != num_features):
     wanted = f'({num_clusters}, {num_features if num_features else "d"})'
-    raise ValueError(
+    raise errors.InitialClustersError(
         f'`initial_clusters` must have shape {wanted} (num_clusters rows of '
         f'the data\'s width). Received: initial_clusters with shape '
         f'{tuple(shape)}')
@@ -393,9 +410,10 @@ def check_dtype(dtype):
       reason = (' Half precision cannot hold the per-cluster sums and '
                 'counts; give points of any dtype (float16 too) to a '
                 'float32 model, they are cast to it.')
-    raise TypeError('`dtype` must be a floating point dtype of 32 or 64 '
-                    'bits: tf.float32 or tf.float64.' + reason +
-                    f' Received: dtype={dtype!r}')
+    raise _invalid_type(
+        '`{dtype}` must be a floating point dtype of 32 or 64 bits: '
+        'tf.float32 or tf.float64.' + reason + ' Received: {dtype=}',
+        'dtype', dtype)
   return as_dtype
 
 

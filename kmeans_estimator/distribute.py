@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from kmeans_estimator.io import checkpoints
 from kmeans_estimator import constants
+from kmeans_estimator import errors
 from kmeans_estimator.ops import initializers
 
 # What a collective raises when a peer dies or stops answering in time.
@@ -46,35 +47,8 @@ _TASK_RE = re.compile(r'/job:([\w-]+)/(?:replica:\d+/)?task:(\d+)')
 _MAX_QUOTED_CHARS = 300
 
 
-class WorkerFailedError(RuntimeError):
-  """Raised on the surviving workers when a worker of the run is lost.
-
-  A synchronous run (`MultiWorkerMirroredStrategy`) cannot go on without
-  every worker: each step's all-reduce waits for all of them. When one dies
-  or stops answering, TensorFlow aborts the collectives of the others, and
-  `train` (or `evaluate`) raises this error instead of TensorFlow's, on
-  every surviving worker, within a bounded time (see `peer_failures`).
-
-  Recovery: restart all worker processes, the survivors too (TensorFlow's
-  collectives cannot be used again in a process where they were aborted),
-  with the same `TF_CONFIG` and the same command. They resume from the
-  chief's last checkpoint in `model_dir`; the steps since it are done again,
-  and a run with `max_steps` ends where an uninterrupted one would (`steps`
-  counts from the checkpoint, so it would train the lost steps on top).
-
-  Attributes:
-    lost_tasks: the tasks TensorFlow named as failed, e.g.
-      `('/job:worker/task:1',)`; empty when it did not say which.
-    model_dir: the model directory to resume from.
-    checkpoint: the prefix of the last checkpoint this worker sees in
-      `model_dir`, or None.
-  """
-
-  def __init__(self, message, lost_tasks=(), model_dir=None, checkpoint=None):
-    super().__init__(message)
-    self.lost_tasks = tuple(lost_tasks)
-    self.model_dir = model_dir
-    self.checkpoint = checkpoint
+# Defined in `errors`; importable from here as before.
+WorkerFailedError = errors.WorkerFailedError
 
 
 def _cluster(strategy):

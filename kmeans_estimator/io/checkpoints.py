@@ -45,6 +45,8 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf import text_encoding
 
+from kmeans_estimator import errors
+
 __all__ = [
     'CheckpointExistsError',
     'CheckpointWriteError',
@@ -89,20 +91,9 @@ _READ_ERRORS = (tf.errors.OpError, IndexError, ValueError, RuntimeError,
 _WRITE_ERRORS = (tf.errors.OpError, OSError)
 
 
-class CheckpointWriteError(OSError):
-  """Raised when a checkpoint cannot be written to `model_dir`.
-
-  It derives from `OSError` because the cause is always the file system: the
-  directory cannot be created, is not writable, is full, or a file that the
-  checkpoint needs is in the way. Previously saved checkpoints are left intact.
-  """
-
-
-class CheckpointExistsError(CheckpointWriteError):
-  """Raised when the checkpoint of a step to save already exists.
-
-  Checkpoints are never overwritten. Nothing was written.
-  """
+# Defined in `errors`; importable from here as before.
+CheckpointWriteError = errors.CheckpointWriteError
+CheckpointExistsError = errors.CheckpointExistsError
 
 
 def save_checkpoint(model_dir: str,

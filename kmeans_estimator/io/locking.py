@@ -55,6 +55,7 @@ import stat
 
 from absl import logging
 
+from kmeans_estimator import errors
 from kmeans_estimator.io import checkpoints
 from kmeans_estimator import distribute as distribute_lib
 
@@ -78,12 +79,8 @@ _MAX_ATTEMPTS = 100
 _MAX_HOLDER_CHARS = 200
 
 
-class ModelDirLockedError(OSError):
-  """Raised when another trainer holds the lock on `model_dir`.
-
-  It derives from `OSError` (like `BlockingIOError`, which `flock` raises):
-  the resource is busy. Nothing was written to `model_dir`.
-  """
+# Defined in `errors`; importable from here as before.
+ModelDirLockedError = errors.ModelDirLockedError
 
 
 @contextlib.contextmanager
