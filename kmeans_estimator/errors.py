@@ -41,6 +41,12 @@ class KMeansError(Exception):
   class that says what went wrong (`ValueError`, `TypeError`, ...).
   """
 
+  # Raised while a tf.function traces, an error passes through AutoGraph as
+  # it is: AutoGraph would otherwise re-create it from its message alone
+  # (losing its fields) or replace it by a StagingError, which is no
+  # ValueError.
+  ag_pass_through = True
+
 
 # A field of a message template: `{name}` is an argument's name, `{name=}`
 # the clause that shows what the argument received ("name=value").
@@ -136,7 +142,8 @@ class InvalidArgumentError(_ArgumentError, ValueError):
 
 class InvalidArgumentTypeError(_ArgumentError, TypeError):
   """An argument has the wrong type (a `TypeError`); the twin of
-  `InvalidArgumentError`, with the same fields."""
+  `InvalidArgumentError`, with the same fields. Raised by the same checks,
+  before anything runs or is written."""
 
 
 class SizeError(InvalidArgumentError):
@@ -179,8 +186,10 @@ class InvalidInputError(KMeansError, ValueError):
         point;
       'rows': the features of a dict have different numbers of rows;
       'too_few_points': fewer points than an initialisation needs;
-      'file': an input file's content cannot be read (a CSV line or cell, a
-        TFRecord record, a damaged .npy file).
+      'empty': no points at all;
+      'shape': features that are not batches of rows (rank other than 2);
+      'file': an input file cannot be used (missing, of an unknown format,
+        a CSV line or cell, a TFRecord record, a damaged .npy file).
     argument: the argument that carried the data ('input_fn'), or None.
   """
 
@@ -191,7 +200,7 @@ class InvalidInputError(KMeansError, ValueError):
 
 
 INPUT_KINDS = ('non_finite', 'width', 'weights', 'rows', 'too_few_points',
-               'file')
+               'empty', 'shape', 'file')
 
 
 class DistanceOverflowError(KMeansError, FloatingPointError):

@@ -18,6 +18,7 @@ import tensorflow as tf
 from kmeans_estimator.ops import bounds
 from kmeans_estimator.ops import carried as carried_lib
 from kmeans_estimator import constants
+from kmeans_estimator import errors
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator.ops import initializers
 from kmeans_estimator.ops import numerics
@@ -515,9 +516,10 @@ class KMeans(tf.Module):
     points = tf.cast(tf.convert_to_tensor(points), self.dtype)
     if not self.built:
       if points.shape.rank != 2 or points.shape[1] is None:
-        raise ValueError('`points` must have a known static shape (n, d) the '
-                         'first time KMeans sees them, or pass num_features. '
-                         f'Received: shape {points.shape}')
+        raise errors.InvalidArgumentError(
+            '`points` must have a known static shape (n, d) the first time '
+            'KMeans sees them, or pass num_features. Received: shape '
+            f'{points.shape}', 'points')
       self.build(points.shape[1])
     if self.distance_metric == constants.COSINE_DISTANCE:
       points = numerics.safe_l2_normalize(points)
@@ -580,19 +582,19 @@ class KMeans(tf.Module):
            tf.reduce_sum(tf.cast(weights > 0, tf.int32)))
       positive = '' if weights is None else ' of positive weight'
       if method == constants.KMEANS_PARALLEL_INIT:
-        check = tf.debugging.assert_greater_equal(
-            n, self.num_clusters,
-            message=(f'kmeans_parallel needs at least num_clusters points'
-                     f'{positive}; give more data or lower num_clusters'))
+        check = _too_few_points_check(
+            n >= self.num_clusters,
+            f'kmeans_parallel needs at least num_clusters points{positive}; '
+            'give more data or lower num_clusters')
       elif method == constants.KMEANS_PLUS_PLUS_INIT:
-        check = tf.debugging.assert_greater_equal(
-            n, self.num_clusters,
-            message=(f'kmeans_plus_plus needs at least num_clusters points'
-                     f'{positive} in its first batch; use bigger batches or '
-                     "initial_clusters='random'"))
+        check = _too_few_points_check(
+            n >= self.num_clusters,
+            f'kmeans_plus_plus needs at least num_clusters points{positive} '
+            "in its first batch; use bigger batches or "
+            "initial_clusters='random'")
       else:
-        check = tf.debugging.assert_greater(
-            n, 0, message='kmc2 needs at least one point in its first batch')
+        check = _too_few_points_check(
+            n > 0, 'kmc2 needs at least one point in its first batch')
       # Inside tf.function an Assert is not ordered before the variable
       # writes; a data dependency makes a failed check write nothing.
       with tf.control_dependencies([check]):
@@ -641,14 +643,15 @@ class KMeans(tf.Module):
     try:
       centers = tf.convert_to_tensor(centers)
     except (TypeError, ValueError):
-      raise TypeError(
+      raise errors.InvalidArgumentTypeError(
           '`initial_clusters` (a callable) must return a numeric array or '
           f'Tensor; {fix}. Received: {type(centers).__name__} '
-          f'{_shown(centers)}') from None
+          f'{_shown(centers)}', 'initial_clusters') from None
     if not (centers.dtype.is_floating or centers.dtype.is_integer):
-      raise TypeError(
+      raise errors.InvalidArgumentTypeError(
           '`initial_clusters` (a callable) must return numeric centers; '
-          f'{fix}. Received: centers of dtype {centers.dtype.name}')
+          f'{fix}. Received: centers of dtype {centers.dtype.name}',
+          'initial_clusters')
     width = centers.shape[1] if centers.shape.rank == 2 else None
     wrong_width = (
         f'{CALLABLE_WIDTH_MESSAGE} (m, {self.num_features}), m <= '
@@ -656,25 +659,24 @@ class KMeans(tf.Module):
         'Received: centers of shape ')
     if centers.shape.rank != 2 or (width is not None and
                                    width != self.num_features):
-      raise ValueError(f'{wrong_width}{tuple(centers.shape)}')
+      raise errors.InitialClustersError(f'{wrong_width}{tuple(centers.shape)}')
     centers = tf.cast(centers, self.dtype)
-    checks = [tf.debugging.Assert(
+    checks = [_callable_check(
         tf.reduce_all(tf.math.is_finite(centers)),
-        [CALLABLE_NON_FINITE_MESSAGE])]
+        CALLABLE_NON_FINITE_MESSAGE)]
     # Values whose squares overflow would fail the first step as if the
     # points overflowed (NaN and Inf fail the check above first).
-    checks.append(tf.debugging.Assert(
+    checks.append(_callable_check(
         tf.reduce_all((tf.abs(centers) < numerics.overflow_limit(self.dtype))
                       | ~tf.math.is_finite(centers)),
-        [f'{CALLABLE_OVERFLOW_MESSAGE} {options.overflow_text(self.dtype)}']))
+        f'{CALLABLE_OVERFLOW_MESSAGE} {options.overflow_text(self.dtype)}'))
     if width is None:
       # Known only when the step runs (the points' width is not static
       # inside the compiled step): the message gives the returned shape too.
       shape = tf.strings.as_string(tf.shape(centers, out_type=tf.int64))
-      checks.append(tf.debugging.Assert(
+      checks.append(_callable_check(
           tf.equal(tf.shape(centers)[1], self.num_features),
-          [tf.strings.join([wrong_width, '(', shape[0], ', ', shape[1],
-                            ')'])]))
+          [wrong_width, '(', shape[0], ', ', shape[1], ')']))
     # A data dependency: a failed check writes nothing (see
     # `_choose_centers`).
     with tf.control_dependencies(checks):
@@ -814,11 +816,10 @@ class KMeans(tf.Module):
   def _reduce_counted(self, candidates, weights, count, seed, weighted):
     """`_reduce_candidates`, once `count` points are known to be enough."""
     positive = ' of positive weight' if weighted else ''
-    check = tf.debugging.assert_greater_equal(
-        count, tf.cast(self.num_clusters, count.dtype),
-        message=(f'kmeans_parallel needs at least num_clusters points'
-                 f'{positive} in the input; give more data or lower '
-                 'num_clusters'))
+    check = _too_few_points_check(
+        count >= tf.cast(self.num_clusters, count.dtype),
+        f'kmeans_parallel needs at least num_clusters points{positive} in '
+        'the input; give more data or lower num_clusters')
     with tf.control_dependencies([check]):
       candidates = tf.identity(candidates)
     return self._reduce_candidates(candidates, weights, seed)
@@ -850,9 +851,9 @@ class KMeans(tf.Module):
   def _check_weights(self, data, weights):
     """Whether the step is weighted; refuses what has no weighted form."""
     if weights is not None and isinstance(data, tf.data.Dataset):
-      raise ValueError(
+      raise errors.InvalidArgumentError(
           '`weights` goes with a Tensor of points; a dataset carries its '
-          'weights in its elements, as (points, weights) pairs.')
+          'weights in its elements, as (points, weights) pairs.', 'weights')
     weighted = weights is not None or _is_weighted(data)
     if weighted:
       options.check_sample_weights(self.empty_cluster)
@@ -1464,16 +1465,17 @@ class KMeans(tf.Module):
     k = options.check_positive_int('k', k)
     # (A view's num_clusters is a Tensor: its callers check k first.)
     if isinstance(self.num_clusters, int) and k > self.num_clusters:
-      raise ValueError(f'`k` must be at most num_clusters={self.num_clusters}.'
-                       f' Received: k={k}')
+      raise errors.InvalidArgumentError(
+          f'`k` must be at most num_clusters={self.num_clusters}. '
+          f'Received: k={k}', 'k', k)
     return distances_lib.top_k_nearest(self._prepare(points),
                                        self.clusters.read_value(),
                                        self.distance_metric, k,
                                        self.chunk_elements)
 
 
-# The message of the check that a callable initial_clusters returned finite
-# centers (the estimator turns the check's error into a ValueError).
+# The messages of the checks of what a callable initial_clusters returned
+# (their op errors translate to `errors.InitialClustersError`).
 CALLABLE_NON_FINITE_MESSAGE = (
     '`initial_clusters` (a callable) returned NaN or Inf values; make it '
     'return finite centers')
@@ -1481,6 +1483,21 @@ CALLABLE_WIDTH_MESSAGE = (
     '`initial_clusters` (a callable) must return centers of shape')
 CALLABLE_OVERFLOW_MESSAGE = (
     '`initial_clusters` (a callable) returned values of magnitude')
+
+
+def _callable_check(condition, message):
+  """A `graph_check` of a callable initial_clusters' centers: it stands for
+  an `errors.InitialClustersError` with `message` and a period."""
+  return errors.graph_check(condition, errors.InitialClustersError, message,
+                            suffix='.')
+
+
+def _too_few_points_check(condition, message):
+  """A `graph_check` that an initialisation has the points it needs: it
+  stands for an `errors.InvalidInputError` of kind 'too_few_points'."""
+  return errors.graph_check(condition, errors.InvalidInputError, message,
+                            suffix=' (found while reading the input_fn).',
+                            kind='too_few_points')
 
 
 def _shown(value):

@@ -29,6 +29,7 @@ from kmeans_estimator import (
   SessionRunArgs,
   SessionRunHook,
 )
+from kmeans_estimator import errors
 from kmeans_estimator.data import files as file_inputs
 from kmeans_estimator.io import checkpoints
 
@@ -218,13 +219,38 @@ def _model_dir():
   return model_dir
 
 
+# The library's arguments whose flag has another name; every other argument
+# that is a flag has the flag's name.
+_FLAG_OF_ARGUMENT = {'features': 'feature', 'header': 'csv_header'}
+
+
+def _flag_of(argument):
+  """The flag that sets the library's `argument`, or None."""
+  flag = _FLAG_OF_ARGUMENT.get(argument, argument)
+  return flag if flag in FLAGS else None
+
+
 def _library_errors_as_usage(error):
-  """A constructor's ValueError about an argument -> UsageError on its flag."""
-  message = str(error)
-  for name in FLAGS:
-    message = message.replace(f'Received: {name}=',
-                              f'Received: --{name}=')
-  return app.UsageError(message)
+  """A library error about an argument -> an app.UsageError on its flag.
+
+  The message is rendered again from the error's template
+  (`errors.InvalidArgumentError.render_message`) with the flags' names for
+  the arguments' names, and `--flag=value` (the value as given on the
+  command line, for list flags) for what they received.
+  """
+  def name(argument):
+    return _flag_of(argument) or argument
+
+  def received(argument, value):
+    flag = _flag_of(argument)
+    if flag is None:
+      return f'{argument}={value!r}'
+    if isinstance(FLAGS[flag].value, list):
+      return f'--{flag}={",".join(FLAGS[flag].value)}'
+    return f'--{flag}={value!r}'
+
+  render = getattr(error, 'render_message', None)
+  return app.UsageError(render(name, received) if render else str(error))
 
 
 def _trained_model(model_dir):
@@ -337,17 +363,10 @@ def _source(paths):
   try:
     return file_inputs.open_files(paths, columns=FLAGS.columns,
                                   features=_feature_flag(), header=header)
-  except ValueError as error:
+  except errors.InvalidArgumentError as error:
     # A column or feature the files lack is a bad flag: say which.
-    message = str(error)
-    for argument, flag in (('columns', 'columns'), ('features', 'feature')):
-      marker = f'Received: {argument}='
-      if marker in message:
-        message = message[:message.index(marker)].replace(
-            '`features`', '`feature`')
-        raise app.UsageError(
-            f'{message}Received: --{flag}={",".join(FLAGS[flag].value)}'
-        ) from None
+    if error.argument in ('columns', 'features'):
+      raise _library_errors_as_usage(error) from None
     raise
 
 

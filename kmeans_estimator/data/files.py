@@ -28,7 +28,9 @@ extension, empty file, pickled or non-numeric `.npy`, wrong rank, unknown
 column or feature. Problems in rows read later (a CSV cell that is not a
 number, a row with the wrong number of fields, a TFRecord without a feature)
 surface as TensorFlow errors while the data stream; `readable_errors()` turns
-them into `ValueError`s that name the file and line.
+them into `errors.InvalidInputError`s (ValueErrors, kind 'file') that name
+the file and line. Bad `columns` or `features` are
+`errors.InvalidArgumentError`s naming the argument.
 """
 
 import contextlib
@@ -41,6 +43,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 from google.protobuf import message as message_lib
+
+from kmeans_estimator import errors
 
 DEFAULT_BATCH_SIZE = 1024
 # Batches read ahead while the current one is clustered.
@@ -61,8 +65,7 @@ _SUFFIXES = {
 }
 _EXTENSIONS = '.npy, .csv, .tfrecord, .tfrecords, .tfrec (.gz for GZIP)'
 
-# Every in-pipeline check starts its message with this, so that
-# `readable_error` can find it in TensorFlow's error text.
+# How the message of every in-pipeline check starts.
 INPUT_ERROR_TAG = 'Cannot read the input: '
 # A number as tf.strings.to_number reads it (after stripping blanks and
 # quotes); the same pattern in Python's `re` and TensorFlow's RE2.
@@ -192,19 +195,22 @@ def open_files(patterns, columns=None, features=None, header=None,
         'give files of one format.')
   kind = kinds[0]
   if columns is not None and kind == TFRECORD:
-    raise ValueError('`columns` applies to .csv and .npy files; for TFRecord '
-                     f'files name the features with `features`. Received: '
-                     f'columns={list(columns)!r}')
+    raise errors.InvalidArgumentError.from_template(
+        '`{columns}` applies to .csv and .npy files; for TFRecord files name '
+        'the features with `{features}`. Received: {columns=}', 'columns',
+        list(columns), features=features)
   if features is not None and kind != TFRECORD:
-    raise ValueError('`features` applies to TFRecord files; for .csv and '
-                     '.npy files pick columns with `columns`. Received: '
-                     f'features={list(features)!r}')
+    raise errors.InvalidArgumentError.from_template(
+        '`{features}` applies to TFRecord files; for .csv and .npy files '
+        'pick columns with `{columns}`. Received: {features=}', 'features',
+        list(features), columns=columns)
   if kind == NPY:
     return _open_npy(paths, columns)
   if kind == CSV:
     if not isinstance(delimiter, str) or len(delimiter) != 1:
-      raise ValueError('`delimiter` must be one character. Received: '
-                       f'delimiter={delimiter!r}')
+      raise errors.InvalidArgumentError.from_template(
+          '`{delimiter}` must be one character. Received: {delimiter=}',
+          'delimiter', delimiter)
     return _open_csv(paths, columns, header, delimiter)
   compression = {formats[path][1] for path in paths}
   if len(compression) > 1:
@@ -213,9 +219,17 @@ def open_files(patterns, columns=None, features=None, header=None,
   return _open_tfrecord(paths, features, compression.pop())
 
 
+def _file_check(condition, message_parts):
+  """A `graph_check` of the files' content: it stands for an
+  `errors.InvalidInputError` of kind 'file' with the joined message."""
+  return errors.graph_check(condition, errors.InvalidInputError,
+                            message_parts, kind='file', argument='patterns')
+
+
 @contextlib.contextmanager
 def readable_errors():
-  """Turns TensorFlow errors raised by the file pipelines into ValueErrors."""
+  """Turns TensorFlow errors raised by the file pipelines into
+  `errors.InvalidInputError`s (see `readable_error`)."""
   try:
     yield
   except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
@@ -226,35 +240,32 @@ def readable_errors():
 
 
 def readable_error(error):
-  """The ValueError that explains a pipeline's `tf.errors.OpError`, or None.
+  """The error that explains a pipeline's `tf.errors.OpError`, or None.
 
   Args:
     error: a `tf.errors.OpError` raised while a `FileSource` was read.
 
   Returns:
-    A ValueError naming the file, line and what to do, or None when the
-    error did not come from reading the files.
+    An `errors.InvalidInputError` (kind 'file') naming the file, line and
+    what to do: the typed error of a failed check (`errors.translate`), or
+    one for a TFRecord file TensorFlow could not read or parse. None when
+    the error did not come from reading the files.
   """
-  message = getattr(error, 'message', str(error))
-  match = re.search(re.escape(INPUT_ERROR_TAG) + r'(.*?)\](?:\n|$)', message)
-  if match:
-    # tf.debugging.Assert prints strings with their quotes escaped.
-    return ValueError(match.group(1).replace("\\'", "'"))
+  typed = errors.translate(error)
+  if typed is not None:
+    return typed
   if isinstance(error, tf.errors.DataLossError):
-    detail = message.split('\n')[0]
-    return ValueError(f'A TFRecord file is corrupted or is not a TFRecord '
-                      f'file ({detail}); check the files.')
-  for marker in ('is required but could not be found',
-                 "Can't parse serialized Example", 'values != expected',
-                 "Data types don't match"):
-    if marker in message:
-      line = next(line for line in message.split('\n') if marker in line)
-      # Keep TensorFlow's words after the iterator's name.
-      detail = re.split(r'Iterator::[\w:]*: ', line)[-1].strip()
-      return ValueError(
-          f'A record of the TFRecord files does not match the first one '
-          f'({detail}); every tf.train.Example needs the features in use, '
-          'numeric and with the widths of the first record.')
+    detail = error.message.split('\n')[0]
+    return errors.InvalidInputError(
+        f'A TFRecord file is corrupted or is not a TFRecord file ({detail}); '
+        'check the files.', kind='file', argument='patterns')
+  detail = errors.record_mismatch_detail(error)
+  if detail is not None:
+    return errors.InvalidInputError(
+        f'A record of the TFRecord files does not match the first one '
+        f'({detail}); every tf.train.Example needs the features in use, '
+        'numeric and with the widths of the first record.', kind='file',
+        argument='patterns')
   return None
 
 
@@ -312,8 +323,9 @@ def _as_list(value, argument, what, single_types):
     value = [value]
   value = list(value)
   if not value:
-    raise ValueError(f'`{argument}` must name at least one {what}, or be None '
-                     f'for all. Received: {argument}=[]')
+    raise errors.InvalidArgumentError.from_template(
+        f'`{{{argument}}}` must name at least one {what}, or be None for '
+        f'all. Received: {{{argument}=}}', argument, value)
   return value
 
 
@@ -332,10 +344,10 @@ def _select(columns, width, names, path):
       index = int(column)
     if index is None or not 0 <= index < width:
       available = (f'the header names {list(names)} or ' if names else '')
-      raise ValueError(
-          f'`columns` must be {available}0-based indices below {width} (the '
-          f'columns of {path!r}); {column!r} is neither. Received: '
-          f'columns={columns!r}')
+      raise errors.InvalidArgumentError.from_template(
+          f'`{{columns}}` must be {available}0-based indices below {width} '
+          f'(the columns of {path!r}); {column!r} is neither. Received: '
+          '{columns=}', 'columns', columns)
     indices.append(index)
   return indices
 
@@ -422,11 +434,13 @@ def _open_npy(paths, columns):
     try:
       return _memory_map(path)
     except ValueError as error:
-      # Tagged and closed by ']' like the in-graph checks, so that
-      # `readable_error` finds it in the error TensorFlow wraps it in.
-      raise ValueError(f'{INPUT_ERROR_TAG}{path!r} cannot be read ({error}); '
-                       'the file is truncated or damaged: write it again '
-                       'with numpy.save.]') from None
+      # Tagged like the in-graph checks, so that `readable_error` finds its
+      # typed error in the error TensorFlow wraps it in.
+      raise ValueError(errors.tagged_message(
+          errors.InvalidInputError,
+          f'{INPUT_ERROR_TAG}{path!r} cannot be read ({error}); the file is '
+          'truncated or damaged: write it again with numpy.save.',
+          kind='file', argument='patterns')) from None
 
   def make_dataset(batch_size, dtype):
     np_dtype = dtype.as_numpy_dtype
@@ -507,8 +521,9 @@ def _has_header(rows):
 
 def _open_csv(paths, columns, header, delimiter):
   if header not in (None, True, False):
-    raise ValueError('`header` must be None (detect), True or False. '
-                     f'Received: header={header!r}')
+    raise errors.InvalidArgumentError.from_template(
+        '`{header}` must be None (detect), True or False. Received: '
+        '{header=}', 'header', header)
   skips, names, first = [], None, None
   for path in paths:
     try:
@@ -567,15 +582,13 @@ def _open_csv(paths, columns, header, delimiter):
       cells = tf.strings.split(lines, sep=delimiter)
       widths = cells.row_lengths()
       bad_row = tf.argmax(tf.cast(widths != num_columns, tf.int32))
-      width_ok = tf.debugging.Assert(
+      width_ok = _file_check(
           tf.reduce_all(widths == num_columns),
-          [tf.strings.join([
-              INPUT_ERROR_TAG, path, ' line ',
-              tf.strings.as_string(tf.gather(numbers, bad_row)), ' has ',
-              tf.strings.as_string(tf.gather(widths, bad_row)),
-              (f' fields but the first row has {num_columns}; every row '
-               f'needs {num_columns} values separated by "{delimiter}".')])],
-          summarize=1)
+          [INPUT_ERROR_TAG, path, ' line ',
+           tf.strings.as_string(tf.gather(numbers, bad_row)), ' has ',
+           tf.strings.as_string(tf.gather(widths, bad_row)),
+           (f' fields but the first row has {num_columns}; every row '
+            f'needs {num_columns} values separated by "{delimiter}".')])
       with tf.control_dependencies([width_ok]):
         table = cells.to_tensor(default_value='')
       picked = tf.gather(table, indices, axis=1)
@@ -591,29 +604,25 @@ def _open_csv(paths, columns, header, delimiter):
         valid = tf.reduce_all(tf.strings.unicode_transcode(
             picked, 'UTF-8', 'UTF-8', errors='replace',
             replacement_char=0xFFFD) == picked, axis=1)
-        utf8_ok = tf.debugging.Assert(
+        utf8_ok = _file_check(
             tf.reduce_all(valid),
-            [tf.strings.join([
-                INPUT_ERROR_TAG, path, ' line ',
-                tf.strings.as_string(tf.gather(
-                    numbers, tf.argmax(tf.cast(tf.logical_not(valid),
-                                               tf.int32)))),
-                _NOT_UTF8_ADVICE])],
-            summarize=1)
+            [INPUT_ERROR_TAG, path, ' line ',
+             tf.strings.as_string(tf.gather(
+                 numbers, tf.argmax(tf.cast(tf.logical_not(valid),
+                                            tf.int32)))),
+             _NOT_UTF8_ADVICE])
         flat = tf.reshape(is_number, [-1])
         bad = tf.argmax(tf.cast(tf.logical_not(flat), tf.int32))
         row, column = bad // len(indices), bad % len(indices)
         with tf.control_dependencies([utf8_ok]):
           cell = tf.gather(tf.reshape(picked, [-1]), bad)
-        numbers_ok = tf.debugging.Assert(
+        numbers_ok = _file_check(
             False,
-            [tf.strings.join([
-                INPUT_ERROR_TAG, path, ' line ',
-                tf.strings.as_string(tf.gather(numbers, row)), ', column ',
-                tf.gather(tf.constant(labels), column), ": '", cell,
-                ("' is not a number; fix the cell, or pick numeric columns "
-                 'with `columns`.')])],
-            summarize=1)
+            [INPUT_ERROR_TAG, path, ' line ',
+             tf.strings.as_string(tf.gather(numbers, row)), ', column ',
+             tf.gather(tf.constant(labels), column), ": '", cell,
+             ("' is not a number; fix the cell, or pick numeric columns "
+              'with `columns`.')])
         with tf.control_dependencies([numbers_ok]):
           return tf.constant(False)
 
@@ -686,21 +695,21 @@ def _feature_specs(features, found, path):
   for feature in features:
     name, width = (feature, None) if isinstance(feature, str) else feature
     if name not in found:
-      raise ValueError(
-          f'`features` must name features of the records; the first record '
-          f'of {path!r} has {sorted(found)}. Received: features='
-          f'{features!r}')
+      raise errors.InvalidArgumentError.from_template(
+          f'`{{features}}` must name features of the records; the first '
+          f'record of {path!r} has {sorted(found)}. Received: {{features=}}',
+          'features', features)
     kind, found_width = found[name]
     if kind not in _KINDS:
-      raise ValueError(
+      raise errors.InvalidArgumentError.from_template(
           f'Feature {name!r} of {path!r} holds {kind or "no values"}, not '
-          'numbers; `features` must name float or int64 features. Received: '
-          f'features={features!r}')
+          'numbers; `{features}` must name float or int64 features. '
+          'Received: {features=}', 'features', features)
     if width is not None and width != found_width:
-      raise ValueError(
+      raise errors.InvalidArgumentError.from_template(
           f'Feature {name!r} has {found_width} values in the first record of '
-          f'{path!r}, but `features` gives width {width}; give its width or '
-          f'leave it out. Received: features={features!r}')
+          f'{path!r}, but `{{features}}` gives width {width}; give its width '
+          'or leave it out. Received: {features=}', 'features', features)
     if found_width == 0:
       raise ValueError(f'Feature {name!r} is empty in the first record of '
                        f'{path!r}; each feature needs at least one value.')

@@ -41,6 +41,7 @@ from kmeans_estimator.estimator import run_config as run_config_lib
 from kmeans_estimator.estimator import training
 from kmeans_estimator.estimator import training_summary as summary_lib
 from kmeans_estimator import constants
+from kmeans_estimator import errors
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator import model as kmeans_lib
 from kmeans_estimator.ops import numerics
@@ -72,8 +73,9 @@ def _after_overflow_check(dtype, distances, *outputs):
   (`distances` may also be a bool scalar that says whether they are).
 
   Points are finite by the time they get here, so a non-finite distance
-  means float overflow; the check raises InvalidArgumentError carrying
-  `_OVERFLOW_MESSAGE` (in `predict`, `evaluate` and served signatures alike)
+  means float overflow; the check raises InvalidArgumentError showing
+  `_OVERFLOW_MESSAGE` (in `predict`, `evaluate` and served signatures alike;
+  `errors.translate` turns it into an `errors.DistanceOverflowError`)
   instead of returning Inf or NaN distances and arbitrary cluster indices.
   `dtype` is the computation's, for the message. The one exception: a
   Tensor or array that `predict` or `evaluate` read without checking it
@@ -85,7 +87,9 @@ def _after_overflow_check(dtype, distances, *outputs):
   """
   finite = distances if distances.dtype == tf.bool else tf.reduce_all(
       tf.math.is_finite(distances))
-  check = tf.debugging.Assert(finite, [_overflow_message(dtype)])
+  check = errors.graph_check(finite, errors.DistanceOverflowError,
+                             _overflow_message(dtype), suffix='.',
+                             dtype=tf.as_dtype(dtype).name)
   with tf.control_dependencies([check]):
     outputs = tuple(tf.identity(output) for output in outputs)
   return outputs[0] if len(outputs) == 1 else outputs
@@ -403,16 +407,17 @@ class KMeansClustering:
     if config is None:
       config = run_config_lib.RunConfig()
     elif not isinstance(config, run_config_lib.RunConfig):
-      raise TypeError('`config` must be a kmeans_estimator.RunConfig. '
-                      f'Received: config={config!r}')
+      raise errors.InvalidArgumentTypeError.from_template(
+          '`{config}` must be a kmeans_estimator.RunConfig. Received: '
+          '{config=}', 'config', config)
     given_model_dir = model_dir
     model_dir = options.check_path('model_dir', model_dir, allow_none=True)
     if model_dir is not None and config.model_dir is not None and (
         model_dir != config.model_dir):
-      raise ValueError(
-          '`model_dir` and `config.model_dir` differ; give one of them. '
-          f'Received: model_dir={given_model_dir!r}, config.model_dir='
-          f'{config.model_dir!r}')
+      raise errors.InvalidArgumentError.from_template(
+          '`{model_dir}` and `config.model_dir` differ; give one of them. '
+          'Received: {model_dir=}, config.model_dir=%r' % (config.model_dir,),
+          'model_dir', given_model_dir)
     model_dir = model_dir if model_dir is not None else config.model_dir
     run_eagerly = options.check_bool('run_eagerly', run_eagerly)
     if seed is not None:
@@ -684,37 +689,23 @@ class KMeansClustering:
 
   @contextlib.contextmanager
   def _input_errors(self, points=None):
-    """Turns the input pipeline's runtime checks into ValueErrors.
+    """Turns the failed runtime checks of the input and the compiled steps
+    into their typed errors (`errors.translate`): `InvalidInputError`,
+    `InitialClustersError` (ValueErrors), `DistanceOverflowError` (a
+    FloatingPointError).
 
-    An overflow of the distances becomes a FloatingPointError, unless
-    `points` (read unchecked) hold NaN or Inf: a ValueError says so.
+    An overflow of the distances is an `InvalidInputError` of kind
+    'non_finite' instead when `points` (read unchecked) hold NaN or Inf.
     """
     try:
-      yield
-    except tf.errors.InvalidArgumentError as error:
-      if _OVERFLOW_MESSAGE in error.message:
-        if points is not None and not points.checked and (
-            not points.all_finite()):
-          raise ValueError(f'{inputs.NON_FINITE_MESSAGE} (found while '
-                           'reading the input_fn).') from None
-        raise FloatingPointError(
-            f'{_overflow_message(self._kmeans.dtype)}.') from None
-      for marker in (inputs.NON_FINITE_MESSAGE, inputs.WIDTH_MESSAGE,
-                     inputs.WEIGHTS_MESSAGE, inputs.ROWS_MESSAGE,
-                     kmeans_lib.CALLABLE_NON_FINITE_MESSAGE,
-                     kmeans_lib.CALLABLE_WIDTH_MESSAGE,
-                     kmeans_lib.CALLABLE_OVERFLOW_MESSAGE,
-                     'kmeans_plus_plus needs', 'kmeans_parallel needs'):
-        if marker in error.message:
-          # TF appends its own words after ' : '; keep the check's message.
-          detail = error.message[error.message.index(marker):]
-          for end in ('\n', ' : ', ']'):
-            detail = detail.split(end)[0]
-          detail = detail.replace("\\'", "'")  # TF escapes quotes.
-          if marker.startswith('`initial_clusters`'):
-            raise ValueError(f'{detail}.') from None
-          raise ValueError(f'{detail} (found while reading the input_fn).'
-                          ) from None
+      with errors.translated():
+        yield
+    except errors.DistanceOverflowError:
+      if points is not None and not points.checked and (
+          not points.all_finite()):
+        raise errors.InvalidInputError(
+            f'{inputs.NON_FINITE_MESSAGE}{inputs.FOUND_WHILE_READING}',
+            kind='non_finite') from None
       raise
 
   # ------------------------------------------------------------- training

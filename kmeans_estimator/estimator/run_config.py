@@ -7,6 +7,7 @@ from typing import Any, Optional
 import tensorflow as tf
 
 from kmeans_estimator import config as options
+from kmeans_estimator import errors
 
 _DEFAULT_CHECKPOINT_SECS = 600
 
@@ -16,8 +17,9 @@ def _check_optional_count(name, value, minimum):
     return
   if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (
       value < minimum):
-    raise ValueError(f'`{name}` must be None or an integer >= {minimum}. '
-                     f'Received: {name}={value!r}')
+    raise errors.InvalidArgumentError.from_template(
+        f'`{{{name}}}` must be None or an integer >= {minimum}. Received: '
+        f'{{{name}=}}', name, value)
 
 
 @dataclasses.dataclass(frozen=True)
