@@ -437,15 +437,16 @@ def check_initial_centers(initial_clusters, num_clusters, num_features,
   """
   given = np.asarray(initial_clusters)
   if not np.issubdtype(given.dtype, np.number):
-    raise TypeError('`initial_clusters` must be numeric when given as an '
-                    f'array. Received: dtype {given.dtype}')
+    raise errors.InvalidArgumentTypeError(
+        '`initial_clusters` must be numeric when given as an array. '
+        f'Received: dtype {given.dtype}', 'initial_clusters')
   check_initial_centers_shape(given.shape, num_clusters, num_features)
   if not np.all(np.isfinite(given)):
-    raise ValueError('`initial_clusters` contains NaN or Inf values; give '
-                     'finite centers.')
+    raise errors.InitialClustersError(
+        '`initial_clusters` contains NaN or Inf values; give finite centers.')
   largest = float(np.max(np.abs(given), initial=0))
   if largest >= numerics.overflow_limit(dtype):
-    raise ValueError(
+    raise errors.InitialClustersError(
         '`initial_clusters` has values of magnitude '
         f'{overflow_text(dtype)}. Received: '
         f'initial_clusters with a value of magnitude {largest:.3g}')
@@ -457,11 +458,10 @@ def check_initial_centers(initial_clusters, num_clusters, num_features,
 def check_restarts_algorithm(num_restarts, algorithm):
   """Restarts (num_restarts > 1) share Lloyd passes: they need 'lloyd'."""
   if num_restarts > 1 and algorithm != constants.LLOYD:
-    raise ValueError(
+    raise _invalid(
         f'num_restarts={num_restarts} needs algorithm=\'lloyd\': the restarts '
-        'share Lloyd passes over the data. Received: '
-        f"algorithm={algorithm!r}; use algorithm='lloyd', or "
-        'num_restarts=1.')
+        "share Lloyd passes over the data. Received: {algorithm=}; use "
+        "algorithm='lloyd', or num_restarts=1.", 'algorithm', algorithm)
 
 
 def check_sample_weights(empty_cluster, weight_column=None):
@@ -476,12 +476,13 @@ def check_sample_weights(empty_cluster, weight_column=None):
   if empty_cluster != constants.FARTHEST_POINT:
     return
   if weight_column is not None:
-    raise ValueError(
+    raise _invalid(
         "empty_cluster='farthest_point' does not support `weight_column`; "
-        f"use empty_cluster='keep'. Received: weight_column={weight_column!r}")
-  raise ValueError(
+        "use empty_cluster='keep'. Received: {weight_column=}",
+        'weight_column', weight_column)
+  raise errors.InvalidArgumentError(
       "empty_cluster='farthest_point' does not support sample weights; "
-      "use empty_cluster='keep' with weights.")
+      "use empty_cluster='keep' with weights.", 'weights')
 
 
 def check_replicas(empty_cluster, num_restarts, replicas=None):
@@ -498,23 +499,25 @@ def check_replicas(empty_cluster, num_restarts, replicas=None):
     return
   if empty_cluster == constants.FARTHEST_POINT:
     if replicas is None:
-      raise ValueError(
+      raise errors.InvalidArgumentError(
           "empty_cluster='farthest_point' is not supported with "
           'RunConfig(train_distribute=...): the far points would have to be '
           "gathered from every replica. Use empty_cluster='keep', or train "
-          'without a strategy.')
-    raise ValueError(
+          'without a strategy.', 'empty_cluster', empty_cluster)
+    raise errors.InvalidArgumentError(
         "empty_cluster='farthest_point' is not supported inside "
-        f"strategy.run with {replicas} replicas; use empty_cluster='keep'.")
+        f"strategy.run with {replicas} replicas; use empty_cluster='keep'.",
+        'empty_cluster', empty_cluster)
   if num_restarts > 1:
     if replicas is None:
-      raise ValueError(
+      raise errors.InvalidArgumentError(
           f'num_restarts={num_restarts} is not supported with '
           'RunConfig(train_distribute=...); train without a strategy, or '
-          'with num_restarts=1.')
-    raise ValueError(
+          'with num_restarts=1.', 'num_restarts', num_restarts)
+    raise errors.InvalidArgumentError(
         f'num_restarts={num_restarts} is not supported inside '
-        f'strategy.run with {replicas} replicas; use num_restarts=1.')
+        f'strategy.run with {replicas} replicas; use num_restarts=1.',
+        'num_restarts', num_restarts)
 
 
 def column_name(column):
@@ -530,21 +533,22 @@ def check_weight_column(weight_column, feature_columns, empty_cluster,
     return None
   name = column_name(weight_column)
   if not isinstance(name, str) or not name:
-    raise TypeError(
-        '`weight_column` must be the name of the feature holding the sample '
-        'weights (a string, or a column with a `.key`). Received: '
-        f'weight_column={weight_column!r}')
+    raise _invalid_type(
+        '`{weight_column}` must be the name of the feature holding the '
+        'sample weights (a string, or a column with a `.key`). Received: '
+        '{weight_column=}', 'weight_column', weight_column)
   if feature_columns is not None and name in [
       column_name(column) for column in feature_columns]:
-    raise ValueError(
+    raise errors.InvalidArgumentError(
         f'`weight_column`={name!r} is also in `feature_columns`; the weights '
-        'are not a point feature. Remove it from feature_columns.')
+        'are not a point feature. Remove it from feature_columns.',
+        'weight_column', name)
   check_sample_weights(empty_cluster, name)
   if distributed:
-    raise ValueError(
+    raise _invalid(
         '`weight_column` is not supported with RunConfig(train_distribute=...'
         ') or eval_distribute; train without a strategy, or drop '
-        f'weight_column. Received: weight_column={name!r}')
+        'weight_column. Received: {weight_column=}', 'weight_column', name)
   return name
 
 

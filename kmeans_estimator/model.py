@@ -205,8 +205,9 @@ class KMeans(tf.Module):
     `EstimatorConfig`) from `kmeans_estimator.config`, which checked them
     when it was made: nothing is checked again."""
     if not isinstance(config, options.KMeansConfig):
-      raise TypeError('`config` must be a KMeansConfig. Received: '
-                      f'config={config!r}')
+      raise errors.InvalidArgumentTypeError(
+          f'`config` must be a KMeansConfig. Received: config={config!r}',
+          'config', config)
     km = cls.__new__(cls)
     km._init(config, name)  # pylint: disable=protected-access
     return km

@@ -151,9 +151,9 @@ def _spec(km, features, mode, params=None):
     return EstimatorSpec(mode,
                          predictions={k: predictions[k] for k in keys},
                          export_outputs=_export_outputs(km, predictions))
-  raise ValueError(f'`mode` must be one of {ModeKeys.TRAIN!r}, '
-                   f'{ModeKeys.EVAL!r}, {ModeKeys.PREDICT!r}. '
-                   f'Received: mode={mode!r}')
+  raise errors.InvalidArgumentError(
+      f'`mode` must be one of {ModeKeys.TRAIN!r}, {ModeKeys.EVAL!r}, '
+      f'{ModeKeys.PREDICT!r}. Received: mode={mode!r}', 'mode', mode)
 
 
 def _export_outputs(km, predictions):
