@@ -187,6 +187,7 @@ class InvalidInputError(KMeansError, ValueError):
       'rows': the features of a dict have different numbers of rows;
       'too_few_points': fewer points than an initialisation needs;
       'empty': no points at all;
+      'endless': an endless dataset where the call needs a finite one;
       'shape': features that are not batches of rows (rank other than 2);
       'file': an input file cannot be used (missing, of an unknown format,
         a CSV line or cell, a TFRecord record, a damaged .npy file).
@@ -200,7 +201,7 @@ class InvalidInputError(KMeansError, ValueError):
 
 
 INPUT_KINDS = ('non_finite', 'width', 'weights', 'rows', 'too_few_points',
-               'empty', 'shape', 'file')
+               'empty', 'endless', 'shape', 'file')
 
 
 class DistanceOverflowError(KMeansError, FloatingPointError):

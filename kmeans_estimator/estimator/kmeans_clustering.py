@@ -965,8 +965,9 @@ class KMeansClustering:
       points = (self._read_to_infer(input_fn, ModeKeys.EVAL)
                 if strategy is None else self._read(input_fn, ModeKeys.EVAL))
       if points.endless and steps is None:
-        raise ValueError('The input_fn returns an endless dataset; pass '
-                         'steps= to evaluate a fixed number of batches.')
+        raise errors.InvalidInputError(
+            'The input_fn returns an endless dataset; pass steps= to evaluate '
+            'a fixed number of batches.', kind='endless')
       if strategy is None:
         evaluations = inference.eval_batches(self._kmeans, points,
                                              self._eval_batch)

@@ -20,6 +20,7 @@ from kmeans_estimator import RunConfig
 from kmeans_estimator import build_raw_serving_input_receiver_fn
 from kmeans_estimator.data import files as file_inputs
 from kmeans_estimator import config as options
+from kmeans_estimator import errors
 
 import oracles
 from helpers import run_cli
@@ -83,8 +84,12 @@ def test_num_clusters_must_be_a_positive_integer(num_clusters, error,
                                                  tmp_path):
   with pytest.raises(error, match=re.escape(
       '`num_clusters` must be a positive integer. Received: '
-      f'num_clusters={num_clusters!r}')):
+      f'num_clusters={num_clusters!r}')) as raised:
     _estimator(tmp_path / 'model', num_clusters=num_clusters)
+  assert isinstance(raised.value, (errors.InvalidArgumentError,
+                                   errors.InvalidArgumentTypeError))
+  assert raised.value.argument == 'num_clusters'
+  assert raised.value.received == num_clusters
   assert not (tmp_path / 'model').exists()
 
 
@@ -119,8 +124,11 @@ def test_num_clusters_must_be_a_positive_integer(num_clusters, error,
         'init_nan', 'init_strings', 'negative_tolerance', 'nan_tolerance',
         'zero_steps_per_iteration', 'config_not_runconfig', 'seed_string'])
 def test_bad_constructor_argument(kwargs, error, match, tmp_path):
-  with pytest.raises(error, match=match):
+  with pytest.raises(error, match=match) as raised:
     _estimator(tmp_path / 'model', **kwargs)
+  # Typed, naming the argument given.
+  assert isinstance(raised.value, errors.KMeansError)
+  assert raised.value.argument == next(iter(kwargs))
   assert not (tmp_path / 'model').exists()
 
 
@@ -267,8 +275,12 @@ _READ_METHODS = ['evaluate', 'score', 'predict', 'transform',
 def test_bad_data_train_fresh_model_dir_stays_absent(case, tmp_path):
   _, error, match = _BAD_DATA[case]
   model_dir = tmp_path / 'model'
-  with pytest.raises(error, match=match):
+  with pytest.raises(error, match=match) as raised:
     _estimator(model_dir).train(_BAD_DATA[case][0], steps=1)
+  assert isinstance(raised.value, errors.KMeansError)  # Typed.
+  if error is ValueError:
+    assert isinstance(raised.value, errors.InvalidInputError)
+    assert raised.value.kind in errors.INPUT_KINDS
   assert not model_dir.exists()
 
 

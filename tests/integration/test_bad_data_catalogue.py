@@ -46,6 +46,7 @@ import tensorflow as tf
 import kmeans_estimator
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import build_raw_serving_input_receiver_fn
+from kmeans_estimator import errors
 from kmeans_estimator.io import checkpoints
 
 import oracles
@@ -342,6 +343,9 @@ def test_catalogue(entry, case, models, tmp_path, capsys):
     if entry in CLI:  # One line on stderr, no traceback.
       assert re.match(r'kmeans-estimator \w+: error: ', str(info.value))
       assert 'Traceback' not in str(info.value)
+    elif entry not in SERVE:  # A SavedModel raises TensorFlow's errors.
+      # The library's own error, of a class of `errors`.
+      assert isinstance(info.value, errors.KMeansError), type(info.value)
     if entry in ('train', 'cli_train'):  # A fresh model_dir stays absent.
       assert not (tmp_path / 'fresh').exists()
     elif entry == 'train_resume':  # The trained one is as it was.
