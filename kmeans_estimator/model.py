@@ -632,11 +632,14 @@ class KMeans(tf.Module):
     `numerics.overflow_limit(dtype)` in magnitude (their squared distances
     would overflow and fail the first step as if the points did): larger
     fail likewise with `CALLABLE_OVERFLOW_MESSAGE`. Given arrays are held
-    to the same two rules when the model is made.
+    to the same two rules when the model is made. The checks are
+    `errors.graph_check`s: `errors.translate` turns their op errors into
+    `errors.InitialClustersError`s.
 
     Raises:
-      TypeError: not numeric (strings, bools, complex, objects).
-      ValueError: not of shape (m, d).
+      errors.InvalidArgumentTypeError: not numeric (strings, bools, complex,
+        objects).
+      errors.InitialClustersError: not of shape (m, d).
     """
     fix = ('make it return up to num_clusters centers as rows like the '
            'points, a float array or Tensor of shape (m, '
@@ -736,8 +739,9 @@ class KMeans(tf.Module):
         initial_clusters that returned centers of another shape than (m, d).
       TypeError: a callable initial_clusters that returned no numeric array.
       tf.errors.InvalidArgumentError: a callable initial_clusters that
-        returned NaN or Inf (`CALLABLE_NON_FINITE_MESSAGE`); nothing is
-        written.
+        returned NaN or Inf (`CALLABLE_NON_FINITE_MESSAGE`), or too few
+        points for the initialisation; nothing is written.
+        `errors.translate` gives its typed error.
     """
     points = self._prepare(points)
     if weights is not None:
