@@ -264,6 +264,10 @@ def test_file_readers_raise_typed_errors(tmp_path):
                      ) as raised:
     files.open_files(str(path)).read_all()
   assert raised.value.kind == 'file'
+  with pytest.raises(errors.InvalidInputError, match='File not found') as (
+      raised):
+    files.open_files(str(tmp_path / 'missing.npy'))
+  assert (raised.value.kind, raised.value.argument) == ('file', 'patterns')
 
 
 def test_the_model_raises_op_errors_that_translate_to_typed_ones():

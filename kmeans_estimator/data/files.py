@@ -112,12 +112,14 @@ class FileSource:
     """
     if isinstance(batch_size, bool) or not isinstance(
         batch_size, (int, np.integer)) or batch_size < 1:
-      raise ValueError('`batch_size` must be a positive integer. Received: '
-                       f'batch_size={batch_size!r}')
+      raise errors.InvalidArgumentError(
+          '`batch_size` must be a positive integer. Received: '
+          f'batch_size={batch_size!r}', 'batch_size', batch_size)
     dtype = tf.as_dtype(dtype)
     if dtype not in (tf.float32, tf.float64):
-      raise ValueError('`dtype` must be float32 or float64. Received: '
-                       f'dtype={dtype.name}')
+      raise errors.InvalidArgumentError(
+          f'`dtype` must be float32 or float64. Received: dtype={dtype.name}',
+          'dtype', dtype)
     dataset = self._make_dataset(int(batch_size), dtype).prefetch(
         PREFETCH_BATCHES)
     # A full-batch step reads the files once per step, each time with a new
@@ -156,7 +158,7 @@ class FileSource:
       batches = [batch.numpy() for batch in self.dataset(
           DEFAULT_BATCH_SIZE, tf_dtype)]
     if not batches:
-      raise ValueError(f'{_describe(self.paths)} holds no points.')
+      raise _bad_input(f'{_describe(self.paths)} holds no points.')
     return np.concatenate(batches, axis=0)
 
 
@@ -190,7 +192,7 @@ def open_files(patterns, columns=None, features=None, header=None,
   formats = {path: _format_of(path) for path in paths}
   kinds = sorted({kind for kind, _ in formats.values()})
   if len(kinds) > 1:
-    raise ValueError(
+    raise _bad_input(
         f'The input files mix formats ({", ".join(kinds)}): {list(paths)}; '
         'give files of one format.')
   kind = kinds[0]
@@ -214,9 +216,16 @@ def open_files(patterns, columns=None, features=None, header=None,
     return _open_csv(paths, columns, header, delimiter)
   compression = {formats[path][1] for path in paths}
   if len(compression) > 1:
-    raise ValueError('The TFRecord files mix GZIP (.gz) and uncompressed '
+    raise _bad_input('The TFRecord files mix GZIP (.gz) and uncompressed '
                      f'files: {list(paths)}; give files of one kind.')
   return _open_tfrecord(paths, features, compression.pop())
+
+
+def _bad_input(message):
+  """The error for input files that cannot be used (missing, of an unknown
+  format, empty, damaged...): an `errors.InvalidInputError` of kind 'file'
+  (a ValueError)."""
+  return errors.InvalidInputError(message, kind='file', argument='patterns')
 
 
 def _file_check(condition, message_parts):
@@ -281,18 +290,18 @@ def _expand(patterns):
     if any(char in pattern for char in '*?['):
       matches = sorted(tf.io.gfile.glob(pattern))
       if not matches:
-        raise ValueError(f'No file matches {pattern!r}; check the path.')
+        raise _bad_input(f'No file matches {pattern!r}; check the path.')
       paths.extend(matches)
       continue
     if not tf.io.gfile.exists(pattern):
-      raise ValueError(f'File not found: {pattern!r}; check the path.')
+      raise _bad_input(f'File not found: {pattern!r}; check the path.')
     paths.append(pattern)
   if not paths:
-    raise ValueError('No input files were given; give at least one .npy, '
+    raise _bad_input('No input files were given; give at least one .npy, '
                      '.csv or TFRecord file.')
   for path in paths:
     if tf.io.gfile.isdir(path):
-      raise ValueError(f'{path!r} is a directory; give files, or a glob such '
+      raise _bad_input(f'{path!r} is a directory; give files, or a glob such '
                        f'as {path.rstrip("/")}/*.npy.')
   return tuple(paths)
 
@@ -302,7 +311,7 @@ def _format_of(path):
   for suffix in sorted(_SUFFIXES, key=len, reverse=True):
     if name.endswith(suffix):
       return _SUFFIXES[suffix]
-  raise ValueError(f'{path!r} has an unknown extension; input files must end '
+  raise _bad_input(f'{path!r} has an unknown extension; input files must end '
                    f'in {_EXTENSIONS}.')
 
 
@@ -312,7 +321,7 @@ def _describe(paths):
 
 def _check_same_width(path, width, first_path, first_width, what='columns'):
   if width != first_width:
-    raise ValueError(
+    raise _bad_input(
         f'{path!r} has {width} {what} but {first_path!r} has {first_width}; '
         'all input files must have the same width.')
 
@@ -363,7 +372,7 @@ def _npy_header(path):
       else:
         shape, _, dtype = np.lib.format.read_array_header_2_0(f)
     except (ValueError, OSError, SyntaxError) as error:
-      raise ValueError(
+      raise _bad_input(
           f'{path!r} is not a .npy file ({error}); write it with numpy.save, '
           'or give the file its right extension.') from None
   return shape, dtype
@@ -402,24 +411,24 @@ def _open_npy(paths, columns):
   for path in paths:
     shape, dtype = _npy_header(path)
     if dtype.hasobject:
-      raise ValueError(
+      raise _bad_input(
           f'{path!r} holds a pickled object array (dtype {dtype}), which is '
           'not loaded for safety (allow_pickle=False); save a numeric array '
           'with np.save(path, np.asarray(points, np.float32)).')
     if dtype.kind not in 'iuf':
-      raise ValueError(
+      raise _bad_input(
           f'{path!r} holds dtype {dtype}; the points must be integers or '
           'floats.')
     if len(shape) != 2:
-      raise ValueError(
+      raise _bad_input(
           f'{path!r} holds an array of shape {shape}; the points must be a '
           '2-D array of shape (n, d). Save points.reshape(-1, 1) for one '
           'feature.')
     if shape[0] == 0:
-      raise ValueError(f'{path!r} is empty (shape {shape}); give at least '
+      raise _bad_input(f'{path!r} is empty (shape {shape}); give at least '
                        'one point.')
     if shape[1] == 0:
-      raise ValueError(f'{path!r} has 0 features per point (shape {shape}); '
+      raise _bad_input(f'{path!r} has 0 features per point (shape {shape}); '
                        'each point needs at least one feature.')
     if first is None:
       first = (path, shape[1])
@@ -529,22 +538,22 @@ def _open_csv(paths, columns, header, delimiter):
     try:
       rows, first_index = _first_rows(path, delimiter)
     except UnicodeDecodeError as error:
-      raise ValueError(
+      raise _bad_input(
           f'{path!r} is not UTF-8 text (byte {error.start} is '
           f'{error.object[error.start:error.start + 1]!r}); save the CSV as '
           f'UTF-8 (or ASCII), or convert it{_NOT_UTF8_FIX}') from None
     if not rows:
-      raise ValueError(f'{path!r} is empty; give a CSV file with at least '
+      raise _bad_input(f'{path!r} is empty; give a CSV file with at least '
                        'one row of numbers.')
     has_header = _has_header(rows) if header is None else header
     if has_header and len(rows) == 1:
-      raise ValueError(f'{path!r} has a header row but no data rows; give at '
+      raise _bad_input(f'{path!r} has a header row but no data rows; give at '
                        'least one row of numbers.')
     if has_header:
       if names is None:
         names = (path, rows[0])
       elif rows[0] != names[1]:
-        raise ValueError(
+        raise _bad_input(
             f'{path!r} has the header {rows[0]} but {names[0]!r} has '
             f'{names[1]}; all CSV files must have the same columns.')
     if first is None:
@@ -657,18 +666,18 @@ def _first_example(path, compression):
                                       buffer_size=_READ_BUFFER_BYTES)
     record = next(iter(records.take(1)), None)
   except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-    raise ValueError(
+    raise _bad_input(
         f'{path!r} is not a readable TFRecord file '
         f'({error.message.splitlines()[0]}); write it with '
         'tf.io.TFRecordWriter, or give the file its right extension.'
     ) from None
   if record is None:
-    raise ValueError(f'{path!r} is empty; give a TFRecord file with at least '
+    raise _bad_input(f'{path!r} is empty; give a TFRecord file with at least '
                      'one tf.train.Example.')
   try:
     return tf.train.Example.FromString(record.numpy())
   except message_lib.DecodeError:
-    raise ValueError(f'The first record of {path!r} is not a '
+    raise _bad_input(f'The first record of {path!r} is not a '
                      'tf.train.Example; write serialized Examples.') from None
 
 
@@ -686,7 +695,7 @@ def _feature_specs(features, found, path):
     names = sorted(name for name, (kind, _) in found.items()
                    if kind in _KINDS)
     if not names:
-      raise ValueError(
+      raise _bad_input(
           f'The first record of {path!r} has no float or int64 features '
           f'(it has {sorted(found)}); write numeric features.')
     features = names
@@ -711,7 +720,7 @@ def _feature_specs(features, found, path):
           f'{path!r}, but `{{features}}` gives width {width}; give its width '
           'or leave it out. Received: {features=}', 'features', features)
     if found_width == 0:
-      raise ValueError(f'Feature {name!r} is empty in the first record of '
+      raise _bad_input(f'Feature {name!r} is empty in the first record of '
                        f'{path!r}; each feature needs at least one value.')
     specs.append((name, _KINDS[kind], found_width))
   return specs
@@ -727,7 +736,7 @@ def _open_tfrecord(paths, features, compression):
       continue
     for name, _, width in specs:
       if name not in found or found[name][1] != width:
-        raise ValueError(
+        raise _bad_input(
             f'Feature {name!r} has {width} values in the first record of '
             f'{first_path!r} but {found.get(name, (None, 0))[1]} in the '
             f'first record of {path!r}; all files must hold the same '
