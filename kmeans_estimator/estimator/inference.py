@@ -14,6 +14,7 @@ import numpy as np
 
 from kmeans_estimator import config as options
 from kmeans_estimator import constants
+from kmeans_estimator import errors
 from kmeans_estimator.data import inputs
 from kmeans_estimator.ops import distances as distances_lib
 
@@ -121,7 +122,8 @@ def evaluation_results(totals, points, global_step, weight_column):
   """`evaluate`'s dict from the `evaluation_totals` over `points`."""
   inertia, num_points, num_batches, total_weight = totals
   if not num_batches:
-    raise ValueError('The input_fn returned no data to evaluate.')
+    raise errors.InvalidInputError(
+        'The input_fn returned no data to evaluate.', kind='empty')
   if points.whole:  # One batch, even when split over replicas.
     num_batches = 1
   score = inertia / num_batches
@@ -135,7 +137,8 @@ def evaluation_results(totals, points, global_step, weight_column):
   }
   if points.weighted:
     if not total_weight > 0:
-      raise ValueError(inputs.zero_weight_message(weight_column))
+      raise errors.InvalidInputError(inputs.zero_weight_message(weight_column),
+                                     kind='weights')
     results['total_weight'] = total_weight
     results['mean_squared_distance'] = inertia / total_weight
   return results
@@ -198,9 +201,10 @@ def check_top_k(top_k, num_clusters):
   """`top_k` as an int in [1, num_clusters], or None."""
   top_k = options.check_positive_int('top_k', top_k, allow_none=True)
   if top_k is not None and top_k > num_clusters:
-    raise ValueError(
+    raise errors.InvalidArgumentError(
         f'`top_k` must be at most num_clusters={num_clusters} (the '
-        f'number of centers to rank). Received: top_k={top_k}')
+        f'number of centers to rank). Received: top_k={top_k}', 'top_k',
+        top_k)
   return top_k
 
 
@@ -214,20 +218,20 @@ def predict_keys(predict_keys, top_k=None):  # pylint: disable=redefined-outer-n
     predict_keys = [predict_keys]
   unknown = [key for key in predict_keys if key not in available]
   if unknown or not predict_keys:
-    raise ValueError(f'`predict_keys` must be a subset of '
-                     f'{list(available)}. '
-                     f'Received: predict_keys={received!r}')
+    raise errors.InvalidArgumentError(
+        f'`predict_keys` must be a subset of {list(available)}. '
+        f'Received: predict_keys={received!r}', 'predict_keys', received)
   keys = tuple(key for key in available if key in predict_keys)
   asks_top_k = any(key in constants.TOP_K_PREDICT_KEYS for key in keys)
   if asks_top_k and top_k is None:
-    raise ValueError(
+    raise errors.InvalidArgumentError(
         f'`predict_keys` asks for {list(constants.TOP_K_PREDICT_KEYS)}, '
         'which need top_k: pass top_k=<number of nearest centers>. '
-        f'Received: predict_keys={received!r}, top_k=None')
+        f'Received: predict_keys={received!r}, top_k=None', 'top_k', None)
   if top_k is not None and not asks_top_k:
-    raise ValueError(
+    raise errors.InvalidArgumentError(
         f'`top_k` is given but predict_keys selects none of '
         f'{list(constants.TOP_K_PREDICT_KEYS)}; add them to predict_keys, '
         f'or drop top_k. Received: predict_keys={received!r}, '
-        f'top_k={top_k}')
+        f'top_k={top_k}', 'top_k', top_k)
   return keys

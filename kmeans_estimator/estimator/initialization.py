@@ -10,6 +10,7 @@ the data look transposed.
 """
 
 from kmeans_estimator import constants
+from kmeans_estimator import errors
 from kmeans_estimator.data import inputs
 from kmeans_estimator.estimator import model_fn as model_fn_lib
 from kmeans_estimator.estimator import training
@@ -65,11 +66,11 @@ def initialize_centers(core, points, initialize, initialize_from_dataset,
   if (core.initial_clusters == constants.KMEANS_PARALLEL_INIT and
       not points.whole):
     if points.endless:
-      raise ValueError(
+      raise errors.InvalidInputError(
           "initial_clusters='kmeans_parallel' passes over all the data, "
           'but the input_fn returns an endless dataset; give a finite one '
           "(or use initial_clusters='kmeans_plus_plus', which uses the "
-          'first batch).')
+          'first batch).', kind='endless')
     initialize_from_dataset(points.dataset)
     return
   seen = 0
@@ -81,13 +82,14 @@ def initialize_centers(core, points, initialize, initialize_from_dataset,
       core.check_sizes(points.num_features, n)
     if (core.initial_clusters == constants.KMEANS_PLUS_PLUS_INIT
         and seen == 0 and n < num_clusters):
-      raise ValueError(
+      raise errors.InvalidInputError(
           f'The first batch has {n} points but num_clusters='
           f'{num_clusters}; kmeans_plus_plus needs at least '
           'num_clusters points in its first batch, or use '
           "initial_clusters='random'." + (
               transposed_hint(num_clusters, n, points) if points.whole
-              else ''))
+              else ''),
+          kind='too_few_points')
     seen += n
     if (core.initial_clusters == constants.KMEANS_PARALLEL_INIT and
         n < num_clusters):
@@ -95,9 +97,9 @@ def initialize_centers(core, points, initialize, initialize_from_dataset,
     if initialize(batch):
       return
   if not seen:
-    raise ValueError(training.NO_TRAINING_DATA)
+    raise errors.InvalidInputError(training.NO_TRAINING_DATA, kind='empty')
   if callable(core.initial_clusters):
-    raise ValueError(
+    raise errors.InitialClustersError(
         f'`initial_clusters` (a callable) returned '
         f'{int(core.num_initialized)} centers over all {seen} '
         f'points of the input, but num_clusters={num_clusters}; make '
@@ -114,14 +116,16 @@ def raise_too_few_points(num_clusters, weight_column, num_points, points):
   (d, n) data read as d points of n features.
   """
   if points.weighted:
-    raise ValueError(
+    raise errors.InvalidInputError(
         f'The input has fewer than num_clusters={num_clusters} points '
         f'of positive weight (`weight_column`={weight_column!r}); '
-        'give more points a positive weight, or lower num_clusters.')
-  raise ValueError(
+        'give more points a positive weight, or lower num_clusters.',
+        kind='too_few_points')
+  raise errors.InvalidInputError(
       f'The input has only {num_points} points but num_clusters='
       f'{num_clusters}; give at least num_clusters points, or lower '
-      'num_clusters.' + transposed_hint(num_clusters, num_points, points))
+      'num_clusters.' + transposed_hint(num_clusters, num_points, points),
+      kind='too_few_points')
 
 
 def transposed_hint(num_clusters, num_points, points):

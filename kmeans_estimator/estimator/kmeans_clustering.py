@@ -800,17 +800,17 @@ class KMeansClustering:
     given = not restored and self._kmeans.built
     points = self._read(input_fn, ModeKeys.TRAIN, check_width=not given)
     if given and points.num_features != self._kmeans.num_features:
-      raise ValueError(
+      raise errors.InitialClustersError(
           f'`initial_clusters` has shape ({self.num_clusters}, '
           f'{self._kmeans.num_features}) but the input has '
           f'{points.num_features} features per point; give initial_clusters '
           f'of shape ({self.num_clusters}, {points.num_features}).')
     if points.endless and steps is None and max_steps is None and (
         self._relative_tolerance is None) and not runner:
-      raise ValueError(
+      raise errors.InvalidInputError(
           'The input_fn returns an endless dataset, so training would never '
           'stop; pass steps= or max_steps=, set relative_tolerance, or give '
-          'a hook that requests a stop.')
+          'a hook that requests a stop.', kind='endless')
     if points.whole and not self._kmeans.built:
       # All the data are in hand: too few points, or tensors too large for
       # memory, are refused before any is allocated.
@@ -1188,10 +1188,11 @@ class KMeansClustering:
                                        self._weight_column)
       width = points.shape[-1]
       if width is not None and width != num_features:
-        raise ValueError(
+        raise errors.InvalidArgumentError(
             f'The serving input receiver gives points of width {width} but '
             f'the model was trained on width {num_features}; give it the '
-            'features the model was trained on.')
+            'features the model was trained on.',
+            'serving_input_receiver_fn')
       points = inputs.check_points(points, num_features)
       if signature_name == export_lib.TOP_K_SIGNATURE:
         keys = constants.TOP_K_PREDICT_KEYS

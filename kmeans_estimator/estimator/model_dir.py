@@ -15,6 +15,7 @@ from absl import logging
 import numpy as np
 
 from kmeans_estimator import constants
+from kmeans_estimator import errors
 from kmeans_estimator.io import checkpoints
 from kmeans_estimator.io import summaries
 
@@ -193,8 +194,9 @@ class ModelDir:
     self.require_checkpoint()
     values = checkpoints.read_checkpoint(self._model_dir)
     if name not in values:
-      raise ValueError(f'`name` must be one of {sorted(values)}. '
-                       f'Received: name={name!r}')
+      raise errors.InvalidArgumentError(
+          f'`name` must be one of {sorted(values)}. Received: name={name!r}',
+          'name', name)
     return values[name]
 
   def cluster_centers(self, core):

@@ -19,6 +19,7 @@ import numpy as np
 
 from kmeans_estimator import config as options
 from kmeans_estimator import constants
+from kmeans_estimator import errors
 from kmeans_estimator.data import inputs
 from kmeans_estimator.estimator import hooks as hooks_lib
 from kmeans_estimator.estimator import training_summary as summary_lib
@@ -37,8 +38,9 @@ def check_steps(steps, max_steps):
   options.check_positive_int('max_steps', max_steps, allow_none=True,
                              maximum=options.INT64_MAX)
   if steps is not None and max_steps is not None:
-    raise ValueError('Give `steps` or `max_steps`, not both. Received: '
-                     f'steps={steps!r}, max_steps={max_steps!r}')
+    raise errors.InvalidArgumentError.from_template(
+        'Give `{steps}` or `{max_steps}`, not both. Received: {steps=}, '
+        '{max_steps=}', 'steps', steps, max_steps=max_steps)
 
 
 def screened_by_loss(step, points):
@@ -164,7 +166,7 @@ class TrainingLoop:
       if self._stopped_by is not None:
         break
     if self._global_step == self._start_step:  # The dataset had no batches.
-      raise ValueError(NO_TRAINING_DATA)
+      raise errors.InvalidInputError(NO_TRAINING_DATA, kind='empty')
     runner.end()
     return self._finish(listeners, last_step)
 
@@ -174,23 +176,25 @@ class TrainingLoop:
       # Weighted: a full-batch step (all the data) of total weight 0.
       if not self._kmeans.use_mini_batch and not float(
           stats['total_weight']) > 0:
-        raise ValueError(inputs.zero_weight_message(self._weight_column))
+        raise errors.InvalidInputError(
+            inputs.zero_weight_message(self._weight_column), kind='weights')
     elif not self._kmeans.use_mini_batch and int(
         stats['num_points']) == 0:
-      raise ValueError(NO_TRAINING_DATA)
+      raise errors.InvalidInputError(NO_TRAINING_DATA, kind='empty')
 
   def _finite_loss(self, stats, step):
     """The step's loss as a float; NaN or Inf (overflow: the data were
-    checked to be finite) is a FloatingPointError with the dtype's advice."""
+    checked to be finite) is an `errors.DistanceOverflowError` (a
+    FloatingPointError) with the dtype's advice."""
     loss = float(stats['loss'])
     if not np.isfinite(loss):
       limit, widen = numerics.overflow_advice(self._kmeans.dtype)
       dtype = self._kmeans.dtype.name
-      raise FloatingPointError(
+      raise errors.DistanceOverflowError(
           f'The loss became {loss} at step {step}; the data likely '
           f'overflow {dtype} (magnitudes near {limit} or more); ' + (
               'rescale them or use dtype=tf.float64.' if widen else
-              f'rescale them ({dtype} is the widest dtype).'))
+              f'rescale them ({dtype} is the widest dtype).'), dtype=dtype)
     return loss
 
   def _buffer_summary(self, step, loss, empty, relocated):
