@@ -28,6 +28,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from kmeans_estimator import errors
 from kmeans_estimator.data import arrays
 from kmeans_estimator.data import datasets
 from kmeans_estimator.data import direct
@@ -45,9 +46,10 @@ def call_input_fn(input_fn, mode, config, params=None, input_context=None):
   """Calls `input_fn`, passing `params`, `config`, `mode` and `input_context`
   (a `tf.distribute.InputContext`) if it takes them."""
   if not callable(input_fn):
-    raise TypeError('`input_fn` must be a callable returning the data (a '
-                    'Dataset, Tensor, array or dict of features). Received: '
-                    f'input_fn={input_fn!r}')
+    raise errors.InvalidArgumentTypeError(
+        '`input_fn` must be a callable returning the data (a Dataset, '
+        f'Tensor, array or dict of features). Received: input_fn={input_fn!r}',
+        'input_fn', input_fn)
   available = {'params': params or {}, 'config': config, 'mode': mode,
                'input_context': input_context}
   kwargs = {name: value for name, value in available.items()

@@ -14,6 +14,7 @@ Two adapters, by what the data are read for:
 import numpy as np
 import tensorflow as tf
 
+from kmeans_estimator import errors
 from kmeans_estimator.data import base
 from kmeans_estimator.data import checks
 from kmeans_estimator.data import features as features_lib
@@ -196,7 +197,8 @@ class WholeRows:
     for begin, end in self._edges(rows, start, stop):
       points = self._points(begin, end)
       if self._check_finite and not checks.all_finite(points):
-        raise ValueError(f'{checks.NON_FINITE_MESSAGE}.')
+        raise errors.InvalidInputError(f'{checks.NON_FINITE_MESSAGE}.',
+                                       kind='non_finite')
       chunk = base.Batch(points, None if self._weights is None else
                          self._weights_chunk(begin, end))
       yield chunk, end >= stop
@@ -213,10 +215,12 @@ class WholeRows:
     for begin, end in self._edges(rows, 0, self.num_points):
       weights = np.asarray(self._weights_chunk(begin, end))
       if not np.all(np.isfinite(weights) & (weights >= 0)):
-        raise ValueError(f'{checks.weights_message(self._weight_column)}.')
+        raise errors.InvalidInputError(
+            f'{checks.weights_message(self._weight_column)}.', kind='weights')
       total += float(np.sum(weights, dtype=np.float64))
     if not total > 0:
-      raise ValueError(checks.zero_weight_message(self._weight_column))
+      raise errors.InvalidInputError(
+          checks.zero_weight_message(self._weight_column), kind='weights')
 
 
 class TensorPoints(base.Points):
@@ -333,19 +337,21 @@ def read_whole(raw, feature_columns, dtype, num_features, weight_column,
   points = features_lib.combine_features(raw, feature_columns, dtype,
                                          weight_column)
   if points.shape[0] == 0:
-    raise ValueError('The input_fn returned no points (shape '
-                     f'{tuple(points.shape)}); give at least one row.')
+    raise errors.InvalidInputError(
+        f'The input_fn returned no points (shape {tuple(points.shape)}); give '
+        'at least one row.', kind='empty')
   checks.check_width(points.shape[1], num_features)
   if check_finite and not checks.all_finite(points):
-    raise ValueError(f'{checks.NON_FINITE_MESSAGE}.')
+    raise errors.InvalidInputError(f'{checks.NON_FINITE_MESSAGE}.',
+                                   kind='non_finite')
   if not weighted:
     return TensorPoints(base.Batch(points), checked=check_finite)
   weights = tf.reshape(tf.cast(
       tensors.to_tensor(raw[weight_column], weight_column), dtype), [-1])
   if int(tf.size(weights)) != int(points.shape[0]):
-    raise ValueError(
+    raise errors.InvalidInputError(
         f'The weight feature `weight_column`={weight_column!r} has '
         f'{int(tf.size(weights))} values for {int(points.shape[0])} points; '
-        'give one weight per point.')
+        'give one weight per point.', kind='weights')
   checks.check_total_weight(weights, weight_column)
   return TensorPoints(base.Batch(points, weights), checked=check_finite)

@@ -13,6 +13,7 @@ legacy meaning: one element per step.
 
 import tensorflow as tf
 
+from kmeans_estimator import errors
 from kmeans_estimator.data import base
 from kmeans_estimator.data import checks
 from kmeans_estimator.data import features as features_lib
@@ -32,8 +33,9 @@ def check_element_spec(element, feature_columns, weight_column=None):
 def _first_width(dataset):
   for batch in dataset.take(1):
     return int(batch.shape[1])
-  raise ValueError('The input_fn returned an empty dataset; give it at least '
-                   'one batch of points.')
+  raise errors.InvalidInputError(
+      'The input_fn returned an empty dataset; give it at least one batch of '
+      'points.', kind='empty')
 
 
 def dataset_input_fn(dataset, batch_size):
@@ -44,16 +46,18 @@ def dataset_input_fn(dataset, batch_size):
           else features.shape.rank)
   if batch_size is None:
     if rank == 1:
-      raise ValueError(
+      raise errors.InvalidArgumentError(
           'The Dataset yields single rows (element shape '
           f'{features.shape}); pass batch_size= to batch them, or '
-          '.batch(n) the dataset.')
+          '.batch(n) the dataset.',
+          'batch_size', None)
     return lambda: dataset
   if rank is not None and rank != 1:
-    raise ValueError(
+    raise errors.InvalidArgumentError(
         '`batch_size` batches a Dataset of single rows, but this Dataset '
         f'yields elements of shape {features.shape}; drop batch_size for a '
-        f'dataset of batches. Received: batch_size={batch_size}')
+        f'dataset of batches. Received: batch_size={batch_size}',
+        'batch_size', batch_size)
   batched = dataset.batch(batch_size)
   return lambda: batched
 

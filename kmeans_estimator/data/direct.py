@@ -13,6 +13,7 @@ import collections.abc
 import numpy as np
 import tensorflow as tf
 
+from kmeans_estimator import errors
 from kmeans_estimator import config as options
 from kmeans_estimator.data import checks
 from kmeans_estimator.data import datasets
@@ -65,25 +66,28 @@ def as_input_fn(data, batch_size=None, repeat=False):
     return datasets.dataset_input_fn(data, batch_size)
   if callable(data):
     if batch_size is not None:
-      raise ValueError(
+      raise errors.InvalidArgumentError(
           '`batch_size` applies to data given directly (an array, Tensor, '
           'dict of features or Dataset); an input_fn batches its own data. '
-          f'Received: batch_size={batch_size} with input_fn={data!r}')
+          f'Received: batch_size={batch_size} with input_fn={data!r}',
+          'batch_size', batch_size)
     return data
   if not isinstance(data, _DIRECT_TYPES) and not hasattr(data, '__array__'):
     shown = ' '.join(repr(data).split())
     if len(shown) > 80:
       shown = shown[:77] + '...'
-    raise TypeError(f'{_NOT_INPUT_MESSAGE} Received: input_fn={shown} (type '
-                    f'{type(data).__name__})')
+    raise errors.InvalidArgumentTypeError(
+        f'{_NOT_INPUT_MESSAGE} Received: input_fn={shown} (type '
+        f'{type(data).__name__})', 'input_fn', data)
   if isinstance(data, collections.abc.Mapping):
     data = dict(data)
   elif isinstance(data, list) or not isinstance(data, _DIRECT_TYPES):
     try:
       data = np.asarray(data)  # A list of rows, or an array-like (pandas).
     except ValueError as error:
-      raise ValueError('The data must be rectangular: rows of shape (n, d), '
-                       f'every row of the same length ({error}).') from None
+      raise errors.InvalidInputError(
+          'The data must be rectangular: rows of shape (n, d), every row of '
+          f'the same length ({error}).', kind='shape') from None
   return DirectData(data, batch_size, repeat)
 
 
@@ -165,8 +169,9 @@ def slices(data, batch_size, repeat, first_batch=0):
     columns[name] = tf.convert_to_tensor(value)
   lengths = {name: int(tensor.shape[0]) for name, tensor in columns.items()}
   if len(set(lengths.values())) > 1:
-    raise ValueError('The features have different numbers of rows: '
-                     f'{lengths}; give every feature one row per point.')
+    raise errors.InvalidInputError(
+        f'The features have different numbers of rows: {lengths}; give every '
+        'feature one row per point.', kind='rows')
   num_points = next(iter(lengths.values()))
 
   def batch(start):

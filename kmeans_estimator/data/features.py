@@ -15,6 +15,7 @@ becomes each point's weight, float (n,) (`weights_of`).
 
 import tensorflow as tf
 
+from kmeans_estimator import errors
 from kmeans_estimator.data import checks
 from kmeans_estimator.data import tensors
 
@@ -24,19 +25,23 @@ def feature_names(features, feature_columns, weight_column=None):
   dict of only the weight feature, or `feature_columns` naming missing
   features."""
   if not features:
-    raise ValueError('The features dict is empty; give at least one feature.')
+    raise errors.InvalidInputError(
+        'The features dict is empty; give at least one feature.', kind='empty')
   if feature_columns is None:
     names = sorted(name for name in features if name != weight_column)
     if not names:
-      raise ValueError(
+      raise errors.InvalidInputError(
           f'The features dict has only the weight feature {weight_column!r} '
-          '(`weight_column`); give at least one feature to cluster on.')
+          '(`weight_column`); give at least one feature to cluster on.',
+          kind='empty')
     return names
   names = [getattr(column, 'key', column) for column in feature_columns]
   missing = [name for name in names if name not in features]
   if missing:
-    raise ValueError(f'`feature_columns` names {missing}, which the features '
-                     f'dict does not have; it has {sorted(features)}.')
+    raise errors.InvalidArgumentError(
+        f'`feature_columns` names {missing}, which the features dict does not '
+        f'have; it has {sorted(features)}.', 'feature_columns',
+        feature_columns)
   return names
 
 
@@ -62,15 +67,15 @@ def combine_features(features, feature_columns, dtype, weight_column=None):
     lengths = {name: part.shape[0] for name, part in zip(names, parts)}
     if None not in lengths.values():
       if len(set(lengths.values())) > 1:
-        raise ValueError(f'{checks.ROWS_MESSAGE}: {lengths}; give every '
-                         'feature one row per point.')
+        raise errors.InvalidInputError(
+            f'{checks.ROWS_MESSAGE}: {lengths}; give every feature one row '
+            'per point.', kind='rows')
       return tf.concat(parts, axis=1)
     rows = tf.stack([tf.shape(part)[0] for part in parts])
-    check = tf.debugging.Assert(
-        tf.reduce_all(tf.equal(rows, rows[0])),
-        [f'{checks.ROWS_MESSAGE} (features {", ".join(map(str, names))}); give '
-         'every feature one row '
-         'per point'])
+    check = checks.input_check(
+        tf.reduce_all(tf.equal(rows, rows[0])), 'rows',
+        f'{checks.ROWS_MESSAGE} (features {", ".join(map(str, names))}); '
+        'give every feature one row per point')
     with tf.control_dependencies([check]):
       return tf.concat(parts, axis=1)
   features = tensors.to_tensor(features, 'the features')
@@ -91,18 +96,18 @@ def weights_of(features, weight_column, num_points, dtype):
   """The float (n,) weights of a dict of features, with runtime checks.
 
   The checks (finite, >= 0, one per point) are `Assert` ops whose message
-  starts with `WEIGHTS_MESSAGE`, like `check_points`.
+  starts with `WEIGHTS_MESSAGE`, like `check_points` (kind 'weights').
   """
   weights = tensors.to_tensor(features[weight_column], weight_column)
   weights = tf.reshape(tf.cast(weights, dtype), [-1])
   asserts = [
-      tf.debugging.Assert(
+      checks.input_check(
           tf.reduce_all(tf.math.is_finite(weights) & (weights >= 0)),
-          [checks.weights_message(weight_column)]),
-      tf.debugging.Assert(
-          tf.equal(tf.size(weights), num_points),
-          [(f'{checks.WEIGHTS_MESSAGE}={weight_column!r} must hold one '
-            'weight per point (shape (n,) or (n, 1))')]),
+          'weights', checks.weights_message(weight_column)),
+      checks.input_check(
+          tf.equal(tf.size(weights), num_points), 'weights',
+          f'{checks.WEIGHTS_MESSAGE}={weight_column!r} must hold one weight '
+          'per point (shape (n,) or (n, 1))'),
   ]
   with tf.control_dependencies(asserts):
     return tf.identity(weights)

@@ -20,6 +20,7 @@ from kmeans_estimator.data.arrays import WholeRows
 from kmeans_estimator.data.arrays import shared_row_parts
 from kmeans_estimator.data.base import Batch
 from kmeans_estimator.data.base import Points
+from kmeans_estimator.data.checks import FOUND_WHILE_READING
 from kmeans_estimator.data.checks import NON_FINITE_MESSAGE
 from kmeans_estimator.data.checks import ROWS_MESSAGE
 from kmeans_estimator.data.checks import WEIGHTS_MESSAGE
@@ -35,10 +36,10 @@ from kmeans_estimator.data.features import combine_features
 from kmeans_estimator.data.features import weights_of
 
 __all__ = [
-    'Batch', 'DirectData', 'NON_FINITE_MESSAGE', 'Points', 'ROWS_MESSAGE',
-    'RowPoints', 'StreamPoints', 'TensorPoints', 'WEIGHTS_MESSAGE',
-    'WIDTH_MESSAGE', 'WholeRows', 'all_finite', 'as_input_fn',
-    'call_input_fn', 'check_points', 'check_total_weight', 'combine_features',
-    'read_points', 'shared_row_parts', 'takes_argument', 'weights_of',
-    'zero_weight_message',
+    'Batch', 'DirectData', 'FOUND_WHILE_READING', 'NON_FINITE_MESSAGE',
+    'Points', 'ROWS_MESSAGE', 'RowPoints', 'StreamPoints', 'TensorPoints',
+    'WEIGHTS_MESSAGE', 'WIDTH_MESSAGE', 'WholeRows', 'all_finite',
+    'as_input_fn', 'call_input_fn', 'check_points', 'check_total_weight',
+    'combine_features', 'read_points', 'shared_row_parts', 'takes_argument',
+    'weights_of', 'zero_weight_message',
 ]

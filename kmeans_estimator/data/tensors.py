@@ -14,6 +14,8 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from kmeans_estimator import errors
+
 # Arrays of at least this many bytes are copied by `_copy_to_tensor`.
 LARGE_ARRAY_BYTES = 1 << 20
 _DLPACK_KINDS = 'fiu'
@@ -90,8 +92,9 @@ def to_tensor(value, what):
     return value
   array = np.asarray(value)
   if array.dtype == object or array.dtype.kind in 'USb':
-    raise TypeError(f'{what} must be numeric (integer or float). Received: '
-                    f'dtype {array.dtype}')
+    raise errors.InvalidArgumentTypeError(
+        f'{what} must be numeric (integer or float). Received: dtype '
+        f'{array.dtype}', 'input_fn')
   if (array.nbytes >= LARGE_ARRAY_BYTES and array.dtype.kind in _DLPACK_KINDS
       and array.dtype.isnative):
     return _copy_to_tensor(array)
