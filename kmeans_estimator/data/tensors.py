@@ -67,7 +67,7 @@ def _copy_to_tensor(array):
 
   `tf.convert_to_tensor` copies an array twice (numpy's copy is not aligned
   as TensorFlow needs, so TensorFlow copies it again, into freshly faulted
-  pages): six times slower than one copy on arrays of hundreds of MB. Here
+  pages), which costs several times one copy on large arrays. Here
   the array is copied once into an aligned numpy buffer that the Tensor then
   shares (DLPack). The Tensor never shares the caller's array.
   """

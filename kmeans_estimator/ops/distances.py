@@ -108,8 +108,7 @@ def nearest_centers(points, centers, distance_metric,
       pass over the data.
     static_chunks: whether every chunk has the same static shape, as TFLite
       needs (`_map_row_chunks`); False gives a loop that TFLite cannot
-      convert but that runs faster (a step over 50,000 points, 8%), and
-      int32 indices.
+      convert but that runs faster, and int32 indices.
 
   Returns:
     (indices, distances): int64 (int32 without `static_chunks`) Tensor of
@@ -145,8 +144,7 @@ def nearest_indices(points, centers,
 
   For prediction, which returns indices but must still report distances
   that overflow the dtype. Rather than each point's distance (|x|^2 and the
-  winner's score: a further pass over the points, 6% of the assignment for
-  k = 500), each chunk keeps only the sum of its points' |x|^2 (one fused
+  winner's score: a further pass over the points), each chunk keeps only the sum of its points' |x|^2 (one fused
   reduction). If (sqrt(that sum) + the largest |c|) ^ 2 stays below a
   quarter of the dtype's largest value, no distance of the chunk can
   overflow. Only where that bound fails (NaN or Inf in the points, or
@@ -266,7 +264,7 @@ def concat_over_row_chunks(fn, points, rows, dtypes, *per_point):
   also be a vector (of row indices, say).
 
   Chunks run in parallel iterations of one loop: one chunk's argmin
-  overlaps the next one's product (one at a time runs a third slower).
+  overlaps the next one's product.
   """
   n = tf.shape(points)[0]
   num_chunks = tf.maximum((n + rows - 1) // rows, 1)
