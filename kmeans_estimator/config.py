@@ -21,6 +21,7 @@ import numpy as np
 
 import tensorflow as tf
 
+from kmeans_estimator import algorithms
 from kmeans_estimator import constants
 from kmeans_estimator import errors
 from kmeans_estimator.ops import numerics
@@ -266,17 +267,22 @@ def check_distance_metric(distance_metric):
 
 
 def check_algorithm(algorithm, distance_metric, use_mini_batch):
-  """Checks `algorithm` and what it needs of the other options."""
-  if algorithm not in constants.ALGORITHMS:
+  """Checks `algorithm` and what it needs of the other options.
+
+  The accepted names and each variant's needs (its metrics; full batch or
+  not) come from the registry, `algorithms.REGISTRY`.
+
+  Raises:
+    errors.InvalidArgumentError: an unregistered name (the message lists
+      the accepted ones), or options the variant does not support.
+  """
+  variant = algorithms.get(algorithm)
+  if distance_metric not in variant.metrics or (
+      use_mini_batch and variant.full_batch_only):
+    metrics = ' or '.join(repr(m) for m in variant.metrics)
     raise _invalid(
-        f'`{{algorithm}}` must be one of {list(constants.ALGORITHMS)}. '
-        'Received: {algorithm=}', 'algorithm', algorithm)
-  if algorithm == constants.HAMERLY and (
-      distance_metric != constants.SQUARED_EUCLIDEAN_DISTANCE or
-      use_mini_batch):
-    raise _invalid(
-        "algorithm='hamerly' needs use_mini_batch=False and "
-        "distance_metric='squared_euclidean'. Received: {use_mini_batch=}, "
+        f'algorithm={algorithm!r} needs use_mini_batch=False and '
+        f'distance_metric={metrics}. Received: {{use_mini_batch=}}, '
         f'distance_metric={distance_metric!r}; use algorithm=\'lloyd\' '
         'for the others.', 'algorithm', algorithm,
         use_mini_batch=use_mini_batch)
@@ -456,8 +462,9 @@ def check_initial_centers(initial_clusters, num_clusters, num_features,
 
 
 def check_restarts_algorithm(num_restarts, algorithm):
-  """Restarts (num_restarts > 1) share Lloyd passes: they need 'lloyd'."""
-  if num_restarts > 1 and algorithm != constants.LLOYD:
+  """Restarts (num_restarts > 1) share Lloyd passes: they need a variant
+  that supports them (`Algorithm.supports_restarts` in the registry)."""
+  if num_restarts > 1 and not algorithms.get(algorithm).supports_restarts:
     raise _invalid(
         f'num_restarts={num_restarts} needs algorithm=\'lloyd\': the restarts '
         "share Lloyd passes over the data. Received: {algorithm=}; use "

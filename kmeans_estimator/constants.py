@@ -60,10 +60,12 @@ MAX_CHUNK_ROWS = 4096
 # `distances.padded_segments`): every k up to it shares one compilation.
 MIN_SEGMENTS = 16
 
-# Full-batch algorithms: every distance each step, or Hamerly's bounds.
+# Full-batch algorithms (the `algorithm` option): every distance each step,
+# Hamerly's bounds, or Yinyang's grouped bounds. The variants themselves
+# and the names they accept are in `algorithms.REGISTRY`.
 LLOYD = 'lloyd'
 HAMERLY = 'hamerly'
-ALGORITHMS = (LLOYD, HAMERLY)
+YINYANG = 'yinyang'
 
 # What a full-batch step does with a cluster that no point is nearest to:
 # keep its center (the legacy behaviour), or move it to the point farthest

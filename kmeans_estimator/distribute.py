@@ -368,12 +368,19 @@ class Trainer:
     return self._first_replica_value(
         self._run('step', self._core.step, batch))
 
-  def steps(self, points, finite_by_default):
+  def steps(self, points, finite_by_default, chosen):
     """(step inputs, step function) for the estimator's training loop.
 
     Mirrors the single-process meaning of a step (see `KMeansClustering`).
+
+    Args:
+      points: `inputs.Points` read on this worker.
+      finite_by_default: whether training without steps makes one pass.
+      chosen: `algorithms.Choice`, the estimator's choice of the variant
+        (over sharded batches: a full-batch Lloyd pass or mini-batch
+        steps).
     """
-    if self._core.use_mini_batch or points.endless:
+    if chosen.algorithm.mini_batch or points.endless:
       def elements():
         while True:
           yield from self._dataset

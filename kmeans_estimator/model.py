@@ -10,20 +10,20 @@ inside a user's `tf.function`, so k-means can sit inside a larger model.
 The module performs no I/O: the estimator shell owns checkpoints and input.
 """
 
-from typing import NamedTuple, Optional
-
 import numpy as np
 import tensorflow as tf
 
-from kmeans_estimator.ops import bounds
-from kmeans_estimator.ops import carried as carried_lib
+from kmeans_estimator.algorithms import base as algorithms_base
+from kmeans_estimator.algorithms import hamerly as hamerly_lib
+from kmeans_estimator.algorithms import lloyd as lloyd_lib
+from kmeans_estimator.algorithms import minibatch as minibatch_lib
 from kmeans_estimator import constants
 from kmeans_estimator import errors
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator.ops import initializers
 from kmeans_estimator.ops import numerics
+from kmeans_estimator.ops import updates as updates_lib
 from kmeans_estimator import config as options
-from kmeans_estimator.ops import updates
 
 
 def _option(name):
@@ -373,12 +373,17 @@ class KMeans(tf.Module):
   def _fresh_counts(self, dtype):
     """The mini-batch counts of a fresh model (k,): the legacy rule, 1 with
     mini_batch_steps_per_iteration=1, else 0 (see the class docstring)."""
-    return tf.fill([self.num_clusters],
-                   tf.constant(self._initial_count, dtype))
+    return minibatch_lib.fresh_counts(self.step_options(), dtype)
 
-  @property
-  def _initial_count(self):
-    return self._config.mini_batch_initial_count
+  def step_options(self):
+    """This model's options as the algorithms' steps read them."""
+    return algorithms_base.Options(
+        num_clusters=self.num_clusters,
+        distance_metric=self.distance_metric,
+        chunk_elements=self.chunk_elements,
+        empty_cluster=self.empty_cluster,
+        mini_batch_steps_per_iteration=self.mini_batch_steps_per_iteration,
+        dtype=self.dtype)
 
   def check_sizes(self, num_features, num_points=None):
     """Raises `options.SizeError` if this model's tensors for points of
@@ -978,50 +983,39 @@ class KMeans(tf.Module):
           f'apply_full_batch moves `clusters` alone, but this KMeans has '
           f'num_restarts={self.num_restarts}; use full_batch_step, which '
           'moves every restart.')
-    sums, counts, loss = sum_over_replicas((sums, counts, loss))
+    self._check_relocation_replicas()
     centers = self.clusters.read_value()
-    sizes, relocated = counts, None
-    if data is not None and self.empty_cluster == constants.FARTHEST_POINT:
-      sums, sizes, relocated = self._relocate(sums, counts, counts == 0,
-                                              data, centers)
-    self.clusters.assign(updates.lloyd_update(
-        centers, sums, sizes, self.distance_metric))
-    return self._stats(loss, counts, sizes, relocated, weighted)
+    new_centers, stats = algorithms_base.update_centers(
+        centers, sums, counts, loss, self.step_options(),
+        None if data is None else
+        lambda: self._farthest_candidates(data, centers), weighted)
+    self.clusters.assign(new_centers)
+    return stats
 
-  def _relocate(self, sums, counts, empty, data, centers, prepared=False):
-    """`updates.relocate_empty_clusters` when a cluster is `empty`.
-
-    The far points are searched (one more pass over `data`) only in steps
-    that left a cluster empty.
-    """
+  def _check_relocation_replicas(self):
+    """Refuses empty_cluster='farthest_point' inside `strategy.run` with
+    several replicas (`options.check_replicas`): the far points would have
+    to be gathered from every replica."""
     context = tf.distribute.get_replica_context()
-    if context is not None:
+    if context is not None and (
+        self.empty_cluster == constants.FARTHEST_POINT):
       options.check_replicas(self.empty_cluster, self.num_restarts,
                              context.num_replicas_in_sync)
 
-    def relocate():
-      return updates.relocate_empty_clusters(
-          sums, counts, empty,
-          self._farthest_candidates(data, centers, prepared))
-
-    return tf.cond(tf.reduce_any(empty), relocate,
-                   lambda: (sums, counts, tf.constant(0, tf.int32)))
-
-  def _farthest_candidates(self, data, centers, prepared=False):
+  def _farthest_candidates(self, data, centers):
     """The k points of `data` farthest from their nearest `centers`.
 
     A dataset is streamed once, keeping a running top k (k distances and
     k points), so memory never grows with the data.
     """
     k = self.num_clusters
+    options = self.step_options()
 
     def candidates(points):
-      index, distance = distances_lib.nearest_centers(
-          points, centers, self.distance_metric, self.chunk_elements)
-      return updates.farthest_candidates(points, index, distance, k)
+      return algorithms_base.farthest_candidates(points, centers, options)
 
     if not isinstance(data, tf.data.Dataset):
-      return candidates(data if prepared else self._prepare(data))
+      return candidates(self._prepare(data))
     initial = (tf.fill([k], tf.constant(float('-inf'), self.dtype)),
                tf.zeros([k, self.num_features], self.dtype),
                tf.zeros([k], tf.int32))
@@ -1031,7 +1025,7 @@ class KMeans(tf.Module):
       points = batch.get_value()
       if isinstance(points, tuple):  # (points, weights): weights not needed.
         points = points[0]
-      return (iterator.get_next_as_optional(), updates.merge_candidates(
+      return (iterator.get_next_as_optional(), updates_lib.merge_candidates(
           best, candidates(self._prepare(points))))
 
     return tf.while_loop(lambda batch, _: batch.has_value(), add,
@@ -1094,7 +1088,7 @@ class KMeans(tf.Module):
     # x_j <- (sum of the points nearest to x_j) / (their number), per
     # restart; an empty cluster keeps its center.
     new = tf.stack([
-        updates.lloyd_update(centers[r], sums[r], counts[r],
+        updates_lib.lloyd_update(centers[r], sums[r], counts[r],
                              self.distance_metric)
         for r in range(self.num_restarts)])
     best = tf.argmin(losses, output_type=tf.int32)
@@ -1152,6 +1146,28 @@ class KMeans(tf.Module):
     weighted = self._check_weights(points, weights)
     return (weighted, *self._state_inputs(points, weights))
 
+  def _carried_state(self, algorithm, points, weights):
+    """`algorithm.init_state` for these points, as the core prepares them."""
+    points, weights = self._state_inputs(points, weights)
+    return algorithm.init_state(points, self.clusters.read_value(), weights,
+                                self.step_options())
+
+  def _carried_step(self, algorithm, points, state, weights):
+    """One step of `algorithm` with its state carried over: reads the
+    centers, calls the pure step, assigns the new centers.
+
+    Returns:
+      (stats, state).
+    """
+    _, points, weights = self._carried_step_inputs(
+        f'{algorithm.name}_step', points, weights)
+    self._check_relocation_replicas()
+    new_centers, state, stats = algorithm.step(
+        points, self.clusters.read_value(), state, weights,
+        self.step_options())
+    self.clusters.assign(new_centers)
+    return stats, state
+
   def lloyd_state(self, points, weights=None):
     """The starting state of `lloyd_step` for these points.
 
@@ -1165,10 +1181,7 @@ class KMeans(tf.Module):
       `LloydState`: no assignments yet, and the points' |x|^2
       (`point_norms`), computed once for all the steps.
     """
-    points, weights = self._state_inputs(points, weights)
-    return LloydState(
-        statistics=carried_lib.start(points, self.num_clusters, weights),
-        point_norms=self.point_norms(points))
+    return self._carried_state(lloyd_lib.ALGORITHM, points, weights)
 
   def lloyd_step(self, points, state, weights=None):
     """`full_batch_step` on a Tensor of points, with state carried over.
@@ -1180,7 +1193,8 @@ class KMeans(tf.Module):
     are exact (`carried`), so they are the same whichever way they were kept:
     a run resumed from a checkpoint gives the same centers, bit for bit,
     as one that was not interrupted. `points` (and `weights`) must be the
-    same, in the same order, at every step that shares the state.
+    same, in the same order, at every step that shares the state. The maths
+    is `algorithms.lloyd.step`.
 
     Args:
       points: Tensor of shape (n, d), all the data.
@@ -1192,20 +1206,7 @@ class KMeans(tf.Module):
       (stats, state): `full_batch_step`'s dict, and the state for the next
       step.
     """
-    weighted, points, weights = self._carried_step_inputs(
-        'lloyd_step', points, weights)
-    statistics, point_norms = state
-    carried_lib.check_weights(statistics, weights)
-    centers = self.clusters.read_value()
-    index, distance = distances_lib.nearest_centers(
-        points, centers, self.distance_metric, self.chunk_elements,
-        point_norms, static_chunks=False)
-    loss = tf.reduce_sum(distance if weights is None else weights * distance)
-    statistics = carried_lib.update(statistics, points, index, weights)
-    stats = self.apply_full_batch(
-        *carried_lib.statistics(statistics, self.dtype), loss, points,
-        weighted)
-    return stats, LloydState(statistics, point_norms)
+    return self._carried_step(lloyd_lib.ALGORITHM, points, state, weights)
 
   def hamerly_state(self, points, weights=None):
     """The starting state of `hamerly_step` for these points (and weights,
@@ -1216,17 +1217,16 @@ class KMeans(tf.Module):
       compares every point with every center), no sums yet, and the
       points' total squared norm.
     """
-    points, weights = self._state_inputs(points, weights)
-    return bounds.initial_state(points, self.num_clusters, weights)
+    return self._carried_state(hamerly_lib.ALGORITHM, points, weights)
 
   def hamerly_step(self, points, state, weights=None):
     """One exact Lloyd step that skips the work bounds rule out.
 
-    Hamerly's algorithm (see `bounds`): the result is `full_batch_step`'s,
-    but once the clustering settles most points are neither compared with
-    every center nor summed again. Squared Euclidean distance; `points`
-    (and `weights`) must be the same, in the same order, at every step that
-    shares the state.
+    Hamerly's algorithm (`algorithms.hamerly`, bounds in `ops.bounds`): the
+    result is `full_batch_step`'s, but once the clustering settles most
+    points are neither compared with every center nor summed again.
+    Squared Euclidean distance; `points` (and `weights`) must be the same,
+    in the same order, at every step that shares the state.
 
     Args:
       points: Tensor of shape (n, d), all the data.
@@ -1240,21 +1240,14 @@ class KMeans(tf.Module):
       (stats, state): `full_batch_step`'s dict plus 'recomputed' (points
       compared with every center), and the state for the next step.
     """
-    weighted, points, weights = self._carried_step_inputs(
-        'hamerly_step', points, weights)
-    centers = self.clusters.read_value()
-    carried_lib.check_weights(state.statistics, weights)
-    (sums, counts, loss), state, recomputed = bounds.hamerly_statistics(
-        points, centers, state, self.chunk_elements, weights)
-    # A relocation moves a center like any update, so the bounds still
-    # hold; the carried sums stay those of the assignments.
-    stats = self.apply_full_batch(sums, counts, loss, points, weighted)
-    state = bounds.move_bounds(state, centers, self.clusters.read_value())
-    stats['recomputed'] = recomputed
-    return stats, state
+    return self._carried_step(hamerly_lib.ALGORITHM, points, state, weights)
 
   def train_step(self, points, weights=None):
     """One mini-batch step on `points` (Tensor of shape (n, d)).
+
+    The maths is `algorithms.minibatch.step`; this reads the variables
+    (`clusters`, the counts 'Variable', and with N > 1 `clusters_updated`
+    and `update_in_steps`), calls it and assigns what comes back.
 
     With `weights` (float Tensor (n,), non-negative; the model must be built
     with `weighted=True`), s and m of the update rule (see
@@ -1292,33 +1285,22 @@ class KMeans(tf.Module):
           'train_step got `weights` but this KMeans was built with '
           'weighted=False, whose mini-batch counts are integers; build it '
           'with weighted=True.')
-    points = self._prepare(points)
-    if self.update_in_steps is not None:
-      self._sync_updated_copy()
-      target = self.clusters_updated
-    else:
-      target = self.clusters
-    centers = self.clusters.read_value()
-    sums, counts, loss = sum_over_replicas(
-        self._statistics(points, centers, weights))
-    sizes, relocated = counts, None
-    old_counts = self.cluster_counts.read_value()
-    rate_counts = old_counts
-    if self.empty_cluster == constants.FARTHEST_POINT:
-      never_used = old_counts <= self._initial_count
-      sums, sizes, relocated = self._relocate(
-          sums, counts, never_used & tf.equal(counts, 0), points, centers,
-          prepared=True)
-      # A relocated center lands on its point (n = 0 in the rule): the old
-      # center's weight goes with the old center. Its count still grows by
-      # the point, past the fresh value.
-      moved = never_used & tf.equal(counts, 0) & (sizes > 0)
-      rate_counts = tf.where(moved, tf.zeros_like(old_counts), old_counts)
-    new_centers, _ = updates.mini_batch_update(
-        target.read_value(), rate_counts, sums, sizes, self.distance_metric)
-    target.assign(new_centers)
-    self.cluster_counts.assign(old_counts + tf.cast(sizes, old_counts.dtype))
-    return self._stats(loss, counts, sizes, relocated, weighted)
+    points, weights = self._state_inputs(points, weights)
+    self._check_relocation_replicas()
+    two_copies = self.update_in_steps is not None
+    state = minibatch_lib.MiniBatchState(
+        self.cluster_counts.read_value(),
+        self.clusters_updated.read_value() if two_copies else None,
+        self.update_in_steps.read_value() if two_copies else None)
+    new_centers, state, stats = minibatch_lib.step(
+        points, self.clusters.read_value(), state, weights,
+        self.step_options())
+    self.clusters.assign(new_centers)
+    self.cluster_counts.assign(state.counts)
+    if two_copies:
+      self.clusters_updated.assign(state.updated)
+      self.update_in_steps.assign(state.update_in_steps)
+    return stats
 
   def broadcast_state(self):
     """Makes every replica's state the first replica's (inside strategy.run).
@@ -1343,52 +1325,14 @@ class KMeans(tf.Module):
       variable.assign(tf.cast(summed, value.dtype))
     return tf.constant(True)
 
-  def _sync_updated_copy(self):
-    def sync():
-      self.clusters.assign(self.clusters_updated)
-      # The legacy reset: every count back to 0 (the fresh value with
-      # several steps per iteration).
-      self.cluster_counts.assign(tf.zeros_like(self.cluster_counts))
-      self.update_in_steps.assign(self.mini_batch_steps_per_iteration - 1)
-      return tf.constant(True)
-
-    def count_down():
-      self.update_in_steps.assign_sub(1)
-      return tf.constant(False)
-
-    return tf.cond(self.update_in_steps.read_value() <= 0, sync, count_down)
-
   def step(self, data, weights=None):
     """`train_step` or `full_batch_step`, as `use_mini_batch` says."""
     if self.use_mini_batch:
       return self.train_step(data, weights)
     return self.full_batch_step(data, weights)
 
-  @staticmethod
-  def _stats(loss, counts, sizes=None, relocated=None, weighted=False):
-    """The step's figures; `sizes` are the counts after any relocation.
-
-    Weighted, 'num_points' and 'cluster_sizes' are weights (rounded to
-    integers: with integer weights, the counts that repeated rows give),
-    'empty_clusters' counts the clusters of total weight 0, and
-    'total_weight' is the exact float sum of the weights.
-    """
-    if sizes is None:
-      sizes = counts
-    stats = {
-        'loss': loss,
-        'num_points': tf.cast(tf.reduce_sum(counts), tf.int64),
-        'empty_clusters': tf.reduce_sum(tf.cast(counts == 0, tf.int32)),
-        'relocated_clusters': (tf.constant(0, tf.int32) if relocated is None
-                               else relocated),
-        'cluster_sizes': tf.cast(sizes, tf.int64),
-    }
-    if weighted:
-      stats['total_weight'] = tf.reduce_sum(counts)
-      stats['num_points'] = tf.cast(tf.round(stats['total_weight']),
-                                    tf.int64)
-      stats['cluster_sizes'] = tf.cast(tf.round(sizes), tf.int64)
-    return stats
+  # The step's figures (see `algorithms.base.step_stats`).
+  _stats = staticmethod(algorithms_base.step_stats)
 
   # ------------------------------------------------------------- inference
   def all_distances(self, points):
@@ -1516,15 +1460,8 @@ def _shown(value):
 _RESTART_SALT = 0x7273
 
 
-class LloydState(NamedTuple):
-  """What one `KMeans.lloyd_step` hands to the next.
-
-  Attributes:
-    statistics: `carried.CarriedStatistics` of the last assignments.
-    point_norms: float (n,), the points' |x|^2 (None under cosine).
-  """
-  statistics: carried_lib.CarriedStatistics
-  point_norms: Optional[tf.Tensor]
+# What one `KMeans.lloyd_step` hands to the next.
+LloydState = lloyd_lib.LloydState
 
 
 def _is_weighted(data):
@@ -1533,19 +1470,8 @@ def _is_weighted(data):
       data.element_spec, tuple)
 
 
-def sum_over_replicas(values):
-  """`values` summed over the replicas of the current tf.distribute strategy.
-
-  Identity outside `strategy.run` or with one replica; one all-reduce of the
-  whole structure otherwise.
-  """
-  context = tf.distribute.get_replica_context()
-  if context is None or context.num_replicas_in_sync == 1:
-    return values
-  # Op outputs carry the replica's device, which a multi-worker all-reduce
-  # needs (a function's inputs have none).
-  return context.all_reduce(tf.distribute.ReduceOp.SUM,
-                            tf.nest.map_structure(tf.identity, values))
+# `values` summed over the replicas of the current tf.distribute strategy.
+sum_over_replicas = algorithms_base.sum_over_replicas
 
 
 class _KMeansView(KMeans):

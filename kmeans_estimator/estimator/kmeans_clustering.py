@@ -27,6 +27,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from kmeans_estimator import algorithms
 from kmeans_estimator.estimator import compiled
 from kmeans_estimator import distribute as distribute_lib
 from kmeans_estimator.io import export as export_lib
@@ -844,26 +845,18 @@ class KMeansClustering:
         # Full-batch steps over an array carry state from step to step. Its
         # sums are exact, so a train() that resumes gives the centers of one
         # that did not stop, bit for bit.
-        km = self._kmeans
-        if self._algorithm == constants.HAMERLY and points.whole:
+        chosen = self._chosen_algorithm(points.whole)
+        if chosen.carried:
           step_fn = self._carried_steps(
-              'hamerly', kmeans_lib.KMeans.hamerly_state,
-              kmeans_lib.KMeans.hamerly_step)
-        elif (points.whole and not km.use_mini_batch and
-              km.num_restarts == 1):
-          step_fn = self._carried_steps(
-              'lloyd', kmeans_lib.KMeans.lloyd_state,
-              kmeans_lib.KMeans.lloyd_step)
-        elif self._algorithm == constants.HAMERLY:
-          logging.warning("algorithm='hamerly' needs the data in memory (a "
-                          'Tensor or array); this dataset of batches is '
-                          "trained with algorithm='lloyd'.")
+              chosen.algorithm.name,
+              *chosen.algorithm.make_step(kmeans_lib.KMeans))
       else:
         trainer = distribute_lib.Trainer(
             strategy, self._kmeans, self._compile,
             self._dataset_fn(input_fn, ModeKeys.TRAIN, points.num_features))
         self._global_step = trainer.initialize(self._global_step)
-        step_inputs, step_fn = trainer.steps(points, finite_by_default)
+        step_inputs, step_fn = trainer.steps(
+            points, finite_by_default, self._chosen_algorithm(False))
       last_step = (self._global_step + steps if steps is not None else
                    max_steps)
       loop = training.TrainingLoop(
@@ -878,6 +871,15 @@ class KMeansClustering:
           step_fn)
       self._global_step = self._training_summary.global_step
     return self
+
+  def _chosen_algorithm(self, in_memory):
+    """The variant this train() runs (`algorithms.choose`, the one place
+    that chooses), logging why when it is not the one asked for."""
+    chosen = algorithms.choose(self._algorithm, self._kmeans.use_mini_batch,
+                               in_memory, self._kmeans.num_restarts)
+    if chosen.warning:
+      logging.warning(chosen.warning)
+    return chosen
 
   def _dataset_fn(self, input_fn, mode, num_features):
     """The per-pipeline dataset function of a distributed run."""
