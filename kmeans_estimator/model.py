@@ -17,6 +17,7 @@ from kmeans_estimator.algorithms import base as algorithms_base
 from kmeans_estimator.algorithms import hamerly as hamerly_lib
 from kmeans_estimator.algorithms import lloyd as lloyd_lib
 from kmeans_estimator.algorithms import minibatch as minibatch_lib
+from kmeans_estimator.algorithms import yinyang as yinyang_lib
 from kmeans_estimator import constants
 from kmeans_estimator import errors
 from kmeans_estimator.ops import distances as distances_lib
@@ -1241,6 +1242,38 @@ class KMeans(tf.Module):
       compared with every center), and the state for the next step.
     """
     return self._carried_step(hamerly_lib.ALGORITHM, points, state, weights)
+
+  def yinyang_state(self, points, weights=None):
+    """The starting state of `yinyang_step` for these points (and weights,
+    as `lloyd_state` takes them), with the current centers' groups.
+
+    Returns:
+      `algorithms.yinyang.YinyangState`: bounds that prove nothing yet (the
+      first step compares every point with every center), the groups of
+      the current centers, no sums yet.
+    """
+    return self._carried_state(yinyang_lib.ALGORITHM, points, weights)
+
+  def yinyang_step(self, points, state, weights=None):
+    """One exact Lloyd step that skips the groups of centers that bounds
+    rule out (Yinyang k-means, `algorithms.yinyang`).
+
+    The result is `full_batch_step`'s. Squared Euclidean distance;
+    `points` (and `weights`) must be the same, in the same order, at every
+    step that shares the state.
+
+    Args:
+      points: Tensor of shape (n, d), all the data.
+      state: `YinyangState`, from the previous step or `yinyang_state`.
+      weights: optional float Tensor (n,) of sample weights, those given to
+        `yinyang_state`.
+
+    Returns:
+      (stats, state): `full_batch_step`'s dict plus 'recomputed' and
+      'distances_computed' (see `algorithms.yinyang.step`), and the state
+      for the next step.
+    """
+    return self._carried_step(yinyang_lib.ALGORITHM, points, state, weights)
 
   def train_step(self, points, weights=None):
     """One mini-batch step on `points` (Tensor of shape (n, d)).

@@ -13,12 +13,14 @@ from kmeans_estimator.algorithms import base
 from kmeans_estimator.algorithms import hamerly
 from kmeans_estimator.algorithms import lloyd
 from kmeans_estimator.algorithms import minibatch
+from kmeans_estimator.algorithms import yinyang
 from kmeans_estimator.algorithms.base import Algorithm
 from kmeans_estimator.algorithms.base import Options
 
 REGISTRY = {
     algorithm.name: algorithm
-    for algorithm in (lloyd.ALGORITHM, hamerly.ALGORITHM, minibatch.ALGORITHM)
+    for algorithm in (lloyd.ALGORITHM, hamerly.ALGORITHM, yinyang.ALGORITHM,
+                      minibatch.ALGORITHM)
 }
 MINIBATCH = minibatch.ALGORITHM.name
 

@@ -163,7 +163,7 @@ def test_estimator_hamerly_on_a_dataset_falls_back_to_lloyd(tmp_path):
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(algorithm='elkan'), r"`algorithm` must be one of \['lloyd', "
-     r"'hamerly'\]. Received: algorithm='elkan'"),
+     r"'hamerly', 'yinyang'\]. Received: algorithm='elkan'"),
     (dict(algorithm='hamerly', use_mini_batch=True),
      "algorithm='hamerly' needs use_mini_batch=False"),
     (dict(algorithm='hamerly', use_mini_batch=False,
