@@ -55,6 +55,8 @@ Backends:
                               `--batch_size`, `--max_iter` epochs.
   kmeans_estimator_hamerly    full batch with `algorithm='hamerly'` (bounds
                               skip distances; in-memory workloads only).
+  kmeans_estimator_yinyang    the same with `algorithm='yinyang'` (group
+                              bounds skip groups of centers).
   kmeans_estimator_batched    full batch over a dataset of 20,000-point
                               batches: k-means++ runs on the first batch
                               (as the legacy estimator's did), Lloyd on all.
@@ -175,7 +177,8 @@ SKLEARN_BACKENDS = ('sklearn_lloyd', 'sklearn_elkan', 'sklearn_minibatch')
 # kmeans_estimator with the streamed workload's points as one in-memory array.
 IN_MEMORY = 'kmeans_estimator_in_memory'
 TF_BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
-               'kmeans_estimator_hamerly', 'kmeans_estimator_batched',
+               'kmeans_estimator_hamerly', 'kmeans_estimator_yinyang',
+               'kmeans_estimator_batched',
                'kmeans_estimator_kmc2', 'kmeans_estimator_parallel',
                IN_MEMORY, 'kmeans_core', 'gemm_floor')
 # The backends that read a streamed workload from its file through tf.data;
@@ -188,7 +191,8 @@ STREAMING_BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
 _FULL_BATCH = tuple(b for b in STREAMING_BACKENDS
                     if b != 'kmeans_estimator_minibatch')
 BACKENDS = ('kmeans_estimator', 'kmeans_estimator_minibatch',
-            'kmeans_estimator_hamerly', 'kmeans_estimator_batched',
+            'kmeans_estimator_hamerly', 'kmeans_estimator_yinyang',
+            'kmeans_estimator_batched',
             'kmeans_estimator_kmc2', 'kmeans_estimator_parallel', IN_MEMORY,
             'kmeans_core', 'sklearn_lloyd', 'sklearn_elkan',
             'sklearn_minibatch', 'gemm_floor')
@@ -1027,9 +1031,9 @@ def run_backend(workload_name, backend, config, data_file=None):
       result = run_kmeans_estimator(workload, data, config, mini_batch=False)
     elif backend == 'kmeans_estimator_minibatch':
       result = run_kmeans_estimator(workload, data, config, mini_batch=True)
-    elif backend == 'kmeans_estimator_hamerly':
+    elif backend in ('kmeans_estimator_hamerly', 'kmeans_estimator_yinyang'):
       result = run_kmeans_estimator(workload, data, config, mini_batch=False,
-                                    algorithm='hamerly')
+                                    algorithm=backend.split('_')[-1])
     elif backend == 'kmeans_estimator_batched':
       result = run_kmeans_estimator(workload, data, config, mini_batch=False,
                                     full_batch_batches=INIT_BATCH)

@@ -79,19 +79,29 @@ class YinyangState(NamedTuple):
     statistics: `carried.CarriedStatistics`, the assignments (-1 before the
       first step) and their sums and counts.
     upper: (n,), upper bounds on each point's distance to its center.
-    lower: (t, n), lower bounds on each point's distance to the centers of
-      each group other than its own center (group-major, so one group's
-      bounds are contiguous); +inf for an empty group.
+    global_lower: (n,), a lower bound on each point's distance to its
+      second-nearest center (the global filter's).
+    lower: (n, t), lower bounds on each point's distance to the centers of
+      each group other than its own center, stored plus `offsets` (the
+      bound now is `lower - offsets`); +inf for an empty group.
+    offsets: (t,), each group's largest movement summed over the steps so
+      far: the bounds shrink by it without a pass over the n x t of them.
     groups: int32 (k,), each center's group.
     point_norms: (n,), the points' |x|^2.
     squared_total: float64 scalar, sum of (weighted) |x|^2 over the points.
   """
   statistics: carried_lib.CarriedStatistics
   upper: tf.Tensor
+  global_lower: tf.Tensor
   lower: tf.Tensor
+  offsets: tf.Tensor
   groups: tf.Tensor
   point_norms: tf.Tensor
   squared_total: tf.Tensor
+
+
+def _eps(dtype):
+  return float(np.finfo(dtype.as_numpy_dtype).eps)
 
 
 def num_groups(num_centers):
@@ -171,12 +181,14 @@ def init_state(points, centers, weights, options):
   t = num_groups(tf.shape(centers)[0])
   sizes = tf.math.unsorted_segment_sum(tf.ones_like(groups), groups, t)
   infinity = tf.constant(float('inf'), points.dtype)
-  lower = tf.where(sizes[:, tf.newaxis] > 0, tf.zeros([t, n], points.dtype),
+  lower = tf.where(sizes[tf.newaxis, :] > 0, tf.zeros([n, t], points.dtype),
                    infinity)
   return YinyangState(
       statistics=carried_lib.start(points, options.num_clusters, weights),
       upper=tf.fill([n], infinity),
+      global_lower=tf.zeros([n], points.dtype),
       lower=lower,
+      offsets=tf.zeros([t], points.dtype),
       groups=groups,
       point_norms=distances_lib.squared_norms_in_chunks(
           points, options.chunk_elements),
@@ -200,29 +212,86 @@ def _distance_to(points, rows, centers, assignments, chunk_elements):
       (points.dtype, points.dtype), assignments)
 
 
-def _group_scores(points, rows, group, chunk_elements):
-  """For the points at `rows` against the centers `group` (m, d), m >= 1:
-  the smallest score |c|^2 - 2 x.c, its center's position in `group`
-  (ties to the first), and the second smallest (+inf when m = 1)."""
-  scaled = -2.0 * group
-  offsets = distances_lib.squared_norms(group)
-  m = tf.shape(group)[0]
-  infinity = tf.constant(float('inf'), points.dtype)
+def _chunk_step(points, centers, lower, offsets, groups, sizes, point_norms,
+                rows, old, upper, old_score, distance_of):
+  """The group filter and the distances for one chunk of points.
 
-  def scores(chunk_rows):
-    all_scores = tf.nn.bias_add(
-        tf.matmul(tf.gather(points, chunk_rows), scaled, transpose_b=True),
-        offsets)
-    index = tf.argmin(all_scores, axis=1, output_type=tf.int32)
-    best = tf.gather(all_scores, index, axis=1, batch_dims=1)
-    second = tf.reduce_min(tf.where(
-        tf.equal(tf.range(m)[tf.newaxis, :], index[:, tf.newaxis]),
-        infinity, all_scores), axis=1)
-    return best, index, second
+  The chunk's points are compared with the union of the groups that any of
+  them needs (their centers in increasing index, so the argmin's ties go to
+  the lower index), in one matrix product; every group of the union gets
+  its bound from the distances (tighter than needed, at no extra cost).
 
-  return distances_lib.concat_over_row_chunks(
-      scores, rows, distances_lib.chunk_rows(m, chunk_elements),
-      (points.dtype, tf.int32, points.dtype))
+  Args:
+    points, centers: (n, d) and (k, d).
+    lower, offsets: (n, t) and (t,), the bounds before the step as the
+      state stores them.
+    groups, sizes: each center's group (k,), each group's size (t,).
+    point_norms: (n,).
+    rows: int32 (m,), the chunk's points (that the global filter did not
+      settle).
+    old, upper, old_score: (m,) their centers (-1: none yet), exact
+      distances to them and their scores |c|^2 - 2 x.c.
+    distance_of: callable(scores, norms) -> lower bounds.
+
+  Returns:
+    (new centers int32 (m,), new bounds (m, t) as the state stores them,
+    new global lower bounds (m,), distances computed int64).
+  """
+  dtype = points.dtype
+  infinity = tf.constant(float('inf'), dtype)
+  t = tf.shape(sizes)[0]
+  stored = tf.gather(lower, rows)
+  # The bounds now; the subtraction rounds by up to an ulp of `stored`
+  # (+inf, an empty group's, stays +inf).
+  chunk_lower = stored - offsets - _MARGIN_ULPS * _eps(dtype) * tf.where(
+      tf.math.is_finite(stored), stored, 0.0)
+  first = old < 0
+  old_group = tf.gather(groups, tf.maximum(old, 0))
+  need = (chunk_lower <= upper[:, tf.newaxis]) | first[:, tf.newaxis]
+  union = tf.reduce_any(need, axis=0) & (sizes > 0)
+  selected = tf.cast(tf.where(tf.gather(union, groups))[:, 0], tf.int32)
+  norms = tf.gather(point_norms, rows)
+
+  def compare():
+    chosen = tf.gather(centers, selected)
+    # Scores |c|^2 - 2 x.c; the bias_add fuses into the product.
+    scores = tf.nn.bias_add(
+        tf.matmul(tf.gather(points, rows), -2.0 * chosen, transpose_b=True),
+        distances_lib.squared_norms(chosen))
+    position = tf.argmin(scores, axis=1, output_type=tf.int32)
+    best = tf.gather(scores, position, axis=1, batch_dims=1)
+    found = tf.gather(selected, position)
+    # The old center is in `scores` when its group is in the union; if not,
+    # it is compared by its own score.
+    old_in = tf.gather(union, old_group) & ~first
+    keep_old = ~first & ~old_in & (
+        (old_score < best) | ((old_score == best) & (old < found)))
+    index = tf.where(keep_old, old, found)
+    # Each group's nearest center other than the new one.
+    masked = tf.where(
+        ~keep_old[:, tf.newaxis] & tf.equal(
+            tf.range(tf.shape(selected)[0])[tf.newaxis, :],
+            position[:, tf.newaxis]), infinity, scores)
+    group_min = tf.transpose(tf.math.unsorted_segment_min(
+        tf.transpose(masked), tf.gather(groups, selected), t))
+    bounds = tf.where(union[tf.newaxis, :],
+                      distance_of(group_min, norms[:, tf.newaxis]), chunk_lower)
+    # The old center's group, when not in the union, now holds the old
+    # center, at exactly `upper`.
+    left = ~first & ~old_in & ~keep_old
+    bounds = tf.where(
+        left[:, tf.newaxis] & tf.equal(tf.range(t)[tf.newaxis, :],
+                                       old_group[:, tf.newaxis]),
+        tf.minimum(bounds, upper[:, tf.newaxis]), bounds)
+    return index, bounds
+
+  # No group needed by any point of the chunk: all keep their centers.
+  index, bounds = tf.cond(tf.size(selected) > 0, compare,
+                          lambda: (old, chunk_lower))
+
+  computed = (tf.cast(tf.shape(rows)[0], tf.int64) *
+              tf.cast(tf.shape(selected)[0], tf.int64))
+  return (index, bounds + offsets, tf.reduce_min(bounds, axis=1), computed)
 
 
 def yinyang_statistics(points, centers, state, chunk_elements, weights=None):
@@ -241,25 +310,20 @@ def yinyang_statistics(points, centers, state, chunk_elements, weights=None):
     ((sums (k, d), counts (k,), loss), state, recomputed, distances): the
     statistics as `distances.cluster_statistics` gives them, the state for
     these centers (bounds not yet moved: see `move_bounds`), how many
-    points were compared with at least one group, and how many
-    point-to-center distances were computed.
+    points went past the global filter, and how many point-to-center
+    distances were computed.
   """
   dtype = points.dtype
   infinity = tf.constant(float('inf'), dtype)
   k = tf.shape(centers)[0]
-  assignments, upper, lower = (state.statistics.assignments, state.upper,
-                               state.lower)
-  t = tf.shape(lower)[0]
+  assignments, upper, lower, global_lower = (
+      state.statistics.assignments, state.upper, state.lower,
+      state.global_lower)
+  t = tf.shape(lower)[1]
   groups = state.groups
-  # The centers of group g are members[starts[g]:starts[g] + sizes[g]], in
-  # increasing index (a stable sort), so a group's first minimum is its
-  # lowest-index one.
-  members = tf.argsort(groups, stable=True)
   sizes = tf.math.unsorted_segment_sum(tf.ones_like(groups), groups, t)
-  starts = tf.cumsum(sizes, exclusive=True)
-  center_norms = distances_lib.squared_norms(centers)
-  eps = float(np.finfo(dtype.as_numpy_dtype).eps)
-  largest_center = tf.reduce_max(center_norms)
+  eps = _eps(dtype)
+  largest_center = tf.reduce_max(distances_lib.squared_norms(centers))
 
   def distance_of(scores, norms):
     """Lower bounds from expansion scores (see the module docstring)."""
@@ -267,7 +331,7 @@ def yinyang_statistics(points, centers, state, chunk_elements, weights=None):
     return numerics.clamped_sqrt(norms + scores - margin)
 
   # 1. Global filter, then again with exact upper bounds.
-  nearest_bound = tf.reduce_min(lower, axis=0)
+  nearest_bound = global_lower
   candidates = tf.cast(
       tf.where((upper >= nearest_bound) | (assignments < 0))[:, 0], tf.int32)
   old = tf.gather(assignments, candidates)
@@ -282,131 +346,85 @@ def yinyang_statistics(points, centers, state, chunk_elements, weights=None):
   upper = tf.tensor_scatter_nd_update(upper, candidates[:, tf.newaxis],
                                       exact)
   unproven = (exact >= tf.gather(nearest_bound, candidates)) | (old < 0)
-  rows = tf.boolean_mask(candidates, unproven)
-  row_old = tf.boolean_mask(old, unproven)
-  row_upper = tf.boolean_mask(exact, unproven)
-  row_old_score = tf.boolean_mask(old_score, unproven)
-  row_norms = tf.gather(state.point_norms, rows)
+  # 2. Group filter, a chunk of points at a time; the points are taken in
+  # the order of their center's group, so that a chunk's points need
+  # mostly the same groups.
+  rows, old, exact, old_score = (tf.boolean_mask(values, unproven) for values
+                                 in (candidates, old, exact, old_score))
+  order = tf.argsort(tf.where(
+      old >= 0, tf.cast(tf.gather(groups, tf.maximum(old, 0)), tf.int64) *
+      tf.cast(k, tf.int64) + tf.cast(old, tf.int64), -1))
+  rows, old, exact, old_score = (tf.gather(values, order) for values
+                                 in (rows, old, exact, old_score))
   num_rows = tf.shape(rows)[0]
+  chunk = distances_lib.chunk_rows(k, chunk_elements)
+  num_chunks = (num_rows + chunk - 1) // chunk
+  new_index = tf.TensorArray(tf.int32, size=num_chunks, infer_shape=False,
+                             element_shape=tf.TensorShape([None]))
+  # Flattened (m t,) blocks: a list of vectors concatenates even when empty.
+  new_lower = tf.TensorArray(dtype, size=num_chunks, infer_shape=False,
+                             element_shape=tf.TensorShape([None]))
+  new_global = tf.TensorArray(dtype, size=num_chunks, infer_shape=False,
+                              element_shape=tf.TensorShape([None]))
 
-  # 2. Group filter: each group the bounds do not rule out is compared with
-  # the points that need it. The best so far starts at the old center
-  # (none before the first step).
-  first = row_old < 0
-  best_score = row_old_score
-  best_index = tf.where(first, k, row_old)
-  best_group = tf.fill([num_rows], -1)  # -1: the old center, unexamined.
-  best_second = tf.fill([num_rows], infinity)
-  examined = tf.zeros([num_rows], tf.bool)  # Whether a(x)'s group was.
-  old_groups = tf.gather(groups, tf.maximum(row_old, 0))
-  new_lower = tf.TensorArray(dtype, size=t, element_shape=lower.shape[1:])
+  def body(i, new_index, new_lower, new_global, computed):
+    part = slice(i * chunk, (i + 1) * chunk)
+    index, bounds, nearest, count = _chunk_step(
+        points, centers, lower, state.offsets, groups, sizes,
+        state.point_norms, rows[part], old[part], exact[part],
+        old_score[part], distance_of)
+    return (i + 1, new_index.write(i, index),
+            new_lower.write(i, tf.reshape(bounds, [-1])),
+            new_global.write(i, nearest), computed + count)
 
-  def group_step(g, best_score, best_index, best_group, best_second,
-                 examined, distances, new_lower):
-    size = sizes[g]
-    bound = lower[g]
-    need = ((tf.gather(bound, rows) <= row_upper) | first) & (size > 0)
-    at = tf.cast(tf.where(need)[:, 0], tf.int32)
-    need_rows = tf.gather(rows, at)
-    group = tf.gather(members, tf.range(starts[g], starts[g] + size))
-
-    def compare():
-      return _group_scores(points, need_rows, tf.gather(centers, group),
-                           chunk_elements)
-
-    def nothing():
-      return (tf.zeros([0], dtype), tf.zeros([0], tf.int32),
-              tf.zeros([0], dtype))
-
-    score, position, second = tf.cond(tf.shape(at)[0] > 0, compare, nothing)
-    index = tf.gather(group, position)
-    current = tf.gather(best_score, at)
-    current_index = tf.gather(best_index, at)
-    # The old center met again in its group counts as found there, so
-    # that the group's bound excludes it.
-    better = (score < current) | (
-        (score == current) & (index < current_index)) | (
-            index == current_index)
-    won = tf.boolean_mask(at, better)[:, tf.newaxis]
-
-    def won_values(values):
-      return tf.boolean_mask(values, better)
-
-    best_score = tf.tensor_scatter_nd_update(best_score, won,
-                                             won_values(score))
-    best_index = tf.tensor_scatter_nd_update(best_index, won,
-                                             won_values(index))
-    best_group = tf.tensor_scatter_nd_update(
-        best_group, won, tf.fill(tf.shape(won)[:1], g))
-    best_second = tf.tensor_scatter_nd_update(best_second, won,
-                                              won_values(second))
-    examined |= need & tf.equal(old_groups, g)
-    # The group's new bound: its nearest center (fixed below for the group
-    # of the new center, whose bound excludes it).
-    bound = tf.tensor_scatter_nd_update(
-        bound, need_rows[:, tf.newaxis],
-        distance_of(score, tf.gather(row_norms, at)))
-    distances += tf.cast(tf.shape(at)[0] * size, tf.int64)
-    return (g + 1, best_score, best_index, best_group, best_second,
-            examined, distances, new_lower.write(g, bound))
-
-  (_, _, best_index, best_group, best_second, examined, distances,
-   new_lower) = tf.while_loop(
-       lambda g, *_: g < t, group_step,
-       (tf.constant(0), best_score, best_index, best_group, best_second,
-        examined, tf.constant(0, tf.int64), new_lower))
-  lower = new_lower.stack()
-  # Only NaN scores (NaN points) beat nothing; they keep the first center.
-  best_index = tf.where(best_index < k, best_index, 0)
-
-  # The new center's group (when examined) is bounded by its second
-  # nearest; the old center's group, when the point left it unexamined,
-  # now holds the old center, at exactly row_upper.
-  from_group = tf.where(best_group >= 0)[:, 0]
-  left = tf.where((best_index != row_old) & ~first & ~examined)[:, 0]
-  left_groups = tf.gather(old_groups, left)
-  left_rows = tf.gather(rows, left)
-  left_at = tf.stack([left_groups, left_rows], axis=1)
-  fix_at = tf.concat([
-      tf.stack([tf.gather(best_group, from_group),
-                tf.gather(rows, from_group)], axis=1), left_at], axis=0)
-  fix = tf.concat([
-      distance_of(tf.gather(best_second, from_group),
-                  tf.gather(row_norms, from_group)),
-      tf.minimum(tf.gather_nd(lower, left_at), tf.gather(row_upper, left))],
-                  axis=0)
-  lower = tf.tensor_scatter_nd_update(lower, fix_at, fix)
+  _, new_index, new_lower, new_global, computed = tf.while_loop(
+      lambda i, *_: i < num_chunks, body,
+      (tf.constant(0), new_index, new_lower, new_global,
+       tf.constant(0, tf.int64)))
+  scatter_rows = rows[:, tf.newaxis]
+  new_index = new_index.concat()
+  lower = tf.tensor_scatter_nd_update(
+      lower, scatter_rows, tf.reshape(new_lower.concat(), [-1, t]))
+  global_lower = tf.tensor_scatter_nd_update(global_lower, scatter_rows,
+                                             new_global.concat())
+  # Only NaN scores (NaN points) beat nothing; they take the first center.
+  new_index = tf.where((new_index >= 0) & (new_index < k), new_index, 0)
 
   # New assignments; exact upper bounds for the points that moved.
-  moved = tf.where(best_index != row_old)[:, 0]
+  moved = tf.where(new_index != old)[:, 0]
   moved_rows = tf.gather(rows, moved)
-  moved_to = tf.gather(best_index, moved)
   upper = tf.tensor_scatter_nd_update(
       upper, moved_rows[:, tf.newaxis],
-      _distance_to(points, moved_rows, centers, moved_to,
+      _distance_to(points, moved_rows, centers, tf.gather(new_index, moved),
                    chunk_elements)[0])
   carried = carried_lib.update(
       state.statistics, points,
-      tf.tensor_scatter_nd_update(assignments, rows[:, tf.newaxis],
-                                  best_index), weights)
-  state = state._replace(statistics=carried, upper=upper, lower=lower)
+      tf.tensor_scatter_nd_update(assignments, scatter_rows, new_index),
+      weights)
+  state = state._replace(statistics=carried, upper=upper, lower=lower,
+                         global_lower=global_lower)
   loss = carried_lib.loss(carried, centers, state.squared_total)
   statistics = (*carried_lib.statistics(carried, dtype),
                 tf.cast(loss, dtype))
-  return statistics, state, num_rows, distances
+  return statistics, state, num_rows, computed
 
 
 def move_bounds(state, old_centers, new_centers):
-  """The state's bounds after the centers move: u(x) grows by its own
-  center's movement, l(x, g) drops by the largest movement in group g
-  (an empty group's bound stays +inf)."""
+  """The state's bounds after the centers move.
+
+  u(x) grows by its own center's movement; the bounds of group g drop by
+  the largest movement in g, added to `offsets` (an empty group's bound
+  stays +inf); the global bound drops by the largest movement of all.
+  """
   movement = tf.norm(new_centers - old_centers, axis=1)
   upper = state.upper + tf.gather(
       movement, tf.maximum(state.statistics.assignments, 0))
   drift = tf.maximum(tf.math.unsorted_segment_max(
-      movement, state.groups, tf.shape(state.lower)[0]), 0.0)
-  lower = tf.maximum(state.lower - drift[:, tf.newaxis], 0.0)
-  return state._replace(upper=upper, lower=lower)
+      movement, state.groups, tf.shape(state.offsets)[0]), 0.0)
+  return state._replace(
+      upper=upper, offsets=state.offsets + drift,
+      global_lower=tf.maximum(state.global_lower - tf.reduce_max(movement),
+                              0.0))
 
 
 def step(points, centers, state, weights, options):

@@ -186,7 +186,7 @@ def test_lower_bounds_are_per_group_not_per_center():
   points = blobs(9, n=500, k=40)
   core = KMeans(40, initial_clusters=points[:40], dtype=tf.float64)
   state = core.yinyang_state(points)
-  assert tuple(state.lower.shape) == (4, 500)
+  assert tuple(state.lower.shape) == (500, 4)
   assert tuple(state.upper.shape) == (500,)
 
 
@@ -263,3 +263,26 @@ def test_bad_yinyang_options(tmp_path, kwargs, match):
   with pytest.raises(ValueError, match=match):
     KMeansClustering(3, model_dir=str(tmp_path), **kwargs)
   assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_group_never_hides_a_point_from_the_filters():
+  # Groups 0 and 1 hold the 30 centers and group 2 none: its bound is +inf
+  # and must stay so (not NaN) through the offsets and the margin.
+  points = blobs(14, n=500, k=6)
+  centers = tf.constant(points[:30])
+  x = tf.constant(points)
+  options = algorithms.Options(num_clusters=30, dtype=tf.float64)
+  state = yinyang.init_state(x, centers, None, options)
+  lower = np.zeros((500, 3))
+  lower[:, 2] = np.inf
+  state = state._replace(groups=tf.constant(np.arange(30) // 15, tf.int32),
+                         lower=tf.constant(lower),
+                         offsets=tf.zeros([3], tf.float64))
+  step = tf.function(yinyang.step)
+  for _ in range(6):
+    before = centers.numpy()
+    centers, state, _ = step(x, centers, state, None, options)
+    index, new = numpy_step(points, before)
+    np.testing.assert_array_equal(state.statistics.assignments.numpy(), index)
+    np.testing.assert_allclose(centers.numpy(), new, rtol=1e-12, atol=1e-10)
+    assert np.all(np.isinf(state.lower.numpy()[:, 2]))
