@@ -312,12 +312,17 @@ class KMeansClustering:
       refused with a TypeError, and data of any numeric dtype is cast to it.
     run_eagerly: bool: run steps eagerly instead of as compiled
       `tf.function`s (for debugging).
-    algorithm: 'lloyd' (every point against every center each step) or
+    algorithm: 'lloyd' (every point against every center each step),
       'hamerly': the same full-batch steps, skipping the distances that
       Hamerly's triangle-inequality bounds rule out; much faster once the
-      clusters settle. 'hamerly' needs use_mini_batch=False and the squared
-      Euclidean metric, and applies to in-memory input (a Tensor or array);
-      a dataset of batches, or a distributed run, uses 'lloyd'.
+      clusters settle, or 'yinyang' (Ding et al. 2015): the same steps
+      again, with one bound per group of about 10 centers, which skips
+      whole groups where Hamerly's single bound fails (see
+      `algorithms.yinyang`). 'hamerly' and 'yinyang' need
+      use_mini_batch=False and the squared Euclidean metric, and apply to
+      in-memory input (a Tensor or array); a dataset of batches, or a
+      distributed run, uses 'lloyd' (with a warning). The variants are in
+      `kmeans_estimator.algorithms.REGISTRY`.
     empty_cluster: 'keep' (the legacy behaviour): a cluster that no point is
       nearest to keeps its center. 'farthest_point' (scikit-learn's policy):
       it moves to one of the points farthest from their own centers, which
