@@ -13,8 +13,9 @@ t = max(1, k // 10) groups. Per point, carried from step to step:
 
 Three filters prove, without computing it, that a distance cannot win:
 
-1. global: u(x) < min_g l(x, g) keeps a(x); otherwise u(x) is made exact,
-   |x - c_a(x)|, and the test is made again;
+1. global: u(x) < min_g l(x, g) keeps a(x) (here also u(x) < s(a(x)), half
+   the distance from c_a(x) to its nearest other center, Hamerly's test);
+   otherwise u(x) is made exact, |x - c_a(x)|, and the test is made again;
 2. group: a group with u(x) < l(x, g) holds no nearer center, and is
    skipped; the others are compared with the point;
 3. local: within a group that is not skipped, the paper skips the centers
@@ -331,7 +332,15 @@ def yinyang_statistics(points, centers, state, chunk_elements, weights=None):
     return numerics.clamped_sqrt(norms + scores - margin)
 
   # 1. Global filter, then again with exact upper bounds.
-  nearest_bound = global_lower
+  # The global filter's bound: the global lower bound, or half the distance
+  # from the point's center to the nearest other one (Hamerly's s(a), not in
+  # the paper: a point nearer its center than that is nearer it than any
+  # other), lowered by a margin for the expansion's rounding.
+  half_gap = 0.5 * numerics.clamped_sqrt(
+      distances_lib.nearest_other_center(centers, chunk_elements) -
+      2 * _MARGIN_ULPS * eps * largest_center)
+  nearest_bound = tf.maximum(global_lower,
+                             tf.gather(half_gap, tf.maximum(assignments, 0)))
   candidates = tf.cast(
       tf.where((upper >= nearest_bound) | (assignments < 0))[:, 0], tf.int32)
   old = tf.gather(assignments, candidates)
