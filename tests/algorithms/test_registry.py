@@ -4,6 +4,7 @@ import pytest
 
 from kmeans_estimator import algorithms
 from kmeans_estimator import config
+from kmeans_estimator import errors
 
 
 def test_registry_holds_every_variant():
@@ -17,6 +18,10 @@ def test_unknown_name_lists_the_accepted_ones():
                      match=r"`algorithm` must be one of \['lloyd', 'hamerly', "
                      r"'yinyang'\]. Received: algorithm='elkan'"):
     algorithms.get('elkan')
+  with pytest.raises(errors.InvalidArgumentError) as raised:
+    config.check_algorithm('elkan', 'squared_euclidean', False)
+  assert (raised.value.argument, raised.value.received) == ('algorithm',
+                                                            'elkan')
   # The mini-batch step is chosen by use_mini_batch, not by name.
   with pytest.raises(ValueError, match='must be one of'):
     config.check_algorithm('minibatch', 'squared_euclidean', True)
