@@ -2,6 +2,8 @@
 
 import logging as std_logging
 
+import numpy as np
+import tensorflow as tf
 from absl import flags
 
 from kmeans_estimator import SessionRunArgs
@@ -34,3 +36,38 @@ def run_cli(*args):
     # Parsing --verbosity set the absl logger's level; leave it as found, so
     # that later tests still see INFO logs.
     absl_logger.setLevel(level)
+
+
+def file_points(seed=0, n=300, d=3, k=3):
+  """float32 array (n, d): n points around k centers drawn uniformly in
+  [0, 6]^d, with unit Gaussian noise; what the command-line and file-input
+  tests write to files."""
+  rng = np.random.default_rng(seed)
+  centers = rng.uniform(0, 6, size=(k, d))
+  points = centers[rng.integers(k, size=n)] + rng.normal(0, 1, (n, d))
+  return points.astype(np.float32)
+
+
+def write_csv(path, points, header=None, extra_column=False):
+  with open(path, 'w') as f:
+    if header:
+      f.write(','.join(header) + '\n')
+    for i, row in enumerate(points):
+      cells = [repr(float(v)) for v in row]
+      if extra_column:
+        cells.append(f'label{i % 2}')
+      f.write(','.join(cells) + '\n')
+  return path
+
+
+def write_tfrecord(path, points):
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for row in points:
+      feature = {
+          'xy': tf.train.Feature(float_list=tf.train.FloatList(value=row[:2])),
+          'z': tf.train.Feature(float_list=tf.train.FloatList(value=row[2:])),
+          'id': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'p'])),
+      }
+      writer.write(tf.train.Example(features=tf.train.Features(
+          feature=feature)).SerializeToString())
+  return path
