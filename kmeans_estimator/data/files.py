@@ -65,8 +65,6 @@ _SUFFIXES = {
 }
 _EXTENSIONS = '.npy, .csv, .tfrecord, .tfrecords, .tfrec (.gz for GZIP)'
 
-# How the message of every in-pipeline check starts.
-INPUT_ERROR_TAG = 'Cannot read the input: '
 # A number as tf.strings.to_number reads it (after stripping blanks and
 # quotes); the same pattern in Python's `re` and TensorFlow's RE2.
 _NUMBER = (r'[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|'
@@ -447,7 +445,7 @@ def _open_npy(paths, columns):
       # typed error in the error TensorFlow wraps it in.
       raise ValueError(errors.tagged_message(
           errors.InvalidInputError,
-          f'{INPUT_ERROR_TAG}{path!r} cannot be read ({error}); the file is '
+          f'{path!r} cannot be read ({error}); the file is '
           'truncated or damaged: write it again with numpy.save.',
           kind='file', argument='patterns')) from None
 
@@ -593,7 +591,7 @@ def _open_csv(paths, columns, header, delimiter):
       bad_row = tf.argmax(tf.cast(widths != num_columns, tf.int32))
       width_ok = _file_check(
           tf.reduce_all(widths == num_columns),
-          [INPUT_ERROR_TAG, path, ' line ',
+          [path, ' line ',
            tf.strings.as_string(tf.gather(numbers, bad_row)), ' has ',
            tf.strings.as_string(tf.gather(widths, bad_row)),
            (f' fields but the first row has {num_columns}; every row '
@@ -615,7 +613,7 @@ def _open_csv(paths, columns, header, delimiter):
             replacement_char=0xFFFD) == picked, axis=1)
         utf8_ok = _file_check(
             tf.reduce_all(valid),
-            [INPUT_ERROR_TAG, path, ' line ',
+            [path, ' line ',
              tf.strings.as_string(tf.gather(
                  numbers, tf.argmax(tf.cast(tf.logical_not(valid),
                                             tf.int32)))),
@@ -627,7 +625,7 @@ def _open_csv(paths, columns, header, delimiter):
           cell = tf.gather(tf.reshape(picked, [-1]), bad)
         numbers_ok = _file_check(
             False,
-            [INPUT_ERROR_TAG, path, ' line ',
+            [path, ' line ',
              tf.strings.as_string(tf.gather(numbers, row)), ', column ',
              tf.gather(tf.constant(labels), column), ": '", cell,
              ("' is not a number; fix the cell, or pick numeric columns "

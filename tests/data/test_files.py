@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from helpers import file_points, write_tfrecord
+from kmeans_estimator import errors
 from kmeans_estimator.data import files as file_inputs
 
 POINTS = file_points()
@@ -217,3 +218,28 @@ def test_tfrecord_features_default_and_errors(tmp_path):
   with pytest.raises(ValueError, match=r'not a readable TFRecord file'):
     file_inputs.open_files(shutil.copy(tmp_path / 'p.tfrecord',
                                        tmp_path / 'bad.tfrecord.gz'))
+
+
+@pytest.mark.parametrize('name,content,after_path', [
+    ('p.csv', b'x,y\n1,2\n3\n', ' line 3 has 1 fields but the first row has 2'),
+    ('p.csv', b'x,y\n1,2\n3,oops\n', " line 3, column y: 'oops' is not a number"),
+    ('p.csv', b'x,y\n1,2\n3,\xff\n', ' line 3 is not UTF-8 text'),
+    ('p.npy', None, "' cannot be read ("),
+], ids=['short_row', 'bad_cell', 'not_utf8', 'truncated_npy'])
+def test_an_error_found_while_reading_starts_with_the_file(
+    tmp_path, name, content, after_path):
+  # What the command line prints after "error: ", and what a ValueError
+  # handler shows: the file first, nothing before it.
+  path = tmp_path / name
+  if content is None:
+    np.save(path, POINTS)
+    path.write_bytes(path.read_bytes()[:-100])
+  else:
+    path.write_bytes(content)
+  source = file_inputs.open_files(path)
+  with pytest.raises(errors.InvalidInputError) as error:
+    with file_inputs.readable_errors():
+      for _ in source.dataset(batch_size=8):
+        pass
+  shown = repr(str(path))[:-1] if content is None else str(path)
+  assert str(error.value).startswith(shown + after_path), str(error.value)
