@@ -1,3 +1,4 @@
 """What touches the disk: name-based atomic checkpoints and `model_dir`
-state (`checkpoints`), the trainer's lock (`locking`) and SavedModel export
-(`export`)."""
+state (`checkpoints`, the public functions; behind them `checkpoint_bundles`,
+`checkpoint_state`, `checkpoint_reading` and `filesystem`), the trainer's
+lock (`locking`) and SavedModel export (`export`)."""

@@ -27,7 +27,19 @@ found from the files as well as from the state file (`latest_checkpoint`):
 a crash between the index rename and the state file's, or a state file
 deleted by hand, leaves complete bundles that the state file does not name,
 and training resumes from the newest of them instead of starting over at
-step 1 on top of them.
+step 1 on top of them. `latest_checkpoint`'s docstring gives the rules (a
+bundle newer than the state file, none, a roll-back, a damaged state file);
+`check_no_lost_checkpoint` says how to recover from outside damage.
+
+The code is split by what it handles, all of it behind the functions of
+this module (callers import only these):
+- `checkpoint_bundles`: the bundle files, which bundles are complete, which
+  file of a damaged one is at fault, deleting old ones;
+- `checkpoint_state`: the `checkpoint` state file (reading, formatting,
+  atomic replacement) and the rule above for the latest checkpoint;
+- `checkpoint_reading`: reading a bundle while a trainer may be replacing
+  it, and the errors for damaged ones;
+- `filesystem`: the `tf.io.gfile` helpers they share.
 """
 
 from __future__ import annotations
@@ -43,9 +55,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from google.protobuf import text_encoding
 
 from kmeans_estimator import errors
+from kmeans_estimator.io import checkpoint_bundles as bundles_lib
+from kmeans_estimator.io import checkpoint_reading as reading_lib
+from kmeans_estimator.io import checkpoint_state as state_lib
+from kmeans_estimator.io import filesystem
 
 __all__ = [
     'CheckpointExistsError',
@@ -58,38 +73,13 @@ __all__ = [
     'save_checkpoint',
 ]
 
-# Name of the `CheckpointState` text proto file, as used by TensorFlow.
-_STATE_FILENAME = 'checkpoint'
-# Base name of the checkpoint prefixes, as used by the legacy estimator.
-_PREFIX_BASENAME = 'model.ckpt'
-# SaveV2 without sharding always writes exactly one data shard.
-_DATA_SUFFIX = '.data-00000-of-00001'
-_INDEX_SUFFIX = '.index'
-_DATA_SHARD_RE = re.compile(r'\.data-\d{5}-of-\d{5}$')
-# The index file of a checkpoint of ours (or the legacy estimator's).
-_BUNDLE_INDEX_RE = re.compile(
-    re.escape(_PREFIX_BASENAME) + r'-(\d+)' + re.escape(_INDEX_SUFFIX))
-_SHARD_RE = re.compile(r'\.data-(\d{5})-of-(\d{5})')
 # Files of a save that did not finish: the bundle under its temporary prefix
 # (SaveV2 may add its own `.tempstate<n>` suffix) and the state file's
 # temporary copy. The names are those `save_checkpoint` and
-# `_write_state_file` make.
+# `state_lib.write_state_file` make.
 _STALE_TEMP_RE = re.compile(
-    re.escape(_PREFIX_BASENAME) + r'-\d+_temp_[0-9a-f]{32}\b.*|' +
-    re.escape(_STATE_FILENAME) + r'\.tmp[0-9a-f]{32}')
-# How often a reader of a model directory starts over when the checkpoint it
-# opened was replaced by a newer one (and deleted) while it read.
-_READ_ATTEMPTS = 5
-
-# Exceptions that `tf.train.load_checkpoint` and `CheckpointReader` raise for
-# missing, truncated or corrupted bundles. Besides `tf.errors.OpError`, the
-# reader raises a bare `IndexError` ("Read less bytes than requested") for a
-# truncated data file.
-_READ_ERRORS = (tf.errors.OpError, IndexError, ValueError, RuntimeError,
-                OSError)
-# Exceptions that mean "the file system refused the write".
-_WRITE_ERRORS = (tf.errors.OpError, OSError)
-
+    re.escape(bundles_lib.PREFIX_BASENAME) + r'-\d+_temp_[0-9a-f]{32}\b.*|' +
+    re.escape(state_lib.STATE_FILENAME) + r'\.tmp[0-9a-f]{32}')
 
 # Defined in `errors`; importable from here as before.
 CheckpointWriteError = errors.CheckpointWriteError
@@ -165,12 +155,12 @@ def save_checkpoint(model_dir: str,
         'Python code.')
 
   _makedirs(model_dir)
-  prefix = os.path.join(model_dir, f'{_PREFIX_BASENAME}-{step}')
+  prefix = os.path.join(model_dir, f'{bundles_lib.PREFIX_BASENAME}-{step}')
   _refuse_existing(model_dir, prefix)
   temp_prefix = f'{prefix}_temp_{uuid.uuid4().hex}'
-  state = _read_state(model_dir)
+  state = state_lib.read_state(model_dir)
   # Before anything here rewrites the state file (its age is compared).
-  unrecorded = _bundles_to_list(model_dir, state, step)
+  unrecorded = state_lib.bundles_to_list(model_dir, state, step)
 
   succeeded = False
   dropped: list[str] = []
@@ -180,9 +170,9 @@ def save_checkpoint(model_dir: str,
       # The final files are about to be replaced one by one; make sure the
       # state file never names them while they are inconsistent. (Before
       # the bundle is written, so that it is newer than the state file,
-      # as `_unrecorded_bundles` expects if the save is killed.)
+      # as `checkpoint_state` expects if the save is killed.)
       state = state.without(prefix)
-      _write_state_file(model_dir, state)
+      state_lib.write_state_file(model_dir, state)
     with tf.device('/cpu:0'):
       tf.raw_ops.SaveV2(
           prefix=temp_prefix,
@@ -192,19 +182,18 @@ def save_checkpoint(model_dir: str,
     # Data first, so that an `.index` file (which TensorFlow tools take as
     # the sign of a checkpoint) never refers to a missing data file. A data
     # file already there has no index (checked above): a killed save's.
-    tf.io.gfile.rename(temp_prefix + _DATA_SUFFIX, prefix + _DATA_SUFFIX,
-                       overwrite=True)
-    renamed.append(prefix + _DATA_SUFFIX)
-    tf.io.gfile.rename(temp_prefix + _INDEX_SUFFIX, prefix + _INDEX_SUFFIX,
-                       overwrite=False)
-    renamed.append(prefix + _INDEX_SUFFIX)
+    data, index = bundles_lib.DATA_SUFFIX, bundles_lib.INDEX_SUFFIX
+    tf.io.gfile.rename(temp_prefix + data, prefix + data, overwrite=True)
+    renamed.append(prefix + data)
+    tf.io.gfile.rename(temp_prefix + index, prefix + index, overwrite=False)
+    renamed.append(prefix + index)
     for found in sorted(unrecorded):
       state = state.with_latest(*unrecorded[found])
     state = state.with_latest(prefix, timestamp=time.time())
     state, dropped = state.trimmed(keep, protect=prefix)
-    _write_state_file(model_dir, state)
+    state_lib.write_state_file(model_dir, state)
     succeeded = True
-  except _WRITE_ERRORS as e:
+  except filesystem.WRITE_ERRORS as e:
     raise CheckpointWriteError(
         f"Could not write checkpoint '{prefix}' to `model_dir` ({e}). Make "
         'sure that `model_dir` is a directory this process can create and '
@@ -213,11 +202,12 @@ def save_checkpoint(model_dir: str,
         f"Received: model_dir='{model_dir}'") from e
   finally:
     if not succeeded:
-      _remove_files_with_prefix(model_dir, os.path.basename(temp_prefix))
+      filesystem.remove_files_with_prefix(model_dir,
+                                          os.path.basename(temp_prefix))
       _unrename(model_dir, prefix, renamed)
 
   for old_prefix in dropped:
-    _delete_checkpoint_files(model_dir, old_prefix)
+    bundles_lib.delete_checkpoint_files(model_dir, old_prefix)
   logging.info('Saved checkpoint for step %d to %s.', step, prefix)
   return prefix
 
@@ -259,73 +249,7 @@ def latest_checkpoint(model_dir: str) -> str | None:
     The checkpoint prefix, or `None` if `model_dir` does not exist, holds no
     complete checkpoint, or has a state file that is unusable.
   """
-  model_dir = _validate_model_dir(model_dir)
-  for _ in range(_LATEST_ATTEMPTS):
-    found, written = _latest_once(model_dir)
-    # None while a trainer replaced the state file: the one read may have
-    # named a checkpoint that keep_checkpoint_max deleted since. Read again.
-    if found is not None or written is None or written == _mtime_or_none(
-        os.path.join(model_dir, _STATE_FILENAME)):
-      return found
-  return found
-
-
-# How often `latest_checkpoint` reads a state file that keeps changing.
-_LATEST_ATTEMPTS = 10
-
-
-def _mtime_or_none(path: str) -> int | None:
-  try:
-    return _mtime(path)
-  except _WRITE_ERRORS:
-    return None
-
-
-def _latest_once(model_dir: str) -> tuple[str | None, int | None]:
-  """`latest_checkpoint`'s answer, and the state file's time it read."""
-  # In this order, for a trainer may be saving meanwhile: the state file's
-  # time, then its content, then the files. A save finishing in between
-  # then makes its bundle look newer than the state file, never older (and
-  # so never hides it behind the state file's previous entry).
-  state_path = os.path.join(model_dir, _STATE_FILENAME)
-  has_state, written = True, None
-  try:
-    written = _mtime(state_path)
-  except (FileNotFoundError, tf.errors.NotFoundError):
-    has_state = False
-  except _WRITE_ERRORS:
-    pass  # Let TensorFlow's reader report it.
-  latest = None
-  if has_state:
-    try:
-      latest = tf.train.latest_checkpoint(model_dir)
-    except ValueError as e:  # A state file without a latest entry.
-      logging.warning('Ignoring invalid checkpoint state in %s: %s',
-                      model_dir, e)
-      return None, None
-    if latest is None:
-      return None, written  # Unusable: check_no_lost_checkpoint says why.
-  try:
-    names = (tf.io.gfile.listdir(model_dir)
-             if tf.io.gfile.isdir(model_dir) else [])
-  except _WRITE_ERRORS:
-    names = []
-  bundles = _complete_bundles(model_dir, names)
-  newest = max(bundles, default=None)
-  if newest is None:
-    return latest, written
-  if latest is None:
-    if _newest_index(names) != newest:
-      # The newest is damaged: check_no_lost_checkpoint says so.
-      return None, None
-    logging.warning(
-        "%s has no '%s' state file; using its newest complete checkpoint, "
-        '%s.', model_dir, _STATE_FILENAME, bundles[newest])
-    return bundles[newest], None
-  unrecorded = _unrecorded_bundles(bundles, latest, written)
-  if unrecorded:
-    return unrecorded[max(unrecorded)], written
-  return latest, written
+  return state_lib.latest(_validate_model_dir(model_dir))
 
 
 def check_no_lost_checkpoint(model_dir: str) -> None:
@@ -349,7 +273,7 @@ def check_no_lost_checkpoint(model_dir: str) -> None:
       message names the files and says how to recover.
   """
   model_dir = _validate_model_dir(model_dir)
-  state_path = os.path.join(model_dir, _STATE_FILENAME)
+  state_path = os.path.join(model_dir, state_lib.STATE_FILENAME)
   try:
     if not tf.io.gfile.exists(state_path):
       _check_no_damaged_bundles(model_dir)
@@ -359,11 +283,12 @@ def check_no_lost_checkpoint(model_dir: str) -> None:
     except ValueError:  # A state file without `model_checkpoint_path`.
       proto = None
     bundles = sorted(
-        name[:-len(_INDEX_SUFFIX)]
+        name[:-len(bundles_lib.INDEX_SUFFIX)]
         for name in tf.io.gfile.listdir(model_dir)
-        if name.startswith(_PREFIX_BASENAME) and name.endswith(_INDEX_SUFFIX)
-        and not _STALE_TEMP_RE.fullmatch(name))
-  except _WRITE_ERRORS:
+        if name.startswith(bundles_lib.PREFIX_BASENAME) and
+        name.endswith(bundles_lib.INDEX_SUFFIX) and
+        not _STALE_TEMP_RE.fullmatch(name))
+  except filesystem.WRITE_ERRORS:
     return  # Unreadable directory: reading the checkpoint will say so.
   if proto is None or not proto.model_checkpoint_path:
     if bundles:
@@ -376,14 +301,15 @@ def check_no_lost_checkpoint(model_dir: str) -> None:
           f"model_dir='{model_dir}'")
     return
   latest = proto.model_checkpoint_path
-  if not tf.io.gfile.exists(latest + _INDEX_SUFFIX):
+  if not tf.io.gfile.exists(latest + bundles_lib.INDEX_SUFFIX):
     raise ValueError(
         f"The checkpoint state file '{state_path}' names the latest "
         f"checkpoint '{latest}', but its index file '{latest}"
-        f"{_INDEX_SUFFIX}' is missing. Restore its files from a backup, or "
-        "edit the state file to name an older checkpoint (model_dir holds "
-        f'{bundles or "none"}), or move the checkpoint files away with it to '
-        f"train from scratch. Received: model_dir='{model_dir}'")
+        f"{bundles_lib.INDEX_SUFFIX}' is missing. Restore its files from a "
+        'backup, or edit the state file to name an older checkpoint '
+        f'(model_dir holds {bundles or "none"}), or move the checkpoint files '
+        'away with it to train from scratch. Received: '
+        f"model_dir='{model_dir}'")
 
 
 def read_checkpoint(path: str) -> dict[str, np.ndarray]:
@@ -414,7 +340,7 @@ def read_checkpoint(path: str) -> dict[str, np.ndarray]:
         name: np.asarray(reader.get_tensor(name)) for name in sorted(dtypes)
     }
 
-  return _read_with(path, read)
+  return reading_lib.read_with(_validate_path(path), read)
 
 
 def list_checkpoint_variables(path: str) -> list[tuple[str, list[int]]]:
@@ -439,7 +365,7 @@ def list_checkpoint_variables(path: str) -> list[tuple[str, list[int]]]:
     shapes = reader.get_variable_to_shape_map()
     return [(name, list(shapes[name])) for name in sorted(shapes)]
 
-  return _read_with(path, read)
+  return reading_lib.read_with(_validate_path(path), read)
 
 
 def remove_stale_temp_files(model_dir: str) -> list[str]:
@@ -460,81 +386,52 @@ def remove_stale_temp_files(model_dir: str) -> list[str]:
   model_dir = _validate_model_dir(model_dir)
   try:
     names = tf.io.gfile.listdir(model_dir)
-  except _WRITE_ERRORS as e:
+  except filesystem.WRITE_ERRORS as e:
     logging.warning('Could not list %s to remove stale temporary files: %s',
                     model_dir, e)
     return []
   removed = [name for name in sorted(names) if _STALE_TEMP_RE.fullmatch(name)]
   for name in removed:
     logging.info('Removing %s, left by an interrupted checkpoint save.', name)
-    _remove_quietly(os.path.join(model_dir, name))
+    filesystem.remove_quietly(os.path.join(model_dir, name))
   return removed
 
 
+def checkpoint_stamp(prefix):
+  """(prefix, index file mtime, size), or None: changes when it is rewritten."""
+  try:
+    stat = tf.io.gfile.stat(prefix + '.index')
+  except tf.errors.OpError:
+    return None
+  return (prefix, stat.mtime_nsec, stat.length)
+
+
 # ---------------------------------------------------------------------------
-# Finding checkpoints from their files.
+# The steps of a save, and of check_no_lost_checkpoint.
 # ---------------------------------------------------------------------------
 
 
-def _step_of(prefix: str) -> int | None:
-  """17 for '.../model.ckpt-17'; None for another name."""
-  match = _BUNDLE_INDEX_RE.fullmatch(os.path.basename(prefix) + _INDEX_SUFFIX)
-  return None if match is None else int(match[1])
-
-
-def _complete_bundles(model_dir: str, names) -> dict[int, str]:
-  """{step: prefix} of the complete `model.ckpt-<step>` bundles in `names`.
-
-  Complete: the index file and every data shard of one `-of-<n>` set exist.
-  """
-  names = list(names)
-  shards: dict[str, dict[int, set[int]]] = {}
-  indexed: dict[str, int] = {}
-  for name in names:
-    match = _BUNDLE_INDEX_RE.fullmatch(name)
-    if match:
-      indexed[name[:-len(_INDEX_SUFFIX)]] = int(match[1])
-  for name in names:
-    base, dot, rest = name.partition('.data-')
-    match = _SHARD_RE.fullmatch(dot + rest) if dot else None
-    if match and base in indexed:
-      shards.setdefault(base, {}).setdefault(int(match[2]), set()).add(
-          int(match[1]))
-  return {step: os.path.join(model_dir, base)
-          for base, step in indexed.items()
-          if any(found == set(range(total))
-                 for total, found in shards.get(base, {}).items())}
-
-
-def _newest_index(names) -> int | None:
-  """The highest step of the `model.ckpt-<step>.index` files in `names`."""
-  steps = [int(match[1]) for match in map(_BUNDLE_INDEX_RE.fullmatch, names)
-           if match]
-  return max(steps, default=None)
-
-
-def _check_no_damaged_bundles(model_dir: str) -> None:
-  """Raises if, without a state file, the newest checkpoint is not whole."""
-  names = tf.io.gfile.listdir(model_dir) if tf.io.gfile.isdir(
-      model_dir) else []
-  newest = _newest_index(names)
-  if newest is None or newest in _complete_bundles(model_dir, names):
-    return
-  prefix = os.path.join(model_dir, f'{_PREFIX_BASENAME}-{newest}')
-  raise ValueError(
-      f"`model_dir` has no '{_STATE_FILENAME}' state file, and its newest "
-      f"checkpoint '{prefix}' is incomplete: "
-      f"{_damaged_files(prefix, 'open')}. Restore its files from a backup, "
-      'or move them away to fall back to the previous checkpoint (or all '
-      'checkpoint files, to train from scratch). Received: '
-      f"model_dir='{model_dir}'")
+def _makedirs(model_dir: str) -> None:
+  """Creates `model_dir`, turning file system errors into a clear error."""
+  try:
+    tf.io.gfile.makedirs(model_dir)
+    is_dir = tf.io.gfile.isdir(model_dir)
+  except filesystem.WRITE_ERRORS as e:
+    raise CheckpointWriteError(
+        f'Could not create `model_dir` ({e}). Pass a directory that this '
+        'process can create and write to. Received: model_dir='
+        f"'{model_dir}'") from e
+  if not is_dir:
+    raise CheckpointWriteError(
+        '`model_dir` exists but is not a directory. Pass the path of a '
+        f"directory. Received: model_dir='{model_dir}'")
 
 
 def _refuse_existing(model_dir: str, prefix: str) -> None:
   """Raises CheckpointExistsError if the checkpoint `prefix` exists."""
   try:
-    exists = tf.io.gfile.exists(prefix + _INDEX_SUFFIX)
-  except _WRITE_ERRORS:
+    exists = tf.io.gfile.exists(prefix + bundles_lib.INDEX_SUFFIX)
+  except filesystem.WRITE_ERRORS:
     return  # The save itself will report the file system's error.
   if not exists:
     return
@@ -542,89 +439,18 @@ def _refuse_existing(model_dir: str, prefix: str) -> None:
   try:
     files = sorted(name for name in tf.io.gfile.listdir(directory)
                    if name.startswith(base) and (
-                       name[len(base):] == _INDEX_SUFFIX or
-                       _DATA_SHARD_RE.fullmatch(name[len(base):])))
-  except _WRITE_ERRORS:
-    files = [base + _INDEX_SUFFIX]
+                       name[len(base):] == bundles_lib.INDEX_SUFFIX or
+                       bundles_lib.DATA_SHARD_RE.fullmatch(name[len(base):])))
+  except filesystem.WRITE_ERRORS:
+    files = [base + bundles_lib.INDEX_SUFFIX]
   raise CheckpointExistsError(
       f"The checkpoint '{prefix}' already exists ({files}), and checkpoints "
       'are never overwritten; nothing was written. The latest checkpoint is '
-      f"{latest_checkpoint(model_dir)!r} (if model_dir's '{_STATE_FILENAME}' "
-      'file was edited or restored from an older copy, it may name an older '
-      'one). Move those files away, or train into another model_dir. '
+      f"{latest_checkpoint(model_dir)!r} (if model_dir's "
+      f"'{state_lib.STATE_FILENAME}' file was edited or restored from an "
+      'older copy, it may name an older one). Move those files away, or '
+      'train into another model_dir. '
       f"Received: model_dir='{model_dir}'")
-
-
-def _unrecorded_bundles(bundles: dict[int, str], latest: str,
-                        written: int | None) -> dict[int, str]:
-  """The `bundles` the state file, naming `latest`, has not caught up with.
-
-  Those of a later step than `latest` whose index file is not older than
-  the state file's modification time `written` (ns): saves that renamed
-  their files into place after the state file was last written. Bundles
-  older than the state file were there when it was written, and left out
-  of it on purpose (a roll-back); they are not returned. A bundle whose
-  index is gone by now is not returned. If a time cannot be read (or
-  `written` is None), the bundle is returned.
-  """
-  after = _step_of(latest)
-  if after is None:
-    return {}
-  unrecorded = {}
-  for found, prefix in bundles.items():
-    if found <= after:
-      continue
-    if written is not None:
-      try:
-        if _mtime(prefix + _INDEX_SUFFIX) < written:
-          continue
-      except (FileNotFoundError, tf.errors.NotFoundError):
-        continue  # Deleted meanwhile (keep_checkpoint_max).
-      except _WRITE_ERRORS:
-        pass
-    unrecorded[found] = prefix
-  return unrecorded
-
-
-def _mtime(path: str) -> int:
-  """`path`'s modification time in ns (TensorFlow's stat has whole seconds
-  for local files, too coarse to order a save and a state file)."""
-  if '://' in path:
-    return tf.io.gfile.stat(path).mtime_nsec
-  return os.stat(path).st_mtime_ns
-
-
-def _bundles_to_list(model_dir: str, state: _State,
-                     step: int) -> dict[int, tuple[str, float]]:
-  """{step: (prefix, timestamp)} of bundles a save of `step` lists first.
-
-  They are the complete bundles before `step` that `latest_checkpoint`
-  may have resumed from though the state file does not name them: all of
-  them without a state file, else those it has not caught up with
-  (`_unrecorded_bundles`). Listed, `keep_checkpoint_max` counts them.
-  Called before the save writes anything.
-  """
-  state_path = os.path.join(model_dir, _STATE_FILENAME)
-  try:
-    written = _mtime(state_path) if state.latest is not None else None
-  except _WRITE_ERRORS:
-    written = None
-  try:
-    bundles = _complete_bundles(model_dir, tf.io.gfile.listdir(model_dir))
-  except _WRITE_ERRORS:
-    return {}
-  if state.latest is not None:
-    bundles = _unrecorded_bundles(bundles, state.latest, written)
-  listed = {}
-  for found, prefix in bundles.items():
-    if found >= step or state.contains(prefix):
-      continue
-    try:
-      stamp = _mtime(prefix + _INDEX_SUFFIX) / 1e9
-    except _WRITE_ERRORS:
-      stamp = time.time()
-    listed[found] = (prefix, stamp)
-  return listed
 
 
 def _unrename(model_dir: str, prefix: str, renamed: list[str]) -> None:
@@ -636,334 +462,30 @@ def _unrename(model_dir: str, prefix: str, renamed: list[str]) -> None:
   if not renamed:
     return
   try:
-    if _read_state(model_dir).contains(prefix):
+    if state_lib.read_state(model_dir).contains(prefix):
       return
-  except _WRITE_ERRORS:
+  except filesystem.WRITE_ERRORS:
     return
   for path in reversed(renamed):
-    _remove_quietly(path)
+    filesystem.remove_quietly(path)
 
 
-# ---------------------------------------------------------------------------
-# Reading helpers.
-# ---------------------------------------------------------------------------
-
-
-def _read_with(path: Any, read):
-  """Opens the checkpoint at `path` and returns `read(reader)`.
-
-  For a model directory, a failure on a checkpoint that is no longer the
-  latest one (a trainer moved on and deleted it meanwhile) starts over on the
-  new latest checkpoint; a failure on the checkpoint that is still the latest
-  one is a damaged checkpoint.
-  """
-  path = _validate_path(path)
-  is_dir = tf.io.gfile.isdir(path)
-  for attempt in range(_READ_ATTEMPTS):
-    prefix = _resolve_prefix(path) if is_dir else path
-    stage = 'open'
-    try:
-      reader = tf.train.load_checkpoint(prefix)
-      stage = 'read'
-      return read(reader)
-    except _READ_ERRORS as e:
-      if (is_dir and attempt + 1 < _READ_ATTEMPTS and
-          latest_checkpoint(path) != prefix):
-        logging.info('Checkpoint %s was replaced while being read; reading '
-                     'the latest one again.', prefix)
-        continue
-      raise _corrupted_error(path, prefix, stage, e) from e
-  raise AssertionError('unreachable')
-
-
-def _resolve_prefix(model_dir: str) -> str:
-  """The latest checkpoint of `model_dir`; a ValueError if there is none."""
-  prefix = latest_checkpoint(model_dir)
-  if prefix is None:
-    raise ValueError(
-        f"`model_dir` contains no checkpoint: its '{_STATE_FILENAME}' file "
-        'is missing, unreadable or names a checkpoint whose files are '
-        'gone. Train a model into it first, or pass the directory of a '
-        f"trained model. Received: model_dir='{model_dir}'")
-  return prefix
-
-
-def _damaged_files(prefix: str, stage: str) -> str:
-  """Says which file of the checkpoint `prefix` is missing or damaged."""
-  index = prefix + _INDEX_SUFFIX
-  if not tf.io.gfile.exists(index):
-    return f"its index file '{index}' is missing"
-  directory, base = os.path.split(prefix)
-  try:
-    names = tf.io.gfile.listdir(directory or '.')
-  except _WRITE_ERRORS:
-    names = []
-  data = sorted(
-      os.path.join(directory, name) for name in names
-      if name.startswith(base) and _DATA_SHARD_RE.fullmatch(name[len(base):]))
-  if not data:
-    return f"its data file '{prefix}{_DATA_SUFFIX}' is missing"
-  if stage == 'open':
-    return f"its index file '{index}' is truncated or not a checkpoint index"
-  if len(data) == 1:
-    return f"its data file '{data[0]}' is truncated or damaged"
-  return f'one of its data files {data} is truncated, damaged or missing'
-
-
-def _corrupted_error(path: str, prefix: str, stage: str,
-                     cause: BaseException) -> ValueError:
-  """Builds the `ValueError` for a checkpoint that cannot be read."""
-  detail = str(cause).strip().splitlines()
-  detail = detail[0] if detail else ''
-  return ValueError(
-      f"The checkpoint '{prefix}' is unreadable or corrupted: "
-      f'{_damaged_files(prefix, stage)} ({type(cause).__name__}: {detail}). '
-      'Restore its files from a backup, delete this checkpoint (and its '
-      "entry in the 'checkpoint' file) to fall back to an older one, or "
-      f"retrain. Received: path='{path}'")
-
-
-# ---------------------------------------------------------------------------
-# Checkpoint state file.
-# ---------------------------------------------------------------------------
-
-
-class _State:
-  """In-memory view of a `CheckpointState` proto.
-
-  Attributes:
-    paths: `all_model_checkpoint_paths`, oldest first, as absolute (or
-      `model_dir`-joined) prefixes.
-    timestamps: `all_model_checkpoint_timestamps`, aligned with `paths`, or
-      `None` when the file did not have one per path (legacy files have none).
-    latest: `model_checkpoint_path`, or `None`.
-    last_preserved_timestamp: Kept verbatim from the existing file, or `None`.
-  """
-
-  def __init__(self, paths: list[str], timestamps: list[float] | None,
-               latest: str | None, last_preserved_timestamp: float | None):
-    self.paths = paths
-    self.timestamps = timestamps
-    self.latest = latest
-    self.last_preserved_timestamp = last_preserved_timestamp
-
-  def contains(self, prefix: str) -> bool:
-    """Whether the state file names `prefix` at all."""
-    key = _path_key(prefix)
-    return (any(_path_key(p) == key for p in self.paths) or
-            (self.latest is not None and _path_key(self.latest) == key))
-
-  def without(self, prefix: str) -> _State:
-    """Returns a copy that no longer lists `prefix`."""
-    key = _path_key(prefix)
-    keep = [i for i, p in enumerate(self.paths) if _path_key(p) != key]
-    paths = [self.paths[i] for i in keep]
-    timestamps = (None if self.timestamps is None else
-                  [self.timestamps[i] for i in keep])
-    latest = self.latest
-    if latest is None or _path_key(latest) == key:
-      latest = paths[-1] if paths else None
-    return _State(paths, timestamps, latest, self.last_preserved_timestamp)
-
-  def with_latest(self, prefix: str, timestamp: float) -> _State:
-    """Returns a copy with `prefix` appended as the newest checkpoint."""
-    state = self.without(prefix)
-    paths = state.paths + [prefix]
-    timestamps = (None if state.timestamps is None else
-                  state.timestamps + [timestamp])
-    return _State(paths, timestamps, prefix, state.last_preserved_timestamp)
-
-  def trimmed(self, keep: int, protect: str) -> tuple[_State, list[str]]:
-    """Keeps the newest `keep` paths (all if 0); returns (state, dropped)."""
-    if not keep or len(self.paths) <= keep:
-      return self, []
-    dropped = self.paths[:-keep]
-    paths = self.paths[-keep:]
-    timestamps = None if self.timestamps is None else self.timestamps[-keep:]
-    # Never delete files that a kept entry (or the new checkpoint) still uses.
-    kept_keys = {_path_key(p) for p in paths} | {_path_key(protect)}
-    dropped = [p for p in dropped if _path_key(p) not in kept_keys]
-    latest = self.latest
-    if latest is not None and _path_key(latest) not in kept_keys:
-      latest = paths[-1]
-    return (_State(paths, timestamps, latest, self.last_preserved_timestamp),
-            dropped)
-
-
-def _read_state(model_dir: str) -> _State:
-  """Reads `model_dir/checkpoint`; an unusable file yields an empty state.
-
-  A state file that cannot be parsed is not fatal: it is replaced by one that
-  lists only the new checkpoint (the old checkpoint files are left alone).
-  """
-  try:
-    proto = tf.train.get_checkpoint_state(model_dir)
-  except ValueError as e:  # A state file without `model_checkpoint_path`.
-    logging.warning('Ignoring invalid checkpoint state in %s: %s', model_dir,
-                    e)
-    proto = None
-  if proto is None:
-    return _State([], [], None, None)
-
-  paths: list[str] = []
-  timestamps: list[float] | None = []
-  raw_timestamps = list(proto.all_model_checkpoint_timestamps)
-  aligned = len(raw_timestamps) == len(proto.all_model_checkpoint_paths)
-  for i, path in enumerate(proto.all_model_checkpoint_paths):
-    key = _path_key(path)
-    # Drop duplicates, keeping the newest (last) occurrence.
-    later = [_path_key(p) for p in proto.all_model_checkpoint_paths[i + 1:]]
-    if key in later:
-      continue
-    paths.append(path)
-    if aligned:
-      timestamps.append(raw_timestamps[i])
-  if not aligned:
-    timestamps = None
-  latest = proto.model_checkpoint_path or None
-  if latest is not None and not any(
-      _path_key(p) == _path_key(latest) for p in paths):
-    # TensorFlow always lists the latest checkpoint last; repair if needed.
-    paths.append(latest)
-    timestamps = None
-  last_preserved = proto.last_preserved_timestamp or None
-  return _State(paths, timestamps, latest, last_preserved)
-
-
-def _format_state(model_dir: str, state: _State) -> str:
-  """Serializes `state` as a text-format `CheckpointState` proto.
-
-  Paths inside `model_dir` are written relative to it, like TensorFlow does,
-  so that the directory can be moved or copied as a whole.
-  """
-
-  def quote(path: str) -> str:
-    return '"' + text_encoding.CEscape(_relative_to(model_dir, path),
-                                       as_utf8=True) + '"'
-
-  lines = [f'model_checkpoint_path: {quote(state.latest)}']
-  lines += [f'all_model_checkpoint_paths: {quote(p)}' for p in state.paths]
-  if state.timestamps:
-    lines += [
-        f'all_model_checkpoint_timestamps: {_format_float(t)}'
-        for t in state.timestamps
-    ]
-  if state.last_preserved_timestamp:
-    lines.append('last_preserved_timestamp: '
-                 f'{_format_float(state.last_preserved_timestamp)}')
-  return '\n'.join(lines) + '\n'
-
-
-def _write_state_file(model_dir: str, state: _State) -> None:
-  """Atomically replaces `model_dir/checkpoint` with `state`.
-
-  The content is written to a temporary file that is then renamed over the
-  state file, so readers see either the old or the new state, never a partial
-  one. A state without any checkpoint removes the file instead, because
-  `tf.train.latest_checkpoint` raises on an empty `model_checkpoint_path`.
-  """
-  state_path = os.path.join(model_dir, _STATE_FILENAME)
-  if state.latest is None:
-    if tf.io.gfile.exists(state_path):
-      tf.io.gfile.remove(state_path)
+def _check_no_damaged_bundles(model_dir: str) -> None:
+  """Raises if, without a state file, the newest checkpoint is not whole."""
+  names = tf.io.gfile.listdir(model_dir) if tf.io.gfile.isdir(
+      model_dir) else []
+  newest = bundles_lib.newest_index(names)
+  if newest is None or newest in bundles_lib.complete_bundles(model_dir,
+                                                              names):
     return
-  temp_path = f'{state_path}.tmp{uuid.uuid4().hex}'
-  try:
-    with tf.io.gfile.GFile(temp_path, 'w') as f:
-      f.write(_format_state(model_dir, state))
-    tf.io.gfile.rename(temp_path, state_path, overwrite=True)
-  finally:
-    if tf.io.gfile.exists(temp_path):
-      _remove_quietly(temp_path)
-
-
-# ---------------------------------------------------------------------------
-# File helpers.
-# ---------------------------------------------------------------------------
-
-
-def _makedirs(model_dir: str) -> None:
-  """Creates `model_dir`, turning file system errors into a clear error."""
-  try:
-    tf.io.gfile.makedirs(model_dir)
-    is_dir = tf.io.gfile.isdir(model_dir)
-  except _WRITE_ERRORS as e:
-    raise CheckpointWriteError(
-        f'Could not create `model_dir` ({e}). Pass a directory that this '
-        'process can create and write to. Received: model_dir='
-        f"'{model_dir}'") from e
-  if not is_dir:
-    raise CheckpointWriteError(
-        '`model_dir` exists but is not a directory. Pass the path of a '
-        f"directory. Received: model_dir='{model_dir}'")
-
-
-def _delete_checkpoint_files(model_dir: str, prefix: str) -> None:
-  """Deletes the files of the checkpoint `prefix` if it lies in `model_dir`.
-
-  Checkpoints that the state file lists outside `model_dir` are only dropped
-  from the state file, never deleted: they may belong to someone else.
-  Failures are logged, not raised, since the new checkpoint is already safe.
-  """
-  directory, base = os.path.split(prefix)
-  if _path_key(directory) != _path_key(model_dir):
-    logging.info('Not deleting checkpoint %s: it is outside %s.', prefix,
-                 model_dir)
-    return
-  try:
-    names = tf.io.gfile.listdir(model_dir)
-  except _WRITE_ERRORS as e:
-    logging.warning('Could not list %s to delete old checkpoint %s: %s',
-                    model_dir, prefix, e)
-    return
-  for name in names:
-    if not name.startswith(base):
-      continue
-    rest = name[len(base):]
-    if rest in (_INDEX_SUFFIX, '.meta') or _DATA_SHARD_RE.fullmatch(rest):
-      _remove_quietly(os.path.join(model_dir, name))
-  logging.info('Deleted old checkpoint %s.', prefix)
-
-
-def _remove_files_with_prefix(model_dir: str, base: str) -> None:
-  """Best-effort removal of the temporary files of a failed save."""
-  try:
-    names = tf.io.gfile.listdir(model_dir)
-  except _WRITE_ERRORS as e:
-    logging.warning('Could not list %s to remove temporary files: %s',
-                    model_dir, e)
-    return
-  for name in names:
-    if name.startswith(base):
-      _remove_quietly(os.path.join(model_dir, name))
-
-
-def _remove_quietly(path: str) -> None:
-  """Removes a file, logging instead of raising on failure."""
-  try:
-    tf.io.gfile.remove(path)
-  except _WRITE_ERRORS as e:
-    logging.warning('Could not remove %s: %s', path, e)
-
-
-def _relative_to(model_dir: str, path: str) -> str:
-  """Returns `path` relative to `model_dir` if it lies directly inside it."""
-  directory, base = os.path.split(path)
-  if _path_key(directory) == _path_key(model_dir):
-    return base
-  return path
-
-
-def _path_key(path: str) -> str:
-  """Normalizes a path for comparisons (URLs are compared verbatim)."""
-  if '://' in path:
-    return path.rstrip('/')
-  return os.path.normpath(os.path.abspath(path))
-
-
-def _format_float(value: float) -> str:
-  """Formats a double for a text proto, without loss of precision."""
-  return repr(float(value))
+  prefix = os.path.join(model_dir, f'{bundles_lib.PREFIX_BASENAME}-{newest}')
+  raise ValueError(
+      f"`model_dir` has no '{state_lib.STATE_FILENAME}' state file, and its "
+      f"newest checkpoint '{prefix}' is incomplete: "
+      f"{bundles_lib.damaged_files(prefix, 'open')}. Restore its files from a "
+      'backup, or move them away to fall back to the previous checkpoint (or '
+      'all checkpoint files, to train from scratch). Received: '
+      f"model_dir='{model_dir}'")
 
 
 # ---------------------------------------------------------------------------
@@ -1064,13 +586,3 @@ def _prepare_tensors(tensors: Any) -> tuple[list[str], list[tf.Tensor]]:
     names.append(name)
     values.append(tensor)
   return names, values
-
-
-
-def checkpoint_stamp(prefix):
-  """(prefix, index file mtime, size), or None: changes when it is rewritten."""
-  try:
-    stat = tf.io.gfile.stat(prefix + '.index')
-  except tf.errors.OpError:
-    return None
-  return (prefix, stat.mtime_nsec, stat.length)

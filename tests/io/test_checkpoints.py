@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from kmeans_estimator.io import checkpoints
+from kmeans_estimator.io import filesystem
 
 import oracles
 
@@ -270,9 +271,9 @@ def _fail_on_call(monkeypatch, module, attr, n, exc=None):
 
 def _disable_cleanup(monkeypatch):
   """Simulates a killed process: no `finally` clean-up runs."""
-  monkeypatch.setattr(checkpoints, '_remove_files_with_prefix',
+  monkeypatch.setattr(filesystem, 'remove_files_with_prefix',
                       lambda *a: None)
-  monkeypatch.setattr(checkpoints, '_remove_quietly', lambda *a: None)
+  monkeypatch.setattr(filesystem, 'remove_quietly', lambda *a: None)
 
 
 # Renames of a fresh save: data, index, state file.
