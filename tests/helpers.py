@@ -71,3 +71,13 @@ def write_tfrecord(path, points):
       writer.write(tf.train.Example(features=tf.train.Features(
           feature=feature)).SerializeToString())
   return path
+
+
+def checkpoint_tensors(seed=0):
+  """A small set of checkpoint variables of three dtypes, drawn from seed."""
+  rng = np.random.default_rng(seed)
+  return {
+      'clusters': rng.normal(size=(5, 2)).astype(np.float32),
+      'global_step': np.int64(seed),
+      'initialized': np.bool_(True),
+  }

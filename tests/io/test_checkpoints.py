@@ -2,8 +2,6 @@
 
 import json
 import os
-import pathlib
-import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import tensorflow as tf
 from kmeans_estimator.io import checkpoints
 from kmeans_estimator.io import filesystem
 
+import helpers
 import oracles
 
 _LEGACY_DIR = oracles.LEGACY_DIR
@@ -19,13 +18,7 @@ _LEGACY_NAMES = ('euclidean_fullbatch', 'cosine_minibatch')
 _DATA = '.data-00000-of-00001'
 
 
-def _tensors(seed=0):
-  rng = np.random.default_rng(seed)
-  return {
-      'clusters': rng.normal(size=(5, 2)).astype(np.float32),
-      'global_step': np.int64(seed),
-      'initialized': np.bool_(True),
-  }
+_tensors = helpers.checkpoint_tensors
 
 
 def _temp_files(model_dir):
@@ -111,41 +104,6 @@ def test_plain_names_visible_to_tf_train(tmp_path):
   assert checkpoints.list_checkpoint_variables(prefix) == listed
 
 
-def test_files_on_disk_and_relative_state_file(tmp_path):
-  model_dir = tmp_path / 'new' / 'model'  # Created on demand.
-  checkpoints.save_checkpoint(str(model_dir), 4, _tensors())
-  assert sorted(os.listdir(model_dir)) == [
-      'checkpoint', 'model.ckpt-4' + _DATA, 'model.ckpt-4.index'
-  ]
-  text = (model_dir / 'checkpoint').read_text()
-  assert 'model_checkpoint_path: "model.ckpt-4"' in text
-  assert 'all_model_checkpoint_paths: "model.ckpt-4"' in text
-  assert str(tmp_path) not in text  # Relative, so the dir can be moved.
-  moved = tmp_path / 'moved'
-  shutil.move(str(model_dir), str(moved))
-  assert checkpoints.latest_checkpoint(str(moved)) == str(
-      moved / 'model.ckpt-4')
-  assert checkpoints.read_checkpoint(str(moved))['global_step'] == 0
-
-
-def test_latest_checkpoint_after_several_saves(tmp_path):
-  model_dir = str(tmp_path)
-  assert checkpoints.latest_checkpoint(model_dir) is None
-  assert checkpoints.latest_checkpoint(str(tmp_path / 'missing')) is None
-  for step in (1, 2, 3):
-    checkpoints.save_checkpoint(model_dir, step, _tensors(seed=step))
-    assert checkpoints.latest_checkpoint(model_dir) == os.path.join(
-        model_dir, f'model.ckpt-{step}')
-  state = _state_proto(model_dir)
-  assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
-      'model.ckpt-1', 'model.ckpt-2', 'model.ckpt-3'
-  ]
-  assert len(state.all_model_checkpoint_timestamps) == 3
-  assert checkpoints.read_checkpoint(model_dir)['global_step'] == 3
-  older = checkpoints.read_checkpoint(os.path.join(model_dir, 'model.ckpt-1'))
-  np.testing.assert_array_equal(older['clusters'], _tensors(1)['clusters'])
-
-
 def test_keep_checkpoint_max_deletes_old_files(tmp_path):
   model_dir = str(tmp_path)
   for step in range(1, 8):
@@ -215,34 +173,6 @@ def test_a_data_file_without_its_index_is_replaced(tmp_path):
   np.testing.assert_array_equal(
       checkpoints.read_checkpoint(model_dir)['clusters'],
       _tensors(2)['clusters'])
-
-
-def test_state_file_path_escaping(tmp_path):
-  model_dir = tmp_path / 'dir with "quotes", spaces and ünïcode'
-  checkpoints.save_checkpoint(str(model_dir), 1, _tensors())
-  # An absolute entry outside model_dir is kept verbatim (and never deleted).
-  elsewhere = tmp_path / 'elsewhere'
-  other = checkpoints.save_checkpoint(str(elsewhere), 9, _tensors())
-  text = (model_dir / 'checkpoint').read_text()
-  text = text.replace('all_model_checkpoint_paths: "model.ckpt-1"',
-                      f'all_model_checkpoint_paths: "{other}"\n'
-                      'all_model_checkpoint_paths: "model.ckpt-1"')
-  text = '\n'.join(l for l in text.splitlines() if 'timestamps' not in l)
-  (model_dir / 'checkpoint').write_text(text)
-  checkpoints.save_checkpoint(str(model_dir), 2, _tensors(), 1)
-  assert checkpoints.latest_checkpoint(str(model_dir)) == str(
-      model_dir / 'model.ckpt-2')
-  assert checkpoints.read_checkpoint(other)['global_step'] == 0
-  assert tf.train.load_variable(str(model_dir), 'initialized')
-
-
-def test_unparsable_state_file_is_replaced(tmp_path):
-  model_dir = str(tmp_path)
-  (tmp_path / 'checkpoint').write_text('this is { not a proto')
-  assert checkpoints.latest_checkpoint(model_dir) is None
-  checkpoints.save_checkpoint(model_dir, 5, _tensors())
-  assert tf.train.latest_checkpoint(model_dir) == os.path.join(
-      model_dir, 'model.ckpt-5')
 
 
 # ---------------------------------------------------------------------------
@@ -440,69 +370,6 @@ def test_unwritable_model_dir_keeps_previous_checkpoint(tmp_path):
       checkpoints.read_checkpoint(str(model_dir))['clusters'],
       _tensors(1)['clusters'])
   assert not _temp_files(model_dir)
-
-
-# ---------------------------------------------------------------------------
-# Corrupted or missing checkpoints.
-# ---------------------------------------------------------------------------
-
-
-def _corrupt(prefix, kind):
-  index, data = prefix + '.index', prefix + _DATA
-  if kind == 'garbage_index':
-    pathlib.Path(index).write_bytes(b'garbage' * 20)
-  elif kind == 'truncated_index':
-    content = pathlib.Path(index).read_bytes()
-    pathlib.Path(index).write_bytes(content[:len(content) // 2])
-  elif kind == 'empty_index':
-    pathlib.Path(index).write_bytes(b'')
-  elif kind == 'truncated_data':
-    content = pathlib.Path(data).read_bytes()
-    pathlib.Path(data).write_bytes(content[:len(content) // 3])
-  elif kind == 'garbage_data':
-    size = len(pathlib.Path(data).read_bytes())
-    pathlib.Path(data).write_bytes(b'\xab' * size)
-  elif kind == 'missing_data':
-    os.remove(data)
-  else:
-    raise AssertionError(kind)
-
-
-@pytest.mark.parametrize('kind', [
-    'garbage_index', 'truncated_index', 'empty_index', 'truncated_data',
-    'garbage_data', 'missing_data'
-])
-def test_corrupted_checkpoint_raises_value_error(tmp_path, kind):
-  model_dir = str(tmp_path)
-  prefix = checkpoints.save_checkpoint(
-      model_dir, 1, {'clusters': np.arange(40, dtype=np.float32)})
-  _corrupt(prefix, kind)
-  for path in (model_dir, prefix):
-    with pytest.raises(ValueError, match='unreadable or corrupted') as e:
-      checkpoints.read_checkpoint(path)
-    assert prefix in str(e.value)
-    assert f"Received: path='{path}'" in str(e.value)
-  if 'index' in kind:
-    with pytest.raises(ValueError, match='unreadable or corrupted'):
-      checkpoints.list_checkpoint_variables(model_dir)
-
-
-def test_missing_checkpoints_raise_value_error(tmp_path):
-  empty = tmp_path / 'empty'
-  empty.mkdir()
-  for fn in (checkpoints.read_checkpoint,
-             checkpoints.list_checkpoint_variables):
-    with pytest.raises(ValueError,
-                       match=rf"no checkpoint.*Received: model_dir='{empty}'"):
-      fn(str(empty))
-    with pytest.raises(ValueError, match='unreadable or corrupted'):
-      fn(str(tmp_path / 'model.ckpt-3'))
-  # The state file names a checkpoint whose index file was deleted.
-  prefix = checkpoints.save_checkpoint(str(empty), 3, _tensors())
-  os.remove(prefix + '.index')
-  assert checkpoints.latest_checkpoint(str(empty)) is None
-  with pytest.raises(ValueError, match='no checkpoint'):
-    checkpoints.read_checkpoint(str(empty))
 
 
 # ---------------------------------------------------------------------------
