@@ -19,6 +19,7 @@ under the squared Euclidean metric, as the legacy estimator did.
 """
 
 import contextlib
+import functools
 import itertools
 import random
 import tempfile
@@ -581,30 +582,15 @@ class KMeansClustering:
     return self._shared('train', _train_step)(data)
 
   def _carried_steps(self, name, start, step):
-    """A step function carrying the state of `step` (a core method, called
-    as `step(core, points, state, weights)`) from step to step over the same
-    data; `start(core, points, weights)` makes it on the first call."""
-    start = self._shared(name + '_state', start)
-    step = self._shared(name, step)
-    state = call = None
-
-    def carried_step(data):
-      nonlocal state, call
-      points, weights = data  # A `Batch`.
-      if state is None:
-        state = start(points, weights)
-      if call is None:
-        # Every step gets the same points and a state of the same structure
-        # and shapes: its traced graph is called directly, without the
-        # tf.function's matching of the arguments on each call (0.4-0.7 ms,
-        # 4-7% of a 10 ms step at 50,000 x 100 points). The state's shapes
-        # (which hold k) are left unknown: one trace for every k.
-        call = (step.get_concrete_function(
-            points, compiled.relaxed_spec(state), weights)
-                if hasattr(step, 'get_concrete_function') else step)
-      stats, state = call(points, state, weights)
-      return stats
-    return carried_step
+    """`training.CarriedSteps` of `step` (a core method, called as
+    `step(core, points, state, weights)`), one or several per call, over
+    the same data (a `Batch`); `start(core, points, weights)` makes the
+    state on the first call."""
+    return training.CarriedSteps(
+        self._shared(name + '_state', start),
+        lambda: self._shared(name, step),
+        lambda: self._shared(name + '_steps',
+                             functools.partial(training.run_steps, step)))
 
   def _initialize(self, batch):
     return bool(self._shared('initialize', _initialize)(batch.points,
@@ -871,9 +857,14 @@ class KMeansClustering:
           keep_best_restart=self._keep_best_restart,
           summary_writer=self._dir.summary_writer,
           chief=distribute_lib.is_chief(self._core_strategy))
+      # Several steps per call where the steps carry their state over the
+      # same data, again and again (see `training.TrainingLoop`).
+      steps_fn = (step_fn.run if isinstance(step_fn, training.CarriedSteps)
+                  and not finite_by_default and not self._run_eagerly
+                  else None)
       self._training_summary = loop.run(
           runner, list(saving_listeners or ()), last_step, step_inputs,
-          step_fn)
+          step_fn, steps_fn)
       self._global_step = self._training_summary.global_step
     return self
 

@@ -10,21 +10,41 @@ overflowed), hooks, log lines every `log_step_count_steps`, the
 scalars every `save_summary_steps`, the reason training stopped, and the
 `TrainingSummary` of the call. What each step is given comes from the
 input's adapter (`inputs.Points.step_inputs`).
+
+Where no hook needs the host between steps, several steps run in one
+compiled call (`run_steps`, Keras's `steps_per_execution`) and the loop
+replays their figures afterwards, one step at a time, through the same
+checks, logging, summaries and stop reasons (see `TrainingLoop`).
 """
 
 import time
 
 from absl import logging
 import numpy as np
+import tensorflow as tf
 
 from kmeans_estimator import config as options
 from kmeans_estimator import constants
 from kmeans_estimator import errors
 from kmeans_estimator.data import inputs
+from kmeans_estimator.estimator import compiled
 from kmeans_estimator.estimator import hooks as hooks_lib
 from kmeans_estimator.estimator import training_summary as summary_lib
 from kmeans_estimator.io import summaries as summaries_lib
 from kmeans_estimator.ops import numerics
+
+# The most steps one compiled call runs (`run_steps`). A call's fixed cost
+# (the dispatch, one transfer of the figures) shared by a hundred steps is
+# small next to even the smallest step; longer calls would save little more
+# and would delay what the host does between calls (the time-based
+# checkpoint cadence, KeyboardInterrupt). 1: one step per call, as hooks get.
+STEPS_PER_CALL = 100
+# The wall time a call of several steps aims at: each call runs the number of
+# steps the last call ran in this time (from 1 to STEPS_PER_CALL), so steps
+# whose own cost dwarfs a call's run one per call, and a time-based
+# checkpoint comes at most about this much (or one step) later than with one
+# step per call.
+CALL_SECONDS = 0.05
 
 NO_TRAINING_DATA = ('The input_fn returned no points to train on (an empty '
                     'dataset); give it at least one batch of points.')
@@ -63,6 +83,186 @@ def screened_by_loss(step, points):
   return screened_step
 
 
+def run_steps(step, core, points, state, weights, num_steps, previous_loss,
+              relative_tolerance):
+  """Up to `num_steps` carried steps in one graph, stopping after the step
+  at which `TrainingLoop` would stop or raise: the body of the compiled
+  function that runs several steps per call.
+
+  A `tf.while_loop` over `step`, carrying the centers (in the core's
+  variables), the step's state and the figures the host needs of each
+  step. It stops early after a step whose loss is not finite (NaN or Inf),
+  that saw no points (weighted: a total weight that is not > 0), or whose
+  loss changed by less than the tolerance: |loss - previous| /
+  (1 + |previous|) < relative_tolerance, computed in float64 from the
+  losses as float64, the operations the host does with Python floats, so
+  both take the same decision at the same step. The previous loss is
+  carried from step to step; the first step's is the host's.
+
+  Args:
+    step: callable(core, points, state, weights) -> (stats, state), a
+      carried step (e.g. `KMeans.lloyd_step`); stats as `TrainingLoop.run`
+      documents them.
+    core: the `KMeans` (a view, in a shared function) the step moves.
+    points: float Tensor of shape (n, d), all the data.
+    state: the step's state, a structure of Tensors (None where it holds
+      none).
+    weights: None, or float Tensor of shape (n,): the sample weights.
+    num_steps: int32 scalar Tensor, at least 1: the most steps to run.
+    previous_loss: float64 scalar Tensor, the loss of the step before the
+      first; NaN when there was none.
+    relative_tolerance: float64 scalar Tensor; -inf for no tolerance test.
+
+  Returns:
+    (figures, cluster_sizes, state): `figures` a dict of Tensors of shape
+    (s,), one value per step run: 'loss' (float64), 'num_points',
+    'empty_clusters', 'relocated_clusters' (int64) and, weighted,
+    'total_weight' (float64), each the step's value widened without
+    rounding; `cluster_sizes` the last step's, int64 of shape (k,); `state`
+    the state after the last step.
+  """
+  leaves = tf.nest.flatten(state)
+  present = [i for i, leaf in enumerate(leaves) if leaf is not None]
+
+  def tensors_of(structure):
+    return [leaf for leaf in tf.nest.flatten(structure) if leaf is not None]
+
+  def state_of(tensors):
+    full = list(leaves)
+    for i, tensor in zip(present, tensors):
+      full[i] = tensor
+    return tf.nest.pack_sequence_as(state, full)
+
+  names = _FIGURES + (('total_weight',) if weights is not None else ())
+  arrays = [tf.TensorArray(_FIGURE_DTYPES.get(name, tf.int64), size=0,
+                           dynamic_size=True) for name in names]
+
+  def body(i, previous, unused_stop, unused_sizes, arrays, tensors):
+    stats, new_state = step(core, points, state_of(tensors), weights)
+    loss = tf.cast(stats['loss'], tf.float64)
+    arrays = [array.write(i, tf.cast(stats[name], array.dtype))
+              for array, name in zip(arrays, names)]
+    change = tf.abs(loss - previous) / (1 + tf.abs(previous))
+    if weights is not None:
+      no_points = tf.logical_not(stats['total_weight'] > 0)
+    else:
+      no_points = tf.equal(stats['num_points'], 0)
+    stop = tf.logical_or(
+        tf.logical_or(change < relative_tolerance, no_points),
+        tf.logical_not(tf.math.is_finite(loss)))
+    return (i + 1, loss, stop, tf.cast(stats['cluster_sizes'], tf.int64),
+            arrays, tensors_of(new_state))
+
+  tensors = tensors_of(state)
+  _, _, _, sizes, arrays, tensors = tf.while_loop(
+      lambda i, previous, stop, *_: tf.logical_and(
+          i < num_steps, tf.logical_not(stop)),
+      body,
+      (tf.constant(0), previous_loss, tf.constant(False),
+       tf.zeros([0], tf.int64), arrays, tensors),
+      shape_invariants=(
+          tf.TensorShape([]), tf.TensorShape([]), tf.TensorShape([]),
+          tf.TensorShape(None), [tf.TensorShape(None)] * len(arrays),
+          [_any_size(tensor) for tensor in tensors]))
+  return ({name: array.stack() for name, array in zip(names, arrays)},
+          sizes, state_of(tensors))
+
+
+# The figures `run_steps` returns for each step, and the dtypes they are
+# widened to (the others int64).
+_FIGURES = ('loss', 'num_points', 'empty_clusters', 'relocated_clusters')
+_FIGURE_DTYPES = {'loss': tf.float64, 'total_weight': tf.float64}
+
+
+def _any_size(tensor):
+  """The shape of `tensor`'s rank with every dimension unknown: a step may
+  return its state's tensors with shapes more or less specific than it
+  took them."""
+  rank = tensor.shape.rank
+  return tf.TensorShape(None if rank is None else [None] * rank)
+
+
+def _concrete(function, *args):
+  """`function`'s traced graph for `args` (Tensors or specs), called
+  without matching the arguments to traces on each call; `function`
+  itself when it is not a `tf.function` (run eagerly)."""
+  if hasattr(function, 'get_concrete_function'):
+    return function.get_concrete_function(*args)
+  return function
+
+
+class CarriedSteps:
+  """Steps carrying their state over the same in-memory data, run one per
+  call (`__call__`, `TrainingLoop.run`'s `step_fn`) or several per call
+  (`run`, its `steps_fn`), sharing one state.
+
+  Every step gets the same points and a state of the same structure and
+  shapes, so the traced graph is called directly, without the
+  `tf.function`'s matching of the arguments on each call; the state's
+  shapes (which hold k) are left unknown: one trace for every k.
+
+  Args:
+    start: compiled callable(points, weights) -> the first state.
+    one_step: returns the compiled callable(points, state, weights) ->
+      (stats, state); called the first time a single step runs.
+    many_steps: returns the compiled `run_steps` of that step, as a
+      callable of (points, state, weights, num_steps, previous_loss,
+      relative_tolerance); called the first time several steps run. (Each
+      is made only when used, so a run compiles only what it calls.)
+  """
+
+  def __init__(self, start, one_step, many_steps):
+    self._start = start
+    self._one_step, self._many_steps = one_step, many_steps
+    self._state = self._one = self._many = None
+
+  def _inputs(self, data):
+    points, weights = data  # A `Batch`.
+    if self._state is None:
+      self._state = self._start(points, weights)
+    return points, weights
+
+  def __call__(self, data):
+    """One step on `data` (a `Batch`); returns its stats."""
+    points, weights = self._inputs(data)
+    if self._one is None:
+      self._one = _concrete(self._one_step(), points,
+                            compiled.relaxed_spec(self._state), weights)
+    stats, self._state = self._one(points, self._state, weights)
+    return stats
+
+  def run(self, data, num_steps, previous_loss, relative_tolerance):
+    """Up to `num_steps` steps on `data` in one call (`run_steps`).
+
+    Args:
+      data: the steps' `Batch` (all the data, the same at every step).
+      num_steps: the most steps to run, a positive int.
+      previous_loss: the loss of the step before (a float), or None.
+      relative_tolerance: the tolerance (a float), or None for none.
+
+    Returns:
+      list of the stats of each step run, in order: dicts of numpy
+      scalars as `run_steps` gives them, the last with 'cluster_sizes'.
+    """
+    points, weights = self._inputs(data)
+    if self._many is None:
+      self._many = _concrete(
+          self._many_steps(), points, compiled.relaxed_spec(self._state),
+          weights, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
+          tf.TensorSpec([], tf.float64))
+    figures, sizes, self._state = self._many(
+        points, self._state, weights, tf.constant(num_steps, tf.int32),
+        tf.constant(np.nan if previous_loss is None else previous_loss,
+                    tf.float64),
+        tf.constant(-np.inf if relative_tolerance is None else
+                    relative_tolerance, tf.float64))
+    figures = {name: values.numpy() for name, values in figures.items()}
+    steps = [{name: values[i] for name, values in figures.items()}
+             for i in range(len(figures['loss']))]
+    steps[-1]['cluster_sizes'] = sizes.numpy()
+    return steps
+
+
 class TrainingLoop:
   """Runs the steps of one `train` call and everything between them.
 
@@ -77,6 +277,21 @@ class TrainingLoop:
   (`stopped_by` is the first of hook, tolerance, listener, except that the
   tolerance overrides a hook's stop of the same step); it ends with a
   checkpoint of the last step.
+
+  Several steps per call: given a `steps_fn` and no hooks (hooks need the
+  host after every step; saving listeners act only at checkpoints, between
+  calls), each call runs up to `STEPS_PER_CALL` steps in one compiled
+  function (`CarriedSteps.run`), and their figures are then replayed one
+  step at a time through everything above, so logs, summaries, stop reasons,
+  errors (at the step they name) and the `TrainingSummary` are those of one
+  step per call. A call ends at the step budget and at every
+  `save_checkpoints_steps` boundary, so step-based checkpoints hold the
+  same steps' centers; the graph stops after the step at which the loop
+  stops or raises (`run_steps`). Time-based checkpoints
+  (`save_checkpoints_secs`) are looked at only after a call's last step,
+  so one can come up to one call (about `CALL_SECONDS`) later than with
+  one step per call. The log lines' steps/sec are measured as the figures
+  are replayed.
 
   Args:
     core: the `KMeans` core being trained.
@@ -114,8 +329,10 @@ class TrainingLoop:
     self._summaries = []  # (step, loss, empty, relocated) not yet written
     self._last_log_step, self._last_log_time = global_step, time.time()
     self._last_save_time, self._saved_step = self._last_log_time, None
+    self._steps_per_call = 1  # Then set from each call's time per step.
 
-  def run(self, runner, listeners, last_step, inputs_of_steps, step_fn):
+  def run(self, runner, listeners, last_step, inputs_of_steps, step_fn,
+          steps_fn=None):
     """Calls `step_fn` on each of `inputs_of_steps` until a stop reason.
 
     Args:
@@ -127,6 +344,10 @@ class TrainingLoop:
       step_fn: one training step: input -> dict of the step's statistics
         ('loss', 'num_points', 'empty_clusters', 'relocated_clusters',
         'cluster_sizes', and 'total_weight' when weighted).
+      steps_fn: None, or `steps_fn(data, num_steps, previous_loss,
+        relative_tolerance)` -> the stats of each of up to num_steps steps
+        on `data` (`CarriedSteps.run`), used without hooks; given only when
+        every item of `inputs_of_steps` is the same data, endlessly.
 
     Returns:
       The `TrainingSummary` of the call (its `global_step` is the new
@@ -139,36 +360,79 @@ class TrainingLoop:
     runner.begin()
     for listener in listeners:
       listener.begin()
+    many = steps_fn is not None and not runner and STEPS_PER_CALL > 1
     for data in inputs_of_steps:
       if last_step is not None and self._global_step >= last_step:
         break
-      context = runner.before_run() if runner else None
-      stats = step_fn(data)
-      self._stats, self._last_data = stats, data
-      self._check_points(stats)
-      self._global_step += 1
-      step = self._global_step
-      loss = self._finite_loss(stats, step)
-      empty = int(stats['empty_clusters'])
-      relocated = int(stats['relocated_clusters'])
-      self._relocated_total += relocated
-      self._buffer_summary(step, loss, empty, relocated)
-      if runner and runner.after_run(context, self._hook_values(
-          loss, stats['num_points'], stats['empty_clusters'])):
-        self._stopped_by = summary_lib.HOOK
-      self._log(step, loss, empty, relocated)
-      if self._tolerance_met(step, loss):
-        self._stopped_by = summary_lib.RELATIVE_TOLERANCE
-      self._previous_loss = loss
-      if self._checkpoint_due(step, self._last_save_time):
-        if self._checkpoint(listeners) and self._stopped_by is None:
-          self._stopped_by = summary_lib.SAVING_LISTENER
-      if self._stopped_by is not None:
+      if many:
+        stop = self._run_steps(steps_fn, data, listeners, last_step)
+      else:
+        context = runner.before_run() if runner else None
+        stop = self._after_step(step_fn(data), data, listeners, runner,
+                                context)
+      if stop:
         break
     if self._global_step == self._start_step:  # The dataset had no batches.
       raise errors.InvalidInputError(NO_TRAINING_DATA, kind='empty')
     runner.end()
     return self._finish(listeners, last_step)
+
+  def _after_step(self, stats, data, listeners, runner=None, context=None,
+                  last_of_call=True):
+    """Everything after a step, in the order of the class docstring;
+    returns True when training stops there."""
+    self._stats, self._last_data = stats, data
+    self._check_points(stats)
+    self._global_step += 1
+    step = self._global_step
+    loss = self._finite_loss(stats, step)
+    empty = int(stats['empty_clusters'])
+    relocated = int(stats['relocated_clusters'])
+    self._relocated_total += relocated
+    self._buffer_summary(step, loss, empty, relocated)
+    if runner and runner.after_run(context, self._hook_values(
+        loss, stats['num_points'], stats['empty_clusters'])):
+      self._stopped_by = summary_lib.HOOK
+    self._log(step, loss, empty, relocated)
+    if self._tolerance_met(step, loss):
+      self._stopped_by = summary_lib.RELATIVE_TOLERANCE
+    self._previous_loss = loss
+    if self._checkpoint_due(step, self._last_save_time, last_of_call):
+      if self._checkpoint(listeners) and self._stopped_by is None:
+        self._stopped_by = summary_lib.SAVING_LISTENER
+    return self._stopped_by is not None
+
+  def _run_steps(self, steps_fn, data, listeners, last_step):
+    """One call of several steps (`steps_fn`), then each step's figures
+    through `_after_step`; returns True when training stops.
+
+    The call runs at most `_steps_per_call` steps, none past the step
+    budget or the next `save_checkpoints_steps` boundary; the next call's
+    number is set from this one's time per step (see `CALL_SECONDS`).
+    """
+    num_steps = self._steps_per_call
+    if last_step is not None:
+      num_steps = min(num_steps, last_step - self._global_step)
+    every = self._config.save_checkpoints_steps
+    if every is not None:
+      num_steps = min(num_steps, every - self._global_step % every)
+    started = time.perf_counter()
+    steps = steps_fn(data, num_steps, self._previous_loss,
+                     self._relative_tolerance)
+    seconds = time.perf_counter() - started
+    self._steps_per_call = max(1, min(STEPS_PER_CALL, int(
+        CALL_SECONDS * len(steps) / max(seconds, 1e-9))))
+    for i, stats in enumerate(steps):
+      last = i == len(steps) - 1
+      if self._after_step(stats, data, listeners, last_of_call=last):
+        if not last:
+          # `run_steps` stops where this loop stops; anything else would
+          # leave the centers ahead of the global step.
+          raise RuntimeError(
+              f'Training stopped at step {self._global_step}, inside a call '
+              f'of {len(steps)} steps.')
+        return True
+    return False
 
   def _check_points(self, stats):
     """Refuses a full-batch step over no points, or of total weight 0."""
@@ -233,13 +497,14 @@ class TrainingLoop:
         return True
     return False
 
-  def _checkpoint_due(self, step, last_save_time):
+  def _checkpoint_due(self, step, last_save_time, last_of_call=True):
     """Whether `step` ends with a checkpoint: every `save_checkpoints_steps`
-    steps, or once `save_checkpoints_secs` have passed since the last."""
+    steps, or once `save_checkpoints_secs` have passed since the last (only
+    after a call's last step, the one whose centers the variables hold)."""
     config = self._config
     if config.save_checkpoints_steps is not None:
       return step % config.save_checkpoints_steps == 0
-    if config.save_checkpoints_secs is not None:
+    if config.save_checkpoints_secs is not None and last_of_call:
       return time.time() - last_save_time >= config.save_checkpoints_secs
     return False
 

@@ -3,6 +3,7 @@ statistics, so each between-steps behaviour is checked without TensorFlow
 steps (stop reasons, checkpoint cadence, per-step checks)."""
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -160,3 +161,76 @@ def test_full_batch_step_over_no_points_is_the_no_training_data_error(
   with pytest.raises(ValueError, match='no points to train on'):
     loop.run(hooks_lib.HookRunner(()), [], None, [0.],
              lambda loss: stats(loss, num_points=0))
+
+
+class ScriptedSteps:
+  """A `steps_fn` returning the next scripted losses' stats, as many as
+  asked; records how many each call asked for."""
+
+  def __init__(self, losses):
+    self.losses, self.asked = list(losses), []
+
+  def __call__(self, data, num_steps, previous_loss, relative_tolerance):
+    del data, previous_loss, relative_tolerance
+    self.asked.append(num_steps)
+    taken, self.losses = self.losses[:num_steps], self.losses[num_steps:]
+    return [stats(loss) for loss in taken]
+
+
+def run_loop_in_calls(tmp_path, monkeypatch, losses, *, global_step=0,
+                      last_step=None, config=None):
+  """`run_loop` with several steps per call, each call as long as
+  STEPS_PER_CALL allows; returns (summary, the global steps saved, the
+  steps each call asked for)."""
+  monkeypatch.setattr(training, 'CALL_SECONDS', 1e9)
+  saved, steps_fn = [], ScriptedSteps(losses)
+  loop = training.TrainingLoop(
+      FakeCore(), config or RunConfig(save_checkpoints_secs=None), None,
+      None, global_step, save=saved.append,
+      keep_best_restart=lambda data: None,
+      summary_writer=lambda: tf.summary.create_file_writer(str(tmp_path)),
+      chief=True)
+  summary = loop.run(hooks_lib.HookRunner(()), [], last_step,
+                     itertools.repeat('data'), None, steps_fn)
+  return summary, saved, steps_fn.asked
+
+
+def test_calls_of_several_steps_end_at_checkpoint_boundaries_and_the_budget(
+    tmp_path, monkeypatch):
+  losses = [float(10 - i) for i in range(10)]
+  config = RunConfig(save_checkpoints_steps=4)
+  summary, saved, asked = run_loop_in_calls(
+      tmp_path, monkeypatch, losses, global_step=1, last_step=11,
+      config=config)
+  # The first call runs one step; its time sets the next calls' length.
+  assert asked == [1, 2, 4, 3]
+  assert saved == [4, 8, 11]
+  assert summary == run_loop(tmp_path, losses, global_step=1, last_step=11,
+                             config=config)[0]
+
+
+def test_time_based_checkpoints_are_looked_at_after_a_call_s_last_step(
+    tmp_path, monkeypatch):
+  losses = [float(10 - i) for i in range(7)]
+  # Due whenever looked at.
+  config = RunConfig(save_checkpoints_secs=1e-9)
+  _, saved, asked = run_loop_in_calls(tmp_path, monkeypatch, losses,
+                                      last_step=7, config=config)
+  assert asked == [1, 6]
+  assert saved == [1, 7]
+  # One step per call: after every step.
+  assert run_loop(tmp_path, losses, last_step=7, config=config)[1] == [
+      1, 2, 3, 4, 5, 6, 7]
+
+
+def test_one_step_per_call_when_steps_per_call_is_1(tmp_path, monkeypatch):
+  monkeypatch.setattr(training, 'STEPS_PER_CALL', 1)
+  steps_fn = ScriptedSteps([3., 2.])
+  loop = training.TrainingLoop(
+      FakeCore(), RunConfig(save_checkpoints_secs=None), None, None, 0,
+      save=lambda step: None, keep_best_restart=lambda data: None,
+      summary_writer=lambda: tf.summary.create_file_writer(str(tmp_path)),
+      chief=True)
+  summary = loop.run(hooks_lib.HookRunner(()), [], 2, iter([3., 2.]),
+                     lambda loss: stats(loss), steps_fn)
+  assert summary.steps == 2 and steps_fn.asked == []
