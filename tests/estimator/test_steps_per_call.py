@@ -154,6 +154,7 @@ def weighted_data():
 CASES = {
     'lloyd': (points(), dict(num_clusters=10, seed=0)),
     'hamerly': (points(), dict(num_clusters=10, seed=0, algorithm='hamerly')),
+    'yinyang': (points(), dict(num_clusters=20, seed=0, algorithm='yinyang')),
     'weighted': (weighted_data(), dict(num_clusters=10, seed=0,
                                        weight_column='w')),
     'cosine': (points() - 0.5, dict(num_clusters=10, seed=0,
