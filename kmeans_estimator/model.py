@@ -389,56 +389,9 @@ class KMeans(tf.Module):
   def check_sizes(self, num_features, num_points=None):
     """Raises `options.SizeError` if this model's tensors for points of
     `num_features` dimensions (and a first batch of `num_points` points,
-    when known) would not fit in the memory this process may use.
-
-    Counted: the centers (`clusters`, the mini-batch copy and the restarts'
-    centers); with 'kmc2', the chain and its distances to the centers,
-    (kmc2_chain_length, d + k); with 'kmeans_parallel', the candidates
-    (1 + rounds x oversampling x k, d); with 'kmeans_plus_plus' and
-    `num_points` n, the candidates' products with the batch,
-    (n + d, 1 + num_retries). See `options.check_memory` for the policy.
-    """
-    k, d = self.num_clusters, int(num_features)
-    itemsize = self.dtype.size
-    copies = 1 + (self.num_restarts if self.num_restarts > 1 else 0) + (
-        self.mini_batch_steps_per_iteration > 1 and self.use_mini_batch)
-    options.check_memory(
-        'num_clusters', self.num_clusters, copies * k * d * itemsize,
-        ('' if copies == 1 else f'{copies} x ') +
-        f'({k}, {d}) {self.dtype.name} centers',
-        f'lower num_clusters (or num_restarts), or reduce the {d} features')
-    method = self.initial_clusters
-    if not isinstance(method, str):
-      return  # Given centers or a callable: no sampling of ours.
-    if method == constants.KMC2_INIT:
-      length = self.kmc2_chain_length
-      options.check_memory(
-          'kmc2_chain_length', length, 2 * length * (d + k + 1) * itemsize,
-          f'the chain of {length} points and their distances to the {k} '
-          'centers', 'lower it (the default is 200)')
-    elif method == constants.KMEANS_PARALLEL_INIT:
-      size = initializers.num_kmeans_parallel_candidates(
-          self.kmeans_parallel_rounds, self._parallel_oversampling())
-      name, value = options.kmeans_parallel_culprit(
-          self.kmeans_parallel_rounds, self.kmeans_parallel_oversampling)
-      other = ('kmeans_parallel_rounds' if name ==
-               'kmeans_parallel_oversampling' else
-               'kmeans_parallel_oversampling')
-      options.check_memory(
-          name, value, 3 * size * d * itemsize,
-          f'{size} candidates of {d} features ({self.kmeans_parallel_rounds}'
-          f' rounds of kmeans_parallel_oversampling x {k} each)',
-          f'lower it (the default is '
-          f'{"5" if name == "kmeans_parallel_rounds" else "0.5"}) or {other}')
-    elif method == constants.KMEANS_PLUS_PLUS_INIT and num_points:
-      candidates = initializers.num_kmeans_plus_plus_candidates(
-          k, self.kmeans_plus_plus_num_retries)
-      options.check_memory(
-          'kmeans_plus_plus_num_retries', self.kmeans_plus_plus_num_retries,
-          (int(num_points) + d + 4) * candidates * itemsize,
-          f'the products of {candidates} candidates per center with a first '
-          f'batch of {int(num_points)} points of {d} features',
-          'lower it (the default is 2; a negative value means 2 + log k)')
+    when known) would not fit in the memory this process may use; what is
+    counted is listed in `config.check_sizes`."""
+    options.check_sizes(self._config, num_features, num_points)
 
   def checkpoint_variables(self):
     """The variables to save, by their legacy checkpoint names."""
