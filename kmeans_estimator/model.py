@@ -17,13 +17,14 @@ from kmeans_estimator.algorithms import base as algorithms_base
 from kmeans_estimator.algorithms import hamerly as hamerly_lib
 from kmeans_estimator.algorithms import lloyd as lloyd_lib
 from kmeans_estimator.algorithms import minibatch as minibatch_lib
+from kmeans_estimator.algorithms import restarts as restarts_lib
 from kmeans_estimator.algorithms import yinyang as yinyang_lib
 from kmeans_estimator import constants
 from kmeans_estimator import errors
+from kmeans_estimator import statistics as statistics_lib
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator.ops import initializers
 from kmeans_estimator.ops import numerics
-from kmeans_estimator.ops import updates as updates_lib
 from kmeans_estimator import config as options
 
 
@@ -789,11 +790,6 @@ class KMeans(tf.Module):
     return self._reduce_candidates(candidates, weights, seed)
 
   # -------------------------------------------------------------- training
-  def _statistics(self, points, centers, weights=None):
-    return distances_lib.cluster_statistics(
-        points, centers, self.distance_metric, self.chunk_elements,
-        None if weights is None else tf.cast(weights, self.dtype))
-
   def point_norms(self, points):
     """|x|^2 of every point, computed once for the steps of `lloyd_step`.
 
@@ -818,7 +814,7 @@ class KMeans(tf.Module):
       raise errors.InvalidArgumentError(
           '`weights` goes with a Tensor of points; a dataset carries its '
           'weights in its elements, as (points, weights) pairs.', 'weights')
-    weighted = weights is not None or _is_weighted(data)
+    weighted = weights is not None or statistics_lib.is_weighted(data)
     if weighted:
       options.check_sample_weights(self.empty_cluster)
     return weighted
@@ -840,13 +836,9 @@ class KMeans(tf.Module):
       (the kept restart); `restart_statistics` gives every restart's.
     """
     self._check_weights(data, weights)
-    centers = self.clusters.read_value()
-    k, d = self.num_clusters, self.num_features
-    return self._sum_over_batches(
-        data, weights,
-        lambda points, w: self._statistics(points, centers, w),
-        lambda: (tf.zeros([k, d], self.dtype), tf.zeros([k], self.dtype),
-                 tf.zeros([], self.dtype)))
+    return statistics_lib.cluster_statistics(
+        data, weights, self.clusters.read_value(), self.step_options(),
+        self.num_features, self._prepare)
 
   def restart_statistics(self, data, weights=None):
     """`statistics` of every restart (num_restarts > 1), in one pass.
@@ -870,46 +862,13 @@ class KMeans(tf.Module):
     if self.num_restarts == 1:
       return tf.nest.map_structure(lambda t: t[tf.newaxis],
                                    self.statistics(data, weights))
-    # Prepared first: that builds the model on first use.
-    points = (None if isinstance(data, tf.data.Dataset) else
-              self._prepare(data))
-    centers = self.restart_clusters.read_value()
-    r, k, d = self.num_restarts, self.num_clusters, self.num_features
-
-    def batch_statistics(points, batch_weights):
-      return distances_lib.restart_statistics(
-          points, centers, self.distance_metric, self.chunk_elements,
-          None if batch_weights is None else tf.cast(batch_weights,
-                                                     self.dtype))
-
-    if points is not None:
-      return batch_statistics(points, weights)
-    return self._sum_over_batches(
-        data, None, batch_statistics,
-        lambda: (tf.zeros([r, k, d], self.dtype), tf.zeros([r, k], self.dtype),
-                 tf.zeros([r], self.dtype)))
-
-  def _sum_over_batches(self, data, weights, batch_statistics, zeros):
-    """`batch_statistics(points, weights)` of a Tensor, or summed over the
-    batches of a dataset starting from `zeros()`."""
+    prepare = self._prepare
     if not isinstance(data, tf.data.Dataset):
-      return batch_statistics(self._prepare(data), weights)
-    weighted = _is_weighted(data)
-    # A loop over an iterator in this function's own graph: control flow
-    # inside Dataset.reduce's function runs several times slower.
-    iterator = iter(data)
-
-    def add(batch, state):
-      if weighted:
-        points, batch_weights = batch.get_value()
-        stats = batch_statistics(self._prepare(points), batch_weights)
-      else:
-        stats = batch_statistics(self._prepare(batch.get_value()), None)
-      return (iterator.get_next_as_optional(),
-              tuple(a + b for a, b in zip(state, stats)))
-
-    return tf.while_loop(lambda batch, _: batch.has_value(), add,
-                         (iterator.get_next_as_optional(), zeros()))[1]
+      # Prepared first: that builds the model on first use.
+      data, prepare = self._prepare(data), lambda points: points
+    return statistics_lib.restart_statistics(
+        data, weights, self.restart_clusters.read_value(),
+        self.step_options(), self.num_features, prepare)
 
   def apply_full_batch(self, sums, counts, loss, data=None, weighted=False):
     """Moves the centers by one Lloyd update from summed statistics.
@@ -942,7 +901,9 @@ class KMeans(tf.Module):
     new_centers, stats = algorithms_base.update_centers(
         centers, sums, counts, loss, self.step_options(),
         None if data is None else
-        lambda: self._farthest_candidates(data, centers), weighted)
+        lambda: statistics_lib.farthest_candidates(
+            data, centers, self.step_options(), self.num_features,
+            self._prepare), weighted)
     self.clusters.assign(new_centers)
     return stats
 
@@ -955,35 +916,6 @@ class KMeans(tf.Module):
         self.empty_cluster == constants.FARTHEST_POINT):
       options.check_replicas(self.empty_cluster, self.num_restarts,
                              context.num_replicas_in_sync)
-
-  def _farthest_candidates(self, data, centers):
-    """The k points of `data` farthest from their nearest `centers`.
-
-    A dataset is streamed once, keeping a running top k (k distances and
-    k points), so memory never grows with the data.
-    """
-    k = self.num_clusters
-    options = self.step_options()
-
-    def candidates(points):
-      return algorithms_base.farthest_candidates(points, centers, options)
-
-    if not isinstance(data, tf.data.Dataset):
-      return candidates(self._prepare(data))
-    initial = (tf.fill([k], tf.constant(float('-inf'), self.dtype)),
-               tf.zeros([k, self.num_features], self.dtype),
-               tf.zeros([k], tf.int32))
-    iterator = iter(data)
-
-    def add(batch, best):
-      points = batch.get_value()
-      if isinstance(points, tuple):  # (points, weights): weights not needed.
-        points = points[0]
-      return (iterator.get_next_as_optional(), updates_lib.merge_candidates(
-          best, candidates(self._prepare(points))))
-
-    return tf.while_loop(lambda batch, _: batch.has_value(), add,
-                         (iterator.get_next_as_optional(), initial))[1]
 
   def full_batch_step(self, data, weights=None):
     """One exact Lloyd iteration over all of `data`.
@@ -1038,21 +970,13 @@ class KMeans(tf.Module):
       options.check_replicas(self.empty_cluster, self.num_restarts,
                              context.num_replicas_in_sync)
     sums, counts, losses = self.restart_statistics(data, weights)
-    centers = self.restart_clusters.read_value()
-    # x_j <- (sum of the points nearest to x_j) / (their number), per
-    # restart; an empty cluster keeps its center.
-    new = tf.stack([
-        updates_lib.lloyd_update(centers[r], sums[r], counts[r],
-                             self.distance_metric)
-        for r in range(self.num_restarts)])
-    best = tf.argmin(losses, output_type=tf.int32)
+    new, kept, stats = restarts_lib.step(
+        self.restart_clusters.read_value(), sums, counts, losses,
+        self.step_options(), weighted)
     self.restart_clusters.assign(new)
     # Provisional: the losses of `new` are known only after another pass
     # (`keep_best_restart`).
-    self.clusters.assign(tf.gather(new, best))
-    stats = self._stats(losses[best], counts[best], weighted=weighted)
-    stats['restart_losses'] = losses
-    stats['best_restart'] = best
+    self.clusters.assign(kept)
     return stats
 
   def keep_best_restart(self, data, weights=None):
@@ -1078,13 +1002,11 @@ class KMeans(tf.Module):
       dict with 'loss' (the kept centers' loss over `data`),
       'restart_losses' (R,) and 'best_restart' (int32).
     """
-    losses = self.restart_statistics(data, weights)[2]
-    best = tf.argmin(losses, output_type=tf.int32)
+    stats = restarts_lib.best(self.restart_statistics(data, weights)[2])
     if self.num_restarts > 1:
       self.clusters.assign(tf.gather(self.restart_clusters.read_value(),
-                                     best))
-    return {'loss': losses[best], 'restart_losses': losses,
-            'best_restart': best}
+                                     stats['best_restart']))
+    return stats
 
   def _state_inputs(self, points, weights):
     points = self._prepare(points)
@@ -1450,10 +1372,8 @@ _RESTART_SALT = 0x7273
 LloydState = lloyd_lib.LloydState
 
 
-def _is_weighted(data):
-  """Whether `data` is a dataset of (points, weights) pairs."""
-  return isinstance(data, tf.data.Dataset) and isinstance(
-      data.element_spec, tuple)
+# Whether `data` is a dataset of (points, weights) pairs.
+_is_weighted = statistics_lib.is_weighted
 
 
 # `values` summed over the replicas of the current tf.distribute strategy.
