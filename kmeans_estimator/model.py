@@ -21,9 +21,9 @@ from kmeans_estimator.algorithms import restarts as restarts_lib
 from kmeans_estimator.algorithms import yinyang as yinyang_lib
 from kmeans_estimator import constants
 from kmeans_estimator import errors
+from kmeans_estimator import initialization
 from kmeans_estimator import statistics as statistics_lib
 from kmeans_estimator.ops import distances as distances_lib
-from kmeans_estimator.ops import initializers
 from kmeans_estimator.ops import numerics
 from kmeans_estimator import config as options
 
@@ -486,40 +486,27 @@ class KMeans(tf.Module):
       points = numerics.safe_l2_normalize(points)
     return points
 
-  def _seed(self, *path, restart=0):
-    """The seed at `path`; restart r > 0 (a Python int) folds r in first."""
-    seed = self.seed_argument()
-    if restart:
-      seed = initializers.fold_seed(seed, _RESTART_SALT, restart)
-    for i in path:
-      seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
-    return seed
+  def _seed(self, *path):
+    """The seed at `path` (`initialization.seed`)."""
+    return initialization.seed(self.seed_argument(), path)
 
   # -------------------------------------------------------- initialisation
-  def _append_centers(self, new, restarts=None):
-    """Writes `new` (m, d) centers after those chosen so far, up to k.
+  def _init_options(self):
+    """This model's options as `initialization` reads them."""
+    return initialization.Options.of(self._config, self.num_clusters,
+                                     self.num_features)
 
-    With num_restarts > 1, `restarts` (R, m, d) holds every restart's new
-    centers (`new` is then ignored): they go to `restart_clusters`, and
-    restart 0's to `clusters`.
-    """
-    start = self.num_initialized.read_value()
+  def _append_centers(self, new, restarts=None):
+    """Writes `new` (m, d) centers (with restarts, every restart's (R, m,
+    d)) after those chosen so far, up to k (`initialization.append`)."""
+    clusters, restart_clusters, total = initialization.append(
+        self.clusters.read_value(), self.num_initialized.read_value(), new,
+        self.num_clusters,
+        None if restarts is None else self.restart_clusters.read_value(),
+        restarts)
+    self.clusters.assign(clusters)
     if restarts is not None:
-      restarts = restarts[:, :self.num_clusters - start]
-      new = restarts[0]
-    else:
-      new = new[:self.num_clusters - start]
-    count = tf.shape(new)[0]
-    indices = start + tf.range(count)
-    self.clusters.assign(tf.tensor_scatter_nd_update(
-        self.clusters.read_value(), indices[:, tf.newaxis], new))
-    if restarts is not None:
-      # Scattered along k: (k, R, d) views of both.
-      self.restart_clusters.assign(tf.transpose(tf.tensor_scatter_nd_update(
-          tf.transpose(self.restart_clusters.read_value(), [1, 0, 2]),
-          indices[:, tf.newaxis], tf.transpose(restarts, [1, 0, 2])),
-                                                [1, 0, 2]))
-    total = start + count
+      self.restart_clusters.assign(restart_clusters)
     self.num_initialized.assign(total)
     if self.clusters_updated is not None:
       self.clusters_updated.assign(self.clusters)
@@ -527,146 +514,17 @@ class KMeans(tf.Module):
     self.initialized.assign(done)
     return done
 
-  def _choose_centers(self, points, weights=None):
-    wanted = self.num_clusters - self.num_initialized
-    method = self.initial_clusters
-    # choose(seed) -> the new centers (m, d); called once per restart.
-    if callable(method):
-      def choose(unused_seed):
-        return self._callable_centers(method(points, self.num_clusters))
-    elif method == constants.RANDOM_INIT:
-      def choose(seed):
-        return initializers.random_points(points, wanted, seed, weights)
-    else:
-      # With weights, only points of positive weight can become centers.
-      n = (tf.shape(points)[0] if weights is None else
-           tf.reduce_sum(tf.cast(weights > 0, tf.int32)))
-      positive = '' if weights is None else ' of positive weight'
-      if method == constants.KMEANS_PARALLEL_INIT:
-        check = _too_few_points_check(
-            n >= self.num_clusters,
-            f'kmeans_parallel needs at least num_clusters points{positive}; '
-            'give more data or lower num_clusters')
-      elif method == constants.KMEANS_PLUS_PLUS_INIT:
-        check = _too_few_points_check(
-            n >= self.num_clusters,
-            f'kmeans_plus_plus needs at least num_clusters points{positive} '
-            "in its first batch; use bigger batches or "
-            "initial_clusters='random'")
-      else:
-        check = _too_few_points_check(
-            n > 0, 'kmc2 needs at least one point in its first batch')
-      # Inside tf.function an Assert is not ordered before the variable
-      # writes; a data dependency makes a failed check write nothing.
-      with tf.control_dependencies([check]):
-        points = tf.identity(points)
-      if method == constants.KMEANS_PARALLEL_INIT:
-        def choose(seed):
-          candidates, candidate_weights = (
-              initializers.kmeans_parallel_candidates(
-                  points, seed, self.kmeans_parallel_rounds,
-                  self._parallel_oversampling(), self.distance_metric,
-                  self.chunk_elements, weights))
-          return self._reduce_candidates(candidates, candidate_weights, seed)
-      elif method == constants.KMEANS_PLUS_PLUS_INIT:
-        def choose(seed):
-          return initializers.kmeans_plus_plus(
-              points, self.num_clusters, seed,
-              self.kmeans_plus_plus_num_retries, self.distance_metric,
-              weights=weights)
-      else:
-        def choose(seed):
-          return initializers.kmc2(points, self.num_clusters, seed,
-                                   self.kmc2_chain_length,
-                                   self.distance_metric)
-    return self._append_chosen(choose, 1, self.num_initialized)
-
-  def _callable_centers(self, centers):
-    """What a callable `initial_clusters` returned, checked and prepared.
-
-    It must be a numeric (integer or float) array or Tensor of shape (m, d),
-    d the points' width; m may be below k (the callable is called again on
-    the next batches) or above (the first rows are taken). Its values must
-    be finite: NaN or Inf fails with an InvalidArgumentError carrying
-    `CALLABLE_NON_FINITE_MESSAGE`, before any center is written; and below
-    `numerics.overflow_limit(dtype)` in magnitude (their squared distances
-    would overflow and fail the first step as if the points did): larger
-    fail likewise with `CALLABLE_OVERFLOW_MESSAGE`. Given arrays are held
-    to the same two rules when the model is made. The checks are
-    `errors.graph_check`s: `errors.translate` turns their op errors into
-    `errors.InitialClustersError`s.
-
-    Raises:
-      errors.InvalidArgumentTypeError: not numeric (strings, bools, complex,
-        objects).
-      errors.InitialClustersError: not of shape (m, d).
-    """
-    fix = ('make it return up to num_clusters centers as rows like the '
-           'points, a float array or Tensor of shape (m, '
-           f'{self.num_features})')
-    try:
-      centers = tf.convert_to_tensor(centers)
-    except (TypeError, ValueError):
-      raise errors.InvalidArgumentTypeError(
-          '`initial_clusters` (a callable) must return a numeric array or '
-          f'Tensor; {fix}. Received: {type(centers).__name__} '
-          f'{_shown(centers)}', 'initial_clusters') from None
-    if not (centers.dtype.is_floating or centers.dtype.is_integer):
-      raise errors.InvalidArgumentTypeError(
-          '`initial_clusters` (a callable) must return numeric centers; '
-          f'{fix}. Received: centers of dtype {centers.dtype.name}',
-          'initial_clusters')
-    width = centers.shape[1] if centers.shape.rank == 2 else None
-    wrong_width = (
-        f'{CALLABLE_WIDTH_MESSAGE} (m, {self.num_features}), m <= '
-        f'num_clusters={self.num_clusters}, as wide as the points; {fix}. '
-        'Received: centers of shape ')
-    if centers.shape.rank != 2 or (width is not None and
-                                   width != self.num_features):
-      raise errors.InitialClustersError(f'{wrong_width}{tuple(centers.shape)}')
-    centers = tf.cast(centers, self.dtype)
-    checks = [_callable_check(
-        tf.reduce_all(tf.math.is_finite(centers)),
-        CALLABLE_NON_FINITE_MESSAGE)]
-    # Values whose squares overflow would fail the first step as if the
-    # points overflowed (NaN and Inf fail the check above first).
-    checks.append(_callable_check(
-        tf.reduce_all((tf.abs(centers) < numerics.overflow_limit(self.dtype))
-                      | ~tf.math.is_finite(centers)),
-        f'{CALLABLE_OVERFLOW_MESSAGE} {options.overflow_text(self.dtype)}'))
-    if width is None:
-      # Known only when the step runs (the points' width is not static
-      # inside the compiled step): the message gives the returned shape too.
-      shape = tf.strings.as_string(tf.shape(centers, out_type=tf.int64))
-      checks.append(_callable_check(
-          tf.equal(tf.shape(centers)[1], self.num_features),
-          [wrong_width, '(', shape[0], ', ', shape[1], ')']))
-    # A data dependency: a failed check writes nothing (see
-    # `_choose_centers`).
-    with tf.control_dependencies(checks):
-      centers = tf.identity(centers)
-    return self._prepare(centers)
-
   def _append_chosen(self, choose, *path):
-    """Appends `choose(seed)`'s centers, once per restart.
+    """Appends `choose(seed)`'s centers, drawn once per restart with the
+    seed at `path` (`initialization.choose_per_restart`)."""
+    return self._append_centers(*initialization.choose_per_restart(
+        choose, self.seed_argument(), path, self.num_restarts))
 
-    Restart r draws with the seed at `path` folded with r; restart 0 with
-    the seed at `path` itself, as num_restarts=1 does.
-    """
-    if self.num_restarts == 1:
-      return self._append_centers(choose(self._seed(*path)))
-    return self._append_centers(None, tf.stack([
-        choose(self._seed(*path, restart=r))
-        for r in range(self.num_restarts)]))
-
-  def _parallel_oversampling(self):
-    return self._config.kmeans_parallel_per_round
-
-  def _reduce_candidates(self, candidates, weights, seed):
-    return initializers.reduce_candidates(
-        candidates, weights, self.num_clusters,
-        initializers.fold_seed(seed, self.kmeans_parallel_rounds + 1),
-        self.distance_metric)
+  def _choose_centers(self, points, weights):
+    wanted = self.num_clusters - self.num_initialized
+    return self._append_chosen(initialization.batch_chooser(
+        points, weights, wanted, self._init_options(), self._prepare),
+                               1, self.num_initialized)
 
   def initialize(self, points, weights=None):
     """Chooses initial centers from `points` unless already initialized.
@@ -692,7 +550,7 @@ class KMeans(tf.Module):
       bool scalar Tensor: whether all k centers are now chosen.
 
     A callable must return a numeric array or Tensor of shape (m, d) with
-    finite values (see `_callable_centers`).
+    finite values (see `initialization.callable_centers`).
 
     Raises:
       ValueError: `weights` with initial_clusters='kmc2'; a callable
@@ -742,28 +600,14 @@ class KMeans(tf.Module):
                        'batch by batch for the others.')
     return tf.cond(self.initialized.read_value(),
                    lambda: tf.constant(True),
-                   lambda: self._parallel_from_dataset(dataset))
-
-  def _parallel_from_dataset(self, dataset):
-    weighted = _is_weighted(dataset)
-
-    def choose(seed):
-      # With restarts, each restart samples the dataset on its own.
-      candidates, weights, count = initializers.kmeans_parallel_streamed(
-          dataset, self._prepare, self.num_features, self.dtype, seed,
-          self.kmeans_parallel_rounds, self._parallel_oversampling(),
-          self.distance_metric, self.chunk_elements, weighted)
-      return self._reduce_counted(candidates, weights, count, seed, weighted)
-
-    return self._append_chosen(choose, 1, 0)
+                   lambda: self._append_chosen(initialization.dataset_chooser(
+                       dataset, self._init_options(), self._prepare), 1, 0))
 
   def streamed_sampler(self):
     """This model's k-means|| settings as an `initializers.StreamedSampler`,
     for drivers that pass over batches themselves (tf.distribute)."""
-    return initializers.StreamedSampler(
-        self.num_features, self.dtype, self._seed(1, 0),
-        self.kmeans_parallel_rounds, self._parallel_oversampling(),
-        self.distance_metric, self.chunk_elements)
+    return initialization.streamed_sampler(self._init_options(),
+                                           self._seed(1, 0))
 
   def finish_parallel(self, candidates, weights, count, weighted=False):
     """Reduces k-means|| candidates of `count` points to the k centers.
@@ -775,19 +619,9 @@ class KMeans(tf.Module):
           'finish_parallel reduces one set of candidates, but this KMeans '
           f'has num_restarts={self.num_restarts}; use '
           'initialize_from_dataset, or num_restarts=1.')
-    return self._append_centers(self._reduce_counted(
-        candidates, weights, count, self._seed(1, 0), weighted))
-
-  def _reduce_counted(self, candidates, weights, count, seed, weighted):
-    """`_reduce_candidates`, once `count` points are known to be enough."""
-    positive = ' of positive weight' if weighted else ''
-    check = _too_few_points_check(
-        count >= tf.cast(self.num_clusters, count.dtype),
-        f'kmeans_parallel needs at least num_clusters points{positive} in '
-        'the input; give more data or lower num_clusters')
-    with tf.control_dependencies([check]):
-      candidates = tf.identity(candidates)
-    return self._reduce_candidates(candidates, weights, seed)
+    return self._append_centers(initialization.reduce_counted(
+        candidates, weights, count, self._seed(1, 0), self._init_options(),
+        weighted))
 
   # -------------------------------------------------------------- training
   def point_norms(self, points):
@@ -1332,48 +1166,14 @@ class KMeans(tf.Module):
 
 
 # The messages of the checks of what a callable initial_clusters returned
-# (their op errors translate to `errors.InitialClustersError`).
-CALLABLE_NON_FINITE_MESSAGE = (
-    '`initial_clusters` (a callable) returned NaN or Inf values; make it '
-    'return finite centers')
-CALLABLE_WIDTH_MESSAGE = (
-    '`initial_clusters` (a callable) must return centers of shape')
-CALLABLE_OVERFLOW_MESSAGE = (
-    '`initial_clusters` (a callable) returned values of magnitude')
-
-
-def _callable_check(condition, message):
-  """A `graph_check` of a callable initial_clusters' centers: it stands for
-  an `errors.InitialClustersError` with `message` and a period."""
-  return errors.graph_check(condition, errors.InitialClustersError, message,
-                            suffix='.')
-
-
-def _too_few_points_check(condition, message):
-  """A `graph_check` that an initialisation has the points it needs: it
-  stands for an `errors.InvalidInputError` of kind 'too_few_points'."""
-  return errors.graph_check(condition, errors.InvalidInputError, message,
-                            suffix=' (found while reading the input_fn).',
-                            kind='too_few_points')
-
-
-def _shown(value):
-  """A short one-line repr of `value`, for error messages."""
-  shown = ' '.join(repr(value).split())
-  return shown if len(shown) <= 60 else shown[:57] + '...'
-
-
-# Folded into the seed of restarts r > 0 (see `KMeans._seed`), so that their
-# seeds differ from every seed path of num_restarts=1.
-_RESTART_SALT = 0x7273
+# (defined in `initialization`; importable from here as before).
+CALLABLE_NON_FINITE_MESSAGE = initialization.CALLABLE_NON_FINITE_MESSAGE
+CALLABLE_WIDTH_MESSAGE = initialization.CALLABLE_WIDTH_MESSAGE
+CALLABLE_OVERFLOW_MESSAGE = initialization.CALLABLE_OVERFLOW_MESSAGE
 
 
 # What one `KMeans.lloyd_step` hands to the next.
 LloydState = lloyd_lib.LloydState
-
-
-# Whether `data` is a dataset of (points, weights) pairs.
-_is_weighted = statistics_lib.is_weighted
 
 
 # `values` summed over the replicas of the current tf.distribute strategy.
