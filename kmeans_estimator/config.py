@@ -625,11 +625,11 @@ _NOT_IN_GRAPH_KEY = ('num_clusters', 'num_features', 'random_seed')
 class KMeansConfig:
   """Every option of the `KMeans` core, checked once, immutable.
 
-  Each field is an argument of `KMeans` (see there for its meaning), plus
-  `algorithm` ('lloyd' or 'hamerly', the full-batch step the estimator
-  runs). Making a config checks every field and every rule between fields,
-  in the order `KMeans` always checked them, so a bad call raises the same
-  error as before; `replace(**changes)` makes a new config and checks it
+  Each field is an argument of `KMeans`, plus `algorithm` (a name of
+  `algorithms.names()`, the full-batch step the estimator runs); the
+  methods named below are `KMeans`'s. Making a config checks every field
+  and every rule between fields, in the order `KMeans` always checked
+  them, so a bad call raises the same error as before; `replace(**changes)` makes a new config and checks it
   again. Fields hold the values as given, in canonical types (ints, floats,
   a `tf.DType`; `initial_clusters` exactly as given); what follows from
   them is a property (`given_centers`, `known_num_features`,
@@ -637,6 +637,82 @@ class KMeansConfig:
 
   Configs compare by identity (an `initial_clusters` array has no single
   truth value); compare their `graph_key`s or fields instead.
+
+  Attributes:
+    num_clusters: positive int k.
+    num_features: int d, or None to take it from the first points seen.
+    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
+      'kmeans_parallel' (k-means||: a few sampling rounds over all the data,
+      see `initialize_from_dataset`), an array of shape (k, d), or a callable
+      f(points, k) returning up to k centers (called on successive batches
+      until k are chosen).
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    use_mini_batch: False for exact Lloyd steps (`full_batch_step`), True for
+      mini-batch steps (`train_step`).
+    mini_batch_steps_per_iteration: with mini-batch, the centers used for
+      assignment are refreshed from the updated copy every this many steps
+      (the legacy two-copy scheme); 1 updates them every step. It also sets
+      where the per-cluster counts n of the mini-batch rule start, as the
+      legacy estimator did: at 1 with 1 step per iteration (the initial
+      center weighs like one point: its first batch of m points moves it by
+      m / (1 + m) of the way to their mean), at 0 otherwise (and at every
+      refresh, when the counts are reset: the first batch of an iteration
+      puts a center on its points' mean). Counts restored from a checkpoint
+      are used as saved.
+    random_seed: int driving all randomness (stateless ops).
+    kmeans_plus_plus_num_retries: extra candidates per k-means++ center;
+      negative means 2 + log(k).
+    kmc2_chain_length: Markov chain length per center for 'kmc2'.
+    kmeans_parallel_rounds: sampling rounds (passes over the data) of
+      'kmeans_parallel'.
+    kmeans_parallel_oversampling: candidates drawn per round of
+      'kmeans_parallel', as a multiple of num_clusters (Bahmani et al.'s
+      l / k).
+    dtype: tf.float32 or tf.float64, the dtype of the centers and the
+      computation. Half precision is refused (see `check_dtype`);
+      points of any numeric dtype are cast to this one.
+    chunk_elements: the most point-to-center distances held at once when only
+      the nearest center is needed.
+    empty_cluster: what a step does with a cluster that no point is nearest
+      to. 'keep' (the legacy behaviour): it keeps its center.
+      'farthest_point' (scikit-learn's policy): it moves to one of the points
+      farthest from their own centers, which leaves its old cluster (see
+      `updates.relocate_empty_clusters`). In mini-batch steps the
+      candidates are the batch's points, and only clusters that have never
+      had a point (count still at its fresh value 1) are relocated: a
+      cluster that merely misses one batch keeps its center and learning
+      rate. Finding the far
+      points costs one more distance pass, only in steps that left a
+      cluster empty. Not available inside `strategy.run` with several
+      replicas, nor with sample weights.
+    num_restarts: positive int R, scikit-learn's `n_init`: with R > 1 the
+      model keeps R independent k-means runs (restarts) and `clusters` is
+      always the best one's. Restart r is initialised with the seed folded
+      with r (restart 0 draws exactly what num_restarts=1 draws), all in one
+      `initialize` call ('random' over batches smaller than k takes such a
+      batch whole in every restart, so restarts differ in the centers drawn
+      from larger batches); every `full_batch_step` then moves all R restarts
+      by one Lloyd update from ONE pass over the data (the points are scored
+      against all R k centers in one matrix product, see
+      `distances.restart_statistics`), and `clusters` becomes, provisionally,
+      the updated centers of the restart with the lowest loss before that
+      update; `keep_best_restart(data)` (one more pass) makes it the
+      restart whose current centers score lowest. The R
+      restarts' centers are in the variable `restart_clusters` (R, k, d),
+      saved under that name. R > 1 needs use_mini_batch=False,
+      empty_cluster='keep' and initial_clusters named by a string (an
+      array or a callable would start every restart from the same
+      centers). 'kmeans_parallel' samples each restart on its own: over a
+      dataset of batches (`initialize_from_dataset`) that is
+      kmeans_parallel_rounds + 2 passes per restart. Not available with
+      `hamerly_step`, `apply_full_batch`, `finish_parallel` or inside
+      `strategy.run` with several replicas.
+    weighted: whether mini-batch steps (`train_step`) will get sample
+      weights. The per-cluster counts that set the mini-batch learning rate
+      are then float sums of weights, in a float variable under the legacy
+      name 'Variable' (int64 otherwise, as the legacy checkpoints hold it;
+      restoring either kind into the other casts). Full-batch steps take
+      weights either way.
 
   Example:
 

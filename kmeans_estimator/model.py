@@ -74,80 +74,16 @@ class KMeans(tf.Module):
   work.
 
   Args:
-    num_clusters: positive int k.
-    num_features: int d, or None to take it from the first points seen.
-    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
-      'kmeans_parallel' (k-means||: a few sampling rounds over all the data,
-      see `initialize_from_dataset`), an array of shape (k, d), or a callable
-      f(points, k) returning up to k centers (called on successive batches
-      until k are chosen).
-    distance_metric: 'squared_euclidean' or 'cosine'.
-    use_mini_batch: False for exact Lloyd steps (`full_batch_step`), True for
-      mini-batch steps (`train_step`).
-    mini_batch_steps_per_iteration: with mini-batch, the centers used for
-      assignment are refreshed from the updated copy every this many steps
-      (the legacy two-copy scheme); 1 updates them every step. It also sets
-      where the per-cluster counts n of the mini-batch rule start, as the
-      legacy estimator did: at 1 with 1 step per iteration (the initial
-      center weighs like one point: its first batch of m points moves it by
-      m / (1 + m) of the way to their mean), at 0 otherwise (and at every
-      refresh, when the counts are reset: the first batch of an iteration
-      puts a center on its points' mean). Counts restored from a checkpoint
-      are used as saved.
-    random_seed: int driving all randomness (stateless ops).
-    kmeans_plus_plus_num_retries: extra candidates per k-means++ center;
-      negative means 2 + log(k).
-    kmc2_chain_length: Markov chain length per center for 'kmc2'.
-    kmeans_parallel_rounds: sampling rounds (passes over the data) of
-      'kmeans_parallel'.
-    kmeans_parallel_oversampling: candidates drawn per round of
-      'kmeans_parallel', as a multiple of num_clusters (Bahmani et al.'s
-      l / k).
-    dtype: tf.float32 or tf.float64, the dtype of the centers and the
-      computation. Half precision is refused (see `options.check_dtype`);
-      points of any numeric dtype are cast to this one.
-    chunk_elements: the most point-to-center distances held at once when only
-      the nearest center is needed.
-    empty_cluster: what a step does with a cluster that no point is nearest
-      to. 'keep' (the legacy behaviour): it keeps its center.
-      'farthest_point' (scikit-learn's policy): it moves to one of the points
-      farthest from their own centers, which leaves its old cluster (see
-      `updates.relocate_empty_clusters`). In mini-batch steps the
-      candidates are the batch's points, and only clusters that have never
-      had a point (count still at its fresh value 1) are relocated: a
-      cluster that merely misses one batch keeps its center and learning
-      rate. Finding the far
-      points costs one more distance pass, only in steps that left a
-      cluster empty. Not available inside `strategy.run` with several
-      replicas, nor with sample weights.
-    num_restarts: positive int R, scikit-learn's `n_init`: with R > 1 the
-      model keeps R independent k-means runs (restarts) and `clusters` is
-      always the best one's. Restart r is initialised with the seed folded
-      with r (restart 0 draws exactly what num_restarts=1 draws), all in one
-      `initialize` call ('random' over batches smaller than k takes such a
-      batch whole in every restart, so restarts differ in the centers drawn
-      from larger batches); every `full_batch_step` then moves all R restarts
-      by one Lloyd update from ONE pass over the data (the points are scored
-      against all R k centers in one matrix product, see
-      `distances.restart_statistics`), and `clusters` becomes, provisionally,
-      the updated centers of the restart with the lowest loss before that
-      update; `keep_best_restart(data)` (one more pass) makes it the
-      restart whose current centers score lowest. The R
-      restarts' centers are in the variable `restart_clusters` (R, k, d),
-      saved under that name. R > 1 needs use_mini_batch=False,
-      empty_cluster='keep' and initial_clusters named by a string (an
-      array or a callable would start every restart from the same
-      centers). 'kmeans_parallel' samples each restart on its own: over a
-      dataset of batches (`initialize_from_dataset`) that is
-      kmeans_parallel_rounds + 2 passes per restart. Not available with
-      `hamerly_step`, `apply_full_batch`, `finish_parallel` or inside
-      `strategy.run` with several replicas.
-    weighted: whether mini-batch steps (`train_step`) will get sample
-      weights. The per-cluster counts that set the mini-batch learning rate
-      are then float sums of weights, in a float variable under the legacy
-      name 'Variable' (int64 otherwise, as the legacy checkpoints hold it;
-      restoring either kind into the other casts). Full-batch steps take
-      weights either way.
+    num_clusters, num_features, initial_clusters, distance_metric,
+      use_mini_batch, mini_batch_steps_per_iteration, random_seed,
+      kmeans_plus_plus_num_retries, kmc2_chain_length, dtype,
+      chunk_elements, kmeans_parallel_rounds, kmeans_parallel_oversampling,
+      empty_cluster, num_restarts, weighted: the options, each described
+      in `kmeans_estimator.config.KMeansConfig` (k clusters of points of d
+      features; how the initial centers are chosen; exact Lloyd or
+      mini-batch steps; the distance, dtype and memory bound; what a step
+      does with an empty cluster; R restarts kept as one model; sample
+      weights in mini-batch steps).
     name: module name.
 
   The options are checked (each one, and every rule between them) into a
@@ -878,138 +814,65 @@ class KMeans(tf.Module):
     self.clusters.assign(new_centers)
     return stats, state
 
+  # Steps that carry their state over the same in-memory points: the
+  # starting state for these points (and weights), and one exact Lloyd
+  # step from a state. `points` (and `weights`) must be the same, in the
+  # same order, at every step that shares a state. Each returns (stats,
+  # state): `full_batch_step`'s dict (plus the variant's own figures), and
+  # the state for the next step. The maths, and what each variant keeps
+  # and skips, is in its module of `algorithms`.
   def lloyd_state(self, points, weights=None):
-    """The starting state of `lloyd_step` for these points.
-
-    Args:
-      points: Tensor of shape (n, d), all the data, as the steps will get
-        it.
-      weights: optional float Tensor (n,) of sample weights, as the steps
-        will get them.
-
-    Returns:
-      `LloydState`: no assignments yet, and the points' |x|^2
-      (`point_norms`), computed once for all the steps.
-    """
+    """`LloydState` for `lloyd_step`: no assignments yet, and the points'
+    |x|^2 (`point_norms`), computed once for all the steps."""
     return self._carried_state(lloyd_lib.ALGORITHM, points, weights)
 
   def lloyd_step(self, points, state, weights=None):
-    """`full_batch_step` on a Tensor of points, with state carried over.
-
-    The same exact Lloyd step (every distance computed), cheaper when many
-    steps run over the same points: their |x|^2 is computed once, and the
-    per-cluster sums change by the points that changed cluster rather than
-    being summed again, once few points move (`carried.update`). The sums
-    are exact (`carried`), so they are the same whichever way they were kept:
+    """`full_batch_step` on a Tensor of points, with state carried over
+    (`algorithms.lloyd`): |x|^2 computed once, and the per-cluster sums
+    changed by the points that changed cluster, exactly (`carried`), so
     a run resumed from a checkpoint gives the same centers, bit for bit,
-    as one that was not interrupted. `points` (and `weights`) must be the
-    same, in the same order, at every step that shares the state. The maths
-    is `algorithms.lloyd.step`.
-
-    Args:
-      points: Tensor of shape (n, d), all the data.
-      state: `LloydState`, from the previous step or `lloyd_state`.
-      weights: optional float Tensor (n,) of sample weights, those given to
-        `lloyd_state`.
-
-    Returns:
-      (stats, state): `full_batch_step`'s dict, and the state for the next
-      step.
-    """
+    as one that was not interrupted."""
     return self._carried_step(lloyd_lib.ALGORITHM, points, state, weights)
 
   def hamerly_state(self, points, weights=None):
-    """The starting state of `hamerly_step` for these points (and weights,
-    as `lloyd_state` takes them).
-
-    Returns:
-      `bounds.HamerlyState`: bounds that prove nothing yet (the first step
-      compares every point with every center), no sums yet, and the
-      points' total squared norm.
-    """
+    """`bounds.HamerlyState` for `hamerly_step`: bounds that prove nothing
+    yet (the first step compares every point with every center), no sums
+    yet, and the points' total squared norm."""
     return self._carried_state(hamerly_lib.ALGORITHM, points, weights)
 
   def hamerly_step(self, points, state, weights=None):
-    """One exact Lloyd step that skips the work bounds rule out.
-
-    Hamerly's algorithm (`algorithms.hamerly`, bounds in `ops.bounds`): the
-    result is `full_batch_step`'s, but once the clustering settles most
-    points are neither compared with every center nor summed again.
-    Squared Euclidean distance; `points` (and `weights`) must be the same,
-    in the same order, at every step that shares the state.
-
-    Args:
-      points: Tensor of shape (n, d), all the data.
-      state: `bounds.HamerlyState`, from the previous step or
-        `hamerly_state`.
-      weights: optional float Tensor (n,) of sample weights, those given to
-        `hamerly_state`; they weight the statistics (the bounds are per
-        point and do not depend on them).
-
-    Returns:
-      (stats, state): `full_batch_step`'s dict plus 'recomputed' (points
-      compared with every center), and the state for the next step.
-    """
+    """One exact Lloyd step that skips the work bounds rule out (Hamerly's
+    algorithm, `algorithms.hamerly`; squared Euclidean distance): the
+    result is `full_batch_step`'s, and the stats add 'recomputed' (points
+    compared with every center). Weights weight the statistics (the
+    bounds are per point and do not depend on them)."""
     return self._carried_step(hamerly_lib.ALGORITHM, points, state, weights)
 
   def yinyang_state(self, points, weights=None):
-    """The starting state of `yinyang_step` for these points (and weights,
-    as `lloyd_state` takes them), with the current centers' groups.
-
-    Returns:
-      `algorithms.yinyang.YinyangState`: bounds that prove nothing yet (the
-      first step compares every point with every center), the groups of
-      the current centers, no sums yet.
-    """
+    """`algorithms.yinyang.YinyangState` for `yinyang_step`: bounds that
+    prove nothing yet, the groups of the current centers, no sums yet."""
     return self._carried_state(yinyang_lib.ALGORITHM, points, weights)
 
   def yinyang_step(self, points, state, weights=None):
     """One exact Lloyd step that skips the groups of centers that bounds
-    rule out (Yinyang k-means, `algorithms.yinyang`).
-
-    The result is `full_batch_step`'s. Squared Euclidean distance;
-    `points` (and `weights`) must be the same, in the same order, at every
-    step that shares the state.
-
-    Args:
-      points: Tensor of shape (n, d), all the data.
-      state: `YinyangState`, from the previous step or `yinyang_state`.
-      weights: optional float Tensor (n,) of sample weights, those given to
-        `yinyang_state`.
-
-    Returns:
-      (stats, state): `full_batch_step`'s dict plus 'recomputed' and
-      'distances_computed' (see `algorithms.yinyang.step`), and the state
-      for the next step.
+    rule out (Yinyang k-means, `algorithms.yinyang`; squared Euclidean
+    distance): the result is `full_batch_step`'s, and the stats add
+    'recomputed' and 'distances_computed' (see `algorithms.yinyang.step`).
     """
     return self._carried_step(yinyang_lib.ALGORITHM, points, state, weights)
 
   def train_step(self, points, weights=None):
     """One mini-batch step on `points` (Tensor of shape (n, d)).
 
-    The maths is `algorithms.minibatch.step`; this reads the variables
-    (`clusters`, the counts 'Variable', and with N > 1 `clusters_updated`
-    and `update_in_steps`), calls it and assigns what comes back.
-
-    With `weights` (float Tensor (n,), non-negative; the model must be built
-    with `weighted=True`), s and m of the update rule (see
-    `updates.mini_batch_update`) are the batch's weighted sum and total
-    weight per cluster, and the counts n accumulate weight: a point of
+    The maths is `algorithms.minibatch.step` (its module gives the rule,
+    the two-copy scheme of mini_batch_steps_per_iteration N > 1, and which
+    clusters empty_cluster='farthest_point' relocates); this reads the
+    variables (`clusters`, the counts 'Variable', and with N > 1
+    `clusters_updated` and `update_in_steps`), calls it and assigns what
+    comes back. Inside `strategy.run` the step uses the global batch (the
+    union of the replicas' batches). With `weights` (float Tensor (n,),
+    non-negative; the model must be built with `weighted=True`) a point of
     integer weight w moves the centers as w copies of it would.
-
-    With `mini_batch_steps_per_iteration` N > 1, points are assigned with the
-    centers in `clusters` while the updates go to `clusters_updated`, which is
-    copied to `clusters` (and the counts reset) every N steps. Inside
-    `strategy.run` the step uses the global batch (the union of the replicas'
-    batches): statistics are all-reduced before the update.
-
-    With empty_cluster='farthest_point', clusters that no point has ever been
-    assigned to take the batch's points farthest from their centers (see
-    `updates.relocate_empty_clusters`): those whose count is still at most
-    its fresh value 1 (the legacy start; a count of 0 comes from a model
-    saved before counts started at 1, and 1 there means one point so far,
-    which this rule takes as none). A relocated center lands on its point
-    (its update uses n = 0) and its count grows by 1 as usual.
 
     Returns:
       dict with 'loss' (sum of distances to the nearest center for this
