@@ -25,6 +25,7 @@ from kmeans_estimator.algorithms import minibatch as minibatch_lib
 from kmeans_estimator import constants
 from kmeans_estimator import errors
 from kmeans_estimator import initialization
+from kmeans_estimator import sizes
 from kmeans_estimator import training_steps
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator.ops import numerics
@@ -327,8 +328,8 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     """Raises `options.SizeError` if this model's tensors for points of
     `num_features` dimensions (and a first batch of `num_points` points,
     when known) would not fit in the memory this process may use; what is
-    counted is listed in `config.check_sizes`."""
-    options.check_sizes(self._config, num_features, num_points)
+    counted is listed in `sizes.check_sizes`."""
+    sizes.check_sizes(self._config, num_features, num_points)
 
   def checkpoint_variables(self):
     """The variables to save, by their legacy checkpoint names."""

@@ -1,5 +1,5 @@
 """Tests of the pure functions `KMeans` delegates to: `initialization`,
-`statistics`, `algorithms.restarts` and `config.check_sizes`.
+`statistics`, `algorithms.restarts` and `sizes.check_sizes`.
 
 Evidence: numpy oracles (where centers go, summed statistics, the restarts'
 Lloyd updates), eager equal to `tf.function` (state in, state out), and the
@@ -16,6 +16,7 @@ from kmeans_estimator import config
 from kmeans_estimator import errors
 from kmeans_estimator import initialization
 from kmeans_estimator import model as kmeans
+from kmeans_estimator import sizes
 from kmeans_estimator import statistics
 from kmeans_estimator.algorithms import base
 from kmeans_estimator.algorithms import restarts
@@ -147,5 +148,5 @@ def test_restarts_best_keeps_the_lower_restart_on_ties():
 def test_check_sizes_refuses_centers_larger_than_memory(monkeypatch):
   monkeypatch.setattr(config, 'memory_bytes', lambda: 1000)
   with pytest.raises(errors.SizeError, match='num_clusters'):
-    config.check_sizes(config.KMeansConfig(100), 10)
-  config.check_sizes(config.KMeansConfig(2), 10)
+    sizes.check_sizes(config.KMeansConfig(100), 10)
+  sizes.check_sizes(config.KMeansConfig(2), 10)
