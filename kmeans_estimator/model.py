@@ -61,8 +61,9 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
   ```
 
   The training steps (`full_batch_step`, `train_step`, and the steps that
-  carry state over the same points, `lloyd_step`, `hamerly_step`,
-  `yinyang_step`) are described in `training_steps.TrainingSteps`.
+  carry state over the same points, `carried_step` for any registered
+  variant, `lloyd_step` and `hamerly_step`) are described in
+  `training_steps.TrainingSteps`.
 
   Sample weights: `initialize`, `statistics`, `full_batch_step`,
   `lloyd_step`, `hamerly_step`, `train_step` (with `weighted=True`) and

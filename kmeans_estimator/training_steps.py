@@ -5,8 +5,8 @@ A full-batch step sums the per-cluster statistics of all the data
 (`statistics`: a Tensor, or a dataset's batches) and moves the centers once
 (`algorithms.base.update_centers`); with restarts, every restart from one
 pass (`algorithms.restarts`). The steps that carry state over the same
-in-memory points (`lloyd_step`, `hamerly_step`, `yinyang_step`) and the
-mini-batch step (`train_step`) call their variant's pure `step` in
+in-memory points (`carried_state`/`carried_step` for any registered variant;
+`lloyd_step` and `hamerly_step` name two of them) and the mini-batch step (`train_step`) call their variant's pure `step` in
 `algorithms`. None of the maths is here: this is the shell that holds the
 variables, as Keras's `Trainer` is the part of `Model` that trains.
 
@@ -16,12 +16,10 @@ options); it holds no state of its own.
 
 import tensorflow as tf
 
+from kmeans_estimator import algorithms as algorithms_lib
 from kmeans_estimator.algorithms import base as algorithms_base
-from kmeans_estimator.algorithms import hamerly as hamerly_lib
-from kmeans_estimator.algorithms import lloyd as lloyd_lib
 from kmeans_estimator.algorithms import minibatch as minibatch_lib
 from kmeans_estimator.algorithms import restarts as restarts_lib
-from kmeans_estimator.algorithms import yinyang as yinyang_lib
 from kmeans_estimator import config as options
 from kmeans_estimator import constants
 from kmeans_estimator import errors
@@ -39,9 +37,10 @@ class TrainingSteps:
   of points run cheaper with state carried from step to step:
   `lloyd_step` (the same Lloyd step, with the points' |x|^2 computed once
   and the per-cluster sums updated by the points that changed cluster,
-  exactly: see `carried`), `hamerly_step` and `yinyang_step` (which also
-  skip the distances their bounds rule out), started by `lloyd_state`,
-  `hamerly_state` and `yinyang_state`.
+  exactly: see `carried`) and `hamerly_step` (which also skips the
+  distances its bounds rule out), started by `lloyd_state` and
+  `hamerly_state`; `carried_state`/`carried_step` run any variant of the
+  registry (`algorithms.REGISTRY`, e.g. 'yinyang') the same way.
   """
 
   def point_norms(self, points):
@@ -276,19 +275,36 @@ class TrainingSteps:
     weighted = self._check_weights(points, weights)
     return (weighted, *self._state_inputs(points, weights))
 
-  def _carried_state(self, algorithm, points, weights):
-    """`algorithm.init_state` for these points, as the core prepares them."""
+  def carried_state(self, algorithm, points, weights=None):
+    """The starting state of `carried_step` for these points (and weights).
+
+    Args:
+      algorithm: a registered variant that carries its state over the same
+        in-memory points (a name of `algorithms.REGISTRY`, e.g. 'lloyd',
+        'hamerly', 'yinyang', or its `Algorithm`).
+      points: Tensor of shape (n, d), all the data.
+      weights: optional float Tensor (n,) of sample weights.
+
+    Returns:
+      the variant's state (a NamedTuple of Tensors).
+    """
+    algorithm = _registered(algorithm)
     points, weights = self._state_inputs(points, weights)
     return algorithm.init_state(points, self.clusters.read_value(), weights,
                                 self.step_options())
 
-  def _carried_step(self, algorithm, points, state, weights):
+  def carried_step(self, algorithm, points, state, weights=None):
     """One step of `algorithm` with its state carried over: reads the
-    centers, calls the pure step, assigns the new centers.
+    centers, calls the variant's pure step, assigns the new centers.
+
+    `points` (and `weights`) must be those given to `carried_state`, in the
+    same order, at every step that shares the state.
 
     Returns:
-      (stats, state).
+      (stats, state): `full_batch_step`'s dict (plus the variant's own
+      figures), and the state for the next step.
     """
+    algorithm = _registered(algorithm)
     _, points, weights = self._carried_step_inputs(
         f'{algorithm.name}_step', points, weights)
     self._check_relocation_replicas()
@@ -308,7 +324,7 @@ class TrainingSteps:
   def lloyd_state(self, points, weights=None):
     """`LloydState` for `lloyd_step`: no assignments yet, and the points'
     |x|^2 (`point_norms`), computed once for all the steps."""
-    return self._carried_state(lloyd_lib.ALGORITHM, points, weights)
+    return self.carried_state('lloyd', points, weights)
 
   def lloyd_step(self, points, state, weights=None):
     """`full_batch_step` on a Tensor of points, with state carried over
@@ -316,13 +332,13 @@ class TrainingSteps:
     changed by the points that changed cluster, exactly (`carried`), so
     a run resumed from a checkpoint gives the same centers, bit for bit,
     as one that was not interrupted."""
-    return self._carried_step(lloyd_lib.ALGORITHM, points, state, weights)
+    return self.carried_step('lloyd', points, state, weights)
 
   def hamerly_state(self, points, weights=None):
     """`bounds.HamerlyState` for `hamerly_step`: bounds that prove nothing
     yet (the first step compares every point with every center), no sums
     yet, and the points' total squared norm."""
-    return self._carried_state(hamerly_lib.ALGORITHM, points, weights)
+    return self.carried_state('hamerly', points, weights)
 
   def hamerly_step(self, points, state, weights=None):
     """One exact Lloyd step that skips the work bounds rule out (Hamerly's
@@ -330,20 +346,7 @@ class TrainingSteps:
     result is `full_batch_step`'s, and the stats add 'recomputed' (points
     compared with every center). Weights weight the statistics (the
     bounds are per point and do not depend on them)."""
-    return self._carried_step(hamerly_lib.ALGORITHM, points, state, weights)
-
-  def yinyang_state(self, points, weights=None):
-    """`algorithms.yinyang.YinyangState` for `yinyang_step`: bounds that
-    prove nothing yet, the groups of the current centers, no sums yet."""
-    return self._carried_state(yinyang_lib.ALGORITHM, points, weights)
-
-  def yinyang_step(self, points, state, weights=None):
-    """One exact Lloyd step that skips the groups of centers that bounds
-    rule out (Yinyang k-means, `algorithms.yinyang`; squared Euclidean
-    distance): the result is `full_batch_step`'s, and the stats add
-    'recomputed' and 'distances_computed' (see `algorithms.yinyang.step`).
-    """
-    return self._carried_step(yinyang_lib.ALGORITHM, points, state, weights)
+    return self.carried_step('hamerly', points, state, weights)
 
   def train_step(self, points, weights=None):
     """One mini-batch step on `points` (Tensor of shape (n, d)).
@@ -399,3 +402,10 @@ class TrainingSteps:
 
   # The step's figures (see `algorithms.base.step_stats`).
   _stats = staticmethod(algorithms_base.step_stats)
+
+
+def _registered(algorithm):
+  """The `Algorithm` named `algorithm` (or `algorithm` itself)."""
+  if isinstance(algorithm, str):
+    return algorithms_lib.get(algorithm)
+  return algorithm

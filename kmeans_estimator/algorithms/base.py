@@ -19,6 +19,7 @@ statistics summed over the replicas, the empty clusters relocated when the
 policy says so, and Lloyd's update.
 """
 
+import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import tensorflow as tf
@@ -81,12 +82,30 @@ class Algorithm(NamedTuple):
   fallback: Optional[str] = None
 
   def make_step(self, core):
-    """(start, step): the methods of `core` (a `KMeans`, or the class for
-    unbound methods) that run this variant with its state carried from step
-    to step, `<name>_state(points, weights)` and
-    `<name>_step(points, state, weights)`."""
-    return (getattr(core, f'{self.name}_state'),
-            getattr(core, f'{self.name}_step'))
+    """(start, step) that run this variant with its state carried from step
+    to step over the same points, through the model's generic
+    `carried_state`/`carried_step` (no method of its own on the model).
+
+    With a `KMeans` instance `core`: `start(points, weights)` and
+    `step(points, state, weights)`; with the class (for functions compiled
+    once and run on many models): `start(km, points, weights)` and
+    `step(km, points, state, weights)`.
+    """
+    if isinstance(core, type):
+      return (_Carried(self, 'carried_state'), _Carried(self, 'carried_step'))
+    return (functools.partial(core.carried_state, self),
+            functools.partial(core.carried_step, self))
+
+
+class _Carried:
+  """`km.<method>(algorithm, *args)` as a callable of (km, *args)."""
+
+  def __init__(self, algorithm, method):
+    self._algorithm = algorithm
+    self._method = method
+
+  def __call__(self, km, *args):
+    return getattr(km, self._method)(self._algorithm, *args)
 
 
 def sum_over_replicas(values):

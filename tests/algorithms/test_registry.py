@@ -56,3 +56,28 @@ def test_choose_mini_batch_and_restarts():
   assert algorithms.choose('lloyd', True, True).algorithm.name == 'minibatch'
   assert not algorithms.choose('lloyd', True, True).carried
   assert not algorithms.choose('lloyd', False, True, num_restarts=3).carried
+
+
+def test_a_new_variant_is_one_registry_entry_and_trains_end_to_end(
+    tmp_path, monkeypatch):
+  """The extension point: registering an `Algorithm` (here Lloyd's pure
+  functions under another name) is all the estimator needs to accept the
+  name, train with it carried over data in memory, and checkpoint it."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from kmeans_estimator import KMeansClustering  # pylint: disable=g-import-not-at-top
+  lloyd = algorithms.REGISTRY['lloyd']
+  monkeypatch.setitem(algorithms.REGISTRY, 'plain',
+                      lloyd._replace(name='plain'))
+  assert 'plain' in algorithms.names()
+  points = np.random.default_rng(0).normal(size=(120, 3)).astype('float32')
+
+  def fit(name):
+    estimator = KMeansClustering(4, model_dir=str(tmp_path / name),
+                                 use_mini_batch=False, algorithm=name,
+                                 initial_clusters=points[:4])
+    return estimator.train(points, steps=6)
+
+  plain, reference = fit('plain'), fit('lloyd')
+  np.testing.assert_array_equal(plain.cluster_centers(),
+                                reference.cluster_centers())
+  assert plain.training_summary.global_step == 6

@@ -185,7 +185,7 @@ def test_groups_are_formed_by_kmeans_of_the_centers():
 def test_lower_bounds_are_per_group_not_per_center():
   points = blobs(9, n=500, k=40)
   core = KMeans(40, initial_clusters=points[:40], dtype=tf.float64)
-  state = core.yinyang_state(points)
+  state = core.carried_state('yinyang', points)
   assert tuple(state.lower.shape) == (500, 4)
   assert tuple(state.upper.shape) == (500,)
 

@@ -219,16 +219,16 @@ def test_a_non_finite_loss_fails_at_the_same_step(
     tmp_path, monkeypatch, caplog):
   # The loss of the 8th step of the process is NaN.
   taken = tf.Variable(0)
-  lloyd_step = kmeans_lib.KMeans.lloyd_step
+  carried_step = kmeans_lib.KMeans.carried_step
 
   def failing_step(core, *args):
-    stats, state = lloyd_step(core, *args)
+    stats, state = carried_step(core, *args)
     taken.assign_add(1)
     stats['loss'] = tf.where(taken == 8, tf.constant(math.nan, stats[
         'loss'].dtype), stats['loss'])
     return stats, state
 
-  monkeypatch.setattr(kmeans_lib.KMeans, 'lloyd_step', failing_step)
+  monkeypatch.setattr(kmeans_lib.KMeans, 'carried_step', failing_step)
   results = []
   for per_call in (1, 100):
     taken.assign(0)
