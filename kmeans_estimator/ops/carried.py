@@ -30,6 +30,9 @@ _WIDE = tf.float64
 _RECOUNT_FRACTION = 16
 # Rows per piece of a recount: bounds its int64 temporaries (13 MB at d=100).
 _RECOUNT_ROWS = 16384
+# A recount of at most this many coordinates (n * d) runs TensorFlow's own
+# segment sums rather than the XLA-compiled ones (see `recount`).
+_PLAIN_RECOUNT_ELEMENTS = 1 << 18
 
 
 class Scales(NamedTuple):
@@ -192,16 +195,43 @@ def _num_clusters(carried):
 
 
 def recount(carried, points, assignments, weights=None):
-  """`carried` for new assignments of all the points, summed from scratch
-  in fused passes over pieces of the points."""
+  """`carried` for new assignments of all the points, summed from scratch.
+
+  Large data are summed in XLA-fused passes over pieces of the points
+  (TensorFlow's CPU segment sum is several times slower there). Data of
+  at most `_PLAIN_RECOUNT_ELEMENTS` coordinates are summed by TensorFlow's
+  own kernel in one pass: at most about a millisecond there (a fraction of
+  a millisecond more than the fused pass, in the few early steps that
+  recount), while compiling the XLA pass takes hundreds of milliseconds,
+  in the first fit of a process and again for each new padded k
+  (`padded_segments`). The sums are integers, so both ways give the same
+  bits. The choice is made
+  when the graph is built where the points' shape is known, else at run
+  time (an XLA function is compiled on its first run, so small data never
+  compile it).
+  """
   k = _num_clusters(carried)
-  sums, counts = _sum_over_pieces(
-      lambda piece: tuple(total[:k] for total in _recount_xla(
-          points[piece], None if weights is None else weights[piece],
-          assignments[piece], carried.scales,
-          distances_lib.padded_segments(k))),
-      tf.shape(points)[0],
-      (tf.zeros_like(carried.sums), tf.zeros_like(carried.counts)))
+  points = tf.convert_to_tensor(points)
+
+  def plain():
+    return _segment_sums(points, weights, assignments, carried.scales, k)
+
+  def fused():
+    return _sum_over_pieces(
+        lambda piece: tuple(total[:k] for total in _recount_xla(
+            points[piece], None if weights is None else weights[piece],
+            assignments[piece], carried.scales,
+            distances_lib.padded_segments(k))),
+        tf.shape(points)[0],
+        (tf.zeros_like(carried.sums), tf.zeros_like(carried.counts)))
+
+  size = points.shape.num_elements()
+  if size is not None:
+    sums, counts = plain() if size <= _PLAIN_RECOUNT_ELEMENTS else fused()
+  else:
+    sums, counts = tf.cond(
+        tf.size(points, out_type=tf.int64) <= _PLAIN_RECOUNT_ELEMENTS,
+        plain, fused)
   return CarriedStatistics(assignments, sums, counts, carried.scales)
 
 

@@ -151,3 +151,33 @@ def test_precomputed_norms_need_the_dynamic_chunk_loop():
   with pytest.raises(ValueError, match='goes with static_chunks=False'):
     distances.nearest_centers(points, points[:_K], 'squared_euclidean',
                               point_norms=norms)
+
+
+@pytest.mark.parametrize('weighted', [False, True])
+@pytest.mark.parametrize('shape_known', [True, False])
+def test_small_data_are_recounted_without_xla_to_the_same_integers(
+    weighted, shape_known, monkeypatch):
+  points, rng = _data(5)
+  weights = (tf.constant(rng.uniform(0.0, 3.0, len(points)), tf.float32)
+             if weighted else None)
+  index = rng.integers(0, _K, len(points)).astype(np.int32)
+  state = carried.start(points, _K, weights)
+  spec = [None, None] if not shape_known else list(points.shape)
+
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec(spec, tf.float32), tf.TensorSpec([None], tf.int32)])
+  def recount_in_graph(x, assignments):
+    return carried.recount(state, x, assignments, weights)
+
+  monkeypatch.setattr(carried, '_PLAIN_RECOUNT_ELEMENTS', 0)
+  fused = carried.recount(state, points, index, weights)
+  monkeypatch.setattr(carried, '_PLAIN_RECOUNT_ELEMENTS', points.size)
+  compiled = []
+  xla = carried._recount_xla
+  monkeypatch.setattr(carried, '_recount_xla',
+                      lambda *args: compiled.append(1) or xla(*args))
+  plain = recount_in_graph(points, index)
+  np.testing.assert_array_equal(plain.sums.numpy(), fused.sums.numpy())
+  np.testing.assert_array_equal(plain.counts.numpy(), fused.counts.numpy())
+  if shape_known:  # Else the graph holds both, and runs the plain one.
+    assert not compiled
