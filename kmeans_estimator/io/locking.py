@@ -262,13 +262,21 @@ def _names_open_file(path, fd):
 
 
 def _write_holder(fd):
-  """Records who holds the lock, for the error message of the next trainer."""
+  """Records who holds the lock, for the error message of the next trainer.
+
+  The note is written over the file's start, then the file is cut to its
+  length (dropping what a longer stale note left), never truncated to zero
+  first: ext4 (auto_da_alloc) writes a file truncated to zero and then
+  written back to disk when it is closed, which `_release` would wait for
+  on every train().
+  """
   since = datetime.datetime.now(datetime.timezone.utc).strftime(
       '%Y-%m-%d %H:%M:%S UTC')
   note = f'pid {os.getpid()} on host {socket.gethostname()} since {since}\n'
   try:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, note.encode(), 0)
+    data = note.encode()
+    os.pwrite(fd, data, 0)
+    os.ftruncate(fd, len(data))
   except OSError as e:  # The note is informative only.
     logging.warning('Could not write the lock note %s: %s', fd, e)
 

@@ -475,3 +475,24 @@ def test_a_reader_starts_over_when_its_checkpoint_is_replaced(tmp_path,
   with pytest.raises(ValueError, match=r"model\.ckpt-1' is unreadable.*its "
                                        r'index file .* is missing'):
     checkpoints.read_checkpoint(str(model_dir / 'model.ckpt-1'))
+
+
+def test_the_lock_note_replaces_a_longer_stale_note_without_emptying_the_file(
+    tmp_path, monkeypatch):
+  # Emptying a file and writing it again makes ext4 flush it on close,
+  # which every train() would wait for when it releases the lock.
+  model_dir = tmp_path / 'model'
+  model_dir.mkdir()
+  (model_dir / locking.LOCK_FILENAME).write_text('stale note ' * 40 + '\n')
+  cuts = []
+  ftruncate = os.ftruncate
+  monkeypatch.setattr(
+      os, 'ftruncate', lambda fd, length: cuts.append(length) or ftruncate(
+          fd, length))
+  hook = _CallDuringTraining(
+      lambda: (model_dir / locking.LOCK_FILENAME).read_text())
+  _estimator(model_dir).train(lambda: _POINTS, steps=1, hooks=[hook])
+  kind, note = hook.outcome
+  assert kind == 'returned', hook.outcome
+  assert re.fullmatch(rf'pid {os.getpid()} on host .* since .* UTC\n', note)
+  assert cuts and 0 not in cuts
