@@ -561,6 +561,12 @@ def check_weight_column(weight_column, feature_columns, empty_cluster,
 
 # The options that do not change a compiled graph (see `graph_key`).
 _NOT_IN_GRAPH_KEY = ('num_clusters', 'num_features', 'random_seed')
+# The options only initialisation reads: the graphs of the steps, of
+# evaluation and of prediction do not depend on them (see
+# `KMeans.graph_options`).
+INITIALIZER_FIELDS = ('initial_clusters', 'kmeans_plus_plus_num_retries',
+                      'kmc2_chain_length', 'kmeans_parallel_rounds',
+                      'kmeans_parallel_oversampling')
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

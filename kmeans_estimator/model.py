@@ -186,7 +186,7 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
   # every num_clusters (see `view` and `estimator.compiled`).
   _DYNAMIC_NUM_CLUSTERS = False
 
-  def graph_options(self):
+  def graph_options(self, initializes=True):
     """What the graph of a method depends on, besides the variables' shapes
     and the arguments: a hashable tuple of (name, value) pairs.
 
@@ -197,13 +197,25 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     (2 + log k candidates); elsewhere a view takes k from the `clusters`
     variable (see `view`). The seed is left out: views take it as an
     argument (`seed_argument`).
+
+    Args:
+      initializes: False for a method that chooses no initial centers
+        (steps, evaluation, prediction): the initialiser's options
+        (`config.INITIALIZER_FIELDS`) are then left out, so that models
+        that differ only in how they start (say, a choose-k loop whose
+        k-means++ retries grow with k) share those graphs.
     """
+    key = self.config.graph_key
+    if not initializes:
+      return tuple(item for item in key
+                   if item[0] not in options.INITIALIZER_FIELDS) + (
+                       ('num_features', self.num_features),)
     method = self.initial_clusters
     static_k = callable(method) or (isinstance(method, str) and (
         method == constants.KMEANS_PARALLEL_INIT or (
             method == constants.KMEANS_PLUS_PLUS_INIT and
             self.kmeans_plus_plus_num_retries < 0)))
-    return self.config.graph_key + (
+    return key + (
         ('num_clusters', self.num_clusters if static_k else None),
         ('num_features', self.num_features))
 
@@ -251,7 +263,7 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     view.clusters = variables['clusters']
     view.initialized = variables['initialized']
     view.num_initialized = variables['num_initialized']
-    view.num_clusters = settings['num_clusters']
+    view.num_clusters = settings.get('num_clusters')
     if view.num_clusters is None:
       view.num_clusters = tf.shape(view.clusters)[0]
     return view

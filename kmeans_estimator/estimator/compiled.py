@@ -114,10 +114,15 @@ class Bound:
     return self._function.experimental_get_tracing_count()
 
 
+# The functions that choose initial centers: only their graphs depend on
+# the initialiser's options (see `KMeans.graph_options`).
+INITIALIZING = ('initialize', 'initialize_from_dataset')
+
+
 def bind(name, core, body):
   """`traced_function(name, ...)` of `core`'s options, bound to `core`."""
-  return Bound(traced_function(name, core.config, core.graph_options(),
-                               body), core)
+  graph_options = core.graph_options(initializes=name in INITIALIZING)
+  return Bound(traced_function(name, core.config, graph_options, body), core)
 
 
 def relaxed_spec(structure):

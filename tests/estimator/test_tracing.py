@@ -252,3 +252,27 @@ def test_one_cluster_shares_the_traces_of_larger_k(tmp_path, algorithm):
   assert all(count == 1 for count in _trace_counts(kmeans).values())
   np.testing.assert_allclose(kmeans.cluster_centers(),
                              points.mean(axis=0, keepdims=True), rtol=1e-5)
+
+
+def test_models_that_differ_only_in_how_they_start_share_the_step_traces(
+    tmp_path):
+  """A choose-k loop whose k-means++ retries grow with k (as scikit-learn's
+  do) traces the initialiser per retries value, but the steps, evaluation
+  and prediction once: their graphs do not depend on the initialiser."""
+  compiled.clear()
+  points = np.random.default_rng(3).normal(size=(200, 2)).astype('float32')
+  for k, retries in ((2, 1), (3, 2), (9, 3)):
+    estimator = KMeansClustering(
+        k, model_dir=str(tmp_path / str(k)), use_mini_batch=False,
+        initial_clusters=KMeansClustering.KMEANS_PLUS_PLUS_INIT,
+        kmeans_plus_plus_num_retries=retries, seed=k)
+    estimator.train(points, steps=3)
+    list(estimator.predict_cluster_index(points))
+  traces = {}
+  for (name, _), function in compiled._CACHE.items():  # pylint: disable=protected-access
+    traces.setdefault(name, []).append(
+        function.experimental_get_tracing_count())
+  assert len(traces['initialize']) == 3
+  for name, counts in traces.items():
+    if name != 'initialize':
+      assert counts == [1], (name, counts)
