@@ -25,7 +25,7 @@ def read_to_infer(read, input_fn, mode, distance_metric):
 
   Under squared Euclidean distance the check of the distances that
   `model_fn` makes anyway also fails on NaN or Inf points (see
-  `_after_overflow_check`), so a Tensor or array is not given a pass of
+  `model_fn.after_overflow_check`), so a Tensor or array is not given a pass of
   its own (as costly as a tenth of the assignment). Under cosine a row of
   NaNs normalises to a zero row, at the finite distance 1, which would
   pass it: there the points are checked as they are read.

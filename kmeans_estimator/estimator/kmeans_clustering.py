@@ -3,7 +3,10 @@
 A user of the legacy `KMeans` Estimator (removed in TensorFlow 2.16) switches by
 changing the import and keeps their `model_dir`. The estimator is a thin shell: it reads
 input, validates it once, restores and writes checkpoints, runs hooks, logs,
-and calls compiled steps of the pure `KMeans` core through `model_fn`.
+and calls compiled functions of the `KMeans` core: evaluation, prediction,
+export and the steps over batches go through `model_fn` (`model_fn.spec`);
+the steps carried over data in memory run the algorithm's step directly
+(`training.CarriedSteps`).
 
 This module holds the public API, the argument checks, input reading and
 the compiled steps; each public method delegates the rest to the module
@@ -44,149 +47,17 @@ from kmeans_estimator.estimator import training
 from kmeans_estimator.estimator import training_summary as summary_lib
 from kmeans_estimator import constants
 from kmeans_estimator import errors
-from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator import model as kmeans_lib
-from kmeans_estimator.ops import numerics
 from kmeans_estimator import config as options
 
 ModeKeys = model_fn_lib.ModeKeys
 EstimatorSpec = model_fn_lib.EstimatorSpec
 
 
-# How the message of the check that finite points gave finite distances
-# starts, whatever the dtype.
-_OVERFLOW_MESSAGE = 'The distances to the centers overflow'
-
-
-def _overflow_message(dtype):
-  """The overflow check's message, with the limit and advice of `dtype`
-  (dtype=tf.float64 is advised only below float64)."""
-  limit, widen = numerics.overflow_advice(dtype)
-  dtype = tf.as_dtype(dtype).name
-  return (f'{_OVERFLOW_MESSAGE}: finite points gave Inf or NaN distances, so '
-          'their magnitudes are too large for the dtype (above about '
-          f'{limit} in {dtype}); ' + (
-              'rescale the data, or use dtype=tf.float64' if widen else
-              f'rescale the data ({dtype} is the widest dtype)'))
-
-
-def _after_overflow_check(dtype, distances, *outputs):
-  """`outputs`, computed only once `distances` are checked to be finite
-  (`distances` may also be a bool scalar that says whether they are).
-
-  Points are finite by the time they get here, so a non-finite distance
-  means float overflow; the check raises InvalidArgumentError showing
-  `_OVERFLOW_MESSAGE` (in `predict`, `evaluate` and served signatures alike;
-  `errors.translate` turns it into an `errors.DistanceOverflowError`)
-  instead of returning Inf or NaN distances and arbitrary cluster indices.
-  `dtype` is the computation's, for the message. The one exception: a
-  Tensor or array that `predict` or `evaluate` read without checking it
-  (`inputs.Points.checked` is False; squared Euclidean only). Under that
-  metric any NaN or Inf in a point makes its distances NaN or Inf too (its
-  |x|^2 is), so this check fails on it as well, and the shell then tells
-  the two causes apart (`_input_errors`): the data are checked in a pass of
-  their own only after a failure.
-  """
-  finite = distances if distances.dtype == tf.bool else tf.reduce_all(
-      tf.math.is_finite(distances))
-  check = errors.graph_check(finite, errors.DistanceOverflowError,
-                             _overflow_message(dtype), suffix='.',
-                             dtype=tf.as_dtype(dtype).name)
-  with tf.control_dependencies([check]):
-    outputs = tuple(tf.identity(output) for output in outputs)
-  return outputs[0] if len(outputs) == 1 else outputs
-
-
-def _spec(km, features, mode, params=None):
-  """`KMeansClustering.model_fn` on the model `km` (a `KMeans` or a view of
-  one, see `compiled`): the compiled functions call it with no estimator."""
-  features, weights = inputs.Batch.of(features)
-  if mode == ModeKeys.TRAIN:
-    stats = km.step(features, weights)
-    return EstimatorSpec(mode, loss=stats['loss'], train_op=stats)
-  static_chunks = (params or {}).get('static_chunks', True)
-  if mode == ModeKeys.EVAL:
-    _, nearest = km.nearest(features, static_chunks)
-    if weights is None:
-      loss = tf.reduce_sum(nearest)
-    else:
-      loss = tf.reduce_sum(weights * nearest)
-    loss = _after_overflow_check(km.dtype, loss, loss)
-    metrics = {constants.SCORE: loss,
-               'num_points': tf.size(nearest, tf.int64),
-               'num_batches': tf.minimum(tf.size(nearest), 1)}
-    if weights is not None:
-      metrics['total_weight'] = tf.reduce_sum(weights)
-    return EstimatorSpec(mode, loss=loss, eval_metric_ops=metrics)
-  if mode == ModeKeys.PREDICT:
-    keys = (params or {}).get('predict_keys', constants.PREDICT_KEYS)
-    top_k = (params or {}).get('top_k')
-    if constants.ALL_DISTANCES in keys:
-      all_distances, index, _ = km.infer(features)
-      predictions = {constants.ALL_DISTANCES: all_distances,
-                     constants.CLUSTER_INDEX: index}
-      if top_k is not None:
-        # From the same distances, so that the first column is
-        # cluster_index and the distances are entries of all_distances.
-        predictions.update(zip(constants.TOP_K_PREDICT_KEYS,
-                               distances_lib.smallest_k(all_distances,
-                                                        top_k)))
-      predictions = dict(zip(predictions, _after_overflow_check(
-          km.dtype, all_distances, *predictions.values())))
-    elif top_k is not None:
-      # Bounded-memory chunks; the nearest center is the first column.
-      top_index, top_distances = km.nearest_k(features, top_k)
-      top_distances, top_index = _after_overflow_check(
-          km.dtype, top_distances, top_distances, top_index)
-      predictions = {constants.CLUSTER_INDEX: top_index[:, 0],
-                     constants.TOP_K_CLUSTER_INDICES: top_index,
-                     constants.TOP_K_DISTANCES: top_distances}
-    else:
-      # Only the nearest center is needed: bounded-memory chunks. In this
-      # process, without the distances unless they might overflow.
-      # `checked`: the distances, or whether they are finite.
-      index, checked = (km.nearest(features) if static_chunks else
-                        km.nearest_index(features))
-      predictions = {
-          constants.CLUSTER_INDEX: _after_overflow_check(km.dtype, checked,
-                                                         index)}
-    return EstimatorSpec(mode,
-                         predictions={k: predictions[k] for k in keys},
-                         export_outputs=_export_outputs(km, predictions))
-  raise errors.InvalidArgumentError(
-      f'`mode` must be one of {ModeKeys.TRAIN!r}, {ModeKeys.EVAL!r}, '
-      f'{ModeKeys.PREDICT!r}. Received: mode={mode!r}', 'mode', mode)
-
-
-def _export_outputs(km, predictions):
-  """What each serving signature returns, from the predictions made."""
-  outputs = {}
-  if constants.CLUSTER_INDEX in predictions:
-    outputs[export_lib.SERVING_DEFAULT] = predictions[
-        constants.CLUSTER_INDEX]
-    outputs[export_lib.CLUSTER_INDEX_SIGNATURE] = predictions[
-        constants.CLUSTER_INDEX]
-  if constants.ALL_DISTANCES in predictions:
-    distances = predictions[constants.ALL_DISTANCES]
-    outputs[export_lib.ALL_DISTANCES_SIGNATURE] = distances
-    outputs[export_lib.TRANSFORM_SIGNATURE] = _transformed(km, distances)
-  if constants.TOP_K_CLUSTER_INDICES in predictions:
-    outputs[export_lib.TOP_K_SIGNATURE] = {
-        key: predictions[key] for key in constants.TOP_K_PREDICT_KEYS}
-  return outputs
-
-
-def _transformed(km, all_distances):
-  """`transform`'s distances: Euclidean (not squared), or 1 - cos."""
-  if km.distance_metric == constants.SQUARED_EUCLIDEAN_DISTANCE:
-    return distances_lib.euclidean_distances(all_distances)
-  return all_distances
-
-
 # The bodies of the shared compiled functions (see `compiled`): each takes
 # the model (a view inside the trace) and the call's arguments, nothing else.
 def _train_step(km, data):
-  return _spec(km, data, ModeKeys.TRAIN).train_op
+  return model_fn_lib.spec(km, data, ModeKeys.TRAIN).train_op
 
 
 def _initialize(km, *batch):
@@ -198,7 +69,7 @@ def _initialize_from_dataset(km, dataset):
 
 
 def _eval_batch(km, data):
-  return _spec(km, data, ModeKeys.EVAL,
+  return model_fn_lib.spec(km, data, ModeKeys.EVAL,
                {'static_chunks': False}).eval_metric_ops
 
 
@@ -534,11 +405,11 @@ class KMeansClustering:
     Returns:
       `EstimatorSpec`.
     """
-    return _spec(self._kmeans, features, mode, params)
+    return model_fn_lib.spec(self._kmeans, features, mode, params)
 
   def _transformed(self, all_distances):
     """`transform`'s distances: Euclidean (not squared), or 1 - cos."""
-    return _transformed(self._kmeans, all_distances)
+    return model_fn_lib.transformed(self._kmeans, all_distances)
 
   def _compile(self, name, fn):
     """Wraps `fn` in `tf.function` once and caches it on the estimator.
@@ -606,7 +477,7 @@ class KMeansClustering:
   def _predict_batch(self, batch, keys, top_k=None):
     """The predictions for a batch (or a chunk of one), in one call."""
     def fn(km, x):
-      return _spec(km, x, ModeKeys.PREDICT,
+      return model_fn_lib.spec(km, x, ModeKeys.PREDICT,
                    {'predict_keys': keys, 'top_k': top_k,
                     'static_chunks': False}).predictions
     # The keys and top_k are in the name: the key of the shared function.
@@ -1199,7 +1070,7 @@ class KMeansClustering:
         keys = (constants.CLUSTER_INDEX,)
       else:
         keys = (constants.ALL_DISTANCES,)
-      spec = _spec(core, points, ModeKeys.PREDICT,
+      spec = model_fn_lib.spec(core, points, ModeKeys.PREDICT,
                    {'predict_keys': keys, 'top_k': (
                        top_k if signature_name ==
                        export_lib.TOP_K_SIGNATURE else None)})
