@@ -113,37 +113,71 @@ def num_groups(num_centers):
 
 
 def group_centers(centers, chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
-  """Each center's group: k-means of the centers into `num_groups(k)`.
+  """Each center's group: k-means of the centers into `num_groups(k)`
+  groups of nearly equal size.
 
   Started from t centers far apart (farthest-first traversal from center
   0: each next one is the center farthest from those already taken;
   deterministic, no seed), then `GROUPING_ITERATIONS` Lloyd iterations; a
-  group that loses all its centers keeps its mean (and stays empty if no
-  center comes back to it).
+  group that loses all its centers keeps its mean. Then the groups are
+  made equal in size, `group_sizes(k)`: group 0 takes the centers
+  nearest its mean, group 1 the nearest of those left, and so on. Equal
+  sizes let a step lay the groups out as a (t, s) block of centers, so
+  that a group's minimum is a reduction over the last axis (see
+  `_layout`).
 
   Args:
     centers: float Tensor (k, d).
     chunk_elements: bound on the center-to-group distances held at once.
 
   Returns:
-    int32 Tensor (k,), values in [0, t).
+    int32 Tensor (k,), values in [0, t); group g holds `group_sizes(k)[g]`
+    centers.
   """
   k = tf.shape(centers)[0]
   t = num_groups(k)
   means = tf.gather(centers, _farthest_first(centers, t))
   ones = tf.ones([k], centers.dtype)
-  for _ in range(GROUPING_ITERATIONS):
+
+  def iteration(i, means):
     index, _ = distances_lib.nearest_centers(
         centers, means, constants.SQUARED_EUCLIDEAN_DISTANCE, chunk_elements,
         static_chunks=False)
-    means = updates.lloyd_update(
+    return i + 1, updates.lloyd_update(
         means, tf.math.unsorted_segment_sum(centers, index, t),
         tf.math.unsorted_segment_sum(ones, index, t),
         constants.SQUARED_EUCLIDEAN_DISTANCE)
-  index, _ = distances_lib.nearest_centers(
-      centers, means, constants.SQUARED_EUCLIDEAN_DISTANCE, chunk_elements,
-      static_chunks=False)
-  return tf.cast(index, tf.int32)
+
+  # A loop, not unrolled: one traced body (the first step's graph is
+  # smaller and builds faster).
+  _, means = tf.while_loop(lambda i, _: i < GROUPING_ITERATIONS, iteration,
+                           (tf.constant(0), means))
+  sizes = group_sizes(k)
+  infinity = tf.constant(float('inf'), centers.dtype)
+
+  def take(g, groups):
+    # The group's nearest centers among those not yet taken (ties to the
+    # lower index: top_k is stable).
+    # A NaN center sorts as the farthest, before those taken (-inf).
+    squared = tf.reduce_sum(tf.square(centers - means[g]), axis=1)
+    squared = tf.where(tf.math.is_nan(squared), centers.dtype.max, squared)
+    _, nearest = tf.math.top_k(-tf.where(groups < 0, squared, infinity),
+                               k=sizes[g])
+    return g + 1, tf.tensor_scatter_nd_update(
+        groups, nearest[:, tf.newaxis], tf.fill(tf.shape(nearest), g))
+
+  _, groups = tf.while_loop(lambda g, _: g < t, take,
+                            (tf.constant(0), tf.fill([k], -1)))
+  return groups
+
+
+def group_sizes(num_centers):
+  """int32 (t,): the groups' sizes, ceil(k / t) for the first ones and
+  one less for the rest, summing to k."""
+  k = tf.convert_to_tensor(num_centers, tf.int32)
+  t = num_groups(k)
+  larger = (k + t - 1) // t
+  return tf.where(tf.range(t) < k - t * (larger - 1), larger, larger - 1)
 
 
 def _farthest_first(centers, t):
@@ -213,20 +247,54 @@ def _distance_to(points, rows, centers, assignments, chunk_elements):
       (points.dtype, points.dtype), assignments)
 
 
-def _chunk_step(points, centers, lower, offsets, groups, sizes, point_norms,
-                rows, old, upper, old_score, distance_of):
+def _layout(centers, groups, t):
+  """The centers laid out by group, for products that cover whole groups.
+
+  Group g's centers, in increasing index, fill row g of a (t, s) block,
+  s the largest group's size; the rest of the row is padding, a center at
+  the origin with squared norm +inf, so its score |c|^2 - 2 x.c is +inf
+  and it never wins nor lowers a group's minimum (index k).
+
+  Returns:
+    (slots int32 (t, s): each slot's center, k for padding; slot centers
+    (t, s, d); their squared norms (t, s); the groups' sizes int32 (t,)).
+  """
+  k = tf.shape(groups)[0]
+  sizes = tf.math.unsorted_segment_sum(tf.ones_like(groups), groups, t)
+  width = tf.reduce_max(sizes)
+  # Stable: within a group, the centers stay in increasing index.
+  order = tf.argsort(groups, stable=True)
+  sorted_groups = tf.gather(groups, order)
+  rank = tf.range(k) - tf.gather(tf.cumsum(sizes, exclusive=True),
+                                 sorted_groups)
+  slots = tf.reshape(tf.tensor_scatter_nd_update(
+      tf.fill([t * width], k), (sorted_groups * width + rank)[:, tf.newaxis],
+      order), [t, width])
+  padded = tf.concat([centers, tf.zeros_like(centers[:1])], axis=0)
+  norms = tf.concat([distances_lib.squared_norms(centers),
+                     tf.constant([float('inf')], centers.dtype)], axis=0)
+  return slots, tf.gather(padded, slots), tf.gather(norms, slots), sizes
+
+
+def _chunk_step(points, layout, lower, offsets, groups, point_norms, rows,
+                old, upper, old_score, distance_of):
   """The group filter and the distances for one chunk of points.
 
   The chunk's points are compared with the union of the groups that any of
-  them needs (their centers in increasing index, so the argmin's ties go to
-  the lower index), in one matrix product; every group of the union gets
-  its bound from the distances (tighter than needed, at no extra cost).
+  them needs, in one matrix product over those groups' rows of the layout
+  (`_layout`): a group's minimum is then a reduction over the last axis of
+  the (m, groups, s) scores. Every group of the union gets its bound from
+  the distances (tighter than needed, at no extra cost). Ties go to the
+  lowest index, as in Lloyd's argmin: within a group the first slot (the
+  slots are in increasing index), across groups the lowest index of the
+  groups' winners.
 
   Args:
-    points, centers: (n, d) and (k, d).
+    points: (n, d).
+    layout: `_layout` of the centers.
     lower, offsets: (n, t) and (t,), the bounds before the step as the
       state stores them.
-    groups, sizes: each center's group (k,), each group's size (t,).
+    groups: each center's group (k,).
     point_norms: (n,).
     rows: int32 (m,), the chunk's points (that the global filter did not
       settle).
@@ -240,7 +308,11 @@ def _chunk_step(points, centers, lower, offsets, groups, sizes, point_norms,
   """
   dtype = points.dtype
   infinity = tf.constant(float('inf'), dtype)
+  slots, slot_centers, slot_norms, sizes = layout
+  k = tf.shape(groups)[0]
   t = tf.shape(sizes)[0]
+  width = tf.shape(slots)[1]
+  m = tf.shape(rows)[0]
   stored = tf.gather(lower, rows)
   # The bounds now; the subtraction rounds by up to an ulp of `stored`
   # (+inf, an empty group's, stays +inf).
@@ -250,33 +322,62 @@ def _chunk_step(points, centers, lower, offsets, groups, sizes, point_norms,
   old_group = tf.gather(groups, tf.maximum(old, 0))
   need = (chunk_lower <= upper[:, tf.newaxis]) | first[:, tf.newaxis]
   union = tf.reduce_any(need, axis=0) & (sizes > 0)
-  selected = tf.cast(tf.where(tf.gather(union, groups))[:, 0], tf.int32)
+  selected = tf.cast(tf.where(union)[:, 0], tf.int32)
+  u = tf.shape(selected)[0]
   norms = tf.gather(point_norms, rows)
 
   def compare():
-    chosen = tf.gather(centers, selected)
+    # The union's slots, rank-major: column r u + j is slot r of the j-th
+    # group of the union, so a group's minimum is a reduction over the
+    # middle axis of (m, s, u), which vectorises along the groups.
+    chosen_slots = tf.reshape(tf.transpose(tf.gather(slots, selected)), [-1])
+    chosen = tf.reshape(
+        tf.transpose(tf.gather(slot_centers, selected), [1, 0, 2]),
+        [u * width, tf.shape(points)[1]])
     # Scores |c|^2 - 2 x.c; the bias_add fuses into the product.
     scores = tf.nn.bias_add(
         tf.matmul(tf.gather(points, rows), -2.0 * chosen, transpose_b=True),
-        distances_lib.squared_norms(chosen))
+        tf.reshape(tf.transpose(tf.gather(slot_norms, selected)), [-1]))
     position = tf.argmin(scores, axis=1, output_type=tf.int32)
     best = tf.gather(scores, position, axis=1, batch_dims=1)
-    found = tf.gather(selected, position)
+    by_group = tf.reshape(scores, [m, width, u])
+    group_best = tf.reduce_min(by_group, axis=1)
+    # The first column at the minimum is the lowest index of its group (a
+    # group's slots are in increasing index); when two groups reach the
+    # minimum (rare), the lowest index among all the columns there.
+    tied = tf.where(tf.reduce_sum(tf.cast(
+        tf.equal(group_best, best[:, tf.newaxis]), tf.int32), axis=1) > 1)
+    tied_scores = tf.gather_nd(scores, tied)
+    position = tf.tensor_scatter_nd_update(position, tied, tf.argmin(
+        tf.where(tf.equal(tied_scores, tf.gather_nd(best, tied)[:, tf.newaxis]),
+                 chosen_slots[tf.newaxis, :], k), axis=1,
+        output_type=tf.int32))
+    # Only NaN scores (NaN points) beat nothing: they take the first center.
+    found = tf.where(tf.math.is_nan(best), 0,
+                     tf.gather(chosen_slots, position))
     # The old center is in `scores` when its group is in the union; if not,
     # it is compared by its own score.
     old_in = tf.gather(union, old_group) & ~first
     keep_old = ~first & ~old_in & (
         (old_score < best) | ((old_score == best) & (old < found)))
     index = tf.where(keep_old, old, found)
-    # Each group's nearest center other than the new one.
-    masked = tf.where(
-        ~keep_old[:, tf.newaxis] & tf.equal(
-            tf.range(tf.shape(selected)[0])[tf.newaxis, :],
-            position[:, tf.newaxis]), infinity, scores)
-    group_min = tf.transpose(tf.math.unsorted_segment_min(
-        tf.transpose(masked), tf.gather(groups, selected), t))
-    bounds = tf.where(union[tf.newaxis, :],
-                      distance_of(group_min, norms[:, tf.newaxis]), chunk_lower)
+    # Each group's nearest center other than the new one: in the new one's
+    # group, the smallest score of its other slots.
+    home = position % u
+    runner_up = tf.reduce_min(tf.where(
+        tf.equal(tf.range(width)[tf.newaxis, :], (position // u)[:, tf.newaxis]),
+        infinity, tf.gather(by_group, home, axis=2, batch_dims=1)), axis=1)
+    group_min = tf.where(
+        ~keep_old[:, tf.newaxis] & tf.equal(tf.range(u)[tf.newaxis, :],
+                                            home[:, tf.newaxis]),
+        runner_up[:, tf.newaxis], group_best)
+    # Each group's column among the selected (u: not selected).
+    column = tf.tensor_scatter_nd_update(tf.fill([t], u),
+                                         selected[:, tf.newaxis], tf.range(u))
+    found_bounds = tf.gather(
+        tf.concat([distance_of(group_min, norms[:, tf.newaxis]),
+                   tf.zeros([m, 1], dtype)], axis=1), column, axis=1)
+    bounds = tf.where(union[tf.newaxis, :], found_bounds, chunk_lower)
     # The old center's group, when not in the union, now holds the old
     # center, at exactly `upper`.
     left = ~first & ~old_in & ~keep_old
@@ -287,11 +388,10 @@ def _chunk_step(points, centers, lower, offsets, groups, sizes, point_norms,
     return index, bounds
 
   # No group needed by any point of the chunk: all keep their centers.
-  index, bounds = tf.cond(tf.size(selected) > 0, compare,
-                          lambda: (old, chunk_lower))
+  index, bounds = tf.cond(u > 0, compare, lambda: (old, chunk_lower))
 
-  computed = (tf.cast(tf.shape(rows)[0], tf.int64) *
-              tf.cast(tf.shape(selected)[0], tf.int64))
+  computed = (tf.cast(m, tf.int64) * tf.cast(
+      tf.reduce_sum(tf.gather(sizes, selected)), tf.int64))
   return (index, bounds + offsets, tf.reduce_min(bounds, axis=1), computed)
 
 
@@ -322,7 +422,7 @@ def yinyang_statistics(points, centers, state, chunk_elements, weights=None):
       state.global_lower)
   t = tf.shape(lower)[1]
   groups = state.groups
-  sizes = tf.math.unsorted_segment_sum(tf.ones_like(groups), groups, t)
+  layout = _layout(centers, groups, t)
   eps = _eps(dtype)
   largest_center = tf.reduce_max(distances_lib.squared_norms(centers))
 
@@ -366,7 +466,7 @@ def yinyang_statistics(points, centers, state, chunk_elements, weights=None):
   rows, old, exact, old_score = (tf.gather(values, order) for values
                                  in (rows, old, exact, old_score))
   num_rows = tf.shape(rows)[0]
-  chunk = distances_lib.chunk_rows(k, chunk_elements)
+  chunk = distances_lib.chunk_rows(tf.size(layout[0]), chunk_elements)
   num_chunks = (num_rows + chunk - 1) // chunk
   new_index = tf.TensorArray(tf.int32, size=num_chunks, infer_shape=False,
                              element_shape=tf.TensorShape([None]))
@@ -379,7 +479,7 @@ def yinyang_statistics(points, centers, state, chunk_elements, weights=None):
   def body(i, new_index, new_lower, new_global, computed):
     part = slice(i * chunk, (i + 1) * chunk)
     index, bounds, nearest, count = _chunk_step(
-        points, centers, lower, state.offsets, groups, sizes,
+        points, layout, lower, state.offsets, groups,
         state.point_norms, rows[part], old[part], exact[part],
         old_score[part], distance_of)
     return (i + 1, new_index.write(i, index),
