@@ -338,13 +338,23 @@ def _chunk_step(points, layout, lower, offsets, groups, point_norms, rows,
     scores = tf.nn.bias_add(
         tf.matmul(tf.gather(points, rows), -2.0 * chosen, transpose_b=True),
         tf.reshape(tf.transpose(tf.gather(slot_norms, selected)), [-1]))
-    position = tf.argmin(scores, axis=1, output_type=tf.int32)
-    best = tf.gather(scores, position, axis=1, batch_dims=1)
     by_group = tf.reshape(scores, [m, width, u])
     group_best = tf.reduce_min(by_group, axis=1)
-    # The first column at the minimum is the lowest index of its group (a
-    # group's slots are in increasing index); when two groups reach the
-    # minimum (rare), the lowest index among all the columns there.
+    best = tf.reduce_min(group_best, axis=1)
+
+    def group_scores(group):
+      """(m, s): the scores of each point's slots in its `group` (m,)."""
+      return tf.gather(tf.reshape(scores, [-1]), (
+          tf.range(m)[:, tf.newaxis] * (width * u) +
+          tf.range(width)[tf.newaxis, :] * u + group[:, tf.newaxis]))
+
+    # The first group at the minimum, and in it the first slot, the lowest
+    # index of the group (a group's slots are in increasing index); when
+    # two groups reach the minimum (rare), the lowest index among all the
+    # columns there.
+    first_group = tf.argmin(group_best, axis=1, output_type=tf.int32)
+    position = tf.argmin(group_scores(first_group), axis=1,
+                         output_type=tf.int32) * u + first_group
     tied = tf.where(tf.reduce_sum(tf.cast(
         tf.equal(group_best, best[:, tf.newaxis]), tf.int32), axis=1) > 1)
     tied_scores = tf.gather_nd(scores, tied)
@@ -366,7 +376,7 @@ def _chunk_step(points, layout, lower, offsets, groups, point_norms, rows,
     home = position % u
     runner_up = tf.reduce_min(tf.where(
         tf.equal(tf.range(width)[tf.newaxis, :], (position // u)[:, tf.newaxis]),
-        infinity, tf.gather(by_group, home, axis=2, batch_dims=1)), axis=1)
+        infinity, group_scores(home)), axis=1)
     group_min = tf.where(
         ~keep_old[:, tf.newaxis] & tf.equal(tf.range(u)[tf.newaxis, :],
                                             home[:, tf.newaxis]),

@@ -286,3 +286,73 @@ def test_an_empty_group_never_hides_a_point_from_the_filters():
     np.testing.assert_array_equal(state.statistics.assignments.numpy(), index)
     np.testing.assert_allclose(centers.numpy(), new, rtol=1e-12, atol=1e-10)
     assert np.all(np.isinf(state.lower.numpy()[:, 2]))
+
+
+# ---------------------------------------------------------------- layout
+@pytest.mark.parametrize('k', [1, 7, 25, 60, 123])
+def test_groups_have_equal_sizes(k):
+  rng = np.random.default_rng(k)
+  centers = rng.normal(0, 10, size=(k, 3))
+  groups = yinyang.group_centers(tf.constant(centers)).numpy()
+  t = yinyang.num_groups(k)
+  sizes = np.bincount(groups, minlength=t)
+  assert len(sizes) == t and sizes.sum() == k
+  assert sizes.max() - sizes.min() <= 1
+  np.testing.assert_array_equal(sizes, yinyang.group_sizes(k).numpy())
+
+
+def test_layout_maps_every_slot_back_to_its_center():
+  # Unequal groups (sizes 6, 0, 3, 4 in shuffled index order): every center
+  # fills one slot of its group's row, in increasing index; the padding
+  # slots name no center (index k) and score +inf.
+  rng = np.random.default_rng(3)
+  groups = np.array([0] * 6 + [2] * 3 + [3] * 4, np.int32)
+  rng.shuffle(groups)
+  centers = rng.normal(size=(13, 4))
+  slots, slot_centers, slot_norms, sizes = (
+      v.numpy() for v in yinyang._layout(tf.constant(centers),
+                                         tf.constant(groups), 4))
+  np.testing.assert_array_equal(sizes, [6, 0, 3, 4])
+  assert slots.shape == (4, 6)
+  real = slots < 13
+  np.testing.assert_array_equal(np.sort(slots[real]), np.arange(13))
+  for g in range(4):
+    row = slots[g][real[g]]
+    np.testing.assert_array_equal(row, np.flatnonzero(groups == g))
+  np.testing.assert_array_equal(slot_centers[real], centers[slots[real]])
+  np.testing.assert_allclose(slot_norms[real],
+                             (centers[slots[real]] ** 2).sum(1))
+  assert np.all(np.isinf(slot_norms[~real]))
+  np.testing.assert_array_equal(slot_centers[~real], 0.0)
+
+
+def test_padding_slots_never_win():
+  # k = 25: groups of 13 and 12, one padding slot, a center at the origin
+  # in the layout. The points sit at the origin, far from every center.
+  rng = np.random.default_rng(15)
+  points = rng.normal(0, 0.5, size=(400, 3))
+  initial = rng.uniform(50, 100, size=(25, 3)) * rng.choice([-1, 1], (25, 3))
+  history = check_equals_numpy_lloyd(points, initial, 4)
+  for assignments, *_ in history:
+    assert assignments.min() >= 0 and assignments.max() < 25
+
+
+def test_ties_across_groups_go_to_the_lower_index():
+  # 20 centers on a grid (2 groups), in shuffled index order; integer grid
+  # points are often exactly as far from centers of both groups.
+  rng = np.random.default_rng(16)
+  grid = np.stack(np.meshgrid(np.arange(20.0), np.arange(16.0)), -1).reshape(
+      -1, 2)
+  points = np.concatenate([grid, grid[::5]])
+  initial = np.stack(np.meshgrid(2.0 + 4 * np.arange(5),
+                                 2.0 + 4 * np.arange(4)), -1).reshape(-1, 2)
+  initial = initial[rng.permutation(20)]
+  distances = oracles.distances(points, initial)
+  groups = yinyang.group_centers(tf.constant(initial)).numpy()
+  first, second = np.argsort(distances, axis=1, kind='stable')[:, :2].T
+  rows = np.arange(len(points))
+  tied = distances[rows, first] == distances[rows, second]
+  # Some tie's lower index is in the later group.
+  assert np.sum(tied & (groups[first] > groups[second])) > 0
+  history = check_equals_numpy_lloyd(points, initial, 4)
+  np.testing.assert_array_equal(history[0][0], distances.argmin(1))
