@@ -19,9 +19,9 @@ Three filters prove, without computing it, that a distance cannot win:
 2. group: a group with u(x) < l(x, g) holds no nearer center, and is
    skipped; the others are compared with the point;
 3. local: within a group that is not skipped, the paper skips the centers
-   whose own bound fails. Here a group's distances come from one matrix
-   product of the points that need the group with its centers, so the
-   local filter would save no work; it is the group's product that is
+   whose own bound fails. Here a chunk of points is compared with the
+   union of the groups its points need, in one matrix product, so the
+   local filter would save no work; it is a group's columns that are
    skipped or not.
 
 The filters use strict inequalities, so a center at exactly the distance
@@ -38,13 +38,17 @@ together is what makes a whole group far from most points, so the group
 filter skips it; blocks of consecutive indices would put far and near
 centers in one group (the initial centers' indices carry no geometry:
 k-means++ draws them in an arbitrary order) and fail the filter more. The
-groups only decide which work is skipped, never the result, so a state
-made again (a resumed run) gives the same centers, bit for bit (the sums
-are carried exactly, `carried`).
+groups are then made equal in size (each group in turn takes the centers
+nearest its mean), so that a step lays the centers out as a (t, s) block,
+padded when t does not divide k (`_layout`): a group's minimum over a
+chunk's scores is a reduction over one axis, and the padding never wins.
+The groups only decide which work is skipped, never the result, so a
+state made again (a resumed run) gives the same centers, bit for bit (the
+sums are carried exactly, `carried`).
 
 Memory: the per-point bounds are O(n t); distances are computed a chunk of
-points against one group at a time (at most `chunk_elements` at once), the
-grouping of the centers a chunk of centers at a time.
+points against the groups it needs (at most `chunk_elements` at once),
+the grouping of the centers a chunk of centers at a time.
 
 Like Hamerly's, the bounds need the same points in the same order at every
 step (data in memory). Squared Euclidean distance only, full batch, with or
