@@ -125,10 +125,11 @@ def group_centers(centers, chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
   deterministic, no seed), then `GROUPING_ITERATIONS` Lloyd iterations; a
   group that loses all its centers keeps its mean. Then the groups are
   made equal in size, `group_sizes(k)`: group 0 takes the centers
-  nearest its mean, group 1 the nearest of those left, and so on. Equal
-  sizes let a step lay the groups out as a (t, s) block of centers, so
-  that a group's minimum is a reduction over the last axis (see
-  `_layout`).
+  nearest its mean, group 1 the nearest of those left, and so on (ties
+  to the lower index; a center with NaN coordinates counts as the
+  farthest). Equal sizes let a step lay the groups out as a (t, s) block
+  of centers with little padding, so that a group's minimum is a
+  reduction over one axis (see `_layout`).
 
   Args:
     centers: float Tensor (k, d).
