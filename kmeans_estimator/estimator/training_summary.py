@@ -16,7 +16,6 @@ import dataclasses
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
 
 from kmeans_estimator.io import summaries
 
@@ -42,6 +41,8 @@ HISTOGRAM_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(
         plugin_name='histograms'),
     data_class=summary_pb2.DATA_CLASS_TENSOR)
+_SCALAR_METADATA_BYTES = SCALAR_METADATA.SerializeToString()
+_HISTOGRAM_METADATA_BYTES = HISTOGRAM_METADATA.SerializeToString()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,14 +111,13 @@ def write(writer, summary):
                    relocated_clusters=summary.relocated_clusters,
                    relocated_total=summary.relocated_total)
   step = summary.global_step
-  with writer.as_default():
-    for name, value in scalars.items():
-      tf.summary.write(TAG_PREFIX + name, tf.constant(value, tf.float32),
-                       step=step, metadata=SCALAR_METADATA)
-    if summary.cluster_sizes is not None:
-      tf.summary.write(CLUSTER_SIZES_TAG,
-                       tf.constant(cluster_size_buckets(summary.cluster_sizes)),
-                       step=step, metadata=HISTOGRAM_METADATA)
+  records = [(TAG_PREFIX + name, step, np.float32(value),
+              _SCALAR_METADATA_BYTES) for name, value in scalars.items()]
+  if summary.cluster_sizes is not None:
+    records.append((CLUSTER_SIZES_TAG, step,
+                    cluster_size_buckets(summary.cluster_sizes),
+                    _HISTOGRAM_METADATA_BYTES))
+  summaries.write_records(writer, records)
   writer.flush()
 
 

@@ -9,14 +9,17 @@ scalars plugin expects.
 
 import uuid
 
+import numpy as np
 import tensorflow as tf
 
 from tensorflow.core.framework import summary_pb2  # pylint: disable=g-bad-import-order
+from tensorflow.python.ops import gen_summary_ops  # pylint: disable=g-bad-import-order
 
 # What TensorBoard's scalars plugin expects on a scalar summary.
 SCALAR_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars'),
     data_class=summary_pb2.DATA_CLASS_SCALAR)
+_SCALAR_METADATA_BYTES = SCALAR_METADATA.SerializeToString()
 
 
 def create_file_writer(model_dir):
@@ -48,16 +51,36 @@ def write_step_scalars(writer, summaries):
   if not summaries:
     return
   writer = writer()
-  with writer.as_default():
-    for step, loss, empty, relocated in summaries:
-      # tf.summary.scalar lives in the optional tensorboard package; this
-      # writes the same record with TensorFlow alone.
-      tf.summary.write('loss', tf.constant(loss, tf.float32), step=step,
-                       metadata=SCALAR_METADATA)
-      tf.summary.write('empty_clusters', tf.constant(empty, tf.float32),
-                       step=step, metadata=SCALAR_METADATA)
-      if relocated is not None:
-        tf.summary.write('relocated_clusters',
-                         tf.constant(relocated, tf.float32), step=step,
-                         metadata=SCALAR_METADATA)
+  records = []
+  for step, loss, empty, relocated in summaries:
+    records.append(('loss', step, np.float32(loss), _SCALAR_METADATA_BYTES))
+    records.append(('empty_clusters', step, np.float32(empty),
+                    _SCALAR_METADATA_BYTES))
+    if relocated is not None:
+      records.append(('relocated_clusters', step, np.float32(relocated),
+                      _SCALAR_METADATA_BYTES))
+  write_records(writer, records)
   writer.flush()
+
+
+def write_records(writer, records):
+  """Writes (tag, step, value, serialized metadata) records with `writer`.
+
+  The records `tf.summary.write` would write, in order, and like it only
+  when `tf.summary.record_if` allows; one check for them all and no
+  per-record Python wrapping (the values are converted by the caller:
+  `tf.summary.scalar` lives in the optional tensorboard package, and this
+  writes the same records with TensorFlow alone).
+
+  Args:
+    writer: a `tf.summary` writer.
+    records: list of (tag, int step, numpy value, bytes metadata).
+  """
+  with writer.as_default():
+    if not bool(tf.summary.should_record_summaries()):
+      return
+  resource = writer._resource  # pylint: disable=protected-access
+  with tf.device('cpu:0'):
+    for tag, step, value, metadata in records:
+      gen_summary_ops.write_summary(resource, np.int64(step), value, tag,
+                                    metadata)

@@ -232,3 +232,50 @@ def test_a_new_estimator_finds_the_last_summary_in_model_dir(tmp_path):
   assert found['training_summary/steps'][3][0] == 3
   assert found['training_summary/loss'][3][0] == pytest.approx(
       first.training_summary.loss)
+
+
+def summary_values(model_dir):
+  """[(step, serialized Summary.Value)] of model_dir's event files, in
+  the order they were written."""
+  found = []
+  for path in sorted(glob.glob(f'{model_dir}/events.out.tfevents*')):
+    for record in tf.data.TFRecordDataset(path):
+      event = event_pb2.Event.FromString(record.numpy())
+      found += [(event.step, value.SerializeToString())
+                for value in event.summary.value]
+  return found
+
+
+def test_records_are_those_tf_summary_write_writes(tmp_path):
+  points = data(10)
+  kmeans = full_batch(tmp_path / 'ours', empty_cluster='farthest_point',
+                      config=RunConfig(save_summary_steps=1))
+  kmeans.train(lambda: points, steps=3)
+  # The same records through the public `tf.summary.write`, one by one.
+  found = summary_values(tmp_path / 'ours')
+  reference = tmp_path / 'reference'
+  writer = tf.summary.create_file_writer(str(reference))
+  with writer.as_default():
+    for step, serialized in found:
+      value = tf.compat.v1.Summary.Value.FromString(serialized)
+      tf.summary.write(value.tag, tf.make_ndarray(value.tensor), step=step,
+                       metadata=value.metadata)
+  writer.flush()
+  assert summary_values(reference) == found
+  tags = [tf.compat.v1.Summary.Value.FromString(serialized).tag
+          for _, serialized in found]
+  assert tags[:3] == ['loss', 'empty_clusters', 'relocated_clusters']
+  assert tags[-7:] == [
+      'training_summary/steps', 'training_summary/converged',
+      'training_summary/loss', 'training_summary/empty_clusters',
+      'training_summary/relocated_clusters',
+      'training_summary/relocated_total', 'training_summary/cluster_sizes']
+
+
+def test_record_if_false_writes_no_summary(tmp_path):
+  points = data(11)
+  kmeans = full_batch(tmp_path, config=RunConfig(save_summary_steps=1))
+  with tf.summary.record_if(False):
+    kmeans.train(lambda: points, steps=2)
+  assert kmeans.training_summary.steps == 2
+  assert not summary_values(tmp_path)
