@@ -209,6 +209,7 @@ _OPTION_SETS = [
 ]
 
 
+@pytest.mark.slow
 def test_shared_traces_give_the_centers_of_a_fresh_process_bit_for_bit(
     tmp_path):
   points = np.random.default_rng(5).normal(size=(120, 3)).astype(np.float32)

@@ -112,6 +112,7 @@ def test_a_second_trainer_is_refused_and_the_first_finishes(
   assert tf.train.load_variable(str(model_dir), 'global_step') == 6
 
 
+@pytest.mark.slow
 def test_a_killed_trainer_does_not_leave_the_lock_stuck(server, tmp_path):
   model_dir, release = tmp_path / 'model', tmp_path / 'never'
   pid = server.start('train', model_dir=str(model_dir), k=_K, n=200,

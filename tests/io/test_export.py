@@ -157,8 +157,13 @@ def exports(tmp_path_factory):
   jobs = {name: {'export_dir': case['export_dir'].decode(),
                  'inputs': case['inputs']} for name, case in cases.items()}
   (root / 'jobs.json').write_text(json.dumps(jobs))
-  served = run_fresh_python(_SERVE_SCRIPT, str(root / 'jobs.json'))
-  return dict(cases=cases, served=served, points=new_points, root=root)
+  return dict(cases=cases, points=new_points, root=root)
+
+
+@pytest.fixture(scope='module')
+def fresh_served(exports):
+  """What a new interpreter serves from each of the exports."""
+  return run_fresh_python(_SERVE_SCRIPT, str(exports['root'] / 'jobs.json'))
 
 
 CASES = ('squared_euclidean_full', 'squared_euclidean_mini', 'cosine_full',
@@ -166,13 +171,14 @@ CASES = ('squared_euclidean_full', 'squared_euclidean_mini', 'cosine_full',
 
 
 @pytest.mark.slow
-def test_the_serving_process_never_imports_the_library(exports):
-  assert exports['served']['imported'] == []
+def test_the_serving_process_never_imports_the_library(fresh_served):
+  assert fresh_served['imported'] == []
 
 
 @pytest.mark.parametrize('case', CASES)
-def test_fresh_process_serves_what_predict_gives(exports, case):
-  served = exports['served'][case]
+@pytest.mark.slow
+def test_fresh_process_serves_what_predict_gives(exports, fresh_served, case):
+  served = fresh_served[case]
   want = exports['cases'][case]['expected']
   assert sorted(s for s in served if s != 'metadata') == sorted(SIGNATURES)
   for signature in SIGNATURES:
@@ -187,9 +193,10 @@ def test_fresh_process_serves_what_predict_gives(exports, case):
 
 
 @pytest.mark.parametrize('case', CASES)
-def test_export_carries_centers_and_metadata(exports, case):
+@pytest.mark.slow
+def test_export_carries_centers_and_metadata(exports, fresh_served, case):
   kmeans = exports['cases'][case]['kmeans']
-  metadata = exports['served'][case]['metadata']
+  metadata = fresh_served[case]['metadata']
   assert metadata['distance_metric'] == kmeans.distance_metric
   assert metadata['num_clusters'] == 4
   assert metadata['num_features'] == 3
