@@ -3,12 +3,35 @@
 import logging as std_logging
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl import flags
 
 from kmeans_estimator import SessionRunArgs
 from kmeans_estimator import SessionRunHook
 from kmeans_estimator.cli import app as cli
+
+
+def fast_first(keep, cases):
+  """The parametrize `cases`, the first `keep` of them fast and the others slow.
+
+  A sweep keeps a representative few cases in the inner loop
+  (`pytest -m 'not slow'`) and runs every case in the whole suite. A case is
+  a value (one argument), a tuple of values (several arguments) or a
+  `pytest.param`, whose marks and id are kept.
+  """
+  marked = []
+  for index, case in enumerate(cases):
+    if index < keep:
+      marked.append(case)
+    elif isinstance(case, type(pytest.param(None))):
+      marked.append(pytest.param(*case.values, id=case.id,
+                                 marks=(*case.marks, pytest.mark.slow)))
+    elif isinstance(case, tuple):
+      marked.append(pytest.param(*case, marks=pytest.mark.slow))
+    else:
+      marked.append(pytest.param(case, marks=pytest.mark.slow))
+  return marked
 
 
 class LossRecorder(SessionRunHook):

@@ -29,6 +29,7 @@ from kmeans_estimator import distribute
 
 import oracles
 from helpers import LossRecorder
+from helpers import fast_first
 
 _WORKER = pathlib.Path(__file__).parent / '_distributed_worker.py'
 
@@ -57,8 +58,8 @@ def train(model_dir, input_fn, metric, mini_batch, strategy, steps, initial):
 
 
 @pytest.mark.parametrize('metric', oracles.METRICS)
-@pytest.mark.parametrize('mini_batch', [False, True])
-@pytest.mark.parametrize('whole', [True, False])
+@pytest.mark.parametrize('mini_batch', fast_first(1, [False, True]))
+@pytest.mark.parametrize('whole', fast_first(1, [True, False]))
 def test_mirrored_equals_one_device(tmp_path, mirrored, metric, mini_batch,
                                     whole):
   points = blobs()
@@ -94,7 +95,8 @@ def test_mirrored_equals_one_device(tmp_path, mirrored, metric, mini_batch,
                                   single.get_variable_value('Variable'))
 
 
-@pytest.mark.parametrize('init', ['random', 'kmeans_plus_plus', 'kmc2'])
+@pytest.mark.parametrize('init', fast_first(1, ['random', 'kmeans_plus_plus',
+                                             'kmc2']))
 def test_seeded_initialisation_is_the_one_process_choice(tmp_path, mirrored,
                                                          init):
   # The first replica initialises from the first batch, as one process
@@ -209,7 +211,7 @@ def test_core_inside_a_users_strategy_scope(mirrored):
                                rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize('whole', [True, False])
+@pytest.mark.parametrize('whole', fast_first(1, [True, False]))
 def test_eval_distribute_equals_one_process(tmp_path, mirrored, whole):
   points = blobs(seed=5)
   kmeans, _ = train(tmp_path, lambda: points, oracles.COSINE, False, None, 2,

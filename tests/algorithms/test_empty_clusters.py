@@ -19,6 +19,7 @@ from kmeans_estimator import RunConfig
 from kmeans_estimator.ops import updates
 
 import oracles
+from helpers import fast_first
 
 
 def blobs(seed, n=120, d=3, num_blobs=3):
@@ -87,7 +88,7 @@ def _numpy_steps(points, init, steps, metric):
 
 
 @pytest.mark.parametrize('form', ['tensor', 'batches'])
-@pytest.mark.parametrize('dtype', oracles.DTYPES)
+@pytest.mark.parametrize('dtype', fast_first(1, oracles.DTYPES))
 @pytest.mark.parametrize('metric', oracles.METRICS)
 def test_steps_equal_the_numpy_oracle(metric, dtype, form):
   # Five empty clusters at first: more than scikit-learn's argpartition
@@ -309,8 +310,8 @@ def test_constants_are_mirrored_on_both_classes():
     assert cls.FARTHEST_POINT == 'farthest_point'
 
 
-@pytest.mark.parametrize('mode', ['tensor', 'batches', 'hamerly',
-                                  'mini_batch'])
+@pytest.mark.parametrize('mode', fast_first(2, ['tensor', 'batches',
+                                              'hamerly', 'mini_batch']))
 def test_estimator_trains_like_the_oracle_and_logs_the_counts(
     tmp_path, caplog, mode):
   points = blobs(11, n=200).astype(np.float32)

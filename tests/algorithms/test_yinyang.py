@@ -18,6 +18,7 @@ from kmeans_estimator import algorithms
 from kmeans_estimator.algorithms import yinyang
 
 import oracles
+from helpers import fast_first
 
 
 def blobs(seed, n=600, d=5, k=6, width=8.0):
@@ -74,7 +75,7 @@ def check_equals_numpy_lloyd(points, initial, steps, weights=None,
   return history
 
 
-@pytest.mark.parametrize('seed', range(4))
+@pytest.mark.parametrize('seed', fast_first(1, range(4)))
 @pytest.mark.parametrize('k', [1, 2, 7, 25, 60])
 def test_yinyang_steps_equal_numpy_lloyd(seed, k):
   points = blobs(seed, k=max(k, 3))
@@ -145,7 +146,7 @@ def test_cluster_that_goes_empty_keeps_its_center():
     assert int(stats['empty_clusters']) >= 1
 
 
-@pytest.mark.parametrize('seed', range(3))
+@pytest.mark.parametrize('seed', fast_first(1, range(3)))
 def test_yinyang_equals_the_library_lloyd_step_in_float32(seed):
   points = blobs(seed, n=2000, d=8, k=40, width=5.0).astype(np.float32)
   initial = points[:40]

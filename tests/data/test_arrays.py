@@ -19,6 +19,7 @@ from kmeans_estimator.data import arrays
 from kmeans_estimator import KMeansClustering
 
 import oracles
+from helpers import fast_first
 
 _K = 4
 _D = 3
@@ -197,7 +198,8 @@ def test_non_finite_tensor_input_is_a_value_error(trained, reader):
                                     oracles.COSINE])
 @pytest.mark.parametrize('weighted', [False, True])
 @pytest.mark.parametrize('row', [0, 9_000, 19_999])
-@pytest.mark.parametrize('value', [np.nan, np.inf, -np.inf, 'nan_row'])
+@pytest.mark.parametrize('value', fast_first(1, [np.nan, np.inf, -np.inf,
+                                                'nan_row']))
 def test_streamed_full_batch_training_on_non_finite_points_is_a_value_error(
     tmp_path, metric, weighted, row, value):
   # Under squared Euclidean distance full-batch steps over a dataset read

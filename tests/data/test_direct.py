@@ -14,6 +14,7 @@ from sklearn.cluster import KMeans as SklearnKMeans
 from kmeans_estimator import KMeansClustering
 
 import oracles
+from helpers import fast_first
 
 
 def _blobs(seed, n=90, d=3, k=4):
@@ -126,7 +127,7 @@ def test_mini_batch_with_steps_cycles_through_the_data(tmp_path):
                              rtol=1e-4)
 
 
-@pytest.mark.parametrize('form', sorted(_WHOLE_FORMS))
+@pytest.mark.parametrize('form', fast_first(2, sorted(_WHOLE_FORMS)))
 def test_mini_batch_resume_continues_at_the_batch_where_it_stopped(
     form, tmp_path):
   # 90 rows in batches of 25: 4 per pass; 7 steps stop inside the 2nd pass.
@@ -165,7 +166,7 @@ def test_mini_batch_resume_with_several_steps_per_iteration_equals_one_run(
                                 straight.cluster_centers())
 
 
-@pytest.mark.parametrize('weighted', [False, True])
+@pytest.mark.parametrize('weighted', fast_first(1, [False, True]))
 def test_mini_batch_kmeans_parallel_with_steps_over_sliced_data_initialises_from_one_pass(
     weighted, tmp_path):
   # With steps the slices cycle without end; kmeans_parallel still takes

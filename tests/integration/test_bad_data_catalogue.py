@@ -206,6 +206,20 @@ CELLS = [(entry, case) for case in CASES for entry in ENTRY_POINTS
          if (entry, case) not in _NOT_APPLICABLE]
 
 
+def _fast_and_slow(cells):
+  """`cells` as parametrize cases: the first to try a case or an entry point
+  is fast, every other one is slow (`-m 'not slow'` leaves it out)."""
+  tried = set()
+  marked = []
+  for entry, case in cells:
+    if entry in tried and case in tried:
+      marked.append(pytest.param(entry, case, marks=pytest.mark.slow))
+    else:
+      marked.append((entry, case))
+    tried.update((entry, case))
+  return marked
+
+
 def _kind(entry):
   if entry in CLI:
     return 'cli'
@@ -330,7 +344,7 @@ class _CliError(Exception):
 
 
 # ------------------------------------------------------- the catalogue
-@pytest.mark.parametrize('entry,case', CELLS)
+@pytest.mark.parametrize('entry,case', _fast_and_slow(CELLS))
 def test_catalogue(entry, case, models, tmp_path, capsys):
   expected = _expected_error(entry, case)
   spec = CASES[case]

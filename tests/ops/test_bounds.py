@@ -15,6 +15,7 @@ from kmeans_estimator.ops import carried
 from kmeans_estimator.ops import distances
 
 import oracles
+from helpers import fast_first
 
 
 def blobs(seed, n=600, d=5, k=6, width=2.0):
@@ -37,7 +38,7 @@ def run_hamerly(points, initial, steps, chunk_elements=1 << 18):
   return core.clusters.numpy(), losses, recomputed, state
 
 
-@pytest.mark.parametrize('seed', range(5))
+@pytest.mark.parametrize('seed', fast_first(1, range(5)))
 @pytest.mark.parametrize('chunk_elements', [7, 1 << 18])
 def test_hamerly_steps_equal_numpy_lloyd(seed, chunk_elements):
   points = blobs(seed)

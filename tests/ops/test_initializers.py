@@ -17,6 +17,8 @@ from kmeans_estimator.ops import initializers
 from kmeans_estimator import model as kmeans
 from kmeans_estimator.ops import numerics
 
+from helpers import fast_first
+
 SQ = 'squared_euclidean'
 COS = 'cosine'
 METHODS = ('random', 'kmeans_plus_plus', 'kmc2')
@@ -369,11 +371,11 @@ def sklearn_float_precision_data():
                                 cluster_std=1.0, random_state=42)[0]
 
 
-@pytest.mark.parametrize('method, weighted', [
+@pytest.mark.parametrize('method, weighted', fast_first(2, [
     (method, weighted)
     for method in METHODS + ('kmeans_parallel', 'streamed_parallel')
     for weighted in (False, True)
-    if not (weighted and method == 'kmc2')])  # kmc2 takes no weights.
+    if not (weighted and method == 'kmc2')]))  # kmc2 takes no weights.
 def test_float32_and_float64_draw_the_same_points_on_sklearn_precision_data(
     method, weighted):
   # The rounding of float32 distances moves no draw here (a draw could move
