@@ -200,21 +200,28 @@ def test_streaming_equals_in_memory_and_exact_lloyd(tmp_path):
   assert 'The streamed and in-memory centers are equal' in out
 
 
-def test_serve_exports_and_a_fresh_process_serves_every_signature(tmp_path):
+def test_serve_checks_every_signature_of_the_saved_model_against_numpy(
+    tmp_path):
   output = _run_example('serve.py', tmp_path,
                         f'--export_dir_base={tmp_path / "exports"}',
-                        '--num_points=120')
+                        '--num_points=120', '--top_k=2')
   exports = [p for p in (tmp_path / 'exports').iterdir() if p.is_dir()]
   assert len(exports) == 1 and exports[0].name.isdigit()
   assert f'Exported to {exports[0]}' in output
-  assert ('Signatures: all_distances, cluster_centers, cluster_index, '
-          'serving_default, transform') in output
+  # The signatures are the SavedModel's own, listed here without the example.
+  served = tf.saved_model.load(str(exports[0]))
+  signatures = sorted(served.signatures)
+  assert signatures == ['all_distances', 'cluster_centers', 'cluster_index',
+                        'serving_default', 'top_k', 'transform']
+  assert f'Signatures: {", ".join(signatures)}' in output
   assert 'Metadata: distance_metric=squared_euclidean, k=4, d=2, ' \
       'global_step=10' in output
   checks = re.findall(r'^(OK  |FAIL) (.+)$', output, re.MULTILINE)
-  assert len(checks) == 5 and all(status == 'OK  ' for status, _ in checks)
+  assert all(status == 'OK  ' for status, _ in checks), checks
+  checked = [what.split(' ')[0] for _, what in checks[1:]]
+  assert checks[0][1] == 'serving process imported only TensorFlow'
+  assert checked == signatures
   # The printed assignments are the nearest exported centers (numpy).
-  served = tf.saved_model.load(str(exports[0]))
   queries = np.load(tmp_path / 'exports' / 'queries.npy')
   printed = re.search(r'^serving_default: \[(.*)\]$', output, re.MULTILINE)
   want = oracles.distances(queries, served.clusters.numpy()).argmin(axis=1)
