@@ -78,6 +78,7 @@ def test_digits_prints_the_true_purity_of_its_clusters(tmp_path):
   cluster = pytest.importorskip('sklearn.cluster')
   pytest.importorskip('matplotlib')
   model_dir, png = tmp_path / 'model', tmp_path / 'centers.png'
+  # The default flags: the README quotes the purity they give.
   out = _run_example('digits.py', tmp_path, f'--model_dir={model_dir}',
                      f'--output={png}', '--dpi=50')
 
@@ -103,8 +104,9 @@ def test_digits_prints_the_true_purity_of_its_clusters(tmp_path):
   overall = float(re.search(r'^overall purity: ([\d.]+) \((\d+) of 1797',
                             out, re.MULTILINE).group(1))
   assert overall == pytest.approx(majority / len(labels), abs=5e-5)
-  # Known ground: k-means finds most digits (about 0.7-0.8 purity).
-  assert overall > 0.6
+  # Known ground: the best of 10 k-means++ restarts finds about four digits
+  # in five, the figure the docs quote.
+  assert overall == pytest.approx(0.79, abs=0.01)
   # Converged: scikit-learn's Lloyd started at these centers stays there.
   sklearn_kmeans = cluster.KMeans(10, init=centers.astype(np.float64),
                                   n_init=1, algorithm='lloyd').fit(points)
@@ -112,8 +114,8 @@ def test_digits_prints_the_true_purity_of_its_clusters(tmp_path):
                              atol=1e-4)
   inertia = float(re.search(r'inertia ([\d.]+)\.$', out, re.MULTILINE).group(1))
   assert inertia == pytest.approx(sklearn_kmeans.inertia_, rel=1e-5)
-  _check_png(png, 500, 200)
-  assert f'wrote {png} (500x200 pixels)' in out
+  _check_png(png, 400, 200)
+  assert f'wrote {png} (400x200 pixels)' in out
 
 
 def test_blobs_plot_draws_the_centers_it_found(tmp_path):
