@@ -1,11 +1,12 @@
-"""k-means on 2-D blobs, with the centers drawn over the points in a PNG.
+"""k-means on 2-D blobs, with the centers it finds and the true ones drawn.
 
 Points are drawn around `--num_clusters` random blob centers (a normal
-distribution of width 1 around each, centers uniform in [-10, 10]^2), then
-clustered by full-batch k-means with k-means++ initialisation. The script
-prints every center found with the size of its cluster and its distance to
-the nearest true blob center, and writes a scatter plot: points coloured by
-their cluster, found centers as black crosses, true centers as circles.
+distribution of width `--blob_width` around each, centers uniform in
+[-10, 10]^2), then clustered by full-batch k-means with k-means++
+initialisation. The script prints every center found with the size of its
+cluster and its distance to the nearest true blob center, and writes a
+scatter plot: points coloured by their cluster, the k-means centers as discs
+of their cluster's colour, the true blob centers as black crosses.
 
 Needs matplotlib (the `examples` extra):
 
@@ -19,14 +20,6 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from kmeans_estimator import KMeansClustering
-
-try:
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-except ImportError:
-  Figure = None
-
 _MODEL_DIR = flags.DEFINE_string(
     'model_dir', None,
     'Directory for the checkpoints; a fresh temporary directory if unset. An '
@@ -34,16 +27,18 @@ _MODEL_DIR = flags.DEFINE_string(
 _OUTPUT = flags.DEFINE_string('output', 'blobs.png',
                               'Where to write the PNG.')
 _DPI = flags.DEFINE_integer(
-    'dpi', 100, 'Resolution of the PNG: it is 6 x 6 inches, so 600 x 600 '
+    'dpi', 100, 'Resolution of the PNG: it is 8 x 6 inches, so 800 x 600 '
     'pixels at 100 dpi.')
 _POINTS_OUTPUT = flags.DEFINE_string(
     'points_output', None,
     'If set, also save the points, their true blob, their cluster and the '
     'centers to this .npz file (arrays points, blob, cluster_index, '
     'centers, true_centers).')
-_NUM_POINTS = flags.DEFINE_integer('num_points', 600, 'Number of points.')
+_NUM_POINTS = flags.DEFINE_integer('num_points', 1200, 'Number of points.')
 _NUM_CLUSTERS = flags.DEFINE_integer(
-    'num_clusters', 4, 'Number of blobs, and of clusters (at most 10).')
+    'num_clusters', 6, 'Number of blobs, and of clusters (at most 10).')
+_BLOB_WIDTH = flags.DEFINE_float(
+    'blob_width', 1.2, 'Standard deviation of each blob around its center.')
 _STEPS = flags.DEFINE_integer(
     'steps', 50, 'Most full-batch Lloyd steps; training stops earlier once '
     'the loss stops changing.')
@@ -51,15 +46,27 @@ _SEED = flags.DEFINE_integer('seed', 0,
                              'Seed of the data and of the initialisation.')
 
 # The figure's size in inches; the PNG is this times --dpi pixels.
-FIGURE_INCHES = (6, 6)
+FIGURE_INCHES = (8, 6)
+# What prints the usage and exits 0 (absl's own --help exits 1).
+HELP_ARGS = frozenset({'-h', '-?', '--help', '--helpshort', '--helpfull'})
 
 
-def make_blobs(num_points, num_blobs, seed):
+def parse_flags(argv):
+  """absl's flag parsing, except that the help flags print the usage to
+  stdout and exit 0 at once: nothing is imported or trained."""
+  if HELP_ARGS.intersection(argv[1:]):
+    app.usage(shorthelp='--helpfull' not in argv, writeto_stdout=True,
+              exitcode=0)
+  return app.parse_flags_with_usage(argv)
+
+
+def make_blobs(num_points, num_blobs, width, seed):
   """Gaussian blobs in the plane.
 
   Args:
     num_points: n.
     num_blobs: number of blobs.
+    width: standard deviation of each blob around its center.
     seed: seed of `np.random.default_rng`.
 
   Returns:
@@ -70,25 +77,53 @@ def make_blobs(num_points, num_blobs, seed):
   rng = np.random.default_rng(seed)
   true_centers = rng.uniform(-10, 10, (num_blobs, 2)).astype(np.float32)
   blob = rng.integers(num_blobs, size=num_points)
-  points = true_centers[blob] + rng.normal(size=(num_points, 2))
+  points = true_centers[blob] + width * rng.normal(size=(num_points, 2))
   return points.astype(np.float32), blob, true_centers
 
 
 def draw(points, cluster_index, centers, true_centers, title, path, dpi):
-  """Writes the scatter plot to a PNG; returns its (width, height) in pixels."""
+  """Writes the scatter plot to a PNG; returns its (width, height) in pixels.
+
+  Points and k-means centers take the colour of their cluster (matplotlib's
+  'tab10', so at most 10 clusters); the true centers are black crosses with
+  a white edge, drawn last so that they show on top of the discs.
+  """
+  # pylint: disable=g-import-not-at-top
+  from matplotlib import colormaps
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+  from matplotlib.lines import Line2D
+  # pylint: enable=g-import-not-at-top
+  colours = colormaps['tab10'].colors
   figure = Figure(figsize=FIGURE_INCHES, layout='constrained')
   FigureCanvasAgg(figure)
   axes = figure.add_subplot()
-  axes.scatter(points[:, 0], points[:, 1], c=cluster_index, cmap='tab10',
-               vmin=0, vmax=9, s=8, alpha=0.6)
-  axes.scatter(true_centers[:, 0], true_centers[:, 1], s=160,
-               facecolors='none', edgecolors='grey', linewidths=1.5,
-               label='true blob centers')
-  axes.scatter(centers[:, 0], centers[:, 1], marker='X', s=140, c='black',
-               edgecolors='white', linewidths=1, label='k-means centers')
+  axes.scatter(points[:, 0], points[:, 1],
+               c=[colours[i] for i in cluster_index], s=7, alpha=0.45,
+               linewidths=0)
+  axes.scatter(centers[:, 0], centers[:, 1], s=400,
+               c=[colours[i] for i in range(len(centers))],
+               edgecolors='black', linewidths=1.5, zorder=3)
+  axes.scatter(true_centers[:, 0], true_centers[:, 1], marker='X', s=120,
+               c='black', edgecolors='white', linewidths=1.2, zorder=4)
   axes.set_aspect('equal', adjustable='datalim')
-  axes.legend(loc='best', fontsize=8)
-  axes.set_title(title, fontsize=10)
+  axes.set_xlabel('feature 0')
+  axes.set_ylabel('feature 1')
+  figure.suptitle(title)
+  axes.grid(alpha=0.25)
+  legend = [
+      Line2D([], [], linestyle='', marker='o', markersize=4, color='grey',
+             alpha=0.6, label='points, coloured by cluster'),
+      Line2D([], [], linestyle='', marker='o', markersize=13,
+             markerfacecolor='lightgrey', markeredgecolor='black',
+             markeredgewidth=1.5, label='k-means centers (colour of '
+             'their cluster)'),
+      Line2D([], [], linestyle='', marker='X', markersize=11,
+             markerfacecolor='black', markeredgecolor='white',
+             markeredgewidth=1.2, label='true blob centers'),
+  ]
+  axes.legend(handles=legend, loc='best', framealpha=0.9, labelspacing=1.0,
+              borderpad=0.8)
   figure.savefig(path, dpi=dpi)
   return tuple(round(inches * dpi) for inches in FIGURE_INCHES)
 
@@ -96,14 +131,20 @@ def draw(points, cluster_index, centers, true_centers, title, path, dpi):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  if Figure is None:
+  try:
+    import matplotlib  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
     sys.exit("examples/blobs_plot.py needs matplotlib: pip install "
              "'kmeans_estimator[examples]'")
   k = _NUM_CLUSTERS.value
   if not 1 <= k <= 10:
     raise app.UsageError(f'--num_clusters must be in 1..10 (one colour each).'
                          f' Received: --num_clusters={k}')
-  points, blob, true_centers = make_blobs(_NUM_POINTS.value, k, _SEED.value)
+  # Imported here, after the flags, so that --help does not load TensorFlow.
+  from kmeans_estimator import KMeansClustering  # pylint: disable=g-import-not-at-top
+
+  points, blob, true_centers = make_blobs(_NUM_POINTS.value, k,
+                                          _BLOB_WIDTH.value, _SEED.value)
   kmeans = KMeansClustering(
       num_clusters=k, model_dir=_MODEL_DIR.value, use_mini_batch=False,
       initial_clusters=KMeansClustering.KMEANS_PLUS_PLUS_INIT,
@@ -133,12 +174,13 @@ def main(argv):
              cluster_index=cluster_index, centers=centers,
              true_centers=true_centers)
     print(f'wrote {_POINTS_OUTPUT.value}')
-  title = (f'k-means, k={k}, on {len(points)} points '
-           f'(inertia {metrics["inertia"]:.1f})')
+  title = (f'k-means++ then full-batch Lloyd: k={k}, {len(points)} points, '
+           f'{metrics["global_step"]} steps, inertia '
+           f'{metrics["inertia"]:.0f}')
   width, height = draw(points, cluster_index, centers, true_centers, title,
                        _OUTPUT.value, _DPI.value)
   print(f'wrote {_OUTPUT.value} ({width}x{height} pixels)')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -151,8 +151,8 @@ def test_blobs_plot_draws_the_centers_it_found(tmp_path):
     assert float(gap) == pytest.approx(gaps[:, j].min(), abs=5e-4)
   inertia = float(re.search(r'inertia ([\d.]+)\.$', out, re.MULTILINE).group(1))
   assert inertia == pytest.approx(oracles.inertia(points, centers), rel=1e-5)
-  _check_png(png, 240, 240)
-  assert f'wrote {png} (240x240 pixels)' in out
+  _check_png(png, 320, 240)
+  assert f'wrote {png} (320x240 pixels)' in out
 
 
 def _read_shards(data_dir):
