@@ -55,6 +55,17 @@ _TIMEOUT = flags.DEFINE_integer(
     'longer than the longest pause between two steps on any worker.')
 
 _K = 5
+# What prints the usage and exits 0 (absl's own --help exits 1).
+HELP_ARGS = frozenset({'-h', '-?', '--help', '--helpshort', '--helpfull'})
+
+
+def parse_flags(argv):
+  """absl's flag parsing, except that the help flags print the usage to
+  stdout and exit 0 at once: nothing is imported or trained."""
+  if HELP_ARGS.intersection(argv[1:]):
+    app.usage(shorthelp='--helpfull' not in argv, writeto_stdout=True,
+              exitcode=0)
+  return app.parse_flags_with_usage(argv)
 
 
 def make_points():
@@ -153,4 +164,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -33,12 +33,6 @@ import tempfile
 from absl import app
 from absl import flags
 import numpy as np
-import tensorflow as tf
-
-from kmeans_estimator import KMeans
-from kmeans_estimator import KMeansClustering
-from kmeans_estimator import SessionRunArgs
-from kmeans_estimator import SessionRunHook
 
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, 'Directory for the TFRecord shards; a fresh temporary '
@@ -60,6 +54,17 @@ _SEED = flags.DEFINE_integer('seed', 0,
                              'Seed of the data and of the initial centers.')
 
 FEATURE = 'x'
+# What prints the usage and exits 0 (absl's own --help exits 1).
+HELP_ARGS = frozenset({'-h', '-?', '--help', '--helpshort', '--helpfull'})
+
+
+def parse_flags(argv):
+  """absl's flag parsing, except that the help flags print the usage to
+  stdout and exit 0 at once: nothing is imported or trained."""
+  if HELP_ARGS.intersection(argv[1:]):
+    app.usage(shorthelp='--helpfull' not in argv, writeto_stdout=True,
+              exitcode=0)
+  return app.parse_flags_with_usage(argv)
 
 
 def make_points(num_points, num_features, num_blobs, seed):
@@ -82,6 +87,7 @@ def write_shards(points, data_dir, num_shards):
   Returns:
     The shard paths, in the order of the rows they hold.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   os.makedirs(data_dir, exist_ok=True)
   for old in glob.glob(os.path.join(data_dir, 'points-*.tfrecord')):
     os.remove(old)
@@ -105,6 +111,7 @@ def shards_input_fn(paths, num_features, batch_size):
   The dataset yields dicts {'x': float32 Tensor of shape (b, d)}, as an
   Estimator input pipeline would; the estimator concatenates dict features.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   spec = {FEATURE: tf.io.FixedLenFeature([num_features], tf.float32)}
 
   def input_fn():
@@ -115,22 +122,29 @@ def shards_input_fn(paths, num_features, batch_size):
   return input_fn
 
 
-class LossHook(SessionRunHook):
-  """Records the loss of every training step (the legacy hook protocol)."""
-
-  def __init__(self):
-    self.losses = []
-
-  def before_run(self, run_context):
-    return SessionRunArgs('loss')
-
-  def after_run(self, run_context, run_values):
-    self.losses.append(float(run_values.results))
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
+  # Imported here, after the flags, so that --help does not load TensorFlow.
+  # pylint: disable=g-import-not-at-top
+  from kmeans_estimator import KMeans
+  from kmeans_estimator import KMeansClustering
+  from kmeans_estimator import SessionRunArgs
+  from kmeans_estimator import SessionRunHook
+  # pylint: enable=g-import-not-at-top
+
+  class LossHook(SessionRunHook):
+    """Records the loss of every training step (the legacy hook protocol)."""
+
+    def __init__(self):
+      self.losses = []
+
+    def before_run(self, run_context):
+      return SessionRunArgs('loss')
+
+    def after_run(self, run_context, run_values):
+      self.losses.append(float(run_values.results))
+
   n, d, k = _NUM_POINTS.value, _NUM_FEATURES.value, _NUM_CLUSTERS.value
   data_dir = _DATA_DIR.value or tempfile.mkdtemp(prefix='kmeans_shards_')
   model_dir = _MODEL_DIR.value or tempfile.mkdtemp(prefix='kmeans_models_')
@@ -207,4 +221,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -25,6 +25,23 @@ pytestmark = pytest.mark.slow
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+EXAMPLES = sorted(path.name for path in (ROOT / 'examples').glob('*.py'))
+
+# Runs an example as `python examples/x.py` would (as __main__, argv as
+# given), then says whether TensorFlow or kmeans_estimator was imported.
+_RUN_AND_REPORT_IMPORTS = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+try:
+  runpy.run_path(sys.argv[0], run_name='__main__')
+  status = 0
+except SystemExit as exit:
+  status = exit.code
+heavy = sorted(m for m in ('tensorflow', 'kmeans_estimator')
+               if m in sys.modules)
+print('imported:', ','.join(heavy) or 'neither')
+sys.exit(status)
+"""
 
 
 def _run_example(script, tmp_path, *flags):
@@ -247,3 +264,26 @@ def test_multi_worker_example_on_one_machine(tmp_path):
             rng.normal(0, 5, size=(2000, 4))).astype(np.float32)
   np.testing.assert_allclose(oracles.inertia(points, centers),
                              float(figures['two workers']), rtol=1e-4)
+
+
+@pytest.mark.parametrize('script', EXAMPLES)
+@pytest.mark.parametrize('help_flag', ['--help', '-h'])
+def test_example_help_prints_usage_and_exits_0_without_training(
+    script, help_flag, tmp_path):
+  model_dir = tmp_path / 'model'
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', TMPDIR=str(tmp_path))
+  result = subprocess.run(
+      [sys.executable, '-c', _RUN_AND_REPORT_IMPORTS,
+       str(ROOT / 'examples' / script), help_flag,
+       f'--model_dir={model_dir}'],
+      capture_output=True, text=True, timeout=120, env=env, check=False,
+      cwd=tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  # The usage is the example's docstring (and its flags, if it has any).
+  first_line = (ROOT / 'examples' / script).read_text().split(
+      '"""')[1].splitlines()[0]
+  assert result.stdout.startswith(first_line)
+  assert f'python examples/{script}' in result.stdout
+  # Answered before anything heavy was imported; nothing trained or written.
+  assert result.stdout.rstrip().endswith('imported: neither')
+  assert list(tmp_path.iterdir()) == []
