@@ -2,8 +2,10 @@
 
 Each example runs as a script in a subprocess, on small data. What it prints
 is checked against an oracle computed here: its checkpoint read with
-`tf.train.load_variable`, float64 numpy k-means from `oracles`, and
-scikit-learn. Each PNG is checked to be a whole PNG of the promised size.
+`tf.train.load_variable`, float64 numpy k-means from `oracles`, the
+TensorBoard event files read here, and scikit-learn. Each PNG is checked to
+be a whole PNG of the promised size. Every example answers `--help` with its
+usage and exit status 0, before it imports TensorFlow or trains.
 """
 
 import itertools
@@ -287,3 +289,73 @@ def test_example_help_prints_usage_and_exits_0_without_training(
   # Answered before anything heavy was imported; nothing trained or written.
   assert result.stdout.rstrip().endswith('imported: neither')
   assert list(tmp_path.iterdir()) == []
+
+
+def _read_event_scalars(model_dir):
+  """{tag: {step: value}} of every event file in model_dir, read here with
+  `summary_iterator` (the example reads them another way)."""
+  found = {}
+  for path in sorted(pathlib.Path(model_dir).glob('events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for value in event.summary.value:
+        found.setdefault(value.tag, {})[event.step] = float(
+            tf.make_ndarray(value.tensor).ravel()[0])
+  return found
+
+
+def test_convergence_plot_draws_the_losses_that_training_wrote(tmp_path):
+  pytest.importorskip('matplotlib')
+  model_dir, png = tmp_path / 'runs', tmp_path / 'convergence.png'
+  saved = tmp_path / 'convergence.npz'
+  n, b, passes = 600, 60, 2
+  out = _run_example('convergence_plot.py', tmp_path,
+                     f'--model_dir={model_dir}', f'--output={png}',
+                     f'--data_output={saved}', f'--num_points={n}',
+                     '--num_features=3', '--num_clusters=5',
+                     f'--batch_size={b}', '--steps=10',
+                     f'--mini_batch_passes={passes}', '--dpi=40')
+  data = np.load(saved)
+  points = data['points']
+  assert points.shape == (n, 3)
+  rows = {row[0]: row[1:] for row in re.findall(
+      r'^(\w+) +(\d+)  (\w+) +([\d.]+) +([\d.]+)$', out, re.MULTILINE)}
+  names = ['lloyd_random', 'lloyd_kmeans_plus_plus',
+           'hamerly_kmeans_plus_plus', 'mini_batch']
+  assert sorted(rows) == sorted(names)
+  for name in names:
+    scalars = _read_event_scalars(model_dir / name)
+    losses = scalars['loss']
+    global_step, stopped_by, last_loss, inertia = rows[name]
+    global_step = int(global_step)
+    # Every step was summarised, and the plotted data are those losses,
+    # which are the ones the hook saw during training.
+    assert sorted(losses) == list(range(1, global_step + 1))
+    np.testing.assert_array_equal(data[f'{name}_steps'], sorted(losses))
+    np.testing.assert_allclose(data[f'{name}_losses'],
+                               [losses[s] for s in sorted(losses)],
+                               rtol=1e-7)
+    np.testing.assert_allclose(data[f'{name}_hook_losses'],
+                               data[f'{name}_losses'], rtol=1e-6)
+    # The last step's loss is the one the run's TrainingSummary reports.
+    assert scalars['training_summary/loss'] == {
+        global_step: pytest.approx(losses[global_step], rel=1e-6)}
+    assert float(last_loss) == pytest.approx(losses[global_step], abs=1e-3)
+    # evaluate()'s inertia is numpy's for the saved centers.
+    centers = tf.train.load_variable(str(model_dir / name), 'clusters')
+    assert float(inertia) == pytest.approx(oracles.inertia(points, centers),
+                                           rel=1e-5)
+    if name == 'mini_batch':
+      assert global_step == passes * n // b and stopped_by == 'step_limit'
+    else:
+      # Full-batch Lloyd never raises the loss; the next step's loss is the
+      # inertia of the saved centers.
+      values = data[f'{name}_losses']
+      assert np.all(np.diff(values) <= 1e-5 * values[:-1])
+      assert float(inertia) <= values[-1] * (1 + 1e-5)
+  # Hamerly is exact: the same losses as Lloyd from the same centers.
+  np.testing.assert_allclose(data['hamerly_kmeans_plus_plus_losses'],
+                             data['lloyd_kmeans_plus_plus_losses'],
+                             rtol=1e-5)
+  assert 'The losses read from the TensorBoard summaries equal those' in out
+  _check_png(png, 320, 240)
+  assert f'wrote {png} (320x240 pixels)' in out
