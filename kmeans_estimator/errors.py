@@ -135,8 +135,11 @@ class InvalidArgumentError(_ArgumentError, ValueError):
       concerns no single argument.
     received: the value received, when the check had it (`has_received`
       says whether it did).
-    template, values: what the message was rendered from, or None and {}
-      (see `from_template` and `render_message`).
+    has_received: whether the check had the value (`received` is None
+      otherwise).
+    template: the message's template (see `from_template` and
+      `render_message`), or None for a message given as it is.
+    values: dict of the values the template names; {} without a template.
   """
 
 

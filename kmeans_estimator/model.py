@@ -76,21 +76,37 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
   work.
 
   Args:
-    num_clusters, num_features, initial_clusters, distance_metric,
-      use_mini_batch, mini_batch_steps_per_iteration, random_seed,
-      kmeans_plus_plus_num_retries, kmc2_chain_length, dtype,
-      chunk_elements, kmeans_parallel_rounds, kmeans_parallel_oversampling,
-      empty_cluster, num_restarts, weighted: the options, each described
-      in `kmeans_estimator.config.KMeansConfig` (k clusters of points of d
-      features; how the initial centers are chosen; exact Lloyd or
-      mini-batch steps; the distance, dtype and memory bound; what a step
-      does with an empty cluster; R restarts kept as one model; sample
-      weights in mini-batch steps).
+    num_clusters: positive int k.
+    num_features: int d, or None to take it from the first points seen.
+    initial_clusters: 'random', 'kmeans_plus_plus', 'kmc2',
+      'kmeans_parallel', an array of shape (k, d), or a callable
+      f(points, k) returning up to k centers.
+    distance_metric: 'squared_euclidean' or 'cosine'.
+    use_mini_batch: False for exact Lloyd steps (`full_batch_step`), True
+      for mini-batch steps (`train_step`).
+    mini_batch_steps_per_iteration: refresh the assignment centers every
+      this many mini-batch steps (the legacy two-copy scheme).
+    random_seed: int driving all randomness (stateless ops).
+    kmeans_plus_plus_num_retries: extra candidates per k-means++ center;
+      negative means 2 + log(k).
+    kmc2_chain_length: Markov chain length per center for 'kmc2'.
+    dtype: tf.float32 or tf.float64, the dtype of the centers and the
+      computation.
+    chunk_elements: the most point-to-center distances held at once when
+      only the nearest center is needed (the memory bound).
+    kmeans_parallel_rounds: sampling rounds of 'kmeans_parallel'.
+    kmeans_parallel_oversampling: candidates drawn per round of
+      'kmeans_parallel', as a multiple of num_clusters.
+    empty_cluster: 'keep' or 'farthest_point': what a step does with a
+      cluster that no point is nearest to.
+    weighted: whether mini-batch steps (`train_step`) get sample weights.
+    num_restarts: positive int R: R restarts kept as one model, `clusters`
+      the best one's.
     name: module name.
 
   The options are checked (each one, and every rule between them) into a
-  frozen `kmeans_estimator.config.KMeansConfig`, kept in `config`; the
-  attributes named after the arguments read it. `KMeans.from_config` builds
+  frozen `kmeans_estimator.config.KMeansConfig` (whose docstring describes
+  each in full), kept in `config`; the attributes named after the arguments read it. `KMeans.from_config` builds
   a model from a config made beforehand (the estimator's).
   """
 

@@ -130,7 +130,10 @@ class TrainingSteps:
     (one all-reduce), so every replica moves the centers identically.
 
     Args:
-      sums, counts, loss: `statistics(data)` under the current centers.
+      sums: float Tensor (k, d), the per-cluster sums of `statistics(data)`
+        under the current centers.
+      counts: Tensor (k,), the per-cluster counts (or weights) of the same.
+      loss: scalar Tensor, the loss of the same.
       data: the data the statistics came from (a Tensor (n, d) or a finite
         dataset of batches), needed only by empty_cluster='farthest_point'
         to find the far points (one more pass, only when a cluster is

@@ -28,6 +28,9 @@ class SessionRunArgs(
 SessionRunValues = collections.namedtuple('SessionRunValues',
                                           ['results', 'options',
                                            'run_metadata'])
+"""What `after_run` receives: `results` has the structure of the hook's
+`SessionRunArgs.fetches`, holding numpy values; `options` and
+`run_metadata` are None."""
 
 
 class SessionRunContext:
@@ -40,29 +43,52 @@ class SessionRunContext:
 
   @property
   def stop_requested(self):
+    """Whether a hook called `request_stop`."""
     return self._stop_requested
 
   def request_stop(self):
+    """Stops training (or evaluation) after the current step."""
     self._stop_requested = True
 
 
 class SessionRunHook:
-  """Base class for hooks that watch or stop training and evaluation."""
+  """Base class for hooks that watch or stop training and evaluation.
+
+  Override the methods you need; each default does nothing. They are
+  called in this order: `begin`, `after_create_session`, then around every
+  step `before_run` and `after_run`, and `end` when the loop ends.
+  """
 
   def begin(self):
-    pass
+    """Called once before the first step."""
 
   def after_create_session(self, session, coord):  # pylint: disable=unused-argument
-    pass
+    """Called once after `begin`; `session` and `coord` are None."""
 
   def before_run(self, run_context):  # pylint: disable=unused-argument
+    """Called before each step.
+
+    Args:
+      run_context: the `SessionRunContext`; `request_stop()` stops the loop.
+
+    Returns:
+      None, or `SessionRunArgs` naming the values to fetch from the step
+      ('loss', 'global_step', 'clusters', 'num_points', 'empty_clusters').
+    """
     return None
 
   def after_run(self, run_context, run_values):  # pylint: disable=unused-argument
-    pass
+    """Called after each step.
+
+    Args:
+      run_context: the `SessionRunContext`; `request_stop()` stops the loop
+        after this step.
+      run_values: `SessionRunValues` whose `results` hold the values that
+        `before_run` asked for.
+    """
 
   def end(self, session):  # pylint: disable=unused-argument
-    pass
+    """Called once when the loop ends; `session` is None."""
 
 
 class StopAtStepHook(SessionRunHook):
@@ -77,9 +103,11 @@ class StopAtStepHook(SessionRunHook):
     self._last_step = last_step
 
   def before_run(self, run_context):
+    """Asks for the global step."""
     return SessionRunArgs('global_step')
 
   def after_run(self, run_context, run_values):
+    """Requests a stop once the global step reaches the last step."""
     step = int(run_values.results)
     if self._last_step is None:
       # The first step seen is the one just run.

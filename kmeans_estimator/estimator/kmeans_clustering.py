@@ -90,6 +90,7 @@ class KMeansClustering:
   (None: an array is one batch, all the data; a Dataset is used as it is).
 
   What one training step is:
+
   - Full batch (`use_mini_batch=False`): one exact Lloyd iteration over all
     the data. A finite dataset of batches is streamed once per step
     (per-cluster sums and counts are accumulated, then the centers move
@@ -355,18 +356,22 @@ class KMeansClustering:
   # ------------------------------------------------------------ properties
   @property
   def model_dir(self):
+    """The directory of checkpoints and summaries (a str)."""
     return self._model_dir
 
   @property
   def config(self):
+    """The `RunConfig`."""
     return self._config
 
   @property
   def num_clusters(self):
+    """The number of clusters k."""
     return self._kmeans.num_clusters
 
   @property
   def distance_metric(self):
+    """'squared_euclidean' or 'cosine'."""
     return self._kmeans.distance_metric
 
   @property
