@@ -9,13 +9,15 @@ _COUNTS = pytest.StashKey[collections.Counter]()
 
 @pytest.fixture()
 def count_blocks(request):
-  """Records the blocks of one Markdown file that ran (a list of `Block`)."""
+  """Records the blocks of a Markdown file whose blocks all passed (a list
+  of every `Block` of the file)."""
   counts = request.config.stash.setdefault(_COUNTS, collections.Counter())
 
   def record(blocks):
     counts['files'] += 1
     for block in blocks:
-      counts[block.kind] += 1
+      if block.kind is not None:
+        counts['skipped' if block.skip else block.kind] += 1
 
   return record
 
@@ -24,5 +26,6 @@ def pytest_terminal_summary(terminalreporter, config):
   counts = config.stash.get(_COUNTS, None)
   if counts:
     terminalreporter.write_line(
-        f"documentation code blocks run and passed: {counts['python']} python, "
-        f"{counts['bash']} bash, in {counts['files']} Markdown files")
+        f"documentation code blocks: {counts['python']} python and "
+        f"{counts['bash']} bash blocks ran and passed, {counts['skipped']} "
+        f"skipped, in {counts['files']} Markdown files")

@@ -19,8 +19,8 @@ _FILES = docs_blocks.markdown_files()
 @pytest.mark.parametrize(
     'path', _FILES, ids=[str(p.relative_to(REPO)) for p in _FILES])
 def test_markdown_code_blocks_run(path, tmp_path, count_blocks):
-  count_blocks(docs_blocks.run_file(path, tmp_path / 'work',
-                                    str(path.relative_to(REPO))))
+  docs_blocks.run_file(path, tmp_path / 'work', str(path.relative_to(REPO)))
+  count_blocks(docs_blocks.parse_blocks(path.read_text()))
 
 
 def _page(tmp_path, text, name='page.md'):
@@ -189,6 +189,12 @@ def test_a_failing_bash_block_fails_with_its_status_line_and_output(tmp_path):
       'page.md:5: the bash block failed: bash exited with status 1')
   assert 'partial output' in message
   assert 'never printed' not in message.split('--- output ---')[1]
+
+
+def test_a_python_process_that_dies_fails_the_block(tmp_path):
+  path = _page(tmp_path, '```python\nimport os\nos._exit(3)\n```\n')
+  with pytest.raises(docs_blocks.BlockFailed, match=r'page.md:1: .*exit status 3'):
+    docs_blocks.run_file(path, tmp_path / 'work', 'page.md')
 
 
 def test_bash_blocks_fail_on_an_unset_variable_and_a_failed_pipe(tmp_path):
