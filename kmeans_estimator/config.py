@@ -15,7 +15,7 @@ fault.
 import dataclasses
 import numbers
 import os
-from typing import Any, Optional
+from typing import Any, Iterable, Literal, Optional, Union, overload
 
 import numpy as np
 
@@ -82,7 +82,18 @@ def check_bool(name, value):
       f'(type {type(value).__name__})', name, value)
 
 
-def check_path(name, value, allow_none=False):
+@overload
+def check_path(name: str, value: Any, allow_none: Literal[False] = ...) -> str:
+  ...
+
+
+@overload
+def check_path(name: str, value: Any, allow_none: bool) -> Optional[str]:
+  ...
+
+
+def check_path(name: str, value: Any,
+               allow_none: bool = False) -> Optional[str]:
   """Returns the path `value` as a str, with a leading `~` expanded.
 
   Takes a str or an `os.PathLike` whose path is a str (`pathlib.Path`).
@@ -821,8 +832,10 @@ class EstimatorConfig(KMeansConfig):
   use_mini_batch: bool = True
   weighted: bool = dataclasses.field(init=False, default=False)
   relative_tolerance: Optional[float] = None
-  feature_columns: Optional[tuple] = None
-  weight_column: Optional[str] = None
+  # Given as a name or an iterable of names and columns; kept as a tuple.
+  feature_columns: Optional[Union[str, Iterable[Any]]] = None
+  # Given as a name or a column with `.key`; kept as the name.
+  weight_column: Optional[Any] = None
   train_distributed: bool = False
   eval_distributed: bool = False
 

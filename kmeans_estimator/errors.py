@@ -23,11 +23,15 @@ The classes are public through `kmeans_estimator.errors` (they are not in
 `kmeans_estimator.__all__`).
 """
 
+from __future__ import annotations
+
 import base64
 import contextlib
 import hashlib
 import re
 import threading
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
+from typing import Sequence, TypeVar, Union
 
 import tensorflow as tf
 
@@ -57,7 +61,12 @@ def _received_clause(name, value):
   return f'{name}={value!r}'
 
 
-def render(template, values, name=None, received=None):
+def render(
+    template: str,
+    values: Mapping[str, Any],
+    name: Optional[Callable[[str], str]] = None,
+    received: Optional[Callable[[str, Any], str]] = None,
+) -> str:
   """Fills a message template (see `InvalidArgumentError.from_template`).
 
   Args:
@@ -87,11 +96,19 @@ def render(template, values, name=None, received=None):
   return _FIELD_RE.sub(field, template)
 
 
+_E = TypeVar('_E', bound='_ArgumentError')
+
+
 class _ArgumentError(KMeansError):
   """Fields and rendering shared by the two argument errors."""
 
-  def __init__(self, message, argument=None, received=_MISSING, *,
-               template=None, values=None):
+  def __init__(self,
+               message: str,
+               argument: Optional[str] = None,
+               received: Any = _MISSING,
+               *,
+               template: Optional[str] = None,
+               values: Optional[Mapping[str, Any]] = None) -> None:
     super().__init__(message)
     self.argument = argument
     self.has_received = received is not _MISSING
@@ -100,7 +117,8 @@ class _ArgumentError(KMeansError):
     self.values = dict(values or {})
 
   @classmethod
-  def from_template(cls, template, argument, received=_MISSING, **values):
+  def from_template(cls: type[_E], template: str, argument: str,
+                    received: Any = _MISSING, **values: Any) -> _E:
     """The error with the message `render(template, values)`.
 
     `values` are the other arguments the message names or shows (their
@@ -113,7 +131,11 @@ class _ArgumentError(KMeansError):
     return cls(message=render(template, values), argument=argument,
                received=received, template=template, values=values)
 
-  def render_message(self, name=None, received=None):
+  def render_message(
+      self,
+      name: Optional[Callable[[str], str]] = None,
+      received: Optional[Callable[[str, Any], str]] = None,
+  ) -> str:
     """The message with the arguments spelled by `name(arg)` and their
     values shown by `received(arg, value)` (see `render`); the message as
     it is for an error made without a template."""
@@ -158,8 +180,13 @@ class SizeError(InvalidArgumentError):
   `kmeans_estimator.config.SizeError`.)
   """
 
-  def __init__(self, argument, message, received=_MISSING, *,
-               template=None, values=None):
+  def __init__(self,
+               argument: str,
+               message: str,
+               received: Any = _MISSING,
+               *,
+               template: Optional[str] = None,
+               values: Optional[Mapping[str, Any]] = None) -> None:
     super().__init__(message, argument=argument, received=received,
                      template=template, values=values)
 
@@ -170,8 +197,8 @@ class InitialClustersError(InvalidArgumentError):
   shape. `argument` is 'initial_clusters'. Raised when the model is made
   (arrays) or at the first training step (a callable's output)."""
 
-  def __init__(self, message, argument='initial_clusters',
-               received=_MISSING, **kwargs):
+  def __init__(self, message: str, argument: str = 'initial_clusters',
+               received: Any = _MISSING, **kwargs: Any) -> None:
     super().__init__(message, argument=argument, received=received, **kwargs)
 
 
@@ -197,7 +224,8 @@ class InvalidInputError(KMeansError, ValueError):
     argument: the argument that carried the data ('input_fn'), or None.
   """
 
-  def __init__(self, message, kind, argument='input_fn'):
+  def __init__(self, message: str, kind: str,
+               argument: Optional[str] = 'input_fn') -> None:
     super().__init__(message)
     self.kind = kind
     self.argument = argument
@@ -215,7 +243,7 @@ class DistanceOverflowError(KMeansError, FloatingPointError):
     dtype: the name of the computation's dtype ('float32' or 'float64').
   """
 
-  def __init__(self, message, dtype=None):
+  def __init__(self, message: str, dtype: Optional[str] = None) -> None:
     super().__init__(message)
     self.dtype = dtype
 
@@ -246,7 +274,11 @@ class WorkerFailedError(KMeansError, RuntimeError):
       `model_dir`, or None.
   """
 
-  def __init__(self, message, lost_tasks=(), model_dir=None, checkpoint=None):
+  def __init__(self,
+               message: str,
+               lost_tasks: Iterable[str] = (),
+               model_dir: Optional[str] = None,
+               checkpoint: Optional[str] = None) -> None:
     super().__init__(message)
     self.lost_tasks = tuple(lost_tasks)
     self.model_dir = model_dir
@@ -306,7 +338,7 @@ class _Check:
     return self.error_class(text + self.suffix, **self.fields)
 
 
-_CHECKS = {}
+_CHECKS: dict[str, _Check] = {}
 _CHECKS_LOCK = threading.Lock()
 
 
@@ -326,7 +358,14 @@ def _register(error_class, message, suffix, fields):
   return check_id
 
 
-def graph_check(condition, error_class, message, *, suffix='', **fields):
+def graph_check(
+    condition: Union[tf.Tensor, bool],
+    error_class: type[KMeansError],
+    message: Union[str, Sequence[Union[str, tf.Tensor]]],
+    *,
+    suffix: str = '',
+    **fields: Any,
+) -> Optional[tf.Operation]:
   """An `Assert` op that, failing, stands for `error_class(message + suffix,
   **fields)`.
 
@@ -361,7 +400,8 @@ def graph_check(condition, error_class, message, *, suffix='', **fields):
   return tf.debugging.Assert(condition, data, summarize=1)
 
 
-def tagged_message(error_class, message, *, suffix='', **fields):
+def tagged_message(error_class: type[KMeansError], message: str, *,
+                   suffix: str = '', **fields: Any) -> str:
   """`message` followed by the tag of a check standing for
   `error_class(message + suffix, **fields)`.
 
@@ -373,7 +413,7 @@ def tagged_message(error_class, message, *, suffix='', **fields):
   return f'{message} [{_CHECK_TAG}{check_id}]'
 
 
-def translate(error):
+def translate(error: BaseException) -> Optional[KMeansError]:
   """The typed error of the failed `graph_check` in an op error, or None.
 
   Args:
@@ -406,7 +446,10 @@ def translate(error):
 
 
 @contextlib.contextmanager
-def translated(op_errors=(tf.errors.InvalidArgumentError,)):
+def translated(
+    op_errors: tuple[type[BaseException], ...] = (
+        tf.errors.InvalidArgumentError,),
+) -> Iterator[None]:
   """Re-raises an op error of `op_errors` from a `graph_check` as its typed
   error (with no chained traceback); other errors pass unchanged."""
   try:
@@ -429,7 +472,7 @@ _RECORD_MISMATCH_FRAGMENTS = (
     'values != expected', "Data types don't match")
 
 
-def record_mismatch_detail(error):
+def record_mismatch_detail(error: BaseException) -> Optional[str]:
   """TensorFlow's words about a record that `tf.io.parse_example` refused
   (after the iterator's name), or None if `error` is not such a refusal."""
   text = getattr(error, 'message', str(error))

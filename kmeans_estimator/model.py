@@ -16,6 +16,10 @@ variables) and reads, calls and assigns: the maths is in pure functions
 its mixin `training_steps.TrainingSteps`.
 """
 
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
 import numpy as np
 import tensorflow as tf
 
@@ -28,14 +32,16 @@ from kmeans_estimator import initialization
 from kmeans_estimator import sizes
 from kmeans_estimator import training_steps
 from kmeans_estimator.ops import distances as distances_lib
+from kmeans_estimator.ops import initializers as initializers_lib
 from kmeans_estimator.ops import numerics
 from kmeans_estimator import config as options
+from kmeans_estimator import typing as ke_typing
 
 
-def _option(name):
+def _option(name: str) -> Any:
   """A read-only attribute of `KMeans` that mirrors its config's `name`."""
 
-  def get(self):
+  def get(self: KMeans) -> Any:
     return getattr(self.config, name)
 
   return property(get, doc=f'The option `{name}` (see `KMeansConfig`).')
@@ -120,23 +126,24 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
   FARTHEST_POINT = constants.FARTHEST_POINT
 
   def __init__(self,
-               num_clusters,
-               num_features=None,
-               initial_clusters=constants.RANDOM_INIT,
-               distance_metric=constants.SQUARED_EUCLIDEAN_DISTANCE,
-               use_mini_batch=False,
-               mini_batch_steps_per_iteration=1,
-               random_seed=0,
-               kmeans_plus_plus_num_retries=2,
-               kmc2_chain_length=200,
-               dtype=tf.float32,
-               chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
-               kmeans_parallel_rounds=5,
-               kmeans_parallel_oversampling=0.5,
-               empty_cluster=constants.KEEP_EMPTY,
-               weighted=False,
-               num_restarts=1,
-               name=None):
+               num_clusters: int,
+               num_features: Optional[int] = None,
+               initial_clusters: ke_typing.InitialClusters = (
+                   constants.RANDOM_INIT),
+               distance_metric: str = constants.SQUARED_EUCLIDEAN_DISTANCE,
+               use_mini_batch: bool = False,
+               mini_batch_steps_per_iteration: int = 1,
+               random_seed: int = 0,
+               kmeans_plus_plus_num_retries: int = 2,
+               kmc2_chain_length: int = 200,
+               dtype: ke_typing.DTypeLike = tf.float32,
+               chunk_elements: int = constants.DEFAULT_CHUNK_ELEMENTS,
+               kmeans_parallel_rounds: int = 5,
+               kmeans_parallel_oversampling: float = 0.5,
+               empty_cluster: str = constants.KEEP_EMPTY,
+               weighted: bool = False,
+               num_restarts: int = 1,
+               name: Optional[str] = None) -> None:
     self._init(options.KMeansConfig(
         num_clusters=num_clusters,
         num_features=num_features,
@@ -156,7 +163,8 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
         num_restarts=num_restarts), name)
 
   @classmethod
-  def from_config(cls, config, name=None):
+  def from_config(cls, config: options.KMeansConfig,
+                  name: Optional[str] = None) -> KMeans:
     """A `KMeans` with the options of `config`, a `KMeansConfig` (or an
     `EstimatorConfig`) from `kmeans_estimator.config`, which checked them
     when it was made: nothing is checked again."""
@@ -177,7 +185,7 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
       self.build(config.known_num_features)
 
   @property
-  def config(self):
+  def config(self) -> options.KMeansConfig:
     """The options, a frozen `kmeans_estimator.config.KMeansConfig`."""
     return self._config
 
@@ -202,7 +210,8 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
   # every num_clusters (see `view` and `estimator.compiled`).
   _DYNAMIC_NUM_CLUSTERS = False
 
-  def graph_options(self, initializes=True):
+  def graph_options(self,
+                    initializes: bool = True) -> tuple[tuple[str, Any], ...]:
     """What the graph of a method depends on, besides the variables' shapes
     and the arguments: a hashable tuple of (name, value) pairs.
 
@@ -235,14 +244,14 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
         ('num_clusters', self.num_clusters if static_k else None),
         ('num_features', self.num_features))
 
-  def state_variables(self):
+  def state_variables(self) -> dict[str, tf.Variable]:
     """The model's variables by attribute name (those it has), for `view`."""
     names = ('clusters', 'initialized', 'num_initialized', 'cluster_counts',
              'clusters_updated', 'update_in_steps', 'restart_clusters')
     return {name: getattr(self, name) for name in names
             if getattr(self, name) is not None}
 
-  def seed_argument(self):
+  def seed_argument(self) -> tf.Tensor:
     """The base seed as an int64 Tensor (2,), for `view` (made once)."""
     if self._seed_argument is None:
       with tf.init_scope():
@@ -251,7 +260,9 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     return self._seed_argument
 
   @staticmethod
-  def view(config, graph_options, variables, seed):
+  def view(config: options.KMeansConfig,
+           graph_options: tuple[tuple[str, Any], ...],
+           variables: Mapping[str, tf.Variable], seed: tf.Tensor) -> KMeans:
     """A `KMeans` over given variables, making none of its own.
 
     For functions traced once for every model of the same `graph_options`
@@ -286,10 +297,10 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
 
   # ---------------------------------------------------------------- state
   @property
-  def built(self):
+  def built(self) -> bool:
     return self.num_features is not None
 
-  def build(self, num_features):
+  def build(self, num_features: int) -> None:
     """Creates the variables for points of `num_features` dimensions."""
     if self.built:
       return
@@ -343,7 +354,7 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     mini_batch_steps_per_iteration=1, else 0 (see the class docstring)."""
     return minibatch_lib.fresh_counts(self.step_options(), dtype)
 
-  def step_options(self):
+  def step_options(self) -> algorithms_base.Options:
     """This model's options as the algorithms' steps read them."""
     return algorithms_base.Options(
         num_clusters=self.num_clusters,
@@ -353,14 +364,15 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
         mini_batch_steps_per_iteration=self.mini_batch_steps_per_iteration,
         dtype=self.dtype)
 
-  def check_sizes(self, num_features, num_points=None):
+  def check_sizes(self, num_features: int,
+                  num_points: Optional[int] = None) -> None:
     """Raises `options.SizeError` if this model's tensors for points of
     `num_features` dimensions (and a first batch of `num_points` points,
     when known) would not fit in the memory this process may use; what is
     counted is listed in `sizes.check_sizes`."""
     sizes.check_sizes(self._config, num_features, num_points)
 
-  def checkpoint_variables(self):
+  def checkpoint_variables(self) -> dict[str, tf.Variable]:
     """The variables to save, by their legacy checkpoint names."""
     named = {
         constants.CLUSTER_CENTERS_VAR_NAME: self.clusters,
@@ -378,7 +390,7 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
         named[name] = variable
     return named
 
-  def reset(self):
+  def reset(self) -> None:
     """Returns to the untrained state (given initial centers are re-applied)."""
     self.clusters.assign(tf.zeros_like(self.clusters))
     self.initialized.assign(False)
@@ -387,13 +399,14 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
       self.cluster_counts.assign(self._fresh_counts(self.cluster_counts.dtype))
     if self.update_in_steps is not None:
       self.update_in_steps.assign(self.mini_batch_steps_per_iteration)
+    if self.clusters_updated is not None:  # Made with update_in_steps.
       self.clusters_updated.assign(tf.zeros_like(self.clusters_updated))
     if self.restart_clusters is not None:
       self.restart_clusters.assign(tf.zeros_like(self.restart_clusters))
     if self._config.given_centers is not None:
       self._append_centers(self._prepare(self._config.given_centers))
 
-  def restore(self, values):
+  def restore(self, values: Mapping[str, Any]) -> None:
     """Assigns saved values (legacy name -> array) to the variables.
 
     Names this model does not use are ignored, and a mini-batch state missing
@@ -434,7 +447,7 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     self.initialized.assign(initialized)
     self.num_initialized.assign(self.num_clusters if initialized else 0)
 
-  def prepare(self, points):
+  def prepare(self, points: ke_typing.ArrayLike) -> tf.Tensor:
     """`points` as this model computes with them: cast to `dtype`, and
     L2-normalised under the cosine metric."""
     return self._prepare(points)
@@ -492,7 +505,8 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
         points, weights, wanted, self._init_options(), self._prepare),
                                1, self.num_initialized)
 
-  def initialize(self, points, weights=None):
+  def initialize(self, points: ke_typing.ArrayLike,
+                 weights: Optional[ke_typing.ArrayLike] = None) -> tf.Tensor:
     """Chooses initial centers from `points` unless already initialized.
 
     'random' takes distinct points of the batch, and takes the rest from later
@@ -541,7 +555,7 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
                    lambda: tf.constant(True),
                    lambda: self._choose_centers(points, weights))
 
-  def initialize_from_dataset(self, dataset):
+  def initialize_from_dataset(self, dataset: tf.data.Dataset) -> tf.Tensor:
     """k-means|| over all batches of a finite dataset (a bounded number of
     passes: one to draw the first center and count the points,
     `kmeans_parallel_rounds` to draw candidates, one to weigh them).
@@ -569,13 +583,14 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
                    lambda: self._append_chosen(initialization.dataset_chooser(
                        dataset, self._init_options(), self._prepare), 1, 0))
 
-  def streamed_sampler(self):
+  def streamed_sampler(self) -> initializers_lib.StreamedSampler:
     """This model's k-means|| settings as an `initializers.StreamedSampler`,
     for drivers that pass over batches themselves (tf.distribute)."""
     return initialization.streamed_sampler(self._init_options(),
                                            self._seed(1, 0))
 
-  def finish_parallel(self, candidates, weights, count, weighted=False):
+  def finish_parallel(self, candidates: tf.Tensor, weights: tf.Tensor,
+                      count: tf.Tensor, weighted: bool = False) -> tf.Tensor:
     """Reduces k-means|| candidates of `count` points to the k centers.
 
     For drivers that sample with `streamed_sampler` (num_restarts=1).
@@ -590,7 +605,7 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
         weighted))
 
   # ---------------------------------------------------------- distribution
-  def broadcast_state(self):
+  def broadcast_state(self) -> tf.Tensor:
     """Makes every replica's state the first replica's (inside strategy.run).
 
     Used after restoring or initialising, so that workers that restored or
@@ -614,7 +629,7 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     return tf.constant(True)
 
   # ------------------------------------------------------------- inference
-  def all_distances(self, points):
+  def all_distances(self, points: ke_typing.ArrayLike) -> tf.Tensor:
     """Distances from each point to each center: float Tensor (n, k).
 
     Squared Euclidean distances, or 1 - cos under the cosine metric.
@@ -623,7 +638,8 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
                                             self.clusters,
                                             self.distance_metric)
 
-  def nearest(self, points, static_chunks=True):
+  def nearest(self, points: ke_typing.ArrayLike,
+              static_chunks: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
     """(cluster_index int64 (n,), distance (n,)) in bounded memory.
 
     static_chunks=False runs the faster chunk loop that TFLite cannot
@@ -636,7 +652,10 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
         static_chunks=static_chunks)
     return tf.cast(index, tf.int64), distance
 
-  def nearest_index(self, points):
+  def nearest_index(
+      self,
+      points: ke_typing.ArrayLike,
+  ) -> tuple[tf.Tensor, tf.Tensor]:
     """(cluster_index int64 (n,), finite): the nearest centers, and a bool
     scalar, whether every distance to them is finite (False means overflow,
     or NaN/Inf points).
@@ -653,7 +672,10 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
         self.chunk_elements)
     return tf.cast(index, tf.int64), finite
 
-  def infer(self, points):
+  def infer(
+      self,
+      points: ke_typing.ArrayLike,
+  ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """What the legacy training_graph inferred for a batch.
 
     Returns:
@@ -665,7 +687,8 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     return (all_distances, index,
             tf.gather(all_distances, index, axis=1, batch_dims=1))
 
-  def loss(self, points, weights=None):
+  def loss(self, points: ke_typing.ArrayLike,
+           weights: Optional[ke_typing.ArrayLike] = None) -> tf.Tensor:
     """Sum over points of the distance to the nearest center (scalar).
 
     With `weights` (float Tensor (n,)), the weighted sum.
@@ -675,7 +698,11 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
       return tf.reduce_sum(distances)
     return tf.reduce_sum(tf.cast(weights, self.dtype) * distances)
 
-  def nearest_k(self, points, k):
+  def nearest_k(
+      self,
+      points: ke_typing.ArrayLike,
+      k: int,
+  ) -> tuple[tf.Tensor, tf.Tensor]:
     """The `k` nearest centers of each point, in bounded memory.
 
     Args:

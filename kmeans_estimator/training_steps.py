@@ -14,17 +14,24 @@ variables, as Keras's `Trainer` is the part of `Model` that trains.
 options); it holds no state of its own.
 """
 
+from __future__ import annotations
+
+from typing import Any, Optional, TYPE_CHECKING, Union
+
 import tensorflow as tf
 
 from kmeans_estimator import algorithms as algorithms_lib
 from kmeans_estimator.algorithms import base as algorithms_base
+from kmeans_estimator.algorithms import lloyd as lloyd_lib
 from kmeans_estimator.algorithms import minibatch as minibatch_lib
 from kmeans_estimator.algorithms import restarts as restarts_lib
 from kmeans_estimator import config as options
 from kmeans_estimator import constants
 from kmeans_estimator import errors
 from kmeans_estimator import statistics as statistics_lib
+from kmeans_estimator.ops import bounds as bounds_lib
 from kmeans_estimator.ops import distances as distances_lib
+from kmeans_estimator import typing as ke_typing
 
 
 class TrainingSteps:
@@ -43,7 +50,30 @@ class TrainingSteps:
   registry (`algorithms.REGISTRY`, e.g. 'yinyang') the same way.
   """
 
-  def point_norms(self, points):
+  if TYPE_CHECKING:
+    # What `KMeans` provides (its options, variables and point preparation);
+    # a variable is None where the options need none.
+    clusters: Any
+    restart_clusters: Any
+    cluster_counts: Any
+    clusters_updated: Any
+    update_in_steps: Any
+    num_features: Optional[int]
+    num_restarts: int
+    distance_metric: str
+    chunk_elements: int
+    empty_cluster: str
+    use_mini_batch: bool
+    weighted: bool
+    dtype: Any
+
+    def _prepare(self, points: ke_typing.ArrayLike) -> tf.Tensor:
+      ...
+
+    def step_options(self) -> algorithms_base.Options:
+      ...
+
+  def point_norms(self, points: ke_typing.ArrayLike) -> Optional[tf.Tensor]:
     """|x|^2 of every point, computed once for the steps of `lloyd_step`.
 
     Many full-batch steps over the same Tensor of points then skip a pass
@@ -72,7 +102,11 @@ class TrainingSteps:
       options.check_sample_weights(self.empty_cluster)
     return weighted
 
-  def statistics(self, data, weights=None):
+  def statistics(
+      self,
+      data: ke_typing.PointsOrDataset,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Per-cluster statistics of `data` under the current centers.
 
     Args:
@@ -93,7 +127,11 @@ class TrainingSteps:
         data, weights, self.clusters.read_value(), self.step_options(),
         self.num_features, self._prepare)
 
-  def restart_statistics(self, data, weights=None):
+  def restart_statistics(
+      self,
+      data: ke_typing.PointsOrDataset,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """`statistics` of every restart (num_restarts > 1), in one pass.
 
     Each batch is scored against all R k centers in one matrix product (see
@@ -123,7 +161,14 @@ class TrainingSteps:
         data, weights, self.restart_clusters.read_value(),
         self.step_options(), self.num_features, prepare)
 
-  def apply_full_batch(self, sums, counts, loss, data=None, weighted=False):
+  def apply_full_batch(
+      self,
+      sums: tf.Tensor,
+      counts: tf.Tensor,
+      loss: tf.Tensor,
+      data: Optional[ke_typing.PointsOrDataset] = None,
+      weighted: bool = False,
+  ) -> dict[str, tf.Tensor]:
     """Moves the centers by one Lloyd update from summed statistics.
 
     Inside `strategy.run` the statistics are first summed over all replicas
@@ -173,7 +218,11 @@ class TrainingSteps:
       options.check_replicas(self.empty_cluster, self.num_restarts,
                              context.num_replicas_in_sync)
 
-  def full_batch_step(self, data, weights=None):
+  def full_batch_step(
+      self,
+      data: ke_typing.PointsOrDataset,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> dict[str, tf.Tensor]:
     """One exact Lloyd iteration over all of `data`.
 
     Statistics are accumulated over every batch with the current centers, then
@@ -235,7 +284,11 @@ class TrainingSteps:
     self.clusters.assign(kept)
     return stats
 
-  def keep_best_restart(self, data, weights=None):
+  def keep_best_restart(
+      self,
+      data: ke_typing.PointsOrDataset,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> dict[str, tf.Tensor]:
     """Makes `clusters` the restart whose current centers score lowest.
 
     A `full_batch_step` knows each restart's loss before its update only,
@@ -278,7 +331,12 @@ class TrainingSteps:
     weighted = self._check_weights(points, weights)
     return (weighted, *self._state_inputs(points, weights))
 
-  def carried_state(self, algorithm, points, weights=None):
+  def carried_state(
+      self,
+      algorithm: Union[str, algorithms_base.Algorithm],
+      points: ke_typing.ArrayLike,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> Any:
     """The starting state of `carried_step` for these points (and weights).
 
     Args:
@@ -296,7 +354,13 @@ class TrainingSteps:
     return algorithm.init_state(points, self.clusters.read_value(), weights,
                                 self.step_options())
 
-  def carried_step(self, algorithm, points, state, weights=None):
+  def carried_step(
+      self,
+      algorithm: Union[str, algorithms_base.Algorithm],
+      points: ke_typing.ArrayLike,
+      state: Any,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> tuple[dict[str, tf.Tensor], Any]:
     """One step of `algorithm` with its state carried over: reads the
     centers, calls the variant's pure step, assigns the new centers.
 
@@ -324,12 +388,21 @@ class TrainingSteps:
   # state): `full_batch_step`'s dict (plus the variant's own figures), and
   # the state for the next step. The maths, and what each variant keeps
   # and skips, is in its module of `algorithms`.
-  def lloyd_state(self, points, weights=None):
+  def lloyd_state(
+      self,
+      points: ke_typing.ArrayLike,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> lloyd_lib.LloydState:
     """`LloydState` for `lloyd_step`: no assignments yet, and the points'
     |x|^2 (`point_norms`), computed once for all the steps."""
     return self.carried_state('lloyd', points, weights)
 
-  def lloyd_step(self, points, state, weights=None):
+  def lloyd_step(
+      self,
+      points: ke_typing.ArrayLike,
+      state: lloyd_lib.LloydState,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> tuple[dict[str, tf.Tensor], lloyd_lib.LloydState]:
     """`full_batch_step` on a Tensor of points, with state carried over
     (`algorithms.lloyd`): |x|^2 computed once, and the per-cluster sums
     changed by the points that changed cluster, exactly (`carried`), so
@@ -337,13 +410,22 @@ class TrainingSteps:
     as one that was not interrupted."""
     return self.carried_step('lloyd', points, state, weights)
 
-  def hamerly_state(self, points, weights=None):
+  def hamerly_state(
+      self,
+      points: ke_typing.ArrayLike,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> bounds_lib.HamerlyState:
     """`bounds.HamerlyState` for `hamerly_step`: bounds that prove nothing
     yet (the first step compares every point with every center), no sums
     yet, and the points' total squared norm."""
     return self.carried_state('hamerly', points, weights)
 
-  def hamerly_step(self, points, state, weights=None):
+  def hamerly_step(
+      self,
+      points: ke_typing.ArrayLike,
+      state: bounds_lib.HamerlyState,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> tuple[dict[str, tf.Tensor], bounds_lib.HamerlyState]:
     """One exact Lloyd step that skips the work bounds rule out (Hamerly's
     algorithm, `algorithms.hamerly`; squared Euclidean distance): the
     result is `full_batch_step`'s, and the stats add 'recomputed' (points
@@ -351,7 +433,11 @@ class TrainingSteps:
     bounds are per point and do not depend on them)."""
     return self.carried_step('hamerly', points, state, weights)
 
-  def train_step(self, points, weights=None):
+  def train_step(
+      self,
+      points: ke_typing.ArrayLike,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> dict[str, tf.Tensor]:
     """One mini-batch step on `points` (Tensor of shape (n, d)).
 
     The maths is `algorithms.minibatch.step` (its module gives the rule,
@@ -397,7 +483,11 @@ class TrainingSteps:
       self.update_in_steps.assign(state.update_in_steps)
     return stats
 
-  def step(self, data, weights=None):
+  def step(
+      self,
+      data: ke_typing.PointsOrDataset,
+      weights: Optional[ke_typing.ArrayLike] = None,
+  ) -> dict[str, tf.Tensor]:
     """`train_step` or `full_batch_step`, as `use_mini_batch` says."""
     if self.use_mini_batch:
       return self.train_step(data, weights)
@@ -407,7 +497,9 @@ class TrainingSteps:
   _stats = staticmethod(algorithms_base.step_stats)
 
 
-def _registered(algorithm):
+def _registered(
+    algorithm: Union[str, algorithms_base.Algorithm],
+) -> algorithms_base.Algorithm:
   """The `Algorithm` named `algorithm` (or `algorithm` itself)."""
   if isinstance(algorithm, str):
     return algorithms_lib.get(algorithm)

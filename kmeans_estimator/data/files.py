@@ -39,6 +39,7 @@ import os
 import re
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -381,7 +382,8 @@ def _npy_header(path):
 # the mapped rows (numpy copies nothing), and however many sources, datasets
 # and passes read a file, the process maps its pages once, so its RSS grows
 # by at most the file's size.
-_MAPPED = weakref.WeakValueDictionary()
+_MAPPED: weakref.WeakValueDictionary[Any, Any] = (
+    weakref.WeakValueDictionary())
 
 
 def _memory_map(path):

@@ -26,11 +26,13 @@ estimator (`distribute.Trainer` steps close over the core built in the
 strategy's scope; see `KMeansClustering._compile`).
 """
 
+from typing import Any
+
 import tensorflow as tf
 
 from kmeans_estimator import model as kmeans_lib
 
-_CACHE = {}
+_CACHE: dict[Any, Any] = {}
 
 
 class SharedKMeans(kmeans_lib.KMeans):

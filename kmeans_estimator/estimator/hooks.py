@@ -11,42 +11,46 @@ values instead of graph tensors: any of 'loss', 'global_step', 'clusters'
 `run_values.results` has the same structure, holding numpy values.
 """
 
-import collections
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
 
 import tensorflow as tf
 
 
-class SessionRunArgs(
-    collections.namedtuple('SessionRunArgs',
-                           ['fetches', 'feed_dict', 'options'])):
+class SessionRunArgs(NamedTuple):
   """What a hook asks for before a step: names of values to fetch."""
 
-  def __new__(cls, fetches, feed_dict=None, options=None):
-    return super().__new__(cls, fetches, feed_dict, options)
+  fetches: Any
+  feed_dict: Any = None
+  options: Any = None
 
 
-SessionRunValues = collections.namedtuple('SessionRunValues',
-                                          ['results', 'options',
-                                           'run_metadata'])
-"""What `after_run` receives: `results` has the structure of the hook's
-`SessionRunArgs.fetches`, holding numpy values; `options` and
-`run_metadata` are None."""
+class SessionRunValues(NamedTuple):
+  """What `after_run` receives: `results` has the structure of the hook's
+  `SessionRunArgs.fetches`, holding numpy values; `options` and
+  `run_metadata` are None."""
+
+  results: Any
+  options: Any
+  run_metadata: Any
 
 
 class SessionRunContext:
   """Passed to `before_run`/`after_run`; lets a hook stop training."""
 
-  def __init__(self, original_args=None, session=None):
+  def __init__(self, original_args: Optional[SessionRunArgs] = None,
+               session: Any = None) -> None:
     self.original_args = original_args
     self.session = session
     self._stop_requested = False
 
   @property
-  def stop_requested(self):
+  def stop_requested(self) -> bool:
     """Whether a hook called `request_stop`."""
     return self._stop_requested
 
-  def request_stop(self):
+  def request_stop(self) -> None:
     """Stops training (or evaluation) after the current step."""
     self._stop_requested = True
 
@@ -59,13 +63,20 @@ class SessionRunHook:
   step `before_run` and `after_run`, and `end` when the loop ends.
   """
 
-  def begin(self):
+  def begin(self) -> None:
     """Called once before the first step."""
 
-  def after_create_session(self, session, coord):  # pylint: disable=unused-argument
+  def after_create_session(  # pylint: disable=unused-argument
+      self,
+      session: Any,
+      coord: Any,
+  ) -> None:
     """Called once after `begin`; `session` and `coord` are None."""
 
-  def before_run(self, run_context):  # pylint: disable=unused-argument
+  def before_run(  # pylint: disable=unused-argument
+      self,
+      run_context: SessionRunContext,
+  ) -> Optional[SessionRunArgs]:
     """Called before each step.
 
     Args:
@@ -77,7 +88,11 @@ class SessionRunHook:
     """
     return None
 
-  def after_run(self, run_context, run_values):  # pylint: disable=unused-argument
+  def after_run(  # pylint: disable=unused-argument
+      self,
+      run_context: SessionRunContext,
+      run_values: SessionRunValues,
+  ) -> None:
     """Called after each step.
 
     Args:
@@ -87,26 +102,29 @@ class SessionRunHook:
         `before_run` asked for.
     """
 
-  def end(self, session):  # pylint: disable=unused-argument
+  def end(self, session: Any) -> None:  # pylint: disable=unused-argument
     """Called once when the loop ends; `session` is None."""
 
 
 class StopAtStepHook(SessionRunHook):
   """Stops training after `num_steps` more steps or at `last_step`."""
 
-  def __init__(self, num_steps=None, last_step=None):
+  def __init__(self, num_steps: Optional[int] = None,
+               last_step: Optional[int] = None) -> None:
     if (num_steps is None) == (last_step is None):
       raise ValueError('Exactly one of `num_steps` and `last_step` must be '
                        f'given. Received: num_steps={num_steps!r}, '
                        f'last_step={last_step!r}')
-    self._num_steps = num_steps
+    # num_steps counts from the first step seen (unused with last_step).
+    self._num_steps = 0 if num_steps is None else num_steps
     self._last_step = last_step
 
-  def before_run(self, run_context):
+  def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
     """Asks for the global step."""
     return SessionRunArgs('global_step')
 
-  def after_run(self, run_context, run_values):
+  def after_run(self, run_context: SessionRunContext,
+                run_values: SessionRunValues) -> None:
     """Requests a stop once the global step reaches the last step."""
     step = int(run_values.results)
     if self._last_step is None:

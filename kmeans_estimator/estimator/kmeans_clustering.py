@@ -21,11 +21,15 @@ not its negation), and `transform` returns Euclidean distances (not squared)
 under the squared Euclidean metric, as the legacy estimator did.
 """
 
+from __future__ import annotations
+
 import contextlib
 import functools
 import itertools
 import random
 import tempfile
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
+from typing import Sequence, Union
 
 from absl import logging
 import numpy as np
@@ -49,6 +53,7 @@ from kmeans_estimator import constants
 from kmeans_estimator import errors
 from kmeans_estimator import model as kmeans_lib
 from kmeans_estimator import config as options
+from kmeans_estimator import typing as ke_typing
 
 ModeKeys = model_fn_lib.ModeKeys
 EstimatorSpec = model_fn_lib.EstimatorSpec
@@ -263,26 +268,27 @@ class KMeansClustering:
   FARTHEST_POINT = constants.FARTHEST_POINT
 
   def __init__(self,
-               num_clusters,
-               model_dir=None,
-               initial_clusters=RANDOM_INIT,
-               distance_metric=SQUARED_EUCLIDEAN_DISTANCE,
-               seed=None,
-               use_mini_batch=True,
-               mini_batch_steps_per_iteration=1,
-               kmeans_plus_plus_num_retries=2,
-               relative_tolerance=None,
-               config=None,
-               feature_columns=None,
-               kmc2_chain_length=200,
-               dtype=tf.float32,
-               run_eagerly=False,
-               algorithm=constants.LLOYD,
-               kmeans_parallel_rounds=5,
-               kmeans_parallel_oversampling=0.5,
-               empty_cluster=constants.KEEP_EMPTY,
-               weight_column=None,
-               num_restarts=1):
+               num_clusters: int,
+               model_dir: Optional[ke_typing.PathLike] = None,
+               initial_clusters: ke_typing.InitialClusters = RANDOM_INIT,
+               distance_metric: str = SQUARED_EUCLIDEAN_DISTANCE,
+               seed: Optional[int] = None,
+               use_mini_batch: bool = True,
+               mini_batch_steps_per_iteration: int = 1,
+               kmeans_plus_plus_num_retries: int = 2,
+               relative_tolerance: Optional[float] = None,
+               config: Optional[run_config_lib.RunConfig] = None,
+               feature_columns: Optional[Union[
+                   str, Iterable[ke_typing.FeatureColumn]]] = None,
+               kmc2_chain_length: int = 200,
+               dtype: ke_typing.DTypeLike = tf.float32,
+               run_eagerly: bool = False,
+               algorithm: str = constants.LLOYD,
+               kmeans_parallel_rounds: int = 5,
+               kmeans_parallel_oversampling: float = 0.5,
+               empty_cluster: str = constants.KEEP_EMPTY,
+               weight_column: Optional[ke_typing.FeatureColumn] = None,
+               num_restarts: int = 1) -> None:
     if config is None:
       config = run_config_lib.RunConfig()
     elif not isinstance(config, run_config_lib.RunConfig):
@@ -342,10 +348,10 @@ class KMeansClustering:
       model_dir = tempfile.mkdtemp(prefix='kmeans_estimator_')
       logging.warning('Using temporary folder as model directory: %s',
                       model_dir)
-    self._model_dir = model_dir
+    self._model_dir: str = model_dir
     self._config = config.replace(model_dir=self._model_dir)
-    self._training_summary = None
-    self._compiled = {}
+    self._training_summary: Optional[summary_lib.TrainingSummary] = None
+    self._compiled: dict[Any, Any] = {}
     self._global_step = 0
     self._core_strategy = None
     # Which checkpoint the core holds; reading and writing model_dir.
@@ -355,27 +361,27 @@ class KMeansClustering:
 
   # ------------------------------------------------------------ properties
   @property
-  def model_dir(self):
+  def model_dir(self) -> str:
     """The directory of checkpoints and summaries (a str)."""
     return self._model_dir
 
   @property
-  def config(self):
+  def config(self) -> run_config_lib.RunConfig:
     """The `RunConfig`."""
     return self._config
 
   @property
-  def num_clusters(self):
+  def num_clusters(self) -> int:
     """The number of clusters k."""
     return self._kmeans.num_clusters
 
   @property
-  def distance_metric(self):
+  def distance_metric(self) -> str:
     """'squared_euclidean' or 'cosine'."""
     return self._kmeans.distance_metric
 
   @property
-  def training_summary(self):
+  def training_summary(self) -> Optional[summary_lib.TrainingSummary]:
     """What the last `train` call of this object did: a `TrainingSummary`.
 
     Steps run, global step, why training stopped, whether
@@ -389,7 +395,14 @@ class KMeansClustering:
     return self._training_summary
 
   # -------------------------------------------------------------- model_fn
-  def model_fn(self, features, labels, mode, config=None, params=None):  # pylint: disable=unused-argument
+  def model_fn(  # pylint: disable=unused-argument
+      self,
+      features: Union[tf.Tensor, tf.data.Dataset, tuple[tf.Tensor, tf.Tensor]],
+      labels: Any,
+      mode: str,
+      config: Optional[run_config_lib.RunConfig] = None,
+      params: Optional[Mapping[str, Any]] = None,
+  ) -> EstimatorSpec:
     """Builds the `EstimatorSpec` for one batch; runs inside compiled steps.
 
     Args:
@@ -489,7 +502,7 @@ class KMeansClustering:
     return self._shared(('predict', top_k) + keys, fn)(batch)
 
   # ----------------------------------------------------------- checkpoints
-  def latest_checkpoint(self):
+  def latest_checkpoint(self) -> Optional[str]:
     """Path of the newest checkpoint in `model_dir`, or None."""
     return self._dir.latest_checkpoint()
 
@@ -511,11 +524,11 @@ class KMeansClustering:
     self._global_step = global_step
     return True
 
-  def get_variable_names(self):
+  def get_variable_names(self) -> list[str]:
     """Names of the variables in the latest checkpoint."""
     return self._dir.variable_names()
 
-  def get_variable_value(self, name):
+  def get_variable_value(self, name: str) -> np.ndarray:
     """Value of the variable `name` in the latest checkpoint (numpy).
 
     The checkpoint is read as it is, like `tf.train.load_variable`, without
@@ -524,7 +537,7 @@ class KMeansClustering:
     """
     return self._dir.variable_value(name)
 
-  def cluster_centers(self):
+  def cluster_centers(self) -> np.ndarray:
     """The cluster centers, float array of shape (k, d), from the checkpoint.
 
     Raises:
@@ -578,8 +591,17 @@ class KMeansClustering:
 
   # ------------------------------------------------------------- training
   @locking.holds_model_dir_lock
-  def train(self, input_fn, hooks=None, steps=None, max_steps=None,
-            saving_listeners=None, *, batch_size=None):
+  def train(
+      self,
+      input_fn: ke_typing.InputFnOrData,
+      hooks: ke_typing.Hooks = None,
+      steps: Optional[int] = None,
+      max_steps: Optional[int] = None,
+      saving_listeners: Optional[
+          Iterable[ke_typing.SavingListenerLike]] = None,
+      *,
+      batch_size: Optional[int] = None,
+  ) -> KMeansClustering:
     """Trains the model; see the class docstring for how long it runs.
 
     One trainer per model_dir: `train` holds an exclusive lock on
@@ -798,8 +820,16 @@ class KMeansClustering:
                                       empty_clusters)
 
   # ------------------------------------------------------------ evaluation
-  def evaluate(self, input_fn, steps=None, hooks=None, checkpoint_path=None,
-               name=None, *, batch_size=None):
+  def evaluate(
+      self,
+      input_fn: ke_typing.InputFnOrData,
+      steps: Optional[int] = None,
+      hooks: ke_typing.Hooks = None,
+      checkpoint_path: Optional[ke_typing.PathLike] = None,
+      name: Optional[str] = None,
+      *,
+      batch_size: Optional[int] = None,
+  ) -> dict[str, Any]:
     """Evaluates the model on the data of `input_fn`.
 
     Args:
@@ -856,7 +886,8 @@ class KMeansClustering:
     return inference.evaluation_results(totals, points, self._global_step,
                                         self._weight_column)
 
-  def score(self, input_fn, *, batch_size=None):
+  def score(self, input_fn: ke_typing.InputFnOrData, *,
+            batch_size: Optional[int] = None) -> float:
     """The legacy score: the sum of distances to the nearest center over the
     FIRST batch of `input_fn` only (all the data for a Tensor or array given
     without `batch_size`).
@@ -869,9 +900,17 @@ class KMeansClustering:
                          batch_size=batch_size)[constants.SCORE]
 
   # ------------------------------------------------------------ prediction
-  def predict(self, input_fn, predict_keys=None, hooks=None,
-              checkpoint_path=None, yield_single_examples=True, *,
-              top_k=None, batch_size=None):
+  def predict(
+      self,
+      input_fn: ke_typing.InputFnOrData,
+      predict_keys: Optional[Union[str, Sequence[str]]] = None,
+      hooks: ke_typing.Hooks = None,
+      checkpoint_path: Optional[ke_typing.PathLike] = None,
+      yield_single_examples: bool = True,
+      *,
+      top_k: Optional[int] = None,
+      batch_size: Optional[int] = None,
+  ) -> Iterator[dict[str, Any]]:
     """Yields predictions for every point, in input order.
 
     The arguments are checked when `predict` is called; the model is read,
@@ -957,7 +996,9 @@ class KMeansClustering:
                                          self._predict_batch,
                                          self._hook_values, yields)
 
-  def predict_cluster_index(self, input_fn, *, batch_size=None):
+  def predict_cluster_index(
+      self, input_fn: ke_typing.InputFnOrData, *,
+      batch_size: Optional[int] = None) -> Iterator[np.int64]:
     """Yields the index of the nearest center for every point, in order.
 
     `input_fn` may be the data itself, and `batch_size` applies to it, as in
@@ -972,7 +1013,9 @@ class KMeansClustering:
     return itertools.chain.from_iterable(
         chunk[constants.CLUSTER_INDEX] for chunk in chunks)
 
-  def transform(self, input_fn, *, batch_size=None):
+  def transform(
+      self, input_fn: ke_typing.InputFnOrData, *,
+      batch_size: Optional[int] = None) -> Iterator[np.ndarray]:
     """Yields each point's distances to all centers, shape (k,), in order.
 
     Under the squared Euclidean metric these are Euclidean distances (the
@@ -989,9 +1032,18 @@ class KMeansClustering:
         self._transformed(chunk[constants.ALL_DISTANCES])))
 
   # ---------------------------------------------------------------- export
-  def export_saved_model(self, export_dir_base, serving_input_receiver_fn=None,
-                         assets_extra=None, as_text=False,
-                         checkpoint_path=None, *, top_k=None):
+  def export_saved_model(
+      self,
+      export_dir_base: ke_typing.PathLike,
+      serving_input_receiver_fn: Optional[
+          Callable[[], export_lib.ServingInputReceiver]] = None,
+      assets_extra: Optional[
+          Mapping[ke_typing.PathLike, ke_typing.PathLike]] = None,
+      as_text: bool = False,
+      checkpoint_path: Optional[ke_typing.PathLike] = None,
+      *,
+      top_k: Optional[int] = None,
+  ) -> bytes:
     """Exports the model as a SavedModel for TensorFlow Serving and TFLite.
 
     Writes a new directory `export_dir_base/<timestamp>` (never overwriting
@@ -1088,10 +1140,19 @@ class KMeansClustering:
                                               assets_extra, as_text)
     return export_dir.encode()
 
-  def export_savedmodel(self, export_dir_base, serving_input_receiver_fn=None,
-                        assets_extra=None, as_text=False,
-                        checkpoint_path=None, strip_default_attrs=None, *,
-                        top_k=None):
+  def export_savedmodel(
+      self,
+      export_dir_base: ke_typing.PathLike,
+      serving_input_receiver_fn: Optional[
+          Callable[[], export_lib.ServingInputReceiver]] = None,
+      assets_extra: Optional[
+          Mapping[ke_typing.PathLike, ke_typing.PathLike]] = None,
+      as_text: bool = False,
+      checkpoint_path: Optional[ke_typing.PathLike] = None,
+      strip_default_attrs: Optional[bool] = None,
+      *,
+      top_k: Optional[int] = None,
+  ) -> bytes:
     """The legacy name of `export_saved_model` (`strip_default_attrs` unused)."""
     del strip_default_attrs
     return self.export_saved_model(export_dir_base, serving_input_receiver_fn,

@@ -1,5 +1,7 @@
 """`RunConfig`: where and how often an estimator writes, as Estimator users know it."""
 
+from __future__ import annotations
+
 import dataclasses
 import numbers
 from typing import Any, Optional
@@ -55,7 +57,7 @@ class RunConfig:
   train_distribute: Optional[Any] = None
   eval_distribute: Optional[Any] = None
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     if (self.save_checkpoints_steps is not None and
         self.save_checkpoints_secs is not None):
       if self.save_checkpoints_secs == _DEFAULT_CHECKPOINT_SECS:
@@ -94,7 +96,7 @@ class RunConfig:
       raise ValueError('`save_checkpoints_secs` must be None or a number > 0. '
                        f'Received: save_checkpoints_secs={secs!r}')
 
-  def replace(self, **kwargs):
+  def replace(self, **kwargs: Any) -> RunConfig:
     """Returns a copy with the given fields changed, validated again."""
     unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(self)})
     if unknown:

@@ -12,8 +12,10 @@ TensorFlow alone (no tensorboard package) writes the records, with the
 metadata TensorBoard's scalars and histograms plugins expect.
 """
 
+from __future__ import annotations
+
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -87,7 +89,7 @@ class TrainingSummary:
   relocated_clusters: Optional[int] = None
   relocated_total: int = 0
 
-  def as_dict(self):
+  def as_dict(self) -> dict[str, Any]:
     """The fields as a plain dict (JSON-ready)."""
     return dataclasses.asdict(self)
 

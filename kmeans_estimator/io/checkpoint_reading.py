@@ -83,8 +83,8 @@ def _resolve_prefix(model_dir: str) -> str:
 def _corrupted_error(path: str, prefix: str, stage: str,
                      cause: BaseException) -> ValueError:
   """Builds the `ValueError` for a checkpoint that cannot be read."""
-  detail = str(cause).strip().splitlines()
-  detail = detail[0] if detail else ''
+  lines = str(cause).strip().splitlines()
+  detail = lines[0] if lines else ''
   return ValueError(
       f"The checkpoint '{prefix}' is unreadable or corrupted: "
       f'{bundles_lib.damaged_files(prefix, stage)} '

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+import typing
 import uuid
 
 import tensorflow as tf
@@ -116,7 +117,7 @@ def read_state(model_dir: str) -> State:
     return State([], [], None, None)
 
   paths: list[str] = []
-  timestamps: list[float] | None = []
+  kept_timestamps: list[float] = []
   raw_timestamps = list(proto.all_model_checkpoint_timestamps)
   aligned = len(raw_timestamps) == len(proto.all_model_checkpoint_paths)
   for i, path in enumerate(proto.all_model_checkpoint_paths):
@@ -128,9 +129,8 @@ def read_state(model_dir: str) -> State:
       continue
     paths.append(path)
     if aligned:
-      timestamps.append(raw_timestamps[i])
-  if not aligned:
-    timestamps = None
+      kept_timestamps.append(raw_timestamps[i])
+  timestamps: list[float] | None = kept_timestamps if aligned else None
   latest = proto.model_checkpoint_path or None
   if latest is not None and not any(
       filesystem.path_key(p) == filesystem.path_key(latest) for p in paths):
@@ -152,7 +152,8 @@ def _format_state(model_dir: str, state: State) -> str:
     return '"' + text_encoding.CEscape(
         filesystem.relative_to(model_dir, path), as_utf8=True) + '"'
 
-  lines = [f'model_checkpoint_path: {quote(state.latest)}']
+  # `write_state_file` writes only states that name a checkpoint.
+  lines = [f'model_checkpoint_path: {quote(typing.cast(str, state.latest))}']
   lines += [f'all_model_checkpoint_paths: {quote(p)}' for p in state.paths]
   if state.timestamps:
     lines += [

@@ -36,6 +36,8 @@ exclusively under an unpredictable name (`tempfile.mkdtemp`, see
 exports that were killed are removed by the next export.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
 import re
@@ -44,9 +46,10 @@ import socket
 import tempfile
 import time
 import uuid
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Union
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
 from google.protobuf import text_format  # pylint: disable=g-bad-import-order
@@ -88,7 +91,7 @@ class ServingInputReceiver:
   features: Optional[Callable[[Mapping[str, tf.Tensor]], Any]]
   receiver_tensors: Any
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     specs = self.receiver_tensors
     if isinstance(specs, tf.TensorSpec):
       specs = {DEFAULT_INPUT_KEY: specs}
@@ -110,12 +113,12 @@ class ServingInputReceiver:
                       f'features={self.features!r}')
     object.__setattr__(self, 'receiver_tensors', dict(specs))
 
-  def input_signature(self):
+  def input_signature(self) -> list[dict[str, tf.TensorSpec]]:
     """The signature's inputs: one dict of named `tf.TensorSpec`s."""
     return [{name: tf.TensorSpec(spec.shape, spec.dtype, name=name)
              for name, spec in self.receiver_tensors.items()}]
 
-  def features_from(self, received):
+  def features_from(self, received: Mapping[str, tf.Tensor]) -> Any:
     """The features for a dict of received tensors."""
     if self.features is not None:
       return self.features(received)
@@ -140,7 +143,15 @@ def _spec_of(value, default_batch_size, name):
   return tf.TensorSpec([default_batch_size] + shape.as_list()[1:], dtype)
 
 
-def build_raw_serving_input_receiver_fn(features, default_batch_size=None):
+# A serving feature as `build_raw_serving_input_receiver_fn` takes it: an
+# example value (its shape past the batch dimension and dtype) or the spec.
+_RawFeature = Union[tf.Tensor, np.ndarray, tf.TensorSpec]
+
+
+def build_raw_serving_input_receiver_fn(
+    features: Union[Mapping[str, _RawFeature], _RawFeature],
+    default_batch_size: Optional[int] = None,
+) -> Callable[[], ServingInputReceiver]:
   """A receiver fn whose inputs are the features themselves, as in Estimator.
 
   Args:
@@ -166,8 +177,10 @@ def build_raw_serving_input_receiver_fn(features, default_batch_size=None):
   return lambda: receiver
 
 
-def build_parsing_serving_input_receiver_fn(feature_spec,
-                                            default_batch_size=None):
+def build_parsing_serving_input_receiver_fn(
+    feature_spec: Mapping[str, tf.io.FixedLenFeature],
+    default_batch_size: Optional[int] = None,
+) -> Callable[[], ServingInputReceiver]:
   """A receiver fn that parses serialized `tf.Example` protos, as in Estimator.
 
   The signature takes one input, 'examples': a string Tensor of shape (n,)

@@ -46,12 +46,15 @@ The policy:
   byte-range locks, which need a working lock daemon.
 """
 
+from __future__ import annotations
+
 import contextlib
 import datetime
 import functools
 import os
 import socket
 import stat
+from typing import Any, Callable, Concatenate, ParamSpec, Protocol, TypeVar
 
 from absl import logging
 
@@ -62,7 +65,7 @@ from kmeans_estimator import distribute as distribute_lib
 try:
   import fcntl  # pylint: disable=g-import-not-at-top
 except ImportError:  # Windows.
-  fcntl = None
+  fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     'LOCK_FILENAME',
@@ -122,7 +125,26 @@ def model_dir_lock(model_dir):
     _release(fd, path, created)
 
 
-def holds_model_dir_lock(method):
+class _HasModelDir(Protocol):
+  """What `holds_model_dir_lock` reads from the object of a method."""
+
+  @property
+  def model_dir(self) -> str:
+    ...
+
+  @property
+  def config(self) -> Any:
+    ...
+
+
+_Self = TypeVar('_Self', bound=_HasModelDir)
+_P = ParamSpec('_P')
+_R = TypeVar('_R')
+
+
+def holds_model_dir_lock(
+    method: Callable[Concatenate[_Self, _P], _R],
+) -> Callable[Concatenate[_Self, _P], _R]:
   """Runs an estimator method under `model_dir_lock(self.model_dir)`.
 
   Under a `tf.distribute` strategy (`self.config.train_distribute`) only the
@@ -137,7 +159,7 @@ def holds_model_dir_lock(method):
   """
 
   @functools.wraps(method)
-  def wrapper(self, *args, **kwargs):
+  def wrapper(self: _Self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
     strategy = getattr(self.config, 'train_distribute', None)
     if not distribute_lib.is_chief(strategy):
       return method(self, *args, **kwargs)
