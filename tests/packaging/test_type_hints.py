@@ -105,3 +105,13 @@ def test_py_typed_is_package_data_so_wheels_carry_it():
   config = tomllib.loads(pyproject.read_text())
   assert config['tool']['setuptools']['package-data']['kmeans_estimator'] == [
       'py.typed']
+
+
+def test_kmeans_estimator_typing_is_the_alias_module_not_the_standard_one():
+  # `from kmeans_estimator import typing` returns whatever the package's
+  # namespace binds to `typing`: an `import typing` in __init__.py would
+  # hand out the standard library's module (to mypy too), and every
+  # annotation naming an alias would fail to resolve.
+  from kmeans_estimator import typing as ke_typing  # pylint: disable=g-import-not-at-top
+  assert ke_typing.__name__ == 'kmeans_estimator.typing'
+  assert ke_typing.ArrayLike is not None
