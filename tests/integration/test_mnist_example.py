@@ -30,7 +30,8 @@ RUNS = {'legacy': 'this library, legacy setting',
 
 
 def _load_example():
-  """The example as a module; importing it defines no flags."""
+  """The example as a module; importing it defines no flags and imports
+  neither TensorFlow nor the optional packages."""
   spec = importlib.util.spec_from_file_location('mnist_example', SCRIPT)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -82,15 +83,6 @@ def test_cluster_table_lists_the_three_most_common_digits_ties_to_the_smaller():
   # Cluster 1: only the digits present are listed.
   assert rows[1] == (4, [(4, 3), (6, 1)], pytest.approx(3 / 4))
   assert rows[2] == (0, [], 0.0)  # Empty.
-
-
-@pytest.mark.parametrize('argv, expected', [
-    (['--help'], True), (['-?'], True), (['--helpfull'], True),
-    (['-helpshort'], True), (['--seed=1', '--help=true'], True),
-    (['--help=false'], False), (['--nohelp'], False),
-    (['--', '--help'], False), (['--seed=1'], False)])
-def test_asked_for_help_recognises_absl_help_flags(argv, expected):
-  assert mnist.asked_for_help(['mnist.py', *argv]) is expected
 
 
 def _run_example(tmp_path, *flags):
