@@ -23,7 +23,7 @@ key. The traced bodies close over no estimator or model object.
 
 Under a `tf.distribute` strategy the estimator keeps compiling per
 estimator (`distribute.Trainer` steps close over the core built in the
-strategy's scope; see `KMeansClustering._compile`).
+strategy's scope; see `KMeansClustering._compile`), through `own_function`.
 """
 
 from typing import Any
@@ -73,13 +73,36 @@ def traced_function(name, config, graph_options, body):
   return function
 
 
+def own_function(fn):
+  """`tf.function` of `fn` for one estimator alone (not shared).
+
+  `fn` is wrapped in a callable object, for the reason `_Traced` gives:
+  the per-estimator functions of a distributed run are many lambdas of one
+  code object (`distribute.Trainer._run`), each traced once, which
+  TensorFlow would count together as one function retracing. Like the
+  shared functions it is traced without AutoGraph and with
+  `reduce_retracing`.
+  """
+  return tf.function(_Own(fn), reduce_retracing=True, autograph=False)
+
+
+class _Own:
+  """`fn` as a callable object of its own (see `own_function`)."""
+
+  def __init__(self, fn):
+    self._fn = fn
+
+  def __call__(self, *args):
+    return self._fn(*args)
+
+
 class _Traced:
   """`body` on a view of the variables: what a shared function traces.
 
   A callable object rather than a closure: TensorFlow counts the traces of
-  functions of the same code object together, and would take the one trace
-  of each of many shared functions for retracing (its "triggered
-  tf.function retracing" warning).
+  functions of the same code object together (its "triggered tf.function
+  retracing" warning keeps one count per code object), and would take the
+  one trace of each of many shared functions for retracing.
   """
 
   def __init__(self, body, config, graph_options):

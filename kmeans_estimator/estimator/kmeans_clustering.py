@@ -438,11 +438,10 @@ class KMeansClustering:
     (`_shared`).
     """
     if name not in self._compiled:
-      # The core writes its control flow with tf.cond / tf.while_loop /
-      # Dataset.reduce, so AutoGraph's source conversion (most of the
-      # tracing time) is not needed.
-      self._compiled[name] = fn if self._run_eagerly else tf.function(
-          fn, reduce_retracing=True, autograph=False)
+      # Traced without AutoGraph and relaxing shapes (`compiled.own_function`):
+      # each name traces once however many train() calls run it.
+      self._compiled[name] = (fn if self._run_eagerly else
+                              compiled.own_function(fn))
     return self._compiled[name]
 
   def _shared(self, name, body):

@@ -277,3 +277,48 @@ def test_models_that_differ_only_in_how_they_start_share_the_step_traces(
   for name, counts in traces.items():
     if name != 'initialize':
       assert counts == [1], (name, counts)
+
+
+@pytest.fixture
+def fresh_retracing_counts(monkeypatch):
+  """TensorFlow's per-process counts behind its "triggered tf.function
+  retracing" warning start empty (it warns at most twice per function, so
+  earlier tests could otherwise silence it)."""
+  from tensorflow.python.eager.polymorphic_function import polymorphic_function  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(
+      polymorphic_function, '_frequent_tracing_detector_manager',
+      polymorphic_function._FrequentTracingDetectorManager())  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize('mini_batch,initial_clusters,kind', [
+    (False, 'random', 'input_fn'),
+    (True, 'kmeans_plus_plus', 'input_fn'),
+    (False, 'kmeans_parallel', 'array'),
+])
+def test_repeated_training_under_a_strategy_traces_each_function_once(
+    tmp_path, fresh_retracing_counts, mini_batch, initial_clusters, kind):  # pylint: disable=unused-argument,redefined-outer-name
+  points = np.random.default_rng(5).normal(size=(120, 2)).astype(np.float32)
+  strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
+  kmeans = KMeansClustering(
+      3, model_dir=str(tmp_path), seed=0, use_mini_batch=mini_batch,
+      initial_clusters=initial_clusters,
+      config=kmeans_estimator.RunConfig(train_distribute=strategy,
+                                        eval_distribute=strategy))
+  data = ((lambda: tf.data.Dataset.from_tensor_slices(points).batch(40))
+          if kind == 'input_fn' else points)
+  logged = _Messages()
+  tf.get_logger().addHandler(logged)
+  try:
+    rounds = []
+    for _ in range(4):
+      kmeans.train(data, steps=2)
+      kmeans.evaluate(data, steps=1 if kind == 'input_fn' else None)
+      rounds.append(_trace_counts(kmeans))
+  finally:
+    tf.get_logger().removeHandler(logged)
+  assert kmeans.get_variable_value('global_step') == 8
+  assert any(name[0] == 'distributed' for name in rounds[0]
+             if isinstance(name, tuple)), rounds[0]
+  assert all(count == 1 for count in rounds[0].values()), rounds[0]
+  assert all(counts == rounds[0] for counts in rounds), rounds
+  assert not [m for m in logged.messages if 'retracing' in m], logged.messages
