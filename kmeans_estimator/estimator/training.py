@@ -290,8 +290,9 @@ class TrainingLoop:
   stops or raises (`run_steps`). Time-based checkpoints
   (`save_checkpoints_secs`) are looked at only after a call's last step,
   so one can come up to one call (about `CALL_SECONDS`) later than with
-  one step per call. The log lines' steps/sec are measured as the figures
-  are replayed.
+  one step per call. The log lines' steps/sec are the steps run between
+  two log lines over the wall time they took, counted in whole calls (see
+  `_log`), not the pace at which the figures are replayed.
 
   Args:
     core: the `KMeans` core being trained.
@@ -307,10 +308,14 @@ class TrainingLoop:
     summary_writer: returns the `tf.summary` writer of `model_dir`.
     chief: whether this process writes checkpoints and summaries (False on
       the other workers of a distributed run).
+    clock: callable() -> seconds, monotonic: what every duration of the
+      loop is measured with (steps/sec, a call's length, the time-based
+      checkpoint cadence).
   """
 
   def __init__(self, core, config, relative_tolerance, weight_column,
-               global_step, save, keep_best_restart, summary_writer, chief):
+               global_step, save, keep_best_restart, summary_writer, chief,
+               clock=time.perf_counter):
     self._kmeans = core
     self._config = config
     self._relative_tolerance = relative_tolerance
@@ -327,8 +332,15 @@ class TrainingLoop:
     self._stopped_by = None
     self._relocated_total = 0
     self._summaries = []  # (step, loss, empty, relocated) not yet written
-    self._last_log_step, self._last_log_time = global_step, time.time()
-    self._last_save_time, self._saved_step = self._last_log_time, None
+    self._clock = clock
+    started = clock()
+    self._last_log_step = global_step
+    # For the steps/sec of the log lines (see `_log`): the last step known
+    # run, when the call that ran it returned, and that call's steps and
+    # seconds; and the step and time as they were at the last rate logged.
+    self._ran = (global_step, started, 0, 0.)
+    self._rate_mark = (global_step, started)
+    self._last_save_time, self._saved_step = started, None
     self._steps_per_call = 1  # Then set from each call's time per step.
 
   def run(self, runner, listeners, last_step, inputs_of_steps, step_fn,
@@ -369,7 +381,7 @@ class TrainingLoop:
       else:
         context = runner.before_run() if runner else None
         stop = self._after_step(step_fn(data), data, listeners, runner,
-                                context)
+                                context, one_step_call=True)
       if stop:
         break
     if self._global_step == self._start_step:  # The dataset had no batches.
@@ -378,14 +390,18 @@ class TrainingLoop:
     return self._finish(listeners, last_step)
 
   def _after_step(self, stats, data, listeners, runner=None, context=None,
-                  last_of_call=True):
+                  last_of_call=True, one_step_call=False):
     """Everything after a step, in the order of the class docstring;
-    returns True when training stops there."""
+    returns True when training stops there. `one_step_call`: the step ran
+    in a call of its own, done once its figures are read."""
     self._stats, self._last_data = stats, data
     self._check_points(stats)
     self._global_step += 1
     step = self._global_step
     loss = self._finite_loss(stats, step)
+    if one_step_call:
+      now = self._clock()
+      self._ran = (step, now, 1, now - self._ran[1])
     empty = int(stats['empty_clusters'])
     relocated = int(stats['relocated_clusters'])
     self._relocated_total += relocated
@@ -416,10 +432,12 @@ class TrainingLoop:
     every = self._config.save_checkpoints_steps
     if every is not None:
       num_steps = min(num_steps, every - self._global_step % every)
-    started = time.perf_counter()
+    started = self._clock()
     steps = steps_fn(data, num_steps, self._previous_loss,
                      self._relative_tolerance)
-    seconds = time.perf_counter() - started
+    ended = self._clock()
+    seconds = ended - started
+    self._ran = (self._global_step + len(steps), ended, len(steps), seconds)
     self._steps_per_call = max(1, min(STEPS_PER_CALL, int(
         CALL_SECONDS * len(steps) / max(seconds, 1e-9))))
     for i, stats in enumerate(steps):
@@ -471,7 +489,16 @@ class TrainingLoop:
 
   def _log(self, step, loss, empty, relocated):
     """Logs the call's first step, then a step every
-    `log_step_count_steps`, with the rate since the last line."""
+    `log_step_count_steps`, with the rate since the last line.
+
+    The rate is the steps run since the last rate logged over the wall time
+    they took, both counted in whole calls: from the end of the call behind
+    the last rate (or the start of `train`) to the end of the call that ran
+    `step`. With several steps per call a call's figures are replayed after
+    it returned, so a line's steps are those of the calls that ran since,
+    which may end past `step`; a second line from the replay of the same
+    call gives that call's own rate (its steps over its seconds).
+    """
     # The empty clusters, and those relocated, as '..., empty clusters =
     # 2, relocated = 2' after the step.
     clusters_note = f', empty clusters = {empty}' + (
@@ -479,11 +506,16 @@ class TrainingLoop:
     if step == self._start_step + 1:
       logging.info('loss = %g, step = %d%s', loss, step, clusters_note)
     elif step - self._last_log_step >= self._config.log_step_count_steps:
-      now = time.time()
+      ran_to, ended, call_steps, call_seconds = self._ran
+      marked_step, marked_time = self._rate_mark
+      if ran_to > marked_step:
+        rate = (ran_to - marked_step) / max(ended - marked_time, 1e-9)
+        self._rate_mark = (ran_to, ended)
+      else:  # A line before this one came from the same call.
+        rate = call_steps / max(call_seconds, 1e-9)
       logging.info('loss = %g, step = %d%s (%.3f steps/sec)', loss, step,
-                   clusters_note, (step - self._last_log_step) / max(
-                       now - self._last_log_time, 1e-9))
-      self._last_log_step, self._last_log_time = step, now
+                   clusters_note, rate)
+      self._last_log_step = step
 
   def _tolerance_met(self, step, loss):
     """Whether |loss - previous| / (1 + |previous|) < relative_tolerance."""
@@ -505,7 +537,8 @@ class TrainingLoop:
     if config.save_checkpoints_steps is not None:
       return step % config.save_checkpoints_steps == 0
     if config.save_checkpoints_secs is not None and last_of_call:
-      return time.time() - last_save_time >= config.save_checkpoints_secs
+      return (self._clock() - last_save_time >=
+              config.save_checkpoints_secs)
     return False
 
   def _checkpoint(self, listeners):
@@ -514,7 +547,7 @@ class TrainingLoop:
     self._keep_best_restart(self._last_data)
     stop = self._save(listeners)
     self._write_summaries()
-    self._last_save_time = time.time()
+    self._last_save_time = self._clock()
     self._saved_step = self._global_step
     return stop
 

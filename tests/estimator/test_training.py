@@ -5,6 +5,7 @@ steps (stop reasons, checkpoint cadence, per-step checks)."""
 import dataclasses
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -234,3 +235,49 @@ def test_one_step_per_call_when_steps_per_call_is_1(tmp_path, monkeypatch):
   summary = loop.run(hooks_lib.HookRunner(()), [], 2, iter([3., 2.]),
                      lambda loss: stats(loss), steps_fn)
   assert summary.steps == 2 and steps_fn.asked == []
+
+
+class FakeClock:
+  """A clock that moves only when a scripted step runs."""
+
+  def __init__(self):
+    self.now = 1000.
+
+  def __call__(self):
+    return self.now
+
+
+@pytest.mark.parametrize('per_call', [100, 1])
+def test_logged_steps_per_sec_is_steps_run_over_their_wall_time(
+    tmp_path, monkeypatch, caplog, per_call):
+  # Every step takes 0.01 s of the fake clock: 100 steps/sec, whether the
+  # steps run 100 per call (figures replayed after the call) or one by one.
+  monkeypatch.setattr(training, 'CALL_SECONDS', 1e9)
+  monkeypatch.setattr(training, 'STEPS_PER_CALL', per_call)
+  clock = FakeClock()
+  losses = [float(300 - i) for i in range(250)]
+  steps_fn = ScriptedSteps(losses)
+
+  def timed_steps(*args):
+    taken = steps_fn(*args)
+    clock.now += 0.01 * len(taken)
+    return taken
+
+  def timed_step(loss):
+    clock.now += 0.01
+    return stats(loss)
+
+  loop = training.TrainingLoop(
+      FakeCore(), RunConfig(save_checkpoints_secs=None,
+                            log_step_count_steps=10), None, None, 0,
+      save=lambda step: None, keep_best_restart=lambda data: None,
+      summary_writer=lambda: tf.summary.create_file_writer(str(tmp_path)),
+      chief=True, clock=clock)
+  with caplog.at_level('INFO', logger='absl'):
+    loop.run(hooks_lib.HookRunner(()), [], 250, iter(losses), timed_step,
+             timed_steps if per_call > 1 else None)
+  rates = [float(rate) for rate in re.findall(
+      r'step = \d+, .*\(([\d.]+) steps/sec\)',
+      '\n'.join(record.getMessage() for record in caplog.records))]
+  assert len(rates) == 25, rates  # Steps 10, 20, ..., 250.
+  np.testing.assert_allclose(rates, 100., rtol=1e-6)
