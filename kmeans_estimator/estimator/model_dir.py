@@ -11,11 +11,14 @@ the same messages. The file format itself is `io.checkpoints`; the event
 files are `io.summaries`.
 """
 
+import os
+
 from absl import logging
 import numpy as np
 
 from kmeans_estimator import constants
 from kmeans_estimator import errors
+from kmeans_estimator.io import checkpoint_bundles
 from kmeans_estimator.io import checkpoints
 from kmeans_estimator.io import summaries
 
@@ -160,18 +163,25 @@ class ModelDir:
 
   def save(self, core, global_step):
     """Writes `core`'s variables as the checkpoint of `global_step`, under
-    the legacy variable names, with the global step and distance metric."""
+    the legacy variable names, with the global step and distance metric.
+
+    Logs, as tf.estimator's checkpoint saver did, "Saving checkpoints for
+    N into <model_dir>/model.ckpt." before writing; the writer then logs
+    "Saved checkpoint for step N to <prefix>." once the files are in place.
+    """
     tensors = {name: variable.read_value() for name, variable in
                core.checkpoint_variables().items()}
     tensors[constants.GLOBAL_STEP_VAR_NAME] = np.int64(global_step)
     tensors[constants.DISTANCE_METRIC_VAR_NAME] = np.bytes_(
         self.distance_metric.encode())
+    logging.info('Saving checkpoints for %d into %s.', global_step,
+                 os.path.join(self._model_dir,
+                              checkpoint_bundles.PREFIX_BASENAME))
     path = checkpoints.save_checkpoint(self._model_dir, global_step,
                                        tensors, self._keep_checkpoint_max)
     self._restored_stamp = checkpoints.checkpoint_stamp(path)
     self._restored_step = global_step
     self._restored_restarts = core.num_restarts
-    logging.info('Saving checkpoints for %d into %s.', global_step, path)
 
   def require_checkpoint(self):
     """The latest checkpoint's path; a ValueError says to train without

@@ -696,3 +696,20 @@ def test_half_precision_dtype_is_refused_before_anything_is_written(
       r'tf.float32 or tf.float64. Half precision cannot hold')):
     KMeansClustering(3, model_dir=str(tmp_path / 'm'), dtype=dtype)
   assert not (tmp_path / 'm').exists()
+
+
+def test_logs_saving_a_checkpoint_before_saved_in_tf_estimator_s_words(
+    tmp_path, caplog):
+  points, _ = blobs(seed=22, n=60)
+  kmeans = KMeansClustering(3, model_dir=str(tmp_path), use_mini_batch=False,
+                            seed=0, config=RunConfig(save_checkpoints_steps=2))
+  with caplog.at_level('INFO'), caplog.at_level('INFO', logger='absl'):
+    kmeans.train(points, steps=3)
+  lines = [record.getMessage() for record in caplog.records
+           if 'checkpoint' in record.getMessage().lower()]
+  base = os.path.join(str(tmp_path), 'model.ckpt')
+  assert lines == [
+      f'Saving checkpoints for 2 into {base}.',
+      f'Saved checkpoint for step 2 to {base}-2.',
+      f'Saving checkpoints for 3 into {base}.',
+      f'Saved checkpoint for step 3 to {base}-3.'], lines
