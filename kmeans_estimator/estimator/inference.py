@@ -222,12 +222,16 @@ def predict_keys(predict_keys, top_k=None):  # pylint: disable=redefined-outer-n
         f'`predict_keys` must be a subset of {list(available)}. '
         f'Received: predict_keys={received!r}', 'predict_keys', received)
   keys = tuple(key for key in available if key in predict_keys)
-  asks_top_k = any(key in constants.TOP_K_PREDICT_KEYS for key in keys)
+  # The top-k keys asked for, as the caller listed them (once each).
+  asked_top_k = list(dict.fromkeys(
+      key for key in predict_keys if key in constants.TOP_K_PREDICT_KEYS))
+  asks_top_k = bool(asked_top_k)
   if asks_top_k and top_k is None:
     raise errors.InvalidArgumentError(
-        f'`predict_keys` asks for {list(constants.TOP_K_PREDICT_KEYS)}, '
-        'which need top_k: pass top_k=<number of nearest centers>. '
-        f'Received: predict_keys={received!r}, top_k=None', 'top_k', None)
+        f'`predict_keys` asks for {asked_top_k}, which '
+        f'{"needs" if len(asked_top_k) == 1 else "need"} top_k: pass '
+        'top_k=<number of nearest centers>. Received: '
+        f'predict_keys={received!r}, top_k=None', 'top_k', None)
   if top_k is not None and not asks_top_k:
     raise errors.InvalidArgumentError(
         f'`top_k` is given but predict_keys selects none of '

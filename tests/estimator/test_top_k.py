@@ -221,9 +221,9 @@ def test_predict_top_k_per_batch(trained):
     (dict(top_k=2.5), TypeError,
      r'`top_k` must be a positive integer. Received: top_k=2.5'),
     (dict(predict_keys=['top_k_distances']), ValueError,
-     r"`predict_keys` asks for \['top_k_cluster_indices', "
-     r"'top_k_distances'\], which need top_k: pass top_k=<number of nearest "
-     r"centers>. Received: predict_keys=\['top_k_distances'\], top_k=None"),
+     r"`predict_keys` asks for \['top_k_distances'\], which needs top_k: "
+     r"pass top_k=<number of nearest centers>. Received: "
+     r"predict_keys=\['top_k_distances'\], top_k=None"),
     (dict(top_k=2, predict_keys='cluster_index'), ValueError,
      r"`top_k` is given but predict_keys selects none of "
      r"\['top_k_cluster_indices', 'top_k_distances'\]; add them to "
@@ -237,6 +237,24 @@ def test_bad_top_k_fails_at_the_call_and_leaves_model_dir(trained, kwargs,
   with pytest.raises(error, match=match):
     kmeans.predict(lambda: points, **kwargs)  # Before any prediction.
   assert oracles.snapshot(kmeans.model_dir) == before
+
+
+@pytest.mark.parametrize('predict_keys, named', [
+    ('top_k_distances', "['top_k_distances'], which needs"),
+    (['cluster_index', 'top_k_cluster_indices'],
+     "['top_k_cluster_indices'], which needs"),
+    (['top_k_distances', 'top_k_cluster_indices', 'top_k_distances'],
+     "['top_k_distances', 'top_k_cluster_indices'], which need"),
+])
+def test_missing_top_k_error_names_only_the_top_k_keys_asked_for(
+    trained, predict_keys, named):
+  kmeans, points = trained
+  with pytest.raises(ValueError) as raised:
+    kmeans.predict(lambda: points, predict_keys=predict_keys)
+  message = str(raised.value)
+  assert message.startswith(f'`predict_keys` asks for {named} top_k: '), (
+      message)
+  assert raised.value.argument == 'top_k'
 
 
 @pytest.mark.parametrize('top_k', [0, 7])
