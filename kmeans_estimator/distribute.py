@@ -117,11 +117,9 @@ def worker_failed_error(error, strategy, model_dir):
   else:
     resume = (f'this worker sees no checkpoint in model_dir={model_dir!r}, '
               'so unless the chief saved one there they start over')
-  # TensorFlow's first lines, without the '{{function_node ...}}' prefix;
-  # the whole error is the cause.
-  lines = [line.strip() for line in re.sub(
-      r'\{\{[^}]*\}\}', '', error.message).splitlines() if line.strip()]
-  said = ' '.join(lines[:2])
+  # TensorFlow's first lines, without its graph noise; the whole error is
+  # the cause.
+  said = errors.tensorflow_text(error, lines=2)
   if len(said) > _MAX_QUOTED_CHARS:
     said = said[:_MAX_QUOTED_CHARS - 3] + '...'
   message = (

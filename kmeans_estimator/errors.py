@@ -472,6 +472,61 @@ _RECORD_MISMATCH_FRAGMENTS = (
     'values != expected', "Data types don't match")
 
 
+# TensorFlow's decorations of an op error's text, which say where in its
+# graphs the error arose, not what went wrong: a '{{function_node ...}}' or
+# '{{node ...}}' prefix, '\t [[{{node Assert/Assert}}]]' lines, the eager
+# op's ' [Op:IteratorGetNext] name: ' suffix, tf.data's 'Error in
+# user-defined function passed to MapDataset:3 transformation with iterator:
+# Iterator::Root::ParallelMapV2: ' prefix, and a graph's 'Graph execution
+# error:' / 'Detected at node ... defined at (most recent call last):'
+# header with its '  File "...", line N, in f' lines.
+_GRAPH_NOISE_RES = (
+    re.compile(r'\{\{(?:function_)?node [^}]*\}\}\s*'),
+    re.compile(r'\s*\[Op:[^\]]*\](?:\s*name:.*)?'),
+    re.compile(r'Error in user-defined function passed to \S+ '
+               r'transformation with iterator: \S+: '),
+    re.compile(r'\b\w*Iterator::[\w:]*: '),
+)
+_GRAPH_NOISE_LINE_RE = re.compile(
+    r'\s*(\[\[|Graph execution error:\s*$|Detected at node .* defined at '
+    r'\(most recent call last\):|File ".*", line \d+)')
+
+
+def tensorflow_text(error: Union[BaseException, str],
+                    lines: int = 1) -> str:
+  """TensorFlow's own words in an op error, without its graph noise.
+
+  For a library message that quotes TensorFlow (a corrupted file, an
+  unreadable checkpoint, a lost worker): the first `lines` lines of the
+  error's message that say something, joined by spaces, with the
+  '{{function_node ...}}' / '{{node ...}}' prefixes, the '[[{{node ...}}]]'
+  lines, the '[Op:...] name:' suffix, tf.data's 'Error in user-defined
+  function ... Iterator::...: ' prefix and a graph error's 'Detected at
+  node' traceback removed (see `_GRAPH_NOISE_RES`).
+
+  Args:
+    error: a `tf.errors.OpError`, another exception, or a message (str).
+    lines: how many lines to keep (those left once the noise is gone).
+
+  Returns:
+    str, possibly empty.
+  """
+  text = error if isinstance(error, str) else getattr(error, 'message',
+                                                       None)
+  if not isinstance(text, str):
+    text = str(error)
+  kept = []
+  for line in text.splitlines():
+    if _GRAPH_NOISE_LINE_RE.match(line):
+      continue
+    for noise in _GRAPH_NOISE_RES:
+      line = noise.sub('', line)
+    line = ' '.join(line.split())
+    if line:
+      kept.append(line)
+  return ' '.join(kept[:lines])
+
+
 def record_mismatch_detail(error: BaseException) -> Optional[str]:
   """TensorFlow's words about a record that `tf.io.parse_example` refused
   (after the iterator's name), or None if `error` is not such a refusal."""
@@ -479,5 +534,5 @@ def record_mismatch_detail(error: BaseException) -> Optional[str]:
   for fragment in _RECORD_MISMATCH_FRAGMENTS:
     if fragment in text:
       line = next(line for line in text.split('\n') if fragment in line)
-      return re.split(r'Iterator::[\w:]*: ', line)[-1].strip()
+      return tensorflow_text(re.split(r'Iterator::[\w:]*: ', line)[-1])
   return None

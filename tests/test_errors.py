@@ -376,3 +376,113 @@ def test_no_module_but_errors_recognises_an_error_by_its_message_text():
       if any(pattern.search(line) for pattern in _TEXT_MATCHING):
         found.append(f'{path.relative_to(_PACKAGE)}:{number}: {line}')
   assert not found, '\n'.join(found)
+
+
+# ------------------------------------------- TensorFlow's words, quoted
+# Op errors as TensorFlow 2.21 words them (from real runs): an eager
+# iterator, a pipeline's check inside a tf.function, a graph's check.
+_ITERATOR_ERROR = (
+    '{{function_node __wrapped__IteratorGetNext_output_types_1_device_/job:'
+    'localhost/replica:0/task:0/device:CPU:0}} corrupted record at 0 (Is '
+    'this even a TFRecord file?) [Op:IteratorGetNext] name: ')
+_PIPELINE_ERROR = (
+    '{{function_node __inference_<lambda>_42}} Error in user-defined '
+    'function passed to MapDataset:4 transformation with iterator: '
+    'ReduceIterator::Root::ParallelMapV2: assertion failed: [The values must '
+    'be positive]\n\t [[{{node Assert/Assert}}]]\n\t [[ReduceDataset]] '
+    '[Op:__inference_<lambda>_42]')
+_GRAPH_ERROR = (
+    'Graph execution error:\n\nDetected at node Assert/Assert defined at '
+    '(most recent call last):\n  File "/tmp/x.py", line 15, in <module>\n\n'
+    '  File "/tmp/x.py", line 9, in g\n\nassertion failed: [The values must '
+    'be positive]\n\t [[{{node Assert/Assert}}]] [Op:__inference_g_70]')
+
+
+@pytest.mark.parametrize('message, want', [
+    (_ITERATOR_ERROR, 'corrupted record at 0 (Is this even a TFRecord '
+     'file?)'),
+    (_PIPELINE_ERROR, 'assertion failed: [The values must be positive]'),
+    (_GRAPH_ERROR, 'assertion failed: [The values must be positive]'),
+], ids=['iterator', 'pipeline_in_function', 'graph'])
+def test_tensorflow_text_is_tensorflow_s_words_without_graph_noise(
+    message, want):
+  assert errors.tensorflow_text(
+      tf.errors.InvalidArgumentError(None, None, message)) == want
+  assert errors.tensorflow_text(message, lines=5) == want
+
+
+def test_an_unreadable_tfrecord_error_quotes_tensorflow_without_graph_noise(
+    tmp_path):
+  path = tmp_path / 'bad.tfrecord'
+  path.write_bytes(b'not a record' * 8)
+  with pytest.raises(errors.InvalidInputError) as raised:
+    files.open_files(path)
+  assert str(raised.value) == (
+      f"{str(path)!r} is not a readable TFRecord file (corrupted record at 0 "
+      "(Is this even a TFRecord file?)); write it with tf.io.TFRecordWriter, "
+      'or give the file its right extension.')
+
+
+def _bad_data(kind):
+  """(points, weights) with the fault `kind` ('nan', 'inf', 'width',
+  'negative_weight', 'nan_weight')."""
+  points = _POINTS.copy()
+  weights = np.ones(len(points), np.float32)
+  if kind == 'nan':
+    points[3, 1] = np.nan
+  elif kind == 'inf':
+    points[5, 0] = -np.inf
+  elif kind == 'width':
+    points = np.concatenate([points, points[:, :1]], axis=1)
+  elif kind == 'negative_weight':
+    weights[2] = -1.
+  elif kind == 'nan_weight':
+    weights[2] = np.nan
+  return points, weights
+
+
+def _as_input(kind, points, weights, weighted):
+  """The data as `train`/`evaluate`/`predict` take it: an array (or dict),
+  a Dataset, or an input_fn returning a Dataset."""
+  features = {'x': points, 'w': weights} if weighted else points
+  dataset = lambda: tf.data.Dataset.from_tensor_slices(features).batch(7)
+  return {'array': lambda: features, 'dataset': dataset,
+          'input_fn': lambda: dataset}[kind]()
+
+
+@pytest.mark.parametrize('fault', ['nan', 'inf', 'width', 'negative_weight',
+                                   'nan_weight'])
+@pytest.mark.parametrize('form', ['array', 'dataset', 'input_fn'])
+def test_every_input_error_is_the_library_s_sentence_alone(tmp_path, fault,
+                                                            form):
+  # Whichever check finds the fault (numpy, or an in-graph check translated
+  # from TensorFlow's op error) and whichever call reads the data.
+  weighted = fault.endswith('weight')
+  options = dict(seed=0, use_mini_batch=False,
+                 weight_column='w' if weighted else None)
+  good = _as_input('array', _POINTS, np.ones(len(_POINTS), np.float32),
+                   weighted)
+  trained = KMeansClustering(3, model_dir=str(tmp_path / 'trained'),
+                             **options)
+  trained.train(good, steps=1)
+  data = _as_input(form, *_bad_data(fault), weighted)
+  calls = {
+      'train': lambda: KMeansClustering(
+          3, model_dir=str(tmp_path / 'new'), **options).train(data,
+                                                                steps=1)}
+  calls['evaluate'] = lambda: trained.evaluate(data)
+  if not weighted:  # predict reads no weights.
+    calls['predict'] = lambda: list(trained.predict(data))
+  for call, run in calls.items():
+    if fault == 'width' and call == 'train':
+      continue  # A new model takes any width.
+    with pytest.raises(errors.InvalidInputError) as raised:
+      run()
+    message = str(raised.value)
+    assert raised.value.kind == ('weights' if weighted else
+                                 'width' if fault == 'width' else
+                                 'non_finite'), (call, message)
+    assert message.startswith('The '), (call, message)
+    for noise in ('{{', '[[', '[Op:', 'node ', errors._CHECK_TAG, '\n',  # pylint: disable=protected-access
+                  'assertion failed'):
+      assert noise not in message, (call, noise, message)

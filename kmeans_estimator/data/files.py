@@ -263,7 +263,7 @@ def readable_error(error):
   if typed is not None:
     return typed
   if isinstance(error, tf.errors.DataLossError):
-    detail = error.message.split('\n')[0]
+    detail = errors.tensorflow_text(error)
     return errors.InvalidInputError(
         f'A TFRecord file is corrupted or is not a TFRecord file ({detail}); '
         'check the files.', kind='file', argument='patterns')
@@ -668,7 +668,7 @@ def _first_example(path, compression):
   except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
     raise _bad_input(
         f'{path!r} is not a readable TFRecord file '
-        f'({error.message.splitlines()[0]}); write it with '
+        f'({errors.tensorflow_text(error)}); write it with '
         'tf.io.TFRecordWriter, or give the file its right extension.'
     ) from None
   if record is None:
