@@ -313,6 +313,24 @@ class ModelDirLockedError(KMeansError, OSError):
   """
 
 
+
+class KerasBackendError(KMeansError, RuntimeError):
+  """Keras runs another backend than TensorFlow, which
+  `kmeans_estimator.keras` needs (its maths are TensorFlow ops).
+
+  Raised by `KMeansLayer` and `kmeans_loss` before anything runs. The fix:
+  set the environment variable KERAS_BACKEND=tensorflow before Keras is
+  first imported.
+
+  Attributes:
+    backend: the name of the backend Keras runs ('jax', 'torch', ...).
+  """
+
+  def __init__(self, message, backend=None):
+    super().__init__(message)
+    self.backend = backend
+
+
 # ------------------------------------------------------------ graph checks
 # What an Assert built by `graph_check` carries after its message, so that
 # `translate` finds the check's id (and, for a message computed in the
