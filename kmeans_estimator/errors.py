@@ -331,6 +331,15 @@ class KerasBackendError(KMeansError, RuntimeError):
     self.backend = backend
 
 
+class NotAdaptedError(KMeansError, RuntimeError):
+  """A `KMeansLayer` was called before it had centers.
+
+  A layer gets its centers from `adapt`, from `initial_clusters` given as
+  an array (`KMeansLayer.from_centers`), from `KMeansLayer.from_model_dir`,
+  or from saved weights; calling it before would map every point to
+  cluster 0 of all-zero centers.
+  """
+
 # ------------------------------------------------------------ graph checks
 # What an Assert built by `graph_check` carries after its message, so that
 # `translate` finds the check's id (and, for a message computed in the

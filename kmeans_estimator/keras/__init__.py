@@ -15,6 +15,7 @@ Keras must run its TensorFlow backend (KERAS_BACKEND=tensorflow, the
 default); under another, both raise `errors.KerasBackendError`.
 """
 
+from kmeans_estimator.keras.layer import KMeansLayer
 from kmeans_estimator.keras.losses import kmeans_loss
 
-__all__ = ['kmeans_loss']
+__all__ = ['KMeansLayer', 'kmeans_loss']
