@@ -334,10 +334,12 @@ class KerasBackendError(KMeansError, RuntimeError):
 class NotAdaptedError(KMeansError, RuntimeError):
   """A `KMeansLayer` was called before it had centers.
 
-  A layer gets its centers from `adapt`, from `initial_clusters` given as
-  an array (`KMeansLayer.from_centers`), from `KMeansLayer.from_model_dir`,
-  or from saved weights; calling it before would map every point to
-  cluster 0 of all-zero centers.
+  Raised when the layer is called (eagerly, or while a model or tf.data
+  function traces it), before anything runs. A layer gets its centers from
+  `adapt`, from `initial_clusters` given as an array
+  (`KMeansLayer.from_centers`), from `KMeansLayer.from_model_dir`, or from
+  saved weights; calling it before would map every point to cluster 0 of
+  all-zero centers.
   """
 
 # ------------------------------------------------------------ graph checks

@@ -41,6 +41,8 @@ _POINTS = np.random.default_rng(0).normal(size=(12, 2)).astype(np.float32)
     (errors.CheckpointWriteError, OSError),
     (errors.CheckpointExistsError, OSError),
     (errors.ModelDirLockedError, OSError),
+    (errors.KerasBackendError, RuntimeError),
+    (errors.NotAdaptedError, RuntimeError),
 ])
 def test_every_class_is_a_kmeans_error_and_the_builtin_callers_catch(
     error_class, builtin):
