@@ -12,6 +12,7 @@ same graph options (every k, every seed), as between estimators. The
 centers are the only result: they go into the layer's weights.
 """
 
+import collections.abc
 from typing import NamedTuple
 
 from absl import logging
@@ -43,8 +44,17 @@ class FitSummary(NamedTuple):
   algorithm: str
 
 
+# What `adapt` takes: the data themselves, never an input_fn.
+_DATA_TYPES = (np.ndarray, list, tf.Tensor, tf.Variable,
+               collections.abc.Mapping, tf.data.Dataset)
+
+
 def read(data, batch_size, steps, dtype, num_features):
   """`data` as the estimator's `Points` (see `data.adapters.read_points`).
+
+  The readers' errors are the estimator's (`errors.InvalidInputError`),
+  with `argument` 'data'; data of another width than `num_features` raise
+  one of kind 'width' that names the layer's width.
 
   Args:
     data: an array (n, d), a Tensor, a dict of features, or a
@@ -56,13 +66,29 @@ def read(data, batch_size, steps, dtype, num_features):
     dtype: the computation's float dtype.
     num_features: the width the layer expects, or None.
   """
-  raw = direct.as_input_fn(data, batch_size)()
-  if steps is not None:
-    if not isinstance(raw, tf.data.Dataset):
-      raw = direct.as_input_fn(data, raw.shape[0] if batch_size is None
-                               else batch_size)()
-    raw = raw.take(steps)
-  return adapters.read_points(raw, dtype=dtype, num_features=num_features)
+  if not isinstance(data, _DATA_TYPES) and not hasattr(data, '__array__'):
+    raise errors.InvalidArgumentTypeError(
+        '`data` must be a numpy array or Tensor of shape (n, d), a dict of '
+        'features or a tf.data.Dataset of batches. Received: '
+        f'data={data!r:.80} (type {type(data).__name__})', 'data', data)
+  try:
+    raw = direct.as_input_fn(data, batch_size)()
+    if steps is not None:
+      if not isinstance(raw, tf.data.Dataset):
+        raw = direct.as_input_fn(data, raw.shape[0] if batch_size is None
+                                 else batch_size)()
+      raw = raw.take(steps)
+    points = adapters.read_points(raw, dtype=dtype)
+  except errors.InvalidInputError as error:
+    error.argument = 'data'  # What the estimator's readers call input_fn.
+    raise
+  if num_features is not None and points.num_features != num_features:
+    raise errors.InvalidInputError(
+        f'The data have {points.num_features} features per point but the '
+        f'layer\'s centers have {num_features}; give data of width '
+        f'{num_features}, or adapt a new layer.', kind='width',
+        argument='data')
+  return points
 
 
 def fit(config, points, max_steps, relative_tolerance):

@@ -309,9 +309,11 @@ class KMeansLayer(keras.layers.Layer):
 
     Raises:
       errors.InvalidInputError: no points, fewer than num_clusters, NaN or
-        Inf, or another width than the layer's.
+        Inf, or another width than the layer's (`argument` 'data', `kind`
+        saying which); the centers are left as they were.
       errors.InvalidArgumentError, errors.InvalidArgumentTypeError: a bad
-        `batch_size` or `steps`, or data of an unsupported type.
+        `batch_size` or `steps`, or `data` of an unsupported type (a
+        string, an input_fn).
     """
     steps = options.check_positive_int('steps', steps, allow_none=True,
                                        maximum=options.INT64_MAX)

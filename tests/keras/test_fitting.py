@@ -150,6 +150,7 @@ def test_nan_points_raise_the_input_error_and_keep_the_centers():
   with pytest.raises(errors.InvalidInputError) as caught:
     layer.adapt(bad)
   assert caught.value.kind == 'non_finite'
+  assert caught.value.argument == 'data'
   np.testing.assert_array_equal(layer.cluster_centers, points[:3])
 
 
@@ -161,9 +162,11 @@ def test_fewer_points_than_clusters_raise_too_few_points():
 
 def test_data_of_another_width_than_the_built_layer_raise():
   layer = KMeansLayer.from_centers(np.zeros((3, 2)))
-  with pytest.raises(errors.InvalidInputError) as caught:
+  with pytest.raises(errors.InvalidInputError,
+                     match='4 features .* centers have 2') as caught:
     layer.adapt(np.ones((10, 4), np.float32))
   assert caught.value.kind == 'width'
+  assert caught.value.argument == 'data'
 
 
 def test_empty_dataset_raises_empty():
@@ -181,9 +184,13 @@ def test_bad_adapt_arguments_raise_naming_them(kwargs, argument):
   assert caught.value.argument == argument
 
 
-def test_data_of_an_unsupported_type_raise_a_type_error():
-  with pytest.raises(TypeError):
-    KMeansLayer(2).adapt('points.csv')
+@pytest.mark.parametrize('data', ['points.csv', lambda: np.zeros((4, 2)),
+                                  None])
+def test_data_of_an_unsupported_type_raise_a_type_error_naming_data(data):
+  with pytest.raises(errors.InvalidArgumentTypeError,
+                     match='tf.data.Dataset') as caught:
+    KMeansLayer(2).adapt(data)
+  assert caught.value.argument == 'data'
 
 
 def test_update_state_is_refused():
