@@ -89,7 +89,10 @@ class KMeansLayer(keras.layers.Layer):
   Under the cosine metric the inputs are L2-normalised first (a zero vector
   stays zero, at distance 1 from every center). Inputs of other numeric
   dtypes are cast to the centers' dtype (the layer's variable dtype,
-  float32 or float64); float outputs have that dtype. The nearest centers
+  float32 or float64); float outputs have that dtype. Under a mixed
+  precision policy ('mixed_float16') the layer still computes in its
+  variable dtype, float32: half precision cannot hold squared distances
+  and their sums (see `KMeansConfig.dtype`). The nearest centers
   are found in chunks of at most `chunk_elements` distances ('distances',
   'soft' and the loss hold (n, k)).
 
@@ -186,6 +189,9 @@ class KMeansLayer(keras.layers.Layer):
     backend.check_backend('KMeansLayer')
     options.check_bool('trainable', trainable)
     seed = options.check_int('seed', seed)
+    # Inputs are cast to the centers' dtype in `call`, never to a mixed
+    # policy's float16 compute dtype (see the class docstring).
+    kwargs.setdefault('autocast', False)
     super().__init__(trainable=trainable, **kwargs)
     dtype = self.variable_dtype
     self._config = options.KMeansConfig(
@@ -272,7 +278,8 @@ class KMeansLayer(keras.layers.Layer):
         shape=(self.num_clusters, int(width)),
         initializer='zeros',
         trainable=True,  # Non-trainable while the layer is not trainable.
-        dtype=self.variable_dtype)
+        dtype=self.variable_dtype,
+        autocast=False)
     if given is not None:
       self.clusters.assign(given.astype(self.variable_dtype))
       self._adapted = True

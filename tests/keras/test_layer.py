@@ -370,3 +370,15 @@ def test_importing_kmeans_estimator_does_not_import_the_keras_subpackage():
                           text=True, timeout=120, check=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
   assert result.stdout.strip() == 'False'
+
+
+def test_mixed_precision_policy_computes_in_float32():
+  points, centers = _points(), _centers()
+  mixed = KMeansLayer.from_centers(centers, output_mode='distances',
+                                   dtype='mixed_float16')
+  exact = KMeansLayer.from_centers(centers, output_mode='distances')
+  assert mixed.clusters.dtype == 'float32'
+  distances = mixed(points)
+  assert distances.dtype == tf.float32
+  np.testing.assert_array_equal(distances, exact(points))
+  assert _model(mixed).output.dtype == 'float32'
