@@ -382,3 +382,25 @@ def test_mixed_precision_policy_computes_in_float32():
   assert distances.dtype == tf.float32
   np.testing.assert_array_equal(distances, exact(points))
   assert _model(mixed).output.dtype == 'float32'
+
+
+@pytest.mark.slow
+def test_export_serves_in_a_process_that_imports_only_tensorflow(tmp_path):
+  points = _points()
+  layer = KMeansLayer(4, output_mode='distances')
+  model = _model(layer)
+  layer.adapt(points)
+  model.export(str(tmp_path / 'export'), verbose=False)
+  np.save(tmp_path / 'points.npy', points)
+  code = (
+      'import sys, numpy as np, tensorflow as tf\n'
+      f'served = tf.saved_model.load({str(tmp_path / "export")!r})\n'
+      f'points = np.load({str(tmp_path / "points.npy")!r})\n'
+      f'np.save({str(tmp_path / "served.npy")!r}, '
+      'served.serve(tf.constant(points)).numpy())\n'
+      "assert not any(m.startswith('kmeans_estimator') "
+      'for m in sys.modules), sorted(sys.modules)\n')
+  subprocess.run([sys.executable, '-c', code], check=True, timeout=120,
+                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+  np.testing.assert_array_equal(np.load(tmp_path / 'served.npy'),
+                                model.predict(points, verbose=0))
