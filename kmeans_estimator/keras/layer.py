@@ -267,12 +267,8 @@ class KMeansLayer(keras.layers.Layer):
           'KMeansLayer needs inputs of shape (..., d) with a known last '
           f'dimension d. Received: input_shape={tuple(input_shape or ())}',
           'input_shape')
+    self._check_width(tuple(input_shape))
     given = self._config.given_centers
-    if given is not None and given.shape[1] != width:
-      raise errors.InvalidArgumentError(
-          f'The inputs have {width} features but `initial_clusters` has '
-          f'{given.shape[1]} columns; give centers of the inputs\' width. '
-          f'Received: input_shape={tuple(input_shape)}', 'input_shape')
     self.clusters = self.add_weight(
         name=constants.CLUSTER_CENTERS_VAR_NAME,
         shape=(self.num_clusters, int(width)),
@@ -349,24 +345,25 @@ class KMeansLayer(keras.layers.Layer):
           'or KMeansLayer.from_model_dir(...), or load saved weights.')
 
   def _check_width(self, shape):
-    """Refuses inputs whose last dimension is not the centers' d."""
+    """Refuses inputs whose last dimension is not the centers' d (that of
+    the weight, or before it is built, of centers given as an array)."""
     width = shape[-1] if len(shape) else None
-    if self.clusters is not None and width is not None and (
-        width != self.num_features):
+    expected = self.num_features
+    if expected is None and self._config.given_centers is not None:
+      expected = int(self._config.given_centers.shape[1])
+    if expected is not None and width is not None and width != expected:
       raise errors.InvalidInputError(
-          f'The KMeansLayer {self.name!r} has centers of '
-          f'{self.num_features} features, but its inputs have shape '
-          f'{tuple(shape)}; give inputs of shape (..., {self.num_features}).',
-          kind='width', argument='inputs')
+          f'The KMeansLayer {self.name!r} has centers of {expected} '
+          f'features, but its inputs have shape {tuple(shape)}; give inputs '
+          f'of shape (..., {expected}).', kind='width', argument='inputs')
 
   def __call__(self, inputs, *args, **kwargs):
     # Checked here, before Keras's `__call__`, which re-creates an error
     # raised inside `call` from its message alone (losing its fields).
-    if self.built:
-      shape = getattr(inputs, 'shape', None)
-      shape = np.shape(inputs) if shape is None else shape
-      if not (isinstance(shape, tf.TensorShape) and shape.rank is None):
-        self._check_width(tuple(shape))
+    shape = getattr(inputs, 'shape', None)
+    shape = np.shape(inputs) if shape is None else shape
+    if not (isinstance(shape, tf.TensorShape) and shape.rank is None):
+      self._check_width(tuple(shape))
     return super().__call__(inputs, *args, **kwargs)
 
   def call(self, inputs):

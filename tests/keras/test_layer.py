@@ -352,6 +352,10 @@ def test_inputs_of_another_width_than_the_centers_raise():
   with pytest.raises(errors.InvalidInputError) as caught:
     layer(np.zeros((5, 2)))
   assert caught.value.kind == 'width'
+  unbuilt = KMeansLayer(4, initial_clusters=_centers(d=3))
+  with pytest.raises(errors.InvalidInputError) as caught:
+    unbuilt(np.zeros((5, 2)))
+  assert caught.value.argument == 'inputs'
 
 
 def test_another_keras_backend_raises_the_backend_error(monkeypatch):
