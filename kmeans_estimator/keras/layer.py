@@ -138,9 +138,13 @@ class KMeansLayer(keras.layers.Layer):
       None runs max_steps. The default 1e-6 stops at Lloyd's fixed point
       (where the loss no longer changes) or just before it.
     seed: int driving the initialisers' randomness.
-    kmeans_plus_plus_num_retries, kmc2_chain_length,
-      kmeans_parallel_rounds, kmeans_parallel_oversampling, chunk_elements:
-      as in `KMeansClustering`.
+    kmeans_plus_plus_num_retries: extra candidates per k-means++ center
+      (negative: 2 + log k).
+    kmc2_chain_length: Markov chain length per center of 'kmc2'.
+    kmeans_parallel_rounds: sampling rounds of 'kmeans_parallel'.
+    kmeans_parallel_oversampling: candidates per round of
+      'kmeans_parallel', as a multiple of num_clusters.
+    chunk_elements: the most point-to-center distances held at once.
     commitment_cost: with trainable=True, the weight >= 0 of the
       commitment term of the loss.
     loss_weight: with trainable=True, the factor >= 0 of the whole loss.
