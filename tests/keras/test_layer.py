@@ -149,7 +149,7 @@ def test_trainable_layer_learns_lloyds_centers_in_fit():
   layer = KMeansLayer.from_centers(initial, trainable=True)
   model = _model(layer, d=2)
   model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
-  model.fit(points, epochs=100, batch_size=len(points), verbose=0)
+  model.fit(points, epochs=40, batch_size=len(points), verbose=0)
   np.testing.assert_allclose(np.sort(layer.cluster_centers, axis=0),
                              np.sort(expected, axis=0), atol=1e-3)
 
