@@ -326,7 +326,7 @@ class KerasBackendError(KMeansError, RuntimeError):
     backend: the name of the backend Keras runs ('jax', 'torch', ...).
   """
 
-  def __init__(self, message, backend=None):
+  def __init__(self, message: str, backend: Optional[str] = None) -> None:
     super().__init__(message)
     self.backend = backend
 

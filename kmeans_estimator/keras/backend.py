@@ -1,5 +1,7 @@
 """The check that Keras runs the TensorFlow backend."""
 
+from __future__ import annotations
+
 import keras
 
 from kmeans_estimator import errors
@@ -7,7 +9,7 @@ from kmeans_estimator import errors
 BACKEND = 'tensorflow'
 
 
-def check_backend(what):
+def check_backend(what: str) -> None:
   """Raises `errors.KerasBackendError` unless Keras runs TensorFlow.
 
   Args:

@@ -12,8 +12,10 @@ same graph options (every k, every seed), as between estimators. The
 centers are the only result: they go into the layer's weights.
 """
 
+from __future__ import annotations
+
 import collections.abc
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 from absl import logging
 import numpy as np
@@ -26,6 +28,9 @@ from kmeans_estimator.data import direct
 from kmeans_estimator.estimator import compiled
 from kmeans_estimator.estimator import initialization
 from kmeans_estimator.estimator import training
+from kmeans_estimator import config as options
+from kmeans_estimator.data import base
+from kmeans_estimator.typing import InputData
 
 
 class FitSummary(NamedTuple):
@@ -49,7 +54,8 @@ _DATA_TYPES = (np.ndarray, list, tf.Tensor, tf.Variable,
                collections.abc.Mapping, tf.data.Dataset)
 
 
-def read(data, batch_size, steps, dtype, num_features):
+def read(data: InputData, batch_size: Optional[int], steps: Optional[int],
+         dtype: tf.DType, num_features: Optional[int]) -> base.Points:
   """`data` as the estimator's `Points` (see `data.adapters.read_points`).
 
   The readers' errors are the estimator's (`errors.InvalidInputError`),
@@ -91,7 +97,8 @@ def read(data, batch_size, steps, dtype, num_features):
   return points
 
 
-def fit(config, points, max_steps, relative_tolerance):
+def fit(config: options.KMeansConfig, points: base.Points, max_steps: int,
+        relative_tolerance: Optional[float]) -> tuple[np.ndarray, FitSummary]:
   """Trains centers on `points` from scratch, as `train` would.
 
   Args:
@@ -127,11 +134,13 @@ def fit(config, points, max_steps, relative_tolerance):
       len(losses), float(losses[-1]), bool(converged), choice.algorithm.name)
 
 
-def _change(loss, previous):
+def _change(loss: float, previous: float) -> float:
   return abs(loss - previous) / (1 + abs(previous))
 
 
-def _carried_steps(core, algorithm, points, max_steps, relative_tolerance):
+def _carried_steps(core: compiled.SharedKMeans, algorithm: Any,
+                   points: base.Points, max_steps: int,
+                   relative_tolerance: Optional[float]) -> list[float]:
   """The steps of `algorithm` carrying state over the data in memory, all
   in one compiled call (`training.run_steps`); the losses of each."""
   batch = next(points.batches())
@@ -146,26 +155,30 @@ def _carried_steps(core, algorithm, points, max_steps, relative_tolerance):
   return _checked(figures['loss'].numpy())
 
 
-def _run_steps_body(algorithm):
+def _run_steps_body(algorithm: Any) -> Callable[..., Any]:
   """The body of the shared function of `_carried_steps`: `run_steps` of
   `algorithm`'s carried step on a view of the core."""
 
-  def step(view, data, state, weights):
+  def step(view: Any, data: tf.Tensor, state: Any,
+           weights: Optional[tf.Tensor]) -> Any:
     return view.carried_step(algorithm, data, state, weights)
 
-  def body(view, data, state, weights, num_steps, previous_loss,
-           relative_tolerance):
+  def body(view: Any, data: tf.Tensor, state: Any,
+           weights: Optional[tf.Tensor], num_steps: tf.Tensor,
+           previous_loss: tf.Tensor, relative_tolerance: tf.Tensor) -> Any:
     return training.run_steps(step, view, data, state, weights, num_steps,
                               previous_loss, relative_tolerance)
 
   return body
 
 
-def _full_batch_step(view, data):
+def _full_batch_step(view: Any, data: Any) -> Any:
   return view.full_batch_step(data)
 
 
-def _full_batch_steps(core, points, max_steps, relative_tolerance):
+def _full_batch_steps(core: compiled.SharedKMeans, points: base.Points,
+                      max_steps: int,
+                      relative_tolerance: Optional[float]) -> list[float]:
   """`KMeans.full_batch_step` over all the data (a Tensor, or a dataset's
   batches summed) until the budget or the tolerance; with restarts, the
   best restart kept at the end. The losses of each step."""
@@ -184,7 +197,7 @@ def _full_batch_steps(core, points, max_steps, relative_tolerance):
   return losses
 
 
-def _checked(losses):
+def _checked(losses: Any) -> list[float]:
   """`losses`, or the overflow error when the last is not finite (the
   points were checked for NaN and Inf when read)."""
   if not np.isfinite(losses[-1]):

@@ -8,7 +8,10 @@ called: to the nearest center's index, the distances to every center, a
 one-hot or soft assignment, or the indices of the `top_k` nearest.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Any, Optional
 
 import keras
 import numpy as np
@@ -23,6 +26,8 @@ from kmeans_estimator.keras import fitting
 from kmeans_estimator.keras import losses
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator.ops import numerics
+from kmeans_estimator.typing import ArrayLike, InitialClusters, InputData
+from kmeans_estimator.typing import PathLike
 
 # `output_mode`s.
 CLUSTER_INDEX = constants.CLUSTER_INDEX
@@ -35,7 +40,8 @@ OUTPUT_MODES = (CLUSTER_INDEX, DISTANCES, ONE_HOT, SOFT, TOP_K)
 _invalid = errors.InvalidArgumentError.from_template
 
 
-def _check_output_mode(output_mode, top_k, num_clusters):
+def _check_output_mode(output_mode: str, top_k: Optional[int],
+                       num_clusters: int) -> Optional[int]:
   if output_mode not in OUTPUT_MODES:
     raise _invalid(
         f'`{{output_mode}}` must be one of {list(OUTPUT_MODES)}. '
@@ -58,7 +64,7 @@ def _check_output_mode(output_mode, top_k, num_clusters):
   return top_k
 
 
-def _check_non_negative(name, value):
+def _check_non_negative(name: str, value: float) -> float:
   if (isinstance(value, bool) or not isinstance(value, numbers.Real) or
       not 0 <= value < float('inf')):
     raise _invalid('`{%s}` must be a finite number >= 0. Received: {%s=}' %
@@ -169,27 +175,28 @@ class KMeansLayer(keras.layers.Layer):
   """
 
   def __init__(self,
-               num_clusters,
-               output_mode=CLUSTER_INDEX,
-               top_k=None,
-               temperature=1.0,
-               distance_metric=constants.SQUARED_EUCLIDEAN_DISTANCE,
-               initial_clusters=constants.KMEANS_PLUS_PLUS_INIT,
-               algorithm=constants.LLOYD,
-               num_restarts=1,
-               empty_cluster=constants.KEEP_EMPTY,
-               max_steps=300,
-               relative_tolerance=1e-6,
-               seed=0,
-               kmeans_plus_plus_num_retries=2,
-               kmc2_chain_length=200,
-               kmeans_parallel_rounds=5,
-               kmeans_parallel_oversampling=0.5,
-               chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS,
-               commitment_cost=0.0,
-               loss_weight=1.0,
-               trainable=False,
-               **kwargs):
+               num_clusters: int,
+               output_mode: str = CLUSTER_INDEX,
+               top_k: Optional[int] = None,
+               temperature: float = 1.0,
+               distance_metric: str = constants.SQUARED_EUCLIDEAN_DISTANCE,
+               initial_clusters: InitialClusters = (
+                   constants.KMEANS_PLUS_PLUS_INIT),
+               algorithm: str = constants.LLOYD,
+               num_restarts: int = 1,
+               empty_cluster: str = constants.KEEP_EMPTY,
+               max_steps: int = 300,
+               relative_tolerance: Optional[float] = 1e-6,
+               seed: int = 0,
+               kmeans_plus_plus_num_retries: int = 2,
+               kmc2_chain_length: int = 200,
+               kmeans_parallel_rounds: int = 5,
+               kmeans_parallel_oversampling: float = 0.5,
+               chunk_elements: int = constants.DEFAULT_CHUNK_ELEMENTS,
+               commitment_cost: float = 0.0,
+               loss_weight: float = 1.0,
+               trainable: bool = False,
+               **kwargs: Any) -> None:
     backend.check_backend('KMeansLayer')
     options.check_bool('trainable', trainable)
     seed = options.check_int('seed', seed)
@@ -225,45 +232,47 @@ class KMeansLayer(keras.layers.Layer):
     self.commitment_cost = _check_non_negative('commitment_cost',
                                                commitment_cost)
     self.loss_weight = _check_non_negative('loss_weight', loss_weight)
-    self.clusters = None
+    # The centers' weight (a keras.Variable (k, d)), made by `build`.
+    self.clusters: Any = None
     self._adapted = False
-    self._adapt_summary = None
+    self._adapt_summary: Optional[fitting.FitSummary] = None
 
   # ------------------------------------------------------------ options
   @property
-  def config(self):
+  def config(self) -> options.KMeansConfig:
     """The k-means options, a frozen `kmeans_estimator.config.KMeansConfig`
     (checked when the layer was made)."""
     return self._config
 
   @property
-  def distance_metric(self):
+  def distance_metric(self) -> str:
+    """'squared_euclidean' or 'cosine'."""
     return self._config.distance_metric
 
   @property
-  def num_features(self):
+  def num_features(self) -> Optional[int]:
     """d, once the layer is built; else None."""
     return None if self.clusters is None else int(self.clusters.shape[1])
 
   @property
-  def is_adapted(self):
+  def is_adapted(self) -> bool:
     """Whether the layer has centers (see the class docstring)."""
     return self._adapted
 
   @property
-  def adapt_summary(self):
+  def adapt_summary(self) -> Optional[fitting.FitSummary]:
     """What the last `adapt` did (`fitting.FitSummary`: steps, loss,
     converged, algorithm), or None."""
     return self._adapt_summary
 
   @property
-  def cluster_centers(self):
+  def cluster_centers(self) -> np.ndarray:
     """The centers, float array of shape (k, d)."""
     self._check_adapted()
     return self.clusters.numpy()
 
   # --------------------------------------------------------------- build
-  def build(self, input_shape):
+  def build(self, input_shape: Any) -> None:
     """Creates the `clusters` weight (k, d) for inputs of shape (..., d)."""
     width = input_shape[-1] if input_shape else None
     if width is None:
@@ -285,16 +294,17 @@ class KMeansLayer(keras.layers.Layer):
       self._adapted = True
     self.built = True
 
-  def load_own_variables(self, store):
+  def load_own_variables(self, store: Any) -> None:
     super().load_own_variables(store)
     self._adapted = True
 
-  def set_weights(self, weights):
+  def set_weights(self, weights: Any) -> None:
     super().set_weights(weights)
     self._adapted = True
 
   # --------------------------------------------------------------- adapt
-  def adapt(self, data, batch_size=None, steps=None):
+  def adapt(self, data: InputData, batch_size: Optional[int] = None,
+            steps: Optional[int] = None) -> None:
     """Trains the centers on `data` (full-batch k-means, from scratch).
 
     Each call starts afresh from `initial_clusters` (as Keras's `adapt`
@@ -335,20 +345,20 @@ class KMeansLayer(keras.layers.Layer):
     self._adapted = True
     self._adapt_summary = summary
 
-  def update_state(self, data):
+  def update_state(self, data: Any) -> None:
     raise NotImplementedError(
         'KMeansLayer learns its centers with adapt(data) as a whole (all '
         'the data, one full-batch run), not batch by batch.')
 
   # ---------------------------------------------------------------- call
-  def _check_adapted(self):
+  def _check_adapted(self) -> None:
     if not self._adapted:
       raise errors.NotAdaptedError(
           f'The KMeansLayer {self.name!r} has no centers yet: call '
           'adapt(data) first, or build it with KMeansLayer.from_centers(...) '
           'or KMeansLayer.from_model_dir(...), or load saved weights.')
 
-  def _check_width(self, shape):
+  def _check_width(self, shape: tuple[Any, ...]) -> None:
     """Refuses inputs whose last dimension is not the centers' d (that of
     the weight, or before it is built, of centers given as an array)."""
     width = shape[-1] if len(shape) else None
@@ -361,7 +371,7 @@ class KMeansLayer(keras.layers.Layer):
           f'features, but its inputs have shape {tuple(shape)}; give inputs '
           f'of shape (..., {expected}).', kind='width', argument='inputs')
 
-  def __call__(self, inputs, *args, **kwargs):
+  def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
     # Checked here, before Keras's `__call__`, which re-creates an error
     # raised inside `call` from its message alone (losing its fields).
     shape = getattr(inputs, 'shape', None)
@@ -370,7 +380,7 @@ class KMeansLayer(keras.layers.Layer):
       self._check_width(tuple(shape))
     return super().__call__(inputs, *args, **kwargs)
 
-  def call(self, inputs):
+  def call(self, inputs: Any) -> tf.Tensor:
     self._check_adapted()
     centers = tf.convert_to_tensor(self.clusters)
     points = tf.cast(tf.convert_to_tensor(inputs), centers.dtype)
@@ -385,7 +395,7 @@ class KMeansLayer(keras.layers.Layer):
     tail = tf.shape(outputs)[1:]
     return tf.reshape(outputs, tf.concat([leading, tail], 0))
 
-  def _outputs(self, flat, centers):
+  def _outputs(self, flat: tf.Tensor, centers: tf.Tensor) -> tf.Tensor:
     """The output of `flat` (n, d), prepared, in `output_mode`: (n,) or
     (n, m)."""
     metric = self.distance_metric
@@ -404,7 +414,7 @@ class KMeansLayer(keras.layers.Layer):
     return tf.nn.softmax(-distances / tf.cast(self.temperature,
                                               distances.dtype), axis=-1)
 
-  def _vq_loss(self, flat, centers):
+  def _vq_loss(self, flat: tf.Tensor, centers: tf.Tensor) -> tf.Tensor:
     """The loss that `trainable=True` adds (see the class docstring)."""
     n = tf.cast(tf.maximum(tf.shape(flat)[0], 1), centers.dtype)
     loss = losses.kmeans_loss(tf.stop_gradient(flat), centers,
@@ -417,7 +427,7 @@ class KMeansLayer(keras.layers.Layer):
           chunk_elements=self._config.chunk_elements)
     return self.loss_weight * loss / n
 
-  def _output_shape(self, input_shape):
+  def _output_shape(self, input_shape: Any) -> tuple[Any, ...]:
     leading = tuple(input_shape[:-1])
     if self.output_mode == CLUSTER_INDEX:
       return leading
@@ -425,16 +435,16 @@ class KMeansLayer(keras.layers.Layer):
       return leading + (self.top_k,)
     return leading + (self.num_clusters,)
 
-  def compute_output_shape(self, input_shape):
+  def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
     return self._output_shape(input_shape)
 
-  def compute_output_spec(self, inputs):
+  def compute_output_spec(self, inputs: Any) -> Any:
     dtype = ('int64' if self.output_mode in (CLUSTER_INDEX, TOP_K) else
              self.variable_dtype)
     return keras.KerasTensor(self._output_shape(inputs.shape), dtype=dtype)
 
   # --------------------------------------------------------------- config
-  def get_config(self):
+  def get_config(self) -> dict[str, Any]:
     """The constructor's arguments (centers given as an array as a list).
 
     Raises:
@@ -477,7 +487,7 @@ class KMeansLayer(keras.layers.Layer):
 
   # --------------------------------------------------------- constructors
   @classmethod
-  def from_centers(cls, centers, **kwargs):
+  def from_centers(cls, centers: ArrayLike, **kwargs: Any) -> KMeansLayer:
     """A layer holding `centers`, built (no `adapt` needed).
 
     The centers are also its `initial_clusters`, so a later `adapt`
@@ -508,7 +518,9 @@ class KMeansLayer(keras.layers.Layer):
     return layer
 
   @classmethod
-  def from_model_dir(cls, model_dir, checkpoint_path=None, **kwargs):
+  def from_model_dir(cls, model_dir: PathLike,
+                     checkpoint_path: Optional[PathLike] = None,
+                     **kwargs: Any) -> KMeansLayer:
     """A layer holding the centers of an estimator's `model_dir`.
 
     Reads the checkpoint variable `clusters` (k, d) of the newest

@@ -11,6 +11,10 @@ center k is exactly Lloyd's update, and smaller steps (or any Keras
 optimizer) move the centers towards the same fixed points.
 """
 
+from __future__ import annotations
+
+from typing import Any, Optional
+
 import tensorflow as tf
 
 from kmeans_estimator import config as options
@@ -19,16 +23,20 @@ from kmeans_estimator import errors
 from kmeans_estimator.keras import backend
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator.ops import numerics
+from kmeans_estimator.typing import ArrayLike
 
 
-def _float_dtype(tensor):
+def _float_dtype(tensor: tf.Tensor) -> tf.DType:
   return tensor.dtype if tensor.dtype in (tf.float32, tf.float64) else (
       tf.float32)
 
 
-def kmeans_loss(points, centers, weights=None,
-                distance_metric=constants.SQUARED_EUCLIDEAN_DISTANCE,
-                chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
+def kmeans_loss(points: ArrayLike,
+                centers: ArrayLike,
+                weights: Optional[ArrayLike] = None,
+                distance_metric: str = constants.SQUARED_EUCLIDEAN_DISTANCE,
+                chunk_elements: int = constants.DEFAULT_CHUNK_ELEMENTS
+                ) -> tf.Tensor:
   """The k-means objective E(w) = sum_i min_k |x_i - w_k|^2, differentiable.
 
   The value is the estimator's inertia for the same centers
@@ -79,40 +87,41 @@ def kmeans_loss(points, centers, weights=None,
   options.check_distance_metric(distance_metric)
   chunk_elements = options.check_positive_int('chunk_elements',
                                               chunk_elements)
-  if not isinstance(centers, (tf.Tensor, tf.Variable)):
-    centers = tf.convert_to_tensor(centers)
-  dtype = _float_dtype(centers)
-  centers = tf.cast(centers, dtype)
-  points = tf.cast(tf.convert_to_tensor(points), dtype)
-  for name, tensor in (('points', points), ('centers', centers)):
+  given_centers: Any = centers
+  if not isinstance(given_centers, (tf.Tensor, tf.Variable)):
+    given_centers = tf.convert_to_tensor(given_centers)
+  dtype = _float_dtype(given_centers)
+  centers_t = tf.cast(given_centers, dtype)
+  points_t = tf.cast(tf.convert_to_tensor(points), dtype)
+  for name, tensor in (('points', points_t), ('centers', centers_t)):
     if tensor.shape.rank != 2:
       raise errors.InvalidArgumentError(
           f'`{name}` must have shape ({"n" if name == "points" else "k"}, '
           f'd). Received: {name} with shape {tensor.shape}', name)
-  if (points.shape[1] is not None and centers.shape[1] is not None and
-      points.shape[1] != centers.shape[1]):
+  if (points_t.shape[1] is not None and centers_t.shape[1] is not None and
+      points_t.shape[1] != centers_t.shape[1]):
     raise errors.InvalidArgumentError(
-        f'`points` must have the width of `centers` ({centers.shape[1]}). '
-        f'Received: points with shape {points.shape}', 'points')
+        f'`points` must have the width of `centers` ({centers_t.shape[1]}). '
+        f'Received: points with shape {points_t.shape}', 'points')
   if distance_metric == constants.COSINE_DISTANCE:
-    points = numerics.safe_l2_normalize(points)
+    points_t = numerics.safe_l2_normalize(points_t)
   index, _ = distances_lib.nearest_centers(
-      tf.stop_gradient(points), tf.stop_gradient(centers), distance_metric,
-      chunk_elements)
-  nearest = tf.gather(centers, index)
+      tf.stop_gradient(points_t), tf.stop_gradient(centers_t),
+      distance_metric, chunk_elements)
+  nearest = tf.gather(centers_t, index)
   if distance_metric == constants.COSINE_DISTANCE:
     distance = 1.0 - tf.reduce_sum(
-        points * numerics.safe_l2_normalize(nearest), axis=1)
+        points_t * numerics.safe_l2_normalize(nearest), axis=1)
   else:
-    distance = tf.reduce_sum(tf.square(points - nearest), axis=1)
+    distance = tf.reduce_sum(tf.square(points_t - nearest), axis=1)
   if weights is None:
     return tf.reduce_sum(distance)
-  weights = tf.cast(tf.convert_to_tensor(weights), dtype)
-  if weights.shape.rank != 1 or (
-      weights.shape[0] is not None and points.shape[0] is not None and
-      weights.shape[0] != points.shape[0]):
+  weights_t = tf.cast(tf.convert_to_tensor(weights), dtype)
+  if weights_t.shape.rank != 1 or (
+      weights_t.shape[0] is not None and points_t.shape[0] is not None and
+      weights_t.shape[0] != points_t.shape[0]):
     raise errors.InvalidArgumentError(
         f'`weights` must have shape (n,), one per point, here '
-        f'({points.shape[0]},). Received: weights with shape '
-        f'{weights.shape}', 'weights')
-  return tf.reduce_sum(weights * distance)
+        f'({points_t.shape[0]},). Received: weights with shape '
+        f'{weights_t.shape}', 'weights')
+  return tf.reduce_sum(weights_t * distance)
