@@ -20,6 +20,13 @@ than memory work:
   record, in sorted name order); each feature's width is that of the first
   record, or is given as `(name, width)`.
 
+With `weight_column` (a column of a `.csv` or `.npy` file, a one-value
+feature of a TFRecord) each point also has a sample weight: the dataset's
+elements are then dicts `{source.points_key: points (n, d), weight_column:
+weights (n,)}`, which `KMeansClustering(weight_column=...,
+feature_columns=[source.points_key])` reads (`FileSource.estimator_options`).
+The weight is never one of the point's values.
+
 A batch never spans two files, so the last batch of each file may be smaller.
 Several files (or glob patterns) are read one after the other.
 
@@ -90,6 +97,8 @@ class FileSource:
       else None.
     feature_names: names of the d values of a point when the files name
       them (CSV header, TFRecord features), else None.
+    weight_column: None, or the key of the weights in the dataset's dict
+      elements: the `weight_column` given to `open_files`, as a str.
   """
 
   paths: tuple
@@ -98,9 +107,28 @@ class FileSource:
   num_points: int | None
   feature_names: tuple | None
   _make_dataset: Callable = dataclasses.field(repr=False, compare=False)
+  weight_column: str | None = None
+
+  @property
+  def points_key(self):
+    """The key of the points in the dict elements of a weighted source:
+    'points', or 'points_' when the weight column is itself called
+    'points'."""
+    return 'points' if self.weight_column != 'points' else 'points_'
+
+  def estimator_options(self):
+    """The `KMeansClustering` arguments that read this source's elements:
+    `weight_column` and `feature_columns` (both None without weights)."""
+    if self.weight_column is None:
+      return {'weight_column': None, 'feature_columns': None}
+    return {'weight_column': self.weight_column,
+            'feature_columns': [self.points_key]}
 
   def dataset(self, batch_size=DEFAULT_BATCH_SIZE, dtype=tf.float32):
     """A finite `tf.data.Dataset` of `dtype` Tensors of shape (n, d).
+
+    With a `weight_column`, of dicts `{points_key: points (n, d),
+    weight_column: weights (n,)}` instead.
 
     Args:
       batch_size: the most points per batch (positive int).
@@ -119,8 +147,12 @@ class FileSource:
       raise errors.InvalidArgumentError(
           f'`dtype` must be float32 or float64. Received: dtype={dtype.name}',
           'dtype', dtype)
-    dataset = self._make_dataset(int(batch_size), dtype).prefetch(
-        PREFETCH_BATCHES)
+    dataset = self._make_dataset(int(batch_size), dtype)
+    if self.weight_column is not None:
+      points_key, weight_key = self.points_key, self.weight_column
+      dataset = dataset.map(
+          lambda points, weights: {points_key: points, weight_key: weights})
+    dataset = dataset.prefetch(PREFETCH_BATCHES)
     # A full-batch step reads the files once per step, each time with a new
     # iterator, whose tf.data autotuner starts again from nothing and can
     # stall a pass while it learns. With fixed read-ahead no pass stalls,
@@ -151,18 +183,23 @@ class FileSource:
     return input_fn
 
   def read_all(self, dtype=np.float32):
-    """All the points as one array of shape (n, d); for small files only."""
+    """All the points as one array of shape (n, d), or with a
+    `weight_column` a dict of arrays as the dataset's elements are; for data
+    that fit in memory only."""
     tf_dtype = tf.as_dtype(dtype)
     with readable_errors():
-      batches = [batch.numpy() for batch in self.dataset(
-          DEFAULT_BATCH_SIZE, tf_dtype)]
+      batches = list(self.dataset(DEFAULT_BATCH_SIZE, tf_dtype)
+                     .as_numpy_iterator())
     if not batches:
       raise _bad_input(f'{_describe(self.paths)} holds no points.')
+    if isinstance(batches[0], dict):
+      return {key: np.concatenate([batch[key] for batch in batches], axis=0)
+              for key in batches[0]}
     return np.concatenate(batches, axis=0)
 
 
 def open_files(patterns, columns=None, features=None, header=None,
-               delimiter=','):
+               delimiter=',', weight_column=None):
   """Checks input files and returns a `FileSource` that streams them.
 
   Args:
@@ -177,6 +214,11 @@ def open_files(patterns, columns=None, features=None, header=None,
       that is not a number where the second row has a number, or, in a
       one-row file, a first row without numbers); True or False forces it.
     delimiter: for `.csv`: the one-character field separator.
+    weight_column: None, or where each point's sample weight is: a column
+      (header name or 0-based index) of `.csv` and `.npy` files, the name of
+      a one-value feature of TFRecord files. It is never a point value:
+      without `columns` or `features` the points are all the other columns
+      or numeric features, and naming it there too is an error.
 
   Returns:
     `FileSource`.
@@ -185,8 +227,16 @@ def open_files(patterns, columns=None, features=None, header=None,
     ValueError: no file matches, a file is missing, a directory, empty, of
       an unknown or mixed extension, of the wrong rank or dtype, pickled,
       or the files disagree on their width; `columns` or `features` name
-      something the files lack, or are given for the wrong format.
+      something the files lack, or are given for the wrong format;
+      `weight_column` names something the files lack, a feature of more
+      than one value, or one of `columns` or `features`.
   """
+  if weight_column is not None and (
+      isinstance(weight_column, bool) or
+      not isinstance(weight_column, (str, int, np.integer))):
+    raise errors.InvalidArgumentTypeError.from_template(
+        '`{weight_column}` must be a column name or index, or None. '
+        'Received: {weight_column=}', 'weight_column', weight_column)
   paths = _expand(patterns)
   formats = {path: _format_of(path) for path in paths}
   kinds = sorted({kind for kind, _ in formats.values()})
@@ -206,18 +256,18 @@ def open_files(patterns, columns=None, features=None, header=None,
         'pick columns with `{columns}`. Received: {features=}', 'features',
         list(features), columns=columns)
   if kind == NPY:
-    return _open_npy(paths, columns)
+    return _open_npy(paths, columns, weight_column)
   if kind == CSV:
     if not isinstance(delimiter, str) or len(delimiter) != 1:
       raise errors.InvalidArgumentError.from_template(
           '`{delimiter}` must be one character. Received: {delimiter=}',
           'delimiter', delimiter)
-    return _open_csv(paths, columns, header, delimiter)
+    return _open_csv(paths, columns, header, delimiter, weight_column)
   compression = {formats[path][1] for path in paths}
   if len(compression) > 1:
     raise _bad_input('The TFRecord files mix GZIP (.gz) and uncompressed '
                      f'files: {list(paths)}; give files of one kind.')
-  return _open_tfrecord(paths, features, compression.pop())
+  return _open_tfrecord(paths, features, compression.pop(), weight_column)
 
 
 def _bad_input(message):
@@ -337,11 +387,12 @@ def _as_list(value, argument, what, single_types):
   return value
 
 
-def _select(columns, width, names, path):
-  """0-based indices of `columns` (names or indices) among `width` columns."""
+def _select(columns, width, names, path, argument='columns'):
+  """0-based indices of `columns` (names or indices) among `width` columns;
+  a bad one is an error naming `argument`."""
   if columns is None:
     return None
-  columns = _as_list(columns, 'columns', 'column', (str, int))
+  columns = _as_list(columns, argument, 'column', (str, int))
   indices = []
   for column in columns:
     if names is not None and isinstance(column, str) and column in names:
@@ -353,11 +404,37 @@ def _select(columns, width, names, path):
     if index is None or not 0 <= index < width:
       available = (f'the header names {list(names)} or ' if names else '')
       raise errors.InvalidArgumentError.from_template(
-          f'`{{columns}}` must be {available}0-based indices below {width} '
-          f'(the columns of {path!r}); {column!r} is neither. Received: '
-          '{columns=}', 'columns', columns)
+          f'`{{{argument}}}` must be {available}0-based indices below '
+          f'{width} (the columns of {path!r}); {column!r} is neither. '
+          f'Received: {{{argument}=}}', argument,
+          columns if argument == 'columns' else columns[0])
     indices.append(index)
   return indices
+
+
+def _weight_index(weight_column, indices, width, names, path):
+  """(point column indices, weight column index or None).
+
+  Policy: the weight column is never a point value. Without `columns`
+  (`indices` None) the points are every other column; a weight column that
+  `columns` also names is an error.
+  """
+  if weight_column is None:
+    return indices, None
+  weight, = _select([weight_column], width, names, path, 'weight_column')
+  if indices is None:
+    indices = [i for i in range(width) if i != weight]
+    if not indices:
+      raise errors.InvalidArgumentError.from_template(
+          f'`{{weight_column}}` is the only column of {path!r}; the points '
+          'need at least one other column. Received: {weight_column=}',
+          'weight_column', weight_column)
+  elif weight in indices:
+    raise errors.InvalidArgumentError.from_template(
+        '`{weight_column}` must not be one of `{columns}`: a weight is not '
+        'a point value. Received: {weight_column=}', 'weight_column',
+        weight_column, columns=None)
+  return indices, weight
 
 
 # ------------------------------------------------------------------ npy
@@ -406,7 +483,7 @@ def _memory_map(path):
   return array
 
 
-def _open_npy(paths, columns):
+def _open_npy(paths, columns, weight_column=None):
   arrays, rows, first = [], [], None
   for path in paths:
     shape, dtype = _npy_header(path)
@@ -436,6 +513,8 @@ def _open_npy(paths, columns):
     arrays.append(path)
     rows.append(shape[0])
   indices = _select(columns, first[1], None, first[0])
+  indices, weight = _weight_index(weight_column, indices, first[1], None,
+                                  first[0])
   width = first[1] if indices is None else len(indices)
 
   def mapped(file_id):
@@ -463,20 +542,29 @@ def _open_npy(paths, columns):
       file_id = int(file_id)
       if file_id not in held:
         held[file_id] = mapped(file_id)
-      batch = held[file_id][int(start):int(start) + batch_size]
-      if indices is not None:
-        batch = batch[:, indices]
-      return np.ascontiguousarray(batch, dtype=np_dtype)
+      rows = held[file_id][int(start):int(start) + batch_size]
+      batch = rows if indices is None else rows[:, indices]
+      batch = np.ascontiguousarray(batch, dtype=np_dtype)
+      if weight is None:
+        return batch
+      return batch, np.ascontiguousarray(rows[:, weight], dtype=np_dtype)
 
     def to_batch(file_id, start):
-      batch = tf.numpy_function(read, [file_id, start], dtype)
+      if weight is None:
+        batch = tf.numpy_function(read, [file_id, start], dtype)
+        batch.set_shape([None, width])
+        return batch
+      batch, weights = tf.numpy_function(read, [file_id, start],
+                                         [dtype, dtype])
       batch.set_shape([None, width])
-      return batch
+      weights.set_shape([None])
+      return batch, weights
 
     return tf.data.Dataset.from_tensor_slices((file_ids, starts)).map(
         to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-  return FileSource(paths, NPY, width, int(sum(rows)), None, make_dataset)
+  return FileSource(paths, NPY, width, int(sum(rows)), None, make_dataset,
+                    None if weight is None else str(weight_column))
 
 
 # ------------------------------------------------------------------ csv
@@ -528,7 +616,7 @@ def _has_header(rows):
              for a, b in zip(first, rows[1]))
 
 
-def _open_csv(paths, columns, header, delimiter):
+def _open_csv(paths, columns, header, delimiter, weight_column=None):
   if header not in (None, True, False):
     raise errors.InvalidArgumentError.from_template(
         '`{header}` must be None (detect), True or False. Received: '
@@ -563,9 +651,13 @@ def _open_csv(paths, columns, header, delimiter):
   num_columns = first[1]
   header_names = None if names is None else list(names[1])
   indices = _select(columns, num_columns, header_names, first[0])
+  indices, weight = _weight_index(weight_column, indices, num_columns,
+                                  header_names, first[0])
   if indices is None:
     indices = list(range(num_columns))
-  labels = [header_names[i] if header_names else f'{i}' for i in indices]
+  # The weight is parsed (and checked) with the points, as the last column.
+  parsed = indices if weight is None else indices + [weight]
+  labels = [header_names[i] if header_names else f'{i}' for i in parsed]
 
   def make_dataset(batch_size, dtype):
     def batches_of(path, skip):
@@ -585,7 +677,7 @@ def _open_csv(paths, columns, header, delimiter):
       # checks below cannot point at a row of an empty batch).
       return tf.cond(tf.size(lines) > 0,
                      lambda: parse_rows(path, lines, numbers),
-                     lambda: tf.zeros([0, len(indices)], dtype))
+                     lambda: tf.zeros([0, len(parsed)], dtype))
 
     def parse_rows(path, lines, numbers):
       cells = tf.strings.split(lines, sep=delimiter)
@@ -600,7 +692,7 @@ def _open_csv(paths, columns, header, delimiter):
             f'needs {num_columns} values separated by "{delimiter}".')])
       with tf.control_dependencies([width_ok]):
         table = cells.to_tensor(default_value='')
-      picked = tf.gather(table, indices, axis=1)
+      picked = tf.gather(table, parsed, axis=1)
       picked = tf.strings.strip(tf.strings.regex_replace(
           tf.strings.strip(picked), r'^"(.*)"$', r'\1'))
       is_number = tf.strings.regex_full_match(picked, _NUMBER)
@@ -622,7 +714,7 @@ def _open_csv(paths, columns, header, delimiter):
              _NOT_UTF8_ADVICE])
         flat = tf.reshape(is_number, [-1])
         bad = tf.argmax(tf.cast(tf.logical_not(flat), tf.int32))
-        row, column = bad // len(indices), bad % len(indices)
+        row, column = bad // len(parsed), bad % len(parsed)
         with tf.control_dependencies([utf8_ok]):
           cell = tf.gather(tf.reshape(picked, [-1]), bad)
         numbers_ok = _file_check(
@@ -639,7 +731,10 @@ def _open_csv(paths, columns, header, delimiter):
                            lambda: tf.constant(True), refuse_bad_cell)
       with tf.control_dependencies([numbers_ok]):
         points = tf.strings.to_number(picked, dtype)
-      return tf.ensure_shape(points, [None, len(indices)])
+      return tf.ensure_shape(points, [None, len(parsed)])
+
+    def split_weights(table):
+      return table[:, :len(indices)], table[:, len(indices)]
 
     files = tf.data.Dataset.from_tensor_slices(
         (tf.constant(list(paths)), tf.constant(skips, tf.int64)))
@@ -647,12 +742,15 @@ def _open_csv(paths, columns, header, delimiter):
     # A batch emptied by blank lines would be a training step on no points.
     # (The other formats never give an empty batch, and skip this stage: a
     # few percent of a streamed step.)
-    return files.flat_map(no_autograph(batches_of)).map(
+    dataset = files.flat_map(no_autograph(batches_of)).map(
         no_autograph(parse), num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True).filter(lambda x: tf.shape(x)[0] > 0)
+    return dataset if weight is None else dataset.map(split_weights)
 
   return FileSource(paths, CSV, len(indices), None,
-                    tuple(labels) if header_names else None, make_dataset)
+                    tuple(labels[:len(indices)]) if header_names else None,
+                    make_dataset,
+                    None if weight is None else str(weight_column))
 
 
 # ------------------------------------------------------------- tfrecord
@@ -689,11 +787,12 @@ def _example_widths(example):
           for name, feature in example.features.feature.items()}
 
 
-def _feature_specs(features, found, path):
-  """[(name, tf dtype, width)] of the requested features."""
+def _feature_specs(features, found, path, weight_column=None):
+  """[(name, tf dtype, width)] of the requested features (without
+  `features`, every numeric one but `weight_column`)."""
   if features is None:
     names = sorted(name for name, (kind, _) in found.items()
-                   if kind in _KINDS)
+                   if kind in _KINDS and name != weight_column)
     if not names:
       raise _bad_input(
           f'The first record of {path!r} has no float or int64 features '
@@ -726,15 +825,42 @@ def _feature_specs(features, found, path):
   return specs
 
 
-def _open_tfrecord(paths, features, compression):
+def _weight_spec(weight_column, specs, found, path):
+  """(name, tf dtype, 1) of the weight feature; see `_weight_index` for the
+  policy."""
+  if weight_column in (name for name, _, _ in specs):
+    raise errors.InvalidArgumentError.from_template(
+        '`{weight_column}` must not be one of `{features}`: a weight is not '
+        'a point value. Received: {weight_column=}', 'weight_column',
+        weight_column, features=None)
+  kind, width = found.get(weight_column, (None, 0))
+  if kind not in _KINDS or width != 1:
+    what = ('has no such feature' if weight_column not in found else
+            f'holds {width} values of kind {kind}')
+    raise errors.InvalidArgumentError.from_template(
+        f'`{{weight_column}}` must name a float or int64 feature of one '
+        f'value per record; the first record of {path!r} {what} (its '
+        f'features: {sorted(found)}). Received: {{weight_column=}}',
+        'weight_column', weight_column)
+  return weight_column, _KINDS[kind], 1
+
+
+def _open_tfrecord(paths, features, compression, weight_column=None):
+  if weight_column is not None and not isinstance(weight_column, str):
+    raise errors.InvalidArgumentTypeError.from_template(
+        '`{weight_column}` must name a feature (a str) for TFRecord files. '
+        'Received: {weight_column=}', 'weight_column', weight_column)
   specs = None
   for path in paths:
     found = _example_widths(_first_example(path, compression))
     if specs is None:
-      specs = _feature_specs(features, found, path)
+      specs = _feature_specs(features, found, path, weight_column)
+      if weight_column is not None:
+        weight_spec = _weight_spec(weight_column, specs, found, path)
       first_path = path
       continue
-    for name, _, width in specs:
+    for name, _, width in specs + ([] if weight_column is None
+                                   else [weight_spec]):
       if name not in found or found[name][1] != width:
         raise _bad_input(
             f'Feature {name!r} has {width} values in the first record of '
@@ -743,13 +869,18 @@ def _open_tfrecord(paths, features, compression):
             'features.')
   parse_spec = {name: tf.io.FixedLenFeature([width], kind)
                 for name, kind, width in specs}
+  if weight_column is not None:
+    parse_spec[weight_column] = tf.io.FixedLenFeature([1], weight_spec[1])
   width = sum(width for _, _, width in specs)
 
   def make_dataset(batch_size, dtype):
     def parse(records):
       parsed = tf.io.parse_example(records, parse_spec)
       parts = [tf.cast(parsed[name], dtype) for name, _, _ in specs]
-      return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
+      points = tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
+      if weight_column is None:
+        return points
+      return points, tf.cast(parsed[weight_column][:, 0], dtype)
 
     records = tf.data.TFRecordDataset(list(paths),
                                       compression_type=compression,
@@ -762,5 +893,6 @@ def _open_tfrecord(paths, features, compression):
   for name, _, feature_width in specs:
     names.extend([name] if feature_width == 1 else
                  [f'{name}[{i}]' for i in range(feature_width)])
-  return FileSource(paths, TFRECORD, width, None, tuple(names), make_dataset)
+  return FileSource(paths, TFRECORD, width, None, tuple(names), make_dataset,
+                    weight_column)
 
