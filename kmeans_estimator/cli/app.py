@@ -9,224 +9,235 @@ Usage:
 
 FILE is a .npy, .csv or TFRecord (.tfrecord, .tfrecords, .tfrec, .gz) file of
 points, or a glob; files are streamed, never read whole. OUT ends in .npy or
-.csv. See docs/cli.md for every flag and examples.
+.csv. The user guide's command-line page has every flag and examples.
 """
-# The docstring above is the usage `--help` prints. This module holds the
-# commands, the progress hook and the entry points (`main`, and `run`, the
-# console script); the flags and their checks are in flags.py, the output
-# files in writers.py.
+# The docstring above is the usage `--helpfull` prints. This module holds
+# the entry points (`run`, the console script, and `main`), the answers
+# that need no TensorFlow (--help, --helpfull, --version and usage errors)
+# and the silencing of TensorFlow's start-up messages. It imports neither
+# TensorFlow nor the library's TensorFlow modules: `main` imports the
+# commands (commands.py) once the command line is parsed.
 
-import itertools
-import random
+import difflib
+import os
 import sys
-import time
+import textwrap
 
-import numpy as np
-import tensorflow as tf
 from absl import app, logging
+from absl import flags as absl_flags
 
-from kmeans_estimator import (
-  KMeansClustering,
-  RunConfig,
-  SessionRunArgs,
-  SessionRunHook,
-)
+import kmeans_estimator
 from kmeans_estimator.cli import flags
-from kmeans_estimator.cli import writers
-from kmeans_estimator.data import files as file_inputs
 
-_COMMANDS = ('train', 'predict', 'score', 'centers', 'export')
+COMMANDS = ('train', 'predict', 'score', 'centers', 'export')
 _WITH_FILES = ('train', 'predict', 'score')
 _PROG = flags.PROG
+# Exit statuses: success, bad files or data (the command ran and failed),
+# and a usage error (a missing or bad command or flag), as argparse and
+# most Unix tools use 2.
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+_TRY_HELP = f"Try '{_PROG} --help'."
 
 FLAGS = flags.FLAGS
 
-# Errors that mean bad files, data or directories, not a bug: reported in one
-# line on stderr, with exit status 1.
-_EXPECTED_ERRORS = (ValueError, OSError, FloatingPointError,
-                    tf.errors.OpError)
+_COMMAND_LINES = (
+    ('train', '--model_dir=DIR --num_clusters=K FILE...',
+     'train, or resume, a model'),
+    ('predict', '--model_dir=DIR [--output=OUT] FILE...',
+     "each point's cluster index"),
+    ('score', '--model_dir=DIR FILE...', 'the inertia over the files'),
+    ('centers', '--model_dir=DIR [--output=OUT]', 'print or save the centers'),
+    ('export', '--model_dir=DIR --export_dir_base=DIR', 'write a SavedModel'),
+)
+# Arguments answered before absl parses the flags (absl's --help exits with
+# status 1 and lists every flag of every module).
+_HELP = ('-h', '-?', '--help', '-help', '--helpshort', '-helpshort')
+_HELPFULL = ('--helpfull', '-helpfull')
+_VERSION = ('--version', '-version')
 
 
-# ----------------------------------------------------------- train progress
-class _ProgressHook(SessionRunHook):
-  """Prints step, loss, relative change of the loss and points per second."""
-
-  def __init__(self, every, out):
-    self._every = every
-    self._out = out
-    self._previous = None
-    self._points = 0
-    self._since = None
-    self._first = True
-
-  def begin(self):
-    self._since = time.time()
-
-  def before_run(self, run_context):
-    return SessionRunArgs(['global_step', 'loss', 'num_points'])
-
-  def after_run(self, run_context, run_values):
-    step, loss, num_points = run_values.results
-    step, loss = int(step), float(loss)
-    self._points += int(num_points)
-    change = (None if self._previous is None else
-              abs(loss - self._previous) / (1 + abs(self._previous)))
-    self._previous = loss
-    if not self._every or not (self._first or step % self._every == 0):
-      return
-    now = time.time()
-    rate = self._points / max(now - self._since, 1e-9)
-    self._points, self._since, self._first = 0, now, False
-    change = '-' if change is None else f'{change:.3e}'
-    print(f'step {step:>6}  loss {loss:<12.6g}  relative change {change:<9}  '
-          f'{rate:,.0f} points/s', file=self._out, flush=True)
+# --------------------------------------------------------------- answers
+def version_line():
+  """`kmeans-estimator X.Y.Z`, the package's version from its metadata."""
+  return f'{_PROG} {kmeans_estimator.__version__}'
 
 
-# ----------------------------------------------------- the flags' estimator
-def _estimator(model_dir, num_clusters, distance_metric,
-               initial_clusters=KMeansClustering.RANDOM_INIT, seed=None):
-  try:
-    config = RunConfig(
-        save_checkpoints_steps=flags.positive('save_checkpoints_steps'),
-        keep_checkpoint_max=FLAGS.keep_checkpoint_max)
-    return KMeansClustering(
-        num_clusters=num_clusters,
-        model_dir=model_dir,
-        initial_clusters=initial_clusters,
-        distance_metric=distance_metric,
-        seed=seed,
-        use_mini_batch=FLAGS.use_mini_batch,
-        mini_batch_steps_per_iteration=FLAGS.mini_batch_steps_per_iteration,
-        kmeans_plus_plus_num_retries=FLAGS.kmeans_plus_plus_num_retries,
-        relative_tolerance=FLAGS.relative_tolerance,
-        config=config,
-        kmc2_chain_length=FLAGS.kmc2_chain_length,
-        kmeans_parallel_rounds=FLAGS.kmeans_parallel_rounds,
-        kmeans_parallel_oversampling=FLAGS.kmeans_parallel_oversampling,
-        empty_cluster=FLAGS.empty_cluster,
-        num_restarts=FLAGS.num_restarts,
-        dtype=tf.as_dtype(FLAGS.dtype),
-        run_eagerly=FLAGS.run_eagerly)
-  except (ValueError, TypeError) as error:
-    raise flags.library_errors_as_usage(error) from None
+def _shown_default(flag):
+  """' [DEFAULT]' of a flag for `--help`: '' for None or false."""
+  if flag.default is None or flag.default is False:
+    return ''
+  if flag.boolean:
+    return ' [on]'
+  return f' [{flag.default_as_str.strip(chr(39))}]'
 
 
-def _batch_input_fn(source, repeat=False):
-  return source.input_fn(flags.positive('batch_size', required=True),
-                         tf.as_dtype(FLAGS.dtype), repeat=repeat)
+def short_help(width=79):
+  """The text of `--help`: usage, commands and the common flags by group
+  (every flag is in `--helpfull`)."""
+  defaults = flags.TRAINING_DEFAULTS
+
+  def wrapped(text, indent=0, first=''):
+    return textwrap.wrap(text, width, initial_indent=first or ' ' * indent,
+                         subsequent_indent=' ' * indent)
+
+  lines = [f'{_PROG} {kmeans_estimator.__version__}: k-means on .npy, .csv '
+           'and TFRecord files.', '',
+           f'Usage: {_PROG} COMMAND [flags] [FILE...]', '', 'Commands:']
+  for name, synopsis, does in _COMMAND_LINES:
+    lines.append(f'  {name:<8}{synopsis:<41}{does}')
+  lines += wrapped('FILE: .npy, .csv or TFRecord files, or globs (streamed, '
+                   'never read whole).')
+  for title, entries in flags.HELP_GROUPS:
+    lines += ['', f'{title}:' if title != 'The model' else
+              'The model (defaults in [ ]):']
+    for name, text in entries:
+      lines += wrapped(f'{text}{_shown_default(FLAGS[name])}', 26,
+                       f'  --{name:<22}')
+  lines += ['']
+  lines += wrapped(
+      "The training defaults differ from the Python API's on purpose, to "
+      'give good clusters on plain data: full batch, --initial_clusters='
+      f'{defaults["initial_clusters"]}, --relative_tolerance='
+      f'{defaults["relative_tolerance"]:g}, --steps={defaults["steps"]}.')
+  lines += wrapped(' '.join(f'--{name}' for name in flags.OTHER_FLAGS),
+                   2, 'More flags: ')
+  lines += wrapped('--helpfull describes every flag; -v 0 (--verbosity=0) '
+                   "shows the library's and TensorFlow's log messages.")
+  return '\n'.join(lines)
 
 
-# --------------------------------------------------------------- commands
-def _train(paths):
-  model_dir = flags.model_dir()
-  steps, max_steps = flags.train_steps()
-  flags.positive('batch_size', required=True)
-  progress_every = flags.progress_every()
-  initial = flags.initial_clusters()
-  num_clusters, metric = flags.model_options(
-      model_dir, 'train', None if isinstance(initial, str) else initial)
-  # As KMeansClustering would draw it, but printed to repeat the run.
-  seed = (random.SystemRandom().randrange(2**31) if FLAGS.seed is None
-          else FLAGS.seed)
-  estimator = _estimator(model_dir, num_clusters, metric, initial, seed=seed)
-  source = flags.source(paths)
-  logging.info('Training on %s (%d features per point) into %s.',
-               ', '.join(source.paths), source.num_features, model_dir)
-  # Mini-batch training for a number of steps cycles through the files.
-  cycle = FLAGS.use_mini_batch and (steps is not None or
-                                    max_steps is not None)
-  start = time.time()
-  estimator.train(_batch_input_fn(source, repeat=cycle),
-                  hooks=[_ProgressHook(progress_every, sys.stdout)],
-                  steps=steps, max_steps=max_steps)
-  seconds = time.time() - start
-  metrics = estimator.evaluate(_batch_input_fn(source))
-  sizes = np.zeros(num_clusters, np.int64)
-  for batch in estimator.predict(
-      _batch_input_fn(source),
-      predict_keys=[KMeansClustering.CLUSTER_INDEX],
-      yield_single_examples=False):
-    sizes += np.bincount(batch[KMeansClustering.CLUSTER_INDEX],
-                         minlength=num_clusters)
-  mean = ('mean squared distance'
-          if metric == KMeansClustering.SQUARED_EUCLIDEAN_DISTANCE
-          else 'mean cosine distance')
-  print(f'Trained in {seconds:.1f} s.\n'
-        f'  iterations (global step): {metrics["global_step"]}\n'
-        f'  final inertia:            {metrics["inertia"]:.6g} '
-        f'({metrics["num_points"]} points)\n'
-        f'  {mean + ":":<26}{metrics["mean_squared_distance"]:.6g}\n'
-        f'  cluster sizes:            {sizes.tolist()}\n'
-        f'  checkpoint:               {estimator.latest_checkpoint()}\n'
-        f'  seed:                     {seed}',
+def _full_help():
+  """The text of `--helpfull`: the usage and absl's listing of every
+  flag."""
+  return (f'{__doc__.strip()}\n\nFlags:\n'
+          f'{FLAGS.get_help(prefix="  ", include_special_flags=True)}')
+
+
+def _answer_at_once(argv):
+  """Answers --help, --helpfull and --version (exit status 0) before the
+  flags are parsed; returns otherwise. Arguments after `--` are not
+  flags."""
+  args = argv[1:]
+  if '--' in args:
+    args = args[:args.index('--')]
+  for arg in args:
+    if arg in _HELP:
+      print(short_help())
+      sys.exit(EXIT_OK)
+    if arg in _HELPFULL:
+      print(_full_help())
+      sys.exit(EXIT_OK)
+    if arg in _VERSION:
+      print(version_line())
+      sys.exit(EXIT_OK)
+
+
+# ----------------------------------------------------------- usage errors
+def _suggestion(name, names, prefix=''):
+  """' Did you mean X?' for the closest of `names` to `name`, or ''."""
+  close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+  return f' Did you mean {prefix}{close[0]}?' if close else ''
+
+
+def _usage_exit(message, command=None):
+  """Prints a usage error in at most three lines and exits with status 2."""
+  where = _PROG if command is None else f'{_PROG} {command}'
+  sys.stdout.flush()
+  print(f'{where}: error: {message}\n{_TRY_HELP}', file=sys.stderr,
         flush=True)
+  return EXIT_USAGE
 
 
-def _predict(paths):
-  output = flags.output()
-  model_dir = flags.model_dir()
-  num_clusters, metric = flags.model_options(model_dir, 'predict')
-  estimator = _estimator(model_dir, num_clusters, metric, seed=0)
-  source = flags.source(paths)
-  if output is not None:
-    flags.check_output_is_not_an_input(
-        writers.PredictionWriter.paths_for(output, FLAGS.distances),
-        source.paths)
-  input_fn = _batch_input_fn(source)
-  batches = estimator.predict(input_fn,
-                              predict_keys=[KMeansClustering.CLUSTER_INDEX],
-                              yield_single_examples=False)
-  distances = estimator.transform(input_fn) if FLAGS.distances else None
-  writer = writers.PredictionWriter(output, num_clusters, FLAGS.distances,
-                                    np.dtype(FLAGS.dtype))
-  with writer:
-    for batch in batches:
-      indices = batch[KMeansClustering.CLUSTER_INDEX]
-      rows = None
-      if distances is not None:
-        rows = np.asarray(list(itertools.islice(distances, len(indices))))
-      writer.write(indices, rows)
-  if output is not None:
-    print(f'Wrote {writer.count} predictions to '
-          f'{", ".join(writer.paths)}.', flush=True)
+def _refused_value(argv):
+  """(flag, value) of the first flag in `argv` whose parser refuses its
+  value, or None. Finds the flag of absl's IllegalFlagValueError by
+  parsing the values again (the error carries no flag)."""
+  args = argv[1:]
+  index = 0
+  while index < len(args):
+    arg = args[index]
+    index += 1
+    if arg == '--':
+      return None
+    if not arg.startswith('-') or arg == '-':
+      continue
+    name, equals, value = arg.lstrip('-').partition('=')
+    if name not in FLAGS:
+      continue
+    flag = FLAGS[name]
+    if not equals:
+      if flag.boolean or index >= len(args):
+        continue
+      value = args[index]
+      index += 1
+    try:
+      flag.parser.parse(value)
+    except (TypeError, ValueError, OverflowError):
+      return flag, value
+  return None
 
 
-def _score(paths):
-  model_dir = flags.model_dir()
-  num_clusters, metric = flags.model_options(model_dir, 'score')
-  estimator = _estimator(model_dir, num_clusters, metric, seed=0)
-  metrics = estimator.evaluate(_batch_input_fn(flags.source(paths)))
-  for key in ('inertia', 'mean_squared_distance', 'num_points', 'score',
-              'loss', 'global_step'):
-    print(f'{key}: {metrics[key]}')
+def _what_values(flag):
+  """What the values of `flag` must be, for a usage error."""
+  kind = flag.flag_type()
+  if kind == 'bool':
+    return f'true or false (or --{flag.name} / --no{flag.name})'
+  if kind == 'string enum':
+    return f'one of {", ".join(flag.parser.enum_values)}'
+  return {'int': 'an integer', 'float': 'a number'}.get(
+      kind, flag.parser.syntactic_help)
 
 
-def _centers(paths):
-  del paths
-  output = flags.output()
-  model_dir = flags.model_dir()
-  num_clusters, metric = flags.model_options(model_dir, 'centers')
-  centers = _estimator(model_dir, num_clusters, metric,
-                       seed=0).cluster_centers()
-  writers.write_array(output, centers)
-  if output is None:
+def _parse_flags(argv):
+  """absl's flags parser for `app.run`, with short answers and errors.
+
+  --help, --helpfull and --version are answered with status 0. A flag that
+  is unknown (with the closest known one suggested) or whose value does not
+  parse is a usage error: two lines on stderr, status 2 (absl prints a
+  fatal error and exits with 1).
+  """
+  _answer_at_once(argv)
+  try:
+    return FLAGS(argv)
+  except absl_flags.UnrecognizedFlagError as error:
+    name = error.flagname
+    sys.exit(_usage_exit(f'unknown flag --{name}.'
+                         + _suggestion(name, list(FLAGS), '--')))
+  except absl_flags.IllegalFlagValueError as error:
+    refused = _refused_value(argv)
+    if refused is None:
+      sys.exit(_usage_exit(str(error)))
+    flag, value = refused
+    sys.exit(_usage_exit(f'`{flag.name}` must be {_what_values(flag)}. '
+                         f'Received: --{flag.name}={value}'))
+  except absl_flags.Error as error:
+    sys.exit(_usage_exit(str(error)))
+
+
+# ------------------------------------------------ TensorFlow's messages
+def _import_tensorflow_quietly():
+  """Imports TensorFlow without its start-up messages.
+
+  Its C++ log level goes to errors-only-if-fatal (TF_CPP_MIN_LOG_LEVEL=3,
+  unless the environment sets it), which hides the later notices (the
+  CUDA 'failed call to cuInit' error on a machine without a GPU, XLA's
+  service lines); and the import itself runs with file descriptor 2 on
+  /dev/null, since its shared libraries log (oneDNN, CUDA stubs, absl's
+  'before InitializeLog' line) as they load, before any setting applies.
+  A failed import restores stderr first, so its traceback shows.
+  """
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+  if 'tensorflow' in sys.modules:
     return
-  print(f'Wrote {centers.shape[0]} centers of dimension {centers.shape[1]} '
-        f'to {output}.')
-
-
-def _export(paths):
-  del paths
-  export_dir_base = flags.export_dir_base()
-  model_dir = flags.model_dir()
-  num_clusters, metric = flags.model_options(model_dir, 'export')
-  estimator = _estimator(model_dir, num_clusters, metric, seed=0)
-  path = estimator.export_saved_model(export_dir_base)
-  print(path.decode() if isinstance(path, bytes) else path)
-
-
-_RUNNERS = {'train': _train, 'predict': _predict, 'score': _score,
-            'centers': _centers, 'export': _export}
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, 'w', encoding='utf-8') as devnull:
+      os.dup2(devnull.fileno(), 2)
+      import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
 
 
 # ------------------------------------------------------------------- main
@@ -235,12 +246,13 @@ def _command(argv):
   args = list(argv[1:])
   if not args:
     raise app.UsageError(
-        f'Give a command: one of {", ".join(_COMMANDS)}. For example: '
+        f'Give a command: one of {", ".join(COMMANDS)}. For example: '
         f'{_PROG} train --model_dir=model --num_clusters=5 points.npy')
   command, paths = args[0], args[1:]
-  if command not in _COMMANDS:
-    raise app.UsageError(f'The command must be one of {", ".join(_COMMANDS)}'
-                         f'. Received: {command}')
+  if command not in COMMANDS:
+    raise app.UsageError(f'The command must be one of {", ".join(COMMANDS)}'
+                         f'.{_suggestion(command, COMMANDS)} Received: '
+                         f'{command}')
   if command in _WITH_FILES and not paths:
     raise app.UsageError(
         f'`{command}` needs input files (.npy, .csv or TFRecord) after the '
@@ -252,6 +264,18 @@ def _command(argv):
   return command, paths
 
 
+def _stop_writing_stdout():
+  """After the reader of stdout has gone (`predict ... | head`): the
+  output it did not want is dropped, quietly, as `head` asked for no more;
+  stdout goes to /dev/null so that Python's flush at exit does not fail
+  again."""
+  try:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+  except (OSError, ValueError):  # Not a file descriptor (a test's stream).
+    pass
+
+
 def main(argv):
   """Runs the command named by argv[1] on the files that follow it.
 
@@ -260,44 +284,53 @@ def main(argv):
       [program, command, file, ...].
 
   Returns:
-    0 on success, 1 when the files, data or model_dir are bad (the reason
-    is printed on stderr, without a traceback).
+    0 on success (also when the reader of stdout stops reading, as
+    `predict ... | head` does), 1 when the files, data or model_dir are bad
+    (the reason is printed on stderr in one line, without a traceback).
 
   Raises:
-    app.UsageError: a missing or bad command or flag.
+    app.UsageError: a missing or bad command or flag (`run` prints it in
+      two lines and exits with status 2).
   """
   command, paths = _command(argv)
+  flags.check_before_reading(command)
+  # Imported here, not above: it imports TensorFlow, which --help and
+  # usage errors do without.
+  from kmeans_estimator.cli import commands  # pylint: disable=import-outside-toplevel
   try:
-    with file_inputs.readable_errors():
-      _RUNNERS[command](paths)
-  except _EXPECTED_ERRORS as error:
-    message = (error.message.splitlines()[0]
-               if isinstance(error, tf.errors.OpError) else str(error))
-    print(f'{_PROG} {command}: error: {message}', file=sys.stderr,
-          flush=True)
-    return 1
-  return 0
+    with commands.file_inputs.readable_errors():
+      commands.RUNNERS[command](paths)
+  except BrokenPipeError:
+    _stop_writing_stdout()
+    return EXIT_OK
+  except commands.EXPECTED_ERRORS as error:
+    print(f'{_PROG} {command}: error: {commands.error_message(error)}',
+          file=sys.stderr, flush=True)
+    return EXIT_FAILURE
+  return EXIT_OK
 
 
 def _main_quietly(argv):
-  # The library logs every checkpoint and loss at INFO; the progress lines
-  # say that already, so the command line shows warnings unless asked.
+  """`main` with the library's INFO logs and TensorFlow's start-up
+  messages hidden unless --verbosity (-v) is given; usage errors in two
+  lines, status 2."""
   if not FLAGS['verbosity'].present:
+    # The library logs every checkpoint and loss at INFO; the progress
+    # lines say that already, so the command line shows warnings.
     logging.set_verbosity(logging.WARNING)
-  return main(argv)
+  try:
+    command, _ = _command(argv)
+  except app.UsageError as error:
+    return _usage_exit(str(error))
+  try:
+    flags.check_before_reading(command)
+    if not FLAGS['verbosity'].present:
+      _import_tensorflow_quietly()
+    return main(argv)
+  except app.UsageError as error:
+    return _usage_exit(str(error), command)
 
 
 def run():
-  """The console script `kmeans-estimator`: `app.run(main)`."""
-  # absl prints the main module's docstring as the usage: make it ours when
-  # the main module is the console script or `python -m kmeans_estimator`.
-  main_module = sys.modules['__main__']
-  spec = getattr(main_module, '__spec__', None)
-  if not getattr(main_module, '__doc__', None) or (
-      spec is not None and spec.name == 'kmeans_estimator.__main__'):
-    main_module.__doc__ = __doc__
-  # `--help` lists the flags of the main module: make them ours (they are
-  # defined in cli/flags.py).
-  for flag in FLAGS.get_key_flags_for_module(flags.__name__):
-    FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  app.run(_main_quietly)
+  """The console script `kmeans-estimator`: `app.run` over `main`."""
+  app.run(_main_quietly, flags_parser=_parse_flags)

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from kmeans_estimator import KMeansClustering
+from kmeans_estimator import constants
 
 
 def _float_format(array):
@@ -158,7 +158,7 @@ class PredictionWriter:
             _NpyStream(opened[1], self._dtype, (self._num_clusters,)))
     elif self._output is not None:
       self._csv = opened[0]
-    header = KMeansClustering.CLUSTER_INDEX
+    header = constants.CLUSTER_INDEX
     if self._distances:
       header += ''.join(f',distance_{j}' for j in range(self._num_clusters))
     if self._csv is not None:

@@ -17,9 +17,16 @@ import helpers
 K = 3
 BATCH = 64
 STEPS = 5
+# Exactly STEPS steps (no early stop at the command line's default
+# --relative_tolerance), and a progress line for each.
 TRAIN_FLAGS = (f'--num_clusters={K}', '--nouse_mini_batch',
                '--initial_clusters=kmeans_plus_plus', '--seed=0',
-               f'--steps={STEPS}', f'--batch_size={BATCH}')
+               f'--steps={STEPS}', f'--batch_size={BATCH}',
+               '--relative_tolerance=0', '--progress_every_secs=0')
+# A progress line: step (of the steps asked for), loss, relative change and
+# points per second.
+PROGRESS_LINE = (r'^step +(\d+)(?:/\d+)? +loss (\S+) +relative change (\S+) '
+                 r'+([\d,]+) points/s$')
 POINTS = helpers.file_points(k=K)
 
 

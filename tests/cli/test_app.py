@@ -25,6 +25,7 @@ from cli_cases import (
   BATCH,
   K,
   POINTS,
+  PROGRESS_LINE,
   STEPS,
   TRAIN_FLAGS,
   batches,
@@ -59,8 +60,7 @@ def test_train_equals_the_python_api_and_prints_a_true_summary(trained,
   assert summary_value(out, 'checkpoint') == tf.train.latest_checkpoint(
       str(model_dir))
   # One progress line per step, with loss, relative change and points/s.
-  progress = re.findall(r'^step +(\d+) +loss (\S+) +relative change (\S+) '
-                        r'+([\d,]+) points/s$', out, re.MULTILINE)
+  progress = re.findall(PROGRESS_LINE, out, re.MULTILINE)
   assert [int(step) for step, *_ in progress] == list(range(1, STEPS + 1))
   assert progress[0][2] == '-' and float(progress[1][2]) >= 0
 
@@ -92,7 +92,8 @@ def test_streamed_npy_full_batch_equals_in_memory_training_and_numpy(
   assert run_cli('train', f'--model_dir={tmp_path / "model"}',
                  '--nouse_mini_batch', '--steps=4', '--batch_size=50',
                  f'--initial_clusters={tmp_path / "initial.npy"}',
-                 '--progress_every=0', tmp_path / 'points.npy') == 0
+                 '--relative_tolerance=0', '--noprogress',
+                 tmp_path / 'points.npy') == 0
   in_memory = KMeansClustering(K, model_dir=str(tmp_path / 'api'),
                                use_mini_batch=False, initial_clusters=initial)
   in_memory.train(lambda: POINTS, steps=4)
@@ -110,7 +111,8 @@ def test_kmeans_parallel_and_empty_cluster_flags_equal_the_python_api(
   flags = (f'--num_clusters={K}', '--nouse_mini_batch', '--seed=0',
            '--initial_clusters=kmeans_parallel', '--kmeans_parallel_rounds=3',
            '--kmeans_parallel_oversampling=2', f'--empty_cluster={empty_cluster}',
-           '--steps=3', f'--batch_size={BATCH}', '--progress_every=0')
+           '--steps=3', f'--batch_size={BATCH}', '--relative_tolerance=0',
+           '--noprogress')
   assert run_cli('train', f'--model_dir={tmp_path / "model"}', *flags,
                  data_dir / 'points.npy') == 0
   api = KMeansClustering(K, model_dir=str(tmp_path / 'api'), seed=0,
@@ -129,11 +131,12 @@ def test_mini_batch_steps_cycle_through_the_files(tmp_path, capsys):
   # 300 points in batches of 100: 7 steps need three passes.
   assert run_cli('train', f'--model_dir={tmp_path / "model"}',
                  f'--num_clusters={K}', '--seed=0', '--steps=7',
-                 '--batch_size=100', '--progress_every=3',
-                 tmp_path / 'points.npy') == 0
+                 '--use_mini_batch', '--batch_size=100',
+                 '--progress_every_secs=0', tmp_path / 'points.npy') == 0
   out = capsys.readouterr().out
   assert tf.train.load_variable(str(tmp_path / 'model'), 'global_step') == 7
-  assert re.findall(r'^step +(\d+)', out, re.MULTILINE) == ['1', '3', '6']
+  assert re.findall(r'^step +(\d+)/7 ', out, re.MULTILINE) == [
+      str(step) for step in range(1, 8)]
 
 
 # ------------------------------------------------ predict, score, centers
@@ -202,7 +205,7 @@ def test_centers_print_and_save(trained, tmp_path, capsys):
       centers)
   # Saved centers start a new model where this one ended.
   assert run_cli('train', f'--model_dir={tmp_path / "again"}',
-                 '--nouse_mini_batch', '--steps=1', '--progress_every=0',
+                 '--nouse_mini_batch', '--steps=1', '--noprogress',
                  f'--initial_clusters={tmp_path / "centers.csv"}',
                  tmp_path / 'centers.npy') == 0
 
@@ -290,7 +293,7 @@ def test_the_module_trains_from_a_headerless_csv_like_from_npy(trained,
   result = run_process('train', f'--model_dir={model_dir}', *TRAIN_FLAGS,
                        '--columns=0,1,2', path)
   assert result.returncode == 0, result.stderr
-  assert re.search(r'^step +5 +loss', result.stdout, re.MULTILINE)
+  assert re.search(r'^step +5/5 +loss', result.stdout, re.MULTILINE)
   assert 'final inertia' in result.stdout
   assert 'Traceback' not in result.stderr
   np.testing.assert_array_equal(centers_of(model_dir),
