@@ -55,6 +55,10 @@ def initialize_centers(core, points, initialize, initialize_from_dataset,
       all k centers from one pass ('kmeans_parallel').
     weight_column: the weight feature's name (for messages), or None.
 
+  Policy: fewer than k points is reported by `raise_too_few_points` for
+  every initialisation, 'kmeans_parallel' over a dataset included (whose
+  in-graph check does not know the count: the few points are then counted).
+
   Raises:
     ValueError: no points, fewer than k (of positive weight), a first batch
       smaller than k for 'kmeans_plus_plus', an endless dataset for
@@ -71,7 +75,16 @@ def initialize_centers(core, points, initialize, initialize_from_dataset,
           'but the input_fn returns an endless dataset; give a finite one '
           "(or use initial_clusters='kmeans_plus_plus', which uses the "
           'first batch).', kind='endless')
-    initialize_from_dataset(points.dataset)
+    try:
+      with errors.translated():
+        initialize_from_dataset(points.dataset)
+    except errors.InvalidInputError as error:
+      if error.kind != 'too_few_points' or points.weighted:
+        raise
+      # Fewer than k points: counted (a pass over so few is cheap) for the
+      # message the other initialisations give, with its transposed hint.
+      seen = sum(batch.num_points for batch in points.batches())
+      raise_too_few_points(num_clusters, weight_column, seen, points)
     return
   seen = 0
   for batch in points.batches():

@@ -874,6 +874,23 @@ def test_too_few_points_hints_at_transposed_data(init, tmp_path):
   assert not model_dir.exists()
 
 
+def test_kmeans_parallel_over_a_dataset_of_too_few_points_hints_at_transposed_data(
+    tmp_path):
+  # Streamed k-means|| checks the count in the graph; the few points are
+  # then counted for the message the other initialisations give.
+  model_dir = tmp_path / 'model'
+  km = _estimator(model_dir, num_clusters=5, use_mini_batch=False,
+                  initial_clusters='kmeans_parallel')
+  transposed = tf.data.Dataset.from_tensor_slices(
+      np.ones((2, 100), np.float32)).batch(1)
+  with pytest.raises(errors.InvalidInputError, match=(
+      r'The input has only 2 points but num_clusters=5; .* The input has 2 '
+      r'points of 100 features: points are rows, so if each column is a '
+      r'point, pass the transpose \(array\.T\)')):
+    km.train(lambda: transposed, steps=1)
+  assert not model_dir.exists()
+
+
 @pytest.mark.parametrize('destination', ['', '.', 'a/..'])
 def test_assets_extra_destination_must_name_a_file(destination, predictor,
                                                    tmp_path):
