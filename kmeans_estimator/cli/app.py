@@ -107,10 +107,12 @@ def short_help(width=79):
 
 
 def _full_help():
-  """The text of `--helpfull`: the usage and absl's listing of every
-  flag."""
-  return (f'{__doc__.strip()}\n\nFlags:\n'
-          f'{FLAGS.get_help(prefix="  ", include_special_flags=True)}')
+  """The text of `--helpfull`: the usage, then every flag with its help and
+  default, the command line's first, then absl's (--verbosity...)."""
+  modules = sorted(FLAGS.flags_by_module_dict(),
+                   key=lambda name: (name != flags.__name__, name))
+  return '\n\n'.join([__doc__.strip(), 'Flags:'] + [
+      FLAGS.module_help(module).strip('\n') for module in modules])
 
 
 def _answer_at_once(argv):
@@ -120,15 +122,15 @@ def _answer_at_once(argv):
   args = argv[1:]
   if '--' in args:
     args = args[:args.index('--')]
+  answers = {**dict.fromkeys(_HELP, short_help),
+             **dict.fromkeys(_HELPFULL, _full_help),
+             **dict.fromkeys(_VERSION, version_line)}
   for arg in args:
-    if arg in _HELP:
-      print(short_help())
-      sys.exit(EXIT_OK)
-    if arg in _HELPFULL:
-      print(_full_help())
-      sys.exit(EXIT_OK)
-    if arg in _VERSION:
-      print(version_line())
+    if arg in answers:
+      try:
+        print(answers[arg](), flush=True)
+      except BrokenPipeError:  # `--helpfull | head`.
+        _stop_writing_stdout()
       sys.exit(EXIT_OK)
 
 
