@@ -12,6 +12,25 @@ KMeansClustering` imports it then, and gives the same object every time.
 
 import importlib
 from importlib import metadata as _metadata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+  # The same names, for type checkers and the API reference (griffe), which
+  # read the source and do not run `__getattr__`.
+  from kmeans_estimator.estimator.hooks import SessionRunArgs
+  from kmeans_estimator.estimator.hooks import SessionRunContext
+  from kmeans_estimator.estimator.hooks import SessionRunHook
+  from kmeans_estimator.estimator.hooks import SessionRunValues
+  from kmeans_estimator.estimator.hooks import StopAtStepHook
+  from kmeans_estimator.estimator.kmeans_clustering import KMeansClustering
+  from kmeans_estimator.estimator.model_fn import EstimatorSpec
+  from kmeans_estimator.estimator.model_fn import ModeKeys
+  from kmeans_estimator.estimator.run_config import RunConfig
+  from kmeans_estimator.estimator.training_summary import TrainingSummary
+  from kmeans_estimator.io.export import ServingInputReceiver
+  from kmeans_estimator.io.export import build_parsing_serving_input_receiver_fn
+  from kmeans_estimator.io.export import build_raw_serving_input_receiver_fn
+  from kmeans_estimator.model import KMeans
 
 # Where each public name lives; `__getattr__` imports it from there.
 _PUBLIC = {

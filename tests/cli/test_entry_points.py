@@ -9,6 +9,7 @@ run prints nothing on stderr (TensorFlow's start-up messages silenced).
 the modules' objects.
 """
 
+import ast
 import importlib
 import json
 import os
@@ -193,3 +194,12 @@ def test_the_version_comes_from_the_metadata_or_says_unknown(monkeypatch):
 
   monkeypatch.setattr(kmeans_estimator._metadata, 'version', not_installed)
   assert kmeans_estimator._installed_version() == '0+unknown'
+
+
+def test_the_lazy_names_and_the_type_checking_imports_agree_with_all():
+  tree = ast.parse(pathlib.Path(kmeans_estimator.__file__).read_text())
+  guarded, = [node for node in tree.body if isinstance(node, ast.If)]
+  imported = {alias.name: node.module for node in guarded.body
+              for alias in node.names}
+  assert imported == kmeans_estimator._PUBLIC
+  assert set(imported) == set(kmeans_estimator.__all__)
