@@ -337,8 +337,11 @@ def predict(paths):
   output = flags.output()
   model_dir = flags.model_dir()
   num_clusters, metric = model_options(model_dir, 'predict')
-  estimator = _estimator(model_dir, num_clusters, metric, seed=0)
-  files = source(paths)
+  # With --weight_column the weights are read and left out of the points
+  # (the estimator's predict ignores them), as train and score read them.
+  files = source(paths, weighted=True)
+  estimator = _estimator(model_dir, num_clusters, metric, seed=0,
+                         source_=files)
   if output is not None:
     flags.check_output_is_not_an_input(
         writers.PredictionWriter.paths_for(output, FLAGS.distances),

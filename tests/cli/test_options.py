@@ -3,7 +3,8 @@
 Evidence: the constructor's signature is the list of flags to have; each
 option flag's value is what the estimator the command line builds holds;
 training with the weight column of a .csv, .npy or TFRecord file equals
-numpy Lloyd over the rows repeated as often as their (integer) weight;
+numpy Lloyd over the rows repeated as often as their (integer) weight, and
+score and predict read the same files (predict ignoring the weights);
 --algorithm=hamerly really runs Hamerly over the points in memory, with
 Lloyd's result; --num_restarts and --dtype show in the checkpoint; a bad
 value of each is a usage error naming its flag, and leaves no model_dir.
@@ -201,6 +202,13 @@ def test_weight_column_counts_each_point_as_often_as_its_weight(
                  f'--weight_column={column}', path) == 0
   assert float(summary_value(capsys.readouterr().out, 'inertia')) == (
       pytest.approx(oracles.inertia(repeated, centers), rel=1e-5))
+  # predict leaves the weights out of the points, and ignores them.
+  assert run_cli('predict', f'--model_dir={tmp_path / "model"}',
+                 f'--weight_column={column}',
+                 f'--output={tmp_path / "index.npy"}', path) == 0
+  np.testing.assert_array_equal(
+      np.load(tmp_path / 'index.npy'),
+      oracles.distances(POINTS, centers).argmin(axis=1))
 
 
 # ----------------------------------------------------- algorithms, restarts
