@@ -217,26 +217,32 @@ def _parse_flags(argv):
 
 
 # ------------------------------------------------ TensorFlow's messages
-def _import_tensorflow_quietly():
-  """Imports TensorFlow without its start-up messages.
+def _import_tensorflow(verbosity):
+  """Imports TensorFlow with the log messages --verbosity asks for.
 
-  Its C++ log level goes to errors-only-if-fatal (TF_CPP_MIN_LOG_LEVEL=3,
-  unless the environment sets it), which hides the later notices (the
-  CUDA 'failed call to cuInit' error on a machine without a GPU, XLA's
-  service lines); and the import itself runs with file descriptor 2 on
-  /dev/null, since its shared libraries log (oneDNN, CUDA stubs, absl's
-  'before InitializeLog' line) as they load, before any setting applies.
-  A failed import restores stderr first, so its traceback shows.
+  Policy: without --verbosity (None) TensorFlow prints nothing: its C++ log
+  level goes to TF_CPP_MIN_LOG_LEVEL=3, which hides the notices of a run
+  (the CUDA 'failed call to cuInit' error on a machine without a GPU,
+  XLA's service lines), and the import runs with file descriptor 2 on
+  /dev/null, since its shared libraries log as they load (oneDNN, CUDA
+  stubs, absl's 'before InitializeLog' line), before any setting applies.
+  With --verbosity=v, absl's levels map to TensorFlow's: v >= 0 (INFO)
+  shows everything, -1 warnings and errors, -2 errors, -3 nothing; the
+  import is silenced below INFO (its messages are INFO). A level the
+  environment sets (TF_CPP_MIN_LOG_LEVEL) is kept. A failed import
+  restores stderr first, so its traceback shows.
   """
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-  if 'tensorflow' in sys.modules:
+  level = 3 if verbosity is None else min(3, max(0, -verbosity))
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', str(level))
+  if 'tensorflow' in sys.modules or level == 0:
+    import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
     return
   sys.stderr.flush()
   saved = os.dup(2)
   try:
     with open(os.devnull, 'w', encoding='utf-8') as devnull:
       os.dup2(devnull.fileno(), 2)
-      import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
+      import tensorflow  # pylint: disable=import-outside-toplevel,unused-import,redefined-outer-name,reimported
   finally:
     os.dup2(saved, 2)
     os.close(saved)
@@ -313,9 +319,9 @@ def main(argv):
 
 
 def _main_quietly(argv):
-  """`main` with the library's INFO logs and TensorFlow's start-up
-  messages hidden unless --verbosity (-v) is given; usage errors in two
-  lines, status 2."""
+  """`main` with the library's INFO logs and TensorFlow's messages hidden
+  unless --verbosity (-v) asks for them (`_import_tensorflow`); usage
+  errors in two lines, status 2."""
   if not FLAGS['verbosity'].present:
     # The library logs every checkpoint and loss at INFO; the progress
     # lines say that already, so the command line shows warnings.
@@ -326,8 +332,8 @@ def _main_quietly(argv):
     return _usage_exit(str(error))
   try:
     flags.check_before_reading(command)
-    if not FLAGS['verbosity'].present:
-      _import_tensorflow_quietly()
+    _import_tensorflow(FLAGS.verbosity if FLAGS['verbosity'].present
+                       else None)
     return main(argv)
   except app.UsageError as error:
     return _usage_exit(str(error), command)

@@ -203,3 +203,16 @@ def test_the_lazy_names_and_the_type_checking_imports_agree_with_all():
               for alias in node.names}
   assert imported == kmeans_estimator._PUBLIC
   assert set(imported) == set(kmeans_estimator.__all__)
+
+
+@pytest.mark.parametrize('verbosity,level', [
+    (None, '3'), (0, '0'), (1, '0'), (-1, '1'), (-2, '2'), (-3, '3')])
+def test_verbosity_sets_tensorflows_log_level_unless_the_environment_does(
+    monkeypatch, verbosity, level):
+  from kmeans_estimator.cli import app  # pylint: disable=import-outside-toplevel
+  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
+  app._import_tensorflow(verbosity)
+  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == level
+  monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', '1')
+  app._import_tensorflow(verbosity)
+  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '1'
