@@ -189,7 +189,7 @@ HELP_GROUPS = (
         ('model_dir', 'checkpoint directory (required)'),
         ('num_clusters', 'k, to train a new model'),
         ('initial_clusters', f'{_INITS}, or a .npy/.csv file of centers'),
-        ('distance_metric', 'or cosine'),
+        ('distance_metric', 'squared_euclidean or cosine'),
         ('seed', 'seed of the initialisation (default: drawn, printed)'),
     )),
     ('Training', (
@@ -200,7 +200,7 @@ HELP_GROUPS = (
         ('use_mini_batch', 'mini-batch steps instead of full-batch passes'),
         ('algorithm', ', '.join(ALGORITHMS) + ' (full-batch steps)'),
         ('num_restarts', "trainings side by side; keep the best (n_init)"),
-        ('empty_cluster', 'or farthest_point'),
+        ('empty_cluster', 'keep or farthest_point'),
         ('batch_size', 'points per batch read (or per mini-batch)'),
     )),
     ('Input files', (
