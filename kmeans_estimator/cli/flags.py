@@ -19,6 +19,7 @@ purpose (see `TRAINING_DEFAULTS`).
 """
 
 import os
+from typing import Any
 
 from absl import app, flags
 
@@ -34,7 +35,7 @@ FLAGS = flags.FLAGS
 # on plain data without flags: full-batch Lloyd steps from k-means||
 # centers (which, unlike k-means++ here, sample every batch of the files,
 # not the first one), until the loss stops improving or the step cap.
-TRAINING_DEFAULTS = {
+TRAINING_DEFAULTS: dict[str, Any] = {
     'use_mini_batch': False,
     'initial_clusters': constants.KMEANS_PARALLEL_INIT,
     'relative_tolerance': 1e-4,

@@ -509,10 +509,13 @@ def test_cli_num_restarts_flag_trains_as_the_api(tmp_path):
       tf.train.load_variable(str(tmp_path / 'cli'), 'restart_clusters'),
       tf.train.load_variable(str(tmp_path / 'api'), 'restart_clusters'),
       rtol=1e-5, atol=1e-5)
+  # The command line trains full batch by default; restarts still refuse
+  # mini-batch training when it is asked for.
   with pytest.raises(app.UsageError, match='num_restarts=3 needs '
                      'use_mini_batch=False'):
     run_cli('train', f'--model_dir={tmp_path / "other"}',
-             '--num_clusters=4', '--num_restarts=3', path)
+             '--num_clusters=4', '--num_restarts=3', '--use_mini_batch',
+             path)
 
 
 # ------------------------------------------ the kept restart is the best one
