@@ -191,6 +191,14 @@ class SizeError(InvalidArgumentError):
                      template=template, values=values)
 
 
+class SparseInputError(InvalidArgumentError):
+  """Sparse points (a `tf.SparseTensor` or scipy.sparse matrix) in a mode
+  or form that does not take them yet (a `ValueError`). `argument` names
+  the option or argument to change (e.g. 'use_mini_batch'); the message
+  says what to use instead. Raised before anything is written; sparse
+  points are never densified behind the caller's back."""
+
+
 class InitialClustersError(InvalidArgumentError):
   """The centers that `initial_clusters` gave (an array, or what a callable
   returned) are unusable: NaN or Inf, too large in magnitude, of the wrong

@@ -34,6 +34,7 @@ from kmeans_estimator import training_steps
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator.ops import initializers as initializers_lib
 from kmeans_estimator.ops import numerics
+from kmeans_estimator.ops import sparse as sparse_lib
 from kmeans_estimator import config as options
 from kmeans_estimator import typing as ke_typing
 
@@ -453,7 +454,12 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     return self._prepare(points)
 
   def _prepare(self, points):
-    points = tf.cast(tf.convert_to_tensor(points), self.dtype)
+    if sparse_lib.is_sparse(points):
+      # Row-major sparse points stay sparse (`ops.sparse`); the adapters
+      # reorder them once, so the reorder here is for direct callers.
+      points = sparse_lib.cast(points, self.dtype)
+    else:
+      points = tf.cast(tf.convert_to_tensor(points), self.dtype)
     if not self.built:
       if points.shape.rank != 2 or points.shape[1] is None:
         raise errors.InvalidArgumentError(
@@ -462,7 +468,9 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
             f'{points.shape}', 'points')
       self.build(points.shape[1])
     if self.distance_metric == constants.COSINE_DISTANCE:
-      points = numerics.safe_l2_normalize(points)
+      points = (sparse_lib.l2_normalize_rows(points)
+                if sparse_lib.is_sparse(points)
+                else numerics.safe_l2_normalize(points))
     return points
 
   def _seed(self, *path):

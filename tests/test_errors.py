@@ -35,6 +35,7 @@ _POINTS = np.random.default_rng(0).normal(size=(12, 2)).astype(np.float32)
     (errors.InvalidArgumentTypeError, TypeError),
     (errors.SizeError, ValueError),
     (errors.InitialClustersError, ValueError),
+    (errors.SparseInputError, ValueError),
     (errors.InvalidInputError, ValueError),
     (errors.DistanceOverflowError, FloatingPointError),
     (errors.WorkerFailedError, RuntimeError),

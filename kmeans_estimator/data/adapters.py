@@ -9,7 +9,11 @@ its kind and returns the `base.Points` it makes:
   `arrays.TensorPoints` (kind `IN_MEMORY`), one batch of all the data;
 - the same read for prediction or evaluation (`in_chunks`):
   `arrays.RowPoints` (kind `ROWS`), a chunk of rows at a time; with a
-  `batch_size`, in batches of that many rows.
+  `batch_size`, in batches of that many rows;
+- sparse points (a `tf.SparseTensor` or scipy.sparse matrix, alone or as
+  the one point feature of a dict; a finite dataset of SparseTensors):
+  `sparse.SparsePoints` (kind `IN_MEMORY`), one row-major SparseTensor,
+  never densified.
 Every kind gives float points (n, d) in the computation's dtype (see
 `features`), weighted or not, and the same checks with the same messages
 (see `checks`): NaN or Inf anywhere is an error, raised while the batch is
@@ -32,6 +36,7 @@ from kmeans_estimator import errors
 from kmeans_estimator.data import arrays
 from kmeans_estimator.data import datasets
 from kmeans_estimator.data import direct
+from kmeans_estimator.data import sparse
 
 
 def takes_argument(input_fn, name):
@@ -91,7 +96,9 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
     given whole read `in_chunks`, else `arrays.TensorPoints`.
 
   Raises:
-    TypeError: non-numeric, sparse or ragged features, or a non-callable.
+    TypeError: non-numeric or ragged features, or a non-callable.
+    SparseInputError: sparse features in a form not read yet (see
+      `sparse`).
     ValueError: wrong rank, empty or zero-width data, a width other than
       `num_features`, NaN/Inf in a Tensor or array; with weights, non-dict
       features, a missing weight feature, or weights of a Tensor or array
@@ -101,6 +108,14 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
       raw[0], (int, float)):
     raw = raw[0]
   weighted = weight_column is not None and read_weights
+  if isinstance(raw, tf.data.Dataset) and sparse.is_sparse_dataset(raw):
+    return sparse.read_dataset(raw, dtype, num_features, weighted)
+  if sparse.has_sparse_features(raw):
+    points = sparse.read_sparse(raw, feature_columns, dtype, num_features,
+                                weight_column, weighted,
+                                batch_rows if in_chunks else None)
+    if points is not None:
+      return points
   if in_chunks and not isinstance(raw, tf.data.Dataset):
     points = arrays.read_rows(raw, feature_columns, dtype, num_features,
                               weight_column, weighted, check_finite,

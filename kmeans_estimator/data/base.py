@@ -20,6 +20,8 @@ from typing import NamedTuple, Optional
 
 import tensorflow as tf
 
+from kmeans_estimator.ops import sparse as sparse_lib
+
 # `Points.kind`: how the data are held.
 # All the data, one float Tensor (n, d) in memory: one batch.
 IN_MEMORY = 'in_memory'
@@ -37,7 +39,8 @@ class Batch(NamedTuple):
   """One batch of points and their sample weights.
 
   Attributes:
-    points: float Tensor of shape (n, d). (Where a full-batch step reads a
+    points: float Tensor of shape (n, d), or a row-major float
+      `tf.SparseTensor` (n, d) (sparse data, `data.sparse`). (Where a full-batch step reads a
       whole stream, the step's argument is that `tf.data.Dataset` itself,
       held in `points` by `Batch.of`.)
     weights: float Tensor of shape (n,), the points' sample weights, or
@@ -60,11 +63,11 @@ class Batch(NamedTuple):
   @property
   def num_points(self):
     """n, a Python int (the static first dimension of `points`)."""
-    return int(self.points.shape[0])
+    return int(sparse_lib.num_rows(self.points))
 
   def rows(self, start, stop):
     """The batch of rows [start, stop)."""
-    return Batch(self.points[start:stop],
+    return Batch(sparse_lib.rows(self.points, start, stop),
                  None if self.weights is None else self.weights[start:stop])
 
   def element(self):

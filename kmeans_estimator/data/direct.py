@@ -17,6 +17,7 @@ from kmeans_estimator import errors
 from kmeans_estimator import config as options
 from kmeans_estimator.data import checks
 from kmeans_estimator.data import datasets
+from kmeans_estimator.data import sparse
 from kmeans_estimator.data import tensors
 
 # The data a method takes directly, where an input_fn goes.
@@ -72,6 +73,8 @@ def as_input_fn(data, batch_size=None, repeat=False):
           f'Received: batch_size={batch_size} with input_fn={data!r}',
           'batch_size', batch_size)
     return data
+  if sparse.is_scipy_sparse(data):
+    return DirectData(data, batch_size, repeat)
   if not isinstance(data, _DIRECT_TYPES) and not hasattr(data, '__array__'):
     shown = ' '.join(repr(data).split())
     if len(shown) > 80:
@@ -133,7 +136,8 @@ class DirectData:
     if batch_size is not None:
       first = next(iter(data.values()), None) if isinstance(data, dict) else (
           data)
-      shape = np.shape(first) if first is not None else ()
+      shape = (tuple(first.shape) if sparse.is_sparse_input(first) else
+               np.shape(first) if first is not None else ())
       rows = int(shape[0]) if shape and shape[0] is not None else 0
       self.num_batches = -(-rows // batch_size)
 

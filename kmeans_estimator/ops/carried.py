@@ -13,6 +13,10 @@ checkpoint (and recounts from scratch) gets the same sums, bit for bit, as
 the run that carried them. s_d leaves headroom for n points at the largest
 magnitude of coordinate d: the truncation is below 2^-61 / n of that
 magnitude, far below float32 precision.
+
+Sparse points (`tf.SparseTensor`, `ops.sparse`) are always recounted, in
+one segment sum of their stored values in fixed point (O(nnz + k d)):
+the same integers as the dense points of the same values give.
 """
 
 from typing import NamedTuple
@@ -20,6 +24,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from kmeans_estimator.ops import distances as distances_lib
+from kmeans_estimator.ops import sparse as sparse_lib
 
 # Bits of the int64 sums used by n points at the largest magnitude (one
 # bit of margin against rounding in the logarithm).
@@ -97,10 +102,9 @@ def start(points, num_clusters, weights=None):
     num_clusters: k, a Python int.
     weights: optional float Tensor (n,), their sample weights.
   """
-  n, d = tf.shape(points)[0], tf.shape(points)[1]
+  n, d = sparse_lib.num_rows(points), sparse_lib.num_columns(points)
   # max |x| per coordinate without an |x| copy of the points.
-  largest = tf.cast(tf.maximum(tf.reduce_max(points, axis=0),
-                               -tf.reduce_min(points, axis=0)), _WIDE)
+  largest = tf.cast(sparse_lib.largest_magnitudes(points), _WIDE)
   if weights is None:
     count_scale = None
   else:
@@ -164,6 +168,8 @@ def update(carried, points, assignments, weights=None):
   """`carried` for new assignments of all the points: `carry` when few
   points changed cluster, `recount` when many did, nothing when none did.
   The result is the same either way (exact sums)."""
+  if sparse_lib.is_sparse(points):
+    return _recount_sparse(carried, points, assignments, weights)
   moved = tf.reduce_sum(tf.cast(
       tf.not_equal(assignments, carried.assignments), tf.int32))
   return tf.cond(
@@ -192,6 +198,30 @@ def _num_clusters(carried):
   """k: a Python int when the counts' shape is static, else a Tensor."""
   k = carried.counts.shape[0]
   return int(k) if k is not None else tf.shape(carried.counts)[0]
+
+
+def _recount_sparse(carried, points, assignments, weights=None):
+  """`recount` of sparse points: each stored value w x in fixed point (its
+  column's scale), summed by (cluster of its row, column) in int64."""
+  k = _num_clusters(carried)
+  values = points.values
+  if values.dtype.size < 4:
+    values = tf.cast(values, tf.float32)
+  row_of = sparse_lib.row_ids(points)
+  columns = points.indices[:, 1]
+  if weights is None:
+    counts = tf.ones_like(assignments, tf.int64)
+  else:
+    wide_weights = tf.cast(weights, values.dtype)
+    values *= tf.gather(wide_weights, row_of)
+    counts = tf.cast(_scaled(wide_weights, carried.scales.counts), tf.int64)
+  fixed = tf.cast(_scaled(values, tf.gather(carried.scales.sums, columns)),
+                  tf.int64)
+  sums = sparse_lib.segment_sums(
+      tf.SparseTensor(points.indices, fixed, points.dense_shape),
+      assignments, k)
+  counts = tf.math.unsorted_segment_sum(counts, assignments, k)
+  return CarriedStatistics(assignments, sums, counts, carried.scales)
 
 
 def recount(carried, points, assignments, weights=None):
@@ -245,6 +275,11 @@ def _squared_total_xla(points, weights):
 
 def squared_total(points, weights=None):
   """sum of (weighted) |x|^2 in float64, for `loss`."""
+  if sparse_lib.is_sparse(points):
+    squared = sparse_lib.squared_norms(sparse_lib.cast(points, _WIDE))
+    if weights is not None:
+      squared *= tf.cast(weights, _WIDE)
+    return tf.reduce_sum(squared)
   return _sum_over_pieces(
       lambda piece: (_squared_total_xla(
           points[piece], None if weights is None else weights[piece]),),

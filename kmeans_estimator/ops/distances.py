@@ -9,12 +9,18 @@ mini-batch checkpoints) still give true cosine distances.
 Whenever only the nearest center matters, points are processed in row chunks
 so that no more than `chunk_elements` distances exist at once: memory stays
 bounded by the chunk, not by n x k.
+
+The points may also be a `tf.SparseTensor` (n, d) in row-major order
+(`ops.sparse`): the products x.c then come from sparse-dense products and
+the sums from segment sums of the stored values, chunk by chunk, so that
+memory is O(nnz + k d + a chunk's distances), never a dense (n, d).
 """
 
 import tensorflow as tf
 
 from kmeans_estimator import constants
 from kmeans_estimator.ops import numerics
+from kmeans_estimator.ops import sparse as sparse_lib
 
 
 def pairwise_distances(points, centers, distance_metric, point_norms=None):
@@ -35,12 +41,12 @@ def pairwise_distances(points, centers, distance_metric, point_norms=None):
     float Tensor of shape (n, k).
   """
   if distance_metric == constants.COSINE_DISTANCE:
-    cosine = 1.0 - tf.matmul(points, numerics.safe_l2_normalize(centers),
-                             transpose_b=True)
+    cosine = 1.0 - sparse_lib.matmul(
+        points, numerics.safe_l2_normalize(centers), transpose_b=True)
     return tf.maximum(cosine, tf.zeros_like(cosine))
-  products = tf.matmul(points, centers, transpose_b=True)
+  products = sparse_lib.matmul(points, centers, transpose_b=True)
   if point_norms is None:
-    point_norms = tf.reduce_sum(tf.square(points), axis=1)
+    point_norms = squared_norms(points)
   point_norms = point_norms[:, tf.newaxis]
   center_norms = tf.reduce_sum(tf.square(centers), axis=1)[tf.newaxis, :]
   squared = point_norms - 2.0 * products + center_norms
@@ -67,8 +73,8 @@ def _scores(chunk, scaled_centers, offsets):
   into the product (one `_FusedMatMul`), which saves a pass over the m x k
   scores (about a tenth of the assignment's time for k = 500).
   """
-  return tf.nn.bias_add(tf.matmul(chunk, scaled_centers, transpose_b=True),
-                        offsets)
+  return tf.nn.bias_add(
+      sparse_lib.matmul(chunk, scaled_centers, transpose_b=True), offsets)
 
 
 def chunk_rows(num_centers, chunk_elements):
@@ -129,7 +135,8 @@ def nearest_centers(points, centers, distance_metric,
     return tf.cast(index, index_dtype), tf.maximum(best, 0.0)
 
   rows = _rows_for(centers, chunk_elements)
-  if not static_chunks:
+  # Sparse points take the loop of dynamic chunks (not for TFLite anyway).
+  if not static_chunks or sparse_lib.is_sparse(points):
     return concat_over_row_chunks(nearest, points, rows,
                                    (index_dtype, points.dtype), point_norms)
   if point_norms is not None:
@@ -167,7 +174,7 @@ def nearest_indices(points, centers,
   def nearest(chunk):
     scores = _scores(chunk, scaled_centers, offsets)
     return (tf.argmin(scores, axis=1, output_type=tf.int32),
-            2.0 * tf.nn.l2_loss(chunk)[tf.newaxis])
+            tf.reduce_sum(squared_norms(chunk))[tf.newaxis])
 
   rows = _rows_for(centers, chunk_elements)
   indices, sums = concat_over_row_chunks(nearest, points, rows,
@@ -258,23 +265,25 @@ def inference_chunk_rows(num_features, num_centers, itemsize,
   return rows - rows % 16 if rows >= 16 else rows
 
 
-def concat_over_row_chunks(fn, points, rows, dtypes, *per_point):
+def concat_over_row_chunks(fn, points, rows, dtypes, *per_point,
+                           element_shape=(None,)):
   """fn(chunk, *chunk_values) -> (a (m,), ...) over chunks of `rows`
   points (the last one shorter), concatenated in row order. `points` may
-  also be a vector (of row indices, say).
+  also be a vector (of row indices, say), or a `tf.SparseTensor`; the
+  results may have more dimensions (`element_shape`, (m, ...)).
 
   Chunks run in parallel iterations of one loop: one chunk's argmin
   overlaps the next one's product.
   """
-  n = tf.shape(points)[0]
+  n = sparse_lib.num_rows(points)
   num_chunks = tf.maximum((n + rows - 1) // rows, 1)
   parts = [tf.TensorArray(dtype, size=num_chunks, infer_shape=False,
-                          element_shape=tf.TensorShape([None]))
+                          element_shape=tf.TensorShape(list(element_shape)))
            for dtype in dtypes]
 
   def body(i, *parts):
     start = i * rows
-    results = fn(points[start:start + rows],
+    results = fn(sparse_lib.rows(points, start, start + rows),
                  *(None if values is None else values[start:start + rows]
                    for values in per_point))
     return (i + 1,) + tuple(p.write(i, r) for p, r in zip(parts, results))
@@ -369,15 +378,15 @@ def cluster_statistics(points, centers, distance_metric,
 
   def zeros():
     k = tf.shape(centers)[0]
-    return (tf.zeros([k, tf.shape(points)[1]], points.dtype),
+    return (tf.zeros([k, sparse_lib.num_columns(points)], points.dtype),
             tf.zeros([k], points.dtype), tf.zeros([], points.dtype))
 
   return _sum_over_row_chunks(chunk_statistics, points, weights, rows, zeros)
 
 
 def squared_norms(points):
-  """|x|^2 of every point: (n,)."""
-  return tf.reduce_sum(tf.square(points), axis=1)
+  """|x|^2 of every point: (n,) (dense or sparse points)."""
+  return sparse_lib.squared_norms(points)
 
 
 def squared_norms_in_chunks(points,
@@ -405,10 +414,10 @@ def _sum_over_row_chunks(fn, points, weights, rows, zeros):
   static_n = points.shape[0]
   if static_n is not None and isinstance(rows, int) and static_n <= rows:
     return fn(points, weights)
-  n = tf.shape(points)[0]
+  n = sparse_lib.num_rows(points)
 
   def body(start, totals):
-    stats = fn(points[start:start + rows],
+    stats = fn(sparse_lib.rows(points, start, start + rows),
                None if weights is None else weights[start:start + rows])
     return start + rows, tuple(a + b for a, b in zip(totals, stats))
 
@@ -464,7 +473,8 @@ def restart_statistics(points, centers, distance_metric,
     return tuple(tf.stack(part) for part in zip(*parts))
 
   def zeros():
-    return (tf.zeros([num_sets, k, tf.shape(points)[1]], points.dtype),
+    return (tf.zeros([num_sets, k, sparse_lib.num_columns(points)],
+                     points.dtype),
             tf.zeros([num_sets, k], points.dtype),
             tf.zeros([num_sets], points.dtype))
 
@@ -507,6 +517,10 @@ def segment_statistics(points, index, distances, num_centers, weights=None):
   # compiled for k rounded up (`padded_segments`), then cut to k. Each
   # segment sums its points in the same order whatever the padding, so
   # every k, static or a Tensor, gets the sums of an unpadded pass.
+  if sparse_lib.is_sparse(points):
+    # A segment sum of the stored values (`ops.sparse`), not XLA-compiled.
+    return _sparse_segment_statistics(points, index, distances, num_centers,
+                                      weights)
   padded = padded_segments(num_centers)
   if weights is not None:
     stats = _weighted_segment_statistics_xla(points, index, distances,
@@ -536,6 +550,15 @@ def _segment_statistics(points, index, distances, num_centers):
   counts = tf.math.unsorted_segment_sum(tf.ones_like(distances), index,
                                         num_centers)
   return sums, counts, tf.reduce_sum(tf.maximum(distances, 0.0))
+
+
+def _sparse_segment_statistics(points, index, distances, num_centers,
+                               weights=None):
+  sums = sparse_lib.segment_sums(points, index, num_centers, weights)
+  ones = tf.ones_like(distances) if weights is None else tf.cast(
+      weights, distances.dtype)
+  counts = tf.math.unsorted_segment_sum(ones, index, num_centers)
+  return sums, counts, tf.reduce_sum(ones * tf.maximum(distances, 0.0))
 
 
 _segment_statistics_xla = tf.function(_segment_statistics, jit_compile=True,
@@ -609,12 +632,17 @@ def top_k_nearest(points, centers, distance_metric, k,
   def nearest_k(chunk):
     # score = distance - |x|^2 (Euclidean) or the distance itself (cosine):
     # the order over centers is the distances' order.
-    scores = tf.matmul(chunk, scaled_centers, transpose_b=True) + offsets
+    scores = sparse_lib.matmul(chunk, scaled_centers,
+                               transpose_b=True) + offsets
     index, best = smallest_k(scores, k)
     if add_point_norms:
-      best += tf.reduce_sum(tf.square(chunk), axis=1, keepdims=True)
+      best += squared_norms(chunk)[:, tf.newaxis]
     return index, tf.maximum(best, tf.zeros_like(best))
 
   rows = _rows_for(centers, chunk_elements)
+  if sparse_lib.is_sparse(points):
+    return concat_over_row_chunks(nearest_k, points, rows,
+                                  (tf.int64, points.dtype),
+                                  element_shape=(None, k))
   return _map_row_chunks(nearest_k, points, rows, (tf.int64, points.dtype),
                          [k])

@@ -1,0 +1,277 @@
+"""Sparse data: `tf.SparseTensor`s and scipy.sparse matrices.
+
+The adapter of sparse points (the classic text case: TF-IDF, bag of words,
+one-hot features). A sparse input is read into one `tf.SparseTensor`
+(n, d) in row-major order, of the computation's dtype, and never densified:
+the maths of `ops.sparse` computes distances from sparse-dense products and
+center sums from segment sums of the stored values, so memory is
+O(nnz + k d + a chunk). Centers stay dense (k, d).
+
+Accepted:
+- a `tf.SparseTensor` (or `tf.compat.v1.SparseTensorValue`) of rank 2;
+- a scipy.sparse matrix or array of any format (CSR, CSC, COO, ...),
+  converted through CSR. scipy is an optional dependency: it is never
+  imported here; a scipy object is recognised by its module;
+- either as the features of a dict (`{'x': sparse, 'w': weights}`), the
+  only point feature, beside a dense `weight_column`;
+- a finite `tf.data.Dataset` of SparseTensor batches, for full-batch
+  training and for inference: its batches are concatenated into one
+  SparseTensor (O(nnz) memory, never dense).
+
+Policies:
+- Entries stored at the same position (a COO matrix may hold duplicates)
+  are summed, as scipy's `tocsr` sums them; a SparseTensor with repeated
+  indices is refused (`tf.sparse.reorder` keeps them apart, and sums of
+  squares would count them wrong).
+- Explicitly stored zeros are zeros; a row without entries is the zero
+  point (under cosine, it stays zero, at distance 1 from every center).
+- NaN or Inf among the stored values is an error, as for dense data.
+- Sparse points train in full batch (Lloyd) with either metric, weights
+  and restarts, and are read by every inference method; modes that do
+  not take them yet raise `SparseInputError` naming the option to change.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from kmeans_estimator import errors
+from kmeans_estimator.data import base
+from kmeans_estimator.data import checks
+from kmeans_estimator.data import features as features_lib
+from kmeans_estimator.ops import sparse as sparse_lib
+
+
+def is_scipy_sparse(value):
+  """Whether `value` is a scipy.sparse matrix or array (scipy not
+  imported: recognised by its module and its `tocsr` method)."""
+  module = type(value).__module__ or ''
+  return module.startswith('scipy.sparse') and hasattr(value, 'tocsr')
+
+
+def is_sparse_input(value):
+  """Whether `value` is sparse data this adapter reads: a SparseTensor, a
+  SparseTensorValue or a scipy.sparse matrix."""
+  return isinstance(value, (tf.SparseTensor, tf.compat.v1.SparseTensorValue)
+                    ) or is_scipy_sparse(value)
+
+
+def has_sparse_features(raw):
+  """Whether `raw` (what an input_fn returned) holds sparse points: is
+  sparse, or a dict with a sparse feature."""
+  if isinstance(raw, dict):
+    return any(is_sparse_input(value) for value in raw.values())
+  return is_sparse_input(raw)
+
+
+def _from_scipy(matrix):
+  """A scipy.sparse matrix as (indices int64 (nnz, 2), values, shape),
+  row-major, duplicates summed."""
+  csr = matrix.tocsr()
+  if csr is matrix or not csr.has_canonical_format:
+    csr = csr.copy()  # sum_duplicates sorts in place: not the caller's.
+    csr.sum_duplicates()
+  n, d = csr.shape
+  rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(csr.indptr))
+  indices = np.stack([rows, csr.indices.astype(np.int64)], axis=1)
+  return indices, csr.data, (n, d)
+
+
+def to_sparse_tensor(value, dtype, what='the features'):
+  """`value` (see `is_sparse_input`) as a row-major `tf.SparseTensor` of
+  `dtype`.
+
+  Raises:
+    InvalidArgumentTypeError: non-numeric values.
+    InvalidInputError: not of rank 2, repeated indices.
+  """
+  if is_scipy_sparse(value):
+    if value.ndim != 2:
+      raise errors.InvalidInputError(
+          f'{what} must be a 2-D sparse matrix (n, d). Received: shape '
+          f'{value.shape}', kind='shape')
+    indices, values, shape = _from_scipy(value)
+    if values.dtype.kind not in 'fiu':
+      raise errors.InvalidArgumentTypeError(
+          f'{what} must be numeric (integer or float). Received: dtype '
+          f'{values.dtype}', 'input_fn')
+    return tf.SparseTensor(tf.constant(indices),
+                           tf.cast(tf.constant(values), dtype),
+                           tf.constant(shape, tf.int64))
+  if isinstance(value, tf.compat.v1.SparseTensorValue):
+    value = tf.SparseTensor(value.indices, value.values, value.dense_shape)
+  value_dtype = tf.as_dtype(value.dtype)
+  if not (value_dtype.is_floating or value_dtype.is_integer) or (
+      value_dtype.is_bool):
+    raise errors.InvalidArgumentTypeError(
+        f'{what} must be numeric (integer or float). Received: dtype '
+        f'{value_dtype.name}', 'input_fn')
+  if value.shape.rank is not None and value.shape.rank != 2:
+    raise errors.InvalidInputError(
+        f'{what} must be a 2-D SparseTensor (n, d). Received: shape '
+        f'{value.shape}', kind='shape')
+  ordered = tf.sparse.reorder(value)
+  indices = ordered.indices
+  if int(tf.shape(indices)[0]) > 1 and bool(tf.reduce_any(tf.reduce_all(
+      tf.equal(indices[1:], indices[:-1]), axis=1))):
+    raise errors.InvalidInputError(
+        f'{what} hold values stored twice at the same index; sum them first '
+        '(e.g. scipy.sparse.coo_matrix(...).tocsr()).', kind='shape')
+  return sparse_lib.cast(ordered, dtype)
+
+
+class SparsePoints(base.Points):
+  """Sparse points in memory (kind `IN_MEMORY`): one row-major
+  `tf.SparseTensor` (n, d), all the data one batch, read for training as
+  `arrays.TensorPoints` is, and for inference a chunk of rows at a time
+  (`ops.sparse.rows`: a chunk's entries, never a dense copy), in batches of
+  `batch_rows` rows when data were given with a `batch_size`.
+
+  Attributes:
+    batch: the `Batch`: points a float SparseTensor (n, d), weights float
+      (n,) or None.
+    batch_rows: None, or the rows of each batch for inference.
+  """
+  kind = base.IN_MEMORY
+  sparse = True
+
+  def __init__(self, batch, batch_rows=None):
+    self.batch = batch
+    self.batch_rows = batch_rows
+    self.num_features = sparse_lib.num_columns(batch.points)
+    self.weighted = batch.weights is not None
+    self.checked = True
+    self._dataset = None
+
+  @property
+  def whole(self):
+    return self.batch_rows is None
+
+  @property
+  def num_points(self):
+    return sparse_lib.num_rows(self.batch.points)
+
+  @property
+  def dataset(self):
+    if self._dataset is None:
+      self._dataset = tf.data.Dataset.from_tensors(self.batch.element())
+    return self._dataset
+
+  def batches(self):
+    return iter([self.batch])
+
+  def chunked_batches(self, rows):
+    n = self.num_points
+    size = self.batch_rows or n
+    for start in range(0, n, size):
+      batch = self.batch.rows(start, min(start + size, n))
+      yield batch.num_points, base.row_chunks(batch, rows)
+
+  def step_inputs(self, mini_batch, finite_by_default, unscreened=False):
+    del mini_batch, unscreened  # All the data are the one batch.
+    while True:
+      yield self.batch
+      if finite_by_default:
+        return
+
+  def all_finite(self):
+    return bool(sparse_lib.all_finite(self.batch.points))
+
+
+def _concatenate(dataset, what):
+  """A finite dataset of SparseTensor batches as one SparseTensor."""
+  parts = []
+  for element in dataset:
+    if isinstance(element, tuple):
+      element = element[0]
+    if isinstance(element, dict):
+      raise errors.SparseInputError(
+          'A dataset of dict features with sparse values is not read yet; '
+          'return the SparseTensor batches themselves from the dataset.',
+          'input_fn')
+    parts.append(element)
+  if not parts:
+    raise errors.InvalidInputError(
+        'The input_fn returned an empty dataset; give it at least one batch '
+        'of points.', kind='empty')
+  return parts[0] if len(parts) == 1 else tf.sparse.concat(0, parts)
+
+
+def is_sparse_dataset(dataset):
+  """Whether a dataset's elements (or their features) are sparse."""
+  spec = dataset.element_spec
+  if isinstance(spec, tuple) and spec:
+    spec = spec[0]
+  if isinstance(spec, dict):
+    return any(isinstance(value, tf.SparseTensorSpec)
+               for value in spec.values())
+  return isinstance(spec, tf.SparseTensorSpec)
+
+
+def read_dataset(dataset, dtype, num_features, weighted):
+  """`SparsePoints` of a finite dataset of SparseTensor batches."""
+  if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+    raise errors.SparseInputError(
+        'An endless dataset of SparseTensors (mini-batch training) is not '
+        'read yet: return a finite dataset (full-batch training), or the '
+        'SparseTensor or scipy.sparse matrix itself.', 'input_fn')
+  if weighted:
+    raise errors.SparseInputError(
+        'Sample weights with a dataset of SparseTensors are not read yet: '
+        "return a dict {'features': SparseTensor, weight_column: weights} "
+        'of all the data instead of a dataset.', 'weight_column')
+  return read_sparse(_concatenate(dataset, 'the dataset'), None, dtype,
+                     num_features, None, False)
+
+
+def read_sparse(raw, feature_columns, dtype, num_features, weight_column,
+                weighted, batch_rows=None):
+  """`SparsePoints` of sparse data given whole, or of a dict whose only
+  point feature is sparse.
+
+  The width, NaN and Inf among the stored values, and with weights one
+  finite weight >= 0 per point with a positive total, are checked here.
+
+  Raises:
+    SparseInputError: a dict with a sparse feature beside other point
+      features.
+    InvalidInputError: no rows or columns, the wrong width, NaN or Inf,
+      bad weights.
+  """
+  weights = None
+  if isinstance(raw, dict):
+    names = features_lib.feature_names(raw, feature_columns, weight_column)
+    if len(names) != 1:
+      raise errors.SparseInputError(
+          'Sparse features must be the only point feature of a dict (beside '
+          f'the weight_column); received the features {list(names)}. Stack '
+          'them into one sparse matrix (scipy.sparse.hstack or '
+          'tf.sparse.concat(axis=1)).', 'input_fn')
+    if weighted:
+      checks.check_weight_features(raw, weight_column)
+      weights = tf.reshape(tf.cast(tf.convert_to_tensor(raw[weight_column]),
+                                   dtype), [-1])
+    points = raw[names[0]]
+    if not is_sparse_input(points):
+      return None
+  elif weighted:
+    checks.check_weight_features(raw, weight_column)
+  else:
+    points = raw
+  points = to_sparse_tensor(points, dtype)
+  n, d = sparse_lib.num_rows(points), sparse_lib.num_columns(points)
+  if not n or not d:
+    raise errors.InvalidInputError(
+        f'The input_fn returned no points (shape {(n, d)}); give at least '
+        'one row and one column.', kind='empty')
+  checks.check_width(d, num_features)
+  if not bool(sparse_lib.all_finite(points)):
+    raise errors.InvalidInputError(f'{checks.NON_FINITE_MESSAGE}.',
+                                   kind='non_finite')
+  if weights is not None:
+    if int(tf.size(weights)) != n:
+      raise errors.InvalidInputError(
+          f'The weight feature `weight_column`={weight_column!r} has '
+          f'{int(tf.size(weights))} values for {n} points; give one weight '
+          'per point.', kind='weights')
+    checks.check_total_weight(weights, weight_column)
+  return SparsePoints(base.Batch(points, weights), batch_rows)
