@@ -24,6 +24,7 @@ from kmeans_estimator import errors
 from kmeans_estimator import statistics
 from kmeans_estimator.ops import initializers
 from kmeans_estimator.ops import numerics
+from kmeans_estimator.ops import sparse as sparse_lib
 
 # The messages of the checks of what a callable initial_clusters returned
 # (their op errors translate to `errors.InitialClustersError`).
@@ -162,7 +163,7 @@ def batch_chooser(points, weights, wanted, options, prepare):
     return lambda seed: initializers.random_points(points, wanted, seed,
                                                    weights)
   # With weights, only points of positive weight can become centers.
-  n = (tf.shape(points)[0] if weights is None else
+  n = (sparse_lib.num_rows(points) if weights is None else
        tf.reduce_sum(tf.cast(weights > 0, tf.int32)))
   positive = '' if weights is None else ' of positive weight'
   if method == constants.KMEANS_PARALLEL_INIT:

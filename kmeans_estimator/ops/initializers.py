@@ -28,6 +28,7 @@ import tensorflow as tf
 from kmeans_estimator import constants
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator.ops import numerics
+from kmeans_estimator.ops import sparse as sparse_lib
 from kmeans_estimator.ops import updates
 
 
@@ -98,13 +99,13 @@ def random_points(points, num, seed, weights=None):
     float Tensor of shape (min(num, n), d) (without weights), or
     (min(num, rows of positive weight), d).
   """
-  n = tf.shape(points)[0]
+  n = sparse_lib.num_rows(points)
   keys = sample_keys(_draw_weights(n, weights), None, seed)
   available = n if weights is None else tf.reduce_sum(
       tf.cast(weights > 0, tf.int32))
   _, order = tf.math.top_k(
       keys, k=tf.minimum(tf.cast(num, tf.int32), available))
-  return tf.gather(points, order)
+  return sparse_lib.gather_rows(points, order)
 
 
 def num_kmeans_plus_plus_candidates(num_clusters, num_retries):
@@ -177,12 +178,12 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric,
     float Tensor of shape (num, d).
   """
   candidates = num_kmeans_plus_plus_candidates(num, num_retries)
-  n = tf.shape(points)[0]
+  n = sparse_lib.num_rows(points)
   weights = _draw_weights(n, weights)
-  first = tf.gather(points, _first_index(_fold(seed, 0), weights))[
+  first = sparse_lib.gather_rows(points, _first_index(_fold(seed, 0), weights))[
       tf.newaxis]
   centers = tf.tensor_scatter_nd_update(
-      tf.zeros([num, tf.shape(points)[1]], points.dtype), [[0]], first)
+      tf.zeros([num, sparse_lib.num_columns(points)], points.dtype), [[0]], first)
   # Once, not per center; the cosine distance does not use them.
   point_norms = (None if distance_metric == constants.COSINE_DISTANCE else
                  distances_lib.squared_norms_in_chunks(points))
@@ -201,14 +202,14 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric,
     masses = tf.cond(tf.reduce_sum(masses) > 0, lambda: masses,
                      lambda: weights)
     chosen = _inverse_cdf(masses, uniform)
-    candidate_points = tf.gather(points, chosen)
+    candidate_points = sparse_lib.gather_rows(points, chosen)
     if distance_metric == constants.COSINE_DISTANCE:
-      products = tf.matmul(points, numerics.safe_l2_normalize(
+      products = sparse_lib.matmul(points, numerics.safe_l2_normalize(
           candidate_points), transpose_b=True)
       best, min_distance = _best_candidate_cosine(products, min_distance,
                                                   weights)
     else:
-      products = tf.matmul(points, candidate_points, transpose_b=True)
+      products = sparse_lib.matmul(points, candidate_points, transpose_b=True)
       best, min_distance = _best_candidate(
           products, point_norms,
           tf.reduce_sum(tf.square(candidate_points), axis=1), min_distance,
@@ -242,10 +243,10 @@ def kmc2(points, num, seed, chain_length, distance_metric):
   Returns:
     float Tensor of shape (num, d).
   """
-  n = tf.shape(points)[0]
-  first = tf.gather(points, _uniform_index(n, _fold(seed, 0)))[tf.newaxis]
+  n = sparse_lib.num_rows(points)
+  first = sparse_lib.gather_rows(points, _uniform_index(n, _fold(seed, 0)))[tf.newaxis]
   centers = tf.tensor_scatter_nd_update(
-      tf.zeros([num, tf.shape(points)[1]], points.dtype), [[0]], first)
+      tf.zeros([num, sparse_lib.num_columns(points)], points.dtype), [[0]], first)
   infinity = tf.constant(float('inf'), points.dtype)
 
   def body(i, centers):
@@ -329,7 +330,7 @@ def merge_reservoir(keys, rows, batch_keys, batch_points):
   chosen = tf.where(
       from_reservoir[:, tf.newaxis],
       tf.gather(rows, tf.minimum(top.indices, size - 1)),
-      tf.gather(batch_points, tf.maximum(top.indices - size, 0)))
+      sparse_lib.gather_rows(batch_points, tf.maximum(top.indices - size, 0)))
   return top.values, chosen
 
 
@@ -349,7 +350,7 @@ def _drawn_block(points, keys, oversampling, first):
   top = tf.math.top_k(keys, k=tf.minimum(oversampling, tf.shape(keys)[0]))
   padding = oversampling - tf.shape(top.indices)[0]
   drawn = tf.pad(top.values > -float('inf'), [[0, padding]])
-  block = tf.pad(tf.gather(points, top.indices), [[0, padding], [0, 0]])
+  block = tf.pad(sparse_lib.gather_rows(points, top.indices), [[0, padding], [0, 0]])
   block = tf.where(drawn[:, tf.newaxis], block, first[tf.newaxis])
   return tf.reshape(block, [oversampling, -1])
 
@@ -381,9 +382,9 @@ def kmeans_parallel_candidates(points, seed, rounds, oversampling,
     are the same). Integer weights follow the distribution of repeated rows
     but not their draws (a row is drawn at most once per round).
   """
-  n = tf.shape(points)[0]
+  n = sparse_lib.num_rows(points)
   ones = tf.ones([n], _DRAW)
-  first = tf.gather(points, tf.argmax(sample_keys(ones, weights,
+  first = sparse_lib.gather_rows(points, tf.argmax(sample_keys(ones, weights,
                                                   fold_seed(seed, 0, 0))))
   blocks = [first[tf.newaxis]]
   index, distance = distances_lib.nearest_centers(

@@ -159,11 +159,15 @@ def segment_sums(points, index, num_segments, weights=None):
 
 
 def gather_rows(points, indices):
-  """The rows `indices` (m,) of `points` as a dense float Tensor (m, d):
+  """The rows `indices` (m,) of `points` as a dense float Tensor (m, d)
+  ((d,) for a scalar index):
   the chosen centers or far points (m is k or so), never all n rows.
   A row may be asked for more than once."""
   if not is_sparse(points):
     return tf.gather(points, indices)
+  indices = tf.convert_to_tensor(indices)
+  if indices.shape.rank == 0:  # One row: (d,), as tf.gather gives it.
+    return gather_rows(points, indices[tf.newaxis])[0]
   indices = tf.cast(indices, tf.int64)
   ids = points.indices[:, 0]
   starts = tf.searchsorted(ids, indices, side='left')

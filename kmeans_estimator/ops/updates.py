@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from kmeans_estimator import constants
 from kmeans_estimator.ops import numerics
+from kmeans_estimator.ops import sparse as sparse_lib
 
 
 def _renormalize_moved(old, new, moved, distance_metric):
@@ -99,8 +100,9 @@ def farthest_candidates(points, index, distances, num_candidates):
   values, rows = tf.math.top_k(distances, k=take)
   missing = num_candidates - take
   infinity = tf.constant(float('inf'), distances.dtype)
-  values = tf.concat([values, tf.fill([missing], -infinity)], axis=0)
-  chosen = tf.pad(tf.gather(points, rows), [[0, missing], [0, 0]])
+  chosen = tf.pad(sparse_lib.gather_rows(points, rows),
+                  [[0, missing], [0, 0]])
+  chosen = tf.pad(sparse_lib.gather_rows(points, rows), [[0, missing], [0, 0]])
   labels = tf.pad(tf.gather(tf.cast(index, tf.int32), rows), [[0, missing]])
   static = num_candidates if isinstance(num_candidates, int) else None
   return (tf.ensure_shape(values, [static]),
@@ -174,7 +176,7 @@ def relocate_empty_clusters(sums, counts, empty, candidates):
       points * used_counts[:, tf.newaxis], labels, k)
   counts -= tf.math.unsorted_segment_sum(used_counts, labels, k)
   # The recipients hold exactly their point.
-  received = tf.gather(points, tf.maximum(rank, 0))
+  received = sparse_lib.gather_rows(points, tf.maximum(rank, 0))
   sums = tf.where(take[:, tf.newaxis], received, sums)
   counts = tf.where(take, tf.ones_like(counts), counts)
   return sums, counts, relocated
