@@ -65,6 +65,20 @@ class Choice(NamedTuple):
   warning: Optional[str] = None
 
 
+def check_sparse(name, use_mini_batch):
+  """Raises `errors.SparseInputError` unless the variant a training run
+  with these options executes takes sparse points
+  (`Algorithm.supports_sparse`); sparse points are never densified."""
+  algorithm = REGISTRY[MINIBATCH] if use_mini_batch else get(name)
+  if not algorithm.supports_sparse:
+    accepted = [other for other in names() if REGISTRY[other].supports_sparse]
+    raise errors.SparseInputError.from_template(
+        f'This `{{algorithm}}` does not take sparse points yet '
+        f'(a SparseTensor or scipy.sparse matrix). Received: '
+        f'{{algorithm=}}; use algorithm={accepted[0]!r} for sparse '
+        'data.', 'algorithm', name)
+
+
 def choose(name, use_mini_batch, in_memory, num_restarts=1):
   """The one place where the variant a training run executes is chosen.
 

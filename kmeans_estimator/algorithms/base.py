@@ -69,6 +69,9 @@ class Algorithm(NamedTuple):
     supports_restarts: whether num_restarts > 1 may train with it.
     supports_weights: whether it takes sample weights.
     fallback: the variant run when the data are not in memory.
+    supports_sparse: whether its steps take sparse points (a row-major
+      `tf.SparseTensor`, `ops.sparse`); `algorithms.choose` refuses the
+      others for sparse data.
   """
   name: str
   init_state: Callable
@@ -80,6 +83,7 @@ class Algorithm(NamedTuple):
   supports_restarts: bool = False
   supports_weights: bool = True
   fallback: Optional[str] = None
+  supports_sparse: bool = False
 
   def make_step(self, core):
     """(start, step) that run this variant with its state carried from step

@@ -92,4 +92,4 @@ ALGORITHM = base.Algorithm(
     name=constants.LLOYD, init_state=init_state, step=step,
     needs_whole_data=False,
     metrics=(constants.SQUARED_EUCLIDEAN_DISTANCE, constants.COSINE_DISTANCE),
-    full_batch_only=False, supports_restarts=True)
+    full_batch_only=False, supports_restarts=True, supports_sparse=True)

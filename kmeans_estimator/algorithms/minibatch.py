@@ -157,4 +157,4 @@ ALGORITHM = base.Algorithm(
     name='minibatch', init_state=init_state, step=step,
     needs_whole_data=False,
     metrics=(constants.SQUARED_EUCLIDEAN_DISTANCE, constants.COSINE_DISTANCE),
-    mini_batch=True, full_batch_only=False)
+    mini_batch=True, full_batch_only=False, supports_sparse=True)

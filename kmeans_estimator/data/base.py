@@ -109,6 +109,10 @@ class Points:
   weighted: bool = False
   checked: bool = True
   unscreened: Optional[tf.data.Dataset] = None
+  # Sparse points (`data.sparse.SparsePoints`), and whether they were read
+  # from a dataset of batches (concatenated: not mini-batches).
+  sparse: bool = False
+  from_dataset: bool = False
 
   @property
   def endless(self):

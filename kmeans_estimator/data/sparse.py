@@ -219,8 +219,10 @@ def read_dataset(dataset, dtype, num_features, weighted):
         'Sample weights with a dataset of SparseTensors are not read yet: '
         "return a dict {'features': SparseTensor, weight_column: weights} "
         'of all the data instead of a dataset.', 'weight_column')
-  return read_sparse(_concatenate(dataset, 'the dataset'), None, dtype,
-                     num_features, None, False)
+  points = read_sparse(_concatenate(dataset, 'the dataset'), None, dtype,
+                       num_features, None, False)
+  points.from_dataset = True
+  return points
 
 
 def read_sparse(raw, feature_columns, dtype, num_features, weight_column,

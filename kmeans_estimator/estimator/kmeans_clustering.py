@@ -688,6 +688,8 @@ class KMeansClustering:
     # core, and they fix the width.
     given = not restored and self._kmeans.built
     points = self._read(input_fn, ModeKeys.TRAIN, check_width=not given)
+    if points.sparse:
+      self._check_sparse(points, strategy)
     if given and points.num_features != self._kmeans.num_features:
       raise errors.InitialClustersError(
           f'`initial_clusters` has shape ({self.num_clusters}, '
@@ -764,6 +766,22 @@ class KMeansClustering:
           step_fn, steps_fn)
       self._global_step = self._training_summary.global_step
     return self
+
+  def _check_sparse(self, points, strategy):
+    """Raises `errors.SparseInputError` (before anything is written) for
+    sparse points in a training mode that does not take them yet."""
+    algorithms.check_sparse(self._algorithm, self._kmeans.use_mini_batch)
+    if strategy is not None:
+      raise errors.SparseInputError(
+          'Sparse points are not trained under a tf.distribute strategy '
+          'yet; train without `train_distribute` in the RunConfig.',
+          'config')
+    if points.from_dataset and self._kmeans.use_mini_batch:
+      raise errors.SparseInputError(
+          'Mini-batch training reads one batch per step, and a dataset of '
+          'SparseTensors is not read batch by batch yet; pass '
+          'use_mini_batch=False (full batch), or the SparseTensor or '
+          'scipy.sparse matrix itself.', 'use_mini_batch', True)
 
   def _chosen_algorithm(self, in_memory):
     """The variant this train() runs (`algorithms.choose`, the one place

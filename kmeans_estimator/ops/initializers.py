@@ -251,7 +251,7 @@ def kmc2(points, num, seed, chain_length, distance_metric):
 
   def body(i, centers):
     step_seed = _fold(seed, i)
-    chain = tf.gather(
+    chain = sparse_lib.gather_rows(
         points, _uniform_index(n, _fold(step_seed, 0), [chain_length]))
     chain_distances = distances_lib.pairwise_distances(chain, centers,
                                                        distance_metric)
