@@ -1,0 +1,148 @@
+"""Tests for kmeans_estimator.ops.sparse and the sparse paths of
+ops.distances and ops.carried: every function on a row-major SparseTensor
+gives what it gives on the dense points of the same values (and the numpy
+oracles), without densifying them."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kmeans_estimator.ops import carried
+from kmeans_estimator.ops import distances
+from kmeans_estimator.ops import sparse as sparse_lib
+
+import oracles
+
+from oracles import METRICS
+from oracles import SQUARED_EUCLIDEAN as SQ
+
+
+def _sparse_points(seed=0, n=40, d=7, density=0.3, empty_rows=(3,)):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, d)).astype(np.float32)
+  x[rng.random((n, d)) > density] = 0
+  for row in empty_rows:
+    x[row] = 0
+  return x, tf.sparse.from_dense(x)
+
+
+def _prepared(x, metric):
+  return oracles.normalize(x).astype(np.float32) if metric != SQ else x
+
+
+def test_rows_of_sparse_points_are_the_dense_slice_renumbered():
+  x, sp = _sparse_points()
+  for start, stop in ((0, 5), (3, 4), (10, 40), (38, 99), (40, 45)):
+    chunk = sparse_lib.rows(sp, start, stop)
+    np.testing.assert_array_equal(tf.sparse.to_dense(chunk), x[start:stop])
+
+
+def test_squared_norms_of_sparse_points_match_numpy_and_an_empty_row_is_0():
+  x, sp = _sparse_points()
+  norms = sparse_lib.squared_norms(sp).numpy()
+  np.testing.assert_allclose(norms, (x.astype(np.float64)**2).sum(1),
+                             rtol=1e-6)
+  assert norms[3] == 0
+
+
+def test_sparse_segment_sums_match_numpy_drop_negative_ids_and_weigh():
+  x, sp = _sparse_points()
+  rng = np.random.default_rng(1)
+  index = rng.integers(-1, 4, size=len(x)).astype(np.int32)
+  weights = rng.random(len(x)).astype(np.float32)
+  sums = sparse_lib.segment_sums(sp, index, 4, weights).numpy()
+  expected = np.stack([(x[index == j] * weights[index == j, None]).sum(0)
+                       for j in range(4)])
+  np.testing.assert_allclose(sums, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gather_rows_of_sparse_points_is_dense_with_repeats_and_empty_rows():
+  x, sp = _sparse_points()
+  rows = np.array([3, 0, 39, 0, 17])
+  np.testing.assert_array_equal(sparse_lib.gather_rows(sp, rows), x[rows])
+  np.testing.assert_array_equal(sparse_lib.gather_rows(sp, 5), x[5])
+
+
+def test_l2_normalize_rows_keeps_an_empty_row_zero():
+  x, sp = _sparse_points()
+  normalized = tf.sparse.to_dense(sparse_lib.l2_normalize_rows(sp)).numpy()
+  np.testing.assert_allclose(normalized, oracles.normalize(x), atol=1e-6)
+  assert not np.isnan(normalized).any()
+
+
+@pytest.mark.parametrize('metric', METRICS)
+def test_sparse_distances_equal_dense_ones_and_the_oracle(metric):
+  x, _ = _sparse_points()
+  points = _prepared(x, metric)
+  sp = tf.sparse.from_dense(points)
+  centers = np.random.default_rng(2).normal(size=(5, 7)).astype(np.float32)
+  np.testing.assert_allclose(
+      distances.pairwise_distances(sp, centers, metric),
+      np.maximum(oracles.distances(points, centers, metric), 0),
+      rtol=1e-4, atol=1e-5)
+  # Chunks of 3 rows (chunk_elements 15 / k 5) exercise the row loop.
+  for chunk_elements in (15, 1 << 20):
+    for static in (True, False):
+      index, distance = distances.nearest_centers(
+          sp, centers, metric, chunk_elements, static_chunks=static)
+      dense_index, dense_distance = distances.nearest_centers(
+          points, centers, metric, chunk_elements, static_chunks=static)
+      np.testing.assert_array_equal(index, dense_index)
+      np.testing.assert_allclose(distance, dense_distance, rtol=1e-5,
+                                 atol=1e-5)
+    sums, counts, loss = distances.cluster_statistics(
+        sp, centers, metric, chunk_elements)
+    dense = distances.cluster_statistics(points, centers, metric,
+                                         chunk_elements)
+    np.testing.assert_allclose(sums, dense[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(counts, dense[1])
+    np.testing.assert_allclose(loss, dense[2], rtol=1e-5)
+    top_index, top_distance = distances.top_k_nearest(
+        sp, centers, metric, 3, chunk_elements)
+    dense_top = distances.top_k_nearest(points, centers, metric, 3,
+                                        chunk_elements)
+    np.testing.assert_array_equal(top_index, dense_top[0])
+    np.testing.assert_allclose(top_distance, dense_top[1], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_sparse_restart_statistics_equal_dense_ones():
+  x, sp = _sparse_points()
+  centers = np.random.default_rng(3).normal(size=(2, 4, 7)).astype(np.float32)
+  weights = np.random.default_rng(4).random(len(x)).astype(np.float32)
+  got = distances.restart_statistics(sp, centers, SQ, 8, weights)
+  expected = distances.restart_statistics(x, centers, SQ, 8, weights)
+  for a, b in zip(got, expected):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('weighted', [False, True])
+def test_sparse_carried_sums_are_the_dense_integers(weighted):
+  x, sp = _sparse_points()
+  rng = np.random.default_rng(5)
+  weights = rng.random(len(x)).astype(np.float32) if weighted else None
+  assignments = rng.integers(0, 4, size=len(x)).astype(np.int32)
+  dense = carried.recount(carried.start(x, 4, weights), x, assignments,
+                          weights)
+  state = carried.start(sp, 4, weights)
+  np.testing.assert_array_equal(state.scales.sums,
+                                carried.start(x, 4, weights).scales.sums)
+  got = carried.update(state, sp, assignments, weights)
+  np.testing.assert_array_equal(got.sums, dense.sums)
+  np.testing.assert_array_equal(got.counts, dense.counts)
+  np.testing.assert_allclose(carried.squared_total(sp, weights),
+                             carried.squared_total(x, weights), rtol=1e-12)
+
+
+def test_sparse_ops_never_densify_the_points(monkeypatch):
+  def refuse(*args, **kwargs):
+    raise AssertionError('the sparse points were densified')
+
+  monkeypatch.setattr(tf.sparse, 'to_dense', refuse)
+  x, _ = _sparse_points()
+  sp = tf.SparseTensor(*(lambda s: (s.indices, s.values, s.dense_shape))(
+      tf.sparse.from_dense(x)))
+  centers = x[:4] + 0.5
+  distances.cluster_statistics(sp, centers, SQ, 12)
+  distances.nearest_centers(sp, centers, SQ, 12)
+  carried.update(carried.start(sp, 4), sp, np.zeros(len(x), np.int32))
