@@ -247,9 +247,12 @@ _BAD_DATA = {
     'dict_with_string': (
         lambda: {'a': _POINTS[:, :2], 'b': np.array([['x']] * 40)}, TypeError,
         r"feature 'b' must be numeric \(integer or float\)"),
-    'sparse': (lambda: tf.sparse.from_dense(_POINTS), TypeError,
-               r'must be a dense numeric tensor of shape \(n, d\). Received '
-               r'a SparseTensor; densify it'),
+    # Sparse points are read (tests/estimator/test_sparse_inputs.py); their
+    # bad values are refused as dense ones are.
+    'sparse_nan': (lambda: tf.sparse.from_dense(
+        np.where(np.arange(_POINTS.size).reshape(_POINTS.shape) == 4,
+                 np.float32(np.nan), _POINTS)), ValueError,
+                   r'The input contains NaN or Inf values'),
     'ragged': (lambda: tf.ragged.constant([[1., 2., 3.], [4.]]), TypeError,
                r'must be a dense numeric tensor.*Received a RaggedTensor'),
     'wrong_width': (lambda: _POINTS[:, :2], ValueError,
