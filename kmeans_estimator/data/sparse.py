@@ -8,7 +8,7 @@ center sums from segment sums of the stored values, so memory is
 O(nnz + k d + a chunk). Centers stay dense (k, d).
 
 Accepted:
-- a `tf.SparseTensor` (or `tf.compat.v1.SparseTensorValue`) of rank 2;
+- a `tf.SparseTensor` of rank 2;
 - a scipy.sparse matrix or array of any format (CSR, CSC, COO, ...),
   converted through CSR. scipy is an optional dependency: it is never
   imported here; a scipy object is recognised by its module;
@@ -49,10 +49,9 @@ def is_scipy_sparse(value):
 
 
 def is_sparse_input(value):
-  """Whether `value` is sparse data this adapter reads: a SparseTensor, a
-  SparseTensorValue or a scipy.sparse matrix."""
-  return isinstance(value, (tf.SparseTensor, tf.compat.v1.SparseTensorValue)
-                    ) or is_scipy_sparse(value)
+  """Whether `value` is sparse data this adapter reads: a SparseTensor or
+  a scipy.sparse matrix."""
+  return isinstance(value, tf.SparseTensor) or is_scipy_sparse(value)
 
 
 def has_sparse_features(raw):
@@ -97,8 +96,6 @@ def to_sparse_tensor(value, dtype, what='the features'):
     return tf.SparseTensor(tf.constant(indices),
                            tf.cast(tf.constant(values), dtype),
                            tf.constant(shape, tf.int64))
-  if isinstance(value, tf.compat.v1.SparseTensorValue):
-    value = tf.SparseTensor(value.indices, value.values, value.dense_shape)
   value_dtype = tf.as_dtype(value.dtype)
   if not (value_dtype.is_floating or value_dtype.is_integer) or (
       value_dtype.is_bool):

@@ -180,10 +180,12 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric,
   candidates = num_kmeans_plus_plus_candidates(num, num_retries)
   n = sparse_lib.num_rows(points)
   weights = _draw_weights(n, weights)
-  first = sparse_lib.gather_rows(points, _first_index(_fold(seed, 0), weights))[
+  first = sparse_lib.gather_rows(
+      points, _first_index(_fold(seed, 0), weights))[
       tf.newaxis]
   centers = tf.tensor_scatter_nd_update(
-      tf.zeros([num, sparse_lib.num_columns(points)], points.dtype), [[0]], first)
+      tf.zeros([num, sparse_lib.num_columns(points)], points.dtype), [[0]],
+      first)
   # Once, not per center; the cosine distance does not use them.
   point_norms = (None if distance_metric == constants.COSINE_DISTANCE else
                  distances_lib.squared_norms_in_chunks(points))
@@ -209,7 +211,8 @@ def kmeans_plus_plus(points, num, seed, num_retries, distance_metric,
       best, min_distance = _best_candidate_cosine(products, min_distance,
                                                   weights)
     else:
-      products = sparse_lib.matmul(points, candidate_points, transpose_b=True)
+      products = sparse_lib.matmul(points, candidate_points,
+                                   transpose_b=True)
       best, min_distance = _best_candidate(
           products, point_norms,
           tf.reduce_sum(tf.square(candidate_points), axis=1), min_distance,
@@ -244,9 +247,11 @@ def kmc2(points, num, seed, chain_length, distance_metric):
     float Tensor of shape (num, d).
   """
   n = sparse_lib.num_rows(points)
-  first = sparse_lib.gather_rows(points, _uniform_index(n, _fold(seed, 0)))[tf.newaxis]
+  first = sparse_lib.gather_rows(
+      points, _uniform_index(n, _fold(seed, 0)))[tf.newaxis]
   centers = tf.tensor_scatter_nd_update(
-      tf.zeros([num, sparse_lib.num_columns(points)], points.dtype), [[0]], first)
+      tf.zeros([num, sparse_lib.num_columns(points)], points.dtype), [[0]],
+      first)
   infinity = tf.constant(float('inf'), points.dtype)
 
   def body(i, centers):
@@ -350,7 +355,8 @@ def _drawn_block(points, keys, oversampling, first):
   top = tf.math.top_k(keys, k=tf.minimum(oversampling, tf.shape(keys)[0]))
   padding = oversampling - tf.shape(top.indices)[0]
   drawn = tf.pad(top.values > -float('inf'), [[0, padding]])
-  block = tf.pad(sparse_lib.gather_rows(points, top.indices), [[0, padding], [0, 0]])
+  block = tf.pad(sparse_lib.gather_rows(points, top.indices),
+                 [[0, padding], [0, 0]])
   block = tf.where(drawn[:, tf.newaxis], block, first[tf.newaxis])
   return tf.reshape(block, [oversampling, -1])
 

@@ -100,9 +100,9 @@ def farthest_candidates(points, index, distances, num_candidates):
   values, rows = tf.math.top_k(distances, k=take)
   missing = num_candidates - take
   infinity = tf.constant(float('inf'), distances.dtype)
+  values = tf.concat([values, tf.fill([missing], -infinity)], axis=0)
   chosen = tf.pad(sparse_lib.gather_rows(points, rows),
                   [[0, missing], [0, 0]])
-  chosen = tf.pad(sparse_lib.gather_rows(points, rows), [[0, missing], [0, 0]])
   labels = tf.pad(tf.gather(tf.cast(index, tf.int32), rows), [[0, missing]])
   static = num_candidates if isinstance(num_candidates, int) else None
   return (tf.ensure_shape(values, [static]),
