@@ -56,4 +56,4 @@ def step(points, centers, state, weights, options):
 ALGORITHM = base.Algorithm(
     name=constants.HAMERLY, init_state=init_state, step=step,
     needs_whole_data=True, metrics=(constants.SQUARED_EUCLIDEAN_DISTANCE,),
-    fallback=constants.LLOYD)
+    fallback=constants.LLOYD, supports_sparse=True)

@@ -109,10 +109,9 @@ class Points:
   weighted: bool = False
   checked: bool = True
   unscreened: Optional[tf.data.Dataset] = None
-  # Sparse points (`data.sparse.SparsePoints`), and whether they were read
-  # from a dataset of batches (concatenated: not mini-batches).
+  # Whether the points are sparse (row-major `tf.SparseTensor`s, read by
+  # `data.sparse`).
   sparse: bool = False
-  from_dataset: bool = False
 
   @property
   def endless(self):

@@ -163,11 +163,7 @@ def slices(data, batch_size, repeat, first_batch=0):
   """A dataset of consecutive `batch_size`-row slices of `data`, from
   slice `first_batch` on."""
   if sparse.has_sparse_features(data):
-    raise errors.SparseInputError(
-        'Sparse data given with a `batch_size` are not sliced into '
-        'mini-batches for training yet; train on them without batch_size '
-        '(all the rows one batch). Received: batch_size='
-        f'{batch_size}', 'batch_size', batch_size)
+    return sparse.slices(data, batch_size, repeat, first_batch)
   named = data if isinstance(data, dict) else {None: data}
   columns = {}
   for name, value in named.items():

@@ -14,9 +14,8 @@ Accepted:
   imported here; a scipy object is recognised by its module;
 - either as the features of a dict (`{'x': sparse, 'w': weights}`), the
   only point feature, beside a dense `weight_column`;
-- a finite `tf.data.Dataset` of SparseTensor batches, for full-batch
-  training and for inference: its batches are concatenated into one
-  SparseTensor (O(nnz) memory, never dense).
+- a `tf.data.Dataset` of SparseTensor batches (finite or endless), read
+  as a stream of batches as dense ones are (`read_dataset`).
 
 Policies:
 - Entries stored at the same position (a COO matrix may hold duplicates)
@@ -37,6 +36,7 @@ import tensorflow as tf
 from kmeans_estimator import errors
 from kmeans_estimator.data import base
 from kmeans_estimator.data import checks
+from kmeans_estimator.data import datasets
 from kmeans_estimator.data import features as features_lib
 from kmeans_estimator.ops import sparse as sparse_lib
 
@@ -174,25 +174,6 @@ class SparsePoints(base.Points):
     return bool(sparse_lib.all_finite(self.batch.points))
 
 
-def _concatenate(dataset, what):
-  """A finite dataset of SparseTensor batches as one SparseTensor."""
-  parts = []
-  for element in dataset:
-    if isinstance(element, tuple):
-      element = element[0]
-    if isinstance(element, dict):
-      raise errors.SparseInputError(
-          'A dataset of dict features with sparse values is not read yet; '
-          'return the SparseTensor batches themselves from the dataset.',
-          'input_fn')
-    parts.append(element)
-  if not parts:
-    raise errors.InvalidInputError(
-        'The input_fn returned an empty dataset; give it at least one batch '
-        'of points.', kind='empty')
-  return parts[0] if len(parts) == 1 else tf.sparse.concat(0, parts)
-
-
 def is_sparse_dataset(dataset):
   """Whether a dataset's elements (or their features) are sparse."""
   spec = dataset.element_spec
@@ -205,21 +186,97 @@ def is_sparse_dataset(dataset):
 
 
 def read_dataset(dataset, dtype, num_features, weighted):
-  """`SparsePoints` of a finite dataset of SparseTensor batches."""
-  if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+  """`datasets.StreamPoints` (marked `sparse`) of a dataset of SparseTensor
+  batches: each batch is put in row-major order, cast to `dtype` and
+  checked (finite values, the width) as it is read. Full-batch steps sum
+  over its batches, mini-batch steps read one batch each, as for dense
+  batches.
+
+  Raises:
+    SparseInputError: dict elements or sample weights (not read yet).
+    InvalidInputError: an empty dataset, the wrong width.
+  """
+  spec = features_lib.features_of(dataset.element_spec)
+  if isinstance(spec, dict) or weighted:
     raise errors.SparseInputError(
-        'An endless dataset of SparseTensors (mini-batch training) is not '
-        'read yet: return a finite dataset (full-batch training), or the '
-        'SparseTensor or scipy.sparse matrix itself.', 'input_fn')
-  if weighted:
-    raise errors.SparseInputError(
-        'Sample weights with a dataset of SparseTensors are not read yet: '
-        "return a dict {'features': SparseTensor, weight_column: weights} "
-        'of all the data instead of a dataset.', 'weight_column')
-  points = read_sparse(_concatenate(dataset, 'the dataset'), None, dtype,
-                       num_features, None, False)
-  points.from_dataset = True
+        'A dataset of dict features with sparse values (or sample weights '
+        'with a dataset of SparseTensors) is not read yet: return the '
+        "SparseTensor batches themselves, or a dict {'features': sparse, "
+        'weight_column: weights} of all the data instead of a dataset.',
+        'input_fn')
+  value_dtype = tf.as_dtype(spec.dtype)
+  if not (value_dtype.is_floating or value_dtype.is_integer) or (
+      value_dtype.is_bool):
+    raise errors.InvalidArgumentTypeError(
+        'the features must be numeric (integer or float). Received: dtype '
+        f'{value_dtype.name}', 'input_fn')
+  if spec.shape.rank is not None and spec.shape.rank != 2:
+    checks.check_rank(spec.shape)
+  no_autograph = tf.autograph.experimental.do_not_convert
+
+  def ordered(*element):
+    points = element[0]
+    return sparse_lib.cast(tf.sparse.reorder(points), dtype)
+
+  width = spec.shape[-1] if spec.shape.rank is not None else None
+  if width is None:
+    width = None
+    for batch in dataset.map(no_autograph(ordered)).take(1):
+      width = int(batch.dense_shape[1])
+    if width is None:
+      raise errors.InvalidInputError(
+          'The input_fn returned an empty dataset; give it at least one '
+          'batch of points.', kind='empty')
+  checks.check_width(int(width), num_features)
+
+  def read(check_finite):
+    def checked(*element):
+      points = ordered(*element)
+      found = []
+      if check_finite:
+        found.append(checks.input_check(
+            sparse_lib.all_finite(points), 'non_finite',
+            checks.NON_FINITE_MESSAGE))
+      found.append(checks.input_check(
+          tf.equal(points.dense_shape[1], int(width)), 'width',
+          f'{checks.WIDTH_MESSAGE}; expected {int(width)} features'))
+      with tf.control_dependencies(found):
+        return tf.SparseTensor(tf.identity(points.indices), points.values,
+                               points.dense_shape)
+    return dataset.map(no_autograph(checked))
+
+  endless = bool(dataset.cardinality() == tf.data.INFINITE_CARDINALITY)
+  points = datasets.StreamPoints(int(width), read(True), read(False),
+                                 endless=endless)
+  points.sparse = True
   return points
+
+
+def slices(data, batch_size, repeat, first_batch=0):
+  """A dataset of consecutive `batch_size`-row slices of sparse `data`
+  (see `direct.slices`), each a row-major SparseTensor taken by a binary
+  search of its rows (`ops.sparse.rows`), never densified.
+
+  Raises:
+    SparseInputError: a dict of features (not sliced yet).
+  """
+  if isinstance(data, dict):
+    raise errors.SparseInputError(
+        'A dict with sparse features is not sliced by `batch_size` yet; '
+        'give the SparseTensor or scipy.sparse matrix itself, or drop '
+        f'batch_size. Received: batch_size={batch_size}', 'batch_size',
+        batch_size)
+  points = to_sparse_tensor(data, tf.as_dtype(
+      data.dtype if isinstance(data, tf.SparseTensor) else
+      np.result_type(data.dtype, np.float32)))
+  num_points = sparse_lib.num_rows(points)
+  starts = tf.data.Dataset.range(0, num_points, batch_size)
+  if repeat:
+    starts = starts.repeat()
+  if first_batch:
+    starts = starts.skip(first_batch)
+  return starts.map(tf.autograph.experimental.do_not_convert(
+      lambda start: sparse_lib.rows(points, start, start + batch_size)))
 
 
 def read_sparse(raw, feature_columns, dtype, num_features, weight_column,

@@ -776,12 +776,6 @@ class KMeansClustering:
           'Sparse points are not trained under a tf.distribute strategy '
           'yet; train without `train_distribute` in the RunConfig.',
           'config')
-    if points.from_dataset and self._kmeans.use_mini_batch:
-      raise errors.SparseInputError(
-          'Mini-batch training reads one batch per step, and a dataset of '
-          'SparseTensors is not read batch by batch yet; pass '
-          'use_mini_batch=False (full batch), or the SparseTensor or '
-          'scipy.sparse matrix itself.', 'use_mini_batch', True)
 
   def _chosen_algorithm(self, in_memory):
     """The variant this train() runs (`algorithms.choose`, the one place

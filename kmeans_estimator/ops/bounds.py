@@ -25,7 +25,9 @@ The step is exactly Lloyd's: the same assignments (up to ties between
 equidistant centers), sums, counts and loss. The bounds are per point, so
 they need the same points in the same order at every step: the in-memory
 data of one `train` call. Squared Euclidean distance only (scikit-learn's
-Elkan variant has the same restriction).
+Elkan variant has the same restriction). Sparse points (`ops.sparse`) take
+the same steps: their rows are taken a chunk at a time as a SparseTensor,
+and |x - c| is summed over their stored values.
 """
 
 from typing import NamedTuple
@@ -35,6 +37,7 @@ import tensorflow as tf
 from kmeans_estimator.ops import carried as carried_lib
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator.ops import numerics
+from kmeans_estimator.ops import sparse as sparse_lib
 
 
 class HamerlyState(NamedTuple):
@@ -65,7 +68,7 @@ def initial_state(points, num_clusters, weights=None):
   Returns:
     `HamerlyState`.
   """
-  n = tf.shape(points)[0]
+  n = sparse_lib.num_rows(points)
   return HamerlyState(
       statistics=carried_lib.start(points, num_clusters, weights),
       upper=tf.fill([n], tf.constant(float('inf'), points.dtype)),
@@ -91,9 +94,9 @@ def _nearest_two(points, rows, centers, chunk_elements):
   infinity = tf.constant(float('inf'), points.dtype)
 
   def chunk_two(chunk_rows):
-    chunk = tf.gather(points, chunk_rows)
-    scores = (center_norms - 2.0 * tf.matmul(chunk, centers,
-                                             transpose_b=True))
+    chunk = sparse_lib.take_rows(points, chunk_rows)
+    scores = (center_norms - 2.0 * sparse_lib.matmul(chunk, centers,
+                                                     transpose_b=True))
     index = tf.argmin(scores, axis=1, output_type=tf.int32)
     # The runner-up: the minimum with the winner masked out (cheaper than
     # top_k over k columns).
@@ -101,7 +104,8 @@ def _nearest_two(points, rows, centers, chunk_elements):
         tf.equal(tf.range(k)[tf.newaxis, :], index[:, tf.newaxis]),
         infinity, scores), axis=1)
     point_norms = distances_lib.squared_norms(chunk)
-    best = tf.norm(chunk - tf.gather(centers, index), axis=1)
+    best = numerics.clamped_sqrt(
+        sparse_lib.squared_distances_to(chunk, centers, index))
     return index, best, numerics.clamped_sqrt(point_norms + second)
 
   return distances_lib.concat_over_row_chunks(
@@ -115,8 +119,9 @@ def _distance_to_assigned(points, rows, centers, assignments,
   a chunk of rows at a time."""
 
   def distance(chunk_rows, chunk_assignments):
-    return (tf.norm(tf.gather(points, chunk_rows) -
-                    tf.gather(centers, chunk_assignments), axis=1),)
+    return (numerics.clamped_sqrt(sparse_lib.squared_distances_to(
+        sparse_lib.take_rows(points, chunk_rows), centers,
+        chunk_assignments)),)
 
   return distances_lib.concat_over_row_chunks(
       distance, rows, distances_lib.chunk_rows(1, chunk_elements),

@@ -158,16 +158,12 @@ def segment_sums(points, index, num_segments, weights=None):
   return tf.reshape(sums, [num_segments, -1])
 
 
-def gather_rows(points, indices):
-  """The rows `indices` (m,) of `points` as a dense float Tensor (m, d)
-  ((d,) for a scalar index):
-  the chosen centers or far points (m is k or so), never all n rows.
-  A row may be asked for more than once."""
+def take_rows(points, indices):
+  """The rows `indices` (m,) of `points`, in that order: a row-major
+  SparseTensor (m, d) of sparse points (a row may be asked for more than
+  once), `tf.gather` of dense ones. O(m log nnz) plus the rows' entries."""
   if not is_sparse(points):
     return tf.gather(points, indices)
-  indices = tf.convert_to_tensor(indices)
-  if indices.shape.rank == 0:  # One row: (d,), as tf.gather gives it.
-    return gather_rows(points, indices[tf.newaxis])[0]
   indices = tf.cast(indices, tf.int64)
   ids = points.indices[:, 0]
   starts = tf.searchsorted(ids, indices, side='left')
@@ -177,13 +173,45 @@ def gather_rows(points, indices):
   out_rows = tf.cast(entries.value_rowids(), tf.int64)
   columns = tf.gather(points.indices[:, 1], which)
   m = tf.shape(indices, out_type=tf.int64)[0]
-  return tf.scatter_nd(tf.stack([out_rows, columns], axis=1),
-                       tf.gather(points.values, which),
-                       tf.stack([m, points.dense_shape[1]]))
+  return tf.SparseTensor(tf.stack([out_rows, columns], axis=1),
+                         tf.gather(points.values, which),
+                         tf.stack([m, points.dense_shape[1]]))
 
 
-def to_dense_rows(points):
-  """`points` dense: only for a few rows (a chunk the caller bounds)."""
+def gather_rows(points, indices):
+  """The rows `indices` (m,) of `points` as a dense float Tensor (m, d)
+  ((d,) for a scalar index): the chosen centers or far points (m is k or
+  so), never all n rows. A row may be asked for more than once."""
   if not is_sparse(points):
-    return points
-  return gather_rows(points, tf.range(points.dense_shape[0]))
+    return tf.gather(points, indices)
+  indices = tf.convert_to_tensor(indices)
+  if indices.shape.rank == 0:  # One row: (d,), as tf.gather gives it.
+    return gather_rows(points, indices[tf.newaxis])[0]
+  taken = take_rows(points, indices)
+  return tf.scatter_nd(taken.indices, taken.values, taken.dense_shape)
+
+
+def squared_distances_to(points, centers, assignments):
+  """|x_i - c_a(i)|^2 for every point and its own center: float (n,).
+
+  Dense: the norm of the difference. Sparse: |c|^2 plus, over the stored
+  values only, (x_j - c_j)^2 - c_j^2: no dense (n, d) difference, and
+  none of the cancellation of |x|^2 against 2 x.c; clamped at 0.
+
+  Args:
+    points: float Tensor or SparseTensor (n, d).
+    centers: float Tensor (k, d).
+    assignments: int Tensor (n,), each point's center.
+  """
+  if not is_sparse(points):
+    return tf.reduce_sum(tf.square(points - tf.gather(centers, assignments)),
+                         axis=1)
+  row_of = row_ids(points)
+  assignments = tf.cast(assignments, tf.int64)
+  own = tf.gather_nd(centers, tf.stack(
+      [tf.gather(assignments, row_of), points.indices[:, 1]], axis=1))
+  terms = tf.square(points.values - own) - tf.square(own)
+  center_norms = tf.reduce_sum(tf.square(centers), axis=1)
+  squared = tf.gather(center_norms, assignments) + (
+      tf.math.unsorted_segment_sum(terms, row_of, num_rows(points)))
+  return tf.maximum(squared, tf.zeros_like(squared))

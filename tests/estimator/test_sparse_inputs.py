@@ -71,7 +71,10 @@ def _assert_same(got, expected):
 @pytest.mark.parametrize('form', list(_SPARSE_FORMS))
 def test_every_entry_point_gives_the_dense_results_for_sparse_points(
     tmp_path, form, metric):
-  dense = _results(tmp_path / 'dense', _X, distance_metric=metric)
+  # A dataset's score is a mean over its batches: the same batches, dense.
+  dense_data = (_X if form != 'input_fn_dataset' else
+                lambda: tf.data.Dataset.from_tensor_slices(_X).batch(25))
+  dense = _results(tmp_path / 'dense', dense_data, distance_metric=metric)
   got = _results(tmp_path / 'sparse', _SPARSE_FORMS[form](_X),
                  distance_metric=metric)
   _assert_same(got, dense)
@@ -90,15 +93,54 @@ def test_initialisers_choose_the_dense_centers_from_sparse_points(
 
 @pytest.mark.parametrize('options', [
     {'use_mini_batch': True},
+    {'use_mini_batch': True, 'distance_metric': 'cosine'},
     {'num_restarts': 3, 'initial_clusters': 'kmeans_plus_plus', 'seed': 1},
     {'distance_metric': 'cosine', 'num_restarts': 2,
      'initial_clusters': 'random', 'seed': 1},
-], ids=['mini_batch_whole', 'restarts', 'cosine_restarts'])
-def test_mini_batch_and_restarts_give_the_dense_results_for_sparse_points(
+    {'algorithm': 'hamerly'},
+    {'algorithm': 'hamerly', 'initial_clusters': 'kmeans_plus_plus',
+     'seed': 2, 'empty_cluster': 'farthest_point'},
+], ids=['mini_batch_whole', 'mini_batch_cosine', 'restarts',
+        'cosine_restarts', 'hamerly', 'hamerly_relocating'])
+def test_mini_batch_restarts_and_hamerly_give_the_dense_results_for_sparse(
     tmp_path, options):
   dense = _results(tmp_path / 'dense', _X, **options)
   got = _results(tmp_path / 'sparse', tf.sparse.from_dense(_X), **options)
   _assert_same(got, dense)
+
+
+@pytest.mark.parametrize('options', [
+    {'use_mini_batch': True},
+    {'use_mini_batch': True, 'distance_metric': 'cosine'},
+    {'use_mini_batch': False},
+    {'use_mini_batch': False, 'initial_clusters': 'kmeans_parallel',
+     'seed': 2},
+    {'use_mini_batch': False, 'initial_clusters': 'kmeans_plus_plus',
+     'seed': 2, 'distance_metric': 'cosine'},
+], ids=['mini_batch', 'mini_batch_cosine', 'full_batch',
+        'full_batch_kmeans_parallel', 'full_batch_kmeans_plus_plus_cosine'])
+def test_batches_of_sparse_points_give_the_dense_batches_results(
+    tmp_path, options):
+  def dataset(points):
+    return lambda: tf.data.Dataset.from_tensor_slices(points).batch(16)
+
+  dense = _results(tmp_path / 'dense', dataset(_X), **options)
+  got = _results(tmp_path / 'sparse', dataset(tf.sparse.from_dense(_X)),
+                 **options)
+  _assert_same(got, dense)
+
+
+def test_mini_batch_on_sparse_slices_of_a_batch_size_equals_dense(tmp_path):
+  def centers(path, points):
+    est = ke.KMeansClustering(_K, model_dir=str(path), initial_clusters=_INIT,
+                              use_mini_batch=True)
+    est.train(points, batch_size=10, steps=5)
+    est.train(points, batch_size=10, steps=4)  # Resumes at slice 5.
+    return est.cluster_centers()
+
+  np.testing.assert_allclose(
+      centers(tmp_path / 'sparse', scipy_sparse.csr_matrix(_X)),
+      centers(tmp_path / 'dense', _X), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('metric', oracles.METRICS)
@@ -202,14 +244,13 @@ def test_a_wide_sparse_matrix_trains_in_far_less_than_its_dense_size():
 
 
 # ------------------------------------------------------ not supported yet
-@pytest.mark.parametrize('algorithm', ['hamerly', 'yinyang'])
-def test_algorithms_without_sparse_steps_raise_a_typed_error_naming_the_fix(
-    tmp_path, algorithm):
+def test_yinyang_on_sparse_points_raises_a_typed_error_naming_the_fix(
+    tmp_path):
   est = ke.KMeansClustering(_K, model_dir=str(tmp_path / 'm'),
                             initial_clusters=_INIT, use_mini_batch=False,
-                            algorithm=algorithm)
+                            algorithm='yinyang')
   with pytest.raises(errors.SparseInputError,
-                     match=r"Received: algorithm='.*'; use "
+                     match=r"Received: algorithm='yinyang'; use "
                      r"algorithm='lloyd' for sparse data") as raised:
     est.train(scipy_sparse.csr_matrix(_X), steps=2)
   assert raised.value.argument == 'algorithm'
@@ -217,21 +258,9 @@ def test_algorithms_without_sparse_steps_raise_a_typed_error_naming_the_fix(
       name.startswith('model.ckpt') for name in os.listdir(tmp_path / 'm'))
 
 
-def test_mini_batch_over_a_dataset_of_sparse_batches_raises_a_typed_error(
+def test_a_dict_of_sparse_and_dense_point_features_raises_a_typed_error(
     tmp_path):
   est = ke.KMeansClustering(_K, model_dir=str(tmp_path),
-                            initial_clusters=_INIT, use_mini_batch=True)
-  dataset = tf.data.Dataset.from_tensor_slices(
-      tf.sparse.from_dense(_X)).batch(20)
-  with pytest.raises(errors.SparseInputError, match='use_mini_batch=False'):
-    est.train(lambda: dataset, steps=2)
-
-
-def test_training_on_sparse_slices_of_a_batch_size_raises_a_typed_error(
-    tmp_path):
-  est = ke.KMeansClustering(_K, model_dir=str(tmp_path),
-                            initial_clusters=_INIT, use_mini_batch=True)
-  with pytest.raises(errors.SparseInputError,
-                     match='without batch_size') as raised:
-    est.train(scipy_sparse.csr_matrix(_X), batch_size=10, steps=2)
-  assert raised.value.argument == 'batch_size'
+                            initial_clusters='random', use_mini_batch=False)
+  with pytest.raises(errors.SparseInputError, match='only point feature'):
+    est.train({'a': scipy_sparse.csr_matrix(_X), 'b': _X[:, :2]}, steps=1)

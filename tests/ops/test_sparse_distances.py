@@ -146,3 +146,24 @@ def test_sparse_ops_never_densify_the_points(monkeypatch):
   distances.cluster_statistics(sp, centers, SQ, 12)
   distances.nearest_centers(sp, centers, SQ, 12)
   carried.update(carried.start(sp, 4), sp, np.zeros(len(x), np.int32))
+
+
+def test_take_rows_keeps_sparse_rows_sparse_in_the_order_asked():
+  x, sp = _sparse_points()
+  rows = np.array([3, 0, 39, 0, 17])
+  taken = sparse_lib.take_rows(sp, rows)
+  assert isinstance(taken, tf.SparseTensor)
+  np.testing.assert_array_equal(tf.sparse.to_dense(taken), x[rows])
+
+
+def test_squared_distances_to_own_centers_match_numpy_for_sparse_points():
+  x, sp = _sparse_points()
+  centers = np.random.default_rng(6).normal(size=(4, 7)).astype(np.float32)
+  assignments = np.random.default_rng(7).integers(0, 4, len(x))
+  expected = ((x.astype(np.float64) - centers[assignments])**2).sum(1)
+  np.testing.assert_allclose(
+      sparse_lib.squared_distances_to(sp, centers, assignments), expected,
+      rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+      sparse_lib.squared_distances_to(x, centers, assignments), expected,
+      rtol=1e-5, atol=1e-5)
