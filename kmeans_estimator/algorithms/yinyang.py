@@ -66,6 +66,7 @@ from kmeans_estimator.algorithms import base
 from kmeans_estimator.ops import carried as carried_lib
 from kmeans_estimator.ops import distances as distances_lib
 from kmeans_estimator.ops import numerics
+from kmeans_estimator.ops import sparse as sparse_lib
 from kmeans_estimator.ops import updates
 
 # Centers per group (the paper's t = k / 10), and the Lloyd iterations that
@@ -216,7 +217,7 @@ def init_state(points, centers, weights, options):
   Returns:
     `YinyangState`.
   """
-  n = tf.shape(points)[0]
+  n = sparse_lib.num_rows(points)
   groups = group_centers(centers, options.chunk_elements)
   t = num_groups(tf.shape(centers)[0])
   sizes = tf.math.unsorted_segment_sum(tf.ones_like(groups), groups, t)
@@ -242,6 +243,15 @@ def _distance_to(points, rows, centers, assignments, chunk_elements):
   the argmin compares (from the expansion, as the other centers' are)."""
 
   def distance(chunk_rows, chunk_assignments):
+    if sparse_lib.is_sparse(points):
+      # Over the stored values only (`ops.sparse`): no dense rows.
+      chunk = sparse_lib.take_rows(points, chunk_rows)
+      squared = sparse_lib.squared_distances_to(chunk, centers,
+                                                chunk_assignments)
+      center_norms = tf.gather(tf.reduce_sum(tf.square(centers), axis=1),
+                               chunk_assignments)
+      return (numerics.clamped_sqrt(squared), center_norms - 2.0 *
+              sparse_lib.products_with(chunk, centers, chunk_assignments))
     chunk = tf.gather(points, chunk_rows)
     assigned = tf.gather(centers, chunk_assignments)
     return (tf.norm(chunk - assigned, axis=1),
@@ -338,10 +348,11 @@ def _chunk_step(points, layout, lower, offsets, groups, point_norms, rows,
     chosen_slots = tf.reshape(tf.transpose(tf.gather(slots, selected)), [-1])
     chosen = tf.reshape(
         tf.transpose(tf.gather(slot_centers, selected), [1, 0, 2]),
-        [u * width, tf.shape(points)[1]])
+        [u * width, sparse_lib.num_columns(points)])
     # Scores |c|^2 - 2 x.c; the bias_add fuses into the product.
     scores = tf.nn.bias_add(
-        tf.matmul(tf.gather(points, rows), -2.0 * chosen, transpose_b=True),
+        sparse_lib.matmul(sparse_lib.take_rows(points, rows), -2.0 * chosen,
+                          transpose_b=True),
         tf.reshape(tf.transpose(tf.gather(slot_norms, selected)), [-1]))
     by_group = tf.reshape(scores, [m, width, u])
     group_best = tf.reduce_min(by_group, axis=1)
@@ -583,4 +594,4 @@ def step(points, centers, state, weights, options):
 ALGORITHM = base.Algorithm(
     name=constants.YINYANG, init_state=init_state, step=step,
     needs_whole_data=True, metrics=(constants.SQUARED_EUCLIDEAN_DISTANCE,),
-    fallback=constants.LLOYD)
+    fallback=constants.LLOYD, supports_sparse=True)

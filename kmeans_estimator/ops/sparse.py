@@ -215,3 +215,16 @@ def squared_distances_to(points, centers, assignments):
   squared = tf.gather(center_norms, assignments) + (
       tf.math.unsorted_segment_sum(terms, row_of, num_rows(points)))
   return tf.maximum(squared, tf.zeros_like(squared))
+
+
+def products_with(points, centers, assignments):
+  """x_i . c_a(i) for every point and its own center: float (n,); over
+  the stored values only for sparse points."""
+  if not is_sparse(points):
+    return tf.reduce_sum(points * tf.gather(centers, assignments), axis=1)
+  row_of = row_ids(points)
+  own = tf.gather_nd(centers, tf.stack(
+      [tf.gather(tf.cast(assignments, tf.int64), row_of),
+       points.indices[:, 1]], axis=1))
+  return tf.math.unsorted_segment_sum(points.values * own, row_of,
+                                      num_rows(points))

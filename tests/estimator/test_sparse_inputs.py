@@ -98,10 +98,11 @@ def test_initialisers_choose_the_dense_centers_from_sparse_points(
     {'distance_metric': 'cosine', 'num_restarts': 2,
      'initial_clusters': 'random', 'seed': 1},
     {'algorithm': 'hamerly'},
+    {'algorithm': 'yinyang'},
     {'algorithm': 'hamerly', 'initial_clusters': 'kmeans_plus_plus',
      'seed': 2, 'empty_cluster': 'farthest_point'},
 ], ids=['mini_batch_whole', 'mini_batch_cosine', 'restarts',
-        'cosine_restarts', 'hamerly', 'hamerly_relocating'])
+        'cosine_restarts', 'hamerly', 'yinyang', 'hamerly_relocating'])
 def test_mini_batch_restarts_and_hamerly_give_the_dense_results_for_sparse(
     tmp_path, options):
   dense = _results(tmp_path / 'dense', _X, **options)
@@ -244,8 +245,15 @@ def test_a_wide_sparse_matrix_trains_in_far_less_than_its_dense_size():
 
 
 # ------------------------------------------------------ not supported yet
-def test_yinyang_on_sparse_points_raises_a_typed_error_naming_the_fix(
-    tmp_path):
+def test_an_algorithm_without_sparse_steps_raises_a_typed_error_naming_the_fix(
+    tmp_path, monkeypatch):
+  # Every registered variant takes sparse points today; one that does not
+  # (`Algorithm.supports_sparse` False) is refused before anything is
+  # written.
+  from kmeans_estimator import algorithms
+  monkeypatch.setitem(algorithms.REGISTRY, 'yinyang',
+                      algorithms.REGISTRY['yinyang']._replace(
+                          supports_sparse=False))
   est = ke.KMeansClustering(_K, model_dir=str(tmp_path / 'm'),
                             initial_clusters=_INIT, use_mini_batch=False,
                             algorithm='yinyang')
@@ -264,3 +272,14 @@ def test_a_dict_of_sparse_and_dense_point_features_raises_a_typed_error(
                             initial_clusters='random', use_mini_batch=False)
   with pytest.raises(errors.SparseInputError, match='only point feature'):
     est.train({'a': scipy_sparse.csr_matrix(_X), 'b': _X[:, :2]}, steps=1)
+
+
+def test_a_dataset_of_weighted_sparse_features_raises_a_typed_error(tmp_path):
+  est = ke.KMeansClustering(_K, model_dir=str(tmp_path),
+                            initial_clusters=_INIT, use_mini_batch=False,
+                            weight_column='w')
+  dataset = tf.data.Dataset.from_tensor_slices(
+      {'x': tf.sparse.from_dense(_X), 'w': np.ones(len(_X), np.float32)}
+  ).batch(20)
+  with pytest.raises(errors.SparseInputError, match='not read yet'):
+    est.train(lambda: dataset, steps=1)
