@@ -217,8 +217,15 @@ _WIDE_SCRIPT = textwrap.dedent("""
     import resource, sys, tempfile
     import numpy as np, scipy.sparse, tensorflow as tf
     import kmeans_estimator as ke
-    x = scipy.sparse.random(2000, 100000, density=0.001, format='csr',
-                            dtype=np.float32, random_state=0)
+    # Built row by row: scipy.sparse.random's own peak would hide ours.
+    rng = np.random.default_rng(0)
+    n, d = 2000, 100000
+    indptr = np.arange(n + 1) * 100  # 100 values per row: density 0.001.
+    columns = np.concatenate([np.sort(rng.choice(d, 100, replace=False))
+                              for _ in range(n)])
+    x = scipy.sparse.csr_matrix(
+        (rng.random(n * 100).astype(np.float32), columns, indptr),
+        shape=(n, d))
     est = ke.KMeansClustering(5, model_dir=tempfile.mkdtemp(),
                               initial_clusters='kmeans_plus_plus',
                               use_mini_batch=False)
