@@ -290,3 +290,32 @@ def test_a_dataset_of_weighted_sparse_features_raises_a_typed_error(tmp_path):
   ).batch(20)
   with pytest.raises(errors.SparseInputError, match='not read yet'):
     est.train(lambda: dataset, steps=1)
+
+
+def test_sparse_training_under_a_strategy_raises_a_typed_error(tmp_path):
+  config = ke.RunConfig(
+      train_distribute=tf.distribute.OneDeviceStrategy('/cpu:0'))
+  est = ke.KMeansClustering(_K, model_dir=str(tmp_path / 'm'), config=config,
+                            initial_clusters=_INIT, use_mini_batch=False)
+  with pytest.raises(errors.SparseInputError,
+                     match='without `train_distribute`') as raised:
+    est.train(scipy_sparse.csr_matrix(_X), steps=1)
+  assert raised.value.argument == 'config'
+
+
+def test_the_kmeans_module_computes_with_sparse_points_as_with_dense():
+  km = ke.KMeans(_K, initial_clusters=_INIT, num_features=_X.shape[1])
+  sp = tf.sparse.from_dense(_X)
+  km.initialize(sp)
+  for _ in range(3):
+    km.full_batch_step(sp)
+  dense = ke.KMeans(_K, initial_clusters=_INIT, num_features=_X.shape[1])
+  dense.initialize(_X)
+  for _ in range(3):
+    dense.full_batch_step(_X)
+  np.testing.assert_allclose(km.clusters, dense.clusters, rtol=1e-5,
+                             atol=1e-6)
+  for got, expected in zip(km.nearest(sp), dense.nearest(_X)):
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(km.all_distances(sp), dense.all_distances(_X),
+                             rtol=1e-5, atol=1e-5)
