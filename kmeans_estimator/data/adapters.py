@@ -109,7 +109,8 @@ def read_points(raw, feature_columns=None, dtype=tf.float32,
     raw = raw[0]
   weighted = weight_column is not None and read_weights
   if isinstance(raw, tf.data.Dataset) and sparse.is_sparse_dataset(raw):
-    return sparse.read_dataset(raw, dtype, num_features, weighted)
+    return sparse.read_dataset(raw, dtype, num_features, weighted,
+                               feature_columns, weight_column)
   if sparse.has_sparse_features(raw):
     points = sparse.read_sparse(raw, feature_columns, dtype, num_features,
                                 weight_column, weighted,

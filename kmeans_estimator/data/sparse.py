@@ -14,8 +14,9 @@ Accepted:
   imported here; a scipy object is recognised by its module;
 - either as the features of a dict (`{'x': sparse, 'w': weights}`), the
   only point feature, beside a dense `weight_column`;
-- a `tf.data.Dataset` of SparseTensor batches (finite or endless), read
-  as a stream of batches as dense ones are (`read_dataset`).
+- a `tf.data.Dataset` of SparseTensor batches (finite or endless), or of
+  dicts of one SparseTensor feature and the weights, read as a stream of
+  batches as dense ones are (`read_dataset`).
 
 Policies:
 - Entries stored at the same position (a COO matrix may hold duplicates)
@@ -25,9 +26,12 @@ Policies:
 - Explicitly stored zeros are zeros; a row without entries is the zero
   point (under cosine, it stays zero, at distance 1 from every center).
 - NaN or Inf among the stored values is an error, as for dense data.
-- Sparse points train in full batch (Lloyd) with either metric, weights
-  and restarts, and are read by every inference method; modes that do
-  not take them yet raise `SparseInputError` naming the option to change.
+- Sparse points train with every registered algorithm that says so
+  (`Algorithm.supports_sparse`: all of them today), mini-batch included,
+  with either metric, weights and restarts, and are read by every
+  inference method; what does not take them yet (a dict with another
+  point feature beside the sparse one, a `tf.distribute` strategy) raises
+  `SparseInputError` naming the argument to change.
 """
 
 import numpy as np
@@ -185,69 +189,90 @@ def is_sparse_dataset(dataset):
   return isinstance(spec, tf.SparseTensorSpec)
 
 
-def read_dataset(dataset, dtype, num_features, weighted):
+def read_dataset(dataset, dtype, num_features, weighted, feature_columns=None,
+                 weight_column=None):
   """`datasets.StreamPoints` (marked `sparse`) of a dataset of SparseTensor
-  batches: each batch is put in row-major order, cast to `dtype` and
-  checked (finite values, the width) as it is read. Full-batch steps sum
-  over its batches, mini-batch steps read one batch each, as for dense
-  batches.
+  batches, or of dicts whose one point feature is a SparseTensor (beside
+  the dense `weight_column`): each batch is put in row-major order, cast
+  to `dtype` and checked (finite values, the width, the weights) as it is
+  read. Full-batch steps sum over its batches, mini-batch steps read one
+  batch each, as for dense batches.
 
   Raises:
-    SparseInputError: dict elements or sample weights (not read yet).
+    SparseInputError: a dict with another point feature beside the sparse
+      one.
     InvalidInputError: an empty dataset, the wrong width.
   """
   spec = features_lib.features_of(dataset.element_spec)
-  if isinstance(spec, dict) or weighted:
-    raise errors.SparseInputError(
-        'A dataset of dict features with sparse values (or sample weights '
-        'with a dataset of SparseTensors) is not read yet: return the '
-        "SparseTensor batches themselves, or a dict {'features': sparse, "
-        'weight_column: weights} of all the data instead of a dataset.',
-        'input_fn')
-  value_dtype = tf.as_dtype(spec.dtype)
+  name = None
+  if isinstance(spec, dict):
+    if weighted:
+      checks.check_weight_features(spec, weight_column)
+    names = features_lib.feature_names(spec, feature_columns, weight_column)
+    if len(names) != 1 or not isinstance(spec[names[0]],
+                                         tf.SparseTensorSpec):
+      raise errors.SparseInputError(
+          'Sparse features must be the only point feature of a dict (beside '
+          f'the weight_column); received the features {list(names)}. Stack '
+          'them into one SparseTensor (tf.sparse.concat(axis=1)).',
+          'input_fn')
+    name = names[0]
+    points_spec = spec[name]
+  elif weighted:
+    checks.check_weight_features(spec, weight_column)
+  else:
+    points_spec = spec
+  value_dtype = tf.as_dtype(points_spec.dtype)
   if not (value_dtype.is_floating or value_dtype.is_integer) or (
       value_dtype.is_bool):
     raise errors.InvalidArgumentTypeError(
         'the features must be numeric (integer or float). Received: dtype '
         f'{value_dtype.name}', 'input_fn')
-  if spec.shape.rank is not None and spec.shape.rank != 2:
-    checks.check_rank(spec.shape)
+  if points_spec.shape.rank is not None and points_spec.shape.rank != 2:
+    checks.check_rank(points_spec.shape)
   no_autograph = tf.autograph.experimental.do_not_convert
 
   def ordered(*element):
-    points = element[0]
-    return sparse_lib.cast(tf.sparse.reorder(points), dtype)
+    features = features_lib.features_of(
+        element if len(element) > 1 else element[0])
+    points = features if name is None else features[name]
+    return features, sparse_lib.cast(tf.sparse.reorder(points), dtype)
 
-  width = spec.shape[-1] if spec.shape.rank is not None else None
+  width = points_spec.shape[-1] if points_spec.shape.rank is not None else (
+      None)
   if width is None:
-    width = None
-    for batch in dataset.map(no_autograph(ordered)).take(1):
+    for _, batch in dataset.map(no_autograph(ordered)).take(1):
       width = int(batch.dense_shape[1])
     if width is None:
       raise errors.InvalidInputError(
           'The input_fn returned an empty dataset; give it at least one '
           'batch of points.', kind='empty')
-  checks.check_width(int(width), num_features)
+  width = int(width)
+  checks.check_width(width, num_features)
 
   def read(check_finite):
     def checked(*element):
-      points = ordered(*element)
+      features, points = ordered(*element)
       found = []
       if check_finite:
         found.append(checks.input_check(
             sparse_lib.all_finite(points), 'non_finite',
             checks.NON_FINITE_MESSAGE))
       found.append(checks.input_check(
-          tf.equal(points.dense_shape[1], int(width)), 'width',
-          f'{checks.WIDTH_MESSAGE}; expected {int(width)} features'))
+          tf.equal(points.dense_shape[1], width), 'width',
+          f'{checks.WIDTH_MESSAGE}; expected {width} features'))
       with tf.control_dependencies(found):
-        return tf.SparseTensor(tf.identity(points.indices), points.values,
-                               points.dense_shape)
+        points = tf.SparseTensor(tf.identity(points.indices), points.values,
+                                 points.dense_shape)
+      if not weighted:
+        return points
+      return points, features_lib.weights_of(
+          features, weight_column, sparse_lib.num_rows(points), dtype)
     return dataset.map(no_autograph(checked))
 
   endless = bool(dataset.cardinality() == tf.data.INFINITE_CARDINALITY)
-  points = datasets.StreamPoints(int(width), read(True), read(False),
-                                 endless=endless)
+  points = datasets.StreamPoints(width, read(True), read(False),
+                                 weighted=weighted, endless=endless)
   points.sparse = True
   return points
 

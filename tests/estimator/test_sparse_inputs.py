@@ -281,15 +281,26 @@ def test_a_dict_of_sparse_and_dense_point_features_raises_a_typed_error(
     est.train({'a': scipy_sparse.csr_matrix(_X), 'b': _X[:, :2]}, steps=1)
 
 
-def test_a_dataset_of_weighted_sparse_features_raises_a_typed_error(tmp_path):
-  est = ke.KMeansClustering(_K, model_dir=str(tmp_path),
-                            initial_clusters=_INIT, use_mini_batch=False,
-                            weight_column='w')
-  dataset = tf.data.Dataset.from_tensor_slices(
-      {'x': tf.sparse.from_dense(_X), 'w': np.ones(len(_X), np.float32)}
-  ).batch(20)
-  with pytest.raises(errors.SparseInputError, match='not read yet'):
-    est.train(lambda: dataset, steps=1)
+def test_a_dataset_of_dicts_of_sparse_points_and_weights_equals_dense(
+    tmp_path):
+  weights = np.random.default_rng(2).random(len(_X)).astype(np.float32)
+
+  def results(path, points, mini_batch):
+    est = ke.KMeansClustering(
+        _K, model_dir=str(path), initial_clusters=_INIT,
+        use_mini_batch=mini_batch, relative_tolerance=None,
+        weight_column='w')
+    data = lambda: tf.data.Dataset.from_tensor_slices(
+        {'x': points, 'w': weights}).batch(16)
+    est.train(data, steps=4)
+    return est.cluster_centers(), est.evaluate(data)['score']
+
+  for mini_batch in (False, True):
+    dense = results(tmp_path / f'dense{mini_batch}', _X, mini_batch)
+    got = results(tmp_path / f'sparse{mini_batch}', tf.sparse.from_dense(_X),
+                  mini_batch)
+    for a, b in zip(got, dense):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_sparse_training_under_a_strategy_raises_a_typed_error(tmp_path):
