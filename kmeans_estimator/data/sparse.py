@@ -291,9 +291,8 @@ def slices(data, batch_size, repeat, first_batch=0):
         'give the SparseTensor or scipy.sparse matrix itself, or drop '
         f'batch_size. Received: batch_size={batch_size}', 'batch_size',
         batch_size)
-  points = to_sparse_tensor(data, tf.as_dtype(
-      data.dtype if isinstance(data, tf.SparseTensor) else
-      np.result_type(data.dtype, np.float32)))
+  # Of the data's own dtype: each batch is cast as the stream reads it.
+  points = to_sparse_tensor(data, tf.as_dtype(data.dtype))
   num_points = sparse_lib.num_rows(points)
   starts = tf.data.Dataset.range(0, num_points, batch_size)
   if repeat:
