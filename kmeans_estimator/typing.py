@@ -29,16 +29,35 @@ from kmeans_estimator.estimator.hooks import SessionRunValues
 # Points of shape (n, d): a numpy array, a Tensor, or a list of rows.
 ArrayLike = Union[np.ndarray, tf.Tensor, Sequence[Sequence[float]]]
 
+
+class SparseMatrix(Protocol):
+  """A scipy.sparse matrix or array of any format (CSR, CSC, COO, ...),
+  described by what the library reads of it, so that scipy stays an
+  optional dependency."""
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    ...
+
+  def tocsr(self) -> Any:
+    ...
+
+
+# Sparse points of shape (n, d), never densified: a `tf.SparseTensor` or a
+# scipy.sparse matrix.
+SparseLike = Union[tf.SparseTensor, SparseMatrix]
+
 # Points (n, d), or a finite `tf.data.Dataset` of such batches or of
 # (points, weights) pairs: what `KMeans`'s full-batch steps take.
-PointsOrDataset = Union[ArrayLike, tf.data.Dataset]
+PointsOrDataset = Union[ArrayLike, SparseLike, tf.data.Dataset]
 
 # Named features, each of shape (n,) or (n, d_i), concatenated in sorted key
 # order (or as `feature_columns` chooses).
-FeatureDict = Mapping[str, Union[np.ndarray, tf.Tensor, Sequence[Any]]]
+FeatureDict = Mapping[str, Union[np.ndarray, tf.Tensor, SparseLike,
+                                 Sequence[Any]]]
 
 # The data themselves, in place of an input_fn.
-InputData = Union[ArrayLike, FeatureDict, tf.data.Dataset]
+InputData = Union[ArrayLike, SparseLike, FeatureDict, tf.data.Dataset]
 
 # A callable returning `InputData` (or a `(features, labels)` tuple); it may
 # take parameters named `params`, `config`, `mode` or `input_context`.
@@ -127,4 +146,6 @@ __all__ = [
     'PathLike',
     'PointsOrDataset',
     'SavingListenerLike',
+    'SparseLike',
+    'SparseMatrix',
 ]
