@@ -68,10 +68,30 @@ def rows(points, start, stop):
 
 
 def matmul(points, dense, transpose_b=False):
-  """points @ dense (or dense^T): a dense Tensor (n, k)."""
-  if is_sparse(points):
-    return tf.sparse.sparse_dense_matmul(points, dense, adjoint_b=transpose_b)
-  return tf.matmul(points, dense, transpose_b=transpose_b)
+  """points @ dense (or dense^T): a dense Tensor (n, k).
+
+  Sparse points go through TensorFlow's CSR matrix (`tf.linalg.sparse`'s
+  kernels, which the row-major order allows): its product is several times
+  faster on CPU than `tf.sparse.sparse_dense_matmul`'s, with the same sums.
+  """
+  if not is_sparse(points):
+    return tf.matmul(points, dense, transpose_b=transpose_b)
+
+  def product():
+    csr = tf.raw_ops.SparseTensorToCSRSparseMatrix(
+        indices=points.indices, values=points.values,
+        dense_shape=points.dense_shape)
+    return tf.raw_ops.SparseMatrixMatMul(a=csr, b=dense,
+                                         transpose_b=transpose_b)
+
+  n = num_rows(points)
+  if isinstance(n, int) and n > 0:
+    return product()
+  # The CSR kernels crash the process on a matrix of no rows (a chunk of
+  # no points, Hamerly's step when every bound holds): none is built.
+  columns = tf.shape(dense)[0 if transpose_b else 1]
+  return tf.cond(n > 0, product,
+                 lambda: tf.zeros([0, columns], dense.dtype))
 
 
 def squared_norms(points):

@@ -167,3 +167,16 @@ def test_squared_distances_to_own_centers_match_numpy_for_sparse_points():
   np.testing.assert_allclose(
       sparse_lib.squared_distances_to(x, centers, assignments), expected,
       rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('num_rows', [0, 5])
+def test_a_sparse_product_of_no_rows_or_no_entries_is_zeros(num_rows):
+  # TensorFlow's CSR kernels crash the process on a matrix of no rows.
+  empty = tf.SparseTensor(tf.zeros([0, 2], tf.int64), tf.zeros([0]),
+                          [num_rows, 4])
+  centers = tf.ones([3, 4])
+  product = sparse_lib.matmul(empty, centers, transpose_b=True)
+  np.testing.assert_array_equal(product, np.zeros((num_rows, 3)))
+  traced = tf.function(lambda points: sparse_lib.matmul(
+      sparse_lib.rows(points, 0, 0), centers, transpose_b=True))
+  assert traced(empty).shape == (0, 3)
