@@ -1054,6 +1054,7 @@ class KMeansClustering:
       checkpoint_path: Optional[ke_typing.PathLike] = None,
       *,
       top_k: Optional[int] = None,
+      sparse: bool = False,
   ) -> bytes:
     """Exports the model as a SavedModel for TensorFlow Serving and TFLite.
 
@@ -1071,6 +1072,18 @@ class KMeansClustering:
     the SavedModel then has a `top_k` metadata variable too. Served inputs
     with NaN or Inf, or of the wrong width, fail with an
     InvalidArgumentError.
+
+    With `sparse=True`, the point signatures but 'serving_default' also
+    have sparse twins, 'sparse_cluster_index', 'sparse_all_distances',
+    'sparse_transform' (and 'sparse_top_k'), returning what their dense
+    twins return for the same values, from a SparseTensor of points (n, d)
+    given as three inputs: int64 'indices' (nnz, 2), float32 'values'
+    (nnz,) and int64 'dense_shape' (2,); entries in any order, none stored
+    twice. They are written only when asked: the set of signatures is what
+    clients list, and the TFLite converter refuses the sparse ones (see
+    `io.export`). A `serving_input_receiver_fn` built by
+    `build_raw_serving_input_receiver_fn` from a `tf.SparseTensorSpec`
+    makes every point signature take those three inputs instead.
 
     Example:
 
@@ -1093,6 +1106,7 @@ class KMeansClustering:
       checkpoint_path: export this checkpoint instead of the latest.
       top_k: None, or 1 <= top_k <= num_clusters: also serve the 'top_k'
         signature with this many nearest centers per point.
+      sparse: also serve the sparse twins of the point signatures.
 
     Returns:
       The export directory as bytes, as the legacy method returned it.
@@ -1103,12 +1117,14 @@ class KMeansClustering:
     checkpoint_path = options.check_path('checkpoint_path', checkpoint_path,
                                          allow_none=True)
     top_k = inference.check_top_k(top_k, self.num_clusters)
+    sparse = options.check_bool('sparse', sparse)
     with self._core_for(None):
       return self._export(export_dir_base, serving_input_receiver_fn,
-                          assets_extra, as_text, checkpoint_path, top_k)
+                          assets_extra, as_text, checkpoint_path, top_k,
+                          sparse)
 
   def _export(self, export_dir_base, serving_input_receiver_fn, assets_extra,
-              as_text, checkpoint_path, top_k):
+              as_text, checkpoint_path, top_k, sparse):
     self._restore(checkpoint_path, required=True)
     # The exported graphs get a core of static shapes (k known: TFLite
     # converts their chunk loops only with static shapes).
@@ -1120,17 +1136,9 @@ class KMeansClustering:
                                            num_features)
 
     def outputs(features, signature_name):
-      points = inputs.combine_features(features, self._feature_columns,
-                                       self._kmeans.dtype,
-                                       self._weight_column)
-      width = points.shape[-1]
-      if width is not None and width != num_features:
-        raise errors.InvalidArgumentError(
-            f'The serving input receiver gives points of width {width} but '
-            f'the model was trained on width {num_features}; give it the '
-            'features the model was trained on.',
-            'serving_input_receiver_fn')
-      points = inputs.check_points(points, num_features)
+      points = export_lib.served_points(features, self._feature_columns,
+                                        self._weight_column,
+                                        self._kmeans.dtype, num_features)
       if signature_name == export_lib.TOP_K_SIGNATURE:
         keys = constants.TOP_K_PREDICT_KEYS
       elif signature_name in (export_lib.SERVING_DEFAULT,
@@ -1144,9 +1152,10 @@ class KMeansClustering:
                        export_lib.TOP_K_SIGNATURE else None)})
       return spec.export_outputs[signature_name]
 
-    model = export_lib.ServingModel(core.clusters,
-                                    self.distance_metric, self._global_step,
-                                    receiver, outputs, top_k)
+    model = export_lib.ServingModel(
+        core.clusters, self.distance_metric, self._global_step, receiver,
+        outputs, top_k,
+        export_lib.sparse_receiver(num_features) if sparse else None)
     export_dir = export_lib.write_saved_model(export_dir_base, model,
                                               assets_extra, as_text)
     return export_dir.encode()
@@ -1163,9 +1172,10 @@ class KMeansClustering:
       strip_default_attrs: Optional[bool] = None,
       *,
       top_k: Optional[int] = None,
+      sparse: bool = False,
   ) -> bytes:
     """The legacy name of `export_saved_model` (`strip_default_attrs` unused)."""
     del strip_default_attrs
     return self.export_saved_model(export_dir_base, serving_input_receiver_fn,
                                    assets_extra, as_text, checkpoint_path,
-                                   top_k=top_k)
+                                   top_k=top_k, sparse=sparse)

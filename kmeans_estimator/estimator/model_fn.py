@@ -41,7 +41,9 @@ class EstimatorSpec:
       evaluation loop ('score', 'num_points').
     export_outputs: in PREDICT mode, serving signature name -> the Tensor it
       serves ('serving_default' and 'cluster_index' (n,), 'all_distances'
-      and 'transform' (n, k)), for the predictions that were asked for.
+      and 'transform' (n, k)), for the predictions that were asked for; the
+      sparse twins of an export ('sparse_<name>') serve the same outputs,
+      computed from sparse points.
     training_hooks: hooks the model adds to training.
   """
 

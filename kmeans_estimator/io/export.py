@@ -27,6 +27,46 @@ takes serialized `tf.Example` protos under 'examples' (TF Serving's classic
 input). Served inputs are checked at run time: NaN or Inf, or a width other
 than d, fail the call with an `InvalidArgumentError` that says so.
 
+Exported with `sparse=True`, every point signature but `serving_default`
+also has a sparse twin named `sparse_<name>` (`sparse_cluster_index`,
+`sparse_all_distances`, `sparse_transform`, and `sparse_top_k` with
+`top_k`), returning what its dense twin returns for the same values, from
+the three parts of a `tf.SparseTensor` of points (n, d):
+
+| input         | dtype, shape     | what                                    |
+|---------------|------------------|-----------------------------------------|
+| `indices`     | int64 (nnz, 2)   | the (row, column) of each stored value  |
+| `values`      | float32 (nnz,)   | the stored values                       |
+| `dense_shape` | int64 (2,)       | (n, d)                                  |
+
+Why three named dense inputs and not one `tf.SparseTensorSpec`: a
+signature taking a SparseTensorSpec `x` is flattened by `tf.saved_model`
+into three inputs named 'x', 'x_1' and 'x_2', names that say nothing of
+which part is which; named dense tensors are what TF Serving's REST and
+gRPC clients, `saved_model_cli run` and clients in other languages send.
+Why twins and not one signature returning every output: a served call
+computes all of its signature's outputs, and `sparse_cluster_index`, like
+`cluster_index`, finds the nearest centers a chunk at a time, never holding
+the (n, k) distances that `sparse_all_distances` returns; a client switches
+from dense to sparse input by the signature's name alone. Why only when
+asked: the set of signatures of an export is what clients list and rely
+on; the twins add to the export's time and size; and the TFLite converter,
+which converts every signature of a SavedModel, refuses them (their chunk
+loops over a dynamic number of entries, and sparse products, are not
+TFLite builtins), so the default export stays convertible.
+
+Sparse served points follow the policies of sparse training data: entries
+may come in any order (they are put in row-major order), an index stored
+twice or outside `dense_shape` fails the call, as do NaN or Inf among the
+values or a width other than d; a row without entries is the zero point.
+
+`build_raw_serving_input_receiver_fn` also takes a `tf.SparseTensorSpec`
+(or a `tf.SparseTensor`) of rank 2 as a feature: that feature is then
+served as the same three inputs (named `<feature>_indices`,
+`<feature>_values`, `<feature>_dense_shape` for a feature of a dict), and
+every point signature takes them, as Estimator's receivers took
+`sparse_placeholder`s.
+
 Exports are written to a temporary directory beside the final one and renamed
 into place when complete, so an export is either whole or absent, and an
 existing export is never overwritten. The temporary directory is made
@@ -55,6 +95,11 @@ import tensorflow as tf
 from google.protobuf import text_format  # pylint: disable=g-bad-import-order
 from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-bad-import-order
 
+from kmeans_estimator import errors
+from kmeans_estimator.data import checks
+from kmeans_estimator.data import features as features_lib
+from kmeans_estimator.ops import sparse as sparse_lib
+
 DEFAULT_INPUT_KEY = 'input'
 EXAMPLES_INPUT_KEY = 'examples'
 OUTPUT_KEY = 'output'
@@ -68,6 +113,15 @@ TOP_K_SIGNATURE = 'top_k'
 # The signatures computed from points; `cluster_centers` takes no input.
 POINT_SIGNATURES = (SERVING_DEFAULT, CLUSTER_INDEX_SIGNATURE,
                     ALL_DISTANCES_SIGNATURE, TRANSFORM_SIGNATURE)
+# Exported with sparse=True, each point signature but serving_default has
+# a twin named SPARSE_PREFIX + its name, taking the SPARSE_INPUT_KEYS.
+SPARSE_PREFIX = 'sparse_'
+SPARSE_INPUT_KEYS = ('indices', 'values', 'dense_shape')
+SPARSE_SIGNATURES = tuple(SPARSE_PREFIX + name for name in POINT_SIGNATURES
+                          if name != SERVING_DEFAULT)
+# The message of the check that served sparse indices are usable.
+SPARSE_INDICES_MESSAGE = (
+    'The sparse input has an index outside dense_shape or stored twice')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +157,11 @@ class ServingInputReceiver:
       if not isinstance(name, str) or not name.isidentifier():
         raise ValueError('Serving input names must be identifiers such as '
                          f"'x' or 'age'. Received: {name!r}")
+      if isinstance(spec, tf.SparseTensorSpec):
+        raise TypeError(
+            f'`receiver_tensors[{name!r}]` must be a tf.TensorSpec; serve a '
+            'tf.SparseTensorSpec as its three parts (indices, values, '
+            'dense_shape), as build_raw_serving_input_receiver_fn does.')
       if not isinstance(spec, tf.TensorSpec):
         raise TypeError(
             f'`receiver_tensors[{name!r}]` must be a tf.TensorSpec. '
@@ -127,13 +186,55 @@ class ServingInputReceiver:
     return dict(received)
 
 
+def sparse_input_names(name):
+  """The names of the three inputs (indices, values, dense_shape) of the
+  sparse serving feature `name`: the bare `SPARSE_INPUT_KEYS` for the
+  single feature ('input'), else prefixed with the feature's name."""
+  if name == DEFAULT_INPUT_KEY:
+    return SPARSE_INPUT_KEYS
+  return tuple(f'{name}_{key}' for key in SPARSE_INPUT_KEYS)
+
+
+def _is_sparse(value):
+  return isinstance(value, (tf.SparseTensor, tf.SparseTensorSpec))
+
+
+def _sparse_specs(value, name):
+  """The three `tf.TensorSpec`s a sparse feature (a `tf.SparseTensor` or
+  `tf.SparseTensorSpec` of rank 2) is served as. Its batch size and width
+  are in `dense_shape`, given with each call."""
+  shape = value.shape
+  if shape.rank != 2:
+    raise ValueError(f'Sparse serving feature {name!r} must be a batch of '
+                     'points of rank 2, (n, d). Received: shape '
+                     f'{shape}')
+  indices, values, dense_shape = sparse_input_names(name)
+  return {indices: tf.TensorSpec([None, 2], tf.int64),
+          values: tf.TensorSpec([None], value.dtype),
+          dense_shape: tf.TensorSpec([2], tf.int64)}
+
+
+def sparse_tensor_of(received, name=DEFAULT_INPUT_KEY):
+  """The `tf.SparseTensor` of the sparse serving feature `name` from the
+  dict of received tensors (its three inputs, see `sparse_input_names`)."""
+  return tf.SparseTensor(*(received[key] for key in sparse_input_names(name)))
+
+
+def sparse_receiver(num_features):
+  """The `ServingInputReceiver` of the sparse twins: one float32
+  `tf.SparseTensor` (n, num_features) of points, served as its three parts
+  `SPARSE_INPUT_KEYS`."""
+  return build_raw_serving_input_receiver_fn(
+      tf.SparseTensorSpec([None, num_features], tf.float32))()
+
+
 def _spec_of(value, default_batch_size, name):
   """A `tf.TensorSpec` with batch size `default_batch_size` for `value`."""
   if isinstance(value, tf.TensorSpec):
     shape, dtype = value.shape, value.dtype
-  elif isinstance(value, (tf.SparseTensor, tf.RaggedTensor)):
-    raise TypeError(f'Serving feature {name!r} must be dense. Received a '
-                    f'{type(value).__name__}.')
+  elif isinstance(value, tf.RaggedTensor):
+    raise TypeError(f'Serving feature {name!r} must be dense or sparse. '
+                    f'Received a {type(value).__name__}.')
   else:
     value = tf.convert_to_tensor(value)
     shape, dtype = value.shape, value.dtype
@@ -144,8 +245,10 @@ def _spec_of(value, default_batch_size, name):
 
 
 # A serving feature as `build_raw_serving_input_receiver_fn` takes it: an
-# example value (its shape past the batch dimension and dtype) or the spec.
-_RawFeature = Union[tf.Tensor, np.ndarray, tf.TensorSpec]
+# example value (its shape past the batch dimension and dtype) or the spec;
+# sparse ones are served as their three parts.
+_RawFeature = Union[tf.Tensor, np.ndarray, tf.TensorSpec, tf.SparseTensor,
+                    tf.SparseTensorSpec]
 
 
 def build_raw_serving_input_receiver_fn(
@@ -154,31 +257,67 @@ def build_raw_serving_input_receiver_fn(
 ) -> Callable[[], ServingInputReceiver]:
   """A receiver fn whose inputs are the features themselves, as in Estimator.
 
+  A sparse feature (a `tf.SparseTensorSpec` or `tf.SparseTensor` of rank 2,
+  points (n, d)) is served as three dense inputs, the parts of the
+  SparseTensor that the model receives: int64 'indices' (nnz, 2), 'values'
+  (nnz,) of its dtype and int64 'dense_shape' (2,), as Estimator's
+  receivers took a `sparse_placeholder`. For a feature of a dict they are
+  named after it: '<name>_indices', '<name>_values', '<name>_dense_shape'.
+  (`tf.saved_model` would flatten a SparseTensorSpec input into inputs
+  named 'x', 'x_1', 'x_2'.) Its number of rows is in 'dense_shape', so
+  `default_batch_size` does not apply to it.
+
   Args:
     features: a dict of feature name -> Tensor, array or `tf.TensorSpec`
       (each feature becomes one input of the signature, with the given
-      shape past the batch dimension and the given dtype), or a single one
-      (one input, 'input').
-    default_batch_size: the batch size of the inputs; None accepts any.
+      shape past the batch dimension and the given dtype) or sparse feature
+      (three inputs), or a single one (one input, 'input'; or the three
+      'indices', 'values', 'dense_shape').
+    default_batch_size: the batch size of the dense inputs; None accepts
+      any.
 
   Returns:
     A callable taking no arguments and returning a `ServingInputReceiver`.
+
+  Raises:
+    ValueError: a feature of rank 0 (or a sparse one not of rank 2), or two
+      features served under one input name.
+    TypeError: a RaggedTensor.
   """
-  if isinstance(features, Mapping):
-    specs = {name: _spec_of(value, default_batch_size, name)
-             for name, value in features.items()}
-  else:
-    specs = {DEFAULT_INPUT_KEY: _spec_of(features, default_batch_size,
-                                         DEFAULT_INPUT_KEY)}
+  named = (dict(features) if isinstance(features, Mapping) else
+           {DEFAULT_INPUT_KEY: features})
+  specs, sparse = {}, []
+  for name, value in named.items():
+    if _is_sparse(value):
+      sparse.append(name)
+      parts = _sparse_specs(value, name)
+    else:
+      parts = {name: _spec_of(value, default_batch_size, name)}
+    taken = sorted(set(parts) & set(specs))
+    if taken:
+      raise ValueError(
+          'Two serving features would be served under the same input name '
+          f"{taken[0]!r} (a sparse feature 'x' is served as 'x_indices', "
+          "'x_values' and 'x_dense_shape'); rename one of them.")
+    specs.update(parts)
+
+  def received_features(received):
+    values = {name: (sparse_tensor_of(received, name) if name in sparse else
+                     received[name]) for name in named}
+    if isinstance(features, Mapping):
+      return values
+    return values[DEFAULT_INPUT_KEY]
+
   receiver = ServingInputReceiver(
-      features=(None if isinstance(features, Mapping) else
-                lambda received: received[DEFAULT_INPUT_KEY]),
+      features=(None if isinstance(features, Mapping) and not sparse else
+                received_features),
       receiver_tensors=specs)
   return lambda: receiver
 
 
 def build_parsing_serving_input_receiver_fn(
-    feature_spec: Mapping[str, tf.io.FixedLenFeature],
+    feature_spec: Mapping[str, Union[tf.io.FixedLenFeature,
+                                     tf.io.SparseFeature]],
     default_batch_size: Optional[int] = None,
 ) -> Callable[[], ServingInputReceiver]:
   """A receiver fn that parses serialized `tf.Example` protos, as in Estimator.
@@ -188,8 +327,11 @@ def build_parsing_serving_input_receiver_fn(
 
   Args:
     feature_spec: dict of feature name -> `tf.io.FixedLenFeature` (the
-      features the model was trained on; variable-length features would be
-      sparse, which k-means cannot take).
+      features the model was trained on), or one `tf.io.SparseFeature`
+      (`size=d`: each example lists the columns and values of its stored
+      entries, parsed into a SparseTensor of points (n, d)).
+      Variable-length features (`tf.io.VarLenFeature`) are refused: their
+      entries have no column, only a position in a list.
     default_batch_size: the number of examples per call; None accepts any.
 
   Returns:
@@ -200,10 +342,11 @@ def build_parsing_serving_input_receiver_fn(
                     '-> tf.io.FixedLenFeature. Received: '
                     f'feature_spec={feature_spec!r}')
   for name, spec in feature_spec.items():
-    if not isinstance(spec, tf.io.FixedLenFeature):
+    if not isinstance(spec, (tf.io.FixedLenFeature, tf.io.SparseFeature)):
       raise TypeError(
-          f'`feature_spec[{name!r}]` must be a tf.io.FixedLenFeature (k-means '
-          f'needs dense features). Received: {spec!r}')
+          f'`feature_spec[{name!r}]` must be a tf.io.FixedLenFeature, or a '
+          'tf.io.SparseFeature of the columns and values of sparse points '
+          f'(k-means needs points of a fixed width). Received: {spec!r}')
   feature_spec = dict(feature_spec)
   receiver = ServingInputReceiver(
       features=lambda received: tf.io.parse_example(
@@ -243,6 +386,103 @@ def receiver_from_fn(serving_input_receiver_fn, num_features):
   return receiver
 
 
+def served_points(features, feature_columns, weight_column, dtype,
+                  num_features):
+  """The points of the features a receiver produced, with run-time checks.
+
+  Dense features (a Tensor or dict of them) are combined as in training
+  (`features.combine_features`) into a Tensor (n, d). A sparse feature (a
+  `tf.SparseTensor` (n, d), itself or the only point feature of a dict) is
+  kept sparse, of `dtype`, and put in row-major order (`tf.sparse.reorder`:
+  served entries may come in any order), as the sparse maths need it.
+
+  Checked at run time (an `Assert` failing the served call with
+  `InvalidArgumentError`, as `checks.check_points` does): the values are
+  finite (`checks.NON_FINITE_MESSAGE`), the width is d
+  (`checks.WIDTH_MESSAGE`), and, sparse, every index lies inside
+  `dense_shape` and none is stored twice (`SPARSE_INDICES_MESSAGE`: training
+  refuses repeated indices too, whose sums of squares would count wrong).
+
+  Args:
+    features: what `ServingInputReceiver.features_from` returned.
+    feature_columns, weight_column: the estimator's.
+    dtype: the model's float dtype.
+    num_features: d.
+
+  Returns:
+    float Tensor or row-major `tf.SparseTensor` (n, d) of `dtype`.
+
+  Raises:
+    InvalidArgumentError: a static width other than d.
+    SparseInputError: a sparse feature beside other point features.
+  """
+  sparse = _sparse_feature(features, feature_columns, weight_column)
+  if sparse is None:
+    points = features_lib.combine_features(features, feature_columns, dtype,
+                                           weight_column)
+  else:
+    value_dtype = tf.as_dtype(sparse.dtype)
+    if not (value_dtype.is_floating or value_dtype.is_integer) or (
+        value_dtype.is_bool):
+      raise errors.InvalidArgumentTypeError(
+          'Sparse serving features must have numeric values (integer or '
+          f'float). Received: dtype {value_dtype.name}',
+          'serving_input_receiver_fn')
+    points = sparse_lib.cast(sparse, dtype)
+  width = points.shape[-1]
+  if width is not None and width != num_features:
+    raise errors.InvalidArgumentError(
+        f'The serving input receiver gives points of width {width} but '
+        f'the model was trained on width {num_features}; give it the '
+        'features the model was trained on.',
+        'serving_input_receiver_fn')
+  if sparse is None:
+    return checks.check_points(points, num_features)
+  return _check_sparse_points(points, num_features)
+
+
+def _sparse_feature(features, feature_columns, weight_column):
+  """The `tf.SparseTensor` of sparse served features, or None if dense."""
+  if isinstance(features, tf.SparseTensor):
+    return features
+  if not isinstance(features, Mapping) or not any(
+      isinstance(value, tf.SparseTensor) for value in features.values()):
+    return None
+  names = features_lib.feature_names(features, feature_columns,
+                                     weight_column)
+  if len(names) != 1 or not isinstance(features[names[0]], tf.SparseTensor):
+    raise errors.SparseInputError(
+        'A sparse serving feature must be the only point feature of the '
+        f'receiver (beside the weight_column); it gives {list(names)}. '
+        'Serve the points as one sparse matrix (n, d).',
+        'serving_input_receiver_fn')
+  return features[names[0]]
+
+
+def _check_sparse_points(points, num_features):
+  """Row-major `points` after the checks of `served_points`."""
+  indices, shape = points.indices, points.dense_shape
+  received = [
+      checks.input_check(
+          tf.reduce_all(tf.math.is_finite(points.values)), 'non_finite',
+          checks.NON_FINITE_MESSAGE),
+      checks.input_check(
+          tf.equal(shape[1], num_features), 'width',
+          f'{checks.WIDTH_MESSAGE}; expected {num_features} features'),
+      checks.input_check(
+          tf.reduce_all((indices >= 0) & (indices < shape)), 'shape',
+          SPARSE_INDICES_MESSAGE)]
+  with tf.control_dependencies(received):
+    ordered = tf.sparse.reorder(points)
+  indices = ordered.indices
+  distinct = checks.input_check(
+      tf.reduce_all(tf.reduce_any(tf.not_equal(indices[1:], indices[:-1]),
+                                  axis=1)), 'shape', SPARSE_INDICES_MESSAGE)
+  with tf.control_dependencies([distinct]):
+    return tf.SparseTensor(tf.identity(indices), tf.identity(ordered.values),
+                           tf.identity(ordered.dense_shape))
+
+
 class ServingModel(tf.Module):
   """The object a SavedModel export holds: centers, metadata, signatures.
 
@@ -254,7 +494,7 @@ class ServingModel(tf.Module):
   """
 
   def __init__(self, clusters, distance_metric, global_step, receiver,
-               outputs_fn, top_k=None):
+               outputs_fn, top_k=None, sparse_receiver=None):
     """Builds the signature functions.
 
     Args:
@@ -267,6 +507,10 @@ class ServingModel(tf.Module):
         under 'output'), or a dict of named Tensors (served as they are).
       top_k: None, or the number of nearest centers of the `top_k`
         signature, which is served only when it is given.
+      sparse_receiver: None, or the `ServingInputReceiver` of the sparse
+        twins (`sparse_receiver`): each point signature but
+        'serving_default' then has a twin 'sparse_<name>' taking its inputs
+        and returning what `outputs_fn` gives for `<name>`.
     """
     super().__init__(name='kmeans_serving')
     k, d = clusters.shape
@@ -291,6 +535,13 @@ class ServingModel(tf.Module):
       self._functions[name] = tf.function(
           self._point_signature(receiver, outputs_fn, name),
           input_signature=receiver.input_signature(), autograph=False)
+    if sparse_receiver is not None:
+      for name in point_signatures:
+        if name != SERVING_DEFAULT:
+          self._functions[SPARSE_PREFIX + name] = tf.function(
+              self._point_signature(sparse_receiver, outputs_fn, name),
+              input_signature=sparse_receiver.input_signature(),
+              autograph=False)
     self._functions[CLUSTER_CENTERS_SIGNATURE] = tf.function(
         lambda: {OUTPUT_KEY: self.clusters.read_value()},
         input_signature=[], autograph=False)
