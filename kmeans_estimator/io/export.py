@@ -57,7 +57,8 @@ TFLite builtins), so the default export stays convertible.
 
 Sparse served points follow the policies of sparse training data: entries
 may come in any order (they are put in row-major order), an index stored
-twice or outside `dense_shape` fails the call, as do NaN or Inf among the
+twice or outside `dense_shape` fails the call, as do a number of values
+other than of indices, a negative `dense_shape`, NaN or Inf among the
 values or a width other than d; a row without entries is the zero point.
 
 `build_raw_serving_input_receiver_fn` also takes a `tf.SparseTensorSpec`
@@ -119,9 +120,12 @@ SPARSE_PREFIX = 'sparse_'
 SPARSE_INPUT_KEYS = ('indices', 'values', 'dense_shape')
 SPARSE_SIGNATURES = tuple(SPARSE_PREFIX + name for name in POINT_SIGNATURES
                           if name != SERVING_DEFAULT)
-# The message of the check that served sparse indices are usable.
+# The messages of the checks that served sparse points are a SparseTensor.
 SPARSE_INDICES_MESSAGE = (
     'The sparse input has an index outside dense_shape or stored twice')
+SPARSE_SHAPE_MESSAGE = (
+    'The sparse input must have a dense_shape (n, d) of sizes >= 0 and one '
+    'value per row of indices')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -401,7 +405,10 @@ def served_points(features, feature_columns, weight_column, dtype,
   finite (`checks.NON_FINITE_MESSAGE`), the width is d
   (`checks.WIDTH_MESSAGE`), and, sparse, every index lies inside
   `dense_shape` and none is stored twice (`SPARSE_INDICES_MESSAGE`: training
-  refuses repeated indices too, whose sums of squares would count wrong).
+  refuses repeated indices too, whose sums of squares would count wrong),
+  and the parts make a SparseTensor (`SPARSE_SHAPE_MESSAGE`: a negative
+  `dense_shape` would abort the serving process in TensorFlow's shape
+  code, not fail the call).
 
   Args:
     features: what `ServingInputReceiver.features_from` returned.
@@ -460,8 +467,15 @@ def _sparse_feature(features, feature_columns, weight_column):
 
 
 def _check_sparse_points(points, num_features):
-  """Row-major `points` after the checks of `served_points`."""
+  """Row-major `points` after the checks of `served_points`; every part of
+  the result depends on the checks, so nothing reads an unchecked part."""
   indices, shape = points.indices, points.dense_shape
+  well_formed = checks.input_check(
+      tf.reduce_all(shape >= 0) & tf.equal(tf.shape(indices)[0],
+                                           tf.shape(points.values)[0]),
+      'shape', SPARSE_SHAPE_MESSAGE)
+  with tf.control_dependencies([well_formed]):
+    indices, shape = tf.identity(indices), tf.identity(shape)
   received = [
       checks.input_check(
           tf.reduce_all(tf.math.is_finite(points.values)), 'non_finite',

@@ -204,6 +204,10 @@ def _repeat_first(sparse_input):
                                         sparse_input[key]])
 
 
+def _drop_a_value(sparse_input):
+  sparse_input['values'] = sparse_input['values'][1:]
+
+
 @pytest.mark.parametrize('change, match', [
     (_set('values', 3, np.nan), 'NaN or Inf'),
     (_set('values', 0, -np.inf), 'NaN or Inf'),
@@ -212,7 +216,9 @@ def _repeat_first(sparse_input):
     (_set('indices', 2, [7, -1]), 'outside dense_shape or stored twice'),
     (_set('indices', 2, [50, 0]), 'outside dense_shape or stored twice'),
     (_repeat_first, 'outside dense_shape or stored twice'),
-], ids=['nan', 'inf', 'width', 'column', 'negative', 'row', 'repeated'])
+    (_drop_a_value, 'one value per row of indices'),
+], ids=['nan', 'inf', 'width', 'column', 'negative', 'row', 'repeated',
+        'values'])
 def test_served_sparse_input_is_checked(exported, change, match):
   points = sparse_blobs(6, 12)
   for name in ('sparse_cluster_index', 'sparse_all_distances',
@@ -356,6 +362,16 @@ _SERVE_SCRIPT = textwrap.dedent('''
         out = loaded.signatures[name](**inputs)
         results[name] = {key: value.numpy().tolist()
                          for key, value in out.items()}
+    # A negative dense_shape fails the call (TensorFlow's shape code would
+    # abort the process if it got that far).
+    try:
+      loaded.signatures['sparse_all_distances'](
+          indices=tf.zeros([0, 2], tf.int64), values=tf.zeros([0]),
+          dense_shape=tf.constant([-3, int(loaded.num_features.numpy())],
+                                  tf.int64))
+      results['negative_dense_shape'] = 'served'
+    except tf.errors.InvalidArgumentError as error:
+      results['negative_dense_shape'] = error.message
     results['imported'] = sorted(m for m in sys.modules
                                  if m.startswith('kmeans_estimator'))
     print(json.dumps(results))
@@ -384,6 +400,8 @@ def test_tensorflow_alone_and_saved_model_cli_serve_the_sparse_twins(
   assert result.returncode == 0, result.stderr[-3000:]
   served = json.loads(result.stdout.strip().splitlines()[-1])
   assert served.pop('imported') == []
+  assert 'dense_shape (n, d) of sizes >= 0' in served.pop(
+      'negative_dense_shape')
   assert sorted(served) == sorted(SPARSE_SIGNATURES + ('sparse_top_k',))
   signatures = exported['served'].signatures
   for name, outputs in served.items():
