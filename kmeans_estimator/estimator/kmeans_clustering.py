@@ -1079,7 +1079,10 @@ class KMeansClustering:
     twins return for the same values, from a SparseTensor of points (n, d)
     given as three inputs: int64 'indices' (nnz, 2), float32 'values'
     (nnz,) and int64 'dense_shape' (2,); entries in any order, none stored
-    twice. They are written only when asked: the set of signatures is what
+    twice. Whatever the `serving_input_receiver_fn`, the twins take the
+    points as the model computes with them (for a model of dict features,
+    the features concatenated in the order the model combines them, as the
+    default 'input' takes them). They are written only when asked: the set of signatures is what
     clients list, and the TFLite converter refuses the sparse ones (see
     `io.export`). A `serving_input_receiver_fn` built by
     `build_raw_serving_input_receiver_fn` from a `tf.SparseTensorSpec`
