@@ -84,17 +84,34 @@ class Options(NamedTuple):
 
 def seed(base, path, restart=0):
   """The seed at `path` (ints or int Tensors) under `base` (int64 (2,));
-  restart r > 0 (a Python int) folds `RESTART_SALT` and r in first, so
-  restart 0 draws exactly what num_restarts=1 draws."""
-  if restart:
+  restart r > 0 (a Python int or an int scalar Tensor) folds
+  `RESTART_SALT` and r in first, so restart 0 draws exactly what
+  num_restarts=1 draws."""
+  if isinstance(restart, tf.Tensor):
+    base = tf.where(restart > 0,
+                    initializers.fold_seed(base, RESTART_SALT, restart), base)
+  elif restart:
     base = initializers.fold_seed(base, RESTART_SALT, restart)
   return initializers.fold_seed(base, *path)
 
 
-def choose_per_restart(choose, base, path, num_restarts):
+def choose_per_restart(choose, base, path, num_restarts, dtype):
   """`choose(seed)`'s centers, once per restart.
 
-  Restart r draws with the seed at `path` folded with r (see `seed`).
+  Restart r draws with the seed at `path` folded with r (see `seed`). With
+  restarts, `choose` is traced once, in the body of a `tf.while_loop` over
+  the restart index (a Tensor r), so the graph of the initialisation has
+  one copy of it whatever num_restarts is; the draws are those of calling
+  `choose(seed(base, path, r))` for r = 0, ..., R - 1 (eagerly the loop is
+  a Python loop over them). At most R restarts are in flight at once, as
+  when each had its own copy.
+
+  Args:
+    choose: function of a seed returning centers (m, d) of `dtype`; m must
+      be the same for every restart.
+    base, path: as `seed`.
+    num_restarts: R, a Python int.
+    dtype: the centers' dtype.
 
   Returns:
     (new, None): the centers (m, d), with num_restarts=1; else (None,
@@ -102,8 +119,16 @@ def choose_per_restart(choose, base, path, num_restarts):
   """
   if num_restarts == 1:
     return choose(seed(base, path)), None
-  return None, tf.stack([choose(seed(base, path, r))
-                         for r in range(num_restarts)])
+
+  def body(r, chosen):
+    return r + 1, chosen.write(r, choose(seed(base, path, r)))
+
+  _, chosen = tf.while_loop(
+      lambda r, _: r < num_restarts, body,
+      (tf.constant(0), tf.TensorArray(dtype, size=num_restarts,
+                                      infer_shape=False)),
+      parallel_iterations=num_restarts)
+  return None, chosen.stack()
 
 
 def append(clusters, start, new, num_clusters, restart_clusters=None,

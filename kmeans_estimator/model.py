@@ -505,7 +505,7 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     """Appends `choose(seed)`'s centers, drawn once per restart with the
     seed at `path` (`initialization.choose_per_restart`)."""
     return self._append_centers(*initialization.choose_per_restart(
-        choose, self.seed_argument(), path, self.num_restarts))
+        choose, self.seed_argument(), path, self.num_restarts, self.dtype))
 
   def _choose_centers(self, points, weights):
     wanted = self.num_clusters - self.num_initialized

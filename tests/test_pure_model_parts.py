@@ -60,10 +60,10 @@ def test_restart_0_draws_with_the_seed_of_num_restarts_1():
     return lambda seed: (into.append(seed.numpy()), tf.zeros([1, 1]))[1]
 
   new, stacked = initialization.choose_per_restart(record(seeds), base_seed,
-                                                   (1, 0), 3)
+                                                   (1, 0), 3, tf.float32)
   assert new is None and stacked.shape == (3, 1, 1)
   new, stacked = initialization.choose_per_restart(record(alone), base_seed,
-                                                   (1, 0), 1)
+                                                   (1, 0), 1, tf.float32)
   assert stacked is None and new.shape == (1, 1)
   np.testing.assert_array_equal(seeds[0], alone[0])
   assert not np.array_equal(seeds[0], seeds[1])
