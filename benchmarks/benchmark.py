@@ -109,8 +109,23 @@ points), and on 500 x 2 the per-step cost of `train(x, steps=1000)`. The
 report puts each beside its target (LATENCY_TARGETS) and says whether it
 is met; nothing is asserted.
 
+Sparse data (`--workloads=tfidf`, not in the default set; `tfidf`): a
+deterministic TF-IDF-like CSR matrix (by default 100,000 documents x 50,000
+terms, 0.1% density, Zipf-distributed terms, TfidfVectorizer's weights,
+float32; `make_tfidf`), written once to an `.npz` that each backend's
+process loads, clustered with k=100 from the same k rows chosen by the seed
+and `--max_iter` Lloyd iterations (tol 0) by kmeans_estimator given the CSR
+matrix or a tf.SparseTensor, and by scikit-learn's KMeans on the same CSR
+matrix. The report gives s/iter, fit time, peak RSS against two baseline
+processes that only import their libraries, the matrix's bytes, every
+backend's float64 inertia (the correctness check: the same iterations from
+the same centers) and the ratios to the issue's goals: s/iter at most
+scikit-learn's, peak RSS at most 2 x the matrix's bytes plus TensorFlow's
+baseline. It is written to `benchmark_tfidf.md` and `.json`.
+
 Usage:
   .venv/bin/python benchmarks/benchmark.py
+  .venv/bin/python benchmarks/benchmark.py --workloads=tfidf --max_iter=10
   .venv/bin/python benchmarks/benchmark.py --workloads=latency \
       --legacy_python=/path/to/tf215-venv/bin/python
   .venv/bin/python benchmarks/benchmark.py --workloads=large --max_iter=10
@@ -205,9 +220,11 @@ TF32_SETTINGS = {'default': None, 'on': True, 'off': False}
 def _define_flags():
   """Defines the flags; only when run as a script, so importing is inert."""
   flags.DEFINE_list('workloads', list(DEFAULT_WORKLOADS),
-                    f'Workloads to run, of {list(WORKLOADS) + [LATENCY]} '
+                    f'Workloads to run, of '
+                    f'{list(WORKLOADS) + [LATENCY, TFIDF]} '
                     f'({LATENCY!r}: the latency of small fits and calls, '
-                    'see `latency`).')
+                    f'see `latency`; {TFIDF!r}: a sparse TF-IDF matrix '
+                    'against scikit-learn, see `tfidf`).')
   flags.DEFINE_list('backends', list(BACKENDS),
                     f'Backends to run, of {list(BACKENDS)}.')
   flags.DEFINE_integer('max_iter', 20,
@@ -284,6 +301,21 @@ def _define_flags():
                     'JSON.')
   flags.DEFINE_string('latency_config', None,
                       'Internal: the JSON settings of --latency_worker.')
+  flags.DEFINE_list('tfidf_backends', list(TFIDF_BACKENDS),
+                    f'Backends of --workloads={TFIDF}, of '
+                    f'{list(TFIDF_BACKENDS)}.')
+  flags.DEFINE_integer('tfidf_rows', TFIDF_WORKLOAD.n,
+                       f'Rows (documents) n of the {TFIDF} matrix.')
+  flags.DEFINE_integer('tfidf_columns', TFIDF_WORKLOAD.d,
+                       f'Columns (terms) d of the {TFIDF} matrix.')
+  flags.DEFINE_float('tfidf_density', TFIDF_WORKLOAD.density,
+                     f'Expected fraction of stored entries of the {TFIDF} '
+                     'matrix.')
+  flags.DEFINE_integer('tfidf_k', TFIDF_WORKLOAD.k,
+                       f'Clusters k of the {TFIDF} workload.')
+  flags.DEFINE_enum('tfidf_worker', None, list(TFIDF_BACKENDS),
+                    'Internal: run this tfidf backend on --data_file in this '
+                    'process and write its result to --worker_output.')
   flags.DEFINE_string('rss_worker', None,
                       'Internal: measure this call in this process.')
   flags.DEFINE_string('model_dir', None,
@@ -2212,6 +2244,597 @@ def latency_markdown(report):
   return '\n'.join(lines)
 
 
+# ------------------------------------------------------------------ tfidf
+TFIDF = 'tfidf'
+
+
+@dataclasses.dataclass(frozen=True)
+class TfidfWorkload:
+  """A synthetic TF-IDF matrix: n documents, d terms, k clusters.
+
+  `density` is the expected fraction of stored entries (terms per document
+  / d); term popularity follows Zipf's law with `zipf_exponent`.
+  """
+  n: int = 100_000
+  d: int = 50_000
+  k: int = 100
+  density: float = 0.001
+  zipf_exponent: float = 1.0
+
+
+TFIDF_WORKLOAD = TfidfWorkload()
+# Processes that import their libraries and do nothing else: the RSS a
+# backend's peak is to be read against.
+TFIDF_BASELINES = ('tf_baseline', 'sklearn_baseline')
+TFIDF_TF_BACKENDS = ('kmeans_estimator_csr', 'kmeans_estimator_sparse_tensor')
+TFIDF_REFERENCE = 'sklearn_lloyd'
+TFIDF_BACKENDS = TFIDF_BASELINES + TFIDF_TF_BACKENDS + (TFIDF_REFERENCE,)
+# Spread of the documents' lengths (sigma of a log-normal around the mean).
+_TFIDF_LENGTH_SIGMA = 0.5
+
+
+def _expected_distinct(popularity, tokens):
+  """Expected distinct terms among each of `tokens` (m,) draws from
+  `popularity` (d,): sum_j 1 - (1 - p_j)^L, float64 (m,)."""
+  log_miss = np.log1p(-popularity)
+  return np.array([float(np.sum(-np.expm1(t * log_miss))) for t in tokens])
+
+
+def tfidf_counts(workload, seed):
+  """A deterministic term-count matrix with Zipf-distributed columns.
+
+  Each document draws its number of distinct terms from a log-normal
+  (sigma 0.5) of mean `density * d`, at least 1 and at most d / 2; it
+  then draws as many tokens as give that many distinct terms in
+  expectation, each a term of Zipf popularity (p_r proportional to
+  1 / r^zipf_exponent over ranks r = 1..d, the ranks spread over the
+  columns by a seeded permutation). The counts are the tokens per (row,
+  term). No document is empty.
+
+  Returns:
+    scipy.sparse.csr_matrix float64 (n, d) of counts, canonical.
+  """
+  from scipy import sparse  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  n, d = workload.n, workload.d
+  popularity = 1.0 / np.arange(1, d + 1, dtype=np.float64) ** (
+      workload.zipf_exponent)
+  popularity /= popularity.sum()
+  column_of_rank = rng.permutation(d)
+  sigma = _TFIDF_LENGTH_SIGMA
+  terms = rng.lognormal(np.log(workload.density * d) - sigma**2 / 2, sigma,
+                        n)
+  terms = np.clip(np.rint(terms), 1, max(1, d // 2))
+  # Tokens per document: the least L on a geometric grid whose expected
+  # distinct terms reach the document's.
+  grid = np.unique(np.geomspace(1, 64 * d, 2000).astype(np.int64))
+  distinct = _expected_distinct(popularity, grid)
+  tokens = grid[np.minimum(np.searchsorted(distinct, terms), len(grid) - 1)]
+  tokens = np.maximum(tokens, terms.astype(np.int64))
+  cumulative = np.cumsum(popularity)
+  cumulative[-1] = 1.0
+  ranks = np.searchsorted(cumulative, rng.random(int(tokens.sum())),
+                          side='right')
+  columns = column_of_rank[np.minimum(ranks, d - 1)].astype(np.int32)
+  rows = np.repeat(np.arange(n, dtype=np.int32), tokens)
+  # COO -> CSR sums the repeated (row, term) pairs: the term counts.
+  counts = sparse.coo_matrix(
+      (np.ones(len(columns), np.float64), (rows, columns)),
+      shape=(n, d)).tocsr()
+  counts.sum_duplicates()
+  counts.sort_indices()
+  return counts
+
+
+def tfidf_weights(counts):
+  """`TfidfTransformer()`'s defaults on a count matrix, in float64, as
+  float32: counts x idf, idf = ln((1 + n) / (1 + df)) + 1, each row
+  scaled to unit L2 norm (a row without entries stays empty).
+
+  Args:
+    counts: canonical scipy.sparse.csr_matrix (n, d).
+
+  Returns:
+    scipy.sparse.csr_matrix float32 (n, d), int32 indices.
+  """
+  from scipy import sparse  # pylint: disable=g-import-not-at-top
+  n, d = counts.shape
+  document_frequency = np.bincount(counts.indices, minlength=d)
+  idf = np.log((1.0 + n) / (1.0 + document_frequency)) + 1.0
+  values = counts.data.astype(np.float64) * idf[counts.indices]
+  row_of = np.repeat(np.arange(n), np.diff(counts.indptr))
+  norms = np.sqrt(np.bincount(row_of, weights=values**2, minlength=n))
+  values /= norms[row_of]
+  return sparse.csr_matrix(
+      (values.astype(np.float32), counts.indices.astype(np.int32),
+       counts.indptr.astype(np.int32)), shape=(n, d))
+
+
+def make_tfidf(workload, seed):
+  """A deterministic TF-IDF-like matrix, as `TfidfVectorizer` would give:
+  `tfidf_weights` of `tfidf_counts`.
+
+  Returns:
+    scipy.sparse.csr_matrix float32 (n, d), canonical (sorted indices, no
+    duplicates), int32 indices.
+  """
+  return tfidf_weights(tfidf_counts(workload, seed))
+
+
+def csr_bytes(matrix):
+  """Bytes of a CSR matrix's arrays: data + indices + indptr."""
+  return int(matrix.data.nbytes + matrix.indices.nbytes +
+             matrix.indptr.nbytes)
+
+
+def tfidf_initial_centers(matrix, k, seed):
+  """k distinct rows of `matrix` chosen by `seed`, densified: float32
+  (k, d), the initial centers of every backend."""
+  rows = np.sort(np.random.default_rng([seed, 1]).choice(
+      matrix.shape[0], k, replace=False))
+  return np.asarray(matrix[rows].toarray(), np.float32)
+
+
+def sparse_inertia_and_labels(matrix, centers):
+  """Sum over all rows of the squared distance to the nearest center, and
+  each row's nearest center: float64 in row chunks, identical for every
+  backend (never a backend's own figure).
+
+  Returns:
+    (inertia float, labels int64 (n,)).
+  """
+  centers = np.asarray(centers, np.float64)
+  center_norms = np.einsum('kd,kd->k', centers, centers)
+  rows = _chunk_rows(len(centers))
+  total, labels = 0.0, []
+  for start in range(0, matrix.shape[0], rows):
+    chunk = matrix[start:start + rows].astype(np.float64)
+    point_norms = np.asarray(chunk.multiply(chunk).sum(axis=1)).ravel()
+    squared = (point_norms[:, None] - 2.0 * np.asarray(chunk @ centers.T) +
+               center_norms[None, :])
+    nearest = squared.argmin(axis=1)
+    labels.append(nearest)
+    total += float(np.maximum(
+        squared[np.arange(len(nearest)), nearest], 0.0).sum())
+  return total, np.concatenate(labels)
+
+
+def _sparse_tensor_of(matrix):
+  """A CSR matrix as a row-major tf.SparseTensor (int64 indices)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64),
+                   np.diff(matrix.indptr))
+  indices = np.stack([rows, matrix.indices.astype(np.int64)], axis=1)
+  return tf.SparseTensor(indices, matrix.data, matrix.shape)
+
+
+def _current_rss_mb():
+  """VmRSS of this process in MB (the peak so far where /proc is absent)."""
+  kb = _rss_kb('VmRSS')
+  return kb / 1024.0 if kb is not None else _peak_rss_mb()
+
+
+def run_tfidf_backend(backend, data_file, config):
+  """Runs one tfidf backend in this process; returns its result.
+
+  The baselines import their libraries (and the CSR backends' scipy)
+  and return. The others load the CSR matrix from `data_file`, take the
+  initial centers (`tfidf_initial_centers`), warm their library up on a
+  trivial call, and fit `max_iter` Lloyd iterations with tolerance 0.
+  Peak RSS is the process's (`getrusage`), loading included; `fit_growth`
+  is the peak during the fit over the RSS just before it, where Linux lets
+  the peak be reset.
+
+  Returns:
+    dict of figures, with 'centers' (k, d) for the fitting backends.
+  """
+  if backend in TFIDF_BASELINES:
+    if backend == 'tf_baseline':
+      import kmeans_estimator  # pylint: disable=g-import-not-at-top,unused-import
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top,unused-import
+    else:
+      from sklearn import cluster  # pylint: disable=g-import-not-at-top,unused-import
+    peak = _peak_rss_mb()
+    # What loading the matrix's reader adds (the fitting backends import it).
+    from scipy import sparse  # pylint: disable=g-import-not-at-top,unused-import,redefined-outer-name
+    return {'peak_rss_mb': peak, 'rss_with_scipy_mb': _current_rss_mb()}
+  from scipy import sparse  # pylint: disable=g-import-not-at-top
+  if backend not in TFIDF_BACKENDS:
+    raise ValueError(f'`backend` must be one of {list(TFIDF_BACKENDS)}. '
+                     f'Received: backend={backend!r}')
+  k, max_iter, seed = config['k'], config['max_iter'], config['seed']
+  matrix = sparse.load_npz(data_file).tocsr()
+  initial = tfidf_initial_centers(matrix, k, seed)
+  result = {'dtype': str(matrix.dtype),
+            'matrix_mb': csr_bytes(matrix) / 2**20}
+  if backend == TFIDF_REFERENCE:
+    from sklearn import cluster  # pylint: disable=g-import-not-at-top
+    _warm_up_library('sklearn_lloyd')
+    result['rss_before_fit_mb'] = _current_rss_mb()
+    reset = _reset_peak_rss()
+    model, fit_s, fits = _timed_fits(
+        lambda: cluster.KMeans(n_clusters=k, init=initial, n_init=1,
+                               max_iter=max_iter, tol=0.0, algorithm='lloyd',
+                               random_state=seed),
+        matrix, config['repeats'])
+    iterations = int(model.n_iter_)
+    result.update(centers=model.cluster_centers_, iterations=iterations,
+                  fit_s=fit_s, s_per_iter=fit_s / max(iterations, 1),
+                  fit_repeats=fits, device='CPU',
+                  center_dtype=str(model.cluster_centers_.dtype))
+  else:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import kmeans_estimator  # pylint: disable=g-import-not-at-top
+    _configure_tensorflow(config)
+    _warm_up_library('kmeans_estimator')
+    tf.sparse.sparse_dense_matmul(
+        _sparse_tensor_of(matrix[:8]), tf.ones([matrix.shape[1], 2])).numpy()
+    if backend == 'kmeans_estimator_sparse_tensor':
+      # The points as a user holding a SparseTensor has them: the CSR
+      # matrix is dropped before the fit.
+      points = _sparse_tensor_of(matrix)
+      del matrix
+    else:
+      points = matrix
+    result['rss_before_fit_mb'] = _current_rss_mb()
+    reset = _reset_peak_rss()
+    timer = _StepTimer()
+    with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as model_dir:
+      start = time.perf_counter()
+      estimator = kmeans_estimator.KMeansClustering(
+          num_clusters=k, model_dir=model_dir, initial_clusters=initial,
+          use_mini_batch=False, seed=seed, algorithm='lloyd')
+      estimator.train(points, hooks=[timer], steps=max_iter)
+      fit_s = time.perf_counter() - start
+      centers = estimator.cluster_centers()
+      traces = _tracing_counts(estimator)
+    steps = len(timer.step_times)
+    iter_total = timer.step_times[-1] - timer.begin_time
+    result.update(
+        centers=centers, iterations=steps, fit_s=fit_s,
+        init_s=timer.begin_time - start, iter_total_s=iter_total,
+        s_per_iter=iter_total / steps,
+        s_per_iter_steady=_steady(timer.step_times),
+        cpu_s_per_iter_steady=_steady(timer.cpu_times),
+        first_step_s=timer.step_times[0] - timer.begin_time,
+        other_s=fit_s - (timer.begin_time - start) - iter_total,
+        traces=traces, device=_tf_device(),
+        tf_threads=[tf.config.threading.get_intra_op_parallelism_threads(),
+                    tf.config.threading.get_inter_op_parallelism_threads()])
+  fit_peak_kb = _rss_kb('VmHWM') if reset else None
+  result['peak_rss_mb'] = _peak_rss_mb()
+  result['fit_growth_mb'] = (
+      max(0.0, fit_peak_kb / 1024.0 - result['rss_before_fit_mb'])
+      if fit_peak_kb is not None else None)
+  return result
+
+
+def _run_tfidf_isolated(backend, data_file, config):
+  """`run_tfidf_backend` in a fresh interpreter; its centers come back
+  through a `.npy` beside its JSON."""
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as tmp:
+    output = os.path.join(tmp, 'result.json')
+    command = [sys.executable, os.path.abspath(__file__),
+               f'--tfidf_worker={backend}', f'--data_file={data_file}',
+               f'--tfidf_k={config["k"]}', f'--max_iter={config["max_iter"]}',
+               f'--seed={config["seed"]}', f'--repeats={config["repeats"]}',
+               f'--tf32={_tf32_name(config.get("tf32"))}',
+               f'--worker_output={output}']
+    env = dict(os.environ)
+    env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    start = time.perf_counter()
+    process = subprocess.run(command, capture_output=True, text=True, env=env,
+                             check=False)
+    wall = time.perf_counter() - start
+    if process.returncode != 0 or not os.path.exists(output):
+      tail = (process.stderr or process.stdout).strip().splitlines()[-15:]
+      raise RuntimeError(f'worker exited with {process.returncode}:\n' +
+                         '\n'.join(tail))
+    with open(output) as f:
+      result = json.load(f)
+    if os.path.exists(output + '.npy'):
+      result['centers'] = np.load(output + '.npy')
+  result['process_wall_s'] = wall
+  return result
+
+
+def tfidf_worker(backend, data_file, config, output):
+  """--tfidf_worker: one backend's result to `output` (JSON), its centers
+  to `output`.npy."""
+  result = run_tfidf_backend(backend, data_file, config)
+  centers = result.pop('centers', None)
+  if centers is not None:
+    np.save(output + '.npy', np.asarray(centers))
+  with open(output, 'w') as f:
+    json.dump(result, f)
+
+
+def add_tfidf_ratios(results, matrix_mb):
+  """Adds each fitting backend's ratios to scikit-learn's and to the
+  goal: s/iter at most scikit-learn's, peak RSS at most 2 x the matrix's
+  bytes plus TensorFlow's baseline."""
+  by_backend = {r['backend']: r for r in results if r.get('status') == 'ok'}
+  reference = by_backend.get(TFIDF_REFERENCE)
+  baseline = by_backend.get('tf_baseline')
+  for backend in TFIDF_TF_BACKENDS + (TFIDF_REFERENCE,):
+    result = by_backend.get(backend)
+    if result is None:
+      continue
+    if reference is not None and result is not reference:
+      result['s_per_iter_vs_sklearn'] = (result['s_per_iter'] /
+                                         reference['s_per_iter'])
+      if result.get('s_per_iter_steady') is not None:
+        result['steady_vs_sklearn'] = (result['s_per_iter_steady'] /
+                                       reference['s_per_iter'])
+      result['fit_s_vs_sklearn'] = result['fit_s'] / reference['fit_s']
+      result['inertia_rel_diff_vs_sklearn'] = (
+          abs(result['inertia'] - reference['inertia']) /
+          reference['inertia'])
+    if baseline is not None and backend in TFIDF_TF_BACKENDS:
+      goal = 2.0 * matrix_mb + baseline['peak_rss_mb']
+      result['rss_goal_mb'] = goal
+      result['peak_rss_vs_goal'] = result['peak_rss_mb'] / goal
+      result['peak_over_baseline_vs_matrix'] = (
+          (result['peak_rss_mb'] - baseline['peak_rss_mb']) / matrix_mb)
+
+
+def tfidf(workload=TFIDF_WORKLOAD, backends=TFIDF_BACKENDS, max_iter=10,
+          seed=0, repeats=3, tf32=None, out_dir=None, isolate=True,
+          verbose=True):
+  """The sparse workload: a synthetic TF-IDF matrix (`make_tfidf`),
+  clustered by kmeans_estimator and scikit-learn from the same centers.
+
+  The parent process generates the CSR matrix once and writes it to a
+  `.npz` (`scipy.sparse.save_npz`, uncompressed) in a temporary
+  directory; each backend runs in a fresh process (`isolate`) that loads
+  it (`run_tfidf_backend`). All start from the same k rows chosen by the
+  seed (`tfidf_initial_centers`), run `max_iter` Lloyd iterations with
+  tolerance 0, and report s/iter, fit time and peak RSS; the parent then
+  computes every backend's inertia, in float64, from its final centers
+  (`sparse_inertia_and_labels`), and the fraction of rows whose nearest
+  center has the index of scikit-learn's. The data stay float32
+  throughout: scikit-learn's KMeans keeps float32 CSR input float32.
+
+  Args:
+    workload: a `TfidfWorkload`.
+    backends: of TFIDF_BACKENDS.
+    max_iter: Lloyd iterations.
+    seed: seed of the matrix and of the initial centers.
+    repeats: scikit-learn fits (median) while under 2 s in total.
+    tf32: as `run_benchmarks`' (GPUs only).
+    out_dir: where `benchmark_tfidf.md` and `.json` go; None writes
+      nothing.
+    isolate: one process per backend (peak RSS per backend); False runs
+      them all here (the peaks are then this process's so far).
+    verbose: print progress and the table.
+
+  Returns:
+    dict with 'machine', 'config', 'date', 'total_wall_s', 'matrix'
+    (shape, nnz, density, bytes), 'results' and 'markdown'.
+  """
+  from scipy import sparse  # pylint: disable=g-import-not-at-top
+  backends = list(backends)
+  if not backends or any(b not in TFIDF_BACKENDS for b in backends):
+    raise ValueError(f'`backends` must be among {list(TFIDF_BACKENDS)}. '
+                     f'Received: backends={backends!r}')
+  for name in ('n', 'd', 'k'):
+    value = getattr(workload, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f'`workload.{name}` must be a positive integer. '
+                       f'Received: workload.{name}={value!r}')
+  if workload.k > workload.n:
+    raise ValueError(f'`workload.k` must be at most workload.n: the initial '
+                     f'centers are k distinct rows. Received: '
+                     f'workload.k={workload.k}, workload.n={workload.n}')
+  if not 0.0 < workload.density <= 0.5:
+    raise ValueError('`workload.density` must be in (0, 0.5]. Received: '
+                     f'workload.density={workload.density!r}')
+  if isinstance(max_iter, bool) or not isinstance(max_iter, int) or (
+      max_iter < 1):
+    raise ValueError('`max_iter` must be a positive integer. Received: '
+                     f'max_iter={max_iter!r}')
+  have_sklearn = sklearn_available()
+  config = {'workload': dataclasses.asdict(workload), 'backends': backends,
+            'k': workload.k, 'max_iter': max_iter, 'seed': seed,
+            'repeats': repeats, 'tf32': tf32, 'isolate': isolate}
+  load_before = list(os.getloadavg()) if hasattr(os, 'getloadavg') else None
+  start = time.perf_counter()
+  results = []
+  with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_tfidf_') as tmp:
+    generate_start = time.perf_counter()
+    matrix = make_tfidf(workload, seed)
+    data_file = os.path.join(tmp, 'tfidf.npz')
+    sparse.save_npz(data_file, matrix, compressed=False)
+    matrix_info = {
+        'shape': list(matrix.shape), 'nnz': int(matrix.nnz),
+        'density': matrix.nnz / (matrix.shape[0] * matrix.shape[1]),
+        'dtype': str(matrix.dtype), 'indices_dtype': str(
+            matrix.indices.dtype),
+        'bytes': csr_bytes(matrix), 'mb': csr_bytes(matrix) / 2**20,
+        'terms_per_row_min_median_max': [
+            int(x) for x in np.percentile(np.diff(matrix.indptr),
+                                          [0, 50, 100])],
+        'generate_s': time.perf_counter() - generate_start}
+    if verbose:
+      print(f'tfidf matrix {matrix.shape[0]:,} x {matrix.shape[1]:,}, '
+            f'nnz {matrix.nnz:,} (density {matrix_info["density"]:.4%}), '
+            f'{matrix_info["mb"]:.1f} MB', flush=True)
+    for backend in backends:
+      if backend in (TFIDF_REFERENCE, 'sklearn_baseline') and (
+          not have_sklearn):
+        result = {'status': 'skipped',
+                  'message': 'scikit-learn is not installed'}
+      else:
+        try:
+          result = (_run_tfidf_isolated(backend, data_file, config)
+                    if isolate else run_tfidf_backend(backend, data_file,
+                                                      config))
+          result['status'] = 'ok'
+        except Exception as error:  # pylint: disable=broad-except
+          result = {'status': 'error',
+                    'message': f'{type(error).__name__}: {error}'}
+      result['backend'] = backend
+      centers = result.pop('centers', None)
+      if centers is not None:
+        result['inertia'], labels = sparse_inertia_and_labels(matrix,
+                                                               centers)
+        result['_labels'] = labels
+      results.append(result)
+      if verbose:
+        print(_tfidf_line(result), flush=True)
+  reference = next((r for r in results if r['backend'] == TFIDF_REFERENCE
+                    and '_labels' in r), None)
+  for result in results:
+    if result is not reference and '_labels' in result and reference:
+      result['labels_agree_with_sklearn'] = float(np.mean(
+          result['_labels'] == reference['_labels']))
+  for result in results:
+    result.pop('_labels', None)
+  add_tfidf_ratios(results, matrix_info['mb'])
+  machine = machine_description()
+  machine['load_average_before'] = load_before
+  report = {
+      'machine': machine, 'config': config, 'matrix': matrix_info,
+      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
+          timespec='seconds'),
+      'total_wall_s': time.perf_counter() - start, 'results': results}
+  report['markdown'] = tfidf_markdown(report)
+  _write_report(report, out_dir, 'benchmark_tfidf', verbose)
+  return report
+
+
+def _tfidf_line(result):
+  name = f'  tfidf {result["backend"]:<31}'
+  if result['status'] != 'ok':
+    return f'{name} {result["status"]}: {result["message"]}'
+  if 'fit_s' not in result:
+    return f'{name} peak RSS {result["peak_rss_mb"]:.0f} MB'
+  return (f'{name} {_fmt(result["s_per_iter"])} s/iter, '
+          f'{result["iterations"]} iters, fit {_fmt(result["fit_s"])} s, '
+          f'peak RSS {result["peak_rss_mb"]:.0f} MB, inertia '
+          f'{result["inertia"]:.8g}')
+
+
+def tfidf_markdown(report):
+  """The tfidf report as markdown: settings, the matrix, one row per
+  backend, and the goal."""
+  machine, config, matrix = (report['machine'], report['config'],
+                             report['matrix'])
+  workload = config['workload']
+  versions = ', '.join(f'{k} {v}' for k, v in machine['versions'].items()
+                       if v)
+  by_backend = {r['backend']: r for r in report['results']}
+  baselines = ', '.join(
+      f'{name} {by_backend[name]["peak_rss_mb"]:.0f} MB'
+      for name in TFIDF_BASELINES
+      if by_backend.get(name, {}).get('status') == 'ok')
+  terms = matrix['terms_per_row_min_median_max']
+  lines = [
+      '# kmeans_estimator sparse (TF-IDF) benchmark',
+      '',
+      f'- machine: {machine["cpu"]}, {machine["usable_cores"]} usable of '
+      f'{machine["cpu_count"]} cores, {machine["memory_gb"]} GB; '
+      f'Python {machine["python"]}, {machine["platform"]}',
+      f'- versions: {versions}; git {machine["git_commit"]}',
+      f'- run: {report["date"]}, max_iter={config["max_iter"]}, tol=0, '
+      f'seed={config["seed"]}, total {report["total_wall_s"]:.0f} s; load '
+      f'average {_fmt_load(machine.get("load_average_before"))} before, '
+      f'{_fmt_load(machine.get("load_average"))} after (other processes on '
+      'the machine disturb the timings)',
+      f'- matrix: {matrix["shape"][0]:,} x {matrix["shape"][1]:,} CSR '
+      f'{matrix["dtype"]} ({matrix["indices_dtype"]} indices), nnz '
+      f'{matrix["nnz"]:,} (density {matrix["density"]:.4%}; terms per row '
+      f'min/median/max {terms[0]}/{terms[1]}/{terms[2]}), '
+      f'{matrix["mb"]:.1f} MB (data + indices + indptr); Zipf exponent '
+      f'{workload["zipf_exponent"]} over the columns, TfidfVectorizer '
+      'weights (raw counts x smooth idf, rows L2-normalised); written once '
+      'to an uncompressed .npz that each backend\'s process loads',
+      f'- k={workload["k"]}; every backend starts from the same {workload["k"]}'
+      ' rows chosen by the seed (densified) and runs Lloyd with tol=0: '
+      '`KMeansClustering(initial_clusters=those, use_mini_batch=False, '
+      'algorithm=\'lloyd\').train(points, steps=max_iter)` given the CSR '
+      'matrix (kmeans_estimator_csr) or a row-major tf.SparseTensor built '
+      'from it before the fit, the CSR dropped (kmeans_estimator_sparse_'
+      'tensor); scikit-learn `KMeans(init=those, n_init=1, max_iter, tol=0, '
+      'algorithm=\'lloyd\')` on the same float32 CSR (it keeps float32)',
+      '- s/iter: iteration time / iterations (kmeans_estimator: from the '
+      'first step\'s start, tracing included; steady: median step after '
+      'the first; scikit-learn: fit / n_iter_, median of fits under 2 s); '
+      'fit s: the whole fit (estimator built, centers in, checkpoints); '
+      'inertia: float64 over all rows from each backend\'s final centers, '
+      'computed in the parent; labels agree: fraction of rows whose nearest '
+      'final center has the same index as with scikit-learn\'s',
+      '- peak RSS: each backend in its own process, loading included; '
+      + (f'baselines (processes that import and do nothing): {baselines}; '
+         if baselines else '') +
+      'fit growth: peak during the fit over the RSS just before it; goal: '
+      'peak RSS <= 2 x matrix MB + tf_baseline',
+      '',
+      '| backend | s/iter | steady s/iter | iters | fit s | inertia '
+      '| inertia rel. diff vs sklearn | labels agree | peak RSS MB '
+      '(before fit) | fit growth MB | s/iter / sklearn (steady) '
+      '| fit / sklearn | peak RSS / goal |',
+      '|' + ' --- |' * 13,
+  ]
+  for result in report['results']:
+    name = result['backend']
+    if result['status'] != 'ok':
+      lines.append(f'| {name} | {result["status"]}: '
+                   f'{result.get("message", "")[:80]} |' + ' |' * 11)
+      continue
+    if 'fit_s' not in result:
+      lines.append(f'| {name} | - | - | - | - | - | - | - '
+                   f'| {result["peak_rss_mb"]:.0f} | - | - | - | - |')
+      continue
+    goal = result.get('rss_goal_mb')
+    lines.append(
+        f'| {name} | {_fmt(result["s_per_iter"])} '
+        f'| {_fmt(result.get("s_per_iter_steady"))} '
+        f'| {result["iterations"]} | {_fmt(result["fit_s"])} '
+        f'| {_fmt(result["inertia"], ".8g")} '
+        f'| {_fmt(result.get("inertia_rel_diff_vs_sklearn"), ".2e")} '
+        f'| {_fmt(result.get("labels_agree_with_sklearn"), ".4f")} '
+        f'| {result["peak_rss_mb"]:.0f} '
+        f'({_fmt(result.get("rss_before_fit_mb"), ".0f")}) '
+        f'| {_fmt(result.get("fit_growth_mb"), ".0f")} '
+        f'| {_fmt(result.get("s_per_iter_vs_sklearn"))} '
+        f'({_fmt(result.get("steady_vs_sklearn"))}) '
+        f'| {_fmt(result.get("fit_s_vs_sklearn"))} '
+        + (f'| {result["peak_rss_vs_goal"]:.2f} (goal {goal:.0f} MB) |'
+           if goal is not None else '| - |'))
+  lines += ['', *_tfidf_goal_lines(report)]
+  return '\n'.join(lines)
+
+
+def _tfidf_goal_lines(report):
+  """Whether each kmeans_estimator backend met the issue's two goals."""
+  lines = []
+  for result in report['results']:
+    if result['status'] != 'ok' or result['backend'] not in TFIDF_TF_BACKENDS:
+      continue
+    parts = []
+    speed = result.get('s_per_iter_vs_sklearn')
+    if speed is not None:
+      steady = result.get('steady_vs_sklearn')
+      parts.append(
+          f's/iter {speed:.2f}x scikit-learn\'s'
+          + (f' (steady {steady:.2f}x)' if steady is not None else '') +
+          (': met' if speed <= 1.0 else ': not met'))
+    if result.get('rss_goal_mb') is not None:
+      parts.append(
+          f'peak RSS {result["peak_rss_mb"]:.0f} MB against the goal '
+          f'{result["rss_goal_mb"]:.0f} MB (TF baseline + '
+          f'{result["peak_over_baseline_vs_matrix"]:.1f} x the matrix): '
+          + ('met' if result['peak_rss_vs_goal'] <= 1.0 else 'not met'))
+    if result.get('inertia_rel_diff_vs_sklearn') is not None:
+      parts.append(f'inertia within '
+                   f'{result["inertia_rel_diff_vs_sklearn"]:.1e} of '
+                   'scikit-learn\'s')
+    if parts:
+      lines.append(f'- {result["backend"]}: ' + '; '.join(parts))
+  return lines
+
+
 def sklearn_available():
   """Whether scikit-learn (an optional benchmark dependency) imports."""
   try:
@@ -2378,6 +3001,10 @@ def main(argv):
                             json.loads(FLAGS.latency_config))
     print(json.dumps(result), flush=True)
     return
+  if FLAGS.tfidf_worker:
+    tfidf_worker(FLAGS.tfidf_worker, FLAGS.data_file,
+                 dict(config, k=FLAGS.tfidf_k), FLAGS.worker_output)
+    return
   if FLAGS.rss_worker:
     result = measure_call(FLAGS.rss_worker, FLAGS.data_file, FLAGS.model_dir,
                           FLAGS.rss_k)
@@ -2409,12 +3036,12 @@ def main(argv):
       json.dump(result, f)
     return
   unknown = [w for w in FLAGS.workloads if w not in WORKLOADS and
-             w != LATENCY]
+             w not in (LATENCY, TFIDF)]
   if unknown or not FLAGS.workloads:
     raise app.UsageError(f'--workloads must be among '
-                         f'{list(WORKLOADS) + [LATENCY]}. Received: '
+                         f'{list(WORKLOADS) + [LATENCY, TFIDF]}. Received: '
                          f'--workloads={",".join(FLAGS.workloads)}')
-  workloads = [w for w in FLAGS.workloads if w != LATENCY]
+  workloads = [w for w in FLAGS.workloads if w not in (LATENCY, TFIDF)]
   if workloads:
     try:
       check_names(workloads, FLAGS.backends)
@@ -2432,6 +3059,15 @@ def main(argv):
               legacy_python=FLAGS.legacy_python,
               sklearn_threads=FLAGS.latency_sklearn_threads,
               out_dir=FLAGS.out_dir)
+    except ValueError as error:
+      raise app.UsageError(str(error)) from None
+  if TFIDF in FLAGS.workloads:
+    workload = TfidfWorkload(n=FLAGS.tfidf_rows, d=FLAGS.tfidf_columns,
+                             k=FLAGS.tfidf_k, density=FLAGS.tfidf_density)
+    try:
+      tfidf(workload, FLAGS.tfidf_backends, max_iter=FLAGS.max_iter,
+            seed=FLAGS.seed, repeats=FLAGS.repeats, tf32=config['tf32'],
+            out_dir=FLAGS.out_dir, isolate=FLAGS.isolate)
     except ValueError as error:
       raise app.UsageError(str(error)) from None
 

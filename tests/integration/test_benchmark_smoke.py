@@ -4,7 +4,10 @@ Checks that every backend runs and reports usable figures, and that
 kmeans_estimator reaches scikit-learn Lloyd's inertia on separated blobs (a
 correctness check); that the streamed workload's file and tf.data pipeline
 give back exactly the array, and that a tiny streamed run reports the
-streamed-vs-in-memory figures. No timing is asserted.
+streamed-vs-in-memory figures; that the TF-IDF workload's matrix is
+TfidfTransformer's weights of Zipf-distributed counts, and that on a tiny
+one kmeans_estimator (CSR and SparseTensor) reaches scikit-learn's inertia
+from the same centers. No timing is asserted.
 """
 
 import dataclasses
@@ -413,3 +416,103 @@ def test_latency_rejects_bad_settings_before_running_anything():
     benchmark.latency(choose_k=[], out_dir=None, verbose=False)
   with pytest.raises(ValueError, match='`sklearn_threads` must be an integer'):
     benchmark.latency(sklearn_threads=0, out_dir=None, verbose=False)
+
+
+_TINY_TFIDF = benchmark.TfidfWorkload(n=2000, d=5000, k=10, density=0.01)
+
+
+def test_tfidf_matrix_is_deterministic_zipf_and_tfidf_weighted():
+  counts = benchmark.tfidf_counts(_TINY_TFIDF, seed=0)
+  matrix = benchmark.make_tfidf(_TINY_TFIDF, seed=0)
+  assert matrix.format == 'csr' and matrix.shape == (2000, 5000)
+  assert matrix.dtype == np.float32 and matrix.indices.dtype == np.int32
+  assert matrix.has_canonical_format
+  np.testing.assert_array_equal(matrix.indices, counts.indices)
+  again = benchmark.make_tfidf(_TINY_TFIDF, seed=0)
+  other = benchmark.make_tfidf(_TINY_TFIDF, seed=1)
+  np.testing.assert_array_equal(matrix.data, again.data)
+  np.testing.assert_array_equal(matrix.indices, again.indices)
+  assert matrix.nnz != other.nnz or not np.array_equal(matrix.indices,
+                                                      other.indices)
+  # Within 10% of the density asked for; no empty row; unit rows.
+  density = matrix.nnz / (2000 * 5000)
+  assert density == pytest.approx(0.01, rel=0.1)
+  assert np.diff(matrix.indptr).min() >= 1
+  np.testing.assert_allclose(
+      np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel(), 1.0,
+      rtol=1e-5)
+  # Zipf: the most common term is in far more documents than the median.
+  frequency = np.sort(np.bincount(matrix.indices, minlength=5000))[::-1]
+  assert frequency[0] > 0.5 * 2000 and frequency[0] > 20 * np.median(
+      frequency)
+  if not HAVE_SKLEARN:
+    pytest.skip('scikit-learn is not installed')
+  from sklearn.feature_extraction import text  # pylint: disable=g-import-not-at-top
+  expected = text.TfidfTransformer().fit_transform(counts)
+  np.testing.assert_allclose(matrix.toarray(), expected.toarray(), rtol=1e-6,
+                             atol=1e-7)
+
+
+def test_sparse_inertia_and_labels_match_brute_force(monkeypatch):
+  matrix = benchmark.make_tfidf(
+      benchmark.TfidfWorkload(n=300, d=50, k=4, density=0.1), seed=2)
+  centers = benchmark.tfidf_initial_centers(matrix, 4, seed=2)
+  dense = matrix.toarray().astype(np.float64)
+  squared = ((dense[:, None, :] - centers[None].astype(np.float64))**2).sum(-1)
+  monkeypatch.setattr(benchmark, 'CHUNK_ELEMENTS', 4 * 64)  # 5 chunks.
+  total, labels = benchmark.sparse_inertia_and_labels(matrix, centers)
+  np.testing.assert_allclose(total, squared.min(axis=1).sum(), rtol=1e-9)
+  np.testing.assert_array_equal(labels, squared.argmin(axis=1))
+  # The initial centers are k distinct rows of the matrix.
+  assert len({row.tobytes() for row in centers}) == 4
+  assert all((dense == row).all(axis=1).any() for row in centers)
+
+
+@pytest.mark.skipif(not HAVE_SKLEARN, reason='scikit-learn is not installed')
+def test_tiny_tfidf_run_agrees_with_sklearn(tmp_path):
+  report = benchmark.tfidf(_TINY_TFIDF, max_iter=5, repeats=1,
+                           out_dir=tmp_path, verbose=False)
+  results = {r['backend']: r for r in report['results']}
+  assert set(results) == set(benchmark.TFIDF_BACKENDS)
+  for backend, result in results.items():
+    assert result['status'] == 'ok', (backend, result.get('message'))
+    assert _positive_finite(result['peak_rss_mb'])
+  matrix_mb = report['matrix']['mb']
+  assert report['matrix']['bytes'] == report['matrix']['nnz'] * 8 + 2001 * 4
+  reference = results['sklearn_lloyd']
+  for backend in benchmark.TFIDF_TF_BACKENDS:
+    result = results[backend]
+    # The correctness check: the same Lloyd iterations from the same
+    # centers reach the same inertia and the same partition.
+    assert result['inertia_rel_diff_vs_sklearn'] < 1e-4, backend
+    assert result['labels_agree_with_sklearn'] > 0.999, backend
+    assert result['iterations'] == 5 == reference['iterations']
+    for key in ('s_per_iter', 's_per_iter_steady', 'fit_s',
+                's_per_iter_vs_sklearn', 'fit_s_vs_sklearn',
+                'peak_rss_vs_goal', 'rss_before_fit_mb'):
+      assert _positive_finite(result[key]), (backend, key, result[key])
+    assert result['rss_goal_mb'] == pytest.approx(
+        2 * matrix_mb + results['tf_baseline']['peak_rss_mb'])
+    # Every backend's process loaded its own copy of the matrix and TF.
+    assert result['peak_rss_mb'] > results['tf_baseline']['peak_rss_mb'] / 2
+  markdown = (tmp_path / 'benchmark_tfidf.md').read_text()
+  assert markdown == report['markdown'] + '\n'
+  assert markdown.startswith('# kmeans_estimator sparse (TF-IDF) benchmark')
+  assert '- kmeans_estimator_csr: s/iter ' in markdown
+  with open(tmp_path / 'benchmark_tfidf.json') as f:
+    assert json.load(f)['matrix']['nnz'] == report['matrix']['nnz']
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(backends=['sklearn_elkan']), '`backends` must be among'),
+    (dict(max_iter=0), '`max_iter` must be a positive integer'),
+    (dict(workload=benchmark.TfidfWorkload(n=5, d=10, k=6)),
+     '`workload.k` must be at most workload.n'),
+    (dict(workload=benchmark.TfidfWorkload(density=0.0)),
+     '`workload.density` must be in'),
+])
+def test_tfidf_rejects_bad_settings_before_running_anything(
+    tmp_path, kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    benchmark.tfidf(out_dir=tmp_path, verbose=False, **kwargs)
+  assert not list(tmp_path.iterdir())
