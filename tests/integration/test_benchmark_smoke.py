@@ -6,8 +6,9 @@ correctness check); that the streamed workload's file and tf.data pipeline
 give back exactly the array, and that a tiny streamed run reports the
 streamed-vs-in-memory figures; that the TF-IDF workload's matrix is
 TfidfTransformer's weights of Zipf-distributed counts, and that on a tiny
-one kmeans_estimator (CSR and SparseTensor) reaches scikit-learn's inertia
-from the same centers. No timing is asserted.
+one kmeans_estimator (CSR, SparseTensor, cosine) reaches the objective of
+scikit-learn's Lloyd (of a scipy spherical k-means under cosine) from the
+same centers. No timing is asserted.
 """
 
 import dataclasses
@@ -469,7 +470,7 @@ def test_sparse_inertia_and_labels_match_brute_force(monkeypatch):
 
 
 @pytest.mark.skipif(not HAVE_SKLEARN, reason='scikit-learn is not installed')
-def test_tiny_tfidf_run_agrees_with_sklearn(tmp_path):
+def test_tiny_tfidf_run_agrees_with_sklearn_and_spherical_reference(tmp_path):
   report = benchmark.tfidf(_TINY_TFIDF, max_iter=5, repeats=1,
                            out_dir=tmp_path, verbose=False)
   results = {r['backend']: r for r in report['results']}
@@ -479,28 +480,51 @@ def test_tiny_tfidf_run_agrees_with_sklearn(tmp_path):
     assert _positive_finite(result['peak_rss_mb'])
   matrix_mb = report['matrix']['mb']
   assert report['matrix']['bytes'] == report['matrix']['nnz'] * 8 + 2001 * 4
-  reference = results['sklearn_lloyd']
   for backend in benchmark.TFIDF_TF_BACKENDS:
     result = results[backend]
+    reference = results[benchmark.TFIDF_REFERENCE_OF[backend]]
+    assert result['reference'] == reference['backend']
     # The correctness check: the same Lloyd iterations from the same
-    # centers reach the same inertia and the same partition.
-    assert result['inertia_rel_diff_vs_sklearn'] < 1e-4, backend
-    assert result['labels_agree_with_sklearn'] > 0.999, backend
+    # centers reach the same objective and the same partition.
+    assert result['objective_rel_diff_vs_reference'] < 1e-4, backend
+    assert result['labels_agree_with_reference'] > 0.999, backend
     assert result['iterations'] == 5 == reference['iterations']
     for key in ('s_per_iter', 's_per_iter_steady', 'fit_s',
-                's_per_iter_vs_sklearn', 'fit_s_vs_sklearn',
+                's_per_iter_vs_reference', 'fit_s_vs_reference',
                 'peak_rss_vs_goal', 'rss_before_fit_mb'):
       assert _positive_finite(result[key]), (backend, key, result[key])
     assert result['rss_goal_mb'] == pytest.approx(
         2 * matrix_mb + results['tf_baseline']['peak_rss_mb'])
     # Every backend's process loaded its own copy of the matrix and TF.
     assert result['peak_rss_mb'] > results['tf_baseline']['peak_rss_mb'] / 2
+  # Under cosine the objective is sum(1 - cos): below n, and below half
+  # the squared-distance inertia of the same rows' nearest unit centers.
+  assert 0 < results['kmeans_estimator_cosine']['objective'] < 2000
   markdown = (tmp_path / 'benchmark_tfidf.md').read_text()
   assert markdown == report['markdown'] + '\n'
   assert markdown.startswith('# kmeans_estimator sparse (TF-IDF) benchmark')
-  assert '- kmeans_estimator_csr: s/iter ' in markdown
+  assert "- kmeans_estimator_csr: s/iter " in markdown
+  assert "x sklearn_lloyd's" in markdown
+  assert "x scipy_spherical's" in markdown
   with open(tmp_path / 'benchmark_tfidf.json') as f:
     assert json.load(f)['matrix']['nnz'] == report['matrix']['nnz']
+
+
+def test_spherical_reference_matches_a_dense_numpy_spherical_lloyd():
+  matrix = benchmark.make_tfidf(
+      benchmark.TfidfWorkload(n=400, d=60, k=5, density=0.1), seed=3)
+  initial = benchmark.tfidf_initial_centers(matrix, 5, seed=3)
+  dense = matrix.toarray().astype(np.float64)
+  centers = initial.astype(np.float64)
+  for _ in range(4):
+    labels = (dense @ centers.T).argmax(axis=1)
+    for j in range(5):
+      if (labels == j).any():
+        total = dense[labels == j].sum(axis=0)
+        centers[j] = total / np.linalg.norm(total)
+  np.testing.assert_allclose(
+      benchmark.spherical_lloyd(matrix, initial, 4, chunk_rows=64), centers,
+      atol=1e-5)
 
 
 @pytest.mark.parametrize('kwargs, message', [
