@@ -14,7 +14,8 @@ one invocation, and is reported with the same figures:
   model (median of at least `--repeats` warm calls; for the estimator
   `predict(predict_keys=['cluster_index'], yield_single_examples=False)`,
   while the per-point `predict_cluster_index` generator is in the JSON);
-- `peak RSS`: `resource.getrusage` of the process that ran the backend; each
+- `peak RSS`: the peak RSS (VmHWM; not getrusage, which on Linux carries
+  the parent's peak into the child) of the process that ran the backend; each
   backend runs in a fresh subprocess (`--isolate`, the default), so this is
   that backend's peak including the interpreter, its libraries and the data;
   RSS before the fit is reported beside it (after the data was loaded, for
@@ -439,8 +440,16 @@ def _chunk_rows(k):
 
 
 def _peak_rss_mb():
-  # ru_maxrss is in KiB on Linux; it is the process's peak so far (monotone).
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+  """This process's peak RSS so far, in MB: VmHWM where /proc has it.
+
+  Not getrusage's ru_maxrss there: Linux carries the parent's peak over
+  an exec into the child's ru_maxrss, so a worker started by a parent
+  holding the data would report at least the parent's RSS. Elsewhere
+  ru_maxrss."""
+  kb = _rss_kb('VmHWM')
+  if kb is None:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return kb / 1024.0
 
 
 def _interleaved_medians(fns, repeats, min_total_s=0.2, max_rounds=1000):

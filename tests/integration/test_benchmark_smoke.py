@@ -70,6 +70,21 @@ def test_inertia_matches_brute_force_in_chunks(monkeypatch):
                              rtol=1e-9)
 
 
+@pytest.mark.skipif(not pathlib.Path('/proc/self/status').exists(),
+                    reason='the peak comes from getrusage without /proc')
+def test_a_workers_peak_rss_is_its_own_not_its_parents():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  held = np.ones(300 * 2**20 // 8)  # The parent holds 300 MB.
+  code = ('import importlib.util, sys; spec = importlib.util.'
+          f'spec_from_file_location("b", {str(_PATH)!r}); '
+          'b = importlib.util.module_from_spec(spec); '
+          'spec.loader.exec_module(b); print(b._peak_rss_mb())')
+  child = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, check=True)
+  assert held.sum() > 0
+  assert float(child.stdout.split()[-1]) < 200
+
+
 _TINY_STREAM = dataclasses.replace(benchmark.WORKLOADS['stream'], d=3, k=4,
                                    n=1000)
 
