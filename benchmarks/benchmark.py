@@ -2276,7 +2276,8 @@ TFIDF_WORKLOAD = TfidfWorkload()
 # backend's peak is to be read against.
 TFIDF_BASELINES = ('tf_baseline', 'sklearn_baseline')
 TFIDF_TF_BACKENDS = ('kmeans_estimator_csr', 'kmeans_estimator_sparse_tensor',
-                     'kmeans_estimator_hamerly', 'kmeans_estimator_cosine')
+                     'kmeans_estimator_hamerly', 'kmeans_estimator_yinyang',
+                     'kmeans_estimator_cosine')
 TFIDF_REFERENCE = 'sklearn_lloyd'
 # Spherical k-means (the cosine metric) in scipy: scikit-learn has none.
 SPHERICAL_REFERENCE = 'scipy_spherical'
@@ -2288,7 +2289,12 @@ TFIDF_COSINE = ('kmeans_estimator_cosine', SPHERICAL_REFERENCE)
 TFIDF_REFERENCE_OF = {'kmeans_estimator_csr': TFIDF_REFERENCE,
                       'kmeans_estimator_sparse_tensor': TFIDF_REFERENCE,
                       'kmeans_estimator_hamerly': TFIDF_REFERENCE,
+                      'kmeans_estimator_yinyang': TFIDF_REFERENCE,
                       'kmeans_estimator_cosine': SPHERICAL_REFERENCE}
+# The kmeans_estimator backends that run another algorithm than Lloyd (the
+# same iterations, with distance bounds).
+_TFIDF_ALGORITHMS = {'kmeans_estimator_hamerly': 'hamerly',
+                     'kmeans_estimator_yinyang': 'yinyang'}
 # Spread of the documents' lengths (sigma of a log-normal around the mean).
 _TFIDF_LENGTH_SIGMA = 0.5
 
@@ -2569,8 +2575,7 @@ def run_tfidf_backend(backend, data_file, config):
       estimator = kmeans_estimator.KMeansClustering(
           num_clusters=k, model_dir=model_dir, initial_clusters=initial,
           use_mini_batch=False, seed=seed,
-          algorithm=('hamerly' if backend == 'kmeans_estimator_hamerly'
-                     else 'lloyd'),
+          algorithm=_TFIDF_ALGORITHMS.get(backend, 'lloyd'),
           distance_metric=(
               kmeans_estimator.KMeansClustering.COSINE_DISTANCE
               if backend in TFIDF_COSINE else
@@ -2847,8 +2852,9 @@ def tfidf_markdown(report):
       f'{config["max_iter"]} Lloyd iterations with tol=0: '
       '`KMeansClustering(initial_clusters=those, use_mini_batch=False, '
       'algorithm=\'lloyd\').train(points, steps=max_iter)` given the CSR '
-      'matrix (kmeans_estimator_csr; kmeans_estimator_hamerly with '
-      '`algorithm=\'hamerly\'`, the same iterations with distance bounds; '
+      'matrix (kmeans_estimator_csr; kmeans_estimator_hamerly and _yinyang '
+      'with `algorithm=\'hamerly\'` and `\'yinyang\'`, the same iterations '
+      'with distance bounds; '
       'kmeans_estimator_cosine with `distance_metric=\'cosine\'`) or a '
       'row-major tf.SparseTensor built '
       'from it before the fit, the CSR dropped (kmeans_estimator_sparse_'
