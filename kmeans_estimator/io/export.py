@@ -290,7 +290,8 @@ def build_raw_serving_input_receiver_fn(
   """
   named = (dict(features) if isinstance(features, Mapping) else
            {DEFAULT_INPUT_KEY: features})
-  specs, sparse = {}, []
+  specs: dict[str, tf.TensorSpec] = {}
+  sparse: list[str] = []
   for name, value in named.items():
     if _is_sparse(value):
       sparse.append(name)
