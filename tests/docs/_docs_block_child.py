@@ -8,6 +8,12 @@ RESULT_FD: {"error": None} or {"error": the traceback}. The code is compiled
 under DISPLAY_NAME with its lines numbered as in the Markdown file, so a
 traceback points at the line of the page. `sys.exit(0)` in a block is a
 success, as it is for a script. Ends at the end of input.
+
+A command {"reset": {"cwd", "display_name"}} starts the next file: a fresh
+namespace, the file's directory as the working directory, and its name for
+tracebacks (answered with {"error": None}). One child then serves the files
+one after another, paying for the imports (TensorFlow) and the library's
+traced functions once.
 """
 
 import json
@@ -32,6 +38,14 @@ def main(command_fd, result_fd, display_name):
        os.fdopen(result_fd, 'w') as results:
     for line in commands:
       command = json.loads(line)
+      if 'reset' in command:
+        namespace = {'__name__': '__main__', '__builtins__': __builtins__}
+        os.chdir(command['reset']['cwd'])
+        display_name = command['reset']['display_name']
+        linecache.cache.pop(display_name, None)
+        results.write(json.dumps({'error': None}) + '\n')
+        results.flush()
+        continue
       # The code starts on the line after the opening fence.
       source = '\n' * command['line'] + command['code']
       # Tracebacks show the page's lines (this block's, and the earlier

@@ -1,8 +1,11 @@
-"""Counts the documentation's code blocks that ran, for the terminal summary."""
+"""Counts the documentation's code blocks that ran, for the terminal summary;
+the Python process that the files' python blocks share."""
 
 import collections
 
 import pytest
+
+import docs_blocks
 
 _COUNTS = pytest.StashKey[collections.Counter]()
 
@@ -29,3 +32,12 @@ def pytest_terminal_summary(terminalreporter, config):
         f"documentation code blocks: {counts['python']} python and "
         f"{counts['bash']} bash blocks ran and passed, {counts['skipped']} "
         f"skipped, in {counts['files']} Markdown files")
+
+
+@pytest.fixture(scope='session')
+def python_children(tmp_path_factory):
+  """One child Python that the Markdown files' python blocks share, one file
+  after another (see `docs_blocks.PythonChildren`)."""
+  children = docs_blocks.PythonChildren(tmp_path_factory.mktemp('python'))
+  yield children
+  children.close()

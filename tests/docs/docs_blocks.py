@@ -4,8 +4,11 @@ Every ```` ```python ```` and ```` ```bash ```` block of a Markdown file runs,
 in the order of the file, in one fresh temporary directory per file:
 
 - python blocks (also `py`, `python3`) run in one namespace per file
-  (`__name__ == '__main__'`), in a child Python process that lives as long
-  as the file's test, so a block sees what the blocks before it defined;
+  (`__name__ == '__main__'`), in a child Python process, so a block sees
+  what the blocks before it defined; a `PythonChildren` pool lets files
+  share one child, one after another (fresh namespace and directory each,
+  the imports and traced functions kept), and a file whose block fails
+  takes its child with it, so the next file starts a fresh one;
 - bash blocks (also `sh`, `shell`) run with `bash -euo pipefail` in the same
   directory, so a python block may write `points.csv` that a later bash
   block trains on;
@@ -172,6 +175,21 @@ class _PythonChild:
     self._offset = 0
     self._closed = False
 
+  @property
+  def alive(self):
+    return not self._closed
+
+  def reset(self, workdir, display_name):
+    """Starts the next file: a fresh namespace, in `workdir`."""
+    message = json.dumps({'reset': {'cwd': str(workdir),
+                                    'display_name': display_name}}) + '\n'
+    os.write(self._command_write, message.encode())
+    reply = self._results.readline()
+    if not reply:
+      raise BlockFailed(f'{display_name}: the shared Python process ended: '
+                        f'{self._new_output()}')
+    self._new_output()
+
   def run(self, block):
     """Runs one block: (None, output) on success, (traceback, output)."""
     message = json.dumps({'code': block.code, 'line': block.line}) + '\n'
@@ -213,6 +231,43 @@ class _PythonChild:
     self._log.close()
 
 
+class PythonChildren:
+  """A pool of one child Python that files use one after another.
+
+  `child(workdir, display_name)` gives the live child reset for the file
+  (or a new one); `discard()` ends it after a failure, so that no file runs
+  after a failed one in the same process; `close()` ends it.
+  """
+
+  def __init__(self, log_dir, root=REPO):
+    self._log_dir = pathlib.Path(log_dir)
+    self._root = root
+    self._child = None
+    self._started = 0
+
+  def child(self, workdir, display_name):
+    if self._child is not None and self._child.alive:
+      self._child.reset(workdir, display_name)
+      return self._child
+    self._started += 1
+    self._child = _PythonChild(
+        workdir, child_environment(self._root),
+        self._log_dir / f'python.{self._started}.log', display_name)
+    return self._child
+
+  @property
+  def started(self):
+    """How many child processes the pool has started."""
+    return self._started
+
+  def discard(self):
+    if self._child is not None:
+      self._child.close()
+      self._child = None
+
+  close = discard
+
+
 def run_bash(block, workdir, env):
   """Runs one bash block: (None, output) on success, (error, output)."""
   try:
@@ -229,8 +284,11 @@ def run_bash(block, workdir, env):
   return None, output
 
 
-def run_file(path, workdir, display_name=None, root=REPO):
+def run_file(path, workdir, display_name=None, root=REPO, children=None):
   """Runs the blocks of the Markdown file `path` in order, in `workdir`.
+
+  With `children` (a `PythonChildren`), the python blocks run in its shared
+  child; else in a child of their own that ends with the file.
 
   Returns:
     The list of blocks that ran.
@@ -244,12 +302,15 @@ def run_file(path, workdir, display_name=None, root=REPO):
   make_workdir(workdir, root)
   env = child_environment(root)
   child = None
+  failed = True
   try:
     for block in blocks:
       if block.kind == 'python':
         if child is None:
-          child = _PythonChild(workdir, env, workdir.parent /
-                               (workdir.name + '.python.log'), display_name)
+          child = (children.child(workdir, display_name) if children else
+                   _PythonChild(workdir, env, workdir.parent /
+                                (workdir.name + '.python.log'),
+                                display_name))
         error, output = child.run(block)
       else:
         error, output = run_bash(block, workdir, env)
@@ -260,8 +321,11 @@ def run_file(path, workdir, display_name=None, root=REPO):
             f'--- block ({display_name}:{block.line}) ---\n'
             f'{textwrap.indent(block.code, "  ")}'
             f'--- error ---\n{error}\n--- output ---\n{output}')
+    failed = False
   finally:
-    if child is not None:
+    if children is not None and failed:
+      children.discard()
+    elif children is None and child is not None:
       child.close()
   return blocks
 

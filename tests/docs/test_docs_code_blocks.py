@@ -18,8 +18,10 @@ _FILES = docs_blocks.markdown_files()
 @pytest.mark.slow
 @pytest.mark.parametrize(
     'path', _FILES, ids=[str(p.relative_to(REPO)) for p in _FILES])
-def test_markdown_code_blocks_run(path, tmp_path, count_blocks):
-  docs_blocks.run_file(path, tmp_path / 'work', str(path.relative_to(REPO)))
+def test_markdown_code_blocks_run(path, tmp_path, count_blocks,
+                                  python_children):
+  docs_blocks.run_file(path, tmp_path / 'work', str(path.relative_to(REPO)),
+                       children=python_children)
   count_blocks(docs_blocks.parse_blocks(path.read_text()))
 
 
@@ -121,6 +123,60 @@ def test_python_blocks_share_a_namespace_and_bash_blocks_the_directory(
       ''')
   blocks = docs_blocks.run_file(path, tmp_path / 'work')
   assert [b.kind for b in blocks] == ['python', 'python', 'bash', 'python']
+
+
+def test_files_sharing_a_child_get_a_fresh_namespace_and_their_own_directory(
+    tmp_path):
+  first = _page(tmp_path, '''\
+      ```python
+      import os, sys
+      x = 1
+      sys.modules['__docs_marker__'] = os.getpid()
+      open('first.txt', 'w').close()
+      ```
+      ''', name='first.md')
+  second = _page(tmp_path, '''\
+      ```python
+      import os, sys
+      assert 'x' not in globals(), 'the namespace of the file before leaked'
+      assert sys.modules['__docs_marker__'] == os.getpid(), 'not shared'
+      assert not os.path.exists('first.txt'), os.getcwd()
+      ```
+      ''', name='second.md')
+  children = docs_blocks.PythonChildren(tmp_path)
+  try:
+    docs_blocks.run_file(first, tmp_path / 'one', children=children)
+    docs_blocks.run_file(second, tmp_path / 'two', children=children)
+    assert children.started == 1
+    assert (tmp_path / 'one' / 'first.txt').exists()
+  finally:
+    children.close()
+
+
+def test_a_failed_file_ends_the_shared_child_and_the_next_starts_fresh(
+    tmp_path):
+  failing = _page(tmp_path, '''\
+      ```python
+      import sys
+      sys.modules['__docs_marker__'] = 'left behind'
+      raise ValueError('broken page')
+      ```
+      ''', name='failing.md')
+  next_page = _page(tmp_path, '''\
+      ```python
+      import sys
+      assert '__docs_marker__' not in sys.modules
+      ```
+      ''', name='next.md')
+  children = docs_blocks.PythonChildren(tmp_path)
+  try:
+    with pytest.raises(docs_blocks.BlockFailed, match='failing.md:1:.*broken'):
+      docs_blocks.run_file(failing, tmp_path / 'one', 'failing.md',
+                           children=children)
+    docs_blocks.run_file(next_page, tmp_path / 'two', children=children)
+    assert children.started == 2
+  finally:
+    children.close()
 
 
 def test_blocks_run_the_test_python_and_the_repository_package(tmp_path):
