@@ -66,16 +66,60 @@ def has_sparse_features(raw):
   return is_sparse_input(raw)
 
 
+# Rows per block when the row ids of a scipy matrix's values are written:
+# bounds the temporary of each block.
+_ROW_BLOCK = 1 << 16
+# The alignment TensorFlow requires of a buffer it takes over (DLPack).
+_ALIGNMENT = 64
+
+
+def _aligned_empty(shape, dtype):
+  """An uninitialised C-ordered numpy array whose data start on a
+  `_ALIGNMENT`-byte boundary, as TensorFlow's own buffers do."""
+  dtype = np.dtype(dtype)
+  nbytes = int(np.prod(shape)) * dtype.itemsize
+  raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
+  offset = -raw.ctypes.data % _ALIGNMENT
+  return raw[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
+def _int64_tensor(array):
+  """A Tensor of the numpy `array` (from `_aligned_empty`, never written
+  again) sharing its memory through DLPack; a copy (`tf.constant`) where
+  DLPack is not available."""
+  from_dlpack = getattr(getattr(tf.experimental, 'dlpack', None),
+                        'from_dlpack', None)
+  if from_dlpack is None or array.ctypes.data % _ALIGNMENT:
+    return tf.constant(array)
+  return from_dlpack(array.__dlpack__())
+
+
 def _from_scipy(matrix):
   """A scipy.sparse matrix as (indices int64 (nnz, 2), values, shape),
-  row-major, duplicates summed."""
+  row-major, duplicates summed.
+
+  A CSR matrix already in canonical form (sorted columns, no duplicates)
+  is read as it is, never copied; any other is converted by `tocsr` (a
+  copy of the caller's CSR when its duplicates must be summed in place).
+  The indices are written into their one (nnz, 2) array, the row ids a
+  block of rows at a time: no other temporary of the size of the values.
+  That array is aligned for TensorFlow, which takes it without a copy
+  (`_int64_tensor`).
+  """
   csr = matrix.tocsr()
-  if csr is matrix or not csr.has_canonical_format:
-    csr = csr.copy()  # sum_duplicates sorts in place: not the caller's.
+  if not csr.has_canonical_format:
+    if csr is matrix:
+      csr = csr.copy()  # sum_duplicates sorts in place: not the caller's.
     csr.sum_duplicates()
   n, d = csr.shape
-  rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(csr.indptr))
-  indices = np.stack([rows, csr.indices.astype(np.int64)], axis=1)
+  indptr = csr.indptr
+  indices = _aligned_empty((csr.nnz, 2), np.int64)
+  indices[:, 1] = csr.indices
+  for start in range(0, n, _ROW_BLOCK):
+    stop = min(start + _ROW_BLOCK, n)
+    indices[indptr[start]:indptr[stop], 0] = np.repeat(
+        np.arange(start, stop, dtype=np.int64),
+        np.diff(indptr[start:stop + 1]))
   return indices, csr.data, (n, d)
 
 
@@ -92,12 +136,12 @@ def to_sparse_tensor(value, dtype, what='the features'):
       raise errors.InvalidInputError(
           f'{what} must be a 2-D sparse matrix (n, d). Received: shape '
           f'{value.shape}', kind='shape')
-    indices, values, shape = _from_scipy(value)
-    if values.dtype.kind not in 'fiu':
+    if np.dtype(value.dtype).kind not in 'fiu':
       raise errors.InvalidArgumentTypeError(
           f'{what} must be numeric (integer or float). Received: dtype '
-          f'{values.dtype}', 'input_fn')
-    return tf.SparseTensor(tf.constant(indices),
+          f'{value.dtype}', 'input_fn')
+    indices, values, shape = _from_scipy(value)
+    return tf.SparseTensor(_int64_tensor(indices),
                            tf.cast(tf.constant(values), dtype),
                            tf.constant(shape, tf.int64))
   value_dtype = tf.as_dtype(value.dtype)
