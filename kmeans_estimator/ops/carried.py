@@ -14,9 +14,10 @@ the run that carried them. s_d leaves headroom for n points at the largest
 magnitude of coordinate d: the truncation is below 2^-61 / n of that
 magnitude, far below float32 precision.
 
-Sparse points (`tf.SparseTensor`, `ops.sparse`) are always recounted, in
-one segment sum of their stored values in fixed point (O(nnz + k d)):
-the same integers as the dense points of the same values give.
+Sparse points (`tf.SparseTensor`, `ops.sparse`) are always recounted,
+their stored values in fixed point added into the sums a piece of the
+values at a time (O(nnz + k d + a piece)): the same integers as the dense
+points of the same values give.
 """
 
 from typing import NamedTuple
@@ -35,6 +36,9 @@ _WIDE = tf.float64
 _RECOUNT_FRACTION = 16
 # Rows per piece of a recount: bounds its int64 temporaries (13 MB at d=100).
 _RECOUNT_ROWS = 16384
+# Stored values per piece of a sparse recount: bounds its int64 and float64
+# temporaries (8 MB each).
+_RECOUNT_ENTRIES = 1 << 20
 # A recount of at most this many coordinates (n * d) runs TensorFlow's own
 # segment sums rather than the XLA-compiled ones (see `recount`).
 _PLAIN_RECOUNT_ELEMENTS = 1 << 18
@@ -202,24 +206,52 @@ def _num_clusters(carried):
 
 def _recount_sparse(carried, points, assignments, weights=None):
   """`recount` of sparse points: each stored value w x in fixed point (its
-  column's scale), summed by (cluster of its row, column) in int64."""
+  column's scale), added at (cluster of its row, column) of the int64 sums.
+
+  The stored values are taken `_RECOUNT_ENTRIES` at a time, so that the
+  temporaries (row ids, columns, scales, fixed-point values: 8 bytes per
+  value each) are bounded by that piece, not by nnz: memory O(nnz + k d +
+  a piece). The sums are integers, so the pieces give the same bits as one
+  pass. A point whose assignment is negative (no cluster) adds nothing.
+  """
   k = _num_clusters(carried)
-  values = points.values
-  if values.dtype.size < 4:
-    values = tf.cast(values, tf.float32)
-  row_of = sparse_lib.row_ids(points)
-  columns = points.indices[:, 1]
+  d = tf.cast(sparse_lib.num_columns(points), tf.int64)
+  nnz = tf.shape(points.values, out_type=tf.int64)[0]
+  if weights is not None:
+    wide_weights = tf.cast(
+        weights, tf.float32 if points.values.dtype.size < 4
+        else points.values.dtype)
+  wide_assignments = tf.cast(assignments, tf.int64)
+
+  def add(start, sums):
+    stop = tf.minimum(start + _RECOUNT_ENTRIES, nnz)
+    indices = points.indices[start:stop]
+    values = points.values[start:stop]
+    if values.dtype.size < 4:
+      values = tf.cast(values, tf.float32)
+    row_of = indices[:, 0]
+    columns = indices[:, 1]
+    if weights is not None:
+      values *= tf.gather(wide_weights, row_of)
+    fixed = tf.cast(_scaled(values, tf.gather(carried.scales.sums, columns)),
+                    tf.int64)
+    cluster = tf.gather(wide_assignments, row_of)
+    # unsorted_segment_sum drops the negative ids (no cluster).
+    at = tf.where(cluster >= 0, cluster * d + columns, -tf.ones_like(columns))
+    return stop, sums + tf.math.unsorted_segment_sum(fixed, at, total)
+
+  total = tf.cast(k, tf.int64) * d
+  # One piece at a time (parallel_iterations=1): concurrent pieces would
+  # hold their temporaries together.
+  _, sums = tf.while_loop(lambda start, _: start < nnz, add,
+                          (tf.constant(0, tf.int64),
+                           tf.zeros([total], tf.int64)),
+                          parallel_iterations=1)
+  sums = tf.reshape(sums, tf.shape(carried.sums))
   if weights is None:
     counts = tf.ones_like(assignments, tf.int64)
   else:
-    wide_weights = tf.cast(weights, values.dtype)
-    values *= tf.gather(wide_weights, row_of)
     counts = tf.cast(_scaled(wide_weights, carried.scales.counts), tf.int64)
-  fixed = tf.cast(_scaled(values, tf.gather(carried.scales.sums, columns)),
-                  tf.int64)
-  sums = sparse_lib.segment_sums(
-      tf.SparseTensor(points.indices, fixed, points.dense_shape),
-      assignments, k)
   counts = tf.math.unsorted_segment_sum(counts, assignments, k)
   return CarriedStatistics(assignments, sums, counts, carried.scales)
 
