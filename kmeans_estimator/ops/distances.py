@@ -265,6 +265,16 @@ def inference_chunk_rows(num_features, num_centers, itemsize,
   return rows - rows % 16 if rows >= 16 else rows
 
 
+# Chunks of sparse points a chunked loop runs at once (see
+# `concat_over_row_chunks`); dense ones keep tf.while_loop's default.
+SPARSE_CHUNKS_IN_FLIGHT = 2
+
+
+def _in_flight(points):
+  """parallel_iterations of a loop over row chunks of `points`."""
+  return SPARSE_CHUNKS_IN_FLIGHT if sparse_lib.is_sparse(points) else 10
+
+
 def concat_over_row_chunks(fn, points, rows, dtypes, *per_point,
                            element_shape=(None,)):
   """fn(chunk, *chunk_values) -> (a (m,), ...) over chunks of `rows`
@@ -273,7 +283,10 @@ def concat_over_row_chunks(fn, points, rows, dtypes, *per_point,
   results may have more dimensions (`element_shape`, (m, ...)).
 
   Chunks run in parallel iterations of one loop: one chunk's argmin
-  overlaps the next one's product.
+  overlaps the next one's product. Sparse points run at most
+  `SPARSE_CHUNKS_IN_FLIGHT` chunks at once: each holds its own copy of its
+  entries (and their CSR form), so the loop's default of ten would hold
+  ten chunks' memory, most of the points when they are a few chunks.
   """
   n = sparse_lib.num_rows(points)
   num_chunks = tf.maximum((n + rows - 1) // rows, 1)
@@ -289,7 +302,8 @@ def concat_over_row_chunks(fn, points, rows, dtypes, *per_point,
     return (i + 1,) + tuple(p.write(i, r) for p, r in zip(parts, results))
 
   _, *parts = tf.while_loop(lambda i, *_: i < num_chunks, body,
-                            (tf.constant(0), *parts))
+                            (tf.constant(0), *parts),
+                            parallel_iterations=_in_flight(points))
   return tuple(part.concat() for part in parts)
 
 
@@ -422,7 +436,8 @@ def _sum_over_row_chunks(fn, points, weights, rows, zeros):
     return start + rows, tuple(a + b for a, b in zip(totals, stats))
 
   _, totals = tf.while_loop(lambda start, _: start < n, body,
-                            (tf.constant(0), zeros()))
+                            (tf.constant(0), zeros()),
+                            parallel_iterations=_in_flight(points))
   return totals
 
 
