@@ -89,7 +89,8 @@ def _int64_tensor(array):
   DLPack is not available."""
   from_dlpack = getattr(getattr(tf.experimental, 'dlpack', None),
                         'from_dlpack', None)
-  if from_dlpack is None or array.ctypes.data % _ALIGNMENT:
+  if (from_dlpack is None or not hasattr(array, '__dlpack__') or
+      array.ctypes.data % _ALIGNMENT):
     return tf.constant(array)
   return from_dlpack(array.__dlpack__())
 

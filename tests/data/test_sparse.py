@@ -59,6 +59,28 @@ def test_reading_a_canonical_csr_matrix_leaves_the_callers_matrix_alone():
     np.testing.assert_array_equal(got, expected)
 
 
+def test_a_canonical_csr_matrix_is_read_without_a_copy(monkeypatch):
+  def refuse(*args, **kwargs):
+    raise AssertionError('the canonical CSR matrix was copied')
+
+  matrix = scipy_sparse.csr_matrix(_points(n=40))
+  monkeypatch.setattr(type(matrix), 'copy', refuse)
+  monkeypatch.setattr(type(matrix), 'astype', refuse)
+  st = adapters.read_points(matrix).batch.points
+  np.testing.assert_array_equal(tf.sparse.to_dense(st), matrix.toarray())
+
+
+@pytest.mark.parametrize('block', [1, 3, 1 << 16])
+def test_the_row_ids_of_a_csr_matrix_are_the_same_in_any_row_block(
+    block, monkeypatch):
+  monkeypatch.setattr(sparse, '_ROW_BLOCK', block)
+  x = _points(n=10)
+  x[[0, 4, 9]] = 0  # Rows without entries, first and last among them.
+  st = adapters.read_points(scipy_sparse.csr_matrix(x)).batch.points
+  np.testing.assert_array_equal(st.indices.numpy(), np.argwhere(x))
+  np.testing.assert_array_equal(tf.sparse.to_dense(st), x)
+
+
 def test_an_unordered_sparse_tensor_is_put_in_row_major_order():
   st = tf.SparseTensor([[2, 1], [0, 3], [1, 0]], [3., 1., 2.], [3, 4])
   read = adapters.read_points(st).batch.points
