@@ -134,6 +134,24 @@ def test_sparse_carried_sums_are_the_dense_integers(weighted):
                              carried.squared_total(x, weights), rtol=1e-12)
 
 
+@pytest.mark.parametrize('weighted', [False, True])
+def test_sparse_carried_sums_taken_in_pieces_are_the_dense_integers(
+    weighted, monkeypatch):
+  # Pieces of 5 stored values: a piece splits rows, the last one is short.
+  monkeypatch.setattr(carried, '_RECOUNT_ENTRIES', 5)
+  x, sp = _sparse_points()
+  rng = np.random.default_rng(6)
+  weights = rng.random(len(x)).astype(np.float32) if weighted else None
+  assignments = rng.integers(0, 4, size=len(x)).astype(np.int32)
+  assignments[0] = -1  # No cluster: counted nowhere.
+  dense = carried.recount(carried.start(x, 4, weights), x, assignments,
+                          weights)
+  got = carried.update(carried.start(sp, 4, weights), sp, assignments,
+                       weights)
+  np.testing.assert_array_equal(got.sums, dense.sums)
+  np.testing.assert_array_equal(got.counts, dense.counts)
+
+
 def test_sparse_ops_never_densify_the_points(monkeypatch):
   def refuse(*args, **kwargs):
     raise AssertionError('the sparse points were densified')
