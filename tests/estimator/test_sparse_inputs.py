@@ -251,6 +251,62 @@ def test_a_wide_sparse_matrix_trains_in_far_less_than_its_dense_size():
   assert grown < 200 * 2**20, grown
 
 
+_TALL_SCRIPT = textwrap.dedent("""
+    import sys, tempfile
+    import numpy as np, scipy.sparse, tensorflow as tf
+    import kmeans_estimator as ke
+
+    def status(field):
+      with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) * 1024 for line in f
+                    if line.startswith(field + ':'))
+
+    rng = np.random.default_rng(0)
+    n, d, per_row = 100000, 20000, 40  # density 0.002
+    # Column j of a row lies in the j-th of per_row bands: sorted and
+    # distinct, a canonical CSR matrix.
+    band = d // per_row
+    columns = (np.arange(per_row) * band +
+               rng.integers(0, band, (n, per_row))).astype(np.int32).ravel()
+    x = scipy.sparse.csr_matrix(
+        (rng.random(n * per_row, dtype=np.float32), columns,
+         np.arange(n + 1, dtype=np.int32) * per_row), shape=(n, d))
+    del columns
+    # TensorFlow's one-time setup (kernels, thread pools) is not the
+    # points' memory: a first fit on a few dense points.
+    ke.KMeansClustering(3, model_dir=tempfile.mkdtemp(),
+                        use_mini_batch=False).train(
+                            rng.random((50, 4), dtype=np.float32), steps=1)
+    est = ke.KMeansClustering(20, model_dir=tempfile.mkdtemp(),
+                              initial_clusters='random',
+                              use_mini_batch=False)
+    before = status('VmRSS')
+    with open('/proc/self/clear_refs', 'w') as f:
+      f.write('5')  # The peak (VmHWM) restarts from the RSS now.
+    est.train(x, steps=2)
+    print(status('VmHWM') - before,
+          x.data.nbytes + x.indices.nbytes + x.indptr.nbytes)
+""")
+
+
+@pytest.mark.slow  # Starts a process, for its own peak memory.
+@pytest.mark.skipif(not os.access('/proc/self/clear_refs', os.W_OK),
+                    reason='the peak is reset through /proc/self/clear_refs')
+def test_a_tall_sparse_matrix_trains_within_a_few_times_its_csr_bytes():
+  # 100000 x 20000 at density 0.002: 4,000,000 values, a 31 MB CSR
+  # matrix. The fit holds the points once as a SparseTensor (20 bytes a
+  # value against the CSR's 8), the (k, d) sums, and chunks of rows; no
+  # copy of the caller's matrix, no temporary over all the values.
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+  result = subprocess.run([sys.executable, '-c', _TALL_SCRIPT], env=env,
+                          capture_output=True, text=True, check=True,
+                          timeout=300)
+  grown, csr_bytes = map(int, result.stdout.split()[-2:])
+  print(f'peak RSS grew by {grown / 2**20:.0f} MB, '
+        f'{grown / csr_bytes:.1f} x the CSR bytes')
+  assert grown <= 6 * csr_bytes + 128 * 2**20, (grown, csr_bytes)
+
+
 # ------------------------------------------------------ not supported yet
 def test_an_algorithm_without_sparse_steps_raises_a_typed_error_naming_the_fix(
     tmp_path, monkeypatch):
