@@ -25,6 +25,24 @@ def count_blocks(request):
   return record
 
 
+def pytest_sessionfinish(session):
+  # Under pytest-xdist each worker counts its own files: hand the counts to
+  # the controller, which adds them up (`pytest_testnodedown`).
+  workeroutput = getattr(session.config, 'workeroutput', None)
+  counts = session.config.stash.get(_COUNTS, None)
+  if workeroutput is not None and counts:
+    workeroutput['docs_block_counts'] = dict(counts)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+  del error  # A crashed worker's counts are simply missing.
+  counts = getattr(node, 'workeroutput', {}).get('docs_block_counts')
+  if counts:
+    node.config.stash.setdefault(
+        _COUNTS, collections.Counter()).update(counts)
+
+
 def pytest_terminal_summary(terminalreporter, config):
   counts = config.stash.get(_COUNTS, None)
   if counts:
