@@ -1128,6 +1128,22 @@ def run_backend(workload_name, backend, config, data_file=None):
   return result
 
 
+def _run_worker(command, output):
+  """Runs a worker process (`command`, this script with a worker flag) and
+  returns the JSON it wrote to `output`; a failed worker raises
+  RuntimeError with the end of its output."""
+  env = dict(os.environ)
+  env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  process = subprocess.run(command, capture_output=True, text=True, env=env,
+                           check=False)
+  if process.returncode != 0 or not os.path.exists(output):
+    tail = (process.stderr or process.stdout).strip().splitlines()[-15:]
+    raise RuntimeError(f'worker exited with {process.returncode}:\n' +
+                       '\n'.join(tail))
+  with open(output) as f:
+    return json.load(f)
+
+
 def _run_isolated(workload_name, backend, config, data_file=None):
   """Runs `run_backend` in a fresh interpreter (for a per-backend peak RSS)."""
   with tempfile.TemporaryDirectory(prefix='kmeans_benchmark_') as tmp:
@@ -1149,18 +1165,9 @@ def _run_isolated(workload_name, backend, config, data_file=None):
     if config['kmeans_plus_plus_num_retries'] is not None:
       command.append('--kmeans_plus_plus_num_retries='
                      f'{config["kmeans_plus_plus_num_retries"]}')
-    env = dict(os.environ)
-    env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     start = time.perf_counter()
-    process = subprocess.run(command, capture_output=True, text=True, env=env,
-                             check=False)
+    result = _run_worker(command, output)
     wall = time.perf_counter() - start
-    if process.returncode != 0 or not os.path.exists(output):
-      tail = (process.stderr or process.stdout).strip().splitlines()[-15:]
-      raise RuntimeError(f'worker exited with {process.returncode}:\n' +
-                         '\n'.join(tail))
-    with open(output) as f:
-      result = json.load(f)
   result['process_wall_s'] = wall
   return result
 
@@ -1578,16 +1585,7 @@ def _measure_call_isolated(call, data_file, model_dir, k):
                f'--rss_worker={call}', f'--data_file={data_file}',
                f'--model_dir={model_dir}', f'--rss_k={k}',
                f'--worker_output={output}']
-    env = dict(os.environ)
-    env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-    process = subprocess.run(command, capture_output=True, text=True, env=env,
-                             check=False)
-    if process.returncode != 0 or not os.path.exists(output):
-      tail = (process.stderr or process.stdout).strip().splitlines()[-15:]
-      raise RuntimeError(f'worker exited with {process.returncode}:\n' +
-                         '\n'.join(tail))
-    with open(output) as f:
-      return json.load(f)
+    return _run_worker(command, output)
 
 
 def call_memory(points=RSS_POINTS, calls=RSS_CALLS, d=32, k=16, seed=0,
@@ -2617,18 +2615,9 @@ def _run_tfidf_isolated(backend, data_file, config):
                f'--seed={config["seed"]}', f'--repeats={config["repeats"]}',
                f'--tf32={_tf32_name(config.get("tf32"))}',
                f'--worker_output={output}']
-    env = dict(os.environ)
-    env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     start = time.perf_counter()
-    process = subprocess.run(command, capture_output=True, text=True, env=env,
-                             check=False)
+    result = _run_worker(command, output)
     wall = time.perf_counter() - start
-    if process.returncode != 0 or not os.path.exists(output):
-      tail = (process.stderr or process.stdout).strip().splitlines()[-15:]
-      raise RuntimeError(f'worker exited with {process.returncode}:\n' +
-                         '\n'.join(tail))
-    with open(output) as f:
-      result = json.load(f)
     if os.path.exists(output + '.npy'):
       result['centers'] = np.load(output + '.npy')
   result['process_wall_s'] = wall
