@@ -2,6 +2,7 @@
 matrices read into row-major SparseTensors, checked as dense data are,
 never densified."""
 
+import importlib
 import pathlib
 
 import numpy as np
@@ -14,7 +15,7 @@ from kmeans_estimator.data import adapters
 from kmeans_estimator.data import base
 from kmeans_estimator.data import sparse
 
-scipy_sparse = pytest.importorskip('scipy.sparse')
+scipy_sparse = importlib.import_module('scipy.sparse')
 
 
 def _points(seed=0, n=12, d=5):

@@ -3,6 +3,7 @@ entry point of KMeansClustering: the same results as the dense points of
 the same values, scikit-learn's KMeans on the same CSR matrix, and a typed
 error for the modes that do not take them yet (never densified)."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from kmeans_estimator import errors
 
 import oracles
 
-scipy_sparse = pytest.importorskip('scipy.sparse')
+scipy_sparse = importlib.import_module('scipy.sparse')
 
 _K = 3
 
@@ -179,7 +180,7 @@ def test_predict_with_a_batch_size_reads_sparse_points_in_batches(tmp_path):
 
 
 def test_full_batch_on_a_csr_matrix_matches_scikit_learn(tmp_path):
-  cluster = pytest.importorskip('sklearn.cluster')
+  cluster = importlib.import_module('sklearn.cluster')
   x = _points(seed=4, n=120, d=10).astype(np.float64)
   csr = scipy_sparse.csr_matrix(x)
   init = x[[0, 40, 80]].astype(np.float64)

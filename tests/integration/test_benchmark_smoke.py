@@ -189,8 +189,7 @@ def test_tiny_run_reports_every_backend(tmp_path):
   assert 'step_interleaved_s' not in results['kmeans_estimator_hamerly']
   assert (f'(in turn {benchmark._fmt(lloyd["step_vs_floor_interleaved"])})'
           in (tmp_path / 'benchmark.md').read_text())
-  if not HAVE_SKLEARN:
-    pytest.skip('scikit-learn is not installed')
+  assert HAVE_SKLEARN, 'scikit-learn is in the test extra'
   reference = results['sklearn_lloyd']['inertia']
   for backend in ('kmeans_estimator', 'kmeans_core'):
     assert results[backend]['inertia'] == pytest.approx(reference, rel=0.1)
@@ -461,8 +460,7 @@ def test_tfidf_matrix_is_deterministic_zipf_and_tfidf_weighted():
   frequency = np.sort(np.bincount(matrix.indices, minlength=5000))[::-1]
   assert frequency[0] > 0.5 * 2000 and frequency[0] > 20 * np.median(
       frequency)
-  if not HAVE_SKLEARN:
-    pytest.skip('scikit-learn is not installed')
+  assert HAVE_SKLEARN, 'scikit-learn is in the test extra'
   from sklearn.feature_extraction import text  # pylint: disable=g-import-not-at-top
   expected = text.TfidfTransformer().fit_transform(counts)
   np.testing.assert_allclose(matrix.toarray(), expected.toarray(), rtol=1e-6,
@@ -484,7 +482,6 @@ def test_sparse_inertia_and_labels_match_brute_force(monkeypatch):
   assert all((dense == row).all(axis=1).any() for row in centers)
 
 
-@pytest.mark.skipif(not HAVE_SKLEARN, reason='scikit-learn is not installed')
 def test_tiny_tfidf_run_agrees_with_sklearn_and_spherical_reference(tmp_path):
   report = benchmark.tfidf(_TINY_TFIDF, max_iter=5, repeats=1,
                            out_dir=tmp_path, isolate=False, verbose=False)
@@ -523,7 +520,6 @@ def test_tiny_tfidf_run_agrees_with_sklearn_and_spherical_reference(tmp_path):
     assert json.load(f)['matrix']['nnz'] == report['matrix']['nnz']
 
 
-@pytest.mark.skipif(not HAVE_SKLEARN, reason='scikit-learn is not installed')
 def test_tfidf_backends_run_in_processes_of_their_own(tmp_path):
   backends = ['tf_baseline', 'kmeans_estimator_csr', 'sklearn_lloyd']
   report = benchmark.tfidf(_TINY_TFIDF, backends=backends, max_iter=3,
