@@ -84,18 +84,23 @@ def _exponent(largest, num_points):
       tf.math.log(tf.constant(2.0, _WIDE)))
 
 
-def _scaled(values, exponent):
-  """values * 2^exponent, exact, in the values' dtype (float32 or float64:
-  2^exponent overflows half precision).
-
-  Two factors of 2^(s/2), so that neither overflows float32 where 2^s
-  alone would (tiny data have large s); the scaled values themselves are
-  at most 2^_SUM_BITS / n.
-  """
+def _factors(exponent, dtype):
+  """The two powers of two whose product is 2^exponent, in `dtype`:
+  2^floor(s/2) and 2^(s - floor(s/2)), so that neither overflows float32
+  where 2^s alone would (tiny data have large s)."""
   half = tf.math.floor(exponent / 2.0)
   two = tf.constant(2.0, _WIDE)
-  return (values * tf.cast(tf.pow(two, half), values.dtype) *
-          tf.cast(tf.pow(two, exponent - half), values.dtype))
+  return (tf.cast(tf.pow(two, half), dtype),
+          tf.cast(tf.pow(two, exponent - half), dtype))
+
+
+def _scaled(values, exponent):
+  """values * 2^exponent, exact, in the values' dtype (float32 or float64:
+  2^exponent overflows half precision), by the two `_factors`; the scaled
+  values themselves are at most 2^_SUM_BITS / n.
+  """
+  first, second = _factors(exponent, values.dtype)
+  return values * first * second
 
 
 def start(points, num_clusters, weights=None):
@@ -213,14 +218,18 @@ def _recount_sparse(carried, points, assignments, weights=None):
   value each) are bounded by that piece, not by nnz: memory O(nnz + k d +
   a piece). The sums are integers, so the pieces give the same bits as one
   pass. A point whose assignment is negative (no cluster) adds nothing.
+  Each value is scaled by its column's two `_factors`, computed once per
+  column and gathered: the same products as `_scaled` of the dense
+  points, without a power per stored value.
   """
   k = _num_clusters(carried)
   d = tf.cast(sparse_lib.num_columns(points), tf.int64)
   nnz = tf.shape(points.values, out_type=tf.int64)[0]
+  wide_dtype = (tf.float32 if points.values.dtype.size < 4
+                else points.values.dtype)
   if weights is not None:
-    wide_weights = tf.cast(
-        weights, tf.float32 if points.values.dtype.size < 4
-        else points.values.dtype)
+    wide_weights = tf.cast(weights, wide_dtype)
+  first_factors, second_factors = _factors(carried.scales.sums, wide_dtype)
   wide_assignments = tf.cast(assignments, tf.int64)
 
   def add(start, sums):
@@ -233,8 +242,8 @@ def _recount_sparse(carried, points, assignments, weights=None):
     columns = indices[:, 1]
     if weights is not None:
       values *= tf.gather(wide_weights, row_of)
-    fixed = tf.cast(_scaled(values, tf.gather(carried.scales.sums, columns)),
-                    tf.int64)
+    fixed = tf.cast(values * tf.gather(first_factors, columns) *
+                    tf.gather(second_factors, columns), tf.int64)
     cluster = tf.gather(wide_assignments, row_of)
     # unsorted_segment_sum drops the negative ids (no cluster).
     at = tf.where(cluster >= 0, cluster * d + columns, -tf.ones_like(columns))

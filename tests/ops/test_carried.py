@@ -183,3 +183,29 @@ def test_small_data_are_recounted_without_xla_to_the_same_integers(
   np.testing.assert_array_equal(plain.counts.numpy(), fused.counts.numpy())
   if shape_known:  # Else the graph holds both, and runs the plain one.
     assert not compiled
+
+
+@pytest.mark.parametrize('dtype,scale', [
+    (np.float16, 1.0), (np.float32, 1e-30), (np.float32, 1.0),
+    (np.float32, 1e30), (np.float64, 1e-30), (np.float64, 1e30)])
+@pytest.mark.parametrize('weighted', [False, True])
+def test_a_sparse_recount_gives_the_integers_of_the_dense_points(
+    dtype, scale, weighted, monkeypatch):
+  # Pieces of 64 stored values: many pieces, each scaled by its columns'
+  # factors; tiny and huge magnitudes give exponents whose 2^s alone
+  # would overflow float32.
+  monkeypatch.setattr(carried, '_RECOUNT_ENTRIES', 64)
+  points, rng = _data(3, n=200, d=7, dtype=dtype, scale=scale)
+  points[rng.uniform(size=points.shape) < 0.6] = 0  # Sparse; some empty rows.
+  points[:, 2] = 0  # A column without entries.
+  weights = (rng.uniform(0.0, 3.0, len(points)).astype(dtype) if weighted
+             else None)
+  index = rng.integers(-1, _K, len(points)).astype(np.int32)  # -1: none.
+  sparse_points = tf.sparse.from_dense(points)
+  dense = carried.recount(carried.start(points, _K, weights), points, index,
+                          weights)
+  state = carried.start(sparse_points, _K, weights)
+  np.testing.assert_array_equal(state.scales.sums, dense.scales.sums)
+  got = carried.update(state, sparse_points, index, weights)
+  np.testing.assert_array_equal(got.sums.numpy(), dense.sums.numpy())
+  np.testing.assert_array_equal(got.counts.numpy(), dense.counts.numpy())
