@@ -2279,8 +2279,12 @@ TFIDF_TF_BACKENDS = ('kmeans_estimator_csr', 'kmeans_estimator_sparse_tensor',
 TFIDF_REFERENCE = 'sklearn_lloyd'
 # Spherical k-means (the cosine metric) in scipy: scikit-learn has none.
 SPHERICAL_REFERENCE = 'scipy_spherical'
+# kmeans_estimator_csr's fit on 1% of the rows: the fit's memory that does
+# not grow with the data (TensorFlow running the step, the (k, d) state),
+# the baseline of the goal's second reading (`add_tfidf_ratios`).
+TFIDF_FIXED_COST = 'kmeans_estimator_csr_1pct'
 TFIDF_BACKENDS = TFIDF_BASELINES + TFIDF_TF_BACKENDS + (
-    TFIDF_REFERENCE, SPHERICAL_REFERENCE)
+    TFIDF_FIXED_COST, TFIDF_REFERENCE, SPHERICAL_REFERENCE)
 # Backends that minimise sum(1 - cos) rather than squared distances.
 TFIDF_COSINE = ('kmeans_estimator_cosine', SPHERICAL_REFERENCE)
 # Each kmeans_estimator backend's reference: the same iterations.
@@ -2562,6 +2566,11 @@ def run_tfidf_backend(backend, data_file, config):
       # matrix is dropped before the fit.
       points = _sparse_tensor_of(matrix)
       del matrix
+    elif backend == TFIDF_FIXED_COST:
+      # 1% of the rows (at least k), copied; the whole matrix dropped.
+      points = matrix[:max(k, matrix.shape[0] // 100)].copy()
+      result['rows'] = points.shape[0]
+      del matrix
     else:
       points = matrix
     result['rss_before_fit_mb'] = _current_rss_mb()
@@ -2639,9 +2648,21 @@ def add_tfidf_ratios(results, matrix_mb):
   """Adds each kmeans_estimator backend's ratios to its reference
   (TFIDF_REFERENCE_OF: the same iterations) and to the memory goal: peak
   RSS at most 2 x the matrix's bytes plus TensorFlow's baseline. The
-  issue's speed goal is s/iter at most scikit-learn's."""
+  issue's speed goal is s/iter at most scikit-learn's.
+
+  The memory goal is read two ways. Literally, the baseline is
+  `tf_baseline` (TensorFlow imported, nothing run): the peak must then
+  also hold TensorFlow's running state and every (k, d) array of the fit
+  (centers, sums) within 2 x the matrix. Per data, the baseline is
+  TFIDF_FIXED_COST, the same fit on 1% of the rows: the RSS at the fit's
+  peak above that one's (`peak_over_fixed_cost_mb`) is the memory that
+  grows with the data, the loaded matrix included, and the goal is that
+  it be at most 2 x the matrix (`over_fixed_cost_vs_matrix` <= 2)."""
   by_backend = {r['backend']: r for r in results if r.get('status') == 'ok'}
   baseline = by_backend.get('tf_baseline')
+  fixed = by_backend.get(TFIDF_FIXED_COST)
+  fixed_peak = (None if fixed is None or fixed.get('fit_growth_mb') is None
+                else fixed['rss_before_fit_mb'] + fixed['fit_growth_mb'])
   for backend in TFIDF_TF_BACKENDS:
     result = by_backend.get(backend)
     if result is None:
@@ -2664,6 +2685,11 @@ def add_tfidf_ratios(results, matrix_mb):
       result['peak_rss_vs_goal'] = result['peak_rss_mb'] / goal
       result['peak_over_baseline_vs_matrix'] = (
           (result['peak_rss_mb'] - baseline['peak_rss_mb']) / matrix_mb)
+    if fixed_peak is not None and result.get('fit_growth_mb') is not None:
+      over = result['rss_before_fit_mb'] + result['fit_growth_mb'] - (
+          fixed_peak)
+      result['peak_over_fixed_cost_mb'] = over
+      result['over_fixed_cost_vs_matrix'] = over / matrix_mb
 
 
 def tfidf(workload=TFIDF_WORKLOAD, backends=TFIDF_BACKENDS, max_iter=10,
@@ -2765,7 +2791,7 @@ def tfidf(workload=TFIDF_WORKLOAD, backends=TFIDF_BACKENDS, max_iter=10,
                     'message': f'{type(error).__name__}: {error}'}
       result['backend'] = backend
       centers = result.pop('centers', None)
-      if centers is not None:
+      if centers is not None and backend != TFIDF_FIXED_COST:
         result['objective'], labels[backend] = tfidf_objective_and_labels(
             matrix, centers, cosine=backend in TFIDF_COSINE)
       results.append(result)
@@ -2798,7 +2824,7 @@ def _tfidf_line(result):
   return (f'{name} {_fmt(result["s_per_iter"])} s/iter, '
           f'{result["iterations"]} iters, fit {_fmt(result["fit_s"])} s, '
           f'peak RSS {result["peak_rss_mb"]:.0f} MB, objective '
-          f'{result["objective"]:.8g}')
+          f'{_fmt(result.get("objective"), ".8g")}')
 
 
 def tfidf_markdown(report):
@@ -2847,7 +2873,9 @@ def tfidf_markdown(report):
       'kmeans_estimator_cosine with `distance_metric=\'cosine\'`) or a '
       'row-major tf.SparseTensor built '
       'from it before the fit, the CSR dropped (kmeans_estimator_sparse_'
-      'tensor); references: scikit-learn `KMeans(init=those, n_init=1, '
+      'tensor), or given its first 1% of rows, copied, the whole matrix '
+      f'dropped ({TFIDF_FIXED_COST}: what the fit holds that does not grow '
+      'with the data); references: scikit-learn `KMeans(init=those, n_init=1, '
       'max_iter, tol=0, algorithm=\'lloyd\')` on the same float32 CSR (it '
       'keeps float32), and for cosine spherical k-means in scipy '
       '(`spherical_lloyd`: argmax x.c, sums by a sparse indicator product, '
@@ -2866,7 +2894,8 @@ def tfidf_markdown(report):
       + (f'baselines (processes that import and do nothing): {baselines}; '
          if baselines else '') +
       'fit growth: peak during the fit over the RSS just before it; goal: '
-      'peak RSS <= 2 x matrix MB + tf_baseline',
+      'peak RSS <= 2 x matrix MB + tf_baseline; per data: the RSS at the '
+      f'fit\'s peak over {TFIDF_FIXED_COST}\'s <= 2 x matrix MB',
       '',
       '| backend | s/iter | steady s/iter | iters | fit s | objective '
       '| reference | rel. diff | labels agree | peak RSS MB (before fit) '
@@ -2889,7 +2918,7 @@ def tfidf_markdown(report):
         f'| {name} | {_fmt(result["s_per_iter"])} '
         f'| {_fmt(result.get("s_per_iter_steady"))} '
         f'| {result["iterations"]} | {_fmt(result["fit_s"])} '
-        f'| {_fmt(result["objective"], ".8g")} '
+        f'| {_fmt(result.get("objective"), ".8g")} '
         f'| {result.get("reference", "-")} '
         f'| {_fmt(result.get("objective_rel_diff_vs_reference"), ".2e")} '
         f'| {_fmt(result.get("labels_agree_with_reference"), ".4f")} '
@@ -2929,6 +2958,14 @@ def _tfidf_goal_lines(report):
           f'{result["rss_goal_mb"]:.0f} MB (TF baseline + '
           f'{result["peak_over_baseline_vs_matrix"]:.1f} x the matrix): '
           + ('met' if result['peak_rss_vs_goal'] <= 1.0 else 'not met'))
+    if result.get('over_fixed_cost_vs_matrix') is not None:
+      parts.append(
+          f'per data, the fit\'s peak is '
+          f'{result["peak_over_fixed_cost_mb"]:.0f} MB above the same fit on '
+          f'1% of the rows ({TFIDF_FIXED_COST}), '
+          f'{result["over_fixed_cost_vs_matrix"]:.1f} x the matrix (goal 2): '
+          + ('met' if result['over_fixed_cost_vs_matrix'] <= 2.0
+             else 'not met'))
     if result.get('objective_rel_diff_vs_reference') is not None:
       parts.append(
           f'objective within '

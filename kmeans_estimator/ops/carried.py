@@ -37,8 +37,8 @@ _RECOUNT_FRACTION = 16
 # Rows per piece of a recount: bounds its int64 temporaries (13 MB at d=100).
 _RECOUNT_ROWS = 16384
 # Stored values per piece of a sparse recount: bounds its int64 and float64
-# temporaries (8 MB each).
-_RECOUNT_ENTRIES = 1 << 20
+# temporaries (2 MB each).
+_RECOUNT_ENTRIES = 1 << 18
 # A recount of at most this many coordinates (n * d) runs TensorFlow's own
 # segment sums rather than the XLA-compiled ones (see `recount`).
 _PLAIN_RECOUNT_ELEMENTS = 1 << 18
@@ -213,50 +213,86 @@ def _recount_sparse(carried, points, assignments, weights=None):
   """`recount` of sparse points: each stored value w x in fixed point (its
   column's scale), added at (cluster of its row, column) of the int64 sums.
 
-  The stored values are taken `_RECOUNT_ENTRIES` at a time, so that the
-  temporaries (row ids, columns, scales, fixed-point values: 8 bytes per
-  value each) are bounded by that piece, not by nnz: memory O(nnz + k d +
-  a piece). The sums are integers, so the pieces give the same bits as one
-  pass. A point whose assignment is negative (no cluster) adds nothing.
-  Each value is scaled by its column's two `_factors`, computed once per
-  column and gathered: the same products as `_scaled` of the dense
-  points, without a power per stored value.
+  The rows are taken in the order of their clusters (a stable sort of the
+  assignments), in pieces of consecutive rows holding at most
+  `_RECOUNT_ENTRIES` stored values (or one row), so that each piece's
+  temporaries (its entries, their clusters, scales and fixed-point values)
+  are bounded by the piece, not by nnz, and each piece's sums cover only
+  the clusters of its rows, (c_last - c_first + 1, d), not all k: summing
+  every piece costs O(nnz + (k + pieces) d) rather than O(pieces k d).
+  The pieces' blocks are then added up by cluster (a cluster split over
+  two pieces appears in both). Memory O(nnz + k d + a piece). The sums are
+  integers, so the order gives the same bits as one pass. A point whose
+  assignment is negative (no cluster) adds nothing. Each value is scaled
+  by its column's two `_factors`, computed once per column and gathered:
+  the same products as `_scaled` of the dense points, without a power per
+  stored value.
   """
   k = _num_clusters(carried)
-  d = tf.cast(sparse_lib.num_columns(points), tf.int64)
-  nnz = tf.shape(points.values, out_type=tf.int64)[0]
-  wide_dtype = (tf.float32 if points.values.dtype.size < 4
-                else points.values.dtype)
+  d = sparse_lib.num_columns(points)
+  wide_d = tf.cast(d, tf.int64)
+  values_dtype = sparse_lib.entries(points)[2].dtype
+  wide_dtype = tf.float32 if values_dtype.size < 4 else values_dtype
   if weights is not None:
     wide_weights = tf.cast(weights, wide_dtype)
   first_factors, second_factors = _factors(carried.scales.sums, wide_dtype)
-  wide_assignments = tf.cast(assignments, tf.int64)
 
-  def add(start, sums):
-    stop = tf.minimum(start + _RECOUNT_ENTRIES, nnz)
-    indices = points.indices[start:stop]
-    values = points.values[start:stop]
+  # Rows grouped by cluster, those of no cluster (-1) first and skipped.
+  order = tf.argsort(assignments, stable=True)
+  clusters = tf.gather(assignments, order)
+  first = tf.searchsorted(clusters, tf.zeros([1], clusters.dtype))[0]
+  lengths = sparse_lib.row_lengths(points)
+  # Where each row's entries start in the row-major stored values.
+  row_starts = tf.cumsum(lengths, exclusive=True)
+  ends = tf.cumsum(tf.gather(lengths, order))
+  n = tf.size(order)
+  _, all_columns, all_values = sparse_lib.entries(points)
+
+  def add(start, blocks, block_clusters, i):
+    before = tf.where(start > 0, ends[tf.maximum(start - 1, 0)],
+                      tf.constant(0, tf.int64))
+    stop = tf.searchsorted(ends, [before + _RECOUNT_ENTRIES],
+                           side='right', out_type=tf.int32)[0]
+    stop = tf.minimum(tf.maximum(stop, start + 1), n)
+    rows = order[start:stop]
+    piece_clusters = clusters[start:stop]
+    lowest = piece_clusters[0]
+    span = piece_clusters[-1] - lowest + 1
+    taken = tf.ragged.range(tf.gather(row_starts, rows),
+                            tf.gather(row_starts + lengths, rows))
+    taken_rows = taken.value_rowids()
+    columns = tf.gather(all_columns, taken.flat_values)
+    values = tf.gather(all_values, taken.flat_values)
     if values.dtype.size < 4:
       values = tf.cast(values, tf.float32)
-    row_of = indices[:, 0]
-    columns = indices[:, 1]
     if weights is not None:
-      values *= tf.gather(wide_weights, row_of)
+      values *= tf.gather(wide_weights, tf.gather(rows, taken_rows))
     fixed = tf.cast(values * tf.gather(first_factors, columns) *
                     tf.gather(second_factors, columns), tf.int64)
-    cluster = tf.gather(wide_assignments, row_of)
-    # unsorted_segment_sum drops the negative ids (no cluster).
-    at = tf.where(cluster >= 0, cluster * d + columns, -tf.ones_like(columns))
-    return stop, sums + tf.math.unsorted_segment_sum(fixed, at, total)
+    at = tf.cast(tf.gather(piece_clusters - lowest, taken_rows),
+                 tf.int64) * wide_d + columns
+    block = tf.reshape(tf.math.unsorted_segment_sum(
+        fixed, at, tf.cast(span, tf.int64) * wide_d), [span, d])
+    return (stop, blocks.write(i, block),
+            block_clusters.write(i, tf.range(lowest, lowest + span)), i + 1)
 
-  total = tf.cast(k, tf.int64) * d
   # One piece at a time (parallel_iterations=1): concurrent pieces would
-  # hold their temporaries together.
-  _, sums = tf.while_loop(lambda start, _: start < nnz, add,
-                          (tf.constant(0, tf.int64),
-                           tf.zeros([total], tf.int64)),
-                          parallel_iterations=1)
-  sums = tf.reshape(sums, tf.shape(carried.sums))
+  # hold their temporaries together. A first block of zeros for cluster 0
+  # keeps the concatenation defined when no point has a cluster.
+  blocks = tf.TensorArray(tf.int64, size=0, dynamic_size=True,
+                          infer_shape=False, element_shape=[
+                              None, d if isinstance(d, int) else None])
+  block_clusters = tf.TensorArray(assignments.dtype, size=0,
+                                  dynamic_size=True, infer_shape=False,
+                                  element_shape=[None])
+  blocks = blocks.write(0, tf.zeros([1, d], tf.int64))
+  block_clusters = block_clusters.write(0, tf.zeros([1], assignments.dtype))
+  _, blocks, block_clusters, _ = tf.while_loop(
+      lambda start, *_: start < n, add,
+      (first, blocks, block_clusters, tf.constant(1)),
+      parallel_iterations=1)
+  sums = tf.math.unsorted_segment_sum(blocks.concat(),
+                                      block_clusters.concat(), k)
   if weights is None:
     counts = tf.ones_like(assignments, tf.int64)
   else:

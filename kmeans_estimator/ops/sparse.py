@@ -46,6 +46,18 @@ def row_ids(points):
   return tf.cast(points.indices[:, 0], tf.int32)
 
 
+def entries(points):
+  """The stored values of sparse points with their places: (rows int64
+  (nnz,), columns int64 (nnz,), values (nnz,)), in row-major order."""
+  return points.indices[:, 0], points.indices[:, 1], points.values
+
+
+def row_lengths(points):
+  """int64 (n,): the number of stored values of every row."""
+  return tf.math.bincount(row_ids(points), minlength=num_rows(points),
+                          maxlength=num_rows(points), dtype=tf.int64)
+
+
 def rows(points, start, stop):
   """Rows [start, stop) of `points` (stop clipped to n), renumbered from 0.
 

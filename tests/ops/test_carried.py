@@ -209,3 +209,12 @@ def test_a_sparse_recount_gives_the_integers_of_the_dense_points(
   got = carried.update(state, sparse_points, index, weights)
   np.testing.assert_array_equal(got.sums.numpy(), dense.sums.numpy())
   np.testing.assert_array_equal(got.counts.numpy(), dense.counts.numpy())
+
+
+def test_a_sparse_recount_of_points_without_clusters_is_zero():
+  points = np.array([[0, 1.5, 0], [2, 0, 0], [0, 0, 0]], np.float32)
+  state = carried.start(tf.sparse.from_dense(points), _K)
+  got = carried.update(state, tf.sparse.from_dense(points),
+                       np.full(3, -1, np.int32))
+  np.testing.assert_array_equal(got.sums, np.zeros((_K, 3), np.int64))
+  np.testing.assert_array_equal(got.counts, np.zeros(_K, np.int64))
