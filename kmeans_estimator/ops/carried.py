@@ -353,10 +353,7 @@ def _squared_total_xla(points, weights):
 def squared_total(points, weights=None):
   """sum of (weighted) |x|^2 in float64, for `loss`."""
   if sparse_lib.is_sparse(points):
-    squared = sparse_lib.squared_norms(sparse_lib.cast(points, _WIDE))
-    if weights is not None:
-      squared *= tf.cast(weights, _WIDE)
-    return tf.reduce_sum(squared)
+    return sparse_lib.squared_total(points, weights, _WIDE)
   return _sum_over_pieces(
       lambda piece: (_squared_total_xla(
           points[piece], None if weights is None else weights[piece]),),

@@ -407,7 +407,11 @@ def squared_norms_in_chunks(points,
                             chunk_elements=constants.DEFAULT_CHUNK_ELEMENTS):
   """`squared_norms` computed chunk by chunk: squaring all the points at
   once would hold a squared copy of them (256 MB for 1,000,000 x 64
-  float32) until the sum."""
+  float32) until the sum. Sparse points are taken by pieces of their
+  stored values (`ops.sparse.squared_norms`), not by rows: a chunk of
+  rows would be a copy of those rows' entries."""
+  if sparse_lib.is_sparse(points):
+    return sparse_lib.squared_norms(points)
   return concat_over_row_chunks(
       lambda chunk: (squared_norms(chunk),), points,
       chunk_rows(1, chunk_elements), (points.dtype,))[0]

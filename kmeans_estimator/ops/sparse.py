@@ -46,10 +46,40 @@ def row_ids(points):
   return tf.cast(points.indices[:, 0], tf.int32)
 
 
-def entries(points):
-  """The stored values of sparse points with their places: (rows int64
-  (nnz,), columns int64 (nnz,), values (nnz,)), in row-major order."""
-  return points.indices[:, 0], points.indices[:, 1], points.values
+# Stored values per piece of `fold_entries`: bounds its temporaries (2 MB
+# per int64 or float64 array).
+ENTRY_PIECE = 1 << 18
+
+
+def entries(points, start=None, stop=None):
+  """The stored values of sparse points with their places: (rows int64,
+  columns int64, values), in row-major order: all nnz of them, or those
+  at positions [start, stop)."""
+  return (points.indices[start:stop, 0], points.indices[start:stop, 1],
+          points.values[start:stop])
+
+
+def num_entries(points):
+  """nnz: the number of stored values, an int64 scalar Tensor."""
+  return tf.shape(entries(points)[2], out_type=tf.int64)[0]
+
+
+def fold_entries(points, fn, initial):
+  """fn(total, rows, columns, values) over pieces of `ENTRY_PIECE` stored
+  values (`entries`), one piece at a time, starting from `initial` (a
+  Tensor): a pass over all the stored values whose temporaries are bounded
+  by a piece, not by nnz."""
+  nnz = num_entries(points)
+
+  def body(start, total):
+    stop = tf.minimum(start + ENTRY_PIECE, nnz)
+    return stop, fn(total, *entries(points, start, stop))
+
+  # One piece at a time: concurrent pieces would hold their temporaries
+  # together.
+  return tf.while_loop(lambda start, _: start < nnz, body,
+                       (tf.constant(0, tf.int64), initial),
+                       parallel_iterations=1)[1]
 
 
 def row_lengths(points):
@@ -110,8 +140,12 @@ def squared_norms(points):
   """|x|^2 of every point: float (n,). A row with no entries has 0."""
   if not is_sparse(points):
     return tf.reduce_sum(tf.square(points), axis=1)
-  return tf.math.unsorted_segment_sum(tf.square(points.values),
-                                      row_ids(points), num_rows(points))
+  n = num_rows(points)
+  return fold_entries(
+      points,
+      lambda total, rows, _, values: total + tf.math.unsorted_segment_sum(
+          tf.square(values), rows, n),
+      tf.zeros([n], points.values.dtype))
 
 
 def scale_rows(points, scales):
@@ -153,10 +187,24 @@ def largest_magnitudes(points):
   if not is_sparse(points):
     return tf.maximum(tf.reduce_max(points, axis=0),
                       -tf.reduce_min(points, axis=0))
-  largest = tf.math.unsorted_segment_max(
-      tf.abs(points.values), tf.cast(points.indices[:, 1], tf.int32),
-      num_columns(points))
-  return tf.maximum(largest, tf.zeros_like(largest))
+  d = num_columns(points)
+  return fold_entries(
+      points,
+      lambda total, _, columns, values: tf.maximum(
+          total, tf.math.unsorted_segment_max(tf.abs(values), columns, d)),
+      tf.zeros([d], points.values.dtype))
+
+
+def squared_total(points, weights=None, dtype=tf.float64):
+  """sum over the points of (weighted) |x|^2, in `dtype`: a scalar."""
+
+  def add(total, rows, _, values):
+    squared = tf.square(tf.cast(values, dtype))
+    if weights is not None:
+      squared *= tf.cast(tf.gather(weights, rows), dtype)
+    return total + tf.reduce_sum(squared)
+
+  return fold_entries(points, add, tf.zeros([], dtype))
 
 
 def segment_sums(points, index, num_segments, weights=None):
