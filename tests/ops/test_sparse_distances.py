@@ -198,3 +198,25 @@ def test_a_sparse_product_of_no_rows_or_no_entries_is_zeros(num_rows):
   traced = tf.function(lambda points: sparse_lib.matmul(
       sparse_lib.rows(points, 0, 0), centers, transpose_b=True))
   assert traced(empty).shape == (0, 3)
+
+
+@pytest.mark.parametrize('piece', [1, 5, 1 << 18])
+@pytest.mark.parametrize('weighted', [False, True])
+def test_passes_over_stored_values_in_pieces_equal_numpy(
+    piece, weighted, monkeypatch):
+  # Pieces of 1 and 5 values split rows and columns between pieces.
+  monkeypatch.setattr(sparse_lib, 'ENTRY_PIECE', piece)
+  x, sp = _sparse_points(seed=8)
+  x[5, 2] = -9.0  # The largest magnitude of a column is negative.
+  sp = tf.sparse.from_dense(x)
+  weights = (np.random.default_rng(8).random(len(x)) if weighted
+             else None)
+  wide = x.astype(np.float64)
+  np.testing.assert_allclose(sparse_lib.squared_norms(sp),
+                             (wide ** 2).sum(axis=1), rtol=1e-6)
+  np.testing.assert_array_equal(sparse_lib.largest_magnitudes(sp),
+                                np.abs(x).max(axis=0))
+  w = np.ones(len(x)) if weights is None else weights
+  np.testing.assert_allclose(sparse_lib.squared_total(sp, weights),
+                             (w * (wide ** 2).sum(axis=1)).sum(),
+                             rtol=1e-12)
