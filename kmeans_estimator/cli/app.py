@@ -5,7 +5,7 @@ Usage:
   kmeans-estimator predict --model_dir=DIR [--output=OUT] [--distances] FILE...
   kmeans-estimator score   --model_dir=DIR FILE...
   kmeans-estimator centers --model_dir=DIR [--output=OUT]
-  kmeans-estimator export  --model_dir=DIR --export_dir_base=DIR
+  kmeans-estimator export  --model_dir=DIR --export_dir_base=DIR [--top_k=K] [--sparse]
 
 FILE is a .npy, .csv or TFRecord (.tfrecord, .tfrecords, .tfrec, .gz) file of
 points, or a glob; files are streamed, never read whole. OUT ends in .npy or

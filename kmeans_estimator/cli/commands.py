@@ -397,7 +397,9 @@ def export(paths):
   model_dir = flags.model_dir()
   num_clusters, metric = model_options(model_dir, 'export')
   estimator = _estimator(model_dir, num_clusters, metric, seed=0)
-  path = estimator.export_saved_model(export_dir_base)
+  path = estimator.export_saved_model(export_dir_base,
+                                      top_k=flags.positive('top_k'),
+                                      sparse=FLAGS.sparse)
   print(path.decode() if isinstance(path, bytes) else path)
 
 

@@ -173,6 +173,14 @@ flags.DEFINE_string(
     'export_dir_base', None,
     'export: the SavedModel goes to a new timestamped directory under this '
     'one.')
+flags.DEFINE_integer(
+    'top_k', None,
+    'export: also serve a \'top_k\' signature: each point\'s nearest this '
+    'many centers, nearest first (export_saved_model\'s top_k).')
+flags.DEFINE_bool(
+    'sparse', False,
+    'export: also serve sparse twins of the point signatures, taking '
+    'indices, values and dense_shape (export_saved_model\'s sparse).')
 flags.DEFINE_bool(
     'progress', True,
     'train: show progress (--noprogress: only the final summary).')
@@ -214,6 +222,8 @@ HELP_GROUPS = (
         ('output', 'predict, centers: .npy or .csv file (default: print)'),
         ('distances', 'predict: also the distances to every center'),
         ('export_dir_base', 'export: directory of the SavedModels'),
+        ('top_k', "export: also a 'top_k' signature of this k"),
+        ('sparse', 'export: also the sparse-input twins'),
         ('progress_every_secs', 'seconds between progress lines when not on '
                                 'a terminal (0: every step)'),
     )),
@@ -464,6 +474,7 @@ def check_before_reading(command):
   path = model_dir()
   if command == 'export':
     export_dir_base()
+    positive('top_k')
   if command in ('predict', 'centers'):
     output()
   if command != 'train':

@@ -333,3 +333,26 @@ def test_predict_and_initial_clusters_read_a_csv_with_a_byte_order_mark(
                  f'--initial_clusters={path}', '--steps=1', '--seed=0',
                  data_dir / 'points.npy') == 0
   assert centers_of(tmp_path / 'model').shape == (5, 3)
+
+
+def test_export_with_top_k_and_sparse_serves_those_signatures(
+    trained, tmp_path, capsys):
+  model_dir, _ = trained
+  assert run_cli('export', f'--model_dir={model_dir}',
+                 f'--export_dir_base={tmp_path / "exports"}', '--top_k=2',
+                 '--sparse') == 0
+  served = tf.saved_model.load(capsys.readouterr().out.strip()).signatures
+  assert {'top_k', 'sparse_cluster_index', 'sparse_top_k'} <= set(served)
+  api = KMeansClustering(K, model_dir=str(model_dir))
+  nearest = served['top_k'](input=tf.constant(POINTS))
+  index_key = next(key for key in nearest if 'ind' in key)
+  np.testing.assert_array_equal(
+      nearest[index_key].numpy()[:, 0],
+      list(api.predict_cluster_index(lambda: POINTS)))
+  sparse = tf.sparse.from_dense(POINTS)
+  index, = served['sparse_cluster_index'](
+      indices=sparse.indices, values=sparse.values,
+      dense_shape=sparse.dense_shape).values()
+  np.testing.assert_array_equal(
+      index.numpy(), list(api.predict_cluster_index(lambda: POINTS)))
+

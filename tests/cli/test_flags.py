@@ -96,6 +96,8 @@ def test_predict_refuses_an_output_that_is_an_input_file(trained, tmp_path,
     (['centers', '--model_dir={empty}'],
      r'`model_dir` must hold a trained model .*Received: --model_dir='),
     (['export', '--model_dir={model}'], r'`export_dir_base` must be given'),
+    (['export', '--model_dir={model}', '--export_dir_base={empty}',
+      '--top_k=0'], r'`top_k` must be a positive integer.*--top_k=0'),
     (['train', '--model_dir={model}', '--columns=x,w', '{csv}'],
      (r"`columns` must be the header names \['x', 'y', 'z'\] or 0-based "
       r"indices .*'w' is neither\. Received: --columns=x,w")),
@@ -110,7 +112,7 @@ def test_predict_refuses_an_output_that_is_an_input_file(trained, tmp_path,
 ], ids=['unknown_command', 'no_command', 'num_clusters_0', 'no_model_dir',
         'other_num_clusters', 'steps_and_max_steps', 'negative_tolerance',
         'unknown_init', 'no_files', 'bad_output', 'untrained_model_dir',
-        'no_export_dir', 'unknown_column', 'columns_of_tfrecord',
+        'no_export_dir', 'export_top_k_0', 'unknown_column', 'columns_of_tfrecord',
         'unknown_feature', 'other_distance_metric'])
 def test_bad_flags_raise_usage_errors_and_keep_model_dir(
     trained, data_dir, tmp_path, args, message):
