@@ -454,9 +454,20 @@ class KMeans(training_steps.TrainingSteps, tf.Module):
     return self._prepare(points)
 
   def _prepare(self, points):
+    if isinstance(points, tf.SparseTensor):
+      # A direct caller's SparseTensor: put in row-major order and held in
+      # CSR form (`ops.sparse.CsrPoints`), as the adapters do once.
+      width = points.shape[1]
+      if width is None and self.built:
+        width = self.num_features
+      if width is None:
+        raise errors.InvalidArgumentError(
+            '`points` must have a known static shape (n, d) the first time '
+            'KMeans sees them, or pass num_features. Received: shape '
+            f'{points.shape}', 'points')
+      points = sparse_lib.from_row_major(tf.sparse.reorder(points), width)
     if sparse_lib.is_sparse(points):
-      # Row-major sparse points stay sparse (`ops.sparse`); the adapters
-      # reorder them once, so the reorder here is for direct callers.
+      # Sparse points stay sparse (`ops.sparse`).
       points = sparse_lib.cast(points, self.dtype)
     else:
       points = tf.cast(tf.convert_to_tensor(points), self.dtype)

@@ -69,8 +69,8 @@ class Algorithm(NamedTuple):
     supports_restarts: whether num_restarts > 1 may train with it.
     supports_weights: whether it takes sample weights.
     fallback: the variant run when the data are not in memory.
-    supports_sparse: whether its steps take sparse points (a row-major
-      `tf.SparseTensor`, `ops.sparse`); `algorithms.choose` refuses the
+    supports_sparse: whether its steps take sparse points
+      (`ops.sparse.CsrPoints`); `algorithms.choose` refuses the
       others for sparse data.
   """
   name: str

@@ -10,8 +10,9 @@ type (`base.Batch`: points float (n, d), weights float (n,) or None):
   `TensorPoints` (one batch in memory) and `RowPoints` (read a chunk of
   rows at a time for inference, over `WholeRows`);
 - `datasets`: `StreamPoints`, a finite or endless `tf.data.Dataset`;
-- `sparse`: `tf.SparseTensor`s and scipy.sparse matrices (`SparsePoints`,
-  and datasets of SparseTensors as `StreamPoints`), never densified;
+- `sparse`: `tf.SparseTensor`s and scipy.sparse matrices, held in CSR form
+  (`SparsePoints`, and datasets of SparseTensors as `StreamPoints`), never
+  densified;
 - `direct`: data given directly where an input_fn goes (`as_input_fn`,
   `DirectData` and where mini-batch training over them resumes);
 - `features`: dict features, `feature_columns` and sample weights to points;

@@ -12,8 +12,8 @@ its kind and returns the `base.Points` it makes:
   `batch_size`, in batches of that many rows;
 - sparse points (a `tf.SparseTensor` or scipy.sparse matrix, alone or as
   the one point feature of a dict; a finite dataset of SparseTensors):
-  `sparse.SparsePoints` (kind `IN_MEMORY`), one row-major SparseTensor,
-  never densified.
+  `sparse.SparsePoints` (kind `IN_MEMORY`), held once in CSR form
+  (`ops.sparse.CsrPoints`), never densified.
 Every kind gives float points (n, d) in the computation's dtype (see
 `features`), weighted or not, and the same checks with the same messages
 (see `checks`): NaN or Inf anywhere is an error, raised while the batch is

@@ -39,8 +39,8 @@ class Batch(NamedTuple):
   """One batch of points and their sample weights.
 
   Attributes:
-    points: float Tensor of shape (n, d), or a row-major float
-      `tf.SparseTensor` (n, d) (sparse data, `data.sparse`). (Where a full-batch step reads a
+    points: float Tensor of shape (n, d), or float `ops.sparse.CsrPoints`
+      (n, d) (sparse data, `data.sparse`). (Where a full-batch step reads a
       whole stream, the step's argument is that `tf.data.Dataset` itself,
       held in `points` by `Batch.of`.)
     weights: float Tensor of shape (n,), the points' sample weights, or
@@ -109,7 +109,7 @@ class Points:
   weighted: bool = False
   checked: bool = True
   unscreened: Optional[tf.data.Dataset] = None
-  # Whether the points are sparse (row-major `tf.SparseTensor`s, read by
+  # Whether the points are sparse (`ops.sparse.CsrPoints`, read by
   # `data.sparse`).
   sparse: bool = False
 

@@ -1,11 +1,14 @@
 """Sparse data: `tf.SparseTensor`s and scipy.sparse matrices.
 
 The adapter of sparse points (the classic text case: TF-IDF, bag of words,
-one-hot features). A sparse input is read into one `tf.SparseTensor`
-(n, d) in row-major order, of the computation's dtype, and never densified:
-the maths of `ops.sparse` computes distances from sparse-dense products and
-center sums from segment sums of the stored values, so memory is
-O(nnz + k d + a chunk). Centers stay dense (k, d).
+one-hot features). A sparse input is converted once, here, into
+`ops.sparse.CsrPoints` (n, d): compressed sparse rows of the computation's
+dtype, 8 bytes per stored value (int32 column, float32 value) and 8 per row,
+never densified: the maths of `ops.sparse` computes distances from
+sparse-dense products and center sums from segment sums of the stored
+values, so memory is O(nnz + k d + a chunk). Centers stay dense (k, d). A
+canonical scipy CSR matrix of that dtype is taken as it is where TensorFlow
+can share its buffers (`_from_scipy`).
 
 Accepted:
 - a `tf.SparseTensor` of rank 2;
@@ -66,9 +69,6 @@ def has_sparse_features(raw):
   return is_sparse_input(raw)
 
 
-# Rows per block when the row ids of a scipy matrix's values are written:
-# bounds the temporary of each block.
-_ROW_BLOCK = 1 << 16
 # The alignment TensorFlow requires of a buffer it takes over (DLPack).
 _ALIGNMENT = 64
 
@@ -83,29 +83,49 @@ def _aligned_empty(shape, dtype):
   return raw[offset:offset + nbytes].view(dtype).reshape(shape)
 
 
-def _int64_tensor(array):
-  """A Tensor of the numpy `array` (from `_aligned_empty`, never written
-  again) sharing its memory through DLPack; a copy (`tf.constant`) where
-  DLPack is not available."""
+def _from_dlpack(array):
+  """A Tensor sharing the memory of the numpy `array` through DLPack, or
+  None where TensorFlow cannot take it as it is (no DLPack, a read-only
+  or misaligned buffer, a dtype DLPack does not carry)."""
   from_dlpack = getattr(getattr(tf.experimental, 'dlpack', None),
                         'from_dlpack', None)
   if (from_dlpack is None or not hasattr(array, '__dlpack__') or
-      array.ctypes.data % _ALIGNMENT):
-    return tf.constant(array)
-  return from_dlpack(array.__dlpack__())
+      not array.flags.c_contiguous or array.ctypes.data % _ALIGNMENT):
+    return None
+  try:
+    return from_dlpack(array.__dlpack__())
+  except (BufferError, TypeError, ValueError, tf.errors.OpError):
+    return None
 
 
-def _from_scipy(matrix):
-  """A scipy.sparse matrix as (indices int64 (nnz, 2), values, shape),
-  row-major, duplicates summed.
+def _shared_tensor(array, dtype):
+  """A 1-D Tensor of `dtype` with the values of the numpy `array`: the
+  array's own memory where TensorFlow can take it (of `dtype`, aligned:
+  `_from_dlpack`), else one copy, written into an aligned buffer that
+  TensorFlow then takes."""
+  dtype = tf.as_dtype(dtype)
+  if array.dtype == np.dtype(dtype.as_numpy_dtype):
+    shared = _from_dlpack(array)
+    if shared is not None:
+      return shared
+  copy = _aligned_empty(array.shape, dtype.as_numpy_dtype)
+  copy[...] = array
+  shared = _from_dlpack(copy)
+  return shared if shared is not None else tf.constant(copy, dtype)
+
+
+def _from_scipy(matrix, dtype):
+  """A scipy.sparse matrix as `CsrPoints` of `dtype`, duplicates summed.
 
   A CSR matrix already in canonical form (sorted columns, no duplicates)
-  is read as it is, never copied; any other is converted by `tocsr` (a
-  copy of the caller's CSR when its duplicates must be summed in place).
-  The indices are written into their one (nnz, 2) array, the row ids a
-  block of rows at a time: no other temporary of the size of the values.
-  That array is aligned for TensorFlow, which takes it without a copy
-  (`_int64_tensor`).
+  is read as it is; any other is converted by `tocsr` (a copy of the
+  caller's CSR when its duplicates must be summed in place). Its column
+  indices (int32) and values (of `dtype`) are then taken by TensorFlow
+  without a copy where their buffers allow it (`_shared_tensor`: aligned
+  for TensorFlow, which numpy's large arrays often are not), else copied
+  once; its row pointers become the int64 row splits ((n + 1,), a copy).
+  Shared buffers are the caller's: they must not be written while the
+  call that reads them runs.
   """
   csr = matrix.tocsr()
   if not csr.has_canonical_format:
@@ -113,20 +133,17 @@ def _from_scipy(matrix):
       csr = csr.copy()  # sum_duplicates sorts in place: not the caller's.
     csr.sum_duplicates()
   n, d = csr.shape
-  indptr = csr.indptr
-  indices = _aligned_empty((csr.nnz, 2), np.int64)
-  indices[:, 1] = csr.indices
-  for start in range(0, n, _ROW_BLOCK):
-    stop = min(start + _ROW_BLOCK, n)
-    indices[indptr[start]:indptr[stop], 0] = np.repeat(
-        np.arange(start, stop, dtype=np.int64),
-        np.diff(indptr[start:stop + 1]))
-  return indices, csr.data, (n, d)
+  return sparse_lib.CsrPoints(
+      tf.constant(np.asarray(csr.indptr, np.int64)),
+      _shared_tensor(csr.indices, sparse_lib.column_dtype(d)),
+      _shared_tensor(csr.data, dtype), int(d))
 
 
-def to_sparse_tensor(value, dtype, what='the features'):
-  """`value` (see `is_sparse_input`) as a row-major `tf.SparseTensor` of
-  `dtype`.
+def to_csr_points(value, dtype, what='the features'):
+  """`value` (see `is_sparse_input`) as `ops.sparse.CsrPoints` of `dtype`.
+
+  A SparseTensor is put in row-major order (`tf.sparse.reorder`) and
+  checked for repeated indices before its row splits are found.
 
   Raises:
     InvalidArgumentTypeError: non-numeric values.
@@ -141,10 +158,7 @@ def to_sparse_tensor(value, dtype, what='the features'):
       raise errors.InvalidArgumentTypeError(
           f'{what} must be numeric (integer or float). Received: dtype '
           f'{value.dtype}', 'input_fn')
-    indices, values, shape = _from_scipy(value)
-    return tf.SparseTensor(_int64_tensor(indices),
-                           tf.cast(tf.constant(values), dtype),
-                           tf.constant(shape, tf.int64))
+    return _from_scipy(value, dtype)
   value_dtype = tf.as_dtype(value.dtype)
   if not (value_dtype.is_floating or value_dtype.is_integer) or (
       value_dtype.is_bool):
@@ -162,18 +176,19 @@ def to_sparse_tensor(value, dtype, what='the features'):
     raise errors.InvalidInputError(
         f'{what} hold values stored twice at the same index; sum them first '
         '(e.g. scipy.sparse.coo_matrix(...).tocsr()).', kind='shape')
-  return sparse_lib.cast(ordered, dtype)
+  return sparse_lib.from_row_major(
+      sparse_lib.cast(ordered, dtype), int(ordered.dense_shape[1]))
 
 
 class SparsePoints(base.Points):
-  """Sparse points in memory (kind `IN_MEMORY`): one row-major
-  `tf.SparseTensor` (n, d), all the data one batch, read for training as
+  """Sparse points in memory (kind `IN_MEMORY`): one
+  `ops.sparse.CsrPoints` (n, d), all the data one batch, read for training as
   `arrays.TensorPoints` is, and for inference a chunk of rows at a time
   (`ops.sparse.rows`: a chunk's entries, never a dense copy), in batches of
   `batch_rows` rows when data were given with a `batch_size`.
 
   Attributes:
-    batch: the `Batch`: points a float SparseTensor (n, d), weights float
+    batch: the `Batch`: points float `CsrPoints` (n, d), weights float
       (n,) or None.
     batch_rows: None, or the rows of each batch for inference.
   """
@@ -223,24 +238,27 @@ class SparsePoints(base.Points):
     return bool(sparse_lib.all_finite(self.batch.points))
 
 
+_SPARSE_SPECS = (tf.SparseTensorSpec, sparse_lib.CsrPoints.Spec)
+
+
 def is_sparse_dataset(dataset):
-  """Whether a dataset's elements (or their features) are sparse."""
+  """Whether a dataset's elements (or their features) are sparse: a
+  SparseTensor, or `CsrPoints` (the slices of `slices`)."""
   spec = dataset.element_spec
   if isinstance(spec, tuple) and spec:
     spec = spec[0]
   if isinstance(spec, dict):
-    return any(isinstance(value, tf.SparseTensorSpec)
-               for value in spec.values())
-  return isinstance(spec, tf.SparseTensorSpec)
+    return any(isinstance(value, _SPARSE_SPECS) for value in spec.values())
+  return isinstance(spec, _SPARSE_SPECS)
 
 
 def read_dataset(dataset, dtype, num_features, weighted, feature_columns=None,
                  weight_column=None):
   """`datasets.StreamPoints` (marked `sparse`) of a dataset of SparseTensor
-  batches, or of dicts whose one point feature is a SparseTensor (beside
-  the dense `weight_column`): each batch is put in row-major order, cast
-  to `dtype` and checked (finite values, the width, the weights) as it is
-  read. Full-batch steps sum over its batches, mini-batch steps read one
+  (or `CsrPoints`) batches, or of dicts whose one point feature is one
+  (beside the dense `weight_column`): each batch is put in row-major order,
+  cast to `dtype`, checked (finite values, the width, the weights) and
+  converted to `CsrPoints` as it is read. Full-batch steps sum over its batches, mini-batch steps read one
   batch each, as for dense batches.
 
   Raises:
@@ -254,8 +272,7 @@ def read_dataset(dataset, dtype, num_features, weighted, feature_columns=None,
     if weighted:
       checks.check_weight_features(spec, weight_column)
     names = features_lib.feature_names(spec, feature_columns, weight_column)
-    if len(names) != 1 or not isinstance(spec[names[0]],
-                                         tf.SparseTensorSpec):
+    if len(names) != 1 or not isinstance(spec[names[0]], _SPARSE_SPECS):
       raise errors.SparseInputError(
           'Sparse features must be the only point feature of a dict (beside '
           f'the weight_column); received the features {list(names)}. Stack '
@@ -277,17 +294,16 @@ def read_dataset(dataset, dtype, num_features, weighted, feature_columns=None,
     checks.check_rank(points_spec.shape)
   no_autograph = tf.autograph.experimental.do_not_convert
 
-  def ordered(*element):
+  def points_of(*element):
     features = features_lib.features_of(
         element if len(element) > 1 else element[0])
-    points = features if name is None else features[name]
-    return features, sparse_lib.cast(tf.sparse.reorder(points), dtype)
+    return features, features if name is None else features[name]
 
   width = points_spec.shape[-1] if points_spec.shape.rank is not None else (
       None)
   if width is None:
-    for _, batch in dataset.map(no_autograph(ordered)).take(1):
-      width = int(batch.dense_shape[1])
+    for _, batch in dataset.map(no_autograph(points_of)).take(1):
+      width = int(sparse_lib.num_columns(batch))
     if width is None:
       raise errors.InvalidInputError(
           'The input_fn returned an empty dataset; give it at least one '
@@ -297,18 +313,24 @@ def read_dataset(dataset, dtype, num_features, weighted, feature_columns=None,
 
   def read(check_finite):
     def checked(*element):
-      features, points = ordered(*element)
+      features, points = points_of(*element)
       found = []
+      if isinstance(points, tf.SparseTensor):
+        found.append(checks.input_check(
+            tf.equal(points.dense_shape[1], width), 'width',
+            f'{checks.WIDTH_MESSAGE}; expected {width} features'))
+        points = sparse_lib.from_row_major(
+            sparse_lib.cast(tf.sparse.reorder(points), dtype), width)
+      else:  # CsrPoints: row-major, their width static (checked above).
+        points = sparse_lib.cast(points, dtype)
       if check_finite:
         found.append(checks.input_check(
             sparse_lib.all_finite(points), 'non_finite',
             checks.NON_FINITE_MESSAGE))
-      found.append(checks.input_check(
-          tf.equal(points.dense_shape[1], width), 'width',
-          f'{checks.WIDTH_MESSAGE}; expected {width} features'))
       with tf.control_dependencies(found):
-        points = tf.SparseTensor(tf.identity(points.indices), points.values,
-                                 points.dense_shape)
+        points = sparse_lib.CsrPoints(
+            tf.identity(points.row_splits), points.columns, points.values,
+            points.num_columns)
       if not weighted:
         return points
       return points, features_lib.weights_of(
@@ -324,8 +346,8 @@ def read_dataset(dataset, dtype, num_features, weighted, feature_columns=None,
 
 def slices(data, batch_size, repeat, first_batch=0):
   """A dataset of consecutive `batch_size`-row slices of sparse `data`
-  (see `direct.slices`), each a row-major SparseTensor taken by a binary
-  search of its rows (`ops.sparse.rows`), never densified.
+  (see `direct.slices`), each `CsrPoints` taken from the data converted
+  once (`ops.sparse.rows`: O(1) to find), never densified.
 
   Raises:
     SparseInputError: a dict of features (not sliced yet).
@@ -337,7 +359,7 @@ def slices(data, batch_size, repeat, first_batch=0):
         f'batch_size. Received: batch_size={batch_size}', 'batch_size',
         batch_size)
   # Of the data's own dtype: each batch is cast as the stream reads it.
-  points = to_sparse_tensor(data, tf.as_dtype(data.dtype))
+  points = to_csr_points(data, tf.as_dtype(data.dtype))
   num_points = sparse_lib.num_rows(points)
   starts = tf.data.Dataset.range(0, num_points, batch_size)
   if repeat:
@@ -382,7 +404,7 @@ def read_sparse(raw, feature_columns, dtype, num_features, weight_column,
     checks.check_weight_features(raw, weight_column)
   else:
     points = raw
-  points = to_sparse_tensor(points, dtype)
+  points = to_csr_points(points, dtype)
   n, d = sparse_lib.num_rows(points), sparse_lib.num_columns(points)
   if not n or not d:
     raise errors.InvalidInputError(

@@ -418,7 +418,7 @@ def served_points(features, feature_columns, weight_column, dtype,
     num_features: d.
 
   Returns:
-    float Tensor or row-major `tf.SparseTensor` (n, d) of `dtype`.
+    float Tensor or `ops.sparse.CsrPoints` (n, d) of `dtype`.
 
   Raises:
     InvalidArgumentError: a static width other than d.
@@ -468,7 +468,8 @@ def _sparse_feature(features, feature_columns, weight_column):
 
 
 def _check_sparse_points(points, num_features):
-  """Row-major `points` after the checks of `served_points`; every part of
+  """`points` (a SparseTensor) after the checks of `served_points`, as
+  `CsrPoints` of `num_features` columns; every part of
   the result depends on the checks, so nothing reads an unchecked part."""
   indices, shape = points.indices, points.dense_shape
   well_formed = checks.input_check(
@@ -494,8 +495,10 @@ def _check_sparse_points(points, num_features):
       tf.reduce_all(tf.reduce_any(tf.not_equal(indices[1:], indices[:-1]),
                                   axis=1)), 'shape', SPARSE_INDICES_MESSAGE)
   with tf.control_dependencies([distinct]):
-    return tf.SparseTensor(tf.identity(indices), tf.identity(ordered.values),
-                           tf.identity(ordered.dense_shape))
+    # Held as the maths hold sparse points (`ops.sparse.CsrPoints`).
+    return sparse_lib.from_row_major(
+        tf.SparseTensor(tf.identity(indices), tf.identity(ordered.values),
+                        tf.identity(ordered.dense_shape)), num_features)
 
 
 class ServingModel(tf.Module):

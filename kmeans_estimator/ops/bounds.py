@@ -26,7 +26,7 @@ equidistant centers), sums, counts and loss. The bounds are per point, so
 they need the same points in the same order at every step: the in-memory
 data of one `train` call. Squared Euclidean distance only (scikit-learn's
 Elkan variant has the same restriction). Sparse points (`ops.sparse`) take
-the same steps: their rows are taken a chunk at a time as a SparseTensor,
+the same steps: their rows are taken a chunk at a time (`take_rows`),
 and |x - c| is summed over their stored values.
 """
 

@@ -14,7 +14,7 @@ the run that carried them. s_d leaves headroom for n points at the largest
 magnitude of coordinate d: the truncation is below 2^-61 / n of that
 magnitude, far below float32 precision.
 
-Sparse points (`tf.SparseTensor`, `ops.sparse`) are always recounted,
+Sparse points (`ops.sparse.CsrPoints`) are always recounted,
 their stored values in fixed point added into the sums a piece of the
 values at a time (O(nnz + k d + a piece)): the same integers as the dense
 points of the same values give.
@@ -229,10 +229,10 @@ def _recount_sparse(carried, points, assignments, weights=None):
   stored value.
   """
   k = _num_clusters(carried)
-  d = sparse_lib.num_columns(points)
+  points = sparse_lib.as_csr(points)
+  d = points.num_columns
   wide_d = tf.cast(d, tf.int64)
-  values_dtype = sparse_lib.entries(points)[2].dtype
-  wide_dtype = tf.float32 if values_dtype.size < 4 else values_dtype
+  wide_dtype = tf.float32 if points.dtype.size < 4 else points.dtype
   if weights is not None:
     wide_weights = tf.cast(weights, wide_dtype)
   first_factors, second_factors = _factors(carried.scales.sums, wide_dtype)
@@ -243,10 +243,9 @@ def _recount_sparse(carried, points, assignments, weights=None):
   first = tf.searchsorted(clusters, tf.zeros([1], clusters.dtype))[0]
   lengths = sparse_lib.row_lengths(points)
   # Where each row's entries start in the row-major stored values.
-  row_starts = tf.cumsum(lengths, exclusive=True)
+  row_starts = points.row_splits[:-1]
   ends = tf.cumsum(tf.gather(lengths, order))
   n = tf.size(order)
-  _, all_columns, all_values = sparse_lib.entries(points)
 
   def add(start, blocks, block_clusters, i):
     before = tf.where(start > 0, ends[tf.maximum(start - 1, 0)],
@@ -261,8 +260,8 @@ def _recount_sparse(carried, points, assignments, weights=None):
     taken = tf.ragged.range(tf.gather(row_starts, rows),
                             tf.gather(row_starts + lengths, rows))
     taken_rows = taken.value_rowids()
-    columns = tf.gather(all_columns, taken.flat_values)
-    values = tf.gather(all_values, taken.flat_values)
+    columns = tf.cast(tf.gather(points.columns, taken.flat_values), tf.int64)
+    values = tf.gather(points.values, taken.flat_values)
     if values.dtype.size < 4:
       values = tf.cast(values, tf.float32)
     if weights is not None:

@@ -10,8 +10,8 @@ Whenever only the nearest center matters, points are processed in row chunks
 so that no more than `chunk_elements` distances exist at once: memory stays
 bounded by the chunk, not by n x k.
 
-The points may also be a `tf.SparseTensor` (n, d) in row-major order
-(`ops.sparse`): the products x.c then come from sparse-dense products and
+The points may also be sparse (`ops.sparse.CsrPoints` (n, d), or a row-major
+`tf.SparseTensor`): the products x.c then come from sparse-dense products and
 the sums from segment sums of the stored values, chunk by chunk, so that
 memory is O(nnz + k d + a chunk's distances), never a dense (n, d).
 """
@@ -279,7 +279,8 @@ def concat_over_row_chunks(fn, points, rows, dtypes, *per_point,
                            element_shape=(None,)):
   """fn(chunk, *chunk_values) -> (a (m,), ...) over chunks of `rows`
   points (the last one shorter), concatenated in row order. `points` may
-  also be a vector (of row indices, say), or a `tf.SparseTensor`; the
+  also be a vector (of row indices, say), or sparse points (`ops.sparse`,
+  converted to `CsrPoints` once, so that each chunk is found in O(1)); the
   results may have more dimensions (`element_shape`, (m, ...)).
 
   Chunks run in parallel iterations of one loop: one chunk's argmin
@@ -288,6 +289,8 @@ def concat_over_row_chunks(fn, points, rows, dtypes, *per_point,
   entries (and their CSR form), so the loop's default of ten would hold
   ten chunks' memory, most of the points when they are a few chunks.
   """
+  if sparse_lib.is_sparse(points):
+    points = sparse_lib.as_csr(points)
   n = sparse_lib.num_rows(points)
   num_chunks = tf.maximum((n + rows - 1) // rows, 1)
   parts = [tf.TensorArray(dtype, size=num_chunks, infer_shape=False,
@@ -429,6 +432,8 @@ def _sum_over_row_chunks(fn, points, weights, rows, zeros):
     rows: rows per chunk, a Python int or a scalar Tensor.
     zeros: function returning the tuple of zeros that sums start from.
   """
+  if sparse_lib.is_sparse(points):
+    points = sparse_lib.as_csr(points)
   static_n = points.shape[0]
   if static_n is not None and isinstance(rows, int) and static_n <= rows:
     return fn(points, weights)

@@ -456,7 +456,7 @@ class StreamedSampler:
     """Pass 0: draws the first center (in proportion to weight); counts the
     points (of positive weight)."""
     keys, rows, count = state
-    m = tf.shape(batch)[0]
+    m = sparse_lib.num_rows(batch)
     keys, rows = merge_reservoir(
         keys, rows, sample_keys(tf.ones([m], self.dtype), weights,
                                 fold_seed(self._seed(seed), 0, i)), batch)
@@ -486,7 +486,7 @@ class StreamedSampler:
     index, _ = distances_lib.nearest_centers(
         batch, candidates, self.distance_metric, self.chunk_elements)
     return totals + tf.math.unsorted_segment_sum(
-        tf.ones([tf.shape(batch)[0]], self.dtype) if weights is None
+        tf.ones([sparse_lib.num_rows(batch)], self.dtype) if weights is None
         else weights, index, self.size)
 
   def _seed(self, seed):

@@ -1,29 +1,165 @@
-"""The maths of sparse points: `tf.SparseTensor`s of shape (n, d).
+"""The maths of sparse points: `CsrPoints` (n, d), compressed sparse rows.
 
-Sparse points are never densified: every function here costs memory
-O(nnz) for the points plus its dense result ((n,) per point, (k, d) per
-cluster, (m, d) for m gathered rows). The points must be in row-major
-order (`tf.sparse.reorder`, which the input adapter and `KMeans.prepare`
-apply once), so that a range of rows is a range of entries (`rows`).
+Sparse points are held in CSR form (`CsrPoints`: row splits, column of
+every stored value, the values), 8 bytes per stored value (int32 column,
+float32 value) plus 8 per row, and never densified: every function here
+costs memory O(nnz) for the points plus its dense result ((n,) per point,
+(k, d) per cluster, (m, d) for m gathered rows). A range of rows is a range
+of entries found in O(1) (`rows`); the int64 (row, column) pairs that
+TensorFlow's sparse kernels take are built for one chunk of rows at a time
+(`matmul`), never for all the points.
+
+Every function also takes a row-major `tf.SparseTensor` (`is_sparse`),
+converted on entry (`as_csr`, O(nnz)); those returning sparse points then
+return a SparseTensor as well. The library converts its inputs once, at
+the boundary (`data.sparse`, `KMeans.prepare`, the serving functions), so
+its own loops only ever see `CsrPoints`.
 
 The dense functions of `distances` and `carried` call these where their
-points are a `tf.SparseTensor` (`is_sparse`): the products x.c come from
-`tf.sparse.sparse_dense_matmul`, the per-cluster sums from a segment sum of
-the values by (cluster of their row, column).
+points are sparse (`is_sparse`): the products x.c come from TensorFlow's
+CSR matrix product, the per-cluster sums from a segment sum of the values
+by (cluster of their row, column).
 """
 
 import tensorflow as tf
 
+# The largest column index an int32 `columns` holds.
+_INT32_COLUMNS = 2**31 - 1
+# Stored values per piece of `fold_entries`: bounds its temporaries (2 MB
+# per int64 or float64 array).
+ENTRY_PIECE = 1 << 18
+
+
+class CsrPoints(tf.experimental.ExtensionType):
+  """Sparse points (n, d) in compressed sparse row (CSR) form.
+
+  Row i holds the entries `row_splits[i]:row_splits[i + 1]`: their columns
+  (increasing within a row, none twice) and values. A row without entries
+  is the zero point. Passed to and returned from `tf.function`s, `tf.cond`
+  and `tf.data` pipelines like a Tensor; its spec relaxes to any n and nnz
+  for the same d and dtypes (`reduce_retracing`).
+
+  Attributes:
+    row_splits: int64 Tensor (n + 1,), starting at 0, non-decreasing.
+    columns: int32 Tensor (nnz,) (int64 when d > 2^31 - 1), the column of
+      every stored value.
+    values: float Tensor (nnz,), the stored values.
+    num_columns: d, a Python int.
+  """
+  row_splits: tf.Tensor
+  columns: tf.Tensor
+  values: tf.Tensor
+  num_columns: int
+
+  @property
+  def dtype(self):
+    """The dtype of the values."""
+    return self.values.dtype
+
+  @property
+  def shape(self):
+    """The static `tf.TensorShape` (n, d); n None when not known."""
+    return _static_shape(self.row_splits, self.num_columns)
+
+  class Spec:
+    """The spec of `CsrPoints`, with their `dtype` and static `shape`."""
+
+    @property
+    def dtype(self):
+      return self.values.dtype
+
+    @property
+    def shape(self):
+      return _static_shape(self.row_splits, self.num_columns)
+
+
+def _static_shape(row_splits, num_columns):
+  """(n, d) of the row splits (a Tensor or TensorSpec) of d columns."""
+  splits = row_splits.shape[0]
+  return tf.TensorShape([None if splits is None else splits - 1,
+                         num_columns])
+
+
+def column_dtype(num_columns):
+  """The dtype of `CsrPoints.columns` for d columns: int32 unless d
+  exceeds it."""
+  return tf.int32 if num_columns <= _INT32_COLUMNS + 1 else tf.int64
+
 
 def is_sparse(points):
-  """Whether `points` is a `tf.SparseTensor` (a Python bool)."""
-  return isinstance(points, tf.SparseTensor)
+  """Whether `points` are sparse: `CsrPoints` or a `tf.SparseTensor` (a
+  Python bool)."""
+  return isinstance(points, (CsrPoints, tf.SparseTensor))
+
+
+def from_row_major(sparse_tensor, num_columns=None):
+  """`CsrPoints` of a row-major `tf.SparseTensor` (n, d) without repeated
+  indices (the caller reorders and checks; see `data.sparse`).
+
+  Args:
+    sparse_tensor: row-major `tf.SparseTensor` of rank 2.
+    num_columns: d when the SparseTensor's width is not static.
+
+  Raises:
+    ValueError: d neither static nor given.
+  """
+  if num_columns is None:
+    num_columns = sparse_tensor.shape[1]
+    if num_columns is None:
+      static = tf.get_static_value(sparse_tensor.dense_shape)
+      num_columns = None if static is None else static[1]
+    if num_columns is None:
+      raise ValueError('`num_columns` must be given for a SparseTensor of '
+                       'unknown width. Received: shape '
+                       f'{sparse_tensor.shape}')
+  num_columns = int(num_columns)
+  ids = sparse_tensor.indices[:, 0]
+  n = sparse_tensor.dense_shape[0]
+  row_splits = tf.searchsorted(ids, tf.range(n + 1), side='left',
+                               out_type=tf.int64)
+  return CsrPoints(row_splits,
+                   tf.cast(sparse_tensor.indices[:, 1],
+                           column_dtype(num_columns)),
+                   sparse_tensor.values, num_columns)
+
+
+def as_csr(points):
+  """Sparse `points` as `CsrPoints` (themselves if they are)."""
+  if isinstance(points, CsrPoints):
+    return points
+  return from_row_major(points)
+
+
+def as_sparse_tensor(points):
+  """Sparse `points` as a row-major `tf.SparseTensor` (n, d): int64
+  (row, column) pairs for every stored value (16 bytes each), for callers
+  that want TensorFlow's COO form; the maths never builds it whole."""
+  if isinstance(points, tf.SparseTensor):
+    return points
+  indices = tf.stack([entry_rows(points), tf.cast(points.columns, tf.int64)],
+                     axis=1)
+  return tf.SparseTensor(indices, points.values,
+                         tf.stack([tf.shape(points.row_splits,
+                                            out_type=tf.int64)[0] - 1,
+                                   tf.constant(points.num_columns,
+                                               tf.int64)]))
+
+
+def _like(given, result):
+  """`result` (CsrPoints) in the form of the sparse points `given`."""
+  return as_sparse_tensor(result) if isinstance(given, tf.SparseTensor) else (
+      result)
 
 
 def num_rows(points):
   """n: the static first dimension when known, else a scalar Tensor
   (int32 for a dense Tensor, as `tf.shape` gives it)."""
-  if is_sparse(points):
+  if isinstance(points, CsrPoints):
+    static = points.shape[0]
+    if static is not None:
+      return int(static)
+    return tf.shape(points.row_splits)[0] - 1
+  if isinstance(points, tf.SparseTensor):
     static = tf.get_static_value(points.dense_shape)
     if static is not None:
       return int(static[0])
@@ -32,8 +168,10 @@ def num_rows(points):
 
 
 def num_columns(points):
-  """d, as `num_rows` gives n."""
-  if is_sparse(points):
+  """d, as `num_rows` gives n (a Python int for `CsrPoints`)."""
+  if isinstance(points, CsrPoints):
+    return points.num_columns
+  if isinstance(points, tf.SparseTensor):
     static = tf.get_static_value(points.dense_shape)
     if static is not None:
       return int(static[1])
@@ -41,27 +179,55 @@ def num_columns(points):
   return tf.shape(points)[1]
 
 
+def num_entries(points):
+  """nnz, the number of stored values: an int64 scalar Tensor."""
+  return tf.shape(as_csr(points).values, out_type=tf.int64)[0]
+
+
+def _segment_ids(row_splits, out_type):
+  """The row of every entry of `row_splits` (starting at 0): at each entry,
+  the number of rows that start at or before it, after the first. O(n +
+  nnz) with temporaries of nnz; rows without entries count too.
+  (`tf.ragged.row_splits_to_segment_ids` would build an (n, longest row)
+  mask.)"""
+  starts = row_splits[1:-1]
+  marks = tf.math.unsorted_segment_sum(tf.ones_like(starts, out_type),
+                                       starts, row_splits[-1] + 1)
+  return tf.cumsum(marks[:-1])
+
+
 def row_ids(points):
   """int32 (nnz,): the row of every stored value."""
-  return tf.cast(points.indices[:, 0], tf.int32)
+  return _segment_ids(as_csr(points).row_splits, tf.int32)
 
 
-# Stored values per piece of `fold_entries`: bounds its temporaries (2 MB
-# per int64 or float64 array).
-ENTRY_PIECE = 1 << 18
+def entry_rows(points, start=None, stop=None):
+  """int64 (stop - start,): the row of each stored value in the entries
+  [start, stop) (all of them by default). A piece costs two binary
+  searches and O(its entries and rows), never a pass over all the points.
+  """
+  points = as_csr(points)
+  if start is None:
+    return _segment_ids(points.row_splits, tf.int64)
+  start = tf.cast(start, tf.int64)
+  stop = tf.cast(stop, tf.int64)
+  # The rows holding entry `start` and entry `stop` (or ending there).
+  first, last = tf.unstack(tf.searchsorted(
+      points.row_splits, tf.stack([start, stop]), side='right',
+      out_type=tf.int64) - 1)
+  splits = tf.clip_by_value(points.row_splits[first:last + 2], start,
+                            stop) - start
+  return first + _segment_ids(splits, tf.int64)
 
 
 def entries(points, start=None, stop=None):
   """The stored values of sparse points with their places: (rows int64,
   columns int64, values), in row-major order: all nnz of them, or those
-  at positions [start, stop)."""
-  return (points.indices[start:stop, 0], points.indices[start:stop, 1],
+  at positions [start, stop) (their rows by `entry_rows`)."""
+  points = as_csr(points)
+  return (entry_rows(points, start, stop),
+          tf.cast(points.columns[start:stop], tf.int64),
           points.values[start:stop])
-
-
-def num_entries(points):
-  """nnz: the number of stored values, an int64 scalar Tensor."""
-  return tf.shape(entries(points)[2], out_type=tf.int64)[0]
 
 
 def fold_entries(points, fn, initial):
@@ -69,6 +235,7 @@ def fold_entries(points, fn, initial):
   values (`entries`), one piece at a time, starting from `initial` (a
   Tensor): a pass over all the stored values whose temporaries are bounded
   by a piece, not by nnz."""
+  points = as_csr(points)
   nnz = num_entries(points)
 
   def body(start, total):
@@ -84,45 +251,40 @@ def fold_entries(points, fn, initial):
 
 def row_lengths(points):
   """int64 (n,): the number of stored values of every row."""
-  return tf.math.bincount(row_ids(points), minlength=num_rows(points),
-                          maxlength=num_rows(points), dtype=tf.int64)
+  splits = as_csr(points).row_splits
+  return splits[1:] - splits[:-1]
 
 
 def rows(points, start, stop):
   """Rows [start, stop) of `points` (stop clipped to n), renumbered from 0.
 
-  Dense: a slice. Sparse: the entries of those rows, found by a binary
-  search in the (row-major) row ids: O(log nnz) plus the rows' entries,
-  not a pass over all the points as `tf.sparse.slice` makes.
+  Dense: a slice. Sparse: the row splits [start, stop] less the first, and
+  the entries between: O(1) to find, no pass over the points.
   """
   if not is_sparse(points):
     return points[start:stop]
-  ids = points.indices[:, 0]
-  n = points.dense_shape[0]
+  given, points = points, as_csr(points)
+  n = tf.shape(points.row_splits, out_type=tf.int64)[0] - 1
   start = tf.minimum(tf.cast(start, tf.int64), n)
   stop = tf.minimum(tf.cast(stop, tf.int64), n)
-  first, last = tf.unstack(tf.searchsorted(
-      ids, tf.stack([start, stop]), side='left'))
-  indices = points.indices[first:last] - tf.stack(
-      [start, tf.constant(0, tf.int64)])
-  return tf.SparseTensor(indices, points.values[first:last],
-                         tf.stack([stop - start, points.dense_shape[1]]))
+  splits = points.row_splits[start:stop + 1]
+  first, last = splits[0], splits[-1]
+  return _like(given, CsrPoints(splits - first, points.columns[first:last],
+                                points.values[first:last],
+                                points.num_columns))
 
 
-def matmul(points, dense, transpose_b=False):
-  """points @ dense (or dense^T): a dense Tensor (n, k).
-
-  Sparse points go through TensorFlow's CSR matrix (`tf.linalg.sparse`'s
-  kernels, which the row-major order allows): its product is several times
-  faster on CPU than `tf.sparse.sparse_dense_matmul`'s, with the same sums.
-  """
-  if not is_sparse(points):
-    return tf.matmul(points, dense, transpose_b=transpose_b)
+def _csr_product(points, dense, transpose_b):
+  """points @ dense (or dense^T) through TensorFlow's CSR matrix, whose
+  conversion takes the int64 (row, column) pairs of all these points."""
 
   def product():
+    indices = tf.stack([entry_rows(points),
+                        tf.cast(points.columns, tf.int64)], axis=1)
+    shape = tf.stack([tf.shape(points.row_splits, out_type=tf.int64)[0] - 1,
+                      tf.constant(points.num_columns, tf.int64)])
     csr = tf.raw_ops.SparseTensorToCSRSparseMatrix(
-        indices=points.indices, values=points.values,
-        dense_shape=points.dense_shape)
+        indices=indices, values=points.values, dense_shape=shape)
     return tf.raw_ops.SparseMatrixMatMul(a=csr, b=dense,
                                          transpose_b=transpose_b)
 
@@ -136,25 +298,42 @@ def matmul(points, dense, transpose_b=False):
                  lambda: tf.zeros([0, columns], dense.dtype))
 
 
+def matmul(points, dense, transpose_b=False):
+  """points @ dense (or dense^T): a dense Tensor (n, k).
+
+  Sparse points go through TensorFlow's CSR matrix (`tf.linalg.sparse`'s
+  kernels): its product is several times faster on CPU than
+  `tf.sparse.sparse_dense_matmul`'s, with the same sums. The int64 (row,
+  column) pairs its conversion takes are built for these points only (a
+  chunk of rows, as the callers pass them).
+  """
+  if not is_sparse(points):
+    return tf.matmul(points, dense, transpose_b=transpose_b)
+  return _csr_product(as_csr(points), dense, transpose_b)
+
+
 def squared_norms(points):
   """|x|^2 of every point: float (n,). A row with no entries has 0."""
   if not is_sparse(points):
     return tf.reduce_sum(tf.square(points), axis=1)
+  points = as_csr(points)
   n = num_rows(points)
   return fold_entries(
       points,
       lambda total, rows, _, values: total + tf.math.unsorted_segment_sum(
           tf.square(values), rows, n),
-      tf.zeros([n], points.values.dtype))
+      tf.zeros([n], points.dtype))
 
 
 def scale_rows(points, scales):
   """Every point multiplied by its scale (n,): x_i * s_i."""
   if not is_sparse(points):
     return points * scales[:, tf.newaxis]
-  return tf.SparseTensor(points.indices,
-                         points.values * tf.gather(scales, row_ids(points)),
-                         points.dense_shape)
+  given, points = points, as_csr(points)
+  return _like(given, CsrPoints(
+      points.row_splits, points.columns,
+      points.values * tf.gather(scales, row_ids(points)),
+      points.num_columns))
 
 
 def l2_normalize_rows(points):
@@ -170,13 +349,16 @@ def cast(points, dtype):
   """`points` with values of `dtype`."""
   if not is_sparse(points):
     return tf.cast(points, dtype)
-  return tf.SparseTensor(points.indices, tf.cast(points.values, dtype),
-                         points.dense_shape)
+  if isinstance(points, tf.SparseTensor):
+    return tf.SparseTensor(points.indices, tf.cast(points.values, dtype),
+                           points.dense_shape)
+  return CsrPoints(points.row_splits, points.columns,
+                   tf.cast(points.values, dtype), points.num_columns)
 
 
 def all_finite(points):
   """Whether every value is finite (bool scalar Tensor); the implicit
-  zeros of a sparse tensor are."""
+  zeros of sparse points are."""
   values = points.values if is_sparse(points) else points
   return tf.reduce_all(tf.math.is_finite(values))
 
@@ -187,12 +369,15 @@ def largest_magnitudes(points):
   if not is_sparse(points):
     return tf.maximum(tf.reduce_max(points, axis=0),
                       -tf.reduce_min(points, axis=0))
-  d = num_columns(points)
+  points = as_csr(points)
+  d = points.num_columns
+  # From 0 up: the implicit zeros, and no -inf of an unsorted_segment_max
+  # over a column without entries.
   return fold_entries(
       points,
       lambda total, _, columns, values: tf.maximum(
           total, tf.math.unsorted_segment_max(tf.abs(values), columns, d)),
-      tf.zeros([d], points.values.dtype))
+      tf.zeros([d], points.dtype))
 
 
 def squared_total(points, weights=None, dtype=tf.float64):
@@ -216,7 +401,7 @@ def segment_sums(points, index, num_segments, weights=None):
   `tf.math.unsorted_segment_sum` drops negative ids.
 
   Args:
-    points: float Tensor or SparseTensor (n, d).
+    points: float Tensor or sparse points (n, d).
     index: int32 Tensor (n,), each point's segment.
     num_segments: k, a Python int or scalar Tensor.
     weights: optional float Tensor (n,), the points' weights.
@@ -225,37 +410,36 @@ def segment_sums(points, index, num_segments, weights=None):
     if weights is not None:
       points = points * weights[:, tf.newaxis]
     return tf.math.unsorted_segment_sum(points, index, num_segments)
-  d = tf.cast(num_columns(points), tf.int64)
+  points = as_csr(points)
+  d = tf.constant(points.num_columns, tf.int64)
   rows_of = row_ids(points)
   values = points.values
   if weights is not None:
     values = values * tf.gather(weights, rows_of)
   segment = tf.cast(tf.gather(index, rows_of), tf.int64)
-  ids = tf.where(segment >= 0, segment * d + points.indices[:, 1],
+  ids = tf.where(segment >= 0,
+                 segment * d + tf.cast(points.columns, tf.int64),
                  tf.constant(-1, tf.int64))
   total = tf.cast(num_segments, tf.int64) * d
   sums = tf.math.unsorted_segment_sum(values, ids, total)
-  return tf.reshape(sums, [num_segments, -1])
+  return tf.reshape(sums, [num_segments, points.num_columns])
 
 
 def take_rows(points, indices):
-  """The rows `indices` (m,) of `points`, in that order: a row-major
-  SparseTensor (m, d) of sparse points (a row may be asked for more than
-  once), `tf.gather` of dense ones. O(m log nnz) plus the rows' entries."""
+  """The rows `indices` (m,) of `points`, in that order: sparse points
+  (m, d) of sparse points (a row may be asked for more than once),
+  `tf.gather` of dense ones. O(m) to find plus the rows' entries."""
   if not is_sparse(points):
     return tf.gather(points, indices)
+  given, points = points, as_csr(points)
   indices = tf.cast(indices, tf.int64)
-  ids = points.indices[:, 0]
-  starts = tf.searchsorted(ids, indices, side='left')
-  stops = tf.searchsorted(ids, indices, side='right')
+  starts = tf.gather(points.row_splits, indices)
+  stops = tf.gather(points.row_splits, indices + 1)
   entries = tf.ragged.range(starts, stops)
   which = entries.flat_values
-  out_rows = tf.cast(entries.value_rowids(), tf.int64)
-  columns = tf.gather(points.indices[:, 1], which)
-  m = tf.shape(indices, out_type=tf.int64)[0]
-  return tf.SparseTensor(tf.stack([out_rows, columns], axis=1),
-                         tf.gather(points.values, which),
-                         tf.stack([m, points.dense_shape[1]]))
+  return _like(given, CsrPoints(
+      tf.cast(entries.row_splits, tf.int64), tf.gather(points.columns, which),
+      tf.gather(points.values, which), points.num_columns))
 
 
 def gather_rows(points, indices):
@@ -267,8 +451,22 @@ def gather_rows(points, indices):
   indices = tf.convert_to_tensor(indices)
   if indices.shape.rank == 0:  # One row: (d,), as tf.gather gives it.
     return gather_rows(points, indices[tf.newaxis])[0]
-  taken = take_rows(points, indices)
-  return tf.scatter_nd(taken.indices, taken.values, taken.dense_shape)
+  taken = take_rows(as_csr(points), indices)
+  pairs = tf.stack([entry_rows(taken), tf.cast(taken.columns, tf.int64)],
+                   axis=1)
+  m = tf.shape(indices, out_type=tf.int64)[0]
+  return tf.scatter_nd(pairs, taken.values,
+                       tf.stack([m, tf.constant(taken.num_columns,
+                                                tf.int64)]))
+
+
+def _own_center_values(points, centers, assignments):
+  """c_a(i)_j at every stored value x_ij: float (nnz,)."""
+  rows_of = row_ids(points)
+  flat = tf.reshape(centers, [-1])
+  at = (tf.cast(tf.gather(assignments, rows_of), tf.int64) *
+        points.num_columns + tf.cast(points.columns, tf.int64))
+  return rows_of, tf.gather(flat, at)
 
 
 def squared_distances_to(points, centers, assignments):
@@ -279,21 +477,19 @@ def squared_distances_to(points, centers, assignments):
   none of the cancellation of |x|^2 against 2 x.c; clamped at 0.
 
   Args:
-    points: float Tensor or SparseTensor (n, d).
+    points: float Tensor or sparse points (n, d).
     centers: float Tensor (k, d).
     assignments: int Tensor (n,), each point's center.
   """
   if not is_sparse(points):
     return tf.reduce_sum(tf.square(points - tf.gather(centers, assignments)),
                          axis=1)
-  row_of = row_ids(points)
-  assignments = tf.cast(assignments, tf.int64)
-  own = tf.gather_nd(centers, tf.stack(
-      [tf.gather(assignments, row_of), points.indices[:, 1]], axis=1))
+  points = as_csr(points)
+  rows_of, own = _own_center_values(points, centers, assignments)
   terms = tf.square(points.values - own) - tf.square(own)
   center_norms = tf.reduce_sum(tf.square(centers), axis=1)
   squared = tf.gather(center_norms, assignments) + (
-      tf.math.unsorted_segment_sum(terms, row_of, num_rows(points)))
+      tf.math.unsorted_segment_sum(terms, rows_of, num_rows(points)))
   return tf.maximum(squared, tf.zeros_like(squared))
 
 
@@ -302,9 +498,7 @@ def products_with(points, centers, assignments):
   the stored values only for sparse points."""
   if not is_sparse(points):
     return tf.reduce_sum(points * tf.gather(centers, assignments), axis=1)
-  row_of = row_ids(points)
-  own = tf.gather_nd(centers, tf.stack(
-      [tf.gather(tf.cast(assignments, tf.int64), row_of),
-       points.indices[:, 1]], axis=1))
-  return tf.math.unsorted_segment_sum(points.values * own, row_of,
+  points = as_csr(points)
+  rows_of, own = _own_center_values(points, centers, assignments)
+  return tf.math.unsorted_segment_sum(points.values * own, rows_of,
                                       num_rows(points))

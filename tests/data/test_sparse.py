@@ -1,6 +1,6 @@
 """Tests for kmeans_estimator.data.sparse: SparseTensors and scipy.sparse
-matrices read into row-major SparseTensors, checked as dense data are,
-never densified."""
+matrices read into CSR points (`ops.sparse.CsrPoints`), checked as dense
+data are, never densified."""
 
 import importlib
 import pathlib
@@ -14,8 +14,14 @@ from kmeans_estimator import errors
 from kmeans_estimator.data import adapters
 from kmeans_estimator.data import base
 from kmeans_estimator.data import sparse
+from kmeans_estimator.ops import sparse as sparse_lib
 
 scipy_sparse = importlib.import_module('scipy.sparse')
+
+
+def _dense(points):
+  """The dense array of sparse points (a test oracle only)."""
+  return tf.sparse.to_dense(sparse_lib.as_sparse_tensor(points)).numpy()
 
 
 def _points(seed=0, n=12, d=5):
@@ -26,7 +32,7 @@ def _points(seed=0, n=12, d=5):
 
 
 @pytest.mark.parametrize('form', ['csr', 'csc', 'coo', 'lil', 'csr_array'])
-def test_scipy_matrices_of_every_format_read_as_the_same_sparse_tensor(form):
+def test_scipy_matrices_of_every_format_read_as_the_same_csr_points(form):
   x = _points()
   matrix = (scipy_sparse.csr_array(x) if form == 'csr_array' else
             getattr(scipy_sparse, f'{form}_matrix')(x))
@@ -34,11 +40,12 @@ def test_scipy_matrices_of_every_format_read_as_the_same_sparse_tensor(form):
   assert isinstance(points, sparse.SparsePoints)
   assert points.kind == base.IN_MEMORY and points.sparse
   assert (points.num_points, points.num_features) == x.shape
-  st = points.batch.points
-  assert st.dtype == tf.float64
-  np.testing.assert_array_equal(tf.sparse.to_dense(st), x)
-  # Row-major: the row ids never decrease.
-  assert np.all(np.diff(st.indices.numpy()[:, 0]) >= 0)
+  csr = points.batch.points
+  assert isinstance(csr, sparse_lib.CsrPoints)
+  assert csr.dtype == tf.float64 and csr.shape == x.shape
+  np.testing.assert_array_equal(_dense(csr), x)
+  np.testing.assert_array_equal(csr.row_splits,
+                                np.r_[0, np.cumsum((x != 0).sum(1))])
 
 
 def test_a_coo_matrix_with_repeated_entries_sums_them_as_scipy_does():
@@ -46,9 +53,9 @@ def test_a_coo_matrix_with_repeated_entries_sums_them_as_scipy_does():
       (np.array([1., 2., 5.], np.float32), (np.array([0, 0, 1]),
                                             np.array([2, 2, 0]))),
       shape=(2, 3))
-  st = adapters.read_points(coo).batch.points
-  np.testing.assert_array_equal(tf.sparse.to_dense(st), coo.toarray())
-  assert int(tf.size(st.values)) == 2
+  csr = adapters.read_points(coo).batch.points
+  np.testing.assert_array_equal(_dense(csr), coo.toarray())
+  assert int(tf.size(csr.values)) == 2
 
 
 def test_reading_a_canonical_csr_matrix_leaves_the_callers_matrix_alone():
@@ -67,25 +74,28 @@ def test_a_canonical_csr_matrix_is_read_without_a_copy(monkeypatch):
   matrix = scipy_sparse.csr_matrix(_points(n=40))
   monkeypatch.setattr(type(matrix), 'copy', refuse)
   monkeypatch.setattr(type(matrix), 'astype', refuse)
-  st = adapters.read_points(matrix).batch.points
-  np.testing.assert_array_equal(tf.sparse.to_dense(st), matrix.toarray())
+  csr = adapters.read_points(matrix).batch.points
+  np.testing.assert_array_equal(_dense(csr), matrix.toarray())
 
 
-@pytest.mark.parametrize('block', [1, 3, 1 << 16])
-def test_the_row_ids_of_a_csr_matrix_are_the_same_in_any_row_block(
-    block, monkeypatch):
-  monkeypatch.setattr(sparse, '_ROW_BLOCK', block)
+def test_a_csr_matrix_is_held_as_its_row_pointers_columns_and_values():
   x = _points(n=10)
   x[[0, 4, 9]] = 0  # Rows without entries, first and last among them.
-  st = adapters.read_points(scipy_sparse.csr_matrix(x)).batch.points
-  np.testing.assert_array_equal(st.indices.numpy(), np.argwhere(x))
-  np.testing.assert_array_equal(tf.sparse.to_dense(st), x)
+  matrix = scipy_sparse.csr_matrix(x)
+  csr = adapters.read_points(matrix).batch.points
+  assert csr.row_splits.dtype == tf.int64 and csr.columns.dtype == tf.int32
+  np.testing.assert_array_equal(csr.row_splits, matrix.indptr)
+  np.testing.assert_array_equal(csr.columns, matrix.indices)
+  np.testing.assert_array_equal(csr.values, matrix.data)
+  np.testing.assert_array_equal(_dense(csr), x)
 
 
 def test_an_unordered_sparse_tensor_is_put_in_row_major_order():
   st = tf.SparseTensor([[2, 1], [0, 3], [1, 0]], [3., 1., 2.], [3, 4])
   read = adapters.read_points(st).batch.points
-  np.testing.assert_array_equal(read.indices, [[0, 3], [1, 0], [2, 1]])
+  np.testing.assert_array_equal(read.row_splits, [0, 1, 2, 3])
+  np.testing.assert_array_equal(read.columns, [3, 0, 1])
+  np.testing.assert_array_equal(read.values, [1., 2., 3.])
 
 
 def test_a_sparse_tensor_with_a_repeated_index_is_refused():
@@ -136,9 +146,9 @@ def test_inference_chunks_of_sparse_points_are_sparse_rows_in_order():
   assert [rows for rows, _ in batches] == [11, 11, 8]
   chunks = [chunk.points for _, parts in points.chunked_batches(4)
             for chunk, _ in parts]
-  assert all(isinstance(chunk, tf.SparseTensor) for chunk in chunks)
+  assert all(isinstance(chunk, sparse_lib.CsrPoints) for chunk in chunks)
   np.testing.assert_array_equal(
-      np.concatenate([tf.sparse.to_dense(chunk) for chunk in chunks]), x)
+      np.concatenate([_dense(chunk) for chunk in chunks]), x)
 
 
 def test_a_dataset_of_sparse_batches_reads_as_a_checked_stream():
@@ -160,3 +170,79 @@ def test_the_package_never_imports_scipy():
   for path in root.rglob('*.py'):
     text = path.read_text()
     assert 'import scipy' not in text and 'from scipy' not in text, path
+
+
+def _csr_of_tensors_bytes(csr):
+  return sum(t.shape.num_elements() * t.dtype.size
+             for t in (csr.row_splits, csr.columns, csr.values))
+
+
+@pytest.mark.parametrize('given', ['csr', 'coo', 'sparse_tensor'])
+def test_sparse_points_are_held_in_8_bytes_per_value_and_8_per_row(given):
+  rng = np.random.default_rng(1)
+  x = rng.random((300, 50)).astype(np.float32)
+  x[x < 0.9] = 0
+  value = {'csr': scipy_sparse.csr_matrix(x),
+           'coo': scipy_sparse.coo_matrix(x),
+           'sparse_tensor': tf.sparse.from_dense(x)}[given]
+  csr = adapters.read_points(value).batch.points
+  nnz = int(np.count_nonzero(x))
+  # int32 columns and float32 values, int64 row splits: not the 20 bytes a
+  # value of a SparseTensor's int64 (row, column) pairs.
+  assert _csr_of_tensors_bytes(csr) == 8 * nnz + 8 * (len(x) + 1)
+  np.testing.assert_array_equal(_dense(csr), x)
+
+
+def _aligned_csr(x, offset=0):
+  """A canonical CSR matrix of `x` whose index and value arrays start
+  `offset` bytes after a 64-byte boundary."""
+  template = scipy_sparse.csr_matrix(x)
+
+  def placed(array):
+    raw = sparse._aligned_empty((array.nbytes + 64,), np.uint8)
+    out = raw[offset:offset + array.nbytes].view(array.dtype)
+    out[...] = array
+    return out
+
+  # Set after construction: scipy's constructor may copy the arrays.
+  template.data = placed(template.data)
+  template.indices = placed(template.indices)
+  return template
+
+
+def test_an_aligned_float32_csr_matrix_is_taken_without_copying_its_values():
+  x = _points(n=200, d=30)
+  matrix = _aligned_csr(x)
+  assert matrix.data.ctypes.data % 64 == 0 and matrix.has_canonical_format
+  csr = adapters.read_points(matrix).batch.points
+  # np.asarray of a CPU Tensor views its buffer: the caller's arrays.
+  assert np.shares_memory(np.asarray(csr.values), matrix.data)
+  assert np.shares_memory(np.asarray(csr.columns), matrix.indices)
+  np.testing.assert_array_equal(_dense(csr), x)
+
+
+@pytest.mark.parametrize('offset, dtype', [(16, tf.float32), (0, tf.float64)])
+def test_a_misaligned_or_other_dtype_csr_matrix_is_copied_into_the_points(
+    offset, dtype):
+  x = _points(n=200, d=30)
+  matrix = _aligned_csr(x, offset)
+  assert matrix.data.ctypes.data % 64 == offset
+  csr = adapters.read_points(matrix, dtype=dtype).batch.points
+  assert csr.dtype == dtype
+  assert not np.shares_memory(np.asarray(csr.values), matrix.data)
+  np.testing.assert_array_equal(_dense(csr), x)
+  # The copy is the points': the caller may write into its matrix.
+  matrix.data[:] = 7
+  np.testing.assert_array_equal(_dense(csr), x)
+
+
+def test_a_dataset_of_sparse_batches_is_read_as_csr_points_of_its_width():
+  x = _points(n=20)
+  dataset = tf.data.Dataset.from_tensor_slices(
+      tf.sparse.from_dense(x)).batch(8)
+  points = adapters.read_points(dataset)
+  batches = [batch.points for batch in points.batches()]
+  assert all(isinstance(batch, sparse_lib.CsrPoints) and
+             batch.num_columns == 5 for batch in batches)
+  np.testing.assert_array_equal(
+      np.concatenate([_dense(batch) for batch in batches]), x)

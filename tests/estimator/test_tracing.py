@@ -6,6 +6,7 @@ core already holds: that is what makes a round cost milliseconds rather
 than a graph rebuild. Timing itself is measured in benchmarks/, not here.
 """
 
+import importlib
 import logging
 import os
 import subprocess
@@ -322,3 +323,24 @@ def test_repeated_training_under_a_strategy_traces_each_function_once(
   assert all(count == 1 for count in rounds[0].values()), rounds[0]
   assert all(counts == rounds[0] for counts in rounds), rounds
   assert not [m for m in logged.messages if 'retracing' in m], logged.messages
+
+
+@pytest.mark.parametrize('mini_batch', [False, True])
+def test_sparse_points_of_any_size_reuse_the_steps_traced_for_the_second(
+    tmp_path, mini_batch):
+  # CSR points relax as Tensors do: after a first trace of exact shapes,
+  # one trace takes every n and nnz of the same width.
+  scipy_sparse = importlib.import_module('scipy.sparse')
+  rng = np.random.default_rng(6)
+  kmeans = KMeansClustering(3, model_dir=str(tmp_path), seed=0,
+                            initial_clusters='random',
+                            use_mini_batch=mini_batch)
+  counts = []
+  for n in (60, 70, 80, 90):
+    x = scipy_sparse.random(n, 12, density=0.3, format='csr',
+                            dtype=np.float32, random_state=rng)
+    kmeans.train(x, steps=1)
+    kmeans.score(x)
+    counts.append(_trace_counts(kmeans))
+  assert counts[1] == counts[2] == counts[3], counts
+  assert all(count <= 2 for count in counts[3].values()), counts

@@ -220,3 +220,102 @@ def test_passes_over_stored_values_in_pieces_equal_numpy(
   np.testing.assert_allclose(sparse_lib.squared_total(sp, weights),
                              (w * (wide ** 2).sum(axis=1)).sum(),
                              rtol=1e-12)
+
+
+def _csr_points(x):
+  """`CsrPoints` of the dense array `x`, built from its CSR parts."""
+  nonzero = x != 0
+  return sparse_lib.CsrPoints(
+      np.r_[0, np.cumsum(nonzero.sum(1))].astype(np.int64),
+      np.nonzero(nonzero)[1].astype(np.int32), x[nonzero], x.shape[1])
+
+
+def _dense(points):
+  return tf.sparse.to_dense(sparse_lib.as_sparse_tensor(points)).numpy()
+
+
+def test_a_sparse_tensor_converts_to_csr_points_and_back_with_empty_rows():
+  x, sp = _sparse_points(empty_rows=(0, 3, 39))
+  csr = sparse_lib.as_csr(sp)
+  expected = _csr_points(x)
+  for name in ('row_splits', 'columns', 'values'):
+    np.testing.assert_array_equal(getattr(csr, name), getattr(expected, name))
+  assert csr.columns.dtype == tf.int32 and csr.shape == x.shape
+  back = sparse_lib.as_sparse_tensor(csr)
+  np.testing.assert_array_equal(back.indices, sp.indices)
+  np.testing.assert_array_equal(back.dense_shape, x.shape)
+
+
+def test_every_sparse_op_gives_on_csr_points_what_it_gives_on_dense_ones():
+  x, _ = _sparse_points()
+  csr = _csr_points(x)
+  rng = np.random.default_rng(8)
+  centers = rng.normal(size=(4, 7)).astype(np.float32)
+  assignments = rng.integers(0, 4, len(x)).astype(np.int32)
+  scales = rng.random(len(x)).astype(np.float32)
+  rows = np.array([3, 0, 39, 0, 17])
+  close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  close(sparse_lib.squared_norms(csr), sparse_lib.squared_norms(x))
+  close(sparse_lib.matmul(csr, centers, transpose_b=True), x @ centers.T)
+  close(sparse_lib.segment_sums(csr, assignments, 4, scales),
+        sparse_lib.segment_sums(x, assignments, 4, scales))
+  close(sparse_lib.squared_distances_to(csr, centers, assignments),
+        sparse_lib.squared_distances_to(x, centers, assignments))
+  close(sparse_lib.products_with(csr, centers, assignments),
+        sparse_lib.products_with(x, centers, assignments))
+  close(sparse_lib.largest_magnitudes(csr), np.abs(x).max(0))
+  close(_dense(sparse_lib.scale_rows(csr, scales)), x * scales[:, None])
+  close(_dense(sparse_lib.l2_normalize_rows(csr)), oracles.normalize(x))
+  np.testing.assert_array_equal(sparse_lib.gather_rows(csr, rows), x[rows])
+  taken = sparse_lib.take_rows(csr, rows)
+  assert isinstance(taken, sparse_lib.CsrPoints)
+  np.testing.assert_array_equal(_dense(taken), x[rows])
+  for start, stop in ((0, 5), (3, 4), (10, 40), (38, 99), (40, 45)):
+    chunk = sparse_lib.rows(csr, start, stop)
+    assert isinstance(chunk, sparse_lib.CsrPoints)
+    np.testing.assert_array_equal(_dense(chunk), x[start:stop])
+  assert sparse_lib.cast(csr, tf.float64).values.dtype == tf.float64
+
+
+def test_rows_of_csr_points_are_found_without_a_search(monkeypatch):
+  x, _ = _sparse_points()
+  csr = _csr_points(x)
+
+  def refuse(*args, **kwargs):
+    raise AssertionError('the rows were searched for')
+
+  # O(1) (rows) or O(m) (take_rows) from the row splits: no binary search.
+  monkeypatch.setattr(tf, 'searchsorted', refuse)
+  np.testing.assert_array_equal(_dense(sparse_lib.rows(csr, 10, 20)),
+                                x[10:20])
+  np.testing.assert_array_equal(sparse_lib.gather_rows(csr, [7, 2]),
+                                x[[7, 2]])
+
+
+def test_csr_points_of_any_size_share_one_relaxed_trace():
+  traces = []
+
+  @tf.function(reduce_retracing=True, autograph=False)
+  def norms(points):
+    traces.append(points)
+    return sparse_lib.squared_norms(points)
+
+  for n in (10, 20, 30, 40):
+    x, _ = _sparse_points(seed=n, n=n)
+    np.testing.assert_allclose(norms(_csr_points(x)), (x**2).sum(1),
+                               rtol=1e-6)
+  # The first call's exact shapes, then one trace for every n and nnz.
+  assert len(traces) == 2
+
+
+def test_the_rows_of_any_piece_of_entries_are_found_across_empty_rows():
+  x, _ = _sparse_points(empty_rows=(0, 3, 4, 5, 39))
+  csr = _csr_points(x)
+  every = np.nonzero(x)[0]
+  np.testing.assert_array_equal(sparse_lib.entry_rows(csr), every)
+  np.testing.assert_array_equal(sparse_lib.row_ids(csr), every)
+  rng = np.random.default_rng(9)
+  for start, stop in [(0, len(every)), (0, 1), (len(every) - 1, len(every))] + [
+      tuple(sorted(rng.integers(0, len(every) + 1, 2))) for _ in range(20)]:
+    np.testing.assert_array_equal(
+        sparse_lib.entry_rows(csr, start, stop), every[start:stop])
