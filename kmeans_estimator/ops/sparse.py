@@ -25,8 +25,8 @@ import tensorflow as tf
 
 # The largest column index an int32 `columns` holds.
 _INT32_COLUMNS = 2**31 - 1
-# Stored values per piece of `fold_entries`: bounds its temporaries (2 MB
-# per int64 or float64 array).
+# Stored values per piece of `fold_entries` and per block of `matmul`:
+# bounds their temporaries (2 MB per int64 or float64 array), not nnz.
 ENTRY_PIECE = 1 << 18
 
 
@@ -303,13 +303,39 @@ def matmul(points, dense, transpose_b=False):
 
   Sparse points go through TensorFlow's CSR matrix (`tf.linalg.sparse`'s
   kernels): its product is several times faster on CPU than
-  `tf.sparse.sparse_dense_matmul`'s, with the same sums. The int64 (row,
-  column) pairs its conversion takes are built for these points only (a
-  chunk of rows, as the callers pass them).
+  `tf.sparse.sparse_dense_matmul`'s, with the same sums. Its conversion
+  takes int64 (row, column) pairs (16 bytes per stored value, and the CSR
+  matrix's own copy): points of more than `ENTRY_PIECE` stored values
+  (all the points, as the initialisers pass them) are multiplied a block of
+  rows at a time, about `ENTRY_PIECE` values at their average density,
+  so that those temporaries are bounded by a block, not by nnz.
   """
   if not is_sparse(points):
     return tf.matmul(points, dense, transpose_b=transpose_b)
-  return _csr_product(as_csr(points), dense, transpose_b)
+  points = as_csr(points)
+  n = tf.shape(points.row_splits, out_type=tf.int64)[0] - 1
+  nnz = num_entries(points)
+  columns = tf.shape(dense)[0 if transpose_b else 1]
+
+  def blocks():
+    rows_per_block = tf.maximum(ENTRY_PIECE * n // nnz, 1)
+    num_blocks = (n + rows_per_block - 1) // rows_per_block
+    parts = tf.TensorArray(dense.dtype, size=tf.cast(num_blocks, tf.int32),
+                           infer_shape=False, element_shape=[None, None])
+
+    def body(i, parts):
+      start = tf.cast(i, tf.int64) * rows_per_block
+      block = rows(points, start, start + rows_per_block)
+      return i + 1, parts.write(i, _csr_product(block, dense, transpose_b))
+
+    _, parts = tf.while_loop(
+        lambda i, _: tf.cast(i, tf.int64) < num_blocks, body,
+        (tf.constant(0), parts), parallel_iterations=1)
+    return tf.reshape(parts.concat(), tf.stack([tf.cast(n, tf.int32),
+                                                columns]))
+
+  return tf.cond(nnz <= ENTRY_PIECE,
+                 lambda: _csr_product(points, dense, transpose_b), blocks)
 
 
 def squared_norms(points):

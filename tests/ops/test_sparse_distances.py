@@ -319,3 +319,18 @@ def test_the_rows_of_any_piece_of_entries_are_found_across_empty_rows():
       tuple(sorted(rng.integers(0, len(every) + 1, 2))) for _ in range(20)]:
     np.testing.assert_array_equal(
         sparse_lib.entry_rows(csr, start, stop), every[start:stop])
+
+
+def test_a_product_of_many_stored_values_is_taken_a_block_of_rows_at_a_time(
+    monkeypatch):
+  # Blocks of about 5 values' rows: many blocks, the last one short.
+  monkeypatch.setattr(sparse_lib, 'ENTRY_PIECE', 5)
+  x, _ = _sparse_points(empty_rows=(0, 3, 39))
+  csr = _csr_points(x)
+  centers = np.random.default_rng(11).normal(size=(3, 7)).astype(np.float32)
+  np.testing.assert_allclose(
+      sparse_lib.matmul(csr, centers, transpose_b=True), x @ centers.T,
+      rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      tf.function(sparse_lib.matmul)(csr, centers.T), x @ centers.T,
+      rtol=1e-5, atol=1e-6)
