@@ -126,6 +126,15 @@ SPARSE_INDICES_MESSAGE = (
 SPARSE_SHAPE_MESSAGE = (
     'The sparse input must have a dense_shape (n, d) of sizes >= 0 and one '
     'value per row of indices')
+# Rows without stored values that one call of a sparse signature serves:
+# every result has a row per point, so a dense_shape of 10^11 rows and no
+# values would otherwise make the server allocate terabytes for a request
+# of a few bytes.
+MAX_EMPTY_SERVED_ROWS = 1 << 20
+SPARSE_ROWS_MESSAGE = (
+    'The sparse input has more rows (dense_shape[0]) than a call serves: at '
+    f'most {MAX_EMPTY_SERVED_ROWS:,} rows beyond its number of values; send '
+    'fewer rows without values per call, or split the call')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -470,13 +479,23 @@ def _sparse_feature(features, feature_columns, weight_column):
 def _check_sparse_points(points, num_features):
   """`points` (a SparseTensor) after the checks of `served_points`, as
   `CsrPoints` of `num_features` columns; every part of
-  the result depends on the checks, so nothing reads an unchecked part."""
+  the result depends on the checks, so nothing reads an unchecked part.
+
+  A request may not claim more than `MAX_EMPTY_SERVED_ROWS` rows beyond
+  its number of values (rows without values are valid points, but their
+  results would cost the server memory that the request did not send).
+  """
   indices, shape = points.indices, points.dense_shape
+  num_values = tf.shape(points.values, out_type=tf.int64)[0]
   well_formed = checks.input_check(
       tf.reduce_all(shape >= 0) & tf.equal(tf.shape(indices)[0],
                                            tf.shape(points.values)[0]),
       'shape', SPARSE_SHAPE_MESSAGE)
   with tf.control_dependencies([well_formed]):
+    bounded = checks.input_check(
+        shape[0] <= num_values + MAX_EMPTY_SERVED_ROWS, 'shape',
+        SPARSE_ROWS_MESSAGE)
+  with tf.control_dependencies([well_formed, bounded]):
     indices, shape = tf.identity(indices), tf.identity(shape)
   received = [
       checks.input_check(

@@ -22,6 +22,7 @@ import tensorflow as tf
 import kmeans_estimator
 from kmeans_estimator import KMeansClustering
 from kmeans_estimator import errors
+from kmeans_estimator.io import export as export_lib
 
 import oracles
 
@@ -225,6 +226,25 @@ def test_served_sparse_input_is_checked(exported, change, match):
                'sparse_top_k'):
     with pytest.raises(tf.errors.InvalidArgumentError, match=match):
       exported['served'].signatures[name](**_bad(points, change))
+
+
+@pytest.mark.parametrize('name', ['sparse_cluster_index',
+                                  'sparse_all_distances', 'sparse_transform',
+                                  'sparse_top_k'])
+def test_a_sparse_request_claiming_huge_empty_rows_is_refused(exported, name):
+  # 10^11 rows and no values: a request of a few bytes whose results would
+  # need terabytes (the process was killed before the check).
+  signature = exported['served'].signatures[name]
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'more rows \(dense_shape\[0\]\) than a call'):
+    signature(indices=tf.zeros([0, 2], tf.int64), values=tf.zeros([0]),
+              dense_shape=tf.constant([10**11, D], tf.int64))
+  # The most empty rows a call serves, and a row more with a value.
+  limit = export_lib.MAX_EMPTY_SERVED_ROWS
+  served = signature(indices=tf.constant([[limit, 0]], tf.int64),
+                     values=tf.constant([1.0]),
+                     dense_shape=tf.constant([limit + 1, D], tf.int64))
+  assert all(value.shape[0] == limit + 1 for value in served.values())
 
 
 def test_raw_receiver_of_a_sparse_spec_serves_every_point_signature(
