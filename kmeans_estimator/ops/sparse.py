@@ -28,6 +28,16 @@ _INT32_COLUMNS = 2**31 - 1
 # Stored values per piece of `fold_entries` and per block of `matmul`:
 # bounds their temporaries (2 MB per int64 or float64 array), not nnz.
 ENTRY_PIECE = 1 << 18
+# Stored values per block of a product of a chunk of rows (`matmul`'s
+# `block_entries` from the chunked passes, whose chunks hold about
+# CHUNK_ENTRIES): TensorFlow's CSR kernel runs at its pace on such blocks,
+# while blocks of ENTRY_PIECE (the default, for products of all the points)
+# took the TF-IDF benchmark's assignment about 1.4x as long.
+PRODUCT_ENTRIES = 1 << 20
+# Stored values, on average, per chunk of rows of a pass over sparse points
+# (`rows_holding`): a chunk's copies of its entries, their pairs and CSR
+# form take about 36 bytes a value (18 MB).
+CHUNK_ENTRIES = 1 << 19
 
 
 class CsrPoints(tf.experimental.ExtensionType):
@@ -184,16 +194,32 @@ def num_entries(points):
   return tf.shape(as_csr(points).values, out_type=tf.int64)[0]
 
 
+_INT32_LIMIT = 2**31 - 1
+
+
+def _fits_int32(row_splits):
+  """Whether n and nnz of these row splits fit int32 (a bool Tensor)."""
+  return ((tf.size(row_splits, out_type=tf.int64) <= _INT32_LIMIT) &
+          (row_splits[-1] < _INT32_LIMIT))
+
+
 def _segment_ids(row_splits, out_type):
   """The row of every entry of `row_splits` (starting at 0): at each entry,
   the number of rows that start at or before it, after the first. O(n +
   nnz) with temporaries of nnz; rows without entries count too.
   (`tf.ragged.row_splits_to_segment_ids` would build an (n, longest row)
-  mask.)"""
-  starts = row_splits[1:-1]
-  marks = tf.math.unsorted_segment_sum(tf.ones_like(starts, out_type),
-                                       starts, row_splits[-1] + 1)
-  return tf.cumsum(marks[:-1])
+  mask.) Counted in int32 when n and nnz allow, which moves half the
+  bytes of int64 (about twice as fast), then cast to `out_type`."""
+
+  def count(dtype):
+    splits = tf.cast(row_splits, dtype)
+    starts = splits[1:-1]
+    marks = tf.math.unsorted_segment_sum(tf.ones_like(starts), starts,
+                                         splits[-1] + 1)
+    return tf.cast(tf.cumsum(marks[:-1]), out_type)
+
+  return tf.cond(_fits_int32(row_splits), lambda: count(tf.int32),
+                 lambda: count(tf.int64))
 
 
 def row_ids(points):
@@ -249,6 +275,15 @@ def fold_entries(points, fn, initial):
                        parallel_iterations=1)[1]
 
 
+def rows_holding(points, num_entries_):
+  """Rows that hold about `num_entries_` stored values at the points'
+  average density (at least 1): an int32 scalar Tensor."""
+  n = tf.cast(num_rows(points), tf.int64)
+  nnz = tf.maximum(num_entries(points), 1)
+  return tf.cast(tf.clip_by_value(num_entries_ * n // nnz, 1, _INT32_LIMIT),
+                 tf.int32)
+
+
 def row_lengths(points):
   """int64 (n,): the number of stored values of every row."""
   splits = as_csr(points).row_splits
@@ -279,8 +314,18 @@ def _csr_product(points, dense, transpose_b):
   conversion takes the int64 (row, column) pairs of all these points."""
 
   def product():
-    indices = tf.stack([entry_rows(points),
-                        tf.cast(points.columns, tf.int64)], axis=1)
+    if points.columns.dtype == tf.int32:
+      # Both halves of the pairs in int32, one cast of the whole.
+      indices = tf.cond(
+          _fits_int32(points.row_splits),
+          lambda: tf.cast(tf.stack([
+              _segment_ids(points.row_splits, tf.int32), points.columns],
+                                   axis=1), tf.int64),
+          lambda: tf.stack([entry_rows(points),
+                            tf.cast(points.columns, tf.int64)], axis=1))
+    else:
+      indices = tf.stack([entry_rows(points),
+                          tf.cast(points.columns, tf.int64)], axis=1)
     shape = tf.stack([tf.shape(points.row_splits, out_type=tf.int64)[0] - 1,
                       tf.constant(points.num_columns, tf.int64)])
     csr = tf.raw_ops.SparseTensorToCSRSparseMatrix(
@@ -298,27 +343,31 @@ def _csr_product(points, dense, transpose_b):
                  lambda: tf.zeros([0, columns], dense.dtype))
 
 
-def matmul(points, dense, transpose_b=False):
+def matmul(points, dense, transpose_b=False, block_entries=None):
   """points @ dense (or dense^T): a dense Tensor (n, k).
 
   Sparse points go through TensorFlow's CSR matrix (`tf.linalg.sparse`'s
   kernels): its product is several times faster on CPU than
   `tf.sparse.sparse_dense_matmul`'s, with the same sums. Its conversion
   takes int64 (row, column) pairs (16 bytes per stored value, and the CSR
-  matrix's own copy): points of more than `ENTRY_PIECE` stored values
-  (all the points, as the initialisers pass them) are multiplied a block of
-  rows at a time, about `ENTRY_PIECE` values at their average density,
+  matrix's own copy): points of more than `block_entries` stored values
+  (`ENTRY_PIECE` by default: all the points, as the initialisers pass
+  them; the chunked passes pass `PRODUCT_ENTRIES` for their chunks) are
+  multiplied a block of rows at a time, about `block_entries` values at
+  their average density,
   so that those temporaries are bounded by a block, not by nnz.
   """
   if not is_sparse(points):
     return tf.matmul(points, dense, transpose_b=transpose_b)
+  if block_entries is None:
+    block_entries = ENTRY_PIECE
   points = as_csr(points)
   n = tf.shape(points.row_splits, out_type=tf.int64)[0] - 1
   nnz = num_entries(points)
   columns = tf.shape(dense)[0 if transpose_b else 1]
 
   def blocks():
-    rows_per_block = tf.maximum(ENTRY_PIECE * n // nnz, 1)
+    rows_per_block = tf.maximum(block_entries * n // nnz, 1)
     num_blocks = (n + rows_per_block - 1) // rows_per_block
     parts = tf.TensorArray(dense.dtype, size=tf.cast(num_blocks, tf.int32),
                            infer_shape=False, element_shape=[None, None])
@@ -334,7 +383,7 @@ def matmul(points, dense, transpose_b=False):
     return tf.reshape(parts.concat(), tf.stack([tf.cast(n, tf.int32),
                                                 columns]))
 
-  return tf.cond(nnz <= ENTRY_PIECE,
+  return tf.cond(nnz <= block_entries,
                  lambda: _csr_product(points, dense, transpose_b), blocks)
 
 

@@ -334,3 +334,24 @@ def test_a_product_of_many_stored_values_is_taken_a_block_of_rows_at_a_time(
   np.testing.assert_allclose(
       tf.function(sparse_lib.matmul)(csr, centers.T), x @ centers.T,
       rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_chunks_take_the_rows_the_distances_and_entries_allow(
+    monkeypatch):
+  # Dense points stop at MAX_CHUNK_ROWS (a GEMM's cache); sparse ones take
+  # every row chunk_elements allows, up to CHUNK_ENTRIES stored values at
+  # their average density (a chunk copies its entries).
+  centers = tf.zeros([4, 7])
+  x, _ = _sparse_points(n=40)  # 4-ish stored values a row.
+  csr = _csr_points(x)
+  nnz = int(np.count_nonzero(x))
+  assert distances._rows_for(centers, 1 << 20, x) == 4096
+  monkeypatch.setattr(sparse_lib, 'CHUNK_ENTRIES', 1 << 30)
+  assert int(distances._rows_for(centers, 1 << 20, csr)) == (1 << 20) // 4
+  monkeypatch.setattr(sparse_lib, 'CHUNK_ENTRIES', 20)
+  assert int(distances._rows_for(centers, 1 << 20, csr)) == 20 * 40 // nnz
+  index, _ = distances.nearest_centers(
+      csr, np.eye(4, 7, dtype=np.float32), oracles.SQUARED_EUCLIDEAN,
+      static_chunks=False)
+  np.testing.assert_array_equal(
+      index, np.argmin(((x[:, None] - np.eye(4, 7)) ** 2).sum(-1), axis=1))
