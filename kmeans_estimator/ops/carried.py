@@ -241,10 +241,7 @@ def _recount_sparse(carried, points, assignments, weights=None):
   order = tf.argsort(assignments, stable=True)
   clusters = tf.gather(assignments, order)
   first = tf.searchsorted(clusters, tf.zeros([1], clusters.dtype))[0]
-  lengths = sparse_lib.row_lengths(points)
-  # Where each row's entries start in the row-major stored values.
-  row_starts = points.row_splits[:-1]
-  ends = tf.cumsum(tf.gather(lengths, order))
+  ends = tf.cumsum(tf.gather(sparse_lib.row_lengths(points), order))
   n = tf.size(order)
 
   def add(start, blocks, block_clusters, i):
@@ -257,11 +254,9 @@ def _recount_sparse(carried, points, assignments, weights=None):
     piece_clusters = clusters[start:stop]
     lowest = piece_clusters[0]
     span = piece_clusters[-1] - lowest + 1
-    taken = tf.ragged.range(tf.gather(row_starts, rows),
-                            tf.gather(row_starts + lengths, rows))
-    taken_rows = taken.value_rowids()
-    columns = tf.cast(tf.gather(points.columns, taken.flat_values), tf.int64)
-    values = tf.gather(points.values, taken.flat_values)
+    # The piece's rows' entries, numbered by their place in `rows`.
+    taken_rows, columns, values = sparse_lib.entries(
+        sparse_lib.take_rows(points, rows))
     if values.dtype.size < 4:
       values = tf.cast(values, tf.float32)
     if weights is not None:

@@ -218,3 +218,24 @@ def test_a_sparse_recount_of_points_without_clusters_is_zero():
                        np.full(3, -1, np.int32))
   np.testing.assert_array_equal(got.sums, np.zeros((_K, 3), np.int64))
   np.testing.assert_array_equal(got.counts, np.zeros(_K, np.int64))
+
+
+def test_a_sparse_recount_with_one_long_row_among_short_ones_is_exact(
+    monkeypatch):
+  # Pieces of 50 values: the long row (400 values) is a piece alone, its
+  # neighbours in cluster order share theirs; the sums are the dense ones.
+  monkeypatch.setattr(carried, '_RECOUNT_ENTRIES', 50)
+  rng = np.random.default_rng(9)
+  points = np.zeros((300, 400), np.float32)
+  short = rng.integers(0, 400, (300, 3))
+  points[np.arange(300)[:, None], short] = rng.normal(size=(300, 3))
+  points[17] = rng.normal(size=400)
+  weights = rng.uniform(0.5, 2.0, 300).astype(np.float32)
+  index = rng.integers(0, _K, 300).astype(np.int32)
+  dense = carried.recount(carried.start(points, _K, weights), points, index,
+                          weights)
+  sparse_points = tf.sparse.from_dense(points)
+  got = carried.update(carried.start(sparse_points, _K, weights),
+                       sparse_points, index, weights)
+  np.testing.assert_array_equal(got.sums.numpy(), dense.sums.numpy())
+  np.testing.assert_array_equal(got.counts.numpy(), dense.counts.numpy())
