@@ -98,8 +98,7 @@ def _rows_for(centers, chunk_elements, points=None):
   up to `ops.sparse.CHUNK_ENTRIES` stored values at their average density
   (a chunk copies its entries): MAX_CHUNK_ROWS suits a dense GEMM's cache,
   while TensorFlow's CSR product runs faster on fewer, larger chunks
-  (about 1.6x over the TF-IDF benchmark's points in chunks of 4,096 rows
-  rather than 10,485).
+  (benchmarks/README.md, "Results with points in CSR form").
   """
   k = centers.shape[0]
   k = k if k is not None else tf.shape(centers)[0]

@@ -30,9 +30,9 @@ _INT32_COLUMNS = 2**31 - 1
 ENTRY_PIECE = 1 << 18
 # Stored values per block of a product of a chunk of rows (`matmul`'s
 # `block_entries` from the chunked passes, whose chunks hold about
-# CHUNK_ENTRIES): TensorFlow's CSR kernel runs at its pace on such blocks,
-# while blocks of ENTRY_PIECE (the default, for products of all the points)
-# took the TF-IDF benchmark's assignment about 1.4x as long.
+# CHUNK_ENTRIES): TensorFlow's CSR kernel runs slower on smaller blocks,
+# such as those of ENTRY_PIECE, the default for products of all the points
+# (benchmarks/README.md, "Results with points in CSR form").
 PRODUCT_ENTRIES = 1 << 20
 # Stored values, on average, per chunk of rows of a pass over sparse points
 # (`rows_holding`): a chunk's copies of its entries, their pairs and CSR
