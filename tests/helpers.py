@@ -1,6 +1,9 @@
 """Test helpers shared by several test modules (not oracles: see oracles.py)."""
 
 import logging as std_logging
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -104,3 +107,13 @@ def checkpoint_tensors(seed=0):
       'global_step': np.int64(seed),
       'initialized': np.bool_(True),
   }
+
+
+def saved_model_cli(*args):
+  """Runs TensorFlow's `saved_model_cli` with `args` (the console script
+  beside this Python, else its module); the completed process."""
+  cli = pathlib.Path(sys.executable).parent / 'saved_model_cli'
+  command = ([str(cli)] if cli.exists() else
+             [sys.executable, '-m', 'tensorflow.python.tools.saved_model_cli'])
+  return subprocess.run(command + list(args), capture_output=True, text=True,
+                        timeout=300, check=False)

@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from kmeans_estimator import errors
+from kmeans_estimator.data import arrays
 from kmeans_estimator.data import base
 from kmeans_estimator.data import checks
 from kmeans_estimator.data import datasets
@@ -180,28 +181,24 @@ def to_csr_points(value, dtype, what='the features'):
       sparse_lib.cast(ordered, dtype), int(ordered.dense_shape[1]))
 
 
-class SparsePoints(base.Points):
+class SparsePoints(arrays.TensorPoints):
   """Sparse points in memory (kind `IN_MEMORY`): one
   `ops.sparse.CsrPoints` (n, d), all the data one batch, read for training as
-  `arrays.TensorPoints` is, and for inference a chunk of rows at a time
-  (`ops.sparse.rows`: a chunk's entries, never a dense copy), in batches of
-  `batch_rows` rows when data were given with a `batch_size`.
+  `arrays.TensorPoints` is (its `dataset`, `batches` and `step_inputs`), and
+  for inference a chunk of rows at a time (`ops.sparse.rows`: a chunk's
+  entries, never a dense copy), in batches of `batch_rows` rows when data
+  were given with a `batch_size`.
 
   Attributes:
     batch: the `Batch`: points float `CsrPoints` (n, d), weights float
       (n,) or None.
     batch_rows: None, or the rows of each batch for inference.
   """
-  kind = base.IN_MEMORY
   sparse = True
 
   def __init__(self, batch, batch_rows=None):
-    self.batch = batch
+    super().__init__(batch, checked=True)
     self.batch_rows = batch_rows
-    self.num_features = sparse_lib.num_columns(batch.points)
-    self.weighted = batch.weights is not None
-    self.checked = True
-    self._dataset = None
 
   @property
   def whole(self):
@@ -211,28 +208,12 @@ class SparsePoints(base.Points):
   def num_points(self):
     return sparse_lib.num_rows(self.batch.points)
 
-  @property
-  def dataset(self):
-    if self._dataset is None:
-      self._dataset = tf.data.Dataset.from_tensors(self.batch.element())
-    return self._dataset
-
-  def batches(self):
-    return iter([self.batch])
-
   def chunked_batches(self, rows):
     n = self.num_points
     size = self.batch_rows or n
     for start in range(0, n, size):
       batch = self.batch.rows(start, min(start + size, n))
       yield batch.num_points, base.row_chunks(batch, rows)
-
-  def step_inputs(self, mini_batch, finite_by_default, unscreened=False):
-    del mini_batch, unscreened  # All the data are the one batch.
-    while True:
-      yield self.batch
-      if finite_by_default:
-        return
 
   def all_finite(self):
     return bool(sparse_lib.all_finite(self.batch.points))

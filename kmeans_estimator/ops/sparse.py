@@ -61,33 +61,28 @@ class CsrPoints(tf.experimental.ExtensionType):
   values: tf.Tensor
   num_columns: int
 
-  @property
-  def dtype(self):
-    """The dtype of the values."""
-    return self.values.dtype
-
-  @property
-  def shape(self):
-    """The static `tf.TensorShape` (n, d); n None when not known."""
-    return _static_shape(self.row_splits, self.num_columns)
+  dtype = property(lambda self: _dtype(self), doc='The dtype of the values.')
+  shape = property(lambda self: _static_shape(self),
+                   doc='The static `tf.TensorShape` (n, d); n None when not '
+                   'known.')
 
   class Spec:
     """The spec of `CsrPoints`, with their `dtype` and static `shape`."""
-
-    @property
-    def dtype(self):
-      return self.values.dtype
-
-    @property
-    def shape(self):
-      return _static_shape(self.row_splits, self.num_columns)
+    dtype = property(lambda self: _dtype(self))
+    shape = property(lambda self: _static_shape(self))
 
 
-def _static_shape(row_splits, num_columns):
-  """(n, d) of the row splits (a Tensor or TensorSpec) of d columns."""
-  splits = row_splits.shape[0]
+def _dtype(points):
+  """The dtype of the values of `CsrPoints` or of their spec."""
+  return points.values.dtype
+
+
+def _static_shape(points):
+  """(n, d) of `CsrPoints` or of their spec: n from the row splits (None
+  when not known), d their `num_columns`."""
+  splits = points.row_splits.shape[0]
   return tf.TensorShape([None if splits is None else splits - 1,
-                         num_columns])
+                         points.num_columns])
 
 
 def column_dtype(num_columns):
@@ -275,12 +270,12 @@ def fold_entries(points, fn, initial):
                        parallel_iterations=1)[1]
 
 
-def rows_holding(points, num_entries_):
-  """Rows that hold about `num_entries_` stored values at the points'
+def rows_holding(points, stored_values):
+  """Rows that hold about `stored_values` stored values at the points'
   average density (at least 1): an int32 scalar Tensor."""
   n = tf.cast(num_rows(points), tf.int64)
   nnz = tf.maximum(num_entries(points), 1)
-  return tf.cast(tf.clip_by_value(num_entries_ * n // nnz, 1, _INT32_LIMIT),
+  return tf.cast(tf.clip_by_value(stored_values * n // nnz, 1, _INT32_LIMIT),
                  tf.int32)
 
 

@@ -25,6 +25,7 @@ import kmeans_estimator
 from kmeans_estimator import KMeansClustering
 
 import oracles
+from helpers import saved_model_cli
 
 SIGNATURES = ('serving_default', 'cluster_index', 'all_distances',
               'transform', 'cluster_centers')
@@ -220,19 +221,11 @@ def test_served_indices_equal_numpy_argmin(exports):
   np.testing.assert_array_equal(case['expected']['cluster_index'], want)
 
 
-def _saved_model_cli(*args):
-  cli = pathlib.Path(sys.executable).parent / 'saved_model_cli'
-  command = ([str(cli)] if cli.exists() else
-             [sys.executable, '-m', 'tensorflow.python.tools.saved_model_cli'])
-  return subprocess.run(command + list(args), capture_output=True, text=True,
-                        timeout=300, check=False)
-
-
 @pytest.mark.slow
 def test_saved_model_cli_shows_and_runs_the_signatures(exports):
   case = exports['cases']['squared_euclidean_full']
   export_dir = case['export_dir'].decode()
-  shown = _saved_model_cli('show', '--all', '--dir', export_dir)
+  shown = saved_model_cli('show', '--all', '--dir', export_dir)
   assert shown.returncode == 0, shown.stderr[-2000:]
   blocks = dict(re.findall(r"signature_def\['(\w+)'\]:(.*?)(?=signature_def|"
                            r"\Z|Concrete Functions)", shown.stdout, re.S))
@@ -251,7 +244,7 @@ def test_saved_model_cli_shows_and_runs_the_signatures(exports):
       'The given SavedModel SignatureDef contains the following input(s):', '')
 
   points = exports['points'][:6]
-  ran = _saved_model_cli('run', '--dir', export_dir, '--tag_set', 'serve',
+  ran = saved_model_cli('run', '--dir', export_dir, '--tag_set', 'serve',
                          '--signature_def', 'serving_default',
                          '--input_exprs', f'input={points.tolist()!r}')
   assert ran.returncode == 0, ran.stderr[-2000:]
@@ -339,7 +332,7 @@ def test_width_is_checked_inside_the_graph(exports, tmp_path):
 def test_saved_model_cli_run_refuses_nan(exports, tmp_path):
   export_dir = exports['cases']['squared_euclidean_full']['export_dir']
   np.save(tmp_path / 'nan.npy', np.array([[1., np.nan, 2.]], np.float32))
-  ran = _saved_model_cli('run', '--dir', export_dir.decode(), '--tag_set',
+  ran = saved_model_cli('run', '--dir', export_dir.decode(), '--tag_set',
                          'serve', '--signature_def', 'serving_default',
                          '--inputs', f'input={tmp_path / "nan.npy"}')
   assert ran.returncode != 0

@@ -9,7 +9,6 @@ them; a model trained on sparse data exports and serves them.
 
 import importlib
 import json
-import pathlib
 import re
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from kmeans_estimator import errors
 from kmeans_estimator.io import export as export_lib
 
 import oracles
+from helpers import saved_model_cli
 
 DENSE_SIGNATURES = ('serving_default', 'cluster_index', 'all_distances',
                     'transform', 'cluster_centers')
@@ -398,14 +398,6 @@ _SERVE_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _saved_model_cli(*args):
-  cli = pathlib.Path(sys.executable).parent / 'saved_model_cli'
-  command = ([str(cli)] if cli.exists() else
-             [sys.executable, '-m', 'tensorflow.python.tools.saved_model_cli'])
-  return subprocess.run(command + list(args), capture_output=True, text=True,
-                        timeout=300, check=False)
-
-
 @pytest.mark.slow
 def test_tensorflow_alone_and_saved_model_cli_serve_the_sparse_twins(
     tmp_path, exported):
@@ -429,7 +421,7 @@ def test_tensorflow_alone_and_saved_model_cli_serve_the_sparse_twins(
     for key, value in outputs.items():
       np.testing.assert_allclose(value, want[key], rtol=1e-5, atol=1e-5)
 
-  shown = _saved_model_cli('show', '--dir', export_dir, '--tag_set', 'serve',
+  shown = saved_model_cli('show', '--dir', export_dir, '--tag_set', 'serve',
                            '--signature_def', 'sparse_cluster_index')
   assert shown.returncode == 0, shown.stderr[-2000:]
   for key, dtype, shape in (('indices', 'DT_INT64', r'\(-1, 2\)'),
@@ -440,7 +432,7 @@ def test_tensorflow_alone_and_saved_model_cli_serve_the_sparse_twins(
   assert re.search(r"outputs\['output'\] tensor_info:\s+dtype: DT_INT64\s+"
                    r'shape: \(-1\)', shown.stdout), shown.stdout
 
-  ran = _saved_model_cli(
+  ran = saved_model_cli(
       'run', '--dir', export_dir, '--tag_set', 'serve',
       '--signature_def', 'sparse_cluster_index', '--input_exprs',
       f"indices={sparse_input['indices'].tolist()};"
